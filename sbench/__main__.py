@@ -1,0 +1,3 @@
+from sbench.cli import main
+
+raise SystemExit(main())

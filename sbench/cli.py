@@ -1,0 +1,3 @@
+"""Placeholder replaced by the config helper."""
+def main() -> int:
+    return 0

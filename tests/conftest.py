@@ -1,0 +1,72 @@
+"""Session fixtures: real local servers and one Ray instance for the whole test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import servers
+
+SHARED_CONFIGS = Path(__file__).resolve().parent.parent.parent / "shared" / "sai3-configs"
+
+
+@pytest.fixture(scope="session")
+def server_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="sbench-servers-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _server_fixture(start, name: str, root: Path) -> Iterator[servers.LocalServer]:
+    try:
+        server = start(root / name)
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(server_root: Path) -> Iterator[servers.LocalServer]:
+    """SeaweedFS S3 on 127.0.0.1; credentials are servers.S3_ACCESS_KEY / S3_SECRET_KEY."""
+    yield from _server_fixture(servers.start_seaweedfs, "seaweedfs", server_root)
+
+
+@pytest.fixture(scope="session")
+def azurite(server_root: Path) -> Iterator[servers.LocalServer]:
+    """Azurite Blob on 127.0.0.1 with the well-known devstoreaccount1 key."""
+    yield from _server_fixture(servers.start_azurite, "azurite", server_root)
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(server_root: Path) -> Iterator[servers.LocalServer]:
+    """fake-gcs-server (in memory) on 127.0.0.1."""
+    yield from _server_fixture(servers.start_fake_gcs, "fake-gcs", server_root)
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray instance (2 CPUs, no dashboard) shared by every Ray test of the session."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    try:
+        yield None
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def shared_configs() -> Path:
+    """The public sai3-bench YAML files in ../shared/sai3-configs (skips when absent)."""
+    if not SHARED_CONFIGS.is_dir():
+        pytest.skip(f"{SHARED_CONFIGS} is absent (public sai3-bench configs are not part of the repo)")
+    return SHARED_CONFIGS
