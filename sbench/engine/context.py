@@ -1,0 +1,57 @@
+"""Who an agent is and how it is told to stop: the two things every engine entry point takes."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    """An agent's id, its 0-based index and the agent count; path selection and sharding use the real index."""
+
+    agent_id: str = "standalone"
+    index: int = 0
+    count: int = 1
+    #: Short id of this run; workload PUT keys carry it so cleanup finds what the run wrote.
+    run_id: str = "run"
+
+
+class StopKind(StrEnum):
+    STOP = "stop"  # finish the stage early but cleanly (duration reached elsewhere, completion met)
+    ABORT = "abort"  # Ctrl-C, SIGTERM, error budget, a failed barrier: stop now, results are partial
+
+
+class RunControl:
+    """A thread-safe stop/abort flag checked by every worker between ops (never blocks the hot path)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self.kind: StopKind | None = None
+        self.reason: str = ""
+
+    def stop(self, reason: str) -> None:
+        self._set(StopKind.STOP, reason)
+
+    def abort(self, reason: str) -> None:
+        self._set(StopKind.ABORT, reason)
+
+    def _set(self, kind: StopKind, reason: str) -> None:
+        with self._lock:
+            if self.kind is None or (kind is StopKind.ABORT and self.kind is StopKind.STOP):
+                self.kind, self.reason = kind, reason
+        self._event.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._event.is_set()
+
+    @property
+    def aborted(self) -> bool:
+        return self.kind is StopKind.ABORT
+
+    def wait(self, timeout: float | None) -> bool:
+        """Sleep up to `timeout` seconds, waking at once on stop/abort; True when stopping."""
+        return self._event.wait(timeout)

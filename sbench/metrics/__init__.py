@@ -1,0 +1,1 @@
+"""Latency histograms per (op class, size bucket), interval snapshots and their exact merge."""
