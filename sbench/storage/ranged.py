@@ -1,14 +1,14 @@
-"""The range engine: read one large object as concurrent ranged GETs (sai3 `range_engine`), for every cloud driver.
+"""The range engine: read one large object as concurrent ranged GETs (sai3 `range_engine`).
 
-sai3 v0.8.60 applied `range_engine` to gs:// only; here every cloud driver (S3, Azure, GCS; sdk and native) uses
-this one engine, so chunking, bounding and reassembly behave the same everywhere. A driver supplies only a
-`fetch(offset, length)` callable (sync or async) for one ranged request and the object size (from a HEAD);
-the engine plans the chunks, keeps at most `max_concurrent_ranges` of them in flight for that object, copies
-each into one preallocated buffer and checks that every range came back whole.
+sai3 v0.8.60 applied `range_engine` to gs:// only; here every cloud driver (S3, Azure, GCS; sdk and
+native) uses this one engine, so chunking, bounding and reassembly behave the same everywhere. A driver
+supplies only a `fetch(offset, length)` callable (sync or async) for one ranged request and the object
+size (from a HEAD); the engine plans the chunks, keeps at most `max_concurrent_ranges` of them in flight
+for that object, copies each into one preallocated buffer and checks that every range came back whole.
 
-The per-range deadline (`range_timeout_s`) belongs to the driver's fetch (a client or store configured with that
-timeout), because only the client can abandon a request; the engine never leaves a request running unawaited
-in the async form, and in the sync form cancels the ranges not yet started when one fails.
+The per-range deadline (`range_timeout_s`) belongs to the driver's fetch (a client or store configured
+with that timeout), because only the client can abandon a request. The async form never leaves a request
+running unawaited; the sync form cancels the ranges not yet started when one fails.
 """
 
 from __future__ import annotations
