@@ -9,7 +9,7 @@ from enum import StrEnum
 
 @dataclass(frozen=True, slots=True)
 class AgentIdentity:
-    """An agent's id, its 0-based index and the agent count; path selection and sharding use the real index."""
+    """An agent's id, 0-based index and the agent count; path selection and sharding use the real index."""
 
     agent_id: str = "standalone"
     index: int = 0
