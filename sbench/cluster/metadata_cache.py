@@ -1,0 +1,479 @@
+"""Shared, persistent metadata of a run: object plans and states, tree manifests and LIST results.
+
+sai3-bench created a metadata cache but never wrote object states into it (reference §7.14), so prepare could
+not resume without a LIST and cleanup could not tell what it had created. Here one named Ray actor owns a
+SQLite database; prepare tasks mark shards created in batches, a resumed prepare skips what is already
+created, cleanup deletes exactly the created set, and one LIST is done once and
+fetched by every agent in pages.
+
+`MetadataStore` is the storage logic as a plain class (testable without Ray); `MetadataCacheActor` wraps it.
+
+Schema choices for 10 M+ objects: one row per object in a `WITHOUT ROWID` table clustered on the INTEGER key
+(scope, idx). Paths are not stored: they are a pure function of (pool, index) (`engine.naming`,
+`engine.tree.TreeLayout`), so a row is a few bytes. Writes go in one transaction per batch with `executemany`
+(about 1 M rows/s here); range queries walk the primary key in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+DB_FILE_NAME = "metadata.sqlite"
+#: Directory under the results dir when `distributed.kv_cache_dir` is not set.
+DEFAULT_SUBDIR = ".sbench-metadata"
+#: Rows per transaction when callers hand over an unbounded iterable.
+WRITE_BATCH = 50_000
+
+
+class ObjectState(IntEnum):
+    """Life cycle of one planned object (sai3's numbering, without its DirectoryNonExistent=0)."""
+
+    PLANNED = 1
+    CREATING = 2
+    CREATED = 3
+    FAILED = 4
+    DELETED = 5
+
+
+Range = tuple[int, int]  # half-open [start, stop)
+
+
+def config_hash(spec: Any) -> str:
+    """Stable hash of whatever defines a set of objects (pool URI, count, sizes, fill...).
+
+    Only the definition of the objects goes in, not the whole config: changing the workload or the duration
+    must not throw away a 10 M-object prepare that is still valid.
+    """
+    text = json.dumps(spec, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def default_db_path(results_dir: Path | None, kv_cache_dir: str | Path | None) -> Path:
+    """Where the database lives: `kv_cache_dir` persists across runs (resume); else inside the results dir."""
+    if kv_cache_dir:
+        return Path(kv_cache_dir) / DB_FILE_NAME
+    if results_dir is None:
+        raise ValueError("a results directory or distributed.kv_cache_dir is needed for the metadata cache")
+    return Path(results_dir) / DEFAULT_SUBDIR / DB_FILE_NAME
+
+
+def compress_ranges(indices: Iterable[int]) -> list[Range]:
+    """Sorted indices -> half-open runs, so a 10k-object shard travels as a handful of pairs."""
+    out: list[Range] = []
+    start = prev = None
+    for idx in indices:
+        if start is None:
+            start = prev = idx
+        elif idx == prev + 1:
+            prev = idx
+        else:
+            out.append((start, prev + 1))
+            start = prev = idx
+    if start is not None:
+        out.append((start, prev + 1))
+    return out
+
+
+def subtract_ranges(start: int, stop: int, taken: Sequence[Range]) -> list[Range]:
+    """The parts of [start, stop) not covered by the sorted, disjoint `taken` ranges."""
+    out: list[Range] = []
+    cursor = start
+    for lo, hi in taken:
+        if lo > cursor:
+            out.append((cursor, min(lo, stop)))
+        cursor = max(cursor, hi)
+        if cursor >= stop:
+            break
+    if cursor < stop:
+        out.append((cursor, stop))
+    return out
+
+
+def ranges_len(ranges: Iterable[Range]) -> int:
+    return sum(hi - lo for lo, hi in ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class ListingInfo:
+    """Where a shared LIST stands: who produced it, whether it is complete and how many entries it has."""
+
+    listing_id: int
+    uri: str
+    complete: bool
+    count: int
+    owner: str
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scopes (
+    scope_id INTEGER PRIMARY KEY,
+    config_hash TEXT NOT NULL,
+    pool TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    UNIQUE (config_hash, pool)
+);
+CREATE TABLE IF NOT EXISTS objects (
+    scope_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    size INTEGER,
+    PRIMARY KEY (scope_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS manifests (
+    config_hash TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (config_hash, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS listings (
+    listing_id INTEGER PRIMARY KEY,
+    uri TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    complete INTEGER NOT NULL DEFAULT 0,
+    count INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS listing_entries (
+    listing_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (listing_id, seq)
+) WITHOUT ROWID;
+"""
+
+
+class MetadataStore:
+    """SQLite-backed object states, manifests and listings. Thread-safe: one connection behind one lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        # isolation_level=None: explicit BEGIN/COMMIT per batch, so a batch is one transaction and one fsync.
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA cache_size=-65536")
+        self._db.execute("PRAGMA temp_store=MEMORY")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- scopes -----------------------------------------------------------------------------------------
+
+    def scope_id(self, config_hash: str, pool: str = "") -> int:
+        """The id of one set of objects (a prepare pool under one config hash); created on first use."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT scope_id FROM scopes WHERE config_hash=? AND pool=?", (config_hash, pool)
+            ).fetchone()
+            if row:
+                return int(row[0])
+            cur = self._db.execute(
+                "INSERT INTO scopes (config_hash, pool, created_ms) VALUES (?, ?, ?)",
+                (config_hash, pool, int(time.time() * 1000)),
+            )
+            return int(cur.lastrowid)
+
+    # -- object states -----------------------------------------------------------------------------------
+
+    def plan(
+        self, scope: int, start: int, sizes: Sequence[int] | None = None, stop: int | None = None
+    ) -> int:
+        """Record objects [start, start+len(sizes)) (or [start, stop) without sizes) as planned.
+
+        Existing rows keep their state, so re-planning a resumed prepare never forgets what was created.
+        Returns how many rows were new.
+        """
+        if sizes is not None:
+            rows: Iterable[tuple[int, int, int, int | None]] = (
+                (scope, start + i, int(ObjectState.PLANNED), int(size)) for i, size in enumerate(sizes)
+            )
+        elif stop is not None:
+            rows = ((scope, idx, int(ObjectState.PLANNED), None) for idx in range(start, stop))
+        else:
+            raise ValueError("plan() needs sizes or stop")
+        sql = "INSERT OR IGNORE INTO objects (scope_id, idx, state, size) VALUES (?, ?, ?, ?)"
+        return self._write(sql, rows)
+
+    def mark(self, scope: int, indices: Iterable[int], state: ObjectState) -> int:
+        """Set the state of individual objects (planned or not); one transaction per WRITE_BATCH rows."""
+        rows = ((scope, int(idx), int(state)) for idx in indices)
+        return self._write(
+            "INSERT INTO objects (scope_id, idx, state) VALUES (?, ?, ?) "
+            "ON CONFLICT (scope_id, idx) DO UPDATE SET state=excluded.state",
+            rows,
+        )
+
+    def mark_ranges(self, scope: int, ranges: Iterable[Range], state: ObjectState) -> int:
+        """Set the state of whole index ranges (what a prepare/cleanup shard reports)."""
+        return self.mark(scope, (idx for lo, hi in ranges for idx in range(lo, hi)), state)
+
+    def _write(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> int:
+        total = 0
+        batch: list[tuple[Any, ...]] = []
+        with self._lock:
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= WRITE_BATCH:
+                    total += self._commit(sql, batch)
+                    batch = []
+            if batch:
+                total += self._commit(sql, batch)
+        return total
+
+    def _commit(self, sql: str, batch: list[tuple[Any, ...]]) -> int:
+        self._db.execute("BEGIN")
+        try:
+            cur = self._db.executemany(sql, batch)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return cur.rowcount
+
+    def count_by_state(self, scope: int | None = None) -> dict[ObjectState, int]:
+        """Real object counts per state (sai3 reported a hard-coded 0, seed item 16)."""
+        with self._lock:
+            if scope is None:
+                rows = self._db.execute("SELECT state, count(*) FROM objects GROUP BY state").fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT state, count(*) FROM objects WHERE scope_id=? GROUP BY state", (scope,)
+                ).fetchall()
+        counts = dict.fromkeys(ObjectState, 0)
+        for state, count in rows:
+            counts[ObjectState(state)] = int(count)
+        return counts
+
+    def objects_count(self, scope: int | None = None) -> int:
+        return sum(self.count_by_state(scope).values())
+
+    def ranges_in_state(
+        self, scope: int, start: int, stop: int, states: Iterable[ObjectState] = (ObjectState.CREATED,)
+    ) -> list[Range]:
+        """Index ranges within [start, stop) whose objects are in one of `states`, run-length compressed."""
+        wanted = tuple(int(s) for s in states)
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            cur = self._db.execute(
+                f"SELECT idx FROM objects WHERE scope_id=? AND idx>=? AND idx<? AND state IN ({marks}) "
+                "ORDER BY idx",
+                (scope, start, stop, *wanted),
+            )
+            return compress_ranges(row[0] for row in cur)
+
+    def missing_ranges(self, scope: int, start: int, stop: int) -> list[Range]:
+        """What a resumed prepare still has to create in [start, stop): everything not CREATED."""
+        return subtract_ranges(start, stop, self.ranges_in_state(scope, start, stop))
+
+    def created_batch(self, scope: int, after: int, limit: int = WRITE_BATCH) -> list[Range]:
+        """Up to `limit` created indices above `after`, as ranges (cleanup pages through the created set)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT idx FROM objects WHERE scope_id=? AND idx>? AND state=? ORDER BY idx LIMIT ?",
+                (scope, after, int(ObjectState.CREATED), limit),
+            ).fetchall()
+        return compress_ranges(row[0] for row in rows)
+
+    def iter_created(self, scope: int, batch: int = WRITE_BATCH) -> Iterator[list[Range]]:
+        """The exact created set, in batches of ranges (cleanup deletes only these)."""
+        after = -1
+        while ranges := self.created_batch(scope, after, batch):
+            after = ranges[-1][1] - 1
+            yield ranges
+
+    def sizes(self, scope: int, start: int, stop: int) -> dict[int, int]:
+        """Planned sizes of [start, stop): GET/STAT paths can know a size without a stat() (seed item 1)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT idx, size FROM objects WHERE scope_id=? AND idx>=? AND idx<? AND size IS NOT NULL",
+                (scope, start, stop),
+            ).fetchall()
+        return {int(idx): int(size) for idx, size in rows}
+
+    # -- tree manifests ------------------------------------------------------------------------------------
+
+    def put_manifest(self, config_hash: str, name: str, body: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO manifests (config_hash, name, body) VALUES (?, ?, ?) "
+                "ON CONFLICT (config_hash, name) DO UPDATE SET body=excluded.body",
+                (config_hash, name, json.dumps(body, sort_keys=True)),
+            )
+
+    def get_manifest(self, config_hash: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM manifests WHERE config_hash=? AND name=?", (config_hash, name)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    # -- shared listings -------------------------------------------------------------------------------------
+
+    def claim_listing(self, uri: str, owner: str) -> tuple[ListingInfo, bool]:
+        """Return the listing of `uri` and whether the caller must produce it (first claimant only)."""
+        with self._lock:
+            info = self.listing(uri)
+            if info is not None:
+                return info, False
+            self._db.execute(
+                "INSERT INTO listings (uri, owner, created_ms) VALUES (?, ?, ?)",
+                (uri, owner, int(time.time() * 1000)),
+            )
+            info = self.listing(uri)
+            assert info is not None
+            return info, True
+
+    def listing(self, uri: str) -> ListingInfo | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT listing_id, uri, complete, count, owner FROM listings WHERE uri=?", (uri,)
+            ).fetchone()
+        if row is None:
+            return None
+        return ListingInfo(int(row[0]), row[1], bool(row[2]), int(row[3]), row[4])
+
+    def append_listing(self, listing_id: int, entries: Sequence[tuple[str, int]]) -> int:
+        """Add one page of (key, size) entries; returns the listing's entry count afterwards."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT count FROM listings WHERE listing_id=?", (listing_id,)
+            ).fetchone()
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO listing_entries (listing_id, seq, key, size) VALUES (?, ?, ?, ?)",
+                    ((listing_id, count + i, key, int(size)) for i, (key, size) in enumerate(entries)),
+                )
+                count += len(entries)
+                self._db.execute("UPDATE listings SET count=? WHERE listing_id=?", (count, listing_id))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return int(count)
+
+    def finish_listing(self, listing_id: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE listings SET complete=1 WHERE listing_id=?", (listing_id,))
+
+    def drop_listing(self, uri: str) -> None:
+        """Forget a listing (its producer failed, or the objects under it changed)."""
+        with self._lock:
+            row = self._db.execute("SELECT listing_id FROM listings WHERE uri=?", (uri,)).fetchone()
+            if row is None:
+                return
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM listing_entries WHERE listing_id=?", (row[0],))
+            self._db.execute("DELETE FROM listings WHERE listing_id=?", (row[0],))
+            self._db.execute("COMMIT")
+
+    def fetch_listing(self, listing_id: int, offset: int, limit: int) -> list[tuple[str, int]]:
+        """One page of a listing, in the order it was produced."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, size FROM listing_entries WHERE listing_id=? AND seq>=? AND seq<? ORDER BY seq",
+                (listing_id, offset, offset + limit),
+            ).fetchall()
+        return [(key, int(size)) for key, size in rows]
+
+    def stats(self) -> dict[str, Any]:
+        """What STATUS/summary report about the cache."""
+        counts = self.count_by_state()
+        with self._lock:
+            (listings,) = self._db.execute("SELECT count(*) FROM listings").fetchone()
+            (manifests,) = self._db.execute("SELECT count(*) FROM manifests").fetchone()
+        return {
+            "path": str(self.path),
+            "objects_count": sum(counts.values()),
+            "by_state": {state.name.lower(): n for state, n in counts.items()},
+            "listings": int(listings),
+            "manifests": int(manifests),
+        }
+
+
+class MetadataCacheActor:
+    """The Ray actor around one MetadataStore (threaded, so a slow count never blocks a listing page).
+
+    Wrapped with `ray.remote` by `cluster.actors`; pinned to the driver's node because the database file lives
+    next to the results, which only the driver's host is assumed to have.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._store = MetadataStore(Path(path))
+
+    def scope_id(self, config_hash: str, pool: str = "") -> int:
+        return self._store.scope_id(config_hash, pool)
+
+    def plan(self, scope: int, start: int, sizes: list[int] | None = None, stop: int | None = None) -> int:
+        return self._store.plan(scope, start, sizes, stop)
+
+    def mark(self, scope: int, indices: list[int], state: int) -> int:
+        return self._store.mark(scope, indices, ObjectState(state))
+
+    def mark_ranges(self, scope: int, ranges: list[Range], state: int) -> int:
+        return self._store.mark_ranges(scope, ranges, ObjectState(state))
+
+    def count_by_state(self, scope: int | None = None) -> dict[str, int]:
+        return {state.name.lower(): n for state, n in self._store.count_by_state(scope).items()}
+
+    def missing_ranges(self, scope: int, start: int, stop: int) -> list[Range]:
+        return self._store.missing_ranges(scope, start, stop)
+
+    def ranges_in_state(self, scope: int, start: int, stop: int, states: list[int]) -> list[Range]:
+        return self._store.ranges_in_state(scope, start, stop, [ObjectState(s) for s in states])
+
+    def created_batch(self, scope: int, after: int, limit: int) -> list[Range]:
+        return self._store.created_batch(scope, after, limit)
+
+    def sizes(self, scope: int, start: int, stop: int) -> dict[int, int]:
+        return self._store.sizes(scope, start, stop)
+
+    def put_manifest(self, config_hash: str, name: str, body: dict[str, Any]) -> None:
+        self._store.put_manifest(config_hash, name, body)
+
+    def get_manifest(self, config_hash: str, name: str) -> dict[str, Any] | None:
+        return self._store.get_manifest(config_hash, name)
+
+    def claim_listing(self, uri: str, owner: str) -> tuple[ListingInfo, bool]:
+        return self._store.claim_listing(uri, owner)
+
+    def append_listing(self, listing_id: int, entries: list[tuple[str, int]]) -> int:
+        return self._store.append_listing(listing_id, entries)
+
+    def finish_listing(self, listing_id: int) -> None:
+        self._store.finish_listing(listing_id)
+
+    def drop_listing(self, uri: str) -> None:
+        self._store.drop_listing(uri)
+
+    def wait_listing(self, uri: str, timeout_s: float) -> ListingInfo | None:
+        """Block until the listing of `uri` is complete (another agent is producing it) or the timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = self._store.listing(uri)
+            if info is None or info.complete or time.monotonic() >= deadline:
+                return info
+            time.sleep(0.05)
+
+    def fetch_listing(self, listing_id: int, offset: int, limit: int) -> list[tuple[str, int]]:
+        return self._store.fetch_listing(listing_id, offset, limit)
+
+    def stats(self) -> dict[str, Any]:
+        return self._store.stats()
+
+    def close(self) -> None:
+        self._store.close()
