@@ -132,7 +132,7 @@ def _parse_local(text: str, scheme: str, rest: str) -> StorageUri:
             hint=f"Use three slashes for an absolute path: {scheme}:///abs/path/ "
             f"(relative paths are not allowed because every agent must resolve them the same way).",
         )
-    if not sep or not path:
+    if not sep:
         raise ConfigError(
             f"Storage URI {text!r}: the path after {scheme}:// is missing.",
             hint=f"Use {scheme}:///abs/path/.",

@@ -1,0 +1,257 @@
+"""file:// driver: plain os calls on a local or mounted file system, rooted at an absolute directory.
+
+Raw `os.open`/`os.read`/`os.pread`/`os.write` instead of Python file objects: no buffered-IO layer between
+the benchmark and the kernel, one syscall per op where the kernel allows it, and an fd for posix_fadvise.
+Keys map to paths under the root with `/` as separator; PUT creates missing parent directories, as object
+stores create "directories" implicitly.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat as stat_mod
+from collections.abc import Iterator
+from typing import ClassVar
+
+from sbench.storage.base import Backend, Buffer, ErrorClass, ObjectStat, StorageError
+from sbench.storage.errors_map import storage_error_from_os
+from sbench.storage.options import BackendOptions, PageCacheMode
+from sbench.storage.uri import StorageUri
+
+#: `page_cache_mode: auto` reads files at least this large with a sequential hint, smaller ones as random
+#: (s3dlio's rule, which sai3 relies on).
+AUTO_SEQUENTIAL_MIN = 64 * 1024 * 1024
+
+_HAS_FADVISE = hasattr(os, "posix_fadvise")
+_ADVICE = {
+    PageCacheMode.SEQUENTIAL: getattr(os, "POSIX_FADV_SEQUENTIAL", 0),
+    PageCacheMode.RANDOM: getattr(os, "POSIX_FADV_RANDOM", 0),
+    PageCacheMode.NORMAL: getattr(os, "POSIX_FADV_NORMAL", 0),
+}
+_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 0)
+
+
+class FileBackend(Backend):
+    """Local file system backend. Thread-safe: it holds no per-op state."""
+
+    scheme: ClassVar[str] = "file"
+    has_directories: ClassVar[bool] = True
+
+    def __init__(self, parsed: StorageUri, options: BackendOptions) -> None:
+        super().__init__(parsed.root)
+        self.root = parsed.prefix.rstrip("/") or "/"
+        self.page_cache_mode = options.page_cache_mode
+
+    # -- paths -------------------------------------------------------------------------------------------
+
+    def path_of(self, key: str) -> str:
+        key = key.lstrip("/")
+        return os.path.join(self.root, key) if key else self.root
+
+    def _error(self, exc: OSError, key: str, action: str) -> StorageError:
+        return storage_error_from_os(exc, self.uri_of(key), action)
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def get(self, key: str) -> Buffer:
+        path = self.path_of(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise self._error(exc, key, "get") from exc
+        try:
+            size = os.fstat(fd).st_size
+            self._advise_before(fd, 0, size, size)
+            data = _read_all(fd, size)
+            self._advise_after(fd, 0, size)
+            return data
+        except OSError as exc:
+            raise self._error(exc, key, "get") from exc
+        finally:
+            os.close(fd)
+
+    def get_range(self, key: str, offset: int, length: int) -> Buffer:
+        if offset < 0 or length < 0:
+            raise StorageError(
+                ErrorClass.OTHER, f"invalid range offset={offset} length={length}", uri=self.uri_of(key)
+            )
+        path = self.path_of(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise self._error(exc, key, "get_range") from exc
+        try:
+            if self.page_cache_mode is PageCacheMode.AUTO:
+                self._advise_before(fd, offset, length, os.fstat(fd).st_size)
+            elif self.page_cache_mode is not None:
+                self._advise_before(fd, offset, length, 0)
+            data = _pread_all(fd, length, offset)
+            self._advise_after(fd, offset, length)
+            return data
+        except OSError as exc:
+            raise self._error(exc, key, "get_range") from exc
+        finally:
+            os.close(fd)
+
+    def _advise_before(self, fd: int, offset: int, length: int, file_size: int) -> None:
+        mode = self.page_cache_mode
+        if mode is None or mode is PageCacheMode.DONTNEED or not _HAS_FADVISE:
+            return
+        if mode is PageCacheMode.AUTO:
+            mode = PageCacheMode.SEQUENTIAL if file_size >= AUTO_SEQUENTIAL_MIN else PageCacheMode.RANDOM
+        os.posix_fadvise(fd, offset, length, _ADVICE[mode])
+
+    def _advise_after(self, fd: int, offset: int, length: int) -> None:
+        """`dontneed` drops what was just read, so the next read of the same file goes to the device."""
+        if self.page_cache_mode is PageCacheMode.DONTNEED and _HAS_FADVISE:
+            os.posix_fadvise(fd, offset, length, _DONTNEED)
+
+    # -- writes ------------------------------------------------------------------------------------------
+
+    def put(self, key: str, data: Buffer) -> None:
+        path = self.path_of(key)
+        try:
+            fd = self._open_for_write(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise self._error(exc, key, "put") from exc
+
+    def _open_for_write(self, path: str, flags: int) -> int:
+        """Open for writing, creating the parent directories only when the first try says they are missing
+        (one failed open per new directory is cheaper than a makedirs on every PUT)."""
+        try:
+            return os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            return os.open(path, flags, 0o644)
+
+    # -- metadata ----------------------------------------------------------------------------------------
+
+    def stat(self, key: str) -> ObjectStat:
+        try:
+            st = os.stat(self.path_of(key))
+        except OSError as exc:
+            raise self._error(exc, key, "stat") from exc
+        return ObjectStat(key=key, size=st.st_size, mtime=st.st_mtime)
+
+    def delete(self, key: str) -> None:
+        path = self.path_of(key)
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            if exc.errno in (errno.EISDIR, errno.EPERM) and os.path.isdir(path):  # Linux says EISDIR or EPERM
+                exc = IsADirectoryError(errno.EISDIR, "is a directory (use rmdir)", path)
+            raise self._error(exc, key, "delete") from exc
+
+    def mkdir(self, path: str) -> None:
+        try:
+            os.makedirs(self.path_of(path), exist_ok=True)
+        except OSError as exc:
+            raise self._error(exc, path, "mkdir") from exc
+
+    def rmdir(self, path: str, recursive: bool = False) -> None:
+        target = self.path_of(path)
+        if os.path.realpath(target) == "/":  # a join bug or `file:///` must never become `rm -rf /`
+            raise StorageError(
+                ErrorClass.OTHER, "refusing to remove the file system root /", uri=self.uri_of(path)
+            )
+        try:
+            if recursive:
+                shutil.rmtree(target)
+            else:
+                os.rmdir(target)
+        except OSError as exc:
+            raise self._error(exc, path, "rmdir") from exc
+
+    # -- listing -----------------------------------------------------------------------------------------
+
+    def list(self, prefix: str = "", recursive: bool = True) -> Iterator[tuple[str, int]]:
+        """Stream entries whose key starts with `prefix`, directory by directory with os.scandir.
+
+        Memory is bounded by the directory depth, not the entry count; the order is the file system's (not
+        sorted, since sorting would need a whole directory in memory).
+        """
+        prefix = prefix.lstrip("/")
+        dir_part, _, name_start = prefix.rpartition("/")
+        base_key = dir_part + "/" if dir_part else ""
+        try:
+            yield from self._scan(self.path_of(dir_part), base_key, name_start, recursive)
+        except OSError as exc:
+            raise self._error(exc, prefix, "list") from exc
+
+    def _scan(
+        self, directory: str, base_key: str, name_start: str, recursive: bool
+    ) -> Iterator[tuple[str, int]]:
+        stack: list[tuple[str, str, str]] = [(directory, base_key, name_start)]
+        while stack:
+            path, key_base, starts = stack.pop()
+            try:
+                it = os.scandir(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # a missing prefix lists as empty, as on object stores
+            with it:
+                for entry in it:
+                    if starts and not entry.name.startswith(starts):
+                        continue
+                    key = key_base + entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        if recursive:
+                            stack.append((entry.path, key + "/", ""))
+                        else:
+                            yield key + "/", 0
+                        continue
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue  # deleted between readdir and stat by a concurrent worker
+                    if stat_mod.S_ISDIR(st.st_mode):  # a symlink to a directory: listed, not followed
+                        if not recursive:
+                            yield key + "/", 0
+                        continue
+                    yield key, st.st_size
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Read a whole file whose size is known: one read syscall in the common case."""
+    data = os.read(fd, size)
+    if len(data) == size:
+        return data
+    chunks = [data]  # short read (pipes, some network file systems): keep reading until EOF
+    while True:
+        more = os.read(fd, max(size - len(data), 1 << 20))
+        if not more:
+            return b"".join(chunks)
+        chunks.append(more)
+
+
+def _pread_all(fd: int, length: int, offset: int) -> bytes:
+    data = os.pread(fd, length, offset)
+    if len(data) == length or not data:
+        return data
+    chunks = [data]
+    got = len(data)
+    while got < length:
+        more = os.pread(fd, length - got, offset + got)
+        if not more:
+            break
+        chunks.append(more)
+        got += len(more)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: Buffer) -> None:
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    total = len(view)
+    written = os.write(fd, view) if total else 0
+    while written < total:
+        written += os.write(fd, view[written:])
+
+
+def open_file(parsed: StorageUri, options: BackendOptions) -> FileBackend:
+    """Registry factory for file://."""
+    return FileBackend(parsed, options)

@@ -1,0 +1,169 @@
+"""The shared contract every backend and driver meets: file, direct, S3, Azure and GCS (sdk and native).
+
+Each test runs once per case (see conftest.py); a case whose driver fixture is not defined is skipped with
+"driver not built yet". Data is random, so a driver that returns the wrong bytes cannot pass by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from sbench.storage.base import Backend, ErrorClass, StorageError
+from tests.storage.fixtures_local import Seeder, put_many
+
+MIB = 1024 * 1024
+PAYLOAD = os.urandom(8 * MIB + 1)
+
+
+def _require_put(seeder: Seeder) -> None:
+    if seeder.put_skip_reason:
+        pytest.skip(seeder.put_skip_reason)
+
+
+def _kind(excinfo: pytest.ExceptionInfo[StorageError]) -> ErrorClass:
+    return excinfo.value.kind
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 8 * MIB + 1], ids=["0B", "1B", "4KiB", "8MiB+1"])
+def test_round_trip(backend: Backend, seeder: Seeder, size: int) -> None:
+    data = PAYLOAD[:size]
+    seeder.put(f"rt/obj-{size}", data)
+    assert bytes(backend.get(f"rt/obj-{size}")) == data
+    assert backend.stat(f"rt/obj-{size}").size == size
+
+
+def test_put_replaces_object(backend: Backend, seeder: Seeder) -> None:
+    _require_put(seeder)
+    backend.put("over/k", PAYLOAD[:100])
+    backend.put("over/k", memoryview(PAYLOAD)[100:150])  # drivers accept memoryviews (payload slices)
+    assert bytes(backend.get("over/k")) == PAYLOAD[100:150]
+    assert backend.stat("over/k").size == 50
+
+
+def test_range_reads(backend: Backend, seeder: Seeder) -> None:
+    size = 3 * MIB + 123
+    data = PAYLOAD[:size]
+    seeder.put("range/obj", data)
+    for offset, length in [(0, 1), (1, 4096), (4095, 2), (MIB - 7, MIB + 9), (size - 10, 10), (0, size)]:
+        got = bytes(backend.get_range("range/obj", offset, length))
+        assert got == data[offset:offset + length], (offset, length)
+    # A range running past the end returns the bytes that exist.
+    assert bytes(backend.get_range("range/obj", size - 5, 100)) == data[size - 5:]
+
+
+def test_get_missing_is_not_found(backend: Backend) -> None:
+    with pytest.raises(StorageError) as excinfo:
+        backend.get("missing/nothing-here")
+    assert _kind(excinfo) is ErrorClass.NOT_FOUND
+
+
+def test_stat_missing_is_not_found(backend: Backend) -> None:
+    with pytest.raises(StorageError) as excinfo:
+        backend.stat("missing/nothing-here")
+    assert _kind(excinfo) is ErrorClass.NOT_FOUND
+    assert "nothing-here" in str(excinfo.value)  # the message names what was missing
+
+
+def test_delete(backend: Backend, seeder: Seeder) -> None:
+    seeder.put("del/k", b"abc")
+    backend.delete("del/k")
+    with pytest.raises(StorageError) as excinfo:
+        backend.stat("del/k")
+    assert _kind(excinfo) is ErrorClass.NOT_FOUND
+
+
+def test_delete_missing(backend: Backend) -> None:
+    """Object stores answer 204 to a DELETE of a missing key; where the store can tell, it is not_found."""
+    try:
+        backend.delete("missing/never-written")
+    except StorageError as exc:
+        assert exc.kind is ErrorClass.NOT_FOUND
+    else:
+        assert not backend.has_directories, "file systems can tell a missing file: delete must say not_found"
+
+
+def test_listing_2500_keys(backend: Backend, seeder: Seeder) -> None:
+    """More than two pages of 1,000, flat and nested, recursive and not, with exact keys and sizes."""
+    flat = {f"l/obj-{i:05d}": i % 5 for i in range(2300)}
+    nested = {f"l/d{i % 4}/obj-{i:05d}": i % 3 for i in range(200)}
+    expected = flat | nested
+    put_many(seeder.put, ((k, PAYLOAD[:n]) for k, n in expected.items()))
+
+    recursive = list(backend.list("l/", recursive=True))
+    assert len(recursive) == len(expected)  # no duplicates across pages
+    assert dict(recursive) == expected
+
+    shallow = list(backend.list("l/", recursive=False))
+    dirs = {k for k, _ in shallow if k.endswith("/")}
+    assert dirs == {f"l/d{j}/" for j in range(4)}
+    assert {k: n for k, n in shallow if not k.endswith("/")} == flat
+    assert len(shallow) == len(flat) + 4
+
+    assert dict(backend.list("l/d1/", recursive=True)) == {k: n for k, n in nested.items() if "/d1/" in k}
+    assert list(backend.list("nothing-under-this/", recursive=True)) == []
+
+
+def test_list_streams_lazily(backend: Backend, seeder: Seeder) -> None:
+    """list() is an iterator: the first entry arrives without consuming the rest."""
+    put_many(seeder.put, ((f"lazy/k{i:03d}", b"x") for i in range(20)))
+    it = iter(backend.list("lazy/", recursive=True))
+    first = next(it)
+    assert first[0].startswith("lazy/k") and first[1] == 1
+    assert len(list(it)) == 19
+
+
+def test_directory_calls(backend: Backend, seeder: Seeder) -> None:
+    """mkdir/rmdir are real on file systems and a no-op / prefix delete on object stores; both end empty."""
+    backend.mkdir("tree/a/b")
+    seeder.put("tree/a/b/f1", b"1")
+    seeder.put("tree/a/f2", b"22")
+    if backend.has_directories:
+        assert ("tree/a/", 0) in list(backend.list("tree/", recursive=False))
+    backend.rmdir("tree/a", recursive=True)
+    assert list(backend.list("tree/", recursive=True)) == []
+
+
+def test_uri_of_names_the_key(backend: Backend) -> None:
+    assert backend.uri_of("x/y.dat").endswith("/x/y.dat")
+    assert backend.uri_of("x/y.dat").startswith(backend.root_uri.rstrip("/"))
+
+
+def test_async_calls(backend: Backend, seeder: Seeder) -> None:
+    """Native drivers are driven by asyncio tasks in the engine: the async calls meet the same contract."""
+    if not backend.is_async:
+        pytest.skip(f"{type(backend).__name__} is a synchronous driver")
+
+    async def scenario() -> None:
+        if seeder.put_skip_reason:
+            seeder.put("async/k", PAYLOAD[:5000])
+        else:
+            await backend.put_async("async/k", PAYLOAD[:5000])
+        assert bytes(await backend.get_async("async/k")) == PAYLOAD[:5000]
+        assert bytes(await backend.get_range_async("async/k", 10, 20)) == PAYLOAD[10:30]
+        assert (await backend.stat_async("async/k")).size == 5000
+        assert [k async for k, _ in backend.list_async("async/", recursive=True)] == ["async/k"]
+        await backend.delete_async("async/k")
+        with pytest.raises(StorageError) as excinfo:
+            await backend.stat_async("async/k")
+        assert _kind(excinfo) is ErrorClass.NOT_FOUND
+
+    asyncio.run(scenario())
+
+
+def test_wrong_credentials_are_auth_errors(badauth_backend: Backend) -> None:
+    with pytest.raises(StorageError) as excinfo:
+        badauth_backend.get("any/key")
+    assert _kind(excinfo) is ErrorClass.AUTH
+    with pytest.raises(StorageError) as excinfo:
+        next(iter(badauth_backend.list("", recursive=True)), None)
+    assert _kind(excinfo) is ErrorClass.AUTH
+
+
+def test_stopped_server_is_network_error(stopped_backend: Backend) -> None:
+    with pytest.raises(StorageError) as excinfo:
+        stopped_backend.get("any/key")
+    assert _kind(excinfo) is ErrorClass.NETWORK
+    assert excinfo.value.retryable
