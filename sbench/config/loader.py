@@ -1,0 +1,252 @@
+"""Load a workload file: read, parse with line marks, drop inert sai3 keys, validate, cross-check.
+
+Every failure becomes a `ConfigError` whose message names the file, the line, the key path and what to do;
+the CLI prints it without a traceback and exits 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sbench.config.errors import KeyPath, Problem, config_error, format_path
+from sbench.config.inert import strip_inert
+from sbench.config.models import Config
+from sbench.config.validation import cross_check
+from sbench.config.yamlsource import YamlSource, parse_yaml
+from sbench.errors import ConfigError
+
+
+@dataclass(slots=True)
+class LoadedConfig:
+    """A validated config plus what the user should know about it (warnings) and where it came from."""
+
+    config: Config
+    warnings: list[str] = field(default_factory=list)
+    source_text: str = ""
+    path: Path | None = None
+    #: 1-based YAML line of every key path, for errors raised later (e.g. an unreachable endpoint).
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+    def line_of(self, path: KeyPath) -> int | None:
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line is not None:
+                return line
+        return None
+
+    def where(self, path: KeyPath) -> str:
+        """`file.yaml:12: workload[2].path`: prefix for errors other layers raise about a key at run time."""
+        line = self.line_of(path)
+        place = f"{self.path}:{line}" if self.path and line else str(self.path or "config")
+        return f"{place}: {format_path(path)}"
+
+
+def load_config(path: Path | str) -> LoadedConfig:
+    """Read and validate the workload file at `path` (ConfigError on any problem)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: the workload file does not exist; check the path (relative paths start from "
+            f"{Path.cwd()})"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{path}: is a directory, not a workload file; pass the .yaml file itself"
+        ) from None
+    except PermissionError:
+        raise ConfigError(
+            f"{path}: permission denied while reading the workload file; check its mode"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: is not a text file (byte {exc.start} is not UTF-8); pass a YAML workload file"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check the path") from None
+    return load_config_text(text, source=path)
+
+
+def load_config_text(text: str, *, source: Path | None = None) -> LoadedConfig:
+    """Validate YAML text (tests and `ray job` entry points use this without a file)."""
+    label = str(source) if source else "config"
+    try:
+        parsed = parse_yaml(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        what = exc.problem or exc.context or "syntax error"
+        raise ConfigError(
+            f"{label}{line}: is not valid YAML ({what}); fix the syntax at that line "
+            "(check indentation, colons and quotes)"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{label}: is not valid YAML ({exc}); fix the file's syntax") from None
+    if parsed.duplicates:
+        raise config_error(parsed.duplicates, source)
+    if not isinstance(parsed.data, dict):
+        kind = "empty" if parsed.data is None else f"a YAML {type(parsed.data).__name__}"
+        raise ConfigError(
+            f"{label}: is {kind}, not a workload: a workload file is a YAML mapping with at least "
+            "`workload:` (a list of ops) and usually `target:` and `duration:`"
+        )
+    warnings = [
+        Problem(key_path, parsed.line_of(key_path), f"has no effect in sbench ({why})").render(source)
+        for key_path, why in strip_inert(parsed.data)
+    ]
+    try:
+        config = Config.model_validate(parsed.data)
+    except ValidationError as exc:
+        raise config_error(_problems_from(exc, parsed), source) from None
+    problems, notes = cross_check(config, parsed)
+    if problems:
+        raise config_error(problems, source)
+    warnings.extend(note.render(source) for note in notes)
+    return LoadedConfig(config=config, warnings=warnings, source_text=text, path=source, lines=parsed.lines)
+
+
+# ----------------------------------------------------------------------------------------------------
+# pydantic errors -> located problems
+
+
+def _problems_from(exc: ValidationError, parsed: YamlSource) -> list[Problem]:
+    problems: dict[tuple[KeyPath, str], Problem] = {}
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        path = _data_path(parsed.data, loc)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            message = _unknown_key_message(loc, path)
+        elif kind == "missing":
+            message = f"required key `{loc[-1]}` is missing; add it"
+        else:
+            message = _value_message(error, parsed, path)
+        problem = Problem(path, parsed.line_of(path), message)
+        problems.setdefault((path, message), problem)
+    return list(problems.values())
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
+    """Follow `loc` through the YAML data, skipping pydantic's union tags and model names."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        in_dict = isinstance(node, dict) and part in node
+        if in_dict or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and not _is_tag(part, node):
+            path.append(part)  # a missing key: point at the parent's line, name the key
+            break
+    return tuple(path)
+
+
+def _is_tag(part: str, node: dict[str, Any]) -> bool:
+    # Discriminated unions put the tag value into the location (`workload.0.get.weight`).
+    tag = node.get("op", node.get("type", node.get("kind")))
+    return part == tag or "[" in part or part in {"function-after", "function-before"}
+
+
+def _value_message(error: dict[str, Any], parsed: YamlSource, path: KeyPath) -> str:
+    msg = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    node: Any = parsed.data
+    for part in path:
+        node = node[part] if isinstance(node, dict | list) else None
+    given = (
+        f"got {node!r}: "
+        if isinstance(node, str | int | float | bool) and error["type"] != "value_error"
+        else ""
+    )
+    kind = error["type"]
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        return f"{ctx.get('tag')!r} is not a valid choice; use one of {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        tag = str(error.get("ctx", {}).get("discriminator", "op")).strip("'")
+        return f"needs `{tag}:` to say which kind it is"
+    return f"{given}{msg[0].lower()}{msg[1:]}" if msg else given
+
+
+def _unknown_key_message(loc: tuple[Any, ...], path: KeyPath) -> str:
+    key = str(path[-1]) if path else str(loc[-1])
+    allowed = _allowed_keys(loc[:-1])
+    hint = ""
+    if allowed:
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        hint += f" Keys allowed here: {', '.join(sorted(allowed))}."
+    return f"unknown key `{key}`.{hint}"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Keys of the model that sits at `loc` (pydantic location, tags included)."""
+    model = _model_at(Config, list(loc))
+    if model is None:
+        return []
+    keys: set[str] = set()
+    for name, info in model.model_fields.items():
+        if name == "kind":
+            continue
+        keys.add(name)
+        alias = info.validation_alias
+        if alias is not None and hasattr(alias, "choices"):
+            keys.update(str(choice) for choice in alias.choices)
+    if model.__name__ == "StageConfig":
+        keys.add("config")
+    if model.__name__ in {"FixedSize", "UniformSize", "LognormalSize"}:
+        keys.discard("value")
+        keys.add("type")
+    return sorted(keys)
+
+
+def _model_at(annotation: Any, loc: list[Any]) -> type[BaseModel] | None:
+    candidates = _unwrap(annotation)
+    if not loc:
+        models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        return models[0] if len(models) == 1 else None
+    head, rest = loc[0], loc[1:]
+    for cand in candidates:
+        origin = typing.get_origin(cand)
+        if origin is list and isinstance(head, int):
+            return _model_at(typing.get_args(cand)[0], rest)
+        if isinstance(cand, type) and issubclass(cand, BaseModel):
+            if isinstance(head, str) and head in cand.model_fields:
+                if len(candidates) > 1 and not _tag_matches(cand, head):
+                    continue
+                return _model_at(cand.model_fields[head].annotation, rest)
+            if _tag_matches(cand, head):
+                return _model_at(cand, rest)
+    return None
+
+
+def _tag_matches(model: type[BaseModel], tag: Any) -> bool:
+    for name in ("op", "kind"):
+        field_info = model.model_fields.get(name)
+        if field_info is not None and typing.get_origin(field_info.annotation) is typing.Literal:
+            return tag in typing.get_args(field_info.annotation)
+    return False
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        out: list[Any] = []
+        for arg in typing.get_args(annotation):
+            if arg is not type(None):
+                out.extend(_unwrap(arg))
+        return out
+    return [annotation]

@@ -1,0 +1,727 @@
+"""Pydantic v2 models of the sai3-bench v0.8.60 YAML, plus the sbench additions.
+
+Attribute names equal the YAML keys so users, docs and code speak the same words. Every model forbids unknown
+keys (sai3 silently ignored them, which hid typos for years); the loader turns those errors into messages with
+the key path, the YAML line and a did-you-mean. Units are normalised here: durations are float seconds, sizes
+int bytes, counts int. Cross-field rules that need the whole document live in `validation.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from sbench.config.units import Count, Duration, Size, parse_size
+from sbench.storage.options import Driver, PageCacheMode
+
+__all__ = [
+    "AgentConfig",
+    "BarrierSyncConfig",
+    "BarrierType",
+    "CleanupMode",
+    "Completion",
+    "Config",
+    "DeleteOp",
+    "DirectoryStructure",
+    "DistributedConfig",
+    "EnsureSpec",
+    "ErrorHandlingConfig",
+    "FillPattern",
+    "FixedSize",
+    "GetOp",
+    "IoRateConfig",
+    "ListOp",
+    "LognormalSize",
+    "MkdirOp",
+    "MultiEndpointConfig",
+    "OpSpec",
+    "PerfLogConfig",
+    "PhaseBarrierConfig",
+    "PrepareConfig",
+    "PutOp",
+    "RangeEngineConfig",
+    "RmdirOp",
+    "SizeSpec",
+    "StageConfig",
+    "StageType",
+    "StatOp",
+    "UniformSize",
+]
+
+DEFAULT_OBJECT_SIZE = 1024 * 1024  # sai3 default for ensure_objects min_size/max_size and PUT without a size
+
+
+class StrictModel(BaseModel):
+    """Base of every YAML model: unknown keys are errors, and defaults are validated like user input."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True, frozen=False)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Environment expansion in URIs
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any) -> Any:
+    """Expand `${VAR}` and `${VAR:-default}` so one workload file works on every host and in temp dirs."""
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if found:
+            return found
+        if default is not None:
+            return default
+        raise ValueError(
+            f"environment variable {name} is not set; export it or write ${{{name}:-fallback}} in the YAML"
+        )
+
+    return _ENV_RE.sub(substitute, value)
+
+
+Uri = Annotated[str, BeforeValidator(expand_env)]
+PositiveCount = Annotated[Count, Field(ge=1)]
+NonNegativeCount = Annotated[Count, Field(ge=0)]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Enumerations
+
+
+class FillPattern(StrEnum):
+    ZERO = "zero"
+    RANDOM = "random"
+    PRAND = "prand"
+
+
+class CleanupMode(StrEnum):
+    STRICT = "strict"
+    TOLERANT = "tolerant"
+    BESTEFFORT = "besteffort"
+
+    @classmethod
+    def _missing_(cls, value: object) -> CleanupMode | None:
+        # sai3's YAML value is `besteffort`; its docs say `best_effort`. Accept both spellings.
+        if isinstance(value, str) and value.replace("_", "").replace("-", "").lower() == "besteffort":
+            return cls.BESTEFFORT
+        return None
+
+
+class BarrierType(StrEnum):
+    ALL_OR_NOTHING = "all_or_nothing"
+    MAJORITY = "majority"
+    BEST_EFFORT = "best_effort"
+
+
+class StageType(StrEnum):
+    EXECUTE = "execute"
+    PREPARE = "prepare"
+    CLEANUP = "cleanup"
+    CUSTOM = "custom"
+    HYBRID = "hybrid"
+    VALIDATION = "validation"
+
+
+class Completion(StrEnum):
+    DURATION = "duration"
+    TASKS_DONE = "tasks_done"
+    SCRIPT_EXIT = "script_exit"
+    VALIDATION_PASSED = "validation_passed"
+    DURATION_OR_TASKS = "duration_or_tasks"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Size specifications
+
+
+class FixedSize(StrictModel):
+    """Every object has the same size (YAML: a bare integer or size string, e.g. `size_spec: 1MiB`)."""
+
+    kind: Literal["fixed"] = Field("fixed", description="Discriminator: always `fixed`.")
+    value: Size = Field(gt=0, description="Object size in bytes (size strings accepted; 0 is rejected).")
+
+
+class UniformSize(StrictModel):
+    """Sizes drawn uniformly from [min, max], both inclusive (YAML: `{type: uniform, min, max}`)."""
+
+    kind: Literal["uniform"] = Field("uniform", description="Discriminator: always `uniform`.")
+    min: Size = Field(1024, gt=0, description="Smallest size in bytes, inclusive (sai3 default 1024).")
+    max: Size = Field(1048576, gt=0, description="Largest size in bytes, inclusive (sai3 default 1 MiB).")
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> UniformSize:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max}); swap them")
+        return self
+
+
+class LognormalSize(StrictModel):
+    """Lognormal sizes with a linear-space mean and std_dev, rejection-sampled into [min, max]."""
+
+    kind: Literal["lognormal"] = Field("lognormal", description="Discriminator: always `lognormal`.")
+    mean: Size = Field(gt=0, description="Mean object size in bytes (linear space, not log space).")
+    std_dev: Size = Field(gt=0, description="Standard deviation in bytes (linear space).")
+    min: Size = Field(1, gt=0, description="Smallest size in bytes; draws below are rejected (default 1).")
+    max: Size = Field(2**64 - 1, gt=0, description="Largest size in bytes; draws above are rejected.")
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> LognormalSize:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max}); swap them")
+        return self
+
+
+def _normalise_size_spec(value: Any) -> Any:
+    """Turn the YAML forms (bare size, `{type: ...}`) into the tagged form the union validates."""
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return {"kind": "fixed", "value": parse_size(value)}
+    if isinstance(value, dict) and "type" in value and "kind" not in value:
+        body = {k: v for k, v in value.items() if k != "type"}
+        kind = value["type"]
+        if kind == "fixed":
+            raise ValueError(
+                "`type: fixed` is not a size spec (sai3 rejects it too); write the size itself, "
+                "e.g. `size_spec: 1MiB`"
+            )
+        return {"kind": kind, **body}
+    if isinstance(value, dict) and "kind" not in value:
+        raise ValueError(
+            "a size distribution needs `type: uniform` or `type: lognormal`; "
+            "a fixed size is written as a bare value, e.g. `size_spec: 1MiB`"
+        )
+    return value
+
+
+SizeSpec = Annotated[
+    FixedSize | UniformSize | LognormalSize,
+    BeforeValidator(_normalise_size_spec),
+    Discriminator("kind"),
+]
+
+_SIZE_SPEC_ALIAS = AliasChoices("size_spec", "size_distribution")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Workload operations
+
+
+class _OpBase(StrictModel):
+    weight: Count = Field(
+        ge=0, description="Relative weight for the per-op random choice (0 = never chosen)."
+    )
+    concurrency: PositiveCount | None = Field(
+        None,
+        description="Cap on in-flight ops of this kind (sbench honours values above the global one too).",
+    )
+
+
+class _PathOp(_OpBase):
+    path: Uri = Field(
+        description="Key, prefix ending in `/`, glob with `*`, or a full URI; relative to `target`. "
+        "Ignored in directory-tree mode, where the tree picks the file."
+    )
+    use_multi_endpoint: bool = Field(
+        False, description="Route this op through the `multi_endpoint` block (sai3 v0.8.22+ opt-in)."
+    )
+
+
+class GetOp(_PathOp):
+    """Read one object chosen from what `path` matches."""
+
+    op: Literal["get"] = Field(description="Operation name.")
+
+
+class PutOp(_PathOp):
+    """Write a new object under `path`; the size comes from `object_size` or `size_spec`."""
+
+    op: Literal["put"] = Field(description="Operation name.")
+    object_size: Size | None = Field(
+        None, gt=0, description="Fixed object size; takes precedence over size_spec."
+    )
+    size_spec: SizeSpec | None = Field(
+        None,
+        validation_alias=_SIZE_SPEC_ALIAS,
+        description="Object size: bare size (fixed), `{type: uniform, min, max}` or "
+        "`{type: lognormal, mean, std_dev, min, max}`. Alias: size_distribution. "
+        "After loading it is always set (object_size, or 1 MiB when neither is given).",
+    )
+    dedup_factor: PositiveCount = Field(1, description="About 1/N of the blocks are unique (1 = all unique).")
+    compress_factor: PositiveCount = Field(1, description="About (N-1)/N of each block is zeros (N:1).")
+
+    @model_validator(mode="after")
+    def _resolve_size(self) -> PutOp:
+        if self.object_size is not None:
+            self.size_spec = FixedSize(value=self.object_size)
+        elif self.size_spec is None:
+            self.size_spec = FixedSize(value=DEFAULT_OBJECT_SIZE)
+        return self
+
+
+class ListOp(_PathOp):
+    """Recursive listing of `path`; the result is counted and dropped."""
+
+    op: Literal["list"] = Field(description="Operation name.")
+
+
+class StatOp(_PathOp):
+    """HEAD/stat of one object chosen from what `path` matches."""
+
+    op: Literal["stat"] = Field(description="Operation name.")
+
+
+class DeleteOp(_PathOp):
+    """Delete one object chosen from what `path` matches (sbench never re-deletes the same key)."""
+
+    op: Literal["delete"] = Field(description="Operation name.")
+
+
+class MkdirOp(_OpBase):
+    """mkdir -p of a directory picked from `prepare.directory_structure`."""
+
+    op: Literal["mkdir"] = Field(description="Operation name.")
+    path: Uri = Field(description="Kept for sai3 compatibility; the tree picks the directory.")
+
+
+class RmdirOp(_OpBase):
+    """Remove a directory picked from `prepare.directory_structure`."""
+
+    op: Literal["rmdir"] = Field(description="Operation name.")
+    path: Uri = Field(description="Kept for sai3 compatibility; the tree picks the directory.")
+    recursive: bool = Field(False, description="Remove the directory's contents too.")
+
+
+OpSpec = Annotated[
+    GetOp | PutOp | ListOp | StatOp | DeleteOp | MkdirOp | RmdirOp,
+    Discriminator("op"),
+]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Prepare
+
+
+class DirectoryStructure(StrictModel):
+    """A width^depth directory tree; file paths are computed from indices, never listed in memory."""
+
+    width: PositiveCount = Field(description="Subdirectories per directory (>= 1; separators accepted).")
+    depth: PositiveCount = Field(description="Levels of directories below the base (>= 1).")
+    files_per_dir: NonNegativeCount = Field(0, description="Files per directory that holds files.")
+    distribution: Literal["bottom", "all"] = Field(
+        "bottom", description="`bottom`: only the deepest level holds files; `all`: every directory does."
+    )
+    dir_mask: str = Field(
+        "sai3bench.d%d_w%d.dir",
+        description="Directory name pattern: first %d = level (1-based), second = index within the parent.",
+    )
+
+    @field_validator("dir_mask")
+    @classmethod
+    def _two_placeholders(cls, mask: str) -> str:
+        if mask.count("%d") != 2 or "/" in mask:
+            raise ValueError(
+                f"{mask!r} must contain exactly two %d (level, then index) and no '/', "
+                "e.g. 'sai3bench.d%d_w%d.dir'"
+            )
+        return mask
+
+
+class EnsureSpec(StrictModel):
+    """One pool of objects that prepare makes sure exists before the workload."""
+
+    base_uri: Uri | None = Field(
+        None, description="Where the objects go; default: `target` (or the first multi-endpoint)."
+    )
+    use_multi_endpoint: bool = Field(False, description="Spread the objects over the multi-endpoint block.")
+    count: NonNegativeCount = Field(description="Number of objects (separators accepted: '64,032,768').")
+    min_size: Size | None = Field(None, gt=0, description="Legacy: smallest size (min == max means fixed).")
+    max_size: Size | None = Field(None, gt=0, description="Legacy: largest size.")
+    size_spec: SizeSpec | None = Field(
+        None,
+        validation_alias=_SIZE_SPEC_ALIAS,
+        description="Object sizes (alias size_distribution). After loading it is always set, from size_spec, "
+        "`size`, legacy min_size/max_size, or 1 MiB.",
+    )
+    size: Size | None = Field(
+        None, gt=0, description="sbench alias for a fixed size_spec (sai3 silently ignored this key)."
+    )
+    fill: FillPattern = Field(FillPattern.RANDOM, description="Payload: zero, random or prand.")
+    dedup_factor: PositiveCount = Field(1, description="About 1/N of the blocks are unique (1 = all unique).")
+    compress_factor: PositiveCount = Field(1, description="About (N-1)/N of each block is zeros (N:1).")
+
+    @model_validator(mode="after")
+    def _resolve_size(self) -> EnsureSpec:
+        given = [name for name in ("size_spec", "size") if name in self.model_fields_set]
+        legacy = [name for name in ("min_size", "max_size") if getattr(self, name) is not None]
+        if len(given) + (1 if legacy else 0) > 1:
+            raise ValueError(
+                f"give the object size once: {', '.join(given + legacy)} are all set; keep one of "
+                "size_spec, size or min_size/max_size"
+            )
+        if self.size is not None:
+            self.size_spec = FixedSize(value=self.size)
+        elif legacy:
+            low = self.min_size if self.min_size is not None else DEFAULT_OBJECT_SIZE
+            high = self.max_size if self.max_size is not None else DEFAULT_OBJECT_SIZE
+            if low > high:
+                raise ValueError(f"min_size ({low}) is larger than max_size ({high}); swap them")
+            self.size_spec = FixedSize(value=low) if low == high else UniformSize(min=low, max=high)
+        elif self.size_spec is None:
+            self.size_spec = FixedSize(value=DEFAULT_OBJECT_SIZE)
+        return self
+
+
+class PrepareConfig(StrictModel):
+    """Objects (and optionally a directory tree) created before the workload, and their cleanup."""
+
+    ensure_objects: list[EnsureSpec] = Field(default_factory=list, description="Object pools to create.")
+    prepare_strategy: Literal["sequential", "parallel"] = Field(
+        "sequential", description="`sequential`: one pool at a time; `parallel`: all pools interleaved."
+    )
+    skip_verification: bool = Field(False, description="Do not LIST existing objects; assume they all exist.")
+    force_overwrite: bool = Field(False, description="Create every object even if it exists.")
+    cleanup: bool = Field(False, description="Delete what this run created after the workload.")
+    cleanup_mode: CleanupMode = Field(
+        CleanupMode.TOLERANT,
+        description="strict (failures count), tolerant (not-found is fine), besteffort (ignore errors).",
+    )
+    cleanup_concurrency: PositiveCount | None = Field(
+        None, description="sbench: parallel deletes during cleanup; after loading: `concurrency` if unset."
+    )
+    post_prepare_delay: Duration = Field(0.0, description="Pause after prepare when it created objects.")
+    directory_structure: DirectoryStructure | None = Field(
+        None, description="Directory tree rooted at ensure_objects[0]'s base URI."
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Top-level blocks
+
+
+class IoRateConfig(StrictModel):
+    """Open-loop arrivals: sbench delivers the aggregate `iops` (sai3 gave iops/concurrency for two modes)."""
+
+    iops: float | None = Field(
+        description="Target aggregate ops/s; 0 or `max` means unlimited (closed loop). Normalised to None "
+        "when unlimited."
+    )
+    distribution: Literal["exponential", "uniform", "deterministic"] = Field(
+        "exponential", description="Inter-arrival times: exponential (Poisson), uniform or deterministic."
+    )
+
+    @field_validator("iops", mode="before")
+    @classmethod
+    def _parse_iops(cls, value: Any) -> float | None:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text == "max":
+                return None
+            try:
+                value = float(text.replace(",", "").replace("_", ""))
+            except ValueError:
+                raise ValueError(f"{value!r} is not a rate; use a number of ops/s, 0 or 'max'") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{value!r} is not a rate; use a number of ops/s, 0 or 'max'")
+        if value < 0:
+            raise ValueError(f"{value} is negative; use a number of ops/s, 0 or 'max'")
+        return float(value) if value > 0 else None
+
+
+class ErrorHandlingConfig(StrictModel):
+    """When the workload backs off, retries or aborts on errors."""
+
+    max_total_errors: NonNegativeCount = Field(100, description="Abort the workload after this many errors.")
+    error_rate_threshold: float = Field(5.0, ge=0, description="Errors/s in the window that trigger backoff.")
+    backoff_duration: Duration = Field(5.0, description="How long to back off once the threshold is hit.")
+    error_rate_window: Duration = Field(1.0, gt=0, description="Window for the error rate, seconds.")
+    retry_on_error: bool = Field(False, description="Retry failed ops up to max_retries times.")
+    max_retries: NonNegativeCount = Field(3, description="Retries per op when retry_on_error is set.")
+    initial_retry_delay_ms: NonNegativeCount = Field(100, description="First retry delay, milliseconds.")
+    max_retry_delay_ms: NonNegativeCount = Field(5000, description="Retry delay cap, milliseconds.")
+    retry_backoff_multiplier: float = Field(2.0, ge=1.0, description="Delay growth per retry.")
+    retry_jitter_factor: float = Field(0.25, ge=0.0, le=1.0, description="Random +/- share of each delay.")
+
+
+class PerfLogConfig(StrictModel):
+    """The perf_log.tsv time series (sbench always writes it; the block sets the interval)."""
+
+    interval: Duration = Field(
+        1.0, gt=0, description="Seconds between perf-log rows and live-stat snapshots."
+    )
+
+
+class MultiEndpointConfig(StrictModel):
+    """Several endpoints exposing the same namespace; ops and prepared objects are spread over them."""
+
+    strategy: Literal["round_robin", "least_connections"] = Field(
+        "round_robin", description="How ops pick an endpoint."
+    )
+    endpoints: list[Uri] = Field(min_length=1, description="Endpoint URIs (same namespace behind each).")
+    driver: Driver | None = Field(
+        None, description="sbench: client driver for these endpoints (auto|sdk|native)."
+    )
+
+
+class RangeEngineConfig(StrictModel):
+    """Concurrent ranged GETs for large objects (sbench applies it to every cloud backend)."""
+
+    enabled: bool = Field(False, description="Split large GETs into concurrent ranges.")
+    chunk_size: Size = Field(64 * 1024 * 1024, gt=0, description="Bytes per range request.")
+    max_concurrent_ranges: PositiveCount = Field(16, description="Ranges in flight per GET.")
+    min_split_size: Size = Field(
+        16 * 1024 * 1024, gt=0, description="Objects smaller than this are not split."
+    )
+    range_timeout_secs: Duration = Field(30.0, gt=0, description="Timeout per range request.")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Distributed
+
+
+class PhaseBarrierConfig(StrictModel):
+    """Barrier policy of one phase; unset timing keys fall back to barrier_sync's `default_*` values."""
+
+    type: BarrierType = Field(description="all_or_nothing, majority or best_effort.")
+    heartbeat_interval: Duration | None = Field(None, gt=0, description="Seconds between agent heartbeats.")
+    missed_threshold: PositiveCount | None = Field(
+        None, description="Missed heartbeats before a liveness query."
+    )
+    query_timeout: Duration | None = Field(None, gt=0, description="Timeout of one liveness query.")
+    query_retries: NonNegativeCount | None = Field(None, description="Liveness query retries before failing.")
+    agent_barrier_timeout: Duration | None = Field(
+        None, gt=0, description="How long the barrier waits for agents (default 120 s)."
+    )
+
+
+class BarrierSyncConfig(StrictModel):
+    """Stage barriers across agents; per-phase blocks override the defaults."""
+
+    enabled: bool = Field(False, description="sai3 needed this for stage sync; sbench always syncs stages.")
+    default_heartbeat_interval: Duration = Field(
+        30.0, gt=0, description="Default heartbeat interval, seconds."
+    )
+    default_missed_threshold: PositiveCount = Field(
+        3, description="Default missed heartbeats before a query."
+    )
+    default_query_timeout: Duration = Field(
+        10.0, gt=0, description="Default liveness query timeout, seconds."
+    )
+    default_query_retries: NonNegativeCount = Field(2, description="Default liveness query retries.")
+    validation: PhaseBarrierConfig | None = Field(None, description="Barrier of preflight/validation stages.")
+    prepare: PhaseBarrierConfig | None = Field(None, description="Barrier of prepare stages.")
+    execute: PhaseBarrierConfig | None = Field(None, description="Barrier of execute and hybrid stages.")
+    cleanup: PhaseBarrierConfig | None = Field(None, description="Barrier of cleanup stages.")
+
+
+_STAGE_BODY_KEYS: dict[StageType, frozenset[str]] = {
+    StageType.EXECUTE: frozenset({"duration"}),
+    StageType.PREPARE: frozenset({"expected_objects"}),
+    StageType.CLEANUP: frozenset({"expected_objects"}),
+    StageType.CUSTOM: frozenset({"command", "args"}),
+    StageType.HYBRID: frozenset({"max_duration", "expected_tasks"}),
+    StageType.VALIDATION: frozenset(),
+}
+
+_COMPLETIONS: dict[StageType, tuple[Completion, ...]] = {
+    StageType.EXECUTE: (Completion.DURATION, Completion.DURATION_OR_TASKS),
+    StageType.PREPARE: (Completion.TASKS_DONE, Completion.DURATION_OR_TASKS),
+    StageType.CLEANUP: (Completion.TASKS_DONE, Completion.DURATION_OR_TASKS),
+    StageType.CUSTOM: (Completion.SCRIPT_EXIT, Completion.DURATION_OR_TASKS),
+    StageType.HYBRID: (Completion.DURATION_OR_TASKS,),
+    StageType.VALIDATION: (Completion.VALIDATION_PASSED,),
+}
+
+
+class StageConfig(StrictModel):
+    """One stage; its type-specific body is flattened (sai3 code) or nested under `config:` (sai3 docs)."""
+
+    name: str = Field(min_length=1, description="Unique stage name (used in NN_<name>_results.tsv).")
+    order: int = Field(description="Position in the run; unique; stages run in ascending order.")
+    type: StageType = Field(description="execute, prepare, cleanup, custom, hybrid or validation.")
+    completion: Completion | None = Field(
+        None,
+        description="When the stage is done; default by type (execute: duration, prepare/cleanup: "
+        "tasks_done, "
+        "custom: script_exit, hybrid: duration_or_tasks, validation: validation_passed).",
+    )
+    barrier: PhaseBarrierConfig | None = Field(None, description="Barrier for this stage only.")
+    timeout_secs: Duration | None = Field(None, gt=0, description="Stage time limit (units accepted).")
+    optional: bool = Field(False, description="A failure of this stage does not fail the run.")
+    duration: Duration | None = Field(
+        None, gt=0, description="execute: run time (default: top-level duration)."
+    )
+    expected_objects: NonNegativeCount | None = Field(None, description="prepare/cleanup: objects expected.")
+    command: str | None = Field(None, min_length=1, description="custom: program run on every agent.")
+    args: list[str] = Field(default_factory=list, description="custom: arguments of `command`.")
+    max_duration: Duration | None = Field(None, gt=0, description="hybrid: time limit of the workload.")
+    expected_tasks: NonNegativeCount | None = Field(None, description="hybrid: ops after which it ends.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_nested(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "config" not in data:
+            return data
+        nested = data["config"]
+        if not isinstance(nested, dict):
+            raise ValueError("`config:` must be a mapping with the stage body (e.g. `type: execute`)")
+        clash = sorted(set(nested) & (set(data) - {"config"}))
+        if clash:
+            raise ValueError(f"{', '.join(clash)} given both at stage level and under `config:`; keep one")
+        return {**{k: v for k, v in data.items() if k != "config"}, **nested}
+
+    @model_validator(mode="after")
+    def _check_body(self) -> StageConfig:
+        allowed = _STAGE_BODY_KEYS[self.type]
+        body_keys = {"duration", "expected_objects", "command", "args", "max_duration", "expected_tasks"}
+        stray = sorted(k for k in body_keys & self.model_fields_set if k not in allowed)
+        if stray:
+            raise ValueError(
+                f"a {self.type.value} stage does not take {', '.join(stray)}"
+                + (f" (it takes: {', '.join(sorted(allowed))})" if allowed else "")
+            )
+        if self.type is StageType.CUSTOM and not self.command:
+            raise ValueError("a custom stage needs `command` (and optionally `args`)")
+        valid = _COMPLETIONS[self.type]
+        if self.completion is None:
+            self.completion = valid[0]
+        elif self.completion not in valid:
+            raise ValueError(
+                f"completion `{self.completion.value}` does not fit a {self.type.value} stage; "
+                f"use {' or '.join(c.value for c in valid)}"
+            )
+        return self
+
+
+class AgentConfig(StrictModel):
+    """One agent; its address picks the Ray node by IP (localhost = the driver's node)."""
+
+    address: str = Field(
+        min_length=1, description="host:port; the host picks the Ray node (port is ignored)."
+    )
+    id: str | None = Field(None, min_length=1, description="Agent id (sbench honours it; default agent-N).")
+    target_override: Uri | None = Field(None, description="Replaces `target` for this agent.")
+    concurrency_override: PositiveCount | None = Field(
+        None, description="Replaces `concurrency` for this agent."
+    )
+    path_template: str | None = Field(
+        None, description="Per-agent prefix in isolated mode ({id} = agent id)."
+    )
+    multi_endpoint: MultiEndpointConfig | None = Field(
+        None, description="Replaces `multi_endpoint` for this agent."
+    )
+
+
+class DistributedConfig(StrictModel):
+    """Several agents (Ray actors) running the stages in lockstep."""
+
+    agents: list[AgentConfig] = Field(
+        default_factory=list, description="Explicit agents; may be empty when agents_per_node is set."
+    )
+    agents_per_node: PositiveCount | None = Field(
+        None, description="sbench: place N agents on every node of `nodes` (STRICT_SPREAD placement group)."
+    )
+    nodes: Literal["all"] | list[str] | None = Field(
+        None, description="sbench: `all` alive Ray nodes or a list of node IPs (with agents_per_node)."
+    )
+    shared_filesystem: bool = Field(
+        description="True: agents share one namespace (prepare is split by index); false: per-agent prefixes."
+    )
+    tree_creation_mode: Literal["isolated", "coordinator", "concurrent"] | None = Field(
+        None, description="sai3 key, only validated and printed (sbench shards tree creation itself)."
+    )
+    path_selection: Literal["random", "partitioned", "exclusive", "weighted"] = Field(
+        "random", description="How tree-mode agents pick directories (uses the real agent index)."
+    )
+    partition_overlap: float = Field(
+        0.3, ge=0.0, le=1.0, description="weighted: share of non-assigned picks."
+    )
+    start_delay: Duration = Field(
+        2.0, description="Seconds between 'all agents ready' and the synchronized start."
+    )
+    path_template: str = Field(
+        "agent-{id}/", description="Per-agent prefix in isolated mode ({id} = agent id)."
+    )
+    agent_ready_timeout: Duration = Field(120.0, gt=0, description="How long to wait for agents to start.")
+    kv_cache_dir: str | None = Field(
+        None,
+        description="Directory of the persistent metadata cache (default: inside the results directory).",
+    )
+    barrier_sync: BarrierSyncConfig = Field(
+        default_factory=BarrierSyncConfig, description="Stage barrier policy."
+    )
+    stages: list[StageConfig] | None = Field(
+        None, description="Explicit stages; default: preflight, prepare (if configured), execute, cleanup."
+    )
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _nodes_all(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "all":
+            return "all"
+        return value
+
+
+# ----------------------------------------------------------------------------------------------------
+# Top level
+
+
+class Config(StrictModel):
+    """A whole workload file."""
+
+    duration: Duration = Field(60.0, gt=0, description="Workload run time (humantime or seconds).")
+    concurrency: PositiveCount = Field(16, description="Worker count per agent.")
+    target: Uri | None = Field(None, description="Base URI; relative op paths are joined to it.")
+    workload: list[OpSpec] = Field(min_length=1, description="Weighted operations (op: get|put|list|stat|…).")
+    prepare: PrepareConfig | None = Field(None, description="Objects to create before, and clean up after.")
+    range_engine: RangeEngineConfig = Field(
+        default_factory=RangeEngineConfig, description="Concurrent ranged GETs for large objects."
+    )
+    page_cache_mode: PageCacheMode | None = Field(
+        None,
+        description="posix_fadvise hint for file:// and direct:// (auto|sequential|random|dontneed|normal).",
+    )
+    distributed: DistributedConfig | None = Field(None, description="Multi-agent run on Ray.")
+    io_rate: IoRateConfig | None = Field(None, description="Open-loop rate; absent = closed loop.")
+    error_handling: ErrorHandlingConfig = Field(
+        default_factory=ErrorHandlingConfig, description="Error budget, backoff and retries."
+    )
+    perf_log: PerfLogConfig = Field(default_factory=PerfLogConfig, description="perf_log.tsv interval.")
+    multi_endpoint: MultiEndpointConfig | None = Field(None, description="Several endpoints, one namespace.")
+    warmup_period: Duration | None = Field(None, description="Initial period excluded from the results.")
+    dynamic_put_pool: bool = Field(False, description="Objects PUT during execute join the GET pool.")
+    driver: Driver = Field(
+        Driver.AUTO, description="sbench: client for cloud URIs: auto (native), sdk, native."
+    )
+
+    @model_validator(mode="after")
+    def _fill_cross_defaults(self) -> Config:
+        if self.prepare is not None and self.prepare.cleanup_concurrency is None:
+            self.prepare.cleanup_concurrency = self.concurrency
+        return self
+
+    @property
+    def open_loop(self) -> bool:
+        """True when io_rate sets a finite rate; every output labels the load model with this."""
+        return self.io_rate is not None and self.io_rate.iops is not None
+
+    @property
+    def has_prepare(self) -> bool:
+        """True when the prepare block creates something (objects or a tree)."""
+        return self.prepare is not None and (
+            bool(self.prepare.ensure_objects) or self.prepare.directory_structure is not None
+        )
