@@ -1,0 +1,1 @@
+"""Object payloads (fill, dedup, compress) and object size distributions."""

@@ -1,0 +1,164 @@
+"""Per-worker measurement recorder: the only metrics code on the per-op hot path.
+
+One Recorder per worker (thread or asyncio task group), so its lock is uncontended except for the instant
+the interval thread calls `take_interval()`. `record()` costs one bisect, one inline HDR record and two
+integer adds (see bench/recorder.py for the measured cost).
+
+Response vs service time: `latency_us` is the response time (open loop: measured from the intended start, so
+coordinated omission cannot hide stalls); `service_us` is measured from the actual start. In closed loop the
+two are equal and the engine passes `service_us=None`: the recorder then skips the second histogram record
+and, at `take_interval()`, sets the service histogram of that op class to the sum of its response-time
+histograms. If an interval mixes both forms, the first explicit `service_us` switches that op class to
+recording both (after folding in the ops seen so far), so the service histogram stays exact either way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+
+from sbench.metrics.buckets import _UPPER_BOUNDS, NUM_BUCKETS, OpClass
+from sbench.metrics.histogram import LatencyHistogram
+from sbench.metrics.snapshot import Snapshot
+from sbench.storage.base import ErrorClass
+
+_META_SLOT = int(OpClass.META) * NUM_BUCKETS
+_SLOTS = len(OpClass) * NUM_BUCKETS
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Interval:
+    """The mutable state of one interval; swapped out whole by `take_interval()`."""
+
+    __slots__ = (
+        "bytes",
+        "errors",
+        "explicit",
+        "hists",
+        "lag",
+        "late",
+        "ops",
+        "retries",
+        "service",
+        "start_ms",
+    )
+
+    def __init__(self, start_ms: int) -> None:
+        self.start_ms = start_ms
+        self.ops = [0] * _SLOTS
+        self.bytes = [0] * _SLOTS
+        self.hists: list[LatencyHistogram | None] = [None] * _SLOTS
+        self.service: list[LatencyHistogram | None] = [None] * len(OpClass)
+        self.explicit = [False] * len(OpClass)
+        self.errors: dict[tuple[OpClass, ErrorClass], int] = {}
+        self.retries = [0] * len(OpClass)
+        self.late = 0
+        self.lag: LatencyHistogram | None = None
+
+
+class Recorder:
+    """Collects one worker's ops, latencies, errors, retries and schedule lag for the current interval."""
+
+    __slots__ = ("_cur", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cur = _Interval(_now_ms())
+
+    def record(self, op: OpClass, nbytes: int, latency_us: int, service_us: int | None = None) -> None:
+        """One completed op. GET buckets by bytes returned, PUT by object size; META always uses bucket 0."""
+        slot = op * NUM_BUCKETS
+        if slot != _META_SLOT:
+            slot += bisect_left(_UPPER_BOUNDS, nbytes)
+        with self._lock:
+            cur = self._cur
+            cur.ops[slot] += 1
+            cur.bytes[slot] += nbytes
+            # Service first: a first explicit service time folds in the response histograms as they were
+            # before this op.
+            if service_us is not None:
+                self._service(cur, op).record_us(service_us)
+            elif cur.explicit[op]:
+                self._service(cur, op).record_us(latency_us)
+            hist = cur.hists[slot]
+            if hist is None:
+                hist = cur.hists[slot] = LatencyHistogram()
+            hist.record_us(latency_us)
+
+    @staticmethod
+    def _service(cur: _Interval, op: OpClass) -> LatencyHistogram:
+        hist = cur.service[op]
+        if hist is None:
+            hist = cur.service[op] = LatencyHistogram()
+        if not cur.explicit[op]:
+            # First explicit service time this interval: everything recorded so far was closed-loop style.
+            base = op * NUM_BUCKETS
+            for bucket_hist in cur.hists[base : base + NUM_BUCKETS]:
+                if bucket_hist is not None:
+                    hist.add(bucket_hist)
+            cur.explicit[op] = True
+        return hist
+
+    def record_error(self, op: OpClass, kind: ErrorClass) -> None:
+        """One failed op (after retries, if any were made)."""
+        key = (op, kind)
+        with self._lock:
+            errors = self._cur.errors
+            errors[key] = errors.get(key, 0) + 1
+
+    def record_retry(self, op: OpClass) -> None:
+        """One retry attempt of a failed op."""
+        with self._lock:
+            self._cur.retries[op] += 1
+
+    def record_late(self, lag_us: int) -> None:
+        """Open loop: an op started `lag_us` after its intended start."""
+        with self._lock:
+            cur = self._cur
+            cur.late += 1
+            lag = cur.lag
+            if lag is None:
+                lag = cur.lag = LatencyHistogram()
+            lag.record_us(lag_us)
+
+    def take_interval(self) -> Snapshot:
+        """Return everything recorded since the previous call and start a fresh interval."""
+        now = _now_ms()
+        fresh = _Interval(now)
+        with self._lock:
+            cur, self._cur = self._cur, fresh
+        return self._to_snapshot(cur, now)
+
+    @staticmethod
+    def _to_snapshot(cur: _Interval, end_ms: int) -> Snapshot:
+        snap = Snapshot(start_ms=cur.start_ms, end_ms=end_ms)
+        for op in OpClass:
+            base = op * NUM_BUCKETS
+            mirrored: LatencyHistogram | None = None
+            for bucket in range(NUM_BUCKETS):
+                slot = base + bucket
+                if not cur.ops[slot]:
+                    continue
+                key = (op, bucket)
+                snap.ops[key] = cur.ops[slot]
+                snap.nbytes[key] = cur.bytes[slot]
+                hist = cur.hists[slot]
+                if hist is not None and hist.count:
+                    snap.hists[key] = hist.encode()
+                    if not cur.explicit[op]:
+                        if mirrored is None:
+                            mirrored = LatencyHistogram()
+                        mirrored.add(hist)
+            service = cur.service[op] if cur.explicit[op] else mirrored
+            if service is not None and service.count:
+                snap.service[op] = service.encode()
+            if cur.retries[op]:
+                snap.retries[op] = cur.retries[op]
+        snap.errors = cur.errors
+        snap.late_ops = cur.late
+        snap.lag_hist = cur.lag.encode() if cur.lag is not None else b""
+        return snap
