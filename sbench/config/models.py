@@ -657,6 +657,9 @@ class DistributedConfig(StrictModel):
         "agent-{id}/", description="Per-agent prefix in isolated mode ({id} = agent id)."
     )
     agent_ready_timeout: Duration = Field(120.0, gt=0, description="How long to wait for agents to start.")
+    stuck_intervals: PositiveCount = Field(
+        10, description="sbench: flag an agent stuck after this many intervals without progress."
+    )
     kv_cache_dir: str | None = Field(
         None,
         description="Directory of the persistent metadata cache (default: inside the results directory).",
