@@ -1,0 +1,26 @@
+"""The inline HDR record path must be bit-identical to hdrh's own record_value."""
+
+from __future__ import annotations
+
+import random
+
+from hdrh.histogram import HdrHistogram
+
+from sbench.metrics.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, LatencyHistogram
+
+
+def test_inline_record_matches_record_value() -> None:
+    rng = random.Random(7)
+    values = [int(rng.lognormvariate(8, 3)) for _ in range(50_000)]
+    values += [0, 1, 2, 1023, 1024, 2047, 2048, 2049, 4095, 4096, 10**6, HIGHEST_US, HIGHEST_US * 2]
+    ours = LatencyHistogram()
+    ref = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    for v in values:
+        ours.record_us(v)
+        ref.record_value(min(max(v, LOWEST_US), HIGHEST_US))
+    assert ours.count == ref.get_total_count()
+    assert (ours.min, ours.max) == (ref.get_min_value(), ref.get_max_value())
+    for pct in (1, 50, 90, 99, 99.9, 100):
+        assert ours.percentile(pct) == ref.get_value_at_percentile(pct)
+    assert LatencyHistogram.decode(ours.encode()).percentile(99) == ref.get_value_at_percentile(99)
+    assert ref.encode() == ours.encode()
