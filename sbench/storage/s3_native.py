@@ -1,0 +1,339 @@
+"""S3 through obstore (`driver: native`, the default): Rust object_store, a fraction of boto3's CPU per op.
+
+One `S3Store` per backend (one per agent), shared by every worker thread and asyncio task: the store owns a
+connection pool and a tokio runtime, both thread-safe. Keys are relative to the store's prefix, so the hot
+path passes them through untouched. obstore's own retries are off (`max_retries: 0`), as in the sdk driver,
+so sbench counts every failure; `request_timeout_s` is the store's whole-request timeout.
+
+Credentials come from botocore (see s3.py) and are handed over explicitly: static keys as config, temporary
+ones (SSO, assume-role, instance role) through a provider that re-reads botocore's refreshing credentials.
+
+Listing: obstore lists by path segment (prefix `a/b` means `a/b/...`), S3 and the other drivers by string
+prefix. A prefix that ends inside a name (`obj_1`) is listed from its parent with a start-after offset and
+filtered, so every driver returns the same keys. Non-recursive listings use obstore's delimiter listing,
+which gathers one directory level (not the whole tree) in memory before returning it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import obstore
+from obstore.exceptions import BaseError
+from obstore.store import S3Store
+
+from sbench.storage.base import AsyncBackend, Buffer, ObjectStat, StorageError
+from sbench.storage.cloud_errors import obstore_error
+from sbench.storage.options import BackendOptions
+from sbench.storage.ranged import RangeEngine
+from sbench.storage.s3 import S3Settings
+
+# Module-level bindings: one global lookup per call on the hot path instead of a module attribute lookup.
+_get, _get_async = obstore.get, obstore.get_async
+_get_range, _get_range_async = obstore.get_range, obstore.get_range_async
+_put, _put_async = obstore.put, obstore.put_async
+_head, _head_async = obstore.head, obstore.head_async
+_delete, _delete_async = obstore.delete, obstore.delete_async
+#: What obstore raises for a failed request (FileNotFoundError is an OSError).
+_STORE_ERRORS = (BaseError, OSError)
+_LIST_CHUNK = 1000
+_DELETE_BATCH = 1000
+#: How long a temporary credential handed to obstore is trusted before obstore asks botocore again.
+_CREDENTIAL_TTL = datetime.timedelta(minutes=5)
+
+
+class _BotocoreCredentialProvider:
+    """obstore credential callback over botocore's refreshing credentials (SSO, assume-role, IMDS...)."""
+
+    def __init__(self, credentials: Any) -> None:
+        self._credentials = credentials
+
+    def __call__(self) -> dict[str, Any]:
+        frozen = self._credentials.get_frozen_credentials()  # botocore refreshes ahead of expiry
+        return {
+            "access_key_id": frozen.access_key,
+            "secret_access_key": frozen.secret_key,
+            "token": frozen.token,
+            "expires_at": datetime.datetime.now(datetime.UTC) + _CREDENTIAL_TTL,
+        }
+
+
+def build_store(
+    settings: S3Settings, credentials: Any, timeout_s: float, connect_timeout_s: float
+) -> S3Store:
+    """An S3Store with explicit endpoint, region, addressing, credentials, timeouts and no retries."""
+    import botocore.credentials
+
+    config: dict[str, Any] = {
+        "region": settings.region,
+        "virtual_hosted_style_request": not settings.path_style,
+    }
+    if settings.endpoint_url:
+        config["endpoint"] = settings.endpoint_url
+    provider = None
+    if isinstance(credentials, botocore.credentials.RefreshableCredentials):
+        provider = _BotocoreCredentialProvider(credentials)
+    else:
+        frozen = credentials.get_frozen_credentials()
+        config["access_key_id"] = frozen.access_key
+        config["secret_access_key"] = frozen.secret_key
+        if frozen.token:
+            config["session_token"] = frozen.token
+    client_options = {
+        "allow_http": settings.is_http,
+        "timeout": datetime.timedelta(seconds=timeout_s),
+        "connect_timeout": datetime.timedelta(seconds=connect_timeout_s),
+        "user_agent": f"sbench obstore/{obstore.__version__}",
+    }
+    return S3Store(
+        settings.bucket,
+        prefix=settings.key_prefix.rstrip("/") or None,
+        config=config,
+        client_options=client_options,
+        retry_config={"max_retries": 0},
+        credential_provider=provider,
+    )
+
+
+class S3NativeBackend(AsyncBackend):
+    """An S3 bucket/prefix through one obstore S3Store; sync calls for threads, async for asyncio tasks."""
+
+    scheme = "s3"
+
+    def __init__(self, settings: S3Settings, options: BackendOptions, credentials: Any) -> None:
+        super().__init__(settings.root_uri)
+        self.settings = settings
+        self.options = options
+        self._store = build_store(settings, credentials, options.request_timeout_s, options.connect_timeout_s)
+        self._threshold = options.multipart_threshold
+        self._part_size = options.multipart_part_size
+        self._ranges: RangeEngine | None = None
+        self._range_store: S3Store | None = None
+        if options.range.enabled:
+            self._ranges = RangeEngine(options.range, options.concurrency)
+            self._range_store = build_store(settings, credentials, options.range.range_timeout_s,
+                                            options.connect_timeout_s)
+
+    def _error(self, exc: BaseException, key: str) -> StorageError:
+        return obstore_error(exc, self.uri_of(key))
+
+    # --- async (asyncio tasks) ------------------------------------------------------------------------
+
+    async def get_async(self, key: str) -> Buffer:
+        if self._ranges is not None:
+            return await self._get_ranged_async(key)
+        try:
+            result = await _get_async(self._store, key)
+            return await result.bytes_async()
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, key) from exc
+
+    async def _get_ranged_async(self, key: str) -> Buffer:
+        assert self._ranges is not None and self._range_store is not None
+        range_store = self._range_store
+        size = (await self.stat_async(key)).size
+        if not self._ranges.applies(size):
+            try:
+                return await (await _get_async(self._store, key)).bytes_async()
+            except _STORE_ERRORS as exc:
+                raise self._error(exc, key) from exc
+
+        async def fetch(offset: int, length: int) -> Buffer:
+            try:
+                return await _get_range_async(range_store, key, start=offset, length=length)
+            except _STORE_ERRORS as exc:
+                raise self._error(exc, key) from exc
+
+        return await self._ranges.read_async(fetch, size, self.uri_of(key))
+
+    async def get_range_async(self, key: str, offset: int, length: int) -> Buffer:
+        if length <= 0:
+            return b""
+        try:
+            return await _get_range_async(self._store, key, start=offset, length=length)
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, key) from exc
+
+    async def put_async(self, key: str, data: Buffer) -> None:
+        try:
+            if len(data) < self._threshold:
+                await _put_async(self._store, key, data, use_multipart=False)
+            else:
+                await _put_async(self._store, key, data, use_multipart=True, chunk_size=self._part_size)
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, key) from exc
+
+    async def list_async(self, prefix: str = "", recursive: bool = True) -> AsyncIterator[tuple[str, int]]:
+        prefix = prefix.lstrip("/")
+        directory, partial = _split_prefix(prefix)
+        try:
+            if recursive:
+                stream = obstore.list(self._store, directory or None, chunk_size=_LIST_CHUNK,
+                                      offset=_start_after(prefix, partial))
+                async for chunk in stream:
+                    for meta in chunk:
+                        path = meta["path"]
+                        if partial and not path.startswith(prefix):
+                            if path > prefix:
+                                return
+                            continue
+                        yield path, meta["size"]
+            else:
+                level = await obstore.list_with_delimiter_async(self._store, directory or None)
+                for item in _level_items(level, prefix, partial):
+                    yield item
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, prefix) from exc
+
+    async def stat_async(self, key: str) -> ObjectStat:
+        try:
+            meta = await _head_async(self._store, key)
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, key) from exc
+        return _stat(key, meta)
+
+    async def delete_async(self, key: str) -> None:
+        """DELETE one key; S3 answers 204 whether or not it existed, so a missing key is not an error."""
+        try:
+            await _delete_async(self._store, key)
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, key) from exc
+
+    # --- sync (worker threads; obstore releases the GIL while it waits) ---------------------------------
+
+    def get(self, key: str) -> Buffer:
+        if self._ranges is not None:
+            return self._get_ranged(key)
+        try:
+            return _get(self._store, key).bytes()
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, key) from exc
+
+    def _get_ranged(self, key: str) -> Buffer:
+        assert self._ranges is not None and self._range_store is not None
+        range_store = self._range_store
+        size = self.stat(key).size
+        if not self._ranges.applies(size):
+            try:
+                return _get(self._store, key).bytes()
+            except _STORE_ERRORS as exc:
+                raise self._error(exc, key) from exc
+
+        def fetch(offset: int, length: int) -> Buffer:
+            try:
+                return _get_range(range_store, key, start=offset, length=length)
+            except _STORE_ERRORS as exc:
+                raise self._error(exc, key) from exc
+
+        return self._ranges.read(fetch, size, self.uri_of(key))
+
+    def get_range(self, key: str, offset: int, length: int) -> Buffer:
+        if length <= 0:
+            return b""
+        try:
+            return _get_range(self._store, key, start=offset, length=length)
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, key) from exc
+
+    def put(self, key: str, data: Buffer) -> None:
+        try:
+            if len(data) < self._threshold:
+                _put(self._store, key, data, use_multipart=False)
+            else:
+                _put(self._store, key, data, use_multipart=True, chunk_size=self._part_size)
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, key) from exc
+
+    def list(self, prefix: str = "", recursive: bool = True) -> Iterator[tuple[str, int]]:
+        """Pages of 1,000 keys, streamed (recursive); one level (non-recursive), directories as `dir/`."""
+        prefix = prefix.lstrip("/")
+        directory, partial = _split_prefix(prefix)
+        try:
+            if recursive:
+                stream = obstore.list(self._store, directory or None, chunk_size=_LIST_CHUNK,
+                                      offset=_start_after(prefix, partial))
+                for chunk in stream:
+                    for meta in chunk:
+                        path = meta["path"]
+                        if partial and not path.startswith(prefix):
+                            if path > prefix:
+                                return  # keys come sorted: the matching block is over
+                            continue
+                        yield path, meta["size"]
+            else:
+                level = obstore.list_with_delimiter(self._store, directory or None)
+                yield from _level_items(level, prefix, partial)
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, prefix) from exc
+
+    def stat(self, key: str) -> ObjectStat:
+        try:
+            meta = _head(self._store, key)
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, key) from exc
+        return _stat(key, meta)
+
+    def delete(self, key: str) -> None:
+        """DELETE one key; S3 answers 204 whether or not it existed, so a missing key is not an error."""
+        try:
+            _delete(self._store, key)
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, key) from exc
+
+    def mkdir(self, path: str) -> None:
+        """No-op: S3 has no directories; a prefix exists as soon as a key under it does."""
+
+    def rmdir(self, path: str, recursive: bool = False) -> None:
+        """With `recursive`, bulk-delete every key under `path/` (batches of 1,000); otherwise a no-op."""
+        if not recursive:
+            return
+        prefix = path.strip("/") + "/" if path.strip("/") else ""
+        batch: list[str] = []
+        for key, _size in self.list(prefix, recursive=True):
+            batch.append(key)
+            if len(batch) == _DELETE_BATCH:
+                self._delete_many(batch, path)
+                batch = []
+        if batch:
+            self._delete_many(batch, path)
+
+    def _delete_many(self, keys: list[str], path: str) -> None:
+        try:
+            _delete(self._store, keys)
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, path) from exc
+
+    def close(self) -> None:
+        if self._ranges is not None:
+            self._ranges.close()
+
+
+def _split_prefix(prefix: str) -> tuple[str, bool]:
+    """(directory obstore can list, whether `prefix` ends inside a name and needs filtering)."""
+    if not prefix or prefix.endswith("/"):
+        return prefix, False
+    return prefix.rpartition("/")[0], True
+
+
+def _start_after(prefix: str, partial: bool) -> str | None:
+    """Start-after key for a partial prefix: its parent-relative spelling minus the last character, which
+    sorts before every key that starts with the prefix (and is never the parent directory itself)."""
+    return prefix[:-1] if partial and len(prefix) > 1 else None
+
+
+def _level_items(level: dict, prefix: str, partial: bool) -> Iterator[tuple[str, int]]:
+    for meta in level["objects"]:
+        if not partial or meta["path"].startswith(prefix):
+            yield meta["path"], meta["size"]
+    for common in level["common_prefixes"]:
+        if not partial or common.startswith(prefix):
+            yield common + "/", 0
+
+
+def _stat(key: str, meta: dict) -> ObjectStat:
+    modified = meta.get("last_modified")
+    etag = meta.get("e_tag")
+    return ObjectStat(key=key, size=meta["size"], mtime=modified.timestamp() if modified else None,
+                      etag=etag.strip('"') if etag else None)
