@@ -38,7 +38,7 @@ from sbench.config.models import (
     StatOp,
     UniformSize,
 )
-from sbench.config.stages import PhaseBarrier, StagePlan, resolve_barrier, stage_plan
+from sbench.config.stages import PhaseBarrier, StagePlan, resolve_barrier, select_stages, stage_plan
 
 __all__ = [
     "AgentConfig",
@@ -79,5 +79,6 @@ __all__ = [
     "load_config",
     "load_config_text",
     "resolve_barrier",
+    "select_stages",
     "stage_plan",
 ]

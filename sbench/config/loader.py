@@ -120,18 +120,28 @@ def load_config_text(text: str, *, source: Path | None = None) -> LoadedConfig:
 
 def _problems_from(exc: ValidationError, parsed: YamlSource) -> list[Problem]:
     problems: dict[tuple[KeyPath, str], Problem] = {}
+    suggested: set[KeyPath] = set()  # (parent..., key) that a did-you-mean already points at
+    missing: list[tuple[KeyPath, str]] = []
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
         path = _data_path(parsed.data, loc)
         kind = error["type"]
         if kind == "extra_forbidden":
-            message = _unknown_key_message(loc, path)
+            message, suggestion = _unknown_key_message(loc, path)
+            if suggestion:
+                suggested.add((*path[:-1], suggestion))
         elif kind == "missing":
-            message = f"required key `{loc[-1]}` is missing; add it"
+            missing.append((path, f"required key `{loc[-1]}` is missing; add it"))
+            continue
         else:
+            if kind == "union_tag_invalid":
+                tag_key = str(error.get("ctx", {}).get("discriminator", "")).strip("'")
+                path = (*path, tag_key) if tag_key else path
             message = _value_message(error, parsed, path)
-        problem = Problem(path, parsed.line_of(path), message)
-        problems.setdefault((path, message), problem)
+        problems.setdefault((path, message), Problem(path, parsed.line_of(path), message))
+    for path, message in missing:
+        if path not in suggested:  # a typo'd key already explains why this one is missing
+            problems.setdefault((path, message), Problem(path, parsed.line_of(path), message))
     return list(problems.values())
 
 
@@ -144,6 +154,9 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
         if in_dict or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
             node = node[part]
             path.append(part)
+        elif isinstance(node, dict) and isinstance(node.get("config"), dict) and part in node["config"]:
+            node = node["config"][part]  # a stage body nested under `config:` (sai3 docs form)
+            path += ["config", part]
         elif isinstance(node, dict) and isinstance(part, str) and not _is_tag(part, node):
             path.append(part)  # a missing key: point at the parent's line, name the key
             break
@@ -179,15 +192,14 @@ def _value_message(error: dict[str, Any], parsed: YamlSource, path: KeyPath) -> 
     return f"{given}{msg[0].lower()}{msg[1:]}" if msg else given
 
 
-def _unknown_key_message(loc: tuple[Any, ...], path: KeyPath) -> str:
+def _unknown_key_message(loc: tuple[Any, ...], path: KeyPath) -> tuple[str, str | None]:
     key = str(path[-1]) if path else str(loc[-1])
     allowed = _allowed_keys(loc[:-1])
-    hint = ""
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) if allowed else []
+    hint = f" Did you mean `{close[0]}`?" if close else ""
     if allowed:
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-        hint = f" Did you mean `{close[0]}`?" if close else ""
         hint += f" Keys allowed here: {', '.join(sorted(allowed))}."
-    return f"unknown key `{key}`.{hint}"
+    return f"unknown key `{key}`.{hint}", (close[0] if close else None)
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:

@@ -96,12 +96,15 @@ def resolve_barrier(
     )
 
 
-def stage_plan(config: Config) -> list[StagePlan]:
-    """The stages of `config` in run order (explicit `distributed.stages`, else the defaults)."""
+def stage_plan(config: Config, *, force_cleanup: bool = False) -> list[StagePlan]:
+    """The stages of `config` in run order (explicit `distributed.stages`, else the defaults).
+
+    `force_cleanup` adds the default cleanup stage even when `prepare.cleanup` is false (`--cleanup-only`).
+    """
     sync = config.distributed.barrier_sync if config.distributed else None
     stages = config.distributed.stages if config.distributed and config.distributed.stages else None
     if stages is None:
-        stages = _default_stages(config)
+        stages = _default_stages(config, force_cleanup=force_cleanup)
     plans = []
     for index, stage in enumerate(sorted(stages, key=lambda s: s.order), start=1):
         assert stage.completion is not None  # set by StageConfig's validator
@@ -129,7 +132,7 @@ def stage_plan(config: Config) -> list[StagePlan]:
     return plans
 
 
-def _default_stages(config: Config) -> list[StageConfig]:
+def _default_stages(config: Config, *, force_cleanup: bool = False) -> list[StageConfig]:
     """sai3 v0.8.60's implicit stages (config.rs:1740-1860), keeping its order numbers."""
     stages = [
         StageConfig(name="preflight", order=1, type=StageType.VALIDATION, timeout_secs=PREFLIGHT_TIMEOUT)
@@ -137,10 +140,39 @@ def _default_stages(config: Config) -> list[StageConfig]:
     if config.has_prepare:
         stages.append(StageConfig(name="prepare", order=2, type=StageType.PREPARE))
     stages.append(StageConfig(name="execute", order=3, type=StageType.EXECUTE, duration=config.duration))
-    if config.has_prepare and config.prepare is not None and config.prepare.cleanup:
+    if config.has_prepare and config.prepare is not None and (config.prepare.cleanup or force_cleanup):
         stages.append(
             StageConfig(
                 name="cleanup", order=4, type=StageType.CLEANUP, optional=True, timeout_secs=CLEANUP_TIMEOUT
             )
         )
     return stages
+
+
+def select_stages(
+    plans: list[StagePlan],
+    *,
+    preflight_only: bool = False,
+    prepare_only: bool = False,
+    cleanup_only: bool = False,
+    skip_prepare: bool = False,
+    no_cleanup: bool = False,
+) -> list[StagePlan]:
+    """The stages a run executes once the CLI flags are applied (sai3 `run` flag semantics).
+
+    `--cleanup-only` runs the cleanup stages even when `prepare.cleanup` is false (that is its purpose): the
+    caller passes `stage_plan(config, force_cleanup=True)` for it. `--verify` is not a stage selection; the
+    runner checks prepared objects instead of running stages.
+    """
+    if preflight_only:
+        return [p for p in plans if p.type is StageType.VALIDATION]
+    if cleanup_only:
+        return [p for p in plans if p.type is StageType.CLEANUP]
+    chosen = plans
+    if prepare_only:
+        chosen = [p for p in chosen if p.type in (StageType.VALIDATION, StageType.PREPARE)]
+    if skip_prepare:
+        chosen = [p for p in chosen if p.type is not StageType.PREPARE]
+    if no_cleanup:
+        chosen = [p for p in chosen if p.type is not StageType.CLEANUP]
+    return chosen

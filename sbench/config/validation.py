@@ -21,8 +21,8 @@ from sbench.config.models import (
     StageType,
     StatOp,
 )
-from sbench.config.tree_math import tree_counts
 from sbench.config.yamlsource import YamlSource
+from sbench.engine.tree import TreeLayout
 from sbench.errors import ConfigError
 from sbench.storage.uri import LOCAL_SCHEMES, parse_uri
 
@@ -170,7 +170,7 @@ def _check_tree(config: Config, out: _Collector) -> None:
             "files; add `ensure_objects: [{base_uri: <URI>, count: 0, size_spec: 4KiB}]`",
         )
         return
-    total = tree_counts(tree).total_files
+    total = TreeLayout(tree).total_files
     first = config.prepare.ensure_objects[0]
     if first.count != total:
         out.warn(
