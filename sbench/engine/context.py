@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -31,6 +32,24 @@ class RunControl:
         self._lock = threading.Lock()
         self.kind: StopKind | None = None
         self.reason: str = ""
+        self._children: list[RunControl] = []
+
+    def child(self) -> RunControl:
+        """A control for one stage: it stops when this one does (abort, Ctrl-C), but stopping the stage
+        (duration reached, timeout, pools exhausted) leaves the run going."""
+        child = RunControl()
+        with self._lock:
+            self._children.append(child)
+            kind, reason = self.kind, self.reason
+        if kind is not None:
+            child._set(kind, reason)
+        return child
+
+    def release(self, child: RunControl) -> None:
+        """Forget a finished stage's control."""
+        with self._lock:
+            if child in self._children:
+                self._children.remove(child)
 
     def stop(self, reason: str) -> None:
         self._set(StopKind.STOP, reason)
@@ -42,11 +61,18 @@ class RunControl:
         with self._lock:
             if self.kind is None or (kind is StopKind.ABORT and self.kind is StopKind.STOP):
                 self.kind, self.reason = kind, reason
+            children = list(self._children)
         self._event.set()
+        for child in children:
+            child._set(kind, reason)
 
     @property
     def stopping(self) -> bool:
         return self._event.is_set()
+
+    def stop_flag(self) -> Callable[[], bool]:
+        """The bound `is_set` of the stop event, for hot loops that check it once per op."""
+        return self._event.is_set
 
     @property
     def aborted(self) -> bool:

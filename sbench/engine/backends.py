@@ -1,0 +1,151 @@
+"""The backends one agent uses in a stage, opened once per root (sai3's store cache) and closed at the end.
+
+Relative op paths resolve against `target`; when a `multi_endpoint` block exists they go through one
+MultiEndpointBackend over its endpoints (sai3 HEAD semantics: the block applies to every op, so the per-op
+`use_multi_endpoint` flag is not needed). A URI that lies under the target is served by the target backend
+(so it is routed and counted like the rest); any other URI gets its own backend rooted at its directory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sbench.errors import ConfigError
+from sbench.storage.base import Backend
+
+
+def canonical(uri: str) -> str:
+    """The canonical root spelling of a URI (aliases resolved), without a trailing `/`."""
+    from sbench.storage.uri import parse_uri
+
+    return parse_uri(uri).root.rstrip("/")
+
+
+def _relative(root: str, uri: str) -> str | None:
+    root = root.rstrip("/")
+    uri_c = uri.rstrip("/")
+    if uri_c == root:
+        return ""
+    if uri_c.startswith(root + "/"):
+        return uri_c[len(root) + 1 :]
+    return None
+
+
+def _split_dir(uri: str) -> tuple[str, str]:
+    """(directory URI to root a backend at, remaining pattern) of an absolute op URI."""
+    scheme, rest = uri.split("://", 1)
+    if "**" in rest:
+        head = rest.split("**", 1)[0]
+        cut = head.rfind("/")
+    elif rest.endswith("/"):
+        return uri.rstrip("/"), ""
+    else:
+        cut = rest.rfind("/")
+    if cut < 0:
+        return uri, ""
+    directory, remainder = rest[:cut], rest[cut + 1 :]
+    if "*" in directory:
+        raise ConfigError(f"path {uri!r}: `*` is only allowed in the last path component")
+    if scheme in ("file", "direct") and not directory:
+        directory = "/"
+    return f"{scheme}://{directory}", remainder
+
+
+class BackendSet:
+    """Opens and caches the backends of one agent for one stage; `close()` releases them all."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self._by_root: dict[str, Backend] = {}
+        self._target: Backend | None = None
+        self.multi: Any = None
+
+    # -- opening -----------------------------------------------------------------------------------------
+    def _options(self, uri: str) -> Any:
+        from sbench.config.backend import backend_options
+
+        return backend_options(self.config, uri)
+
+    def open(self, uri: str) -> Backend:
+        """The backend rooted exactly at `uri` (cached)."""
+        from sbench.storage.registry import open_backend
+
+        root = canonical(uri)
+        backend = self._by_root.get(root)
+        if backend is None:
+            backend = open_backend(uri, self._options(uri))
+            self._by_root[root] = backend
+        return backend
+
+    @property
+    def target_uri(self) -> str | None:
+        me = getattr(self.config, "multi_endpoint", None)
+        if self.config.target:
+            return self.config.target
+        return me.endpoints[0] if me is not None and me.endpoints else None
+
+    def target(self) -> Backend:
+        """The backend relative paths use: the multi-endpoint router when configured, else `target`."""
+        if self._target is not None:
+            return self._target
+        me = getattr(self.config, "multi_endpoint", None)
+        if me is not None and me.endpoints:
+            from sbench.storage.multi import MultiEndpointBackend
+
+            backends = [self.open(ep) for ep in me.endpoints]
+            strategy = str(getattr(me.strategy, "value", me.strategy))
+            self.multi = MultiEndpointBackend(backends, list(me.endpoints), strategy)
+            self._target = self.multi
+        elif self.config.target:
+            self._target = self.open(self.config.target)
+        else:
+            raise ConfigError(
+                "the workload uses relative paths but neither `target` nor `multi_endpoint` is set",
+                hint="Set `target: file:///some/dir/` (or s3://bucket/prefix/ ...), or give every "
+                "op path as a full URI.",
+            )
+        return self._target
+
+    def locate(self, path: str) -> tuple[Backend, str]:
+        """(backend, relative key or pattern) for an op path or URI."""
+        if "://" not in path:
+            return self.target(), path.lstrip("/")
+        target_uri = self.target_uri
+        if target_uri is not None:
+            rel = _relative(canonical(target_uri), _canonical_pattern(path))
+            if rel is not None:
+                return self.target(), (rel + "/" if rel and path.endswith("/") else rel)
+        directory, rest = _split_dir(path)
+        return self.open(directory), rest
+
+    def locate_dir(self, uri: str) -> tuple[Backend, str]:
+        """(backend, relative directory prefix) for a base URI such as a prepare `base_uri`."""
+        target_uri = self.target_uri
+        if target_uri is not None:
+            rel = _relative(canonical(target_uri), canonical(uri))
+            if rel is not None:
+                return self.target(), rel
+        return self.open(uri), ""
+
+    def endpoint_stats(self) -> list[Any] | None:
+        """Per-endpoint counters of the multi-endpoint router, or None without one."""
+        return self.multi.endpoint_stats() if self.multi is not None else None
+
+    def close(self) -> None:
+        backends = list(self._by_root.values())
+        if self.multi is not None:
+            backends.append(self.multi)
+        self._by_root.clear()
+        self._target = self.multi = None
+        for backend in backends:
+            backend.close()
+
+
+def _canonical_pattern(path: str) -> str:
+    """Canonical spelling of the part of an op URI before any glob, with the glob part re-attached."""
+    star = path.find("*")
+    if star < 0:
+        return canonical(path) + ("/" if path.endswith("/") else "")
+    cut = path.rfind("/", 0, star)
+    head, tail = path[:cut], path[cut:]
+    return canonical(head) + tail

@@ -1,0 +1,1035 @@
+"""The workload loop of one agent: `concurrency` workers picking weighted ops until the stage ends.
+
+Workers are threads for sync backends (file, direct, SDK drivers) and asyncio tasks on one event-loop thread
+when every backend the ops use is an AsyncBackend (native obstore drivers). Each iteration: pick an op by
+weight (cumulative weights + bisect on the worker's own `random.Random`), wait for its slot when the load is
+open loop, take the op's limiter when it has one, resolve its key, run it, record it in the worker's own
+Recorder. Nothing else is shared on the success path, so the engine's cost per op stays a small fraction of
+the client's (bench/engine_overhead.py measures it against a bare loop).
+
+Differences from sai3 on purpose (reference §7): every PUT draws its own size from the distribution with the
+worker's generator (§7.1); DELETE removes keys from its pool and never deletes one twice (§7.3); a per-op
+`concurrency` above the global value gets extra workers dedicated to that op, so its in-flight count can
+reach the limit (§7.4), while a lower one caps that op's in-flight count with a semaphore; tree selection
+uses the real agent index (§7.5); open-loop rates are aggregate (§7.9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sbench.data.payload import PayloadGenerator
+from sbench.data.sizes import index_hash, sampler_for, sampler_from_spec, seed_for_uri
+from sbench.engine.backends import BackendSet, canonical
+from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.errorpolicy import ErrorHandling, ErrorPolicy
+from sbench.engine.naming import put_key_prefix
+from sbench.engine.paths import (
+    KeyPool,
+    Pattern,
+    PreparedSet,
+    TreeSelector,
+    delete_path,
+    join_key,
+    needs_pool_split,
+    op_name,
+    pattern_regex,
+    put_directory,
+    resolve_pool,
+)
+from sbench.engine.ratecontrol import LATE_THRESHOLD_NS, OpenLoopSchedule, schedule_from_config
+from sbench.engine.state import RunState
+from sbench.engine.tree import TreeLayout
+from sbench.errors import ConfigError
+from sbench.metrics.buckets import OpClass
+from sbench.metrics.cpu import CpuSampler
+from sbench.metrics.progress import ProgressCounters
+from sbench.metrics.recorder import Recorder
+from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.storage.base import Backend, ErrorClass, StorageError
+
+OP_CLASS = {
+    "get": OpClass.GET,
+    "put": OpClass.PUT,
+    "list": OpClass.META,
+    "stat": OpClass.META,
+    "delete": OpClass.META,
+    "mkdir": OpClass.META,
+    "rmdir": OpClass.META,
+}
+#: how long an aborted stage waits for in-flight ops before returning partial results
+STOP_GRACE_S = 0.9
+#: how long a stage that reached its end (duration, expected tasks, stop) lets in-flight ops finish
+DRAIN_S = 10.0
+DEFAULT_PUT_SIZE = 1024 * 1024
+
+
+class PoolExhausted(Exception):
+    """A DELETE found its pool empty: every key it could delete is gone."""
+
+
+@dataclass
+class WorkloadResult:
+    """What a workload stage measured and why it ended."""
+
+    snapshot: Snapshot
+    elapsed_s: float
+    #: "duration" | "tasks" | "exhausted" | "stopped" | "aborted"
+    ended_by: str
+    reason: str = ""
+    #: the first failure message seen, for the console and STATUS.txt
+    first_error: str = ""
+    deleted: int = 0
+    workers: int = 0
+    open_loop: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Worker:
+    """Per-worker state: nothing in here is shared with another worker."""
+
+    __slots__ = ("cum", "data", "index", "key", "ops", "recorder", "rng", "seq", "total")
+
+    def __init__(self, index: int, seed: int, ops: list[_Op]) -> None:
+        self.index = index
+        self.rng = random.Random(seed)
+        self.recorder = Recorder()
+        self.seq = 0
+        self.ops = ops
+        acc, cum = 0.0, []
+        for op in ops:
+            acc += op.weight
+            cum.append(acc)
+        self.cum = cum
+        self.total = acc
+        #: the key (and payload) of the op in progress, so a retry repeats exactly the same call
+        self.key = ""
+        self.data: Any = None
+
+
+class _Op:
+    """One workload entry, bound to its backend, key source and limiter."""
+
+    __slots__ = (
+        "acall",
+        "aredo",
+        "asem",
+        "call",
+        "cls",
+        "exhausted",
+        "kind",
+        "label",
+        "limit",
+        "pool",
+        "redo",
+        "sem",
+        "uri_of",
+        "weight",
+    )
+
+    def __init__(self, kind: str, weight: float, label: str, backend: Backend) -> None:
+        self.kind = kind
+        self.cls = OP_CLASS[kind]
+        self.weight = weight
+        self.label = label
+        self.uri_of = backend.uri_of
+        self.call: Callable[[_Worker], int] = _unset
+        self.redo: Callable[[_Worker], int] = _unset
+        self.acall: Any = None
+        self.aredo: Any = None
+        self.limit: int | None = None
+        self.sem: threading.Semaphore | None = None
+        self.asem: asyncio.Semaphore | None = None
+        self.exhausted = False
+        self.pool: KeyPool | None = None
+
+
+def _unset(w: _Worker) -> int:
+    raise RuntimeError("op used before it was bound")
+
+
+# -- building ops ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    config: Any
+    identity: AgentIdentity
+    backends: BackendSet
+    prepared: list[PreparedSet]
+    split: bool
+    layout: TreeLayout | None
+    tree_backend: Backend | None
+    tree_prefix: str
+    selector: TreeSelector | None
+    payload_seed: int
+    pools: dict[tuple[str, str], KeyPool] = field(default_factory=dict)
+
+
+def prepared_sets(config: Any, backends: BackendSet, state: RunState | None) -> list[PreparedSet]:
+    """Pools this run can address by index instead of listing: prepared by this run without failures, or
+    declared present with `skip_verification`."""
+    prep = getattr(config, "prepare", None)
+    if prep is None or prep.directory_structure is not None:
+        return []
+    out = []
+    pools = ("prepared", "deletable") if needs_pool_split(config.workload) else ("prepared",)
+    for i, entry in enumerate(prep.ensure_objects):
+        record = state.prepared.get(i) if state is not None else None
+        trusted = (record is not None and record.complete) or (
+            prep.skip_verification and not prep.force_overwrite
+        )
+        base = entry.base_uri or backends.target_uri
+        if not trusted or base is None or entry.count <= 0:
+            continue
+        backend, directory = backends.locate_dir(base)
+        out.append(PreparedSet(backend.root_uri, directory, record.pools if record else pools, entry.count))
+    return out
+
+
+def _pool(ctx: _Context, backend: Backend, rel: str, kind: str) -> KeyPool:
+    key = (canonical(backend.root_uri), rel)
+    pool = ctx.pools.get(key)
+    if pool is None:
+        pool = ctx.pools[key] = resolve_pool(backend, rel, op=kind, prepared=ctx.prepared)
+    return pool
+
+
+def _put_sampler(op: Any) -> Any:
+    if getattr(op, "object_size", None):
+        return sampler_for("fixed", value=op.object_size)
+    if getattr(op, "size_spec", None) is not None:
+        return sampler_from_spec(op.size_spec)
+    return sampler_for("fixed", value=DEFAULT_PUT_SIZE)
+
+
+def _bind(op_cfg: Any, ctx: _Context, index: int) -> _Op:
+    kind = op_name(op_cfg)
+    if kind not in OP_CLASS:
+        raise ConfigError(f"workload[{index}]: unknown op {kind!r}")
+    path = str(getattr(op_cfg, "path", "") or "")
+    tree = ctx.layout is not None
+    if tree and kind in ("get", "put", "stat", "delete", "mkdir", "rmdir"):
+        return _bind_tree(op_cfg, kind, ctx, index)
+    if kind in ("mkdir", "rmdir"):
+        raise ConfigError(
+            f"workload[{index}]: {kind} needs prepare.directory_structure (the tree picks the directory)",
+            hint="Add a directory_structure block under prepare, or drop the op.",
+        )
+    if kind == "delete":
+        path = delete_path(path, ctx.split)
+    backend, rel = ctx.backends.locate(path)
+    op = _Op(kind, float(op_cfg.weight), f"{kind.upper()} {path}", backend)
+    if kind in ("get", "stat", "delete"):
+        pool = op.pool = _pool(ctx, backend, rel, kind)
+        _bind_pool_op(op, kind, backend, pool)
+    elif kind == "put":
+        _bind_put(op, op_cfg, ctx, backend, put_directory(rel))
+    else:
+        _bind_list(op, backend, rel)
+    return op
+
+
+def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
+    pick = pool.pick
+    if kind == "get":
+        get = backend.get
+
+        def call(w: _Worker) -> int:
+            key = w.key = pick(w.rng)
+            return len(get(key))
+
+        op.redo = lambda w: len(get(w.key))
+        if backend.is_async:
+            aget = backend.get_async  # type: ignore[attr-defined]
+
+            async def acall(w: _Worker) -> int:
+                key = w.key = pick(w.rng)
+                return len(await aget(key))
+
+            async def aredo(w: _Worker) -> int:
+                return len(await aget(w.key))
+
+            op.acall, op.aredo = acall, aredo
+    elif kind == "stat":
+        stat = backend.stat
+
+        def call(w: _Worker) -> int:
+            w.key = pick(w.rng)
+            stat(w.key)
+            return 0
+
+        def redo(w: _Worker) -> int:
+            stat(w.key)
+            return 0
+
+        op.redo = redo
+        if backend.is_async:
+            astat = backend.stat_async  # type: ignore[attr-defined]
+
+            async def acall(w: _Worker) -> int:
+                w.key = pick(w.rng)
+                await astat(w.key)
+                return 0
+
+            async def aredo(w: _Worker) -> int:
+                await astat(w.key)
+                return 0
+
+            op.acall, op.aredo = acall, aredo
+    else:
+        take = pool.take
+        delete = backend.delete
+
+        def call(w: _Worker) -> int:
+            key = take(w.rng)
+            if key is None:
+                raise PoolExhausted(op.label)
+            w.key = key
+            delete(key)
+            return 0
+
+        def redo(w: _Worker) -> int:
+            delete(w.key)
+            return 0
+
+        op.redo = redo
+        if backend.is_async:
+            adelete = backend.delete_async  # type: ignore[attr-defined]
+
+            async def acall(w: _Worker) -> int:
+                key = take(w.rng)
+                if key is None:
+                    raise PoolExhausted(op.label)
+                w.key = key
+                await adelete(key)
+                return 0
+
+            async def aredo(w: _Worker) -> int:
+                await adelete(w.key)
+                return 0
+
+            op.acall, op.aredo = acall, aredo
+    op.call = call
+
+
+def _dynamic_pools(ctx: _Context, backend: Backend, directory: str) -> list[KeyPool]:
+    """GET/STAT pools a PUT into `directory` feeds with `dynamic_put_pool`: those listing the same
+    directory of the same backend (any GET pool when none does, as sai3 HEAD has a single GET pool)."""
+    if not getattr(ctx.config, "dynamic_put_pool", False):
+        return []
+    root = canonical(backend.root_uri)
+    read_pools = []
+    for op_cfg in ctx.config.workload:
+        if op_name(op_cfg) not in ("get", "stat") or float(op_cfg.weight) <= 0:
+            continue
+        b, rel = ctx.backends.locate(str(op_cfg.path))
+        pool = _pool(ctx, b, rel, op_name(op_cfg))
+        pat = Pattern.parse(rel)
+        same = canonical(b.root_uri) == root and pat.directory.strip("/") == directory.strip("/")
+        matches = pat.kind == "prefix" or (pat.kind == "glob" and pattern_regex(pat.match).match("put_x.dat"))
+        read_pools.append((pool, same and matches))
+    chosen = [p for p, ok in read_pools if ok]
+    return chosen or [p for p, _ in read_pools]
+
+
+def _bind_put(op: _Op, op_cfg: Any, ctx: _Context, backend: Backend, directory: str) -> None:
+    sampler = _put_sampler(op_cfg)
+    fill = str(getattr(getattr(op_cfg, "fill", None), "value", getattr(op_cfg, "fill", None)) or "random")
+    payload = PayloadGenerator(
+        fill,
+        int(getattr(op_cfg, "dedup_factor", 1) or 1),
+        int(getattr(op_cfg, "compress_factor", 1) or 1),
+        ctx.payload_seed,
+    )
+    make = payload.payload
+    sample = sampler.sample
+    put = backend.put
+    ident = ctx.identity
+    head = join_key(directory, put_key_prefix(ident.run_id, ident.agent_id))
+    dyn = _dynamic_pools(ctx, backend, directory)
+
+    def call(w: _Worker) -> int:
+        size = sample(w.rng)
+        seq = w.seq
+        w.seq = seq + 1
+        key = w.key = f"{head}{w.index}_{seq:09d}.dat"
+        data = w.data = make(size, (w.index << 40) | seq)
+        put(key, data)
+        for pool in dyn:
+            pool.add(key)
+        return size
+
+    def redo(w: _Worker) -> int:
+        put(w.key, w.data)
+        for pool in dyn:
+            pool.add(w.key)
+        return len(w.data)
+
+    op.call, op.redo = call, redo
+    if backend.is_async:
+        aput = backend.put_async  # type: ignore[attr-defined]
+
+        async def acall(w: _Worker) -> int:
+            size = sample(w.rng)
+            seq = w.seq
+            w.seq = seq + 1
+            key = w.key = f"{head}{w.index}_{seq:09d}.dat"
+            data = w.data = make(size, (w.index << 40) | seq)
+            await aput(key, data)
+            for pool in dyn:
+                pool.add(key)
+            return size
+
+        async def aredo(w: _Worker) -> int:
+            await aput(w.key, w.data)
+            for pool in dyn:
+                pool.add(w.key)
+            return len(w.data)
+
+        op.acall, op.aredo = acall, aredo
+
+
+def _bind_list(op: _Op, backend: Backend, rel: str) -> None:
+    pat = Pattern.parse(rel)
+    prefix = rel if pat.kind == "prefix" else (pat.directory + "/" if pat.directory else "")
+    if pat.kind == "exact":
+        prefix = rel
+    lister = backend.list
+
+    def call(w: _Worker) -> int:
+        for _ in lister(prefix, recursive=True):
+            pass
+        return 0
+
+    op.call = op.redo = call
+    if backend.is_async:
+        alister = backend.list_async  # type: ignore[attr-defined]
+
+        async def acall(w: _Worker) -> int:
+            async for _ in alister(prefix, recursive=True):
+                pass
+            return 0
+
+        op.acall = op.aredo = acall
+
+
+def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> _Op:
+    layout, selector, backend = ctx.layout, ctx.selector, ctx.tree_backend
+    assert layout is not None and selector is not None and backend is not None
+    base = ctx.tree_prefix
+    op = _Op(kind, float(op_cfg.weight), f"{kind.upper()} (tree)", backend)
+    file_path, dir_path = layout.file_path, layout.dir_path
+    select_file, select_dir = selector.select_file, selector.select_dir
+    if kind in ("get", "stat", "put") and layout.total_files == 0:
+        raise ConfigError(
+            f"workload[{index}]: {kind} in tree mode needs files "
+            "(prepare.directory_structure.files_per_dir > 0)"
+        )
+    if kind == "get":
+        get = backend.get
+
+        def call(w: _Worker) -> int:
+            key = w.key = join_key(base, file_path(select_file(w.rng)))
+            return len(get(key))
+
+        op.redo = lambda w: len(get(w.key))
+    elif kind == "stat":
+        stat = backend.stat
+
+        def call(w: _Worker) -> int:
+            w.key = join_key(base, file_path(select_file(w.rng)))
+            stat(w.key)
+            return 0
+
+        def redo(w: _Worker) -> int:
+            stat(w.key)
+            return 0
+
+        op.redo = redo
+    elif kind == "put":
+        sampler = _put_sampler(op_cfg)
+        fill = str(getattr(getattr(op_cfg, "fill", None), "value", None) or "random")
+        payload = PayloadGenerator(
+            fill,
+            int(getattr(op_cfg, "dedup_factor", 1) or 1),
+            int(getattr(op_cfg, "compress_factor", 1) or 1),
+            ctx.payload_seed,
+        )
+        put = backend.put
+
+        def call(w: _Worker) -> int:
+            size = sampler.sample(w.rng)
+            idx = select_file(w.rng)
+            key = w.key = join_key(base, file_path(idx))
+            seq = w.seq
+            w.seq = seq + 1
+            w.data = payload.payload(size, (w.index << 40) | seq)
+            put(key, w.data)
+            return size
+
+        def redo(w: _Worker) -> int:
+            put(w.key, w.data)
+            return len(w.data)
+
+        op.redo = redo
+    elif kind == "delete":
+        pool = op.pool = selector.delete_pool()
+        take = pool.take
+        delete = backend.delete
+
+        def call(w: _Worker) -> int:
+            rel_key = take(w.rng)
+            if rel_key is None:
+                raise PoolExhausted(op.label)
+            w.key = join_key(base, rel_key)
+            delete(w.key)
+            return 0
+
+        def redo(w: _Worker) -> int:
+            delete(w.key)
+            return 0
+
+        op.redo = redo
+    elif kind == "mkdir":
+        mkdir = backend.mkdir
+
+        def call(w: _Worker) -> int:
+            w.key = join_key(base, dir_path(select_dir(w.rng)))
+            mkdir(w.key)
+            return 0
+
+        def redo(w: _Worker) -> int:
+            mkdir(w.key)
+            return 0
+
+        op.redo = redo
+    else:
+        rmdir = backend.rmdir
+        recursive = bool(getattr(op_cfg, "recursive", False))
+
+        def call(w: _Worker) -> int:
+            w.key = join_key(base, dir_path(select_dir(w.rng)))
+            rmdir(w.key, recursive)
+            return 0
+
+        def redo(w: _Worker) -> int:
+            rmdir(w.key, recursive)
+            return 0
+
+        op.redo = redo
+    op.call = call
+    return op
+
+
+def tree_root(config: Any, backends: BackendSet) -> tuple[Backend, str]:
+    """Where the directory tree lives: ensure_objects[0]'s base_uri, else the target (sai3 §1.8)."""
+    prep = config.prepare
+    base = (
+        prep.ensure_objects[0].base_uri if prep.ensure_objects and prep.ensure_objects[0].base_uri else None
+    )
+    if base is None:
+        base = backends.target_uri
+    if base is None:
+        raise ConfigError(
+            "prepare.directory_structure needs a place for the tree: set `target` or "
+            "ensure_objects[0].base_uri"
+        )
+    return backends.locate_dir(base)
+
+
+def build_ops(
+    config: Any, identity: AgentIdentity, backends: BackendSet, state: RunState | None, payload_seed: int
+) -> list[_Op]:
+    """Bind every workload entry with weight > 0 to its backend and key source; resolves patterns (LIST)."""
+    prep = getattr(config, "prepare", None)
+    layout = selector = tree_backend = None
+    tree_prefix = ""
+    if prep is not None and prep.directory_structure is not None:
+        layout = TreeLayout(prep.directory_structure)
+        dist = getattr(config, "distributed", None)
+        strategy = str(getattr(dist, "path_selection", "random") or "random") if dist else "random"
+        overlap = float(getattr(dist, "partition_overlap", 0.3)) if dist else 0.3
+        selector = TreeSelector(
+            layout,
+            strategy,
+            agent_index=identity.index,
+            agent_count=identity.count,
+            partition_overlap=overlap,
+        )
+        tree_backend, tree_prefix = tree_root(config, backends)
+    ctx = _Context(
+        config,
+        identity,
+        backends,
+        prepared_sets(config, backends, state),
+        needs_pool_split(config.workload),
+        layout,
+        tree_backend,
+        tree_prefix,
+        selector,
+        payload_seed,
+    )
+    ops = [_bind(op_cfg, ctx, i) for i, op_cfg in enumerate(config.workload) if float(op_cfg.weight) > 0]
+    if not ops:
+        raise ConfigError("every workload op has weight 0; give at least one op a positive weight")
+    return ops
+
+
+# -- the run -----------------------------------------------------------------------------------------------
+
+
+def _seed(identity: AgentIdentity) -> int:
+    return index_hash(seed_for_uri(identity.run_id), identity.index)
+
+
+class WorkloadRun:
+    """One execution of the workload loop (a stage); `run()` blocks until it ends and returns the result."""
+
+    def __init__(
+        self,
+        config: Any,
+        identity: AgentIdentity,
+        control: RunControl,
+        on_interval: Callable[[Snapshot], None] | None,
+        *,
+        duration_s: float | None,
+        max_ops: int | None = None,
+        stage_name: str = "Workload",
+        state: RunState | None = None,
+        concurrency: int | None = None,
+        interval_s: float | None = None,
+        warmup_s: float | None = None,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.parent_control = control
+        #: the stage's own control: exhausted pools, expected tasks and the error budget stop this stage,
+        #: while a run-wide abort (Ctrl-C) still reaches it through the parent
+        self.control = control.child()
+        self.on_interval = on_interval
+        self.duration_s = duration_s
+        self.max_ops = max_ops
+        self.stage_name = stage_name
+        self.state = state
+        self.concurrency = int(concurrency or config.concurrency)
+        perf = getattr(config, "perf_log", None)
+        self.interval_s = float(interval_s or getattr(perf, "interval", 1.0) or 1.0)
+        self.warmup_s = float(
+            warmup_s if warmup_s is not None else (getattr(config, "warmup_period", 0) or 0)
+        )
+        self.policy = ErrorPolicy(ErrorHandling.from_config(getattr(config, "error_handling", None)), control)
+        self.schedule: OpenLoopSchedule | None = None
+        self.workers: list[_Worker] = []
+        self.ops: list[_Op] = []
+        self.first_error = ""
+        self.ended_by = ""
+        self._ended_reason = ""
+        self._counter = itertools.count(1)
+        self._alive = 0
+        self._alive_lock = threading.Lock()
+        self._done = threading.Event()
+        self.deadline_ns = 0
+        self._end_prev: dict[str, dict[str, int]] = {}
+
+    # -- setup -------------------------------------------------------------------------------------------
+    def _make_workers(self, ops: list[_Op], seed: int) -> list[_Worker]:
+        n = self.concurrency
+        workers = [_Worker(i, index_hash(seed, i), ops) for i in range(n)]
+        limits = []
+        for op_cfg, op in zip((c for c in self.config.workload if float(c.weight) > 0), ops, strict=True):
+            limit = getattr(op_cfg, "concurrency", None)
+            if limit is None:
+                continue
+            op.limit = int(limit)
+            if op.limit < n:
+                limits.append(op)
+            else:
+                for _ in range(op.limit - n):
+                    workers.append(_Worker(len(workers), index_hash(seed, len(workers)), [op]))
+        for op in limits:
+            op.sem = threading.BoundedSemaphore(op.limit)
+        return workers
+
+    def _stop_stage(self, ended_by: str, reason: str) -> None:
+        if not self.ended_by:
+            self.ended_by, self._ended_reason = ended_by, reason
+        self.control.stop(reason)
+
+    # -- worker loops ------------------------------------------------------------------------------------
+    def _failed(self, op: _Op, w: _Worker, exc: BaseException) -> int | None:
+        """Retry per the policy; the bytes of a successful retry, or None when the op finally failed."""
+        policy = self.policy
+        attempt = 0
+        while True:
+            err = (
+                exc
+                if isinstance(exc, StorageError)
+                else StorageError(
+                    ErrorClass.OTHER, f"{type(exc).__name__}: {exc}", uri=op.uri_of(w.key) if w.key else None
+                )
+            )
+            attempt += 1
+            if not policy.should_retry(err.kind, attempt):
+                self._final_failure(op, w, err)
+                return None
+            policy.on_error(err.kind, final=False)
+            w.recorder.record_retry(op.cls)
+            if self.control.wait(policy.retry_delay(attempt, w.rng)):
+                self._final_failure(op, w, err)
+                return None
+            try:
+                return op.redo(w)
+            except Exception as again:
+                exc = again
+
+    def _final_failure(self, op: _Op, w: _Worker, err: StorageError) -> None:
+        w.recorder.record_error(op.cls, err.kind)
+        where = err.uri or (op.uri_of(w.key) if w.key else op.label)
+        if not self.first_error:
+            self.first_error = f"{op.label}: {err}"
+        self.policy.on_error(err.kind, final=True, where=where)
+
+    def _exhausted(self, op: _Op, ops: Sequence[_Op]) -> bool:
+        """Mark an op whose pool ran dry; True when this worker has nothing left to do."""
+        op.exhausted = True
+        if all(o.exhausted for o in self.ops):
+            self._stop_stage("exhausted", "every DELETE pool is empty (nothing left to delete)")
+        return all(o.exhausted for o in ops)
+
+    def _sync_worker(self, w: _Worker) -> None:
+        try:
+            self._sync_loop(w)
+        except BaseException as exc:  # a bug in sbench: stop the stage and say so instead of hanging
+            self._stop_stage("aborted", f"worker {w.index} crashed: {type(exc).__name__}: {exc}")
+            self.control.abort(f"worker {w.index} crashed: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self._worker_done()
+
+    def _sync_loop(self, w: _Worker) -> None:
+        ops, cum, total = w.ops, w.cum, w.total
+        single = ops[0] if len(ops) == 1 else None
+        rnd = w.rng.random
+        record, record_late = w.recorder.record, w.recorder.record_late
+        clock = time.monotonic_ns
+        stopping = self.control.stop_flag()
+        wait = self.control.wait
+        deadline = self.deadline_ns
+        schedule = self.schedule
+        policy = self.policy
+        counter = self._counter if self.max_ops else None
+        max_ops = self.max_ops or 0
+        intended = 0
+        while not stopping():
+            op = single if single is not None else ops[bisect_right(cum, rnd() * total)]
+            if op.exhausted:
+                if all(o.exhausted for o in ops):
+                    return
+                continue
+            if schedule is not None:
+                intended = schedule.claim()
+                if intended >= deadline:
+                    return
+                delay = intended - clock()
+                if delay > 0 and wait(delay / 1e9):
+                    return
+            sem = op.sem
+            if sem is not None:
+                while not sem.acquire(timeout=0.2):
+                    if stopping():
+                        return
+            t0 = clock()
+            try:
+                nbytes = op.call(w)
+            except PoolExhausted:
+                nbytes = None
+                if self._exhausted(op, ops):
+                    return
+            except Exception as exc:
+                nbytes = self._failed(op, w, exc)
+            finally:
+                if sem is not None:
+                    sem.release()
+            t1 = clock()
+            if nbytes is not None:
+                if schedule is None:
+                    record(op.cls, nbytes, (t1 - t0) // 1000)
+                else:
+                    record(op.cls, nbytes, (t1 - intended) // 1000, (t1 - t0) // 1000)
+                    if t0 - intended > LATE_THRESHOLD_NS:
+                        record_late((t0 - intended) // 1000)
+                if counter is not None and next(counter) >= max_ops:
+                    self._stop_stage("tasks", f"expected_tasks={max_ops} ops done")
+                    return
+            if t1 >= deadline:
+                return
+            if policy.backoff_until:
+                policy.pause_if_backing_off()
+
+    async def _async_worker(self, w: _Worker, sems: dict[int, asyncio.Semaphore]) -> None:
+        ops, cum, total = w.ops, w.cum, w.total
+        single = ops[0] if len(ops) == 1 else None
+        rnd = w.rng.random
+        record, record_late = w.recorder.record, w.recorder.record_late
+        clock = time.monotonic_ns
+        stopping = self.control.stop_flag()
+        deadline = self.deadline_ns
+        schedule = self.schedule
+        policy = self.policy
+        counter = self._counter if self.max_ops else None
+        max_ops = self.max_ops or 0
+        intended = 0
+        while not stopping():
+            op = single if single is not None else ops[bisect_right(cum, rnd() * total)]
+            if op.exhausted:
+                if all(o.exhausted for o in ops):
+                    return
+                await asyncio.sleep(0)
+                continue
+            if schedule is not None:
+                intended = schedule.claim()
+                if intended >= deadline:
+                    return
+                while (delay := intended - clock()) > 0:
+                    await asyncio.sleep(min(delay / 1e9, 0.1))
+                    if stopping():
+                        return
+            sem = sems.get(id(op))
+            if sem is not None:
+                await sem.acquire()
+            t0 = clock()
+            try:
+                nbytes = await op.acall(w)
+            except PoolExhausted:
+                nbytes = None
+                if self._exhausted(op, ops):
+                    return
+            except Exception as exc:
+                nbytes = await self._afailed(op, w, exc)
+            finally:
+                if sem is not None:
+                    sem.release()
+            t1 = clock()
+            if nbytes is not None:
+                if schedule is None:
+                    record(op.cls, nbytes, (t1 - t0) // 1000)
+                else:
+                    record(op.cls, nbytes, (t1 - intended) // 1000, (t1 - t0) // 1000)
+                    if t0 - intended > LATE_THRESHOLD_NS:
+                        record_late((t0 - intended) // 1000)
+                if counter is not None and next(counter) >= max_ops:
+                    self._stop_stage("tasks", f"expected_tasks={max_ops} ops done")
+                    return
+            if t1 >= deadline:
+                return
+            if policy.backoff_until and (pause := policy.backoff_until - time.monotonic()) > 0:
+                await asyncio.sleep(pause)
+
+    async def _afailed(self, op: _Op, w: _Worker, exc: BaseException) -> int | None:
+        policy = self.policy
+        attempt = 0
+        while True:
+            err = (
+                exc
+                if isinstance(exc, StorageError)
+                else StorageError(
+                    ErrorClass.OTHER, f"{type(exc).__name__}: {exc}", uri=op.uri_of(w.key) if w.key else None
+                )
+            )
+            attempt += 1
+            if not policy.should_retry(err.kind, attempt):
+                self._final_failure(op, w, err)
+                return None
+            policy.on_error(err.kind, final=False)
+            w.recorder.record_retry(op.cls)
+            await asyncio.sleep(policy.retry_delay(attempt, w.rng))
+            if self.control.stopping:
+                self._final_failure(op, w, err)
+                return None
+            try:
+                return await op.aredo(w)
+            except Exception as again:
+                exc = again
+
+    def _run_async(self) -> None:
+        async def main() -> None:
+            sems = {id(op): asyncio.Semaphore(op.limit) for op in self.ops if op.sem is not None}
+            await asyncio.gather(*(self._async_worker(w, sems) for w in self.workers))
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            self._stop_stage("aborted", f"worker loop crashed: {type(exc).__name__}: {exc}")
+            self.control.abort(f"worker loop crashed: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            with self._alive_lock:
+                self._alive = 0
+            self._done.set()
+
+    def _worker_done(self) -> None:
+        with self._alive_lock:
+            self._alive -= 1
+            if self._alive <= 0:
+                self._done.set()
+
+    # -- intervals ---------------------------------------------------------------------------------------
+    def _endpoint_delta(self, stats: list[Any] | None, final: bool) -> list[dict[str, Any]]:
+        """Per-interval endpoint counters from the router's cumulative ones; the latency histogram is
+        cumulative, so it travels once, with the last interval, and the stage sum stays exact."""
+        if not stats:
+            return []
+        from sbench.metrics.snapshot import endpoint_entry
+
+        out = []
+        for entry in (endpoint_entry(s) for s in stats):
+            prev = self._end_prev.get(entry["uri"], {})
+            delta = dict(entry)
+            for name in ("requests", "bytes_read", "bytes_written", "errors"):
+                delta[name] = entry[name] - prev.get(name, 0)
+            self._end_prev[entry["uri"]] = {
+                k: entry[k] for k in ("requests", "bytes_read", "bytes_written", "errors")
+            }
+            if not final:
+                delta["latency"] = b""
+            out.append(delta)
+        return out
+
+    def _collect(
+        self,
+        acc: SnapshotAccumulator,
+        cpu: CpuSampler,
+        backends: BackendSet,
+        start_ms: int,
+        *,
+        final: bool = False,
+        emit: bool = True,
+    ) -> None:
+        snap = Snapshot.merge_all(w.recorder.take_interval() for w in self.workers)
+        if not emit:
+            return
+        agent = self.identity.agent_id
+        snap.set_cpu(agent, *cpu.sample())
+        endpoints = self._endpoint_delta(backends.endpoint_stats(), final)
+        if endpoints:
+            snap.set_endpoints(endpoints)
+        progress = ProgressCounters(
+            objects_done=sum(acc.ops.values()) + snap.total_ops(),
+            objects_total=self.max_ops or 0,
+            objects_deleted=self._deleted(),
+            phase_start_ms=start_ms,
+            at_ms=time.time_ns() // 1_000_000,
+            stage=self.stage_name,
+        )
+        snap.set_progress(agent, progress)
+        acc.add(snap)
+        if self.on_interval is not None:
+            self.on_interval(snap)
+
+    def _deleted(self) -> int:
+        return sum(op.pool.taken for op in self.ops if op.kind == "delete" and op.pool is not None)
+
+    # -- run ---------------------------------------------------------------------------------------------
+    def run(self) -> WorkloadResult:
+        seed = _seed(self.identity)
+        backends = BackendSet(self.config)
+        try:
+            self.ops = build_ops(self.config, self.identity, backends, self.state, seed)
+            return self._run(backends, seed)
+        finally:
+            self.parent_control.release(self.control)
+            backends.close()
+
+    def _run(self, backends: BackendSet, seed: int) -> WorkloadResult:
+        self.workers = self._make_workers(self.ops, seed)
+        use_async = all(op.acall is not None for op in self.ops)
+        start_ns = time.monotonic_ns()
+        start_ms = time.time_ns() // 1_000_000
+        warmup_ns = int(self.warmup_s * 1e9)
+        duration_ns = int(self.duration_s * 1e9) if self.duration_s else 10**18
+        self.deadline_ns = start_ns + warmup_ns + duration_ns
+        self.schedule = schedule_from_config(
+            getattr(self.config, "io_rate", None), seed=seed, start_ns=start_ns
+        )
+        cpu = CpuSampler()
+        acc = SnapshotAccumulator()
+        threads: list[threading.Thread] = []
+        if use_async:
+            self._alive = 1
+            threads.append(threading.Thread(target=self._run_async, name="sbench-async-workers", daemon=True))
+        else:
+            self._alive = len(self.workers)
+            threads.extend(
+                threading.Thread(
+                    target=self._sync_worker, args=(w,), name=f"sbench-worker-{w.index}", daemon=True
+                )
+                for w in self.workers
+            )
+        for t in threads:
+            t.start()
+        measure_from = start_ns + warmup_ns
+        in_warmup = warmup_ns > 0
+        next_tick = measure_from if in_warmup else start_ns + int(self.interval_s * 1e9)
+        stop_deadline = None
+        while not self._done.is_set():
+            now = time.monotonic_ns()
+            if stop_deadline is None and self.control.aborted:
+                stop_deadline = now + int(STOP_GRACE_S * 1e9)
+            elif stop_deadline is None and (self.control.stopping or now >= self.deadline_ns):
+                stop_deadline = max(now, min(self.deadline_ns, now)) + int(DRAIN_S * 1e9)
+            wake = next_tick if stop_deadline is None else min(next_tick, stop_deadline)
+            if self._done.wait(max(0.0, (wake - now) / 1e9)):
+                break
+            now = time.monotonic_ns()
+            if stop_deadline is not None and now >= stop_deadline:
+                break  # in-flight ops that outlive the grace period are left behind (daemon threads)
+            if now >= next_tick:
+                self._collect(acc, cpu, backends, start_ms, emit=not in_warmup)
+                in_warmup = False
+                next_tick = max(next_tick + int(self.interval_s * 1e9), now + 1)
+        end_ns = time.monotonic_ns()
+        self._collect(acc, cpu, backends, start_ms, final=True, emit=not in_warmup)
+        elapsed = (end_ns - (start_ns if in_warmup else measure_from)) / 1e9
+        if self.control.aborted:
+            ended_by, reason = "aborted", self.control.reason
+        elif self.ended_by:
+            ended_by, reason = self.ended_by, self._ended_reason
+        elif self.control.stopping:
+            ended_by, reason = "stopped", self.control.reason
+        else:
+            ended_by, reason = (
+                "duration",
+                f"duration {self.duration_s:g} s reached" if self.duration_s else "",
+            )
+        snapshot = acc.snapshot()
+        return WorkloadResult(
+            snapshot=snapshot,
+            elapsed_s=elapsed,
+            ended_by=ended_by,
+            reason=reason,
+            first_error=self.first_error,
+            deleted=self._deleted(),
+            workers=len(self.workers),
+            open_loop=self.schedule is not None,
+            extra={"async": use_async, "retries": self.policy.retries, "backoffs": self.policy.backoffs},
+        )
+
+
+def run_workload(
+    config: Any,
+    identity: AgentIdentity,
+    control: RunControl,
+    on_interval: Callable[[Snapshot], None] | None = None,
+    **kwargs: Any,
+) -> WorkloadResult:
+    """Run the workload loop once; see WorkloadRun for the keyword arguments."""
+    return WorkloadRun(config, identity, control, on_interval, **kwargs).run()
