@@ -1,3 +1,5 @@
+"""`python -m sbench` is the same as the `sbench` console script."""
+
 from sbench.cli import main
 
 raise SystemExit(main())

@@ -1,3 +1,110 @@
-"""Placeholder replaced by the config helper."""
-def main() -> int:
-    return 0
+"""The `sbench` command line: `sbench run CONFIG` and `sbench util ...`.
+
+User errors (SbenchError, StorageError) end with one clear message and an exit code (2 config/usage, 1 run
+failed); anything else is a bug and keeps its traceback. `-v` shows tracebacks for user errors too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from types import ModuleType
+
+from sbench import __version__
+from sbench.commands import run as run_command
+from sbench.errors import EXIT_RUN_FAILED, EXIT_USAGE, SbenchError
+
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors already; this only adds a pointer to --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="sbench",
+        description="Distributed storage I/O benchmark on Ray "
+        "(S3, Azure Blob, GCS, file://, direct://), sai3-bench compatible.",
+    )
+    parser.add_argument("--version", action="version", version=f"sbench {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv debug); also shows tracebacks"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run_command.add_parser(subparsers)
+    _add_util(subparsers)
+    return parser
+
+
+def _util_module() -> ModuleType | None:
+    """`sbench util` lives in its own module; a build without it still runs `sbench run`."""
+    try:
+        return importlib.import_module("sbench.commands.util")
+    except ModuleNotFoundError as exc:
+        if exc.name != "sbench.commands.util":
+            raise
+        return None
+
+
+def _add_util(subparsers: argparse._SubParsersAction) -> None:
+    util = _util_module()
+    if util is None:
+        missing = subparsers.add_parser("util", help="storage utilities (not available in this build)")
+        missing.add_argument("rest", nargs=argparse.REMAINDER)
+        return
+    util.add_parser(subparsers)
+
+
+def _execute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.command == "run":
+        return run_command.execute(args)
+    if args.command == "util":
+        util = _util_module()
+        if util is None:
+            raise SbenchError(
+                "`sbench util` is not available in this build (sbench/commands/util.py is "
+                "missing); use `sbench run` instead"
+            ) from None
+        return util.execute(args)
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verbose = int(getattr(args, "verbose", 0) or 0)
+    logging.basicConfig(
+        level=logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from sbench.storage.base import StorageError
+
+    try:
+        return _execute(args, parser)
+    except SbenchError as exc:
+        _report(exc, verbose)
+        return exc.exit_code
+    except StorageError as exc:
+        _report(exc, verbose)
+        return EXIT_RUN_FAILED
+    except KeyboardInterrupt:
+        if verbose:
+            traceback.print_exc()
+        print("sbench: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _report(exc: BaseException, verbose: int) -> None:
+    if verbose:
+        traceback.print_exception(exc)
+    print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,171 @@
+"""`sbench run CONFIG`: flags -> RunOptions, validate the config, then a dry run or the real run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sbench.config import LoadedConfig, StagePlan, load_config, select_stages, stage_plan
+from sbench.errors import EXIT_OK, RunFailed, UsageError
+
+#: Flag pairs sai3-bench refuses (main.rs:1003-1032), plus sbench's --preflight-only against every mode flag.
+CONFLICTS: tuple[tuple[str, str, str], ...] = (
+    ("prepare_only", "verify", "--prepare-only creates objects, --verify only checks them"),
+    ("prepare_only", "skip_prepare", "--prepare-only runs nothing but prepare"),
+    ("prepare_only", "cleanup_only", "--prepare-only creates objects, --cleanup-only deletes them"),
+    ("cleanup_only", "skip_prepare", "--cleanup-only never prepares anyway"),
+    ("cleanup_only", "verify", "--cleanup-only deletes objects, --verify only checks them"),
+    ("cleanup_only", "no_cleanup", "--cleanup-only runs nothing but cleanup"),
+    ("verify", "skip_prepare", "--verify runs no prepare anyway"),
+    ("preflight_only", "prepare_only", "--preflight-only stops before prepare"),
+    ("preflight_only", "cleanup_only", "--preflight-only stops before cleanup"),
+    ("preflight_only", "verify", "--preflight-only runs only the preflight checks"),
+    ("preflight_only", "skip_prepare", "--preflight-only stops before prepare anyway"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """The `sbench run` flags, as the runner sees them."""
+
+    results_dir: Path | None = None
+    dry_run: bool = False
+    prepare_only: bool = False
+    cleanup_only: bool = False
+    verify: bool = False
+    skip_prepare: bool = False
+    no_cleanup: bool = False
+    preflight_only: bool = False
+    op_log: Path | None = None
+    verbose: int = 0
+
+    def stages(self, loaded: LoadedConfig) -> list[StagePlan]:
+        """The stages to execute with these flags applied (empty for --verify, which runs no stage)."""
+        if self.verify:
+            return []
+        plans = stage_plan(loaded.config, force_cleanup=self.cleanup_only)
+        return select_stages(
+            plans,
+            preflight_only=self.preflight_only,
+            prepare_only=self.prepare_only,
+            cleanup_only=self.cleanup_only,
+            skip_prepare=self.skip_prepare,
+            no_cleanup=self.no_cleanup,
+        )
+
+    @property
+    def mode(self) -> str:
+        """One word for logs and summaries."""
+        for flag in ("preflight_only", "prepare_only", "cleanup_only", "verify"):
+            if getattr(self, flag):
+                return flag.replace("_", "-")
+        return "full"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a YAML workload (preflight, prepare, execute, cleanup)",
+        description="Run a sai3-bench compatible YAML workload. Exit codes: 0 success, 1 run failed, "
+        "2 config or usage error.",
+    )
+    parser.add_argument("config", nargs="?", type=Path, help="workload YAML file")
+    parser.add_argument(
+        "--config",
+        dest="config_flag",
+        type=Path,
+        metavar="CONFIG",
+        help="same as the positional CONFIG (sai3-bench spelling)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; no I/O")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        metavar="DIR",
+        help="where to write results (default ./sbench-YYYYMMDD-HHMMSS-<config>/)",
+    )
+    parser.add_argument("--prepare-only", action="store_true", help="run preflight and prepare, then stop")
+    parser.add_argument(
+        "--cleanup-only", action="store_true", help="only delete the objects prepare creates (same names)"
+    )
+    parser.add_argument(
+        "--verify", action="store_true", help="check that the prepared objects exist; no workload"
+    )
+    parser.add_argument("--skip-prepare", action="store_true", help="assume the prepared objects exist")
+    parser.add_argument(
+        "--no-cleanup", action="store_true", help="keep the objects (overrides prepare.cleanup)"
+    )
+    parser.add_argument("--preflight-only", action="store_true", help="run only the preflight checks")
+    parser.add_argument("--op-log", type=Path, metavar="PATH", help="write a per-op log to PATH")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more logging (-vv debug); also shows tracebacks",
+    )
+
+
+def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
+    """Check flag combinations (UsageError, exit 2) and build RunOptions."""
+    if args.config is not None and args.config_flag is not None:
+        raise UsageError("sbench run: the config is given twice (positional and --config); give it once")
+    config_path = args.config if args.config is not None else args.config_flag
+    if config_path is None:
+        raise UsageError("sbench run: no workload file given; usage: sbench run CONFIG.yaml [--dry-run]")
+    for first, second, why in CONFLICTS:
+        if getattr(args, first) and getattr(args, second):
+            a, b = (f"--{name.replace('_', '-')}" for name in (first, second))
+            raise UsageError(f"sbench run: {a} and {b} cannot be combined ({why}); pick one")
+    options = RunOptions(
+        results_dir=args.results_dir,
+        dry_run=args.dry_run,
+        prepare_only=args.prepare_only,
+        cleanup_only=args.cleanup_only,
+        verify=args.verify,
+        skip_prepare=args.skip_prepare,
+        no_cleanup=args.no_cleanup,
+        preflight_only=args.preflight_only,
+        op_log=args.op_log,
+        verbose=getattr(args, "verbose", 0),
+    )
+    return config_path, options
+
+
+def execute(args: argparse.Namespace) -> int:
+    config_path, options = options_from_args(args)
+    loaded = load_config(config_path)
+    _check_mode(loaded, options)
+    if options.no_cleanup and loaded.config.prepare is not None:
+        loaded.config.prepare.cleanup = False  # sai3: --no-cleanup forces prepare.cleanup=false
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if options.dry_run:
+        from sbench.config.summary import print_dry_run
+
+        print_dry_run(loaded, options, config_path)
+        return EXIT_OK
+    try:
+        runner = importlib.import_module("sbench.runner")
+    except ModuleNotFoundError as exc:
+        if exc.name != "sbench.runner":
+            raise
+        raise RunFailed(
+            "this sbench build has no run engine yet (sbench/runner.py is missing), so only "
+            "`sbench run --dry-run CONFIG` works; the config itself is valid"
+        ) from None
+    return runner.run(loaded, options, config_path)
+
+
+def _check_mode(loaded: LoadedConfig, options: RunOptions) -> None:
+    """Flags that need something the config does not have are usage errors, caught before any I/O."""
+    needs_prepare = [flag for flag in ("prepare_only", "cleanup_only", "verify") if getattr(options, flag)]
+    if needs_prepare and not loaded.config.has_prepare:
+        flag = "--" + needs_prepare[0].replace("_", "-")
+        raise UsageError(
+            f"sbench run {flag}: {loaded.path} has no `prepare.ensure_objects` or "
+            "`prepare.directory_structure`, so there is nothing to act on; add a prepare block"
+        )
