@@ -303,19 +303,32 @@ def _stages(console: Console, loaded: LoadedConfig, options: RunOptions) -> None
     chosen = {p.name for p in options.stages(loaded)}
     explicit = bool(config.distributed and config.distributed.stages)
     title = "Stage plan" + ("" if explicit else " (default stages)")
-    table = _table(title, "#", "stage", "type", "completion", "length", "timeout", "barrier", "run")
+    distributed = config.distributed is not None
+    columns = [
+        "#",
+        "stage",
+        "type",
+        "completion",
+        "length",
+        "timeout",
+        *(["barrier"] if distributed else []),
+        "run",
+    ]
+    table = _table(title, *columns)
     for plan in every:
-        table.add_row(
+        runs = plan.name in chosen
+        row = [
             str(plan.index),
             plan.name,
             plan.type.value,
             plan.completion.value,
             _length(plan),
             format_duration(plan.timeout_s) if plan.timeout_s else "-",
-            _barrier(plan),
-            ("yes" + (" (optional)" if plan.optional else "")) if plan.name in chosen else "skipped by flags",
-            style=None if plan.name in chosen else "dim",
-        )
+        ]
+        if distributed:
+            row.append(_barrier(plan))
+        row.append(("yes" + (" (optional)" if plan.optional else "")) if runs else "skipped by flags")
+        table.add_row(*row, style=None if runs else "dim")
     console.print(table)
     if options.verify:
         console.print("  --verify: no stage runs; the prepared objects are listed and checked instead")
