@@ -66,6 +66,11 @@ class BackendSet:
 
         return backend_options(self.config, uri)
 
+    def adopt(self, uri: str, backend: Backend) -> None:
+        """Use an already opened backend for `uri` (the Ray agent reuses its clients across stages; tests
+        inject a backend that stalls or counts calls)."""
+        self._by_root[canonical(uri)] = backend
+
     def open(self, uri: str) -> Backend:
         """The backend rooted exactly at `uri` (cached)."""
         from sbench.storage.registry import open_backend

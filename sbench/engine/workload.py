@@ -608,9 +608,12 @@ class WorkloadRun:
         concurrency: int | None = None,
         interval_s: float | None = None,
         warmup_s: float | None = None,
+        backends: BackendSet | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
+        #: backends opened by the caller (kept open after the stage) or None to open and close our own
+        self.given_backends = backends
         self.parent_control = control
         #: the stage's own control: exhausted pools, expected tasks and the error budget stop this stage,
         #: while a run-wide abort (Ctrl-C) still reaches it through the parent
@@ -626,7 +629,9 @@ class WorkloadRun:
         self.warmup_s = float(
             warmup_s if warmup_s is not None else (getattr(config, "warmup_period", 0) or 0)
         )
-        self.policy = ErrorPolicy(ErrorHandling.from_config(getattr(config, "error_handling", None)), control)
+        self.policy = ErrorPolicy(
+            ErrorHandling.from_config(getattr(config, "error_handling", None)), self.control
+        )
         self.schedule: OpenLoopSchedule | None = None
         self.workers: list[_Worker] = []
         self.ops: list[_Op] = []
@@ -941,13 +946,14 @@ class WorkloadRun:
     # -- run ---------------------------------------------------------------------------------------------
     def run(self) -> WorkloadResult:
         seed = _seed(self.identity)
-        backends = BackendSet(self.config)
+        backends = self.given_backends or BackendSet(self.config)
         try:
             self.ops = build_ops(self.config, self.identity, backends, self.state, seed)
             return self._run(backends, seed)
         finally:
             self.parent_control.release(self.control)
-            backends.close()
+            if self.given_backends is None:
+                backends.close()
 
     def _run(self, backends: BackendSet, seed: int) -> WorkloadResult:
         self.workers = self._make_workers(self.ops, seed)

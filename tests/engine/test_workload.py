@@ -1,0 +1,156 @@
+"""The workload loop on real file:// storage: open-loop rates, coordinated omission, per-op concurrency,
+DELETE without replacement, per-PUT sizes, and stopping."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.workload import run_workload
+from sbench.metrics.buckets import OpClass
+from sbench.storage.base import ErrorClass, StorageError
+from tests.engine.helpers import ProbeBackend, backends_with, config_from, make_files
+
+NAMES = [f"obj-{i:04d}.dat" for i in range(50)]
+
+
+def _cfg(root: Path, body: str, concurrency: int = 4, extra: str = "") -> object:
+    return config_from(f"duration: 5s\nconcurrency: {concurrency}\ntarget: file://{root}/\n{extra}"
+                       f"workload:\n{body}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dist", ["exponential", "uniform", "deterministic"])
+def test_open_loop_delivers_aggregate_rate(tmp_path: Path, dist: str) -> None:
+    make_files(tmp_path / "d", NAMES)
+    cfg = _cfg(tmp_path, '  - {op: stat, path: "d/*", weight: 1}\n', concurrency=4,
+               extra=f"io_rate: {{iops: 500, distribution: {dist}}}\n")
+    res = run_workload(cfg, AgentIdentity(run_id="rate"), RunControl(), duration_s=5.0)
+    rate = res.snapshot.total_ops() / 5.0
+    assert res.open_loop and res.ended_by == "duration"
+    assert 475 <= rate <= 525, rate
+    assert res.snapshot.errors_total() == 0
+
+
+def test_stall_shows_in_response_time_not_service_time(tmp_path: Path) -> None:
+    make_files(tmp_path / "d", NAMES)
+    cfg = _cfg(tmp_path, '  - {op: stat, path: "d/*", weight: 1}\n', concurrency=4,
+               extra="io_rate: {iops: 400, distribution: deterministic}\n")
+    probe = ProbeBackend(f"file://{tmp_path}/")
+    probe.stall(1.0, 1.0)
+    res = run_workload(cfg, AgentIdentity(run_id="stall"), RunControl(), duration_s=3.0,
+                       backends=backends_with(cfg, f"file://{tmp_path}/", probe))
+    snap = res.snapshot
+    response = snap.latency(OpClass.META)
+    service = snap.service_latency(OpClass.META)
+    assert response.count == service.count > 1000
+    assert response.p99 >= 900_000, response
+    assert service.p99 < 100_000, service
+    assert snap.late_ops > 300
+
+
+def test_closed_loop_service_equals_response(tmp_path: Path) -> None:
+    make_files(tmp_path / "d", NAMES)
+    cfg = _cfg(tmp_path, '  - {op: get, path: "d/*", weight: 1}\n', concurrency=2)
+    res = run_workload(cfg, AgentIdentity(run_id="closed"), RunControl(), duration_s=0.5)
+    snap = res.snapshot
+    assert not res.open_loop and snap.total_ops(OpClass.GET) > 100
+    assert snap.latency(OpClass.GET).count == snap.service_latency(OpClass.GET).count
+    assert snap.total_bytes(OpClass.GET) == 1024 * snap.total_ops(OpClass.GET)
+
+
+def test_per_op_concurrency_caps_and_raises_in_flight(tmp_path: Path) -> None:
+    make_files(tmp_path / "d", NAMES)
+    body = ('  - {op: stat, path: "d/*", weight: 50, concurrency: 1}\n'
+            '  - {op: get, path: "d/*", weight: 50, concurrency: 6}\n')
+    cfg = _cfg(tmp_path, body, concurrency=3)
+    probe = ProbeBackend(f"file://{tmp_path}/", op_sleep_s=0.002)
+    res = run_workload(cfg, AgentIdentity(run_id="limits"), RunControl(), duration_s=1.0,
+                       backends=backends_with(cfg, f"file://{tmp_path}/", probe))
+    assert res.workers == 6  # 3 mixed + 3 dedicated to the GET whose limit (6) exceeds concurrency (3)
+    assert probe.max_in_flight["stat"] == 1
+    assert probe.max_in_flight["get"] == 6
+    assert res.snapshot.total_ops(OpClass.META) > 50
+
+
+def test_delete_never_deletes_a_key_twice_and_stops_when_empty(tmp_path: Path) -> None:
+    names = [f"k-{i:04d}.dat" for i in range(300)]
+    make_files(tmp_path / "d", names, size=10)
+    cfg = _cfg(tmp_path, '  - {op: delete, path: "d/*", weight: 1}\n', concurrency=4)
+    probe = ProbeBackend(f"file://{tmp_path}/")
+    t0 = time.monotonic()
+    res = run_workload(cfg, AgentIdentity(run_id="del"), RunControl(), duration_s=30.0,
+                       backends=backends_with(cfg, f"file://{tmp_path}/", probe))
+    assert time.monotonic() - t0 < 10
+    deleted = probe.calls["delete"]
+    assert len(deleted) == len(set(deleted)) == 300
+    assert res.ended_by == "exhausted" and res.deleted == 300
+    assert res.snapshot.errors_total() == 0 and res.snapshot.total_ops(OpClass.META) == 300
+    assert not list((tmp_path / "d").iterdir())
+
+
+def test_every_put_draws_its_own_lognormal_size(tmp_path: Path) -> None:
+    body = ('  - {op: put, path: "out/", weight: 1,\n'
+            '     size_spec: {type: lognormal, mean: 4096, std_dev: 2048}}\n')
+    cfg = _cfg(tmp_path, body, concurrency=2)
+    res = run_workload(cfg, AgentIdentity(run_id="sizes"), RunControl(), duration_s=60.0, max_ops=10_000)
+    sizes = [p.stat().st_size for p in (tmp_path / "out").iterdir()]
+    assert res.ended_by == "tasks"
+    assert len(sizes) >= 10_000
+    assert abs(statistics.fmean(sizes) - 4096) < 0.05 * 4096
+    assert len(set(sizes)) > 1000
+    assert res.snapshot.total_bytes(OpClass.PUT) == sum(sizes)
+    assert all(p.name.startswith("put_sizes_standalone_") for p in (tmp_path / "out").iterdir())
+
+
+def test_stop_mid_stage_returns_quickly_with_partial_results(tmp_path: Path) -> None:
+    make_files(tmp_path / "d", NAMES)
+    cfg = _cfg(tmp_path, '  - {op: get, path: "d/*", weight: 1}\n', concurrency=2)
+    control = RunControl()
+    threading.Timer(0.5, control.abort, args=("test abort",)).start()
+    t0 = time.monotonic()
+    res = run_workload(cfg, AgentIdentity(run_id="abort"), control, duration_s=30.0)
+    assert time.monotonic() - t0 < 2.0
+    assert res.ended_by == "aborted" and res.reason == "test abort"
+    assert res.snapshot.total_ops() > 0
+
+
+class _FailingGets(ProbeBackend):
+    """Every GET fails with a network error after really reading the file."""
+
+    def get(self, key: str):  # type: ignore[no-untyped-def]
+        super().get(key)
+        raise StorageError(ErrorClass.NETWORK, "injected failure", uri=self.uri_of(key))
+
+
+def test_error_budget_aborts_the_stage_with_reason(tmp_path: Path) -> None:
+    make_files(tmp_path / "d", NAMES)
+    cfg = _cfg(tmp_path, '  - {op: get, path: "d/*", weight: 1}\n', concurrency=2,
+               extra="error_handling: {max_total_errors: 5, error_rate_threshold: 0}\n")
+    control = RunControl()
+    bs = backends_with(cfg, f"file://{tmp_path}/", _FailingGets(f"file://{tmp_path}/"))
+    res = run_workload(cfg, AgentIdentity(run_id="budget"), control, duration_s=30.0, backends=bs)
+    assert res.ended_by == "aborted"
+    assert "max_total_errors=5" in res.reason and "network=" in res.reason
+    assert not control.stopping  # the stage failed; the run decides what comes next
+    assert res.snapshot.errors_total() >= 5 and res.snapshot.total_ops() == 0
+    assert "injected failure" in res.first_error
+
+
+def test_retries_repeat_the_same_call(tmp_path: Path) -> None:
+    make_files(tmp_path / "d", NAMES)
+    cfg = _cfg(tmp_path, '  - {op: get, path: "d/*", weight: 1}\n', concurrency=1,
+               extra="error_handling: {retry_on_error: true, max_retries: 2, initial_retry_delay_ms: 1,\n"
+                     "  max_total_errors: 3, error_rate_threshold: 0}\n")
+    probe = _FailingGets(f"file://{tmp_path}/")
+    res = run_workload(cfg, AgentIdentity(run_id="retry"), RunControl(), duration_s=30.0,
+                       backends=backends_with(cfg, f"file://{tmp_path}/", probe))
+    gets = probe.calls["get"]
+    assert len(gets) == 9  # 3 failed ops x (1 try + 2 retries)
+    assert all(gets[i] == gets[i - i % 3] for i in range(9))  # each retry repeats its op's key
+    assert res.snapshot.retries_total() == 6 and res.snapshot.errors_total() == 3
