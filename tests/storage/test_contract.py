@@ -85,6 +85,7 @@ def test_delete_missing(backend: Backend) -> None:
         assert not backend.has_directories, "file systems can tell a missing file: delete must say not_found"
 
 
+@pytest.mark.slow  # 2,500 PUTs and deletes take 5-15 s on the emulators
 def test_listing_2500_keys(backend: Backend, seeder: Seeder) -> None:
     """More than two pages of 1,000, flat and nested, recursive and not, with exact keys and sizes."""
     flat = {f"l/obj-{i:05d}": i % 5 for i in range(2300)}
