@@ -513,35 +513,23 @@ def _check_free_space(target: FsTarget, path: str, mount: MountInfo | None, chec
 def _check_quotas(
     target: FsTarget, path: str, st: os.stat_result, mount: MountInfo | None, checks: CheckList
 ) -> None:
-    readings = read_quotas(path, mount, write_ids(path, st))
-    need = target.need
-    need_disk = need.on_disk(os.statvfs(path).f_bsize)
-    for r in readings:
-        name = f"fs.quota.{r.kind}"
-        details = r.to_details()
-        who = f"{r.kind} {r.qid}"
-        if r.status is QuotaStatus.UNKNOWN:
-            checks.info(name, f"{r.kind} quota unknown: {r.reason}", details=details)
-        elif r.status is QuotaStatus.DISABLED:
-            checks.info(name, f"no {r.kind} quota enforced: {r.reason}", details=details)
-        elif r.status is QuotaStatus.UNLIMITED:
-            checks.success(
-                name, f"no limit set for {who} (uses {human_bytes(r.used_bytes)})", details=details
-            )
-        else:
-            _judge_quota(r, name, who, need, need_disk, target, checks, details)
+    need_disk = target.need.on_disk(os.statvfs(path).f_bsize)
+    for reading in read_quotas(path, mount, write_ids(path, st)):
+        judge_quota(reading, target, need_disk, checks)
 
 
-def _judge_quota(
-    r: QuotaReading,
-    name: str,
-    who: str,
-    need: SpaceNeed,
-    need_disk: int,
-    target: FsTarget,
-    checks: CheckList,
-    details: dict[str, object],
-) -> None:
+def judge_quota(r: QuotaReading, target: FsTarget, need_disk: int, checks: CheckList) -> None:
+    """One check for one quota reading: unknown/disabled are info, a limit below the need is an error."""
+    name, who, details, need = f"fs.quota.{r.kind}", f"{r.kind} {r.qid}", r.to_details(), target.need
+    if r.status is QuotaStatus.UNKNOWN:
+        checks.info(name, f"{r.kind} quota unknown: {r.reason}", details=details)
+        return
+    if r.status is QuotaStatus.DISABLED:
+        checks.info(name, f"no {r.kind} quota enforced: {r.reason}", details=details)
+        return
+    if r.status is QuotaStatus.UNLIMITED:
+        checks.success(name, f"no limit set for {who} (uses {human_bytes(r.used_bytes)})", details=details)
+        return
     left, soft_left, files_left = r.bytes_left, r.soft_bytes_left, r.files_left
     fix = (
         f"raise the {r.kind} quota of {who} (setquota/xfs_quota) or lower the object count or size in the "
