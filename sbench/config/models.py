@@ -366,7 +366,7 @@ class EnsureSpec(StrictModel):
 
     @model_validator(mode="after")
     def _resolve_size(self) -> EnsureSpec:
-        given = [name for name in ("size_spec", "size") if name in self.model_fields_set]
+        given = [name for name in ("size_spec", "size") if getattr(self, name) is not None]
         legacy = [name for name in ("min_size", "max_size") if getattr(self, name) is not None]
         if len(given) + (1 if legacy else 0) > 1:
             raise ValueError(
@@ -383,6 +383,9 @@ class EnsureSpec(StrictModel):
             self.size_spec = FixedSize(value=low) if low == high else UniformSize(min=low, max=high)
         elif self.size_spec is None:
             self.size_spec = FixedSize(value=DEFAULT_OBJECT_SIZE)
+        # size_spec is now the one canonical size; the legacy spellings are cleared so a dumped config
+        # validates again to the same model.
+        self.size = self.min_size = self.max_size = None
         return self
 
 
