@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from sbench.storage import ranged
 from sbench.storage.base import Backend
-from sbench.storage.options import BackendOptions, Driver
+from sbench.storage.options import BackendOptions, Driver, RangeSettings
 from sbench.storage.registry import open_backend
 from tests import servers
 from tests.storage.fixtures_local import Seeder, unique_prefix
@@ -234,6 +235,30 @@ def stopped_gcs_native(monkeypatch, tmp_path) -> Iterator[Backend]:
     backend.close()
 
 
+# --- range engine ---------------------------------------------------------------------------------------
+#: Small chunks so a 1 MiB object is read as 17 concurrent ranges; 100 KiB objects stay one plain GET.
+RANGES = RangeSettings(enabled=True, chunk_size=64 * 1024, max_concurrent_ranges=4, min_split_size=128 * 1024)
+
+
+@pytest.fixture
+def range_reads(monkeypatch) -> list[int]:
+    """Sizes of the objects read through the range engine (sync or async) during a test."""
+    seen: list[int] = []
+    read, read_async = ranged.RangeEngine.read, ranged.RangeEngine.read_async
+
+    def spy(self, fetch, size, uri=None):
+        seen.append(size)
+        return read(self, fetch, size, uri)
+
+    async def spy_async(self, fetch, size, uri=None):
+        seen.append(size)
+        return await read_async(self, fetch, size, uri)
+
+    monkeypatch.setattr(ranged.RangeEngine, "read", spy)
+    monkeypatch.setattr(ranged.RangeEngine, "read_async", spy_async)
+    return seen
+
+
 # --- servers that answer every request the same way (error mapping of statuses emulators never send) -------
 class CannedServer:
     """An HTTP server on 127.0.0.1 that answers every request with one status and body, or never answers
@@ -275,7 +300,7 @@ class CannedServer:
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
     @property
     def endpoint(self) -> str:

@@ -9,15 +9,15 @@ import os
 import pytest
 
 from sbench.errors import RunFailed
-from sbench.storage import ranged
 from sbench.storage.azure import DEV_ACCOUNT_KEY, DEV_ENDPOINT, redact, resolve_credentials
 from sbench.storage.base import ErrorClass, StorageError
-from sbench.storage.options import BackendOptions, Driver, RangeSettings
+from sbench.storage.options import BackendOptions, Driver
 from sbench.storage.registry import open_backend
 from sbench.storage.uri import parse_uri
 from tests import servers
 from tests.storage.fixtures_cloud import (
     AZURE_CONTAINER,
+    RANGES,
     azure_uri,
     clear_azure_env,
     open_azure_backend,
@@ -211,28 +211,6 @@ def test_silent_server_is_timeout(driver: Driver, canned_server, monkeypatch) ->
 
 
 # --- range engine -------------------------------------------------------------------------------------
-RANGES = RangeSettings(enabled=True, chunk_size=64 * 1024, max_concurrent_ranges=4, min_split_size=128 * 1024)
-
-
-@pytest.fixture
-def range_reads(monkeypatch) -> list[int]:
-    """Sizes of the objects read through the range engine (sync or async) during a test."""
-    seen: list[int] = []
-    read, read_async = ranged.RangeEngine.read, ranged.RangeEngine.read_async
-
-    def spy(self, fetch, size, uri=None):
-        seen.append(size)
-        return read(self, fetch, size, uri)
-
-    async def spy_async(self, fetch, size, uri=None):
-        seen.append(size)
-        return await read_async(self, fetch, size, uri)
-
-    monkeypatch.setattr(ranged.RangeEngine, "read", spy)
-    monkeypatch.setattr(ranged.RangeEngine, "read_async", spy_async)
-    return seen
-
-
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_range_engine_reads_large_objects_exactly(driver, azurite, azure_container, monkeypatch,
                                                   range_reads) -> None:
