@@ -71,7 +71,7 @@ def build_store(
         "virtual_hosted_style_request": not settings.path_style,
     }
     if settings.endpoint_url:
-        config["endpoint"] = settings.endpoint_url
+        config["endpoint"] = _store_endpoint(settings)
     provider = None
     if isinstance(credentials, botocore.credentials.RefreshableCredentials):
         provider = _BotocoreCredentialProvider(credentials)
@@ -95,6 +95,16 @@ def build_store(
         retry_config={"max_retries": 0},
         credential_provider=provider,
     )
+
+
+def _store_endpoint(settings: S3Settings) -> str:
+    """obstore takes a virtual-hosted endpoint as the bucket's own URL, so the bucket goes into the host
+    name here (botocore does the same for us in the sdk driver)."""
+    assert settings.endpoint_url is not None
+    if settings.path_style:
+        return settings.endpoint_url
+    scheme, _, host = settings.endpoint_url.partition("://")
+    return f"{scheme}://{settings.bucket}.{host}"
 
 
 class S3NativeBackend(AsyncBackend):

@@ -3,8 +3,8 @@
 One botocore client per worker thread (clients are not meant to be shared across threads for throughput, and
 creating one per call costs milliseconds), all made from one botocore session so credentials are resolved
 once. The connection pool of each client is sized to the backend's concurrency. botocore's retries are off
-(`max_attempts: 1`): sbench counts and retries failures itself, by class, so a throttled request shows up as
-a throttled request instead of as a slow one.
+(`total_max_attempts: 1`): sbench counts and retries failures itself, by class, so a throttled request
+shows up as a throttled request instead of as a slow one.
 
 Timeouts: `connect_timeout_s` for connecting, `request_timeout_s` as botocore's read timeout (the longest
 silence on a socket) and, for bodies above 8 MiB, as a deadline for the whole GET (checked between 1 MiB
@@ -87,7 +87,9 @@ class S3SdkBackend(Backend):
         base = {
             "region_name": settings.region,
             "max_pool_connections": max(1, pool),
-            "retries": {"max_attempts": 1, "mode": "standard"},
+            # `total_max_attempts` counts the first try; botocore's `max_attempts` counts *retries*, so
+            # {"max_attempts": 1} would still retry once (and hide a throttled request behind a backoff).
+            "retries": {"total_max_attempts": 1, "mode": "standard"},
             "connect_timeout": options.connect_timeout_s,
             "s3": {"addressing_style": "path" if settings.path_style else "virtual"},
             "user_agent_extra": "sbench",
