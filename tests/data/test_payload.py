@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from sbench.data.payload import BLOCK, PayloadGenerator
+from sbench.data.payload import BLOCK, PayloadGenerator, _build_buffer
 from sbench.errors import ConfigError
 
 SMALL_BUFFER = 4 * 1024 * 1024
@@ -78,14 +78,30 @@ def test_retry_regenerates_identical_bytes(dedup: int, compress: int) -> None:
     assert bytes(a.payload(size, 1234)) == bytes(b.payload(size, 1234))
 
 
-def test_objects_larger_than_the_buffer_are_tiled_and_unique() -> None:
-    gen = PayloadGenerator("random", 1, 1, seed=5, buffer_size=1024 * 1024)
+def test_objects_larger_than_the_max_buffer_are_tiled_and_unique() -> None:
+    gen = PayloadGenerator("random", 1, 1, seed=5, buffer_size=1 << 20, max_buffer_size=2 << 20)
     size = 3 * 1024 * 1024 + 123
     a, b = bytes(gen.payload(size, 1)), bytes(gen.payload(size, 2))
     assert len(a) == len(b) == size
     hashes = _blocks(a) + _blocks(b)
     assert len(set(hashes)) == len(hashes)
     assert bytes(gen.payload(size, 1)) == a
+
+
+def test_growing_the_buffer_keeps_earlier_objects_identical() -> None:
+    gen = PayloadGenerator("random", 1, 3, seed=8, buffer_size=1 << 20, max_buffer_size=64 << 20)
+    before = bytes(gen.payload(5000, 42))
+    big = gen.payload(3 << 20, 43)  # needs a larger buffer: zero-copy slice of the grown one
+    assert isinstance(big, memoryview)
+    assert len(big) == 3 << 20
+    fresh = PayloadGenerator("random", 1, 3, seed=8, buffer_size=1 << 20, max_buffer_size=64 << 20)
+    assert bytes(gen.payload(5000, 42)) == before == bytes(fresh.payload(5000, 42))
+
+
+def test_consecutive_ids_get_distinct_offsets() -> None:
+    gen = PayloadGenerator("random", 1, 1, seed=9, buffer_size=SMALL_BUFFER)
+    heads = {bytes(gen.payload(64, oid)) for oid in range(50_000)}
+    assert len(heads) == 50_000
 
 
 def test_large_dedup_objects_keep_the_ratio() -> None:
@@ -113,3 +129,11 @@ def test_invalid_parameters() -> None:
         PayloadGenerator("ones", 1, 1, 0)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="dedup_factor"):
         PayloadGenerator("random", 0, 1, 0)
+
+
+@pytest.mark.parametrize("compress", [1, 3])
+def test_a_longer_buffer_starts_with_the_shorter_one(compress: int) -> None:
+    """What makes growth and cross-process rebuilds byte-identical."""
+    short = _build_buffer("random", compress, 8, 1 << 20)
+    assert _build_buffer("random", compress, 8, 4 << 20)[: 1 << 20] == short
+    assert _build_buffer("random", compress, 9, 1 << 20) != short
