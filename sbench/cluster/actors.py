@@ -12,6 +12,8 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from sbench.cluster.agent import CONTROL_GROUP, AgentActor, StageFn
+from sbench.cluster.coordinator import CoordinatorActor
 from sbench.cluster.metadata_cache import MetadataCacheActor
 
 NAMESPACE = "sbench"
@@ -36,3 +38,27 @@ def create_metadata_cache(path: Path, run_id: str) -> Any:
         max_concurrency=4,
         scheduling_strategy=driver_node_affinity(),
     ).remote(str(path))
+
+
+def create_coordinator(run_id: str, interval_s: float, stuck_intervals: int) -> Any:
+    """The coordinator: async (one event loop for every report and poll), on the driver's node."""
+    cls = ray.remote(CoordinatorActor)
+    return cls.options(
+        name=actor_name("coordinator", run_id),
+        namespace=NAMESPACE,
+        num_cpus=0,
+        max_concurrency=1000,
+        scheduling_strategy=driver_node_affinity(),
+    ).remote(run_id, interval_s, stuck_intervals)
+
+
+def create_agent(run_id: str, position: int, strategy: Any, num_cpus: float, stage_fn: StageFn | None) -> Any:
+    """One agent actor: stage calls in the default group, ping/status/stop/abort in the control group."""
+    cls = ray.remote(concurrency_groups={CONTROL_GROUP: 2})(AgentActor)
+    return cls.options(
+        name=actor_name("agent", run_id, str(position)),
+        namespace=NAMESPACE,
+        num_cpus=num_cpus,
+        scheduling_strategy=strategy,
+        max_restarts=0,
+    ).remote(stage_fn)

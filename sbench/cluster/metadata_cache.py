@@ -171,7 +171,7 @@ class MetadataStore:
         with self._lock:
             self._db.close()
 
-    # -- scopes -----------------------------------------------------------------------------------------
+    # -- scopes --
 
     def scope_id(self, config_hash: str, pool: str = "") -> int:
         """The id of one set of objects (a prepare pool under one config hash); created on first use."""
@@ -187,7 +187,7 @@ class MetadataStore:
             )
             return int(cur.lastrowid)
 
-    # -- object states -----------------------------------------------------------------------------------
+    # -- object states --
 
     def plan(
         self, scope: int, start: int, sizes: Sequence[int] | None = None, stop: int | None = None
@@ -304,7 +304,7 @@ class MetadataStore:
             ).fetchall()
         return {int(idx): int(size) for idx, size in rows}
 
-    # -- tree manifests ------------------------------------------------------------------------------------
+    # -- tree manifests --
 
     def put_manifest(self, config_hash: str, name: str, body: dict[str, Any]) -> None:
         with self._lock:
@@ -321,7 +321,7 @@ class MetadataStore:
             ).fetchone()
         return json.loads(row[0]) if row else None
 
-    # -- shared listings -------------------------------------------------------------------------------------
+    # -- shared listings --
 
     def claim_listing(self, uri: str, owner: str) -> tuple[ListingInfo, bool]:
         """Return the listing of `uri` and whether the caller must produce it (first claimant only)."""

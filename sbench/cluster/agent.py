@@ -1,0 +1,388 @@
+"""The agent actor: one engine loop for its share of the work, reporting to the coordinator every interval.
+
+The engine runs in a worker thread of the actor; the actor's stage thread sends one report per interval (all
+interval snapshots the engine produced since the last one, never a call per op), watches the stage deadline,
+and turns the coordinator's answer into stop/abort. `ping`, `status`, `stop` and `abort` live in their own
+concurrency group, so a stage that keeps every worker busy can still be stopped within an interval.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from sbench.cluster.monitor import AgentReport
+from sbench.config.models import Config, StageType
+from sbench.config.stages import StagePlan
+from sbench.engine.context import AgentIdentity, RunControl
+from sbench.metrics.progress import ProgressCounters
+from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+
+#: How long after a stop/abort (or past its deadline) the agent waits for the engine before returning
+#: what it has; the engine's own abort grace is shorter, so this only matters when a backend call hangs.
+ABANDON_AFTER_S = 1.5
+#: Extra time an execute stage may run past its duration before the agent stops it (drain of in-flight ops).
+DURATION_SLACK_S = 15.0
+CONTROL_GROUP = "control"
+
+StageFn = Callable[[StagePlan, Config, AgentIdentity, RunControl, Callable[[Snapshot], None]], Any]
+
+
+@dataclass(slots=True)
+class StageRequest:
+    """What the driver sends an agent to run one stage."""
+
+    plan: StagePlan
+    #: synchronized start (driver's wall-clock epoch ms; the agent adds its measured clock offset)
+    start_at_ms: int
+    #: hard limit in seconds from the start (timeout_secs), None = none
+    timeout_s: float | None = None
+    #: objects this agent is expected to handle (progress total), 0 = unknown
+    objects_total: int = 0
+
+
+@dataclass(slots=True)
+class AgentStageResult:
+    """What an agent returns for one stage (cumulative snapshot, why it ended, how long it took)."""
+
+    agent_id: str
+    stage_index: int
+    #: ok | failed | aborted | stopped | timeout
+    status: str
+    reason: str = ""
+    snapshot: Snapshot = field(default_factory=Snapshot)
+    elapsed_s: float = 0.0
+    started_ms: int = 0
+    ended_ms: int = 0
+    #: stage-type specifics (custom: exit code and output tail; execute: ended_by, first_error)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "stopped")
+
+
+def default_stage_fn() -> StageFn:
+    from sbench.engine.stage import run_stage
+
+    return run_stage
+
+
+def outcome_to_result(agent_id: str, index: int, outcome: Any) -> AgentStageResult:
+    """Map the engine's StageOutcome onto the cluster's result record."""
+    status = str(getattr(outcome, "status", "ok"))
+    extra = dict(getattr(outcome, "extra", {}) or {})
+    for name in ("ended_by", "first_error"):
+        value = getattr(outcome, name, None)
+        if value:
+            extra[name] = value
+    return AgentStageResult(
+        agent_id=agent_id,
+        stage_index=index,
+        status=status,
+        reason=str(getattr(outcome, "reason", "") or ""),
+        snapshot=getattr(outcome, "snapshot", None) or Snapshot(),
+        elapsed_s=float(getattr(outcome, "elapsed_s", 0.0) or 0.0),
+        extra=extra,
+    )
+
+
+class AgentActor:
+    """Wrapped with `ray.remote(concurrency_groups={"control": 2})` by `cluster.actors.create_agent`."""
+
+    def __init__(self, stage_fn: StageFn | None = None) -> None:
+        self._stage_fn = stage_fn
+        self.identity = AgentIdentity()
+        self.config: Config | None = None
+        self._coordinator: Any = None
+        self._interval_s = 1.0
+        self._clock_offset_ms = 0
+        self._run_control = RunControl()
+        self._control: RunControl | None = None
+        self._pending: list[Snapshot] = []
+        self._lock = threading.Lock()
+        self._state = "idle"
+        self._stage_name = ""
+        #: every interval of the current stage already reported, for partial results
+        self._seen = SnapshotAccumulator()
+
+    # -- setup --
+
+    def probe(self) -> dict[str, Any]:
+        """Where this actor landed and what its node says about it (SBENCH_AGENT_ID, clock)."""
+        ctx = ray.get_runtime_context()
+        return {
+            "env_agent_id": os.environ.get("SBENCH_AGENT_ID") or None,
+            "node_id": ctx.get_node_id(),
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "time_ms": time.time_ns() // 1_000_000,
+        }
+
+    def configure(
+        self,
+        identity: AgentIdentity,
+        config: Config,
+        coordinator: Any,
+        interval_s: float,
+        clock_offset_ms: int,
+    ) -> str:
+        self.identity = identity
+        self.config = config
+        self._coordinator = coordinator
+        self._interval_s = interval_s
+        self._clock_offset_ms = clock_offset_ms
+        return identity.agent_id
+
+    # -- control group --
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def ping(self) -> str:
+        return self.identity.agent_id
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def status(self) -> dict[str, Any]:
+        return {"agent_id": self.identity.agent_id, "state": self._state, "stage": self._stage_name}
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def stop(self, reason: str) -> bool:
+        """End the current stage cleanly (its measurements count); later stages still run."""
+        control = self._control
+        if control is not None:
+            control.stop(reason)
+        return True
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def abort(self, reason: str) -> bool:
+        """Abort the current stage and refuse further stages (Ctrl-C, all_or_nothing failure)."""
+        self._run_control.abort(reason)
+        return True
+
+    # -- stages --
+
+    def run_stage(self, request: StageRequest) -> AgentStageResult:
+        plan = request.plan
+        agent_id = self.identity.agent_id
+        if self._run_control.aborted:
+            return AgentStageResult(agent_id, plan.index, "aborted", self._run_control.reason)
+        control = self._run_control.child()
+        self._control = control
+        self._stage_name = plan.name
+        self._state = "waiting"
+        with self._lock:
+            self._pending = []
+        self._seen = SnapshotAccumulator()
+        try:
+            wait_s = (request.start_at_ms + self._clock_offset_ms) / 1000 - time.time()
+            if wait_s > 0 and control.wait(wait_s):
+                return AgentStageResult(agent_id, plan.index, "aborted", control.reason)
+            started_ms = time.time_ns() // 1_000_000
+            self._state = "running"
+            result = self._run_with_reports(request, control, started_ms)
+            result.started_ms = started_ms
+            result.ended_ms = time.time_ns() // 1_000_000
+            return result
+        finally:
+            self._state = "idle"
+            self._control = None
+            self._run_control.release(control)
+
+    def _run_with_reports(
+        self, request: StageRequest, control: RunControl, started_ms: int
+    ) -> AgentStageResult:
+        plan = request.plan
+        box: dict[str, Any] = {}
+        worker = threading.Thread(
+            target=self._body, args=(request, control, box), name=f"stage-{plan.name}", daemon=True
+        )
+        start = time.monotonic()
+        deadline = self._deadline(request, start)
+        worker.start()
+        counters = _Counters(self.identity.agent_id, plan, request.objects_total, started_ms)
+        pending_ref = None
+        abandon_at: float | None = None
+        next_report = start + self._interval_s
+        while worker.is_alive():
+            worker.join(timeout=max(0.0, min(next_report, abandon_at or next_report) - time.monotonic()))
+            now = time.monotonic()
+            if deadline is not None and now >= deadline and not control.stopping:
+                control.abort(f"stage {plan.name!r} exceeded its time limit ({deadline - start:.0f}s)")
+                box.setdefault("timeout", True)
+            if control.stopping and abandon_at is None:
+                abandon_at = now + ABANDON_AFTER_S
+            if abandon_at is not None and now >= abandon_at:
+                box.setdefault("abandoned", True)
+                break
+            if now >= next_report:
+                next_report += self._interval_s
+                pending_ref = self._report(plan.index, counters, started_ms, pending_ref, control)
+        self._report(plan.index, counters, started_ms, pending_ref, control, final=True)
+        result = self._result(plan, box, control, start)
+        if self._coordinator is not None:
+            self._coordinator.arrive.remote(self.identity.agent_id, plan.index, result.ok, result.reason)
+        return result
+
+    def _deadline(self, request: StageRequest, start: float) -> float | None:
+        limits = []
+        if request.timeout_s:
+            limits.append(request.timeout_s)
+        plan = request.plan
+        run_for = plan.duration if plan.type is StageType.EXECUTE else plan.max_duration
+        if run_for and plan.type in (StageType.EXECUTE, StageType.HYBRID):
+            limits.append(run_for + DURATION_SLACK_S)
+        return start + min(limits) if limits else None
+
+    def _body(self, request: StageRequest, control: RunControl, box: dict[str, Any]) -> None:
+        plan = request.plan
+        try:
+            if plan.type is StageType.CUSTOM:
+                box["result"] = run_custom(self.identity.agent_id, plan, control)
+            else:
+                assert self.config is not None, "configure() must run before run_stage()"
+                fn = self._stage_fn or default_stage_fn()
+                outcome = fn(plan, self.config, self.identity, control, self._on_interval)
+                box["result"] = outcome_to_result(self.identity.agent_id, plan.index, outcome)
+        except BaseException as exc:  # reported to the driver as this agent's stage failure
+            box["error"] = f"{type(exc).__name__}: {exc}"
+
+    def _on_interval(self, snap: Snapshot) -> None:
+        with self._lock:
+            self._pending.append(snap)
+
+    def _report(
+        self,
+        index: int,
+        counters: _Counters,
+        started_ms: int,
+        previous: Any,
+        control: RunControl,
+        final: bool = False,
+    ) -> Any:
+        """Send what the engine produced since the last report; act on the coordinator's last answer."""
+        if self._coordinator is None:
+            return None
+        if previous is not None:
+            ready, _ = ray.wait([previous], timeout=0)
+            if ready:
+                try:
+                    command = ray.get(ready[0])
+                except Exception:  # the coordinator is gone: keep running, the driver decides
+                    command = "continue"
+                if command == "abort":
+                    self._run_control.abort("aborted by the coordinator")
+                elif command == "stop":
+                    control.stop("released from the stage by its barrier")
+            elif not final:
+                return previous  # the coordinator is behind: never queue more than one report
+        with self._lock:
+            snaps, self._pending = self._pending, []
+        now_ms = time.time_ns() // 1_000_000
+        for snap in snaps:
+            counters.fold(snap)
+            self._seen.add(snap)
+        if not snaps:
+            snaps = [counters.idle(now_ms)]
+        report = AgentReport(self.identity.agent_id, index, snaps, started_ms=started_ms, sent_ms=now_ms)
+        return self._coordinator.report.remote(report)
+
+    def _result(
+        self, plan: StagePlan, box: dict[str, Any], control: RunControl, start: float
+    ) -> AgentStageResult:
+        agent_id = self.identity.agent_id
+        elapsed = time.monotonic() - start
+        if "result" in box:
+            result: AgentStageResult = box["result"]
+            if control.aborted and result.status == "ok":
+                result.status, result.reason = "aborted", control.reason
+            if box.get("timeout"):
+                result.status, result.reason = "timeout", control.reason
+            return result
+        partial = self._seen
+        with self._lock:
+            for snap in self._pending:
+                partial.add(snap)
+        if "error" in box:
+            return AgentStageResult(agent_id, plan.index, "failed", box["error"], partial.snapshot(), elapsed)
+        # The engine did not return after stop/abort/deadline: a backend call hangs. Return what we have.
+        status = "timeout" if box.get("timeout") else ("aborted" if control.aborted else "failed")
+        reason = control.reason or "stage did not finish"
+        reason += f"; the engine did not return within {ABANDON_AFTER_S:g}s (a storage call hangs)"
+        return AgentStageResult(agent_id, plan.index, status, reason, partial.snapshot(), elapsed)
+
+
+class _Counters:
+    """Progress gauges the agent adds to its reports when the engine does not set them itself."""
+
+    def __init__(self, agent_id: str, plan: StagePlan, objects_total: int, started_ms: int) -> None:
+        self.agent_id = agent_id
+        self.cleanup = plan.type is StageType.CLEANUP
+        self.counters = ProgressCounters(
+            objects_total=objects_total, phase_start_ms=started_ms, stage=plan.name, at_ms=started_ms
+        )
+
+    def fold(self, snap: Snapshot) -> None:
+        own = snap.progress.get(self.agent_id)
+        if own is not None:
+            self.counters = own
+            return
+        done = snap.total_ops() + snap.errors_total()
+        c = self.counters
+        if self.cleanup:
+            c.objects_deleted += done
+        else:
+            c.objects_done += done
+        c.at_ms = snap.end_ms or c.at_ms
+        snap.set_progress(self.agent_id, ProgressCounters(**c.to_dict()))
+
+    def idle(self, now_ms: int) -> Snapshot:
+        snap = Snapshot(start_ms=self.counters.at_ms, end_ms=now_ms)
+        self.counters.at_ms = now_ms
+        snap.set_progress(self.agent_id, ProgressCounters(**self.counters.to_dict()))
+        return snap
+
+
+def run_custom(agent_id: str, plan: StagePlan, control: RunControl) -> AgentStageResult:
+    """A custom stage: run `command args...` on this agent's node; the exit code decides (script_exit)."""
+    start = time.monotonic()
+    env = {**os.environ, "SBENCH_AGENT_ID": agent_id, "SBENCH_STAGE": plan.name}
+    try:
+        proc = subprocess.Popen(
+            [plan.command or "", *plan.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return AgentStageResult(agent_id, plan.index, "failed", f"cannot run {plan.command!r}: {exc}")
+    output: list[bytes] = []
+    reader = threading.Thread(target=lambda: output.append(proc.stdout.read() if proc.stdout else b""))
+    reader.start()
+    while proc.poll() is None:
+        if control.wait(0.1):
+            proc.terminate()
+            try:
+                proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    reader.join(timeout=1.0)
+    tail = (output[0] if output else b"")[-2000:].decode(errors="replace")
+    extra = {"exit_code": proc.returncode, "output_tail": tail}
+    elapsed = time.monotonic() - start
+    if control.stopping:
+        return AgentStageResult(
+            agent_id, plan.index, "aborted", control.reason, elapsed_s=elapsed, extra=extra
+        )
+    if proc.returncode != 0:
+        reason = f"{plan.command} exited with status {proc.returncode}"
+        return AgentStageResult(agent_id, plan.index, "failed", reason, elapsed_s=elapsed, extra=extra)
+    return AgentStageResult(agent_id, plan.index, "ok", elapsed_s=elapsed, extra=extra)

@@ -1,0 +1,248 @@
+"""What the coordinator knows about one running stage: barrier, live stats, progress, stuck flags, liveness.
+
+Pure bookkeeping with no Ray in it, so it is tested directly; the coordinator actor feeds it reports and clock
+ticks and carries out what it asks for (liveness queries, abort of stragglers).
+
+Live stats: every agent report carries the interval snapshots its engine produced since the last report
+(normally one). On each tick the monitor merges what arrived from every agent into one aggregate interval
+(histograms decoded and added, never averaged percentiles), and keeps each agent's own intervals for its
+per-agent perf log. The driver drains both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sbench.cluster.barrier import AgentStageState, BarrierStatus, StageBarrier, silence_limit_s
+from sbench.config.stages import PhaseBarrier
+from sbench.metrics.progress import PhaseProgress, ProgressCounters, ProgressTracker
+from sbench.metrics.snapshot import Snapshot
+
+
+@dataclass(slots=True)
+class AgentReport:
+    """One agent -> coordinator call per interval (never per op)."""
+
+    agent_id: str
+    stage_index: int
+    snapshots: list[Snapshot]
+    #: wall-clock ms when the agent actually started the stage (0 while it waits for the start time)
+    started_ms: int = 0
+    sent_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StageEvent:
+    """Something the user should see live and find in STATUS.txt."""
+
+    at_ms: int
+    agent_id: str
+    kind: str  # stuck | unstuck | failed | disconnected | straggler | node_removed | abort
+    message: str
+
+
+@dataclass(slots=True)
+class AgentView:
+    """Per-agent live state of the stage."""
+
+    agent_id: str
+    state: AgentStageState = AgentStageState.RUNNING
+    reason: str = ""
+    started_ms: int = 0
+    last_contact_s: float = 0.0
+    progress: PhaseProgress = field(default_factory=PhaseProgress)
+    stuck_reason: str = ""
+    #: queries in flight or failed so far for the current silence
+    queries_failed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agent_id": self.agent_id,
+            "state": self.state.value,
+            "reason": self.reason,
+            "started_ms": self.started_ms,
+            "stuck_reason": self.stuck_reason,
+            **self.progress.to_dict(),
+        }
+
+
+@dataclass(slots=True)
+class Drained:
+    """Intervals and events since the last drain, plus the current view (what the driver polls)."""
+
+    status: BarrierStatus
+    aggregate: list[Snapshot]
+    per_agent: dict[str, list[Snapshot]]
+    events: list[StageEvent]
+    agents: dict[str, dict[str, Any]]
+    start_skew_ms: int | None
+
+
+class StageMonitor:
+    """Barrier + live stats + stuck detection + liveness bookkeeping for one stage."""
+
+    def __init__(
+        self,
+        stage_index: int,
+        stage_name: str,
+        barrier: PhaseBarrier,
+        participants: list[str],
+        *,
+        interval_s: float,
+        stuck_intervals: int,
+        watch_progress: bool,
+        now_s: float,
+    ) -> None:
+        self.stage_index = stage_index
+        self.stage_name = stage_name
+        self.spec = barrier
+        self.barrier = StageBarrier(barrier, tuple(participants))
+        self.interval_s = interval_s
+        self.watch_progress = watch_progress
+        self.views = {a: AgentView(a, last_contact_s=now_s) for a in participants}
+        self._trackers = {a: ProgressTracker(stuck_intervals, source=a) for a in participants}
+        self._last_counters: dict[str, ProgressCounters] = {}
+        self._last_report_s = dict.fromkeys(participants, now_s)
+        self._tick_inbox: list[Snapshot] = []
+        self._agent_out: dict[str, list[Snapshot]] = {a: [] for a in participants}
+        self._aggregate_out: list[Snapshot] = []
+        self._events: list[StageEvent] = []
+        self.all_events: list[StageEvent] = []
+
+    # -- inputs --
+
+    def on_report(self, report: AgentReport, now_s: float, now_ms: int) -> None:
+        view = self.views.get(report.agent_id)
+        if view is None:
+            return
+        view.last_contact_s = now_s
+        view.queries_failed = 0
+        if report.started_ms and not view.started_ms:
+            view.started_ms = report.started_ms
+        for snap in report.snapshots:
+            self._agent_out[report.agent_id].append(snap)
+            self._tick_inbox.append(snap)
+            self._update_progress(report.agent_id, snap, now_ms)
+        if report.snapshots:
+            self._last_report_s[report.agent_id] = now_s
+
+    def on_contact(self, agent_id: str, now_s: float) -> None:
+        """A liveness query answered: the agent is alive even if its reports are late."""
+        view = self.views.get(agent_id)
+        if view is not None:
+            view.last_contact_s = now_s
+            view.queries_failed = 0
+
+    def arrive(self, agent_id: str, ok: bool, reason: str, now_s: float, now_ms: int) -> None:
+        """The agent finished the stage (ok) or failed it (reason)."""
+        view = self.views.get(agent_id)
+        if view is None:
+            return
+        view.last_contact_s = now_s
+        if ok:
+            self.barrier.arrive(agent_id, now_s)
+        else:
+            self.fail(agent_id, "failed", reason, now_ms)
+        self._sync_state(agent_id)
+
+    def fail(self, agent_id: str, kind: str, reason: str, now_ms: int) -> None:
+        if agent_id not in self.views or self.barrier.states[agent_id] is AgentStageState.FAILED:
+            return
+        if self.barrier.states[agent_id] is AgentStageState.READY and kind != "failed":
+            return  # it finished the stage before it died or fell silent: the stage result stands
+        self.barrier.fail(agent_id, reason)
+        self._sync_state(agent_id)
+        self._event(now_ms, agent_id, kind, reason)
+
+    def _sync_state(self, agent_id: str) -> None:
+        view = self.views[agent_id]
+        view.state = self.barrier.states[agent_id]
+        view.reason = self.barrier.reasons.get(agent_id, view.reason)
+
+    def _event(self, at_ms: int, agent_id: str, kind: str, message: str) -> None:
+        event = StageEvent(at_ms, agent_id, kind, message)
+        self._events.append(event)
+        self.all_events.append(event)
+
+    def _update_progress(self, agent_id: str, snap: Snapshot, now_ms: int) -> None:
+        counters = snap.progress.get(agent_id)
+        if counters is not None:
+            self._last_counters[agent_id] = counters
+        view = self.views[agent_id]
+        active = self.watch_progress and view.state is AgentStageState.RUNNING and bool(view.started_ms)
+        was_stuck = view.progress.is_stuck
+        view.progress = self._trackers[agent_id].update(snap, active=active, now_ms=now_ms)
+        if view.progress.is_stuck and not was_stuck:
+            view.stuck_reason = view.progress.stuck_reason
+            self._event(now_ms, agent_id, "stuck", view.progress.stuck_reason)
+        elif was_stuck and not view.progress.is_stuck and view.state is AgentStageState.RUNNING:
+            self._event(now_ms, agent_id, "unstuck", "progress resumed")
+
+    # -- clock --
+
+    def tick(self, now_s: float, now_ms: int) -> list[str]:
+        """One interval passed: merge the aggregate interval, count silent intervals as idle, and return the
+        agents that have been silent past heartbeat_interval x missed_threshold (to be queried)."""
+        if self._tick_inbox:
+            merged = Snapshot.merge_all(self._tick_inbox)
+            self._tick_inbox = []
+            self._aggregate_out.append(merged)
+        to_query = []
+        for agent_id, view in self.views.items():
+            if view.state is not AgentStageState.RUNNING:
+                continue
+            if view.started_ms and now_s - self._last_report_s[agent_id] > 1.5 * self.interval_s:
+                # No report for a whole interval: that interval made no progress.
+                self._last_report_s[agent_id] = now_s - 0.5 * self.interval_s
+                idle = Snapshot(start_ms=now_ms - int(self.interval_s * 1000), end_ms=now_ms)
+                last = self._last_counters.get(agent_id)
+                if last is not None:
+                    idle.set_progress(agent_id, last)
+                self._update_progress(agent_id, idle, now_ms)
+            if now_s - view.last_contact_s > silence_limit_s(self.spec):
+                to_query.append(agent_id)
+        return to_query
+
+    def status(self, now_s: float) -> BarrierStatus:
+        before = self.barrier.released
+        status = self.barrier.evaluate(now_s)
+        if before is None and status is not BarrierStatus.WAITING:
+            for agent_id in self.views:
+                self._sync_state(agent_id)
+                if self.barrier.states[agent_id] is AgentStageState.STRAGGLER:
+                    self._event(int(now_s * 1000), agent_id, "straggler", self.barrier.reasons[agent_id])
+        return status
+
+    def stragglers(self) -> list[str]:
+        return [a for a, s in self.barrier.states.items() if s is AgentStageState.STRAGGLER]
+
+    def start_skew_ms(self) -> int | None:
+        starts = [v.started_ms for v in self.views.values() if v.started_ms]
+        return max(starts) - min(starts) if len(starts) >= 2 else (0 if starts else None)
+
+    def stuck_flags(self) -> dict[str, str]:
+        """Every agent flagged stuck during the stage, with the reason (kept even if it recovered)."""
+        return {v.agent_id: v.stuck_reason for v in self.views.values() if v.stuck_reason}
+
+    def drain(self, now_s: float) -> Drained:
+        status = self.status(now_s)
+        out = Drained(
+            status=status,
+            aggregate=self._aggregate_out,
+            per_agent={a: snaps for a, snaps in self._agent_out.items() if snaps},
+            events=self._events,
+            agents={a: v.to_dict() for a, v in self.views.items()},
+            start_skew_ms=self.start_skew_ms(),
+        )
+        self._aggregate_out = []
+        self._agent_out = {a: [] for a in self._agent_out}
+        self._events = []
+        return out
+
+    def flush(self) -> None:
+        """End of stage: whatever arrived after the last tick becomes the final aggregate interval."""
+        if self._tick_inbox:
+            self._aggregate_out.append(Snapshot.merge_all(self._tick_inbox))
+            self._tick_inbox = []
+

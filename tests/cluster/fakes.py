@@ -1,0 +1,59 @@
+"""Small stage functions with the engine's `run_stage` signature, for coordinator/agent tests.
+
+They record real measurements through the real Recorder (so merges are exercised), and their behaviour is
+chosen by the agent id, because each agent runs in its own Ray worker process:
+`stuck-*` records nothing (a hung backend), `fail-*` raises, `hang-*` ignores stop requests, anything else
+records `OPS_PER_TICK` GETs every tick until the duration ends or it is stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sbench.metrics.buckets import OpClass
+from sbench.metrics.recorder import Recorder
+from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+
+OPS_PER_TICK = 50
+TICK_S = 0.05
+
+
+@dataclass
+class FakeOutcome:
+    status: str
+    snapshot: Snapshot
+    elapsed_s: float
+    reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def fake_stage(plan, config, identity, control, on_interval) -> FakeOutcome:
+    agent = identity.agent_id
+    if agent.startswith("fail-"):
+        raise RuntimeError(f"{agent} cannot reach its storage")
+    interval_s = config.perf_log.interval
+    rec = Recorder()
+    total = SnapshotAccumulator()
+    start = time.monotonic()
+    next_interval = start + interval_s
+    duration = plan.duration or plan.max_duration or 1.0
+    while time.monotonic() - start < duration:
+        if agent.startswith("hang-"):
+            time.sleep(TICK_S)
+        elif control.wait(TICK_S):
+            break
+        if not agent.startswith(("stuck-", "hang-")):
+            for i in range(OPS_PER_TICK):
+                rec.record(OpClass.GET, 4096, 100 + (i * 37) % 900)
+        if time.monotonic() >= next_interval:
+            next_interval += interval_s
+            snap = rec.take_interval()
+            total.add(snap)
+            on_interval(snap)
+    snap = rec.take_interval()
+    total.add(snap)
+    on_interval(snap)
+    status = "aborted" if control.aborted else ("stopped" if control.stopping else "ok")
+    return FakeOutcome(status, total.snapshot(), time.monotonic() - start, control.reason)
