@@ -104,8 +104,8 @@ class Recorder:
         return hist
 
     def record_error(self, op: OpClass, kind: ErrorClass) -> None:
-        """One failed op (after retries, if any were made)."""
-        key = (op, kind)
+        """One failed op (after retries, if any were made). Rare, so it can afford to normalise its keys."""
+        key = (OpClass(op), ErrorClass(kind))
         with self._lock:
             errors = self._cur.errors
             errors[key] = errors.get(key, 0) + 1

@@ -110,3 +110,11 @@ def test_snapshot_pickles() -> None:
     snap.latency(OpClass.GET)  # fills the decoded cache, which must not travel
     clone = pickle.loads(pickle.dumps(snap))
     assert clone.latency(OpClass.GET) == snap.latency(OpClass.GET)
+
+
+def test_error_keys_are_normalised() -> None:
+    rec = Recorder()
+    rec.record_error(0, "throttled")  # type: ignore[arg-type]
+    snap = rec.take_interval()
+    assert snap.errors == {(OpClass.GET, ErrorClass.THROTTLED): 1}
+    assert snap.to_dict()["errors"] == {"GET/throttled": 1}
