@@ -51,7 +51,7 @@ class LatencyStats:
         return cls(
             hist.count,
             hist.mean,
-            *(hist.percentile(p) for _, p in PERCENTILES),
+            *hist.percentiles([p for _, p in PERCENTILES]),
             hist.max,
             hist.min,
         )

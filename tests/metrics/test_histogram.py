@@ -24,3 +24,20 @@ def test_inline_record_matches_record_value() -> None:
         assert ours.percentile(pct) == ref.get_value_at_percentile(pct)
     assert LatencyHistogram.decode(ours.encode()).percentile(99) == ref.get_value_at_percentile(99)
     assert ref.encode() == ours.encode()
+
+
+def test_fast_percentiles_and_mean_equal_hdrh() -> None:
+    rng = random.Random(3)
+    for spread in (0.5, 2.0, 5.0):
+        ours = LatencyHistogram()
+        for _ in range(20_000):
+            ours.record_us(int(rng.lognormvariate(6, spread)) + 1)
+        merged = LatencyHistogram.decode(ours.encode())  # decoded histograms keep slot-rounded min/max
+        for hist in (ours, merged):
+            ref = hist._h
+            pcts = [0, 0.1, 1, 25, 50, 90, 95, 99, 99.9, 99.99, 100]
+            assert hist.percentiles(pcts) == [ref.get_value_at_percentile(p) for p in pcts]
+            assert hist.mean == ref.get_mean_value()
+    empty = LatencyHistogram()
+    assert empty.percentiles([50, 99]) == [0, 0]
+    assert empty.mean == 0.0
