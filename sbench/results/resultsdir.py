@@ -20,9 +20,10 @@ from typing import Any, TextIO
 
 from sbench import __version__
 from sbench.errors import ConfigError, RunFailed
+from sbench.metrics.snapshot import Snapshot
 from sbench.results.console import ConsoleLog
 from sbench.results.perf_log import PerfLogWriter
-from sbench.results.tsv import stage_tsv_name
+from sbench.results.tsv import Kind, stage_tsv_name, write_endpoint_stats_tsv, write_results_tsv
 
 CONFIG_FILE = "config.yaml"
 CONSOLE_FILE = "console_log.txt"
@@ -146,6 +147,15 @@ class ResultsDir:
             label = "controller" if self.metadata.distributed else "standalone"
             return PerfLogWriter(self.path / PERF_LOG_FILE, label)
         return PerfLogWriter(self.agent_dir(agent_id) / PERF_LOG_FILE, agent_id)
+
+    def write_phase(
+        self, kind: Kind, snapshot: Snapshot, wall_seconds: float, include_p999: bool = True
+    ) -> list[Path]:
+        """`<kind>_results.tsv`, plus `<kind>_endpoint_stats.tsv` when the snapshot has endpoint stats."""
+        paths = [write_results_tsv(self.results_tsv(kind), snapshot, wall_seconds, kind, include_p999)]
+        if snapshot.endpoints:
+            paths.append(write_endpoint_stats_tsv(self.endpoint_stats_tsv(kind), snapshot.endpoints))
+        return paths
 
     @property
     def summary_path(self) -> Path:

@@ -93,3 +93,14 @@ def test_refuses_a_non_empty_explicit_directory(tmp_path: Path, config_file: Pat
     (used / "old.tsv").write_text("x")
     with pytest.raises(ConfigError, match="already holds files"):
         ResultsDir.create(used, config_file, stream=io.StringIO())
+
+
+def test_write_phase_adds_endpoint_stats_only_with_endpoints(tmp_path: Path, config_file: Path) -> None:
+    from sbench.metrics.snapshot import Snapshot
+
+    rd = ResultsDir.create(tmp_path / "r", config_file, stream=io.StringIO())
+    assert [p.name for p in rd.write_phase("prepare", Snapshot(), 1.0)] == ["prepare_results.tsv"]
+    snap = Snapshot()
+    snap.set_endpoints([{"uri": "file:///a", "requests": 1}])
+    names = [p.name for p in rd.write_phase("workload", snap, 1.0)]
+    assert names == ["workload_results.tsv", "workload_endpoint_stats.tsv"]
