@@ -1,0 +1,735 @@
+"""Prepare: make sure the objects (and directory tree) a workload reads exist, creating only what is missing.
+
+The unit of work is a shard: `prepare_shard(params, start, stop, control)` handles object indices
+[start, stop) of one `ensure_objects` entry. Locally one shard per entry runs on `concurrency` threads; the
+Ray layer can instead spread many shards over the cluster as tasks. All a shard needs is in one picklable
+`PrepareParams` (sai3 passed eleven positional arguments, seed item 12).
+
+Guarantees:
+- Names come from `naming` (`prepared-NNNNNNNN.dat`, `deletable-…`, tree `…/file_NNNNNNNN.dat`), sizes from
+  `SizeSampler.size_for_index(index, seed_for_uri(base_uri))` and bytes from a PayloadGenerator seeded by the
+  base URI, so a re-run or a retry recreates exactly the same object (seed item 10: the retry keeps fill,
+  dedup and compress).
+- Gap fill: one streaming LIST marks existing indices in a bitmap; only missing ones are created, and the
+  indices this run created are returned as a bitmap too, so cleanup deletes nothing that existed before.
+- Memory is flat in the object count: indices come from a counter, never from a list of paths
+  (1,000,000 objects cost two 125 KB bitmaps).
+- Tree directories are created first, each mkdir timed into the META histograms (seed item 9).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sbench.data.payload import PayloadGenerator
+from sbench.data.sizes import SizeSampler, index_hash, sampler_from_spec, seed_for_uri
+from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.indexset import IndexSet
+from sbench.engine.naming import PREPARED_POOL, parse_prepared_key, parse_tree_file, prepared_key
+from sbench.engine.paths import pools_for
+from sbench.engine.shards import IndexRange, ThreadTally
+from sbench.engine.state import PreparedRecord, RunState
+from sbench.engine.tree import TreeLayout, TreeSpec
+from sbench.errors import ConfigError
+from sbench.metrics.buckets import OpClass
+from sbench.metrics.cpu import CpuSampler
+from sbench.metrics.progress import ProgressCounters
+from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.storage.base import Backend, ErrorClass, StorageError
+from sbench.storage.options import BackendOptions
+
+#: sai3's prepare error budget (DEFAULT_PREPARE_MAX_ERRORS): more objects than this failing ends the shard
+DEFAULT_MAX_ERRORS = 100
+#: immediate retries of one PUT on a retryable error (throttled, network, timeout)
+PUT_RETRIES = 3
+#: deferred rounds over the objects that still failed after the main pass
+RETRY_ROUNDS = 3
+_PAYLOAD_SALT = 0x5EED_0F_DA7A
+
+
+@dataclass(frozen=True)
+class PrepareParams:
+    """Everything a prepare (or cleanup) shard of one `ensure_objects` entry needs; picklable for Ray."""
+
+    entry: int
+    #: where the objects live; with multi-endpoint, one root per endpoint and object i goes to roots[i % n]
+    roots: tuple[str, ...]
+    #: objects per pool (tree: the tree's file count)
+    count: int
+    sampler: SizeSampler
+    size_seed: int
+    payload_seed: int
+    fill: str = "random"
+    dedup_factor: int = 1
+    compress_factor: int = 1
+    pools: tuple[str, ...] = (PREPARED_POOL,)
+    tree: TreeSpec | None = None
+    skip_verification: bool = False
+    force_overwrite: bool = False
+    concurrency: int = 16
+    #: shared storage in a distributed run: this agent handles indices i with i % agent_count == agent_index
+    agent_index: int = 0
+    agent_count: int = 1
+    options: BackendOptions = field(default_factory=BackendOptions)
+    max_errors: int = DEFAULT_MAX_ERRORS
+
+    @property
+    def base_uri(self) -> str:
+        return self.roots[0]
+
+    @property
+    def total(self) -> int:
+        """Size of the global index space: pool p, index i -> p * count + i."""
+        return self.count * (1 if self.tree else len(self.pools))
+
+    def layout(self) -> TreeLayout | None:
+        return TreeLayout(self.tree) if self.tree else None
+
+    def owned_total(self) -> int:
+        """How many indices of the whole space this agent handles."""
+        if self.agent_count <= 1:
+            return self.total
+        per_pool = (
+            0
+            if self.agent_index >= self.count
+            else (self.count - 1 - self.agent_index) // self.agent_count + 1
+        )
+        return per_pool * (self.total // self.count if self.count else 0)
+
+    def mine(self, g: int) -> bool:
+        return (
+            self.agent_count <= 1
+            or (g % self.count if self.count else g) % self.agent_count == self.agent_index
+        )
+
+    def size_of(self, g: int) -> int:
+        return self.sampler.size_for_index(g % self.count if self.count else g, self.size_seed)
+
+    def root_of(self, g: int) -> int:
+        return (g % self.count) % len(self.roots) if self.count else 0
+
+
+def prepare_params(
+    config: Any, identity: AgentIdentity, *, concurrency: int | None = None
+) -> list[PrepareParams]:
+    """One PrepareParams per `ensure_objects` entry (entry 0 carries the tree when one is configured)."""
+    prep = config.prepare
+    if prep is None:
+        return []
+    from sbench.config.backend import backend_options
+
+    dist = getattr(config, "distributed", None)
+    shared = bool(getattr(dist, "shared_filesystem", False)) if dist is not None else False
+    split = identity.count > 1 and shared
+    pools = pools_for(config.workload)
+    me = getattr(config, "multi_endpoint", None)
+    out = []
+    entries = list(prep.ensure_objects)
+    if not entries and prep.directory_structure is not None:
+        raise ConfigError(
+            "prepare.directory_structure needs an ensure_objects entry (its base_uri roots the "
+            "tree, its size_spec sizes the files)"
+        )
+    for i, entry in enumerate(entries):
+        base = (
+            entry.base_uri or config.target or (me.endpoints[0] if me is not None and me.endpoints else None)
+        )
+        if base is None:
+            raise ConfigError(
+                f"prepare.ensure_objects[{i}] has no base_uri and there is no `target`",
+                hint="Set base_uri on the entry, or a top-level target.",
+            )
+        roots: tuple[str, ...] = (base,)
+        if getattr(entry, "use_multi_endpoint", False) and me is not None and me.endpoints:
+            first = me.endpoints[0].rstrip("/")
+            rel = base.rstrip("/")[len(first) :].strip("/") if base.rstrip("/").startswith(first) else ""
+            roots = tuple(ep.rstrip("/") + ("/" + rel if rel else "") for ep in me.endpoints)
+        tree = TreeSpec.from_config(prep.directory_structure) if i == 0 and prep.directory_structure else None
+        count = TreeLayout(tree).total_files if tree else int(entry.count)
+        size_seed = seed_for_uri(base)
+        out.append(
+            PrepareParams(
+                entry=i,
+                roots=roots,
+                count=count,
+                sampler=sampler_from_spec(entry.size_spec),
+                size_seed=size_seed,
+                payload_seed=index_hash(size_seed, _PAYLOAD_SALT),
+                fill=str(getattr(entry.fill, "value", entry.fill)),
+                dedup_factor=int(entry.dedup_factor),
+                compress_factor=int(entry.compress_factor),
+                pools=(PREPARED_POOL,) if tree else pools,
+                tree=tree,
+                skip_verification=bool(prep.skip_verification),
+                force_overwrite=bool(prep.force_overwrite),
+                concurrency=int(concurrency or config.concurrency),
+                agent_index=identity.index if split else 0,
+                agent_count=identity.count if split else 1,
+                options=backend_options(config, base),
+            )
+        )
+    return out
+
+
+# -- backends and names ------------------------------------------------------------------------------------
+
+
+class ShardStorage:
+    """The backends of a shard (one per root) and the key of every index."""
+
+    def __init__(self, params: PrepareParams) -> None:
+        from sbench.storage.registry import open_backend
+
+        self.params = params
+        self.layout = params.layout()
+        self.backends: list[Backend] = []
+        try:
+            for root in params.roots:
+                self.backends.append(open_backend(root, params.options))
+        except BaseException:
+            self.close()
+            raise
+
+    def key_of(self, g: int) -> str:
+        p = self.params
+        if self.layout is not None:
+            return self.layout.file_path(g)
+        pool, index = divmod(g, p.count)
+        return prepared_key(p.pools[pool], index)
+
+    def backend_of(self, g: int) -> Backend:
+        return self.backends[self.params.root_of(g)]
+
+    def close(self) -> None:
+        for backend in self.backends:
+            backend.close()
+        self.backends = []
+
+
+def _list_or_empty(backend: Backend, prefix: str, recursive: bool):  # type: ignore[no-untyped-def]
+    try:
+        yield from backend.list(prefix, recursive=recursive)
+    except StorageError as exc:
+        if exc.kind is not ErrorClass.NOT_FOUND:
+            raise
+
+
+def scan_existing(
+    params: PrepareParams, control: RunControl | None = None, storage: ShardStorage | None = None
+) -> IndexSet:
+    """Indices whose object already exists, from one streaming LIST per root (sai3 gap fill).
+
+    Flat pools list the base directory only (not recursively: PUT directories below it are not scanned);
+    tree files count only when found at their own path.
+    """
+    own = storage is None
+    storage = storage or ShardStorage(params)
+    existing = IndexSet(0, params.total)
+    stopping = control.stop_flag() if control is not None else (lambda: False)
+    try:
+        for backend in storage.backends:
+            if storage.layout is not None:
+                layout = storage.layout
+                for n, (key, _size) in enumerate(_list_or_empty(backend, "", True)):
+                    idx = parse_tree_file(key)
+                    if idx is not None and idx < params.total and layout.file_path(idx) == key.lstrip("/"):
+                        existing.add(idx)
+                    if n & 0xFFF == 0 and stopping():
+                        break
+                continue
+            pools, count = params.pools, params.count
+            for n, (key, _size) in enumerate(_list_or_empty(backend, "", False)):
+                parsed = parse_prepared_key(key)
+                if (
+                    parsed is not None
+                    and "/" not in key.strip("/")
+                    and parsed[0] in pools
+                    and parsed[1] < count
+                ):
+                    existing.add(pools.index(parsed[0]) * count + parsed[1])
+                if n & 0xFFF == 0 and stopping():
+                    break
+    finally:
+        if own:
+            storage.close()
+    return existing
+
+
+# -- the shard ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ShardResult:
+    """What a prepare or cleanup shard did over [start, stop); `snapshot` holds what was not yet drained."""
+
+    entry: int
+    start: int
+    stop: int
+    created: IndexSet
+    failed: IndexSet
+    existed: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    nbytes: int = 0
+    snapshot: Snapshot = field(default_factory=Snapshot)
+    elapsed_s: float = 0.0
+    first_error: str = ""
+    aborted: bool = False
+    reason: str = ""
+    dirs_created: IndexSet | None = None
+
+    @property
+    def created_count(self) -> int:
+        return len(self.created)
+
+
+def _retry_delay(attempt: int, rng: random.Random, base_s: float = 0.1, cap_s: float = 5.0) -> float:
+    delay = min(base_s * 2 ** (attempt - 1), cap_s)
+    return delay * rng.uniform(0.75, 1.25)
+
+
+class PrepareShard:
+    """One prepare shard in progress; `begin()`, then `finish()` (or use `prepare_shard`)."""
+
+    def __init__(
+        self,
+        params: PrepareParams,
+        start: int,
+        stop: int,
+        control: RunControl,
+        *,
+        existing: IndexSet | None = None,
+        storage: ShardStorage | None = None,
+        own_storage: bool | None = None,
+    ) -> None:
+        self.params = params
+        self.start = max(0, start)
+        self.stop = min(stop, params.total)
+        self.parent_control = control
+        self.control = control.child()
+        self.storage = storage or ShardStorage(params)
+        self._own_storage = storage is None if own_storage is None else own_storage
+        self.existing = existing
+        self.created = IndexSet(self.start, max(self.start, self.stop))
+        self.failed = IndexSet(self.start, max(self.start, self.stop))
+        self.payload = PayloadGenerator(
+            params.fill,
+            params.dedup_factor,
+            params.compress_factor,  # type: ignore[arg-type]
+            params.payload_seed,
+        )
+        self._lock = threading.Lock()
+        self._failures = 0
+        self.dirs_created: IndexSet | None = None
+        self.dir_tally = ThreadTally()
+        self.phase = "files"
+        self.t0 = time.monotonic()
+        self.range: IndexRange | None = None
+
+    # -- progress for the collector ----------------------------------------------------------------------
+    def tallies(self) -> list[ThreadTally]:
+        return [self.dir_tally] + (self.range.tallies if self.range else [])
+
+    def done_count(self) -> int:
+        return sum(t.created + t.existed + t.failed + t.skipped for t in self.tallies())
+
+    def drain(self) -> Snapshot:
+        return Snapshot.merge_all(t.recorder.take_interval() for t in self.tallies())
+
+    # -- work --------------------------------------------------------------------------------------------
+    def _put(self, g: int, tally: ThreadTally, rng: random.Random) -> bool:
+        """PUT object g with its deterministic size and bytes; immediate retries on retryable errors."""
+        backend = self.storage.backend_of(g)
+        key = self.storage.key_of(g)
+        size = self.params.size_of(g)
+        data = self.payload.payload(size, g)
+        attempt = 0
+        while True:
+            t0 = time.monotonic_ns()
+            try:
+                backend.put(key, data)
+            except Exception as exc:
+                err = (
+                    exc
+                    if isinstance(exc, StorageError)
+                    else StorageError(
+                        ErrorClass.OTHER, f"{type(exc).__name__}: {exc}", uri=backend.uri_of(key)
+                    )
+                )
+                attempt += 1
+                if err.retryable and attempt <= PUT_RETRIES and not self.control.stopping:
+                    tally.recorder.record_retry(OpClass.PUT)
+                    self.control.wait(_retry_delay(attempt, rng))
+                    continue
+                tally.recorder.record_error(OpClass.PUT, err.kind)
+                if not tally.first_error:
+                    tally.first_error = str(err)
+                return False
+            tally.recorder.record(OpClass.PUT, size, (time.monotonic_ns() - t0) // 1000)
+            tally.nbytes += size
+            return True
+
+    def _task(self) -> Callable[[int, ThreadTally], None]:
+        params, existing = self.params, self.existing
+        assume_all = params.skip_verification and not params.force_overwrite
+        mine, created_add = params.mine, self.created.add
+        rngs: dict[int, random.Random] = {}
+
+        def task(g: int, tally: ThreadTally) -> None:
+            if not mine(g):
+                tally.skipped += 1
+                return
+            if assume_all or (existing is not None and not params.force_overwrite and g in existing):
+                tally.existed += 1
+                return
+            rng = rngs.get(id(tally))
+            if rng is None:
+                rng = rngs[id(tally)] = random.Random(g)
+            if self._put(g, tally, rng):
+                tally.created += 1
+                created_add(g)
+            else:
+                self._failed(g, tally)
+
+        return task
+
+    def _failed(self, g: int, tally: ThreadTally) -> None:
+        tally.failed += 1
+        with self._lock:
+            self.failed.add(g)
+            self._failures += 1
+            over = self.params.max_errors and self._failures > self.params.max_errors
+        if over:
+            self.control.abort(
+                f"prepare of {self.params.base_uri}: more than {self.params.max_errors} objects "
+                f"failed (first error: {tally.first_error})"
+            )
+
+    def _mkdirs(self) -> None:
+        """Create the tree's directories (file systems only) before its files, timing each mkdir as META."""
+        layout = self.storage.layout
+        if layout is None or self.start != 0:
+            return
+        backends = [b for b in self.storage.backends if b.has_directories]
+        if not backends:
+            return
+        self.phase = "dirs"
+        params = self.params
+        created = self.dirs_created = IndexSet(0, layout.total_dirs)
+        tally = self.dir_tally
+        stopping = self.control.stop_flag()
+        for d, path in layout.iter_dirs():
+            if stopping():
+                return
+            if params.agent_count > 1 and d % params.agent_count != params.agent_index:
+                continue
+            for backend in backends:
+                try:
+                    backend.stat(path)
+                    continue  # it was there before: not ours to remove later
+                except StorageError as exc:
+                    if exc.kind is not ErrorClass.NOT_FOUND:
+                        tally.recorder.record_error(OpClass.META, exc.kind)
+                        tally.first_error = tally.first_error or str(exc)
+                        continue
+                t0 = time.monotonic_ns()
+                try:
+                    backend.mkdir(path)
+                except StorageError as exc:
+                    tally.recorder.record_error(OpClass.META, exc.kind)
+                    tally.first_error = tally.first_error or str(exc)
+                    continue
+                tally.recorder.record(OpClass.META, 0, (time.monotonic_ns() - t0) // 1000)
+                created.add(d)
+
+    def begin(self) -> PrepareShard:
+        self.t0 = time.monotonic()
+        self._thread = threading.Thread(
+            target=self._run, name=f"sbench-prepare-{self.params.entry}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._mkdirs()
+            self.phase = "files"
+            params = self.params
+            self.range = IndexRange(
+                self.start,
+                self.stop,
+                params.concurrency,
+                self._task(),
+                self.control,
+                f"sbench-prepare-{params.entry}",
+            ).begin()
+            self.range.join()
+            self._retry_failed()
+        except BaseException as exc:
+            self.control.abort(f"prepare of {self.params.base_uri} failed: {type(exc).__name__}: {exc}")
+            raise
+
+    def _retry_failed(self) -> None:
+        """Deferred rounds over the objects that still failed, recreating identical bytes (seed item 10)."""
+        rng = random.Random(self.start)
+        for round_no in range(1, RETRY_ROUNDS + 1):
+            pending = list(self.failed)
+            if not pending or self.control.stopping:
+                return
+            if self.control.wait(_retry_delay(round_no, rng, base_s=0.5, cap_s=30.0)):
+                return
+            tally = self.range.tallies[0] if self.range and self.range.tallies else self.dir_tally
+            for g in pending:
+                if self.control.stopping:
+                    return
+                if self._put(g, tally, rng):
+                    with self._lock:
+                        self.failed.discard(g)
+                    self.created.add(g)
+                    tally.created += 1
+                    tally.failed -= 1
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float | None) -> None:
+        self._thread.join(timeout)
+
+    def finish(self, timeout: float | None = None) -> ShardResult:
+        """Wait for the shard (up to `timeout`) and return its result; closes the backends."""
+        self._thread.join(timeout)
+        tallies = self.tallies()
+        first = next((t.first_error for t in tallies if t.first_error), "")
+        result = ShardResult(
+            entry=self.params.entry,
+            start=self.start,
+            stop=self.stop,
+            created=self.created,
+            failed=self.failed,
+            existed=sum(t.existed for t in tallies),
+            skipped=sum(t.skipped for t in tallies),
+            nbytes=sum(t.nbytes for t in tallies),
+            snapshot=self.drain(),
+            elapsed_s=time.monotonic() - self.t0,
+            first_error=first,
+            aborted=self.control.aborted,
+            reason=self.control.reason if self.control.aborted else "",
+            dirs_created=self.dirs_created,
+        )
+        self.parent_control.release(self.control)
+        if self._own_storage:
+            self.storage.close()
+        return result
+
+
+def prepare_shard(
+    params: PrepareParams,
+    start_index: int,
+    stop_index: int,
+    control: RunControl,
+    *,
+    existing: IndexSet | None = None,
+) -> ShardResult:
+    """Create the missing objects of [start_index, stop_index) and return what was done.
+
+    `existing` is the gap-fill bitmap from `scan_existing` (list once per prepare and pass it to every
+    shard); when None and neither skip_verification nor force_overwrite is set, the shard lists itself.
+    """
+    if existing is None and not (params.skip_verification or params.force_overwrite):
+        existing = scan_existing(params, control)
+    return PrepareShard(params, start_index, stop_index, control, existing=existing).begin().finish()
+
+
+# -- the local prepare stage -------------------------------------------------------------------------------
+
+
+@dataclass
+class PrepareOutcome:
+    """The prepare stage of one agent."""
+
+    snapshot: Snapshot
+    elapsed_s: float
+    created: int
+    existed: int
+    failed: int
+    nbytes: int
+    aborted: bool
+    reason: str
+    first_error: str
+    results: list[ShardResult]
+
+
+def _emit(
+    acc: SnapshotAccumulator,
+    snap: Snapshot,
+    identity: AgentIdentity,
+    cpu: CpuSampler,
+    progress: ProgressCounters,
+    on_interval: Callable[[Snapshot], None] | None,
+) -> None:
+    snap.set_cpu(identity.agent_id, *cpu.sample())
+    snap.set_progress(identity.agent_id, progress)
+    acc.add(snap)
+    if on_interval is not None:
+        on_interval(snap)
+
+
+def run_prepare(
+    config: Any,
+    identity: AgentIdentity,
+    control: RunControl,
+    on_interval: Callable[[Snapshot], None] | None = None,
+    *,
+    state: RunState | None = None,
+    interval_s: float | None = None,
+    stage_name: str = "Prepare",
+) -> PrepareOutcome:
+    """Prepare every ensure_objects entry on this agent (sequential: one entry at a time; parallel: all
+    entries at once, sharing `concurrency`), emitting interval snapshots, then honour post_prepare_delay."""
+    prep = config.prepare
+    all_params = prepare_params(config, identity)
+    interval = float(interval_s or getattr(getattr(config, "perf_log", None), "interval", 1.0) or 1.0)
+    parallel = prep is not None and prep.prepare_strategy == "parallel" and len(all_params) > 1
+    if parallel:
+        share = max(1, int(config.concurrency) // len(all_params))
+        all_params = [replace(p, concurrency=share) for p in all_params]
+    groups = [all_params] if parallel else [[p] for p in all_params]
+    acc = SnapshotAccumulator()
+    cpu = CpuSampler()
+    start_ms = time.time_ns() // 1_000_000
+    t0 = time.monotonic()
+    results: list[ShardResult] = []
+    totals = sum(p.total for p in all_params)
+    finished_done = 0
+    for group in groups:
+        if control.stopping:
+            break
+        shards = []
+        for params in group:
+            storage = ShardStorage(params)
+            try:
+                existing = (
+                    None
+                    if (params.skip_verification or params.force_overwrite)
+                    else scan_existing(params, control, storage)
+                )
+            except BaseException:
+                storage.close()
+                raise
+            shards.append(
+                PrepareShard(
+                    params, 0, params.total, control, existing=existing, storage=storage, own_storage=True
+                ).begin()
+            )
+        next_tick = time.monotonic() + interval
+        while any(s.alive() for s in shards):
+            for s in shards:
+                s.wait(max(0.0, min(0.2, next_tick - time.monotonic())))
+            if time.monotonic() >= next_tick:
+                done = finished_done + sum(s.done_count() for s in shards)
+                _emit(
+                    acc,
+                    Snapshot.merge_all(s.drain() for s in shards),
+                    identity,
+                    cpu,
+                    ProgressCounters(
+                        objects_done=done,
+                        objects_total=totals,
+                        phase_start_ms=start_ms,
+                        at_ms=time.time_ns() // 1_000_000,
+                        stage=stage_name,
+                    ),
+                    on_interval,
+                )
+                next_tick += interval
+        group_results = [s.finish() for s in shards]
+        results.extend(group_results)
+        finished_done += sum(r.created_count + r.existed + len(r.failed) + r.skipped for r in group_results)
+        _emit(
+            acc,
+            Snapshot.merge_all(r.snapshot for r in group_results),
+            identity,
+            cpu,
+            ProgressCounters(
+                objects_done=finished_done,
+                objects_total=totals,
+                phase_start_ms=start_ms,
+                at_ms=time.time_ns() // 1_000_000,
+                stage=stage_name,
+            ),
+            on_interval,
+        )
+        if state is not None:
+            for params, r in zip(group, group_results, strict=True):
+                state.prepared[params.entry] = PreparedRecord(
+                    entry=params.entry,
+                    base_uri=params.base_uri,
+                    pools=params.pools,
+                    count=params.count,
+                    created=r.created,
+                    complete=not r.aborted and len(r.failed) == 0,
+                    tree=params.tree is not None,
+                    created_dirs=r.dirs_created,
+                )
+    created = sum(r.created_count for r in results)
+    failed = sum(len(r.failed) for r in results)
+    aborted = control.aborted or any(r.aborted for r in results)
+    reason = control.reason if control.aborted else next((r.reason for r in results if r.aborted), "")
+    if not aborted and failed:
+        reason = f"{failed} objects could not be created after retries"
+    delay = float(getattr(prep, "post_prepare_delay", 0) or 0) if prep is not None else 0.0
+    if created and delay > 0 and not control.stopping:
+        control.wait(delay)
+    return PrepareOutcome(
+        snapshot=acc.snapshot(),
+        elapsed_s=time.monotonic() - t0,
+        created=created,
+        existed=sum(r.existed for r in results),
+        failed=failed,
+        nbytes=sum(r.nbytes for r in results),
+        aborted=aborted,
+        reason=reason,
+        first_error=next((r.first_error for r in results if r.first_error), ""),
+        results=results,
+    )
+
+
+def verify_prepared(config: Any, identity: AgentIdentity, control: RunControl) -> tuple[bool, list[str]]:
+    """`--verify`: every prepared object must be listed and stat-able (sai3 verify_prepared_objects)."""
+    lines, ok = [], True
+    for params in prepare_params(config, identity):
+        storage = ShardStorage(params)
+        try:
+            existing = scan_existing(params, control, storage)
+            mine = params.owned_total()
+            found = len(existing)
+            bad = 0
+
+            def stat_task(
+                g: int, tally: ThreadTally, existing: IndexSet = existing, storage: ShardStorage = storage
+            ) -> None:
+                if g in existing:
+                    try:
+                        storage.backend_of(g).stat(storage.key_of(g))
+                    except StorageError as exc:
+                        tally.failed += 1
+                        tally.first_error = tally.first_error or str(exc)
+
+            rng = IndexRange(0, params.total, params.concurrency, stat_task, control, "sbench-verify").begin()
+            rng.join()
+            bad = sum(t.failed for t in rng.tallies)
+            first = next((t.first_error for t in rng.tallies if t.first_error), "")
+        finally:
+            storage.close()
+        entry_ok = found >= mine and bad == 0
+        ok = ok and entry_ok
+        lines.append(
+            f"{params.base_uri}: {found:,} of {mine:,} objects found, {bad:,} failed stat"
+            + ("" if entry_ok else f" -> FAILED{': ' + first if first else ''}")
+        )
+    return ok, lines

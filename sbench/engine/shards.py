@@ -1,0 +1,92 @@
+"""Running one function over a range of object indices on N threads, with per-thread recorders.
+
+Prepare and cleanup are both "do this for every index in [start, stop)": this is that loop, shared. Threads
+take indices from one `itertools.count` (its `next()` is atomic under the GIL, so there is no lock and no
+list of indices: memory stays flat however large the range), and each thread records into its own Recorder,
+which the caller's interval collector drains while the shard runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sbench.engine.context import RunControl
+from sbench.metrics.recorder import Recorder
+from sbench.metrics.snapshot import Snapshot
+
+
+@dataclass
+class ThreadTally:
+    """What one thread of a shard did; summed into the ShardResult at the end."""
+
+    recorder: Recorder = field(default_factory=Recorder)
+    created: int = 0
+    existed: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    nbytes: int = 0
+    first_error: str = ""
+
+
+IndexTask = Callable[[int, ThreadTally], None]
+
+
+class IndexRange:
+    """Runs `task(index, tally)` for every index of [start, stop) on `threads` threads."""
+
+    def __init__(
+        self, start: int, stop: int, threads: int, task: IndexTask, control: RunControl, name: str
+    ) -> None:
+        self.start = start
+        self.stop = stop
+        self.task = task
+        self.control = control
+        self.name = name
+        n = max(1, min(threads, stop - start)) if stop > start else 0
+        self.tallies = [ThreadTally() for _ in range(n)]
+        self._next = itertools.count(start)
+        self._threads: list[threading.Thread] = []
+        self._crash: BaseException | None = None
+
+    def _loop(self, tally: ThreadTally) -> None:
+        take, stop, task = self._next.__next__, self.stop, self.task
+        stopping = self.control.stop_flag()
+        try:
+            while not stopping():
+                index = take()
+                if index >= stop:
+                    return
+                task(index, tally)
+        except BaseException as exc:  # a bug, not a storage error (those are counted by the task)
+            self._crash = exc
+            self.control.abort(f"{self.name} crashed: {type(exc).__name__}: {exc}")
+
+    def begin(self) -> IndexRange:
+        for i, tally in enumerate(self.tallies):
+            t = threading.Thread(target=self._loop, args=(tally,), name=f"{self.name}-{i}", daemon=True)
+            self._threads.append(t)
+            t.start()
+        return self
+
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the threads; False when some are still running after `timeout`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not self.alive()
+
+    def drain(self) -> Snapshot:
+        """Take the current interval of every thread's recorder."""
+        return Snapshot.merge_all(t.recorder.take_interval() for t in self.tallies)
+
+    @property
+    def crash(self) -> BaseException | None:
+        return self._crash
