@@ -1,0 +1,180 @@
+"""Prepare and cleanup on real file:// storage: gap fill after an interruption, identical re-creation,
+cleanup of exactly what the run created, pool split, trees, --cleanup-only names, multi-endpoint placement."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from sbench.engine.cleanup import run_cleanup
+from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.prepare import PrepareShard, prepare_params, run_prepare, scan_existing
+from sbench.engine.state import RunState
+from sbench.engine.tree import TreeLayout, TreeSpec
+from sbench.engine.workload import run_workload
+from sbench.metrics.buckets import OpClass
+from tests.engine.helpers import config_from
+
+LOGNORMAL = "{type: lognormal, mean: 2048, std_dev: 1024, min: 1, max: 16384}"
+
+
+def _cfg(root: Path, count: int, workload: str = '  - {op: get, path: "data/", weight: 1}\n',
+         extra: str = "") -> object:
+    return config_from(
+        f"target: file://{root}/\nconcurrency: 4\nduration: 1s\n"
+        f"prepare:\n  ensure_objects:\n    - {{base_uri: 'file://{root}/data/', count: {count}, "
+        f"size_spec: {LOGNORMAL}}}\n  cleanup: true\n{extra}workload:\n{workload}")
+
+
+def _sizes(directory: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in directory.iterdir()}
+
+
+def test_interrupted_prepare_resumes_with_only_missing_objects_and_same_sizes(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, 400)
+    params = prepare_params(cfg, AgentIdentity())[0]
+    control = RunControl()
+    shard = PrepareShard(params, 0, params.total, control, existing=scan_existing(params)).begin()
+    deadline = time.monotonic() + 60
+    while shard.done_count() < params.total // 2 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    control.abort("interrupted by the test")
+    first = shard.finish()
+    assert first.aborted and 0 < first.created_count < params.total
+    before = _sizes(tmp_path / "data")
+    mtimes = {n: (tmp_path / "data" / n).stat().st_mtime_ns for n in before}
+    victim = sorted(before)[0]
+    victim_bytes = (tmp_path / "data" / victim).read_bytes()
+    os.unlink(tmp_path / "data" / victim)  # a hole in the middle of the created range
+
+    state = RunState()
+    out = run_prepare(cfg, AgentIdentity(), RunControl(), state=state)
+    assert out.created == params.total - len(before) + 1
+    assert out.existed == len(before) - 1 and out.failed == 0
+    after = _sizes(tmp_path / "data")
+    assert len(after) == params.total
+    assert all(after[n] == before[n] for n in before)
+    assert all((tmp_path / "data" / n).stat().st_mtime_ns == mtimes[n] for n in before if n != victim)
+    assert (tmp_path / "data" / victim).read_bytes() == victim_bytes  # identical re-creation
+    for name, size in after.items():
+        index = int(name[len("prepared-"):-4])
+        assert size == params.sampler.size_for_index(index, params.size_seed)
+    assert len(set(after.values())) > 50
+    assert out.snapshot.total_ops(OpClass.PUT) == out.created
+    assert state.prepared[0].complete and len(state.prepared[0].created) == out.created
+
+
+def test_cleanup_deletes_only_what_this_run_created(tmp_path: Path) -> None:
+    data, puts = tmp_path / "data", tmp_path / "puts"
+    data.mkdir()
+    puts.mkdir()
+    foreign = {
+        data / "prepared-00000003.dat": b"was here before",
+        data / "notes.txt": b"foreign",
+        puts / "put_20200101-000000-beef_standalone_0_000000001.dat": b"another run",
+        puts / "put_myrun_otheragent_0_000000001.dat": b"another agent of this run",
+        puts / "mine.dat": b"foreign",
+    }
+    for path, content in foreign.items():
+        path.write_bytes(content)
+    body = ('  - {op: get, path: "data/", weight: 5}\n'
+            '  - {op: put, path: "puts/", weight: 5, object_size: 100}\n')
+    cfg = _cfg(tmp_path, 10, body)
+    ident = AgentIdentity(run_id="myrun")
+    state = RunState()
+    prep = run_prepare(cfg, ident, RunControl(), state=state)
+    assert (prep.created, prep.existed) == (9, 1)
+    work = run_workload(cfg, ident, RunControl(), duration_s=0.5, state=state)
+    assert work.snapshot.total_ops(OpClass.PUT) > 0
+    assert len(list(puts.iterdir())) > len(foreign) - 2
+    out = run_cleanup(cfg, ident, RunControl(), state=state)
+    assert out.deleted == 9 and out.put_deleted == work.snapshot.total_ops(OpClass.PUT)
+    assert out.failed == 0 and not out.reason
+    for path, content in foreign.items():
+        assert path.read_bytes() == content
+    assert sorted(p.name for p in data.iterdir()) == ["notes.txt", "prepared-00000003.dat"]
+    assert len(list(puts.iterdir())) == 3
+    assert out.snapshot.total_ops(OpClass.META) == 9 + out.put_deleted
+
+
+def test_cleanup_without_prepare_record_keeps_prepared_objects(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, 5)
+    run_prepare(cfg, AgentIdentity(), RunControl(), state=RunState())
+    out = run_cleanup(cfg, AgentIdentity(), RunControl(), state=RunState())
+    assert out.deleted == 0 and len(list((tmp_path / "data").iterdir())) == 5
+    assert any("prepare did not run" in n for n in out.notes)
+
+
+def test_cleanup_only_rebuilds_the_names_prepare_used(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, 25)
+    run_prepare(cfg, AgentIdentity(), RunControl(), state=RunState())
+    (tmp_path / "data" / "data-00000000.dat").write_bytes(b"sai3 7.13 name, not ours")
+    out = run_cleanup(cfg, AgentIdentity(), RunControl(), state=RunState(), cleanup_only=True)
+    assert out.deleted == 25
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["data-00000000.dat"]
+    assert any("--cleanup-only" in n for n in out.notes)
+
+
+def test_read_and_delete_workload_splits_pools(tmp_path: Path) -> None:
+    body = ('  - {op: get, path: "data/prepared-*.dat", weight: 5}\n'
+            '  - {op: delete, path: "data/prepared-*.dat", weight: 5}\n')
+    cfg = _cfg(tmp_path, 30, body)
+    state = RunState()
+    prep = run_prepare(cfg, AgentIdentity(), RunControl(), state=state)
+    assert prep.created == 60  # 30 prepared- and 30 deletable-
+    res = run_workload(cfg, AgentIdentity(), RunControl(), duration_s=2.0, state=state)
+    left = sorted(p.name for p in (tmp_path / "data").iterdir())
+    assert res.snapshot.errors_total() == 0
+    assert left == [f"prepared-{i:08d}.dat" for i in range(30)]
+    assert res.deleted == 30 and res.ended_by == "duration"  # GETs go on after the delete pool is empty
+
+
+def test_tree_prepare_records_mkdir_and_cleanup_removes_tree(tmp_path: Path) -> None:
+    tree = "  directory_structure: {width: 3, depth: 2, files_per_dir: 2}\n"
+    cfg = config_from(
+        f"target: file://{tmp_path}/\nconcurrency: 3\nduration: 1s\n"
+        "prepare:\n  ensure_objects:\n"
+        f"    - {{base_uri: 'file://{tmp_path}/tree/', count: 0, size_spec: 100}}\n"
+        f"  cleanup: true\n{tree}"
+        "workload:\n  - {op: get, path: x, weight: 5}\n  - {op: mkdir, path: x, weight: 1}\n")
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "keep.txt").write_text("foreign")
+    layout = TreeLayout(TreeSpec(width=3, depth=2, files_per_dir=2))
+    state = RunState()
+    prep = run_prepare(cfg, AgentIdentity(), RunControl(), state=state)
+    assert prep.created == layout.total_files == 18
+    assert prep.snapshot.total_ops(OpClass.META) == layout.total_dirs == 12  # every mkdir timed
+    for _idx, path in layout.iter_files():
+        assert (tmp_path / "tree" / path).stat().st_size == 100
+    res = run_workload(cfg, AgentIdentity(), RunControl(), duration_s=0.3, state=state)
+    assert res.snapshot.errors_total() == 0 and res.snapshot.total_ops(OpClass.GET) > 0
+    out = run_cleanup(cfg, AgentIdentity(), RunControl(), state=state)
+    assert out.deleted == 18 and out.failed == 0
+    assert [p.name for p in (tmp_path / "tree").iterdir()] == ["keep.txt"]
+
+
+def test_multi_endpoint_prepare_places_index_modulo_endpoints(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    cfg = config_from(
+        f"concurrency: 2\nduration: 1s\nmulti_endpoint:\n  endpoints: ['file://{a}/', 'file://{b}/']\n"
+        f"prepare:\n  ensure_objects:\n    - {{base_uri: 'file://{a}/', use_multi_endpoint: true, count: 10, "
+        "size_spec: 10}\n"
+        "workload:\n  - {op: get, path: '', weight: 1}\n")
+    out = run_prepare(cfg, AgentIdentity(), RunControl(), state=RunState())
+    assert out.created == 10
+    assert sorted(p.name for p in a.iterdir()) == [f"prepared-{i:08d}.dat" for i in range(0, 10, 2)]
+    assert sorted(p.name for p in b.iterdir()) == [f"prepared-{i:08d}.dat" for i in range(1, 10, 2)]
+
+
+def test_shared_storage_split_by_agent(tmp_path: Path) -> None:
+    cfg = config_from(
+        f"target: file://{tmp_path}/\nconcurrency: 2\nduration: 1s\n"
+        f"prepare:\n  ensure_objects:\n    - {{base_uri: 'file://{tmp_path}/d/', count: 9, size_spec: 10}}\n"
+        "distributed:\n  shared_filesystem: true\n  tree_creation_mode: coordinator\n"
+        "  path_selection: random\n  agents: [{address: 'localhost:1'}, {address: 'localhost:2'}]\n"
+        "workload:\n  - {op: get, path: 'd/', weight: 1}\n")
+    out = run_prepare(cfg, AgentIdentity("agent-2", 1, 2), RunControl(), state=RunState())
+    assert out.created == 4
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
+        f"prepared-{i:08d}.dat" for i in (1, 3, 5, 7)]
