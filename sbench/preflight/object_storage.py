@@ -41,7 +41,19 @@ GLOB_SCAN_LIMIT = 1000
 
 _LABEL = {"s3": "s3", "az": "azure", "gs": "gcs"}
 _BUCKET_WORD = {"s3": "bucket", "az": "container", "gs": "bucket"}
-#: Service codes that mean "who you are is fine, what you want is not allowed" (vs. bad credentials).
+#: Texts that mean "who you are was not accepted" (bad key, bad signature, expired token). Azurite reports a
+#: bad key as AuthorizationFailure with "Server failed to authenticate", so these win over permission words.
+_AUTHENTICATION_WORDS = (
+    "failed to authenticate",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AuthenticationFailed",
+    "ExpiredToken",
+    "InvalidToken",
+    "InvalidClientTokenId",
+    "401 Unauthorized",
+)
+#: Service codes that mean "who you are is fine, what you want is not allowed".
 _PERMISSION_WORDS = (
     "AccessDenied",
     "AuthorizationPermissionMismatch",
@@ -49,6 +61,8 @@ _PERMISSION_WORDS = (
     "AuthorizationFailure",
     "does not have storage.",
 )
+#: Missing-bucket answers that do not come as a 404: fake-gcs-server's XML API answers 500 "no bucket named".
+_MISSING_BUCKET_WORDS = ("NoSuchBucket", "no bucket named", "ContainerNotFound", "bucket does not exist")
 
 S3_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
@@ -308,6 +322,8 @@ def classify(exc: StorageError, *, permission_if_auth: bool = False) -> ErrorTyp
     """Map a driver error class onto the preflight error type."""
     if exc.kind is ErrorClass.AUTH:
         text = exc.message
+        if any(word in text for word in _AUTHENTICATION_WORDS):
+            return ErrorType.AUTHENTICATION
         if permission_if_auth or any(word in text for word in _PERMISSION_WORDS):
             return ErrorType.PERMISSION
         return ErrorType.AUTHENTICATION
@@ -358,7 +374,7 @@ def _check_list(
         first = _first(backend.list("", recursive=True))
     except StorageError as exc:
         kind = classify(exc)
-        if exc.kind is ErrorClass.NOT_FOUND:
+        if exc.kind is ErrorClass.NOT_FOUND or any(word in exc.message for word in _MISSING_BUCKET_WORDS):
             checks.error(
                 f"{label}.bucket",
                 f"{word} {parsed.bucket} does not exist at {access.endpoint}",

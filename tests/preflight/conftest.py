@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,8 +36,8 @@ AZURE_VARIABLES = (
     "AZURE_STORAGE_SAS_TOKEN",
     "AZURE_STORAGE_ENDPOINT",
 )
-#: A well-formed base64 key that is not Azurite's: every signed request is refused.
-WRONG_AZURE_KEY = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3Jvbmc=="
+#: A well-formed key (base64 of 64 bytes, as real keys) but not Azurite's: every signed request fails.
+WRONG_AZURE_KEY = base64.b64encode(b"sbench-preflight-wrong-key-".ljust(64, b"x")).decode()
 
 
 def config_of(text: str) -> Config:
@@ -77,8 +79,22 @@ def s3_keys(server: servers.LocalServer, bucket: str, prefix: str = "") -> list[
 
 @pytest.fixture(scope="session")
 def s3_preflight_bucket(seaweedfs: servers.LocalServer) -> str:
+    """The session bucket, usable for writes: SeaweedFS grows a volume for a new bucket on its first PUT and
+    answers InternalError until it is there, which a test of "healthy target passes" must not see."""
+    from botocore.exceptions import ClientError
+
     client = s3_admin(seaweedfs)
     client.create_bucket(Bucket=PREFLIGHT_BUCKET)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.put_object(Bucket=PREFLIGHT_BUCKET, Key="warm-up", Body=b"x")
+            break
+        except ClientError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    client.delete_object(Bucket=PREFLIGHT_BUCKET, Key="warm-up")
     client.close()
     return PREFLIGHT_BUCKET
 
