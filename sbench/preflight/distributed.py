@@ -243,40 +243,37 @@ def _check_prepare_locations(config: Config, checks: CheckList) -> None:
     prep = config.prepare
     if prep is None:
         return
-    isolated = config.distributed is not None and not config.distributed.shared_filesystem
-    roots = [config.target] if config.target else []
-    if config.multi_endpoint is not None:
-        roots += config.multi_endpoint.endpoints
+    endpoints = list(config.multi_endpoint.endpoints) if config.multi_endpoint is not None else []
+    roots = ([config.target] if config.target else []) + endpoints
     reads_relative = any(
         isinstance(op, GetOp | StatOp | DeleteOp) and "://" not in op.path for op in config.workload
     )
     for i, spec in enumerate(prep.ensure_objects):
         key = f"prepare.ensure_objects[{i}]"
-        if spec.base_uri and spec.use_multi_endpoint:
-            text = f"{key} sets both base_uri ({spec.base_uri}) and use_multi_endpoint"
-            fix = (
-                f"keep one: remove `{key}.base_uri` to spread objects over the endpoints, or "
-                f"`use_multi_endpoint` to write under base_uri"
+        if (
+            spec.base_uri
+            and spec.use_multi_endpoint
+            and endpoints
+            and not _under(spec.base_uri, endpoints[0])
+        ):
+            # The engine keeps only the part of base_uri below endpoints[0] and repeats it on every endpoint.
+            checks.warning(
+                "config.base_uri",
+                f"{key} sets use_multi_endpoint and a base_uri ({spec.base_uri}) that is not under the first "
+                f"endpoint ({endpoints[0]}), so the objects go to the endpoint roots and base_uri is ignored",
+                ErrorType.CONFIGURATION,
+                f"write `{key}.base_uri` under {endpoints[0]} (its sub-path is used on every endpoint), or "
+                "drop `use_multi_endpoint`",
             )
-            if isolated:
-                checks.error(
-                    "config.base_uri",
-                    f"{text}, which conflicts in isolated mode (agent prefixes apply "
-                    "to base_uri, not to endpoints)",
-                    ErrorType.CONFIGURATION,
-                    fix,
-                )
-            else:
-                checks.warning("config.base_uri", f"{text}: ambiguous", ErrorType.CONFIGURATION, fix)
             continue
         if spec.base_uri and reads_relative and roots and not any(_under(spec.base_uri, r) for r in roots):
             checks.warning(
                 "config.base_uri",
-                f"{key}.base_uri {spec.base_uri} is outside target/multi_endpoint, "
-                "but the workload reads relative paths from there",
+                f"{key}.base_uri {spec.base_uri} is outside target/multi_endpoint, but the workload reads "
+                "relative paths from there",
                 ErrorType.CONFIGURATION,
-                f"put `{key}.base_uri` under `target` (or the endpoints), or give the GET/STAT paths "
-                "as full URIs under the base_uri",
+                f"put `{key}.base_uri` under `target` (or the endpoints), or give the GET/STAT paths as full "
+                "URIs under the base_uri",
             )
 
 

@@ -14,6 +14,7 @@ from sbench.config.models import (
     AgentConfig,
     Config,
     DeleteOp,
+    EnsureSpec,
     FixedSize,
     GetOp,
     LognormalSize,
@@ -154,36 +155,33 @@ class _Roots:
 
 
 def agent_plan(config: Config, identity: AgentIdentity | None = None) -> list[RootPlan]:
-    """Every root this agent's run touches, with writes, reads and space needs filled in."""
+    """Every root this agent's run touches, with writes, reads and space needs filled in.
+
+    `config` may be the run's config or the per-agent config the cluster layer derives (overrides applied,
+    isolated prefix appended); both give the same roots.
+    """
     identity = identity or AgentIdentity()
     agent, akey = agent_config(config, identity)
     writes = workload_writes(config)
     roots = _Roots()
-    me = (
-        agent.multi_endpoint
-        if agent is not None and agent.multi_endpoint is not None
-        else config.multi_endpoint
-    )
-    me_key = (
-        f"{akey}multi_endpoint"
-        if agent is not None and agent.multi_endpoint is not None
-        else "multi_endpoint"
-    )
-    target = agent.target_override if agent is not None and agent.target_override else config.target
-    target_key = f"{akey}target_override" if agent is not None and agent.target_override else "target"
-    endpoint_keys = (
-        [
-            roots.add(ep, f"{me_key}.endpoints[{i}]", must_exist=True, write=writes)
-            for i, ep in enumerate(me.endpoints)
-        ]
-        if me is not None
-        else []
-    )
-    target_root = roots.add(target, target_key, must_exist=True, write=writes) if target else None
+    own_me = agent is not None and agent.multi_endpoint is not None
+    me = agent.multi_endpoint if own_me and agent is not None else config.multi_endpoint
+    me_key = f"{akey}multi_endpoint" if own_me else "multi_endpoint"
+    own_target = agent is not None and bool(agent.target_override)
+    target = agent.target_override if own_target and agent is not None else config.target
+    target_key = f"{akey}target_override" if own_target else "target"
+    # Isolated agents work under `target/<path_template>/`, which their own prepare or PUTs create.
+    isolated = config.distributed is not None and not config.distributed.shared_filesystem and not own_target
+    endpoints = list(me.endpoints) if me is not None else []
+    endpoint_keys = [
+        roots.add(ep, f"{me_key}.endpoints[{i}]", must_exist=True, write=writes)
+        for i, ep in enumerate(endpoints)
+    ]
+    target_root = roots.add(target, target_key, must_exist=not isolated, write=writes) if target else None
     # Relative op paths go through the multi-endpoint block when there is one (sbench engine semantics).
     relative_roots = endpoint_keys or ([target_root] if target_root else [])
-    _add_prepare(config, roots, endpoint_keys, relative_roots)
-    _add_ops(config, roots, relative_roots)
+    prepared_dirs = _add_prepare(config, roots, target, endpoints)
+    _add_ops(config, roots, relative_roots, prepared_dirs, identity)
     return list(roots.items.values())
 
 
@@ -198,35 +196,50 @@ def _spread(roots: _Roots, keys: list[str], part: NeedPart) -> None:
         roots.update(key, need=current.need.plus(extra), write=True)
 
 
-def _add_prepare(config: Config, roots: _Roots, endpoint_keys: list[str], relative_roots: list[str]) -> None:
+def prepare_uris(spec: EnsureSpec, target: str | None, endpoints: list[str]) -> list[str]:
+    """Where one ensure_objects entry writes, as the engine's prepare decides it: base_uri, else target, else
+    the first endpoint; with use_multi_endpoint the same relative path under every endpoint."""
+    base = spec.base_uri or target or (endpoints[0] if endpoints else None)
+    if base is None:
+        return []
+    if not (spec.use_multi_endpoint and endpoints):
+        return [base]
+    first = endpoints[0].rstrip("/")
+    rel = base.rstrip("/")[len(first) :].strip("/") if base.rstrip("/").startswith(first) else ""
+    return [ep.rstrip("/") + ("/" + rel if rel else "") for ep in endpoints]
+
+
+def _add_prepare(config: Config, roots: _Roots, target: str | None, endpoints: list[str]) -> set[str]:
+    """Add prepare's writes to the roots; returns the canonical directories prepare fills."""
     prep = config.prepare
     if prep is None:
-        return
+        return set()
     pools = pools_for(config.workload)
     tree = prep.directory_structure
+    filled: set[str] = set()
     for i, spec in enumerate(prep.ensure_objects):
         key_path = f"prepare.ensure_objects[{i}]"
-        if spec.base_uri and not spec.use_multi_endpoint:
-            found = roots.containing(spec.base_uri)
-            keys = (
-                [found[0]]
-                if found
-                else [roots.add(spec.base_uri, f"{key_path}.base_uri", must_exist=False, write=True)]
+        keys = []
+        for uri in prepare_uris(spec, target, endpoints):
+            filled.add(_norm(uri))
+            found = roots.containing(uri)
+            keys.append(
+                found[0] if found else roots.add(uri, f"{key_path}.base_uri", must_exist=False, write=True)
             )
-        else:
-            keys = endpoint_keys if (spec.use_multi_endpoint or not relative_roots) else relative_roots
-            keys = keys or relative_roots
         mean = mean_size(spec.size_spec)
         if tree is not None and i == 0:
             counts = tree_counts(tree)
-            _spread(roots, keys, NeedPart(f"{key_path} (tree files)", spec.count, mean))
+            _spread(roots, keys, NeedPart(f"{key_path} (tree files)", counts.total_files, mean))
             _spread(roots, keys, NeedPart(f"{key_path} (tree directories)", counts.total_dirs, 0))
             continue
         label = key_path if len(pools) == 1 else f"{key_path} ({' + '.join(pools)} pools)"
         _spread(roots, keys, NeedPart(label, spec.count * len(pools), mean))
+    return filled
 
 
-def _add_ops(config: Config, roots: _Roots, relative_roots: list[str]) -> None:
+def _add_ops(
+    config: Config, roots: _Roots, relative_roots: list[str], prepared_dirs: set[str], identity: AgentIdentity
+) -> None:
     tree_mode = config.prepare is not None and config.prepare.directory_structure is not None
     total_weight = sum(op.weight for op in config.workload) or 1
     seconds = execute_seconds(config)
@@ -234,9 +247,10 @@ def _add_ops(config: Config, roots: _Roots, relative_roots: list[str]) -> None:
         key_path = f"workload[{i}].path"
         keys, rel = _op_roots(roots, op, key_path, relative_roots)
         if isinstance(op, PutOp) and op.weight > 0:
-            _add_put(config, roots, keys, op, i, op.weight / total_weight, seconds)
+            _add_put(config, roots, keys, op, i, op.weight / total_weight, seconds, identity)
         if isinstance(op, READ_OPS) and not tree_mode:
-            prepared = _prepared_by_run(config, roots, keys, rel)
+            directory = Pattern.parse(rel).directory.strip("/")
+            prepared = any(_norm(f"{k}/{directory}" if directory else k) in prepared_dirs for k in keys)
             read = ReadTarget(source=key_path, op=op.op, pattern=rel, prepared=prepared)
             for key in keys:
                 roots.update(key, reads=(*roots.items[key].reads, read))
@@ -258,34 +272,28 @@ def _op_roots(roots: _Roots, op: object, key_path: str, relative_roots: list[str
     return [key], path[len(directory) :].lstrip("/")
 
 
-def _prepared_by_run(config: Config, roots: _Roots, keys: list[str], pattern: str) -> bool:
-    """True when prepare writes into the directory the pattern selects from (so it need not exist yet)."""
-    prep = config.prepare
-    if prep is None or not prep.ensure_objects:
-        return False
-    directory = Pattern.parse(pattern).directory.strip("/")
-    for spec in prep.ensure_objects:
-        if not spec.base_uri or spec.use_multi_endpoint:
-            if directory == "":
-                return True
-            continue
-        base = _norm(spec.base_uri)
-        for key in keys:
-            rel = _relative(key, base)
-            if rel is not None and rel.strip("/") == directory:
-                return True
-    return False
-
-
 def _add_put(
-    config: Config, roots: _Roots, keys: list[str], op: PutOp, index: int, share: float, seconds: float | None
+    config: Config,
+    roots: _Roots,
+    keys: list[str],
+    op: PutOp,
+    index: int,
+    share: float,
+    seconds: float | None,
+    identity: AgentIdentity,
 ) -> None:
+    """Open loop bounds the PUT volume: rate × PUT share × execute seconds, times the agents that write into
+    the same namespace (io_rate is per agent; with shared storage every agent's PUTs land here)."""
     mean = mean_size(op.size_spec)
     label = f"workload[{index}] put"
     iops = config.io_rate.iops if config.io_rate is not None else None
     if iops is not None and seconds is not None:
-        count = int(iops * share * seconds + 0.5)
-        _spread(roots, keys, NeedPart(f"{label} ({iops:g} op/s × {share:.0%} × {seconds:g} s)", count, mean))
+        shared = config.distributed is not None and config.distributed.shared_filesystem
+        agents = identity.count if shared else 1
+        count = int(iops * share * seconds * agents + 0.5)
+        who = f" × {agents} agents" if agents > 1 else ""
+        text = f"{label} ({iops:g} op/s × {share:.0%} × {seconds:g} s{who})"
+        _spread(roots, keys, NeedPart(text, count, mean))
         return
     why = "closed loop, no io_rate.iops" if iops is None else "a hybrid stage has no max_duration"
     span = f"{seconds:g} s" if seconds is not None else "an unbounded time"

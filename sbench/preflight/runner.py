@@ -12,7 +12,7 @@ from sbench.config.backend import backend_options
 from sbench.config.models import Config
 from sbench.engine.context import AgentIdentity
 from sbench.errors import ConfigError, RunFailed
-from sbench.preflight.filesystem import FsTarget, check_filesystem, check_identity
+from sbench.preflight.filesystem import FsTarget, check_filesystem, check_identity, protected_reason
 from sbench.preflight.need import human_bytes
 from sbench.preflight.object_storage import check_object_root, check_read_target
 from sbench.preflight.plan import RootPlan, agent_config, agent_plan
@@ -50,6 +50,16 @@ def _check_local_root(root: RootPlan, checks: CheckList) -> None:
         parent = path
         while not os.path.isdir(parent) and parent != "/":
             parent = os.path.dirname(parent)
+        if protected_reason(parent) is not None:
+            checks.error(
+                "fs.stat",
+                f"directory {path} does not exist, and the nearest existing parent is the "
+                f"system directory {parent}",
+                ErrorType.CONFIGURATION,
+                f"create it (mkdir -p {path}) or fix `{root.source}`",
+                details={"path": path},
+            )
+            return
         checks.info(
             "fs.created_by_run",
             f"{path} does not exist yet; the run creates it, so {parent} is checked instead",
