@@ -21,8 +21,15 @@ def test_retry_decisions() -> None:
 
 
 def test_retry_delay_grows_caps_and_jitters() -> None:
-    policy = ErrorPolicy(ErrorHandling(initial_retry_delay_ms=100, max_retry_delay_ms=300,
-                                       retry_backoff_multiplier=2.0, retry_jitter_factor=0.25), RunControl())
+    policy = ErrorPolicy(
+        ErrorHandling(
+            initial_retry_delay_ms=100,
+            max_retry_delay_ms=300,
+            retry_backoff_multiplier=2.0,
+            retry_jitter_factor=0.25,
+        ),
+        RunControl(),
+    )
     rng = random.Random(0)
     first = [policy.retry_delay(1, rng) for _ in range(200)]
     assert min(first) >= 0.075 and max(first) <= 0.125 and len(set(first)) > 100
@@ -46,8 +53,12 @@ def test_budget_aborts_with_reason_and_throttling_alone_never_does() -> None:
 
 
 def test_error_rate_triggers_backoff() -> None:
-    policy = ErrorPolicy(ErrorHandling(max_total_errors=0, error_rate_threshold=5, error_rate_window=1.0,
-                                       backoff_duration=2.0), RunControl())
+    policy = ErrorPolicy(
+        ErrorHandling(
+            max_total_errors=0, error_rate_threshold=5, error_rate_window=1.0, backoff_duration=2.0
+        ),
+        RunControl(),
+    )
     for _ in range(4):
         policy.on_error(ErrorClass.OTHER, final=True)
     assert policy.backoff_until == 0.0

@@ -19,12 +19,14 @@ from tests.engine.helpers import config_from
 LOGNORMAL = "{type: lognormal, mean: 2048, std_dev: 1024, min: 1, max: 16384}"
 
 
-def _cfg(root: Path, count: int, workload: str = '  - {op: get, path: "data/", weight: 1}\n',
-         extra: str = "") -> object:
+def _cfg(
+    root: Path, count: int, workload: str = '  - {op: get, path: "data/", weight: 1}\n', extra: str = ""
+) -> object:
     return config_from(
         f"target: file://{root}/\nconcurrency: 4\nduration: 1s\n"
         f"prepare:\n  ensure_objects:\n    - {{base_uri: 'file://{root}/data/', count: {count}, "
-        f"size_spec: {LOGNORMAL}}}\n  cleanup: true\n{extra}workload:\n{workload}")
+        f"size_spec: {LOGNORMAL}}}\n  cleanup: true\n{extra}workload:\n{workload}"
+    )
 
 
 def _sizes(directory: Path) -> dict[str, int]:
@@ -58,7 +60,7 @@ def test_interrupted_prepare_resumes_with_only_missing_objects_and_same_sizes(tm
     assert all((tmp_path / "data" / n).stat().st_mtime_ns == mtimes[n] for n in before if n != victim)
     assert (tmp_path / "data" / victim).read_bytes() == victim_bytes  # identical re-creation
     for name, size in after.items():
-        index = int(name[len("prepared-"):-4])
+        index = int(name[len("prepared-") : -4])
         assert size == params.sampler.size_for_index(index, params.size_seed)
     assert len(set(after.values())) > 50
     assert out.snapshot.total_ops(OpClass.PUT) == out.created
@@ -78,8 +80,9 @@ def test_cleanup_deletes_only_what_this_run_created(tmp_path: Path) -> None:
     }
     for path, content in foreign.items():
         path.write_bytes(content)
-    body = ('  - {op: get, path: "data/", weight: 5}\n'
-            '  - {op: put, path: "puts/", weight: 5, object_size: 100}\n')
+    body = (
+        '  - {op: get, path: "data/", weight: 5}\n  - {op: put, path: "puts/", weight: 5, object_size: 100}\n'
+    )
     cfg = _cfg(tmp_path, 10, body)
     ident = AgentIdentity(run_id="myrun")
     state = RunState()
@@ -117,8 +120,10 @@ def test_cleanup_only_rebuilds_the_names_prepare_used(tmp_path: Path) -> None:
 
 
 def test_read_and_delete_workload_splits_pools(tmp_path: Path) -> None:
-    body = ('  - {op: get, path: "data/prepared-*.dat", weight: 5}\n'
-            '  - {op: delete, path: "data/prepared-*.dat", weight: 5}\n')
+    body = (
+        '  - {op: get, path: "data/prepared-*.dat", weight: 5}\n'
+        '  - {op: delete, path: "data/prepared-*.dat", weight: 5}\n'
+    )
     cfg = _cfg(tmp_path, 30, body)
     state = RunState()
     prep = run_prepare(cfg, AgentIdentity(), RunControl(), state=state)
@@ -137,7 +142,8 @@ def test_tree_prepare_records_mkdir_and_cleanup_removes_tree(tmp_path: Path) -> 
         "prepare:\n  ensure_objects:\n"
         f"    - {{base_uri: 'file://{tmp_path}/tree/', count: 0, size_spec: 100}}\n"
         f"  cleanup: true\n{tree}"
-        "workload:\n  - {op: get, path: x, weight: 5}\n  - {op: mkdir, path: x, weight: 1}\n")
+        "workload:\n  - {op: get, path: x, weight: 5}\n  - {op: mkdir, path: x, weight: 1}\n"
+    )
     (tmp_path / "tree").mkdir()
     (tmp_path / "tree" / "keep.txt").write_text("foreign")
     layout = TreeLayout(TreeSpec(width=3, depth=2, files_per_dir=2))
@@ -160,7 +166,8 @@ def test_multi_endpoint_prepare_places_index_modulo_endpoints(tmp_path: Path) ->
         f"concurrency: 2\nduration: 1s\nmulti_endpoint:\n  endpoints: ['file://{a}/', 'file://{b}/']\n"
         f"prepare:\n  ensure_objects:\n    - {{base_uri: 'file://{a}/', use_multi_endpoint: true, count: 10, "
         "size_spec: 10}\n"
-        "workload:\n  - {op: get, path: '', weight: 1}\n")
+        "workload:\n  - {op: get, path: '', weight: 1}\n"
+    )
     out = run_prepare(cfg, AgentIdentity(), RunControl(), state=RunState())
     assert out.created == 10
     assert sorted(p.name for p in a.iterdir()) == [f"prepared-{i:08d}.dat" for i in range(0, 10, 2)]
@@ -173,8 +180,10 @@ def test_shared_storage_split_by_agent(tmp_path: Path) -> None:
         f"prepare:\n  ensure_objects:\n    - {{base_uri: 'file://{tmp_path}/d/', count: 9, size_spec: 10}}\n"
         "distributed:\n  shared_filesystem: true\n  tree_creation_mode: coordinator\n"
         "  path_selection: random\n  agents: [{address: 'localhost:1'}, {address: 'localhost:2'}]\n"
-        "workload:\n  - {op: get, path: 'd/', weight: 1}\n")
+        "workload:\n  - {op: get, path: 'd/', weight: 1}\n"
+    )
     out = run_prepare(cfg, AgentIdentity("agent-2", 1, 2), RunControl(), state=RunState())
     assert out.created == 4
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
-        f"prepared-{i:08d}.dat" for i in (1, 3, 5, 7)]
+        f"prepared-{i:08d}.dat" for i in (1, 3, 5, 7)
+    ]

@@ -23,9 +23,12 @@ def test_counts_bottom_and_all() -> None:
 def test_dir_names_follow_sai3_mask() -> None:
     t = TreeLayout({"width": 2, "depth": 2, "files_per_dir": 1})
     assert [p for _, p in t.iter_dirs()] == [
-        "sai3bench.d1_w1.dir", "sai3bench.d1_w2.dir",
-        "sai3bench.d1_w1.dir/sai3bench.d2_w1.dir", "sai3bench.d1_w1.dir/sai3bench.d2_w2.dir",
-        "sai3bench.d1_w2.dir/sai3bench.d2_w1.dir", "sai3bench.d1_w2.dir/sai3bench.d2_w2.dir",
+        "sai3bench.d1_w1.dir",
+        "sai3bench.d1_w2.dir",
+        "sai3bench.d1_w1.dir/sai3bench.d2_w1.dir",
+        "sai3bench.d1_w1.dir/sai3bench.d2_w2.dir",
+        "sai3bench.d1_w2.dir/sai3bench.d2_w1.dir",
+        "sai3bench.d1_w2.dir/sai3bench.d2_w2.dir",
     ]
     assert t.file_path(0) == "sai3bench.d1_w1.dir/sai3bench.d2_w1.dir/file_00000000.dat"
     assert t.file_path(3) == "sai3bench.d1_w2.dir/sai3bench.d2_w2.dir/file_00000003.dat"

@@ -20,16 +20,21 @@ NAMES = [f"obj-{i:04d}.dat" for i in range(50)]
 
 
 def _cfg(root: Path, body: str, concurrency: int = 4, extra: str = "") -> object:
-    return config_from(f"duration: 5s\nconcurrency: {concurrency}\ntarget: file://{root}/\n{extra}"
-                       f"workload:\n{body}")
+    return config_from(
+        f"duration: 5s\nconcurrency: {concurrency}\ntarget: file://{root}/\n{extra}workload:\n{body}"
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dist", ["exponential", "uniform", "deterministic"])
 def test_open_loop_delivers_aggregate_rate(tmp_path: Path, dist: str) -> None:
     make_files(tmp_path / "d", NAMES)
-    cfg = _cfg(tmp_path, '  - {op: stat, path: "d/*", weight: 1}\n', concurrency=4,
-               extra=f"io_rate: {{iops: 500, distribution: {dist}}}\n")
+    cfg = _cfg(
+        tmp_path,
+        '  - {op: stat, path: "d/*", weight: 1}\n',
+        concurrency=4,
+        extra=f"io_rate: {{iops: 500, distribution: {dist}}}\n",
+    )
     res = run_workload(cfg, AgentIdentity(run_id="rate"), RunControl(), duration_s=5.0)
     rate = res.snapshot.total_ops() / 5.0
     assert res.open_loop and res.ended_by == "duration"
@@ -39,12 +44,21 @@ def test_open_loop_delivers_aggregate_rate(tmp_path: Path, dist: str) -> None:
 
 def test_stall_shows_in_response_time_not_service_time(tmp_path: Path) -> None:
     make_files(tmp_path / "d", NAMES)
-    cfg = _cfg(tmp_path, '  - {op: stat, path: "d/*", weight: 1}\n', concurrency=4,
-               extra="io_rate: {iops: 400, distribution: deterministic}\n")
+    cfg = _cfg(
+        tmp_path,
+        '  - {op: stat, path: "d/*", weight: 1}\n',
+        concurrency=4,
+        extra="io_rate: {iops: 400, distribution: deterministic}\n",
+    )
     probe = ProbeBackend(f"file://{tmp_path}/")
     probe.stall(1.0, 1.0)
-    res = run_workload(cfg, AgentIdentity(run_id="stall"), RunControl(), duration_s=3.0,
-                       backends=backends_with(cfg, f"file://{tmp_path}/", probe))
+    res = run_workload(
+        cfg,
+        AgentIdentity(run_id="stall"),
+        RunControl(),
+        duration_s=3.0,
+        backends=backends_with(cfg, f"file://{tmp_path}/", probe),
+    )
     snap = res.snapshot
     response = snap.latency(OpClass.META)
     service = snap.service_latency(OpClass.META)
@@ -66,12 +80,19 @@ def test_closed_loop_service_equals_response(tmp_path: Path) -> None:
 
 def test_per_op_concurrency_caps_and_raises_in_flight(tmp_path: Path) -> None:
     make_files(tmp_path / "d", NAMES)
-    body = ('  - {op: stat, path: "d/*", weight: 50, concurrency: 1}\n'
-            '  - {op: get, path: "d/*", weight: 50, concurrency: 6}\n')
+    body = (
+        '  - {op: stat, path: "d/*", weight: 50, concurrency: 1}\n'
+        '  - {op: get, path: "d/*", weight: 50, concurrency: 6}\n'
+    )
     cfg = _cfg(tmp_path, body, concurrency=3)
     probe = ProbeBackend(f"file://{tmp_path}/", op_sleep_s=0.002)
-    res = run_workload(cfg, AgentIdentity(run_id="limits"), RunControl(), duration_s=1.0,
-                       backends=backends_with(cfg, f"file://{tmp_path}/", probe))
+    res = run_workload(
+        cfg,
+        AgentIdentity(run_id="limits"),
+        RunControl(),
+        duration_s=1.0,
+        backends=backends_with(cfg, f"file://{tmp_path}/", probe),
+    )
     assert res.workers == 6  # 3 mixed + 3 dedicated to the GET whose limit (6) exceeds concurrency (3)
     assert probe.max_in_flight["stat"] == 1
     assert probe.max_in_flight["get"] == 6
@@ -84,8 +105,13 @@ def test_delete_never_deletes_a_key_twice_and_stops_when_empty(tmp_path: Path) -
     cfg = _cfg(tmp_path, '  - {op: delete, path: "d/*", weight: 1}\n', concurrency=4)
     probe = ProbeBackend(f"file://{tmp_path}/")
     t0 = time.monotonic()
-    res = run_workload(cfg, AgentIdentity(run_id="del"), RunControl(), duration_s=30.0,
-                       backends=backends_with(cfg, f"file://{tmp_path}/", probe))
+    res = run_workload(
+        cfg,
+        AgentIdentity(run_id="del"),
+        RunControl(),
+        duration_s=30.0,
+        backends=backends_with(cfg, f"file://{tmp_path}/", probe),
+    )
     assert time.monotonic() - t0 < 10
     deleted = probe.calls["delete"]
     assert len(deleted) == len(set(deleted)) == 300
@@ -95,8 +121,10 @@ def test_delete_never_deletes_a_key_twice_and_stops_when_empty(tmp_path: Path) -
 
 
 def test_every_put_draws_its_own_lognormal_size(tmp_path: Path) -> None:
-    body = ('  - {op: put, path: "out/", weight: 1,\n'
-            '     size_spec: {type: lognormal, mean: 4096, std_dev: 2048}}\n')
+    body = (
+        '  - {op: put, path: "out/", weight: 1,\n'
+        "     size_spec: {type: lognormal, mean: 4096, std_dev: 2048}}\n"
+    )
     cfg = _cfg(tmp_path, body, concurrency=2)
     res = run_workload(cfg, AgentIdentity(run_id="sizes"), RunControl(), duration_s=60.0, max_ops=10_000)
     sizes = [p.stat().st_size for p in (tmp_path / "out").iterdir()]
@@ -130,8 +158,12 @@ class _FailingGets(ProbeBackend):
 
 def test_error_budget_aborts_the_stage_with_reason(tmp_path: Path) -> None:
     make_files(tmp_path / "d", NAMES)
-    cfg = _cfg(tmp_path, '  - {op: get, path: "d/*", weight: 1}\n', concurrency=2,
-               extra="error_handling: {max_total_errors: 5, error_rate_threshold: 0}\n")
+    cfg = _cfg(
+        tmp_path,
+        '  - {op: get, path: "d/*", weight: 1}\n',
+        concurrency=2,
+        extra="error_handling: {max_total_errors: 5, error_rate_threshold: 0}\n",
+    )
     control = RunControl()
     bs = backends_with(cfg, f"file://{tmp_path}/", _FailingGets(f"file://{tmp_path}/"))
     res = run_workload(cfg, AgentIdentity(run_id="budget"), control, duration_s=30.0, backends=bs)
@@ -144,12 +176,21 @@ def test_error_budget_aborts_the_stage_with_reason(tmp_path: Path) -> None:
 
 def test_retries_repeat_the_same_call(tmp_path: Path) -> None:
     make_files(tmp_path / "d", NAMES)
-    cfg = _cfg(tmp_path, '  - {op: get, path: "d/*", weight: 1}\n', concurrency=1,
-               extra="error_handling: {retry_on_error: true, max_retries: 2, initial_retry_delay_ms: 1,\n"
-                     "  max_total_errors: 3, error_rate_threshold: 0}\n")
+    cfg = _cfg(
+        tmp_path,
+        '  - {op: get, path: "d/*", weight: 1}\n',
+        concurrency=1,
+        extra="error_handling: {retry_on_error: true, max_retries: 2, initial_retry_delay_ms: 1,\n"
+        "  max_total_errors: 3, error_rate_threshold: 0}\n",
+    )
     probe = _FailingGets(f"file://{tmp_path}/")
-    res = run_workload(cfg, AgentIdentity(run_id="retry"), RunControl(), duration_s=30.0,
-                       backends=backends_with(cfg, f"file://{tmp_path}/", probe))
+    res = run_workload(
+        cfg,
+        AgentIdentity(run_id="retry"),
+        RunControl(),
+        duration_s=30.0,
+        backends=backends_with(cfg, f"file://{tmp_path}/", probe),
+    )
     gets = probe.calls["get"]
     assert len(gets) == 9  # 3 failed ops x (1 try + 2 retries)
     assert all(gets[i] == gets[i - i % 3] for i in range(9))  # each retry repeats its op's key
