@@ -12,6 +12,7 @@ from sbench.config.backend import backend_options
 from sbench.config.models import Config
 from sbench.engine.context import AgentIdentity
 from sbench.errors import ConfigError, RunFailed
+from sbench.preflight.distributed import controller_check_names, controller_checks
 from sbench.preflight.filesystem import FsTarget, check_filesystem, check_identity, protected_reason
 from sbench.preflight.need import human_bytes
 from sbench.preflight.object_storage import check_object_root, check_read_target
@@ -22,7 +23,11 @@ from sbench.storage.uri import parse_uri
 
 
 def run_preflight(config: Config, identity: AgentIdentity | None = None) -> PreflightResult:
-    """Every check of one agent, before any benchmark I/O; `result.passed` is False when the run must stop."""
+    """Every check of one agent, before any benchmark I/O; `result.passed` is False when the run must stop.
+
+    A single-agent run (no `distributed` block) has no separate controller, so its config checks
+    (controller_checks) are included here; distributed runs call controller_checks once on the driver.
+    """
     identity = identity or AgentIdentity()
     agent, _ = agent_config(config, identity)
     checks = CheckList(agent_id=identity.agent_id)
@@ -36,7 +41,10 @@ def run_preflight(config: Config, identity: AgentIdentity | None = None) -> Pref
             _check_local_root(root, checks)
         else:
             check_object_root(root, options, checks)
-    return checks.result()
+    result = checks.result()
+    if config.distributed is None:
+        result = result.merge(controller_checks(config))
+    return result
 
 
 def _errors(checks: CheckList) -> int:
@@ -92,8 +100,6 @@ def _check_local_root(root: RootPlan, checks: CheckList) -> None:
 
 def planned_checks(config: Config) -> list[str]:
     """One line per storage root (and per group of agents seeing it), for `--dry-run`: what preflight does."""
-    from sbench.preflight.distributed import controller_check_names
-
     lines: dict[str, list[str]] = {}
     for identity in _identities(config):
         for root in agent_plan(config, identity):
