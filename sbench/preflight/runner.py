@@ -107,7 +107,8 @@ def planned_checks(config: Config) -> list[str]:
     out = []
     many = len(list(_identities(config))) > 1
     for text, agents in lines.items():
-        out.append(f"[{', '.join(agents)}] {text}" if many else text)
+        # No square brackets: callers print these lines through rich, which reads [..] as markup.
+        out.append(f"{', '.join(agents)}: {text}" if many else text)
     out.append("controller: " + ", ".join(controller_check_names(config)))
     return out
 
@@ -143,7 +144,7 @@ def _describe(root: RootPlan) -> str:
             parts.append("PUT/GET/DELETE probe object")
     parts.extend(
         f"STAT of {r.op} target {r.source} ({r.pattern or '/'})"
-        + (" [prepared by this run: skipped]" if r.prepared else "")
+        + (", skipped: prepared by this run" if r.prepared else "")
         for r in root.reads
     )
     if root.need.unbounded:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from sbench.engine.context import AgentIdentity
 from sbench.preflight import planned_checks
 from sbench.preflight.plan import agent_plan, execute_seconds, mean_size, workload_writes
 from tests.preflight.conftest import config_of
+
+#: What rich reads as a markup tag (dry-run prints these lines through rich): `[` + a letter, #, / or @.
+RICH_TAG = re.compile(r"\[[a-zA-Z#/@]")
 
 
 def roots_by_uri(text: str, identity: AgentIdentity | None = None):
@@ -184,9 +189,32 @@ workload:
     assert lines[0].startswith(
         "s3://bucket/p/ (target): credential source, endpoint DNS/TCP/TLS, bucket exists"
     )
-    assert "PUT/GET/DELETE probe object" in lines[0] and "prepared by this run: skipped" in lines[0]
+    assert (
+        "PUT/GET/DELETE probe object" in lines[0]
+        and "skipped: prepared by this run" in lines[0]
+        and not RICH_TAG.search(lines[0])
+    )
     assert lines[-1].startswith("controller: ")
     local = planned_checks(
         config_of(f"target: direct://{tmp_path}/\nworkload:\n  - {{op: get, path: a, weight: 1}}\n")
     )
     assert "O_DIRECT probe" in local[0] and "write/mkdir/delete" not in local[0]
+
+
+def test_planned_checks_group_agents_that_see_the_same_root() -> None:
+    lines = planned_checks(
+        config_of(f"""
+target: s3://bucket/p/
+distributed:
+  shared_filesystem: true
+  agents:
+    - {{address: "127.0.0.1:1"}}
+    - {{address: "127.0.0.1:2"}}
+    - {{address: "127.0.0.1:3", target_override: "s3://other/p/"}}
+{"workload:"}
+  - {{op: put, path: "w/", object_size: 1024, weight: 1}}
+""")
+    )
+    assert lines[0].startswith("agent-1, agent-2: s3://bucket/p/ (target)")
+    assert lines[1].startswith("agent-3: s3://other/p/ (distributed.agents[2].target_override)")
+    assert "agent ids unique" in lines[-1] and not any(RICH_TAG.search(line) for line in lines)
