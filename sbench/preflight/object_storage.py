@@ -117,7 +117,7 @@ def check_object_root(root: RootPlan, options: BackendOptions, checks: CheckList
     parsed = parse_uri(root.uri, https=options.https)
     label = _LABEL[parsed.scheme]
     access = _check_credentials(label, parsed, options, root, checks)
-    if access is None or not _check_reachable(label, access, root, checks):
+    if access is None or not check_reachable(label, access, root, checks):
         return
     short = replace(
         options,
@@ -245,7 +245,7 @@ def _resolve_access(parsed: StorageUri, options: BackendOptions) -> Access:
 # -- reachability ----------------------------------------------------------------------------------------
 
 
-def _check_reachable(label: str, access: Access, root: RootPlan, checks: CheckList) -> bool:
+def check_reachable(label: str, access: Access, root: RootPlan, checks: CheckList) -> bool:
     url = urlsplit(access.endpoint)
     host = url.hostname or ""
     port = url.port or (443 if url.scheme == "https" else 80)
