@@ -41,6 +41,8 @@ GLOB_SCAN_LIMIT = 1000
 
 _LABEL = {"s3": "s3", "az": "azure", "gs": "gcs"}
 _BUCKET_WORD = {"s3": "bucket", "az": "container", "gs": "bucket"}
+#: Variable naming a private CA bundle, per client family (SSL_CERT_FILE works for all through OpenSSL).
+_CA_VARIABLE = {"s3": "AWS_CA_BUNDLE"}
 #: Texts that mean "who you are was not accepted" (bad key, bad signature, expired token). Azurite reports a
 #: bad key as AuthorizationFailure with "Server failed to authenticate", so these win over permission words.
 _AUTHENTICATION_WORDS = (
@@ -181,16 +183,6 @@ def _check_credentials(
             "endpoint_source": access.endpoint_source,
         },
     )
-    if label == "s3" and ("AWS_ACCESS_KEY_ID" in access.variables) != (
-        "AWS_SECRET_ACCESS_KEY" in access.variables
-    ):
-        missing = "AWS_SECRET_ACCESS_KEY" if "AWS_ACCESS_KEY_ID" in access.variables else "AWS_ACCESS_KEY_ID"
-        checks.warning(
-            f"{label}.credentials",
-            f"only half of a key pair is set: {missing} is missing, so the environment pair is ignored",
-            ErrorType.AUTHENTICATION,
-            f"set {missing} as well (or unset the other one)",
-        )
     return access
 
 
@@ -280,7 +272,8 @@ def check_reachable(label: str, access: Access, root: RootPlan, checks: CheckLis
     details["connect_ms"] = round((time.perf_counter() - start) * 1000, 2)
     try:
         if url.scheme == "https":
-            context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+            ca_var = _CA_VARIABLE.get(label, "REQUESTS_CA_BUNDLE")
+            context = ssl.create_default_context(cafile=os.environ.get(ca_var) or None)
             sock.settimeout(TLS_TIMEOUT_S)
             try:
                 with context.wrap_socket(sock, server_hostname=host) as tls:
@@ -290,8 +283,8 @@ def check_reachable(label: str, access: Access, root: RootPlan, checks: CheckLis
                     name,
                     f"TLS handshake with {host}:{port} failed: {exc}",
                     ErrorType.NETWORK,
-                    f"check the endpoint's certificate (a private CA needs AWS_CA_BUNDLE or "
-                    f"SSL_CERT_FILE) or use http:// for a plain-HTTP server {fix_source}",
+                    f"check the endpoint's certificate (a private CA needs {ca_var} or SSL_CERT_FILE) or "
+                    f"use http:// for a plain-HTTP server {fix_source}",
                     details=details,
                 )
                 return False

@@ -277,3 +277,15 @@ def test_gcs_without_credentials_names_the_variables(monkeypatch, tmp_path: Path
     err = single_error(run_preflight(cfg("gs://127.0.0.1:1/bucket/p/")))
     assert (err.name, err.error_type) == ("gcs.credentials", ErrorType.AUTHENTICATION)
     assert "GOOGLE_APPLICATION_CREDENTIALS" in err.suggestion
+
+
+@pytest.mark.parametrize("keep", ["", "AWS_ACCESS_KEY_ID"])
+def test_s3_missing_credentials_name_the_variables(monkeypatch, tmp_path, keep) -> None:
+    """No key pair (or half of one), no profile, metadata service disabled: stop before any request."""
+    set_aws_env(monkeypatch, tmp_path)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        if name != keep:
+            monkeypatch.delenv(name)
+    err = single_error(run_preflight(cfg("s3://127.0.0.1:1/bucket/p/")))
+    assert (err.name, err.error_type) == ("s3.credentials", ErrorType.AUTHENTICATION)
+    assert "AWS_SECRET_ACCESS_KEY" in err.suggestion
