@@ -15,6 +15,7 @@ emulators expect), the `BlobEndpoint` of the connection string, `AZURE_STORAGE_E
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Mapping
@@ -96,7 +97,10 @@ def resolve_credentials(
         key, sas = key_value or "", (sas_value or "").lstrip("?")
     elif key or sas:
         _check_account(parsed, env.get("AZURE_STORAGE_ACCOUNT"), "AZURE_STORAGE_ACCOUNT")
-        source = "AZURE_STORAGE_ACCOUNT_KEY" if key else "AZURE_STORAGE_SAS_TOKEN"
+        source = "AZURE_STORAGE_SAS_TOKEN"
+        if key:
+            explicit = env.get("AZURE_STORAGE_ACCOUNT_KEY")
+            source = "AZURE_STORAGE_ACCOUNT_KEY" if explicit else "AZURE_STORAGE_KEY"
     else:
         raise RunFailed(
             f"No Azure credentials found for {parsed.raw}.",
@@ -104,6 +108,8 @@ def resolve_credentials(
             "managed identity.) For Azurite, use its connection string with BlobEndpoint="
             "http://127.0.0.1:PORT/devstoreaccount1.",
         )
+    if key:
+        _check_key(key, source)
     endpoint = (
         options.endpoint_url
         or (f"{parsed.endpoint}/{account}" if parsed.endpoint else None)
@@ -151,6 +157,18 @@ def _endpoint_from_parts(account: str, conn: Mapping[str, str]) -> str | None:
         return None
     protocol = conn.get("DefaultEndpointsProtocol", "https")
     return f"{protocol}://{account}.blob.{suffix}"
+
+
+def _check_key(key: str, source: str) -> None:
+    """Account keys are base64; a truncated or mistyped one would otherwise fail on every request (sdk) or
+    when the store is built (native) with a message that hides where the key came from."""
+    try:
+        base64.b64decode(key, validate=True)
+    except ValueError:
+        raise RunFailed(
+            f"The Azure account key from {source} is not valid base64 (truncated or mistyped?).",
+            hint="Copy the key again from the storage account's 'Access keys' page.",
+        ) from None
 
 
 def _check_account(parsed: StorageUri, named: str | None, where: str) -> None:

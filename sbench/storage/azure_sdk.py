@@ -23,6 +23,7 @@ from azure.storage.blob import BlobPrefix, ContainerClient
 from requests.adapters import HTTPAdapter
 
 from sbench.storage.azure import AzureCredentials, redact
+from sbench.storage.azure_native import as_directory
 from sbench.storage.base import Backend, Buffer, ErrorClass, ObjectStat, StorageError
 from sbench.storage.cloud_errors import classify_status, classify_transport
 from sbench.storage.options import BackendOptions
@@ -31,6 +32,8 @@ from sbench.storage.uri import StorageUri
 
 #: Listing page size (the service maximum is 5,000; 1,000 matches S3 and GCS so LIST ops compare).
 PAGE_SIZE = 1000
+#: Deletes per Blob Batch request (the service maximum).
+BATCH_DELETE = 256
 
 
 class AzureSdkBackend(Backend):
@@ -117,16 +120,18 @@ class AzureSdkBackend(Backend):
         """Blob storage has no directories: nothing to create (as sai3 does on object stores)."""
 
     def rmdir(self, path: str, recursive: bool = False) -> None:
-        """Delete every blob under `path` when `recursive`; otherwise a no-op (no directory object exists)."""
+        """Delete every blob under `path` when `recursive`, as Blob Batch requests of 256 deletes; otherwise
+        a no-op (there is no directory object to remove). A blob deleted meanwhile is fine."""
         if not recursive:
             return
-        directory = path.rstrip("/") + "/" if path.strip("/") else ""
-        for key, _ in self.list(directory, recursive=True):
-            try:
-                self.delete(key)
-            except StorageError as exc:
-                if exc.kind is not ErrorClass.NOT_FOUND:  # deleted meanwhile by another worker: fine
-                    raise
+        batch: list[str] = []
+        for key, _ in self.list(as_directory(path), recursive=True):
+            batch.append(self._uri.object_key(key))
+            if len(batch) == BATCH_DELETE:
+                self._delete_batch(batch)
+                batch = []
+        if batch:
+            self._delete_batch(batch)
 
     def close(self) -> None:
         with self._clients_lock:
@@ -169,6 +174,18 @@ class AzureSdkBackend(Backend):
             max_single_put_size=self._options.multipart_threshold,
             max_block_size=self._options.multipart_part_size,
         )
+
+    def _delete_batch(self, names: list[str]) -> None:
+        try:
+            responses = self._container().delete_blobs(*names, raise_on_any_failure=False)
+            for name, response in zip(names, responses, strict=True):
+                if response.status_code not in (202, 404):
+                    code = response.headers.get("x-ms-error-code")
+                    raise StorageError(classify_status(response.status_code, code),
+                                       f"HTTP {response.status_code} {code or ''}: batch delete failed",
+                                       uri=self.uri_of(self._uri.relative_key(name)))
+        except azure_exc.AzureError as exc:
+            raise azure_error(exc, self.uri_of(self._uri.relative_key(names[0]))) from exc
 
     def _properties(self, name: str):
         return self._container().get_blob_client(name).get_blob_properties()

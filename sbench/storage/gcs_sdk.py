@@ -29,6 +29,7 @@ from google.oauth2 import service_account
 from google.resumable_media import common as media_common
 from requests.adapters import HTTPAdapter
 
+from sbench.storage.azure_native import delete_under
 from sbench.storage.base import Backend, Buffer, ErrorClass, ObjectStat, StorageError
 from sbench.storage.cloud_errors import classify_status, classify_transport
 from sbench.storage.gcs import GcsCredentials
@@ -157,17 +158,10 @@ class GcsSdkBackend(Backend):
         """GCS has no directories (outside hierarchical-namespace buckets): nothing to create (as sai3)."""
 
     def rmdir(self, path: str, recursive: bool = False) -> None:
-        """Delete every object under `path` when `recursive`; otherwise a no-op (there is no directory
-        object to remove)."""
-        if not recursive:
-            return
-        directory = path.rstrip("/") + "/" if path.strip("/") else ""
-        for key, _ in self.list(directory, recursive=True):
-            try:
-                self.delete(key)
-            except StorageError as exc:
-                if exc.kind is not ErrorClass.NOT_FOUND:  # deleted meanwhile by another worker: fine
-                    raise
+        """Delete every object under `path` when `recursive` (with `concurrency` threads); otherwise a
+        no-op (there is no directory object to remove)."""
+        if recursive:
+            delete_under(self, path, self._options.concurrency)
 
     def close(self) -> None:
         self._session.close()

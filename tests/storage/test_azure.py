@@ -94,6 +94,13 @@ def test_credentials_of_another_account_are_refused() -> None:
         resolve_credentials(URI, BackendOptions(), env)
 
 
+def test_malformed_account_key_is_refused_without_echoing_it() -> None:
+    env = {"AZURE_STORAGE_ACCOUNT": "acct", "AZURE_STORAGE_KEY": "not base64!"}
+    with pytest.raises(RunFailed, match=r"from AZURE_STORAGE_KEY is not valid base64") as info:
+        resolve_credentials(URI, BackendOptions(), env)
+    assert "not base64!" not in str(info.value)
+
+
 def test_connection_string_without_secret_is_refused() -> None:
     env = {"AZURE_STORAGE_CONNECTION_STRING": "AccountName=acct;BlobEndpoint=http://h:1/acct"}
     with pytest.raises(RunFailed, match="neither AccountKey nor SharedAccessSignature"):

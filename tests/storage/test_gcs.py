@@ -133,18 +133,24 @@ def test_driver_auto_is_native(fake_gcs, gcs_bucket, monkeypatch, tmp_path) -> N
     backend.close()
 
 
+# fake-gcs-server closes the connection after every 416 answer; a client that reuses it at once (obstore's
+# pool does) gets "connection reset". So each test below makes at most one 416 request, as its last call.
 def test_get_range_edges(gcs_backend: NativeWithSeeder) -> None:
     backend = gcs_backend.native
     gcs_backend.sdk.put("obj", b"0123456789")
-    gcs_backend.sdk.put("empty", b"")
     assert bytes(backend.get_range("obj", 2, 3)) == b"234"
     assert bytes(backend.get_range("obj", 8, 10)) == b"89"
-    assert bytes(backend.get_range("obj", 10, 5)) == b""
-    assert bytes(backend.get_range("empty", 0, 5)) == b""
-    assert bytes(backend.get("empty")) == b""
+    assert bytes(backend.get_range("obj", 0, 0)) == b""
     with pytest.raises(StorageError) as info:
         backend.get_range("missing", 0, 4)
     assert info.value.kind is ErrorClass.NOT_FOUND
+    assert bytes(backend.get_range("obj", 10, 5)) == b""  # at the end: the service answers 416
+
+
+def test_range_of_an_empty_object(gcs_backend: NativeWithSeeder) -> None:
+    gcs_backend.sdk.put("empty", b"")
+    assert bytes(gcs_backend.native.get("empty")) == b""
+    assert bytes(gcs_backend.native.get_range("empty", 0, 5)) == b""
 
 
 def test_string_prefixes_and_recursive_rmdir(gcs_backend: NativeWithSeeder) -> None:
