@@ -367,7 +367,7 @@ def _check_list(
         first = _first(backend.list("", recursive=True))
     except StorageError as exc:
         kind = classify(exc)
-        if exc.kind is ErrorClass.NOT_FOUND or any(word in exc.message for word in _MISSING_BUCKET_WORDS):
+        if exc.kind is ErrorClass.NOT_FOUND or any(w in exc.message for w in _MISSING_BUCKET_WORDS):
             checks.error(
                 f"{label}.bucket",
                 f"{word} {parsed.bucket} does not exist at {access.endpoint}",
@@ -397,9 +397,9 @@ def probe_write(label: str, backend: Backend, access: Access, root: RootPlan, ch
     key = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
     payload = os.urandom(PROBE_SIZE)
     written = deleted = False
+    step = "put"
     uri = backend.uri_of(key)
     try:
-        step = "put"
         backend.put(key, payload)
         written = True
         checks.success(f"{label}.put", f"PUT of a {PROBE_SIZE}-byte probe object", details={"key": key})
@@ -431,6 +431,8 @@ def probe_write(label: str, backend: Backend, access: Access, root: RootPlan, ch
                 raise
             checks.success(f"{label}.delete", "DELETE removed the probe object")
     except StorageError as exc:
+        # A PUT cut off by a timeout or a dropped connection may still have landed: delete it too.
+        written = written or exc.kind in (ErrorClass.TIMEOUT, ErrorClass.NETWORK)
         kind = classify(exc, permission_if_auth=step != "put")
         what = {"put": "write objects (PUT)", "get": "read objects (GET)", "delete": "delete objects"}[step]
         checks.error(
@@ -441,7 +443,7 @@ def probe_write(label: str, backend: Backend, access: Access, root: RootPlan, ch
             details={"key": key, "error_class": exc.kind.value},
         )
     finally:
-        if written and not deleted:
+        if not deleted and written:
             _remove_probe(label, backend, key, uri, checks)
 
 
