@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from sbench.cluster.monitor import AgentReport
 from sbench.config.models import Config, StageType
 from sbench.config.stages import StagePlan
 from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.state import PreparedRecord, RunState
 from sbench.metrics.progress import ProgressCounters
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 
@@ -31,9 +31,12 @@ from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 ABANDON_AFTER_S = 1.5
 #: Extra time an execute stage may run past its duration before the agent stops it (drain of in-flight ops).
 DURATION_SLACK_S = 15.0
+#: Extra time past timeout_secs before the agent gives up on an engine that did not honour it.
+TIMEOUT_SLACK_S = 5.0
 CONTROL_GROUP = "control"
 
-StageFn = Callable[[StagePlan, Config, AgentIdentity, RunControl, Callable[[Snapshot], None]], Any]
+#: the engine's run_stage signature (plan, config, identity, control, on_interval, *, state)
+StageFn = Callable[..., Any]
 
 
 @dataclass(slots=True)
@@ -62,7 +65,7 @@ class AgentStageResult:
     elapsed_s: float = 0.0
     started_ms: int = 0
     ended_ms: int = 0
-    #: stage-type specifics (custom: exit code and output tail; execute: ended_by, first_error)
+    #: the engine's stage details (custom: exit code and output tail; execute: ended_by; ...)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,17 +80,16 @@ def default_stage_fn() -> StageFn:
 
 
 def outcome_to_result(agent_id: str, index: int, outcome: Any) -> AgentStageResult:
-    """Map the engine's StageOutcome onto the cluster's result record."""
-    status = str(getattr(outcome, "status", "ok"))
-    extra = dict(getattr(outcome, "extra", {}) or {})
-    for name in ("ended_by", "first_error"):
-        value = getattr(outcome, name, None)
-        if value:
-            extra[name] = value
+    """Map the engine's StageOutcome onto the cluster's result record (details travel as `extra`)."""
+    extra = dict(getattr(outcome, "details", None) or {})
+    first_error = getattr(outcome, "first_error", "")
+    if first_error:
+        extra["first_error"] = first_error
+    status = getattr(outcome, "status", "ok")
     return AgentStageResult(
         agent_id=agent_id,
         stage_index=index,
-        status=status,
+        status=str(getattr(status, "value", status)),
         reason=str(getattr(outcome, "reason", "") or ""),
         snapshot=getattr(outcome, "snapshot", None) or Snapshot(),
         elapsed_s=float(getattr(outcome, "elapsed_s", 0.0) or 0.0),
@@ -109,10 +111,13 @@ class AgentActor:
         self._control: RunControl | None = None
         self._pending: list[Snapshot] = []
         self._lock = threading.Lock()
-        self._state = "idle"
+        self._phase = "idle"
         self._stage_name = ""
         #: every interval of the current stage already reported, for partial results
         self._seen = SnapshotAccumulator()
+        self._wake = threading.Event()
+        #: what prepare created, set by the driver after its shard tasks, so GETs need no LIST
+        self._run_state = RunState()
 
     # -- setup --
 
@@ -142,6 +147,10 @@ class AgentActor:
         self._clock_offset_ms = clock_offset_ms
         return identity.agent_id
 
+    def set_prepared(self, records: dict[int, PreparedRecord]) -> None:
+        """The prepared pools this agent reads (from the driver's prepare shards)."""
+        self._run_state.prepared.update(records)
+
     # -- control group --
 
     @ray.method(concurrency_group=CONTROL_GROUP)
@@ -150,7 +159,7 @@ class AgentActor:
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def status(self) -> dict[str, Any]:
-        return {"agent_id": self.identity.agent_id, "state": self._state, "stage": self._stage_name}
+        return {"agent_id": self.identity.agent_id, "state": self._phase, "stage": self._stage_name}
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def stop(self, reason: str) -> bool:
@@ -176,22 +185,23 @@ class AgentActor:
         control = self._run_control.child()
         self._control = control
         self._stage_name = plan.name
-        self._state = "waiting"
+        self._phase = "waiting"
         with self._lock:
             self._pending = []
         self._seen = SnapshotAccumulator()
+        self._wake.clear()
         try:
             wait_s = (request.start_at_ms + self._clock_offset_ms) / 1000 - time.time()
             if wait_s > 0 and control.wait(wait_s):
                 return AgentStageResult(agent_id, plan.index, "aborted", control.reason)
             started_ms = time.time_ns() // 1_000_000
-            self._state = "running"
+            self._phase = "running"
             result = self._run_with_reports(request, control, started_ms)
             result.started_ms = started_ms
             result.ended_ms = time.time_ns() // 1_000_000
             return result
         finally:
-            self._state = "idle"
+            self._phase = "idle"
             self._control = None
             self._run_control.release(control)
 
@@ -209,20 +219,24 @@ class AgentActor:
         counters = _Counters(self.identity.agent_id, plan, request.objects_total, started_ms)
         pending_ref = None
         abandon_at: float | None = None
-        next_report = start + self._interval_s
+        heartbeat_at = start + self._interval_s
         while worker.is_alive():
-            worker.join(timeout=max(0.0, min(next_report, abandon_at or next_report) - time.monotonic()))
+            # Woken by every engine interval (reported at once) and by the end of the stage.
+            wake_at = min(heartbeat_at, abandon_at or heartbeat_at, deadline or heartbeat_at)
+            self._wake.wait(max(0.0, wake_at - time.monotonic()))
+            self._wake.clear()
             now = time.monotonic()
             if deadline is not None and now >= deadline and not control.stopping:
                 control.abort(f"stage {plan.name!r} exceeded its time limit ({deadline - start:.0f}s)")
                 box.setdefault("timeout", True)
             if control.stopping and abandon_at is None:
                 abandon_at = now + ABANDON_AFTER_S
-            if abandon_at is not None and now >= abandon_at:
-                box.setdefault("abandoned", True)
+            if abandon_at is not None and now >= abandon_at and worker.is_alive():
                 break
-            if now >= next_report:
-                next_report += self._interval_s
+            with self._lock:
+                has_data = bool(self._pending)
+            if has_data or now >= heartbeat_at:
+                heartbeat_at = now + self._interval_s
                 pending_ref = self._report(plan.index, counters, started_ms, pending_ref, control)
         self._report(plan.index, counters, started_ms, pending_ref, control, final=True)
         result = self._result(plan, box, control, start)
@@ -232,8 +246,8 @@ class AgentActor:
 
     def _deadline(self, request: StageRequest, start: float) -> float | None:
         limits = []
-        if request.timeout_s:
-            limits.append(request.timeout_s)
+        if request.timeout_s:  # the engine enforces it; this only catches an engine that cannot return
+            limits.append(request.timeout_s + TIMEOUT_SLACK_S)
         plan = request.plan
         run_for = plan.duration if plan.type is StageType.EXECUTE else plan.max_duration
         if run_for and plan.type in (StageType.EXECUTE, StageType.HYBRID):
@@ -243,19 +257,22 @@ class AgentActor:
     def _body(self, request: StageRequest, control: RunControl, box: dict[str, Any]) -> None:
         plan = request.plan
         try:
-            if plan.type is StageType.CUSTOM:
-                box["result"] = run_custom(self.identity.agent_id, plan, control)
-            else:
-                assert self.config is not None, "configure() must run before run_stage()"
-                fn = self._stage_fn or default_stage_fn()
-                outcome = fn(plan, self.config, self.identity, control, self._on_interval)
-                box["result"] = outcome_to_result(self.identity.agent_id, plan.index, outcome)
+            assert self.config is not None, "configure() must run before run_stage()"
+            fn = self._stage_fn or default_stage_fn()
+            # Prepared objects are cleaned up by the driver's shard tasks (from the metadata cache); the
+            # agent's cleanup stage only removes the workload PUT objects its own keys name.
+            state = RunState() if plan.type is StageType.CLEANUP else self._run_state
+            outcome = fn(plan, self.config, self.identity, control, self._on_interval, state=state)
+            box["result"] = outcome_to_result(self.identity.agent_id, plan.index, outcome)
         except BaseException as exc:  # reported to the driver as this agent's stage failure
             box["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._wake.set()
 
     def _on_interval(self, snap: Snapshot) -> None:
         with self._lock:
             self._pending.append(snap)
+        self._wake.set()
 
     def _report(
         self,
@@ -288,8 +305,7 @@ class AgentActor:
         for snap in snaps:
             counters.fold(snap)
             self._seen.add(snap)
-        if not snaps:
-            snaps = [counters.idle(now_ms)]
+        # No snapshot: a heartbeat (the coordinator counts the silent interval as idle by itself).
         report = AgentReport(self.identity.agent_id, index, snaps, started_ms=started_ms, sent_ms=now_ms)
         return self._coordinator.report.remote(report)
 
@@ -341,48 +357,3 @@ class _Counters:
             c.objects_done += done
         c.at_ms = snap.end_ms or c.at_ms
         snap.set_progress(self.agent_id, ProgressCounters(**c.to_dict()))
-
-    def idle(self, now_ms: int) -> Snapshot:
-        snap = Snapshot(start_ms=self.counters.at_ms, end_ms=now_ms)
-        self.counters.at_ms = now_ms
-        snap.set_progress(self.agent_id, ProgressCounters(**self.counters.to_dict()))
-        return snap
-
-
-def run_custom(agent_id: str, plan: StagePlan, control: RunControl) -> AgentStageResult:
-    """A custom stage: run `command args...` on this agent's node; the exit code decides (script_exit)."""
-    start = time.monotonic()
-    env = {**os.environ, "SBENCH_AGENT_ID": agent_id, "SBENCH_STAGE": plan.name}
-    try:
-        proc = subprocess.Popen(
-            [plan.command or "", *plan.args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return AgentStageResult(agent_id, plan.index, "failed", f"cannot run {plan.command!r}: {exc}")
-    output: list[bytes] = []
-    reader = threading.Thread(target=lambda: output.append(proc.stdout.read() if proc.stdout else b""))
-    reader.start()
-    while proc.poll() is None:
-        if control.wait(0.1):
-            proc.terminate()
-            try:
-                proc.wait(timeout=1.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    reader.join(timeout=1.0)
-    tail = (output[0] if output else b"")[-2000:].decode(errors="replace")
-    extra = {"exit_code": proc.returncode, "output_tail": tail}
-    elapsed = time.monotonic() - start
-    if control.stopping:
-        return AgentStageResult(
-            agent_id, plan.index, "aborted", control.reason, elapsed_s=elapsed, extra=extra
-        )
-    if proc.returncode != 0:
-        reason = f"{plan.command} exited with status {proc.returncode}"
-        return AgentStageResult(agent_id, plan.index, "failed", reason, elapsed_s=elapsed, extra=extra)
-    return AgentStageResult(agent_id, plan.index, "ok", elapsed_s=elapsed, extra=extra)

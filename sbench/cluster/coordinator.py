@@ -58,6 +58,8 @@ class CoordinatorActor:
         #: events of the stages already ended (the open stage keeps its own)
         self._past_events: list[StageEvent] = []
         self._stage_open = False
+        #: stage index -> reason, for task-based stages told to stop (timeout, failed barrier)
+        self._task_stops: dict[int, str] = {}
 
     async def register(self, agents: dict[str, Any], nodes: dict[str, str]) -> None:
         """The agent handles (for abort and liveness queries) and the node id each one runs on."""
@@ -157,6 +159,17 @@ class CoordinatorActor:
         """Every event of the run so far (stuck, disconnects, failures, stragglers)."""
         current = self._stage.all_events if self._stage is not None and self._stage_open else []
         return [*self._past_events, *current]
+
+    # -- task-based stages (prepare, cleanup, validation shards poll this) --
+
+    async def task_command(self, index: int) -> str:
+        """What a running shard task should do: continue, stop (its stage is over) or abort (the run is)."""
+        if self._aborted:
+            return "abort"
+        return "stop" if index in self._task_stops else "continue"
+
+    async def stop_tasks(self, index: int, reason: str) -> None:
+        self._task_stops[index] = reason
 
     # -- abort --
 

@@ -104,7 +104,10 @@ class StageMonitor:
         self._trackers = {a: ProgressTracker(stuck_intervals, source=a) for a in participants}
         self._last_counters: dict[str, ProgressCounters] = {}
         self._last_report_s = dict.fromkeys(participants, now_s)
-        self._tick_inbox: list[Snapshot] = []
+        #: interval number -> (first arrival, snapshots of that interval from each agent so far)
+        self._slots: dict[int, tuple[float, list[Snapshot]]] = {}
+        self._received = dict.fromkeys(participants, 0)
+        self._next_slot = 0
         self._agent_out: dict[str, list[Snapshot]] = {a: [] for a in participants}
         self._aggregate_out: list[Snapshot] = []
         self._events: list[StageEvent] = []
@@ -122,7 +125,12 @@ class StageMonitor:
             view.started_ms = report.started_ms
         for snap in report.snapshots:
             self._agent_out[report.agent_id].append(snap)
-            self._tick_inbox.append(snap)
+            slot = self._received[report.agent_id]
+            self._received[report.agent_id] = slot + 1
+            if slot >= self._next_slot:
+                self._slots.setdefault(slot, (now_s, []))[1].append(snap)
+            else:  # its slot was already written without it (it was late): fold into the oldest open one
+                self._slots.setdefault(self._next_slot, (now_s, []))[1].append(snap)
             self._update_progress(report.agent_id, snap, now_ms)
         if report.snapshots:
             self._last_report_s[report.agent_id] = now_s
@@ -184,10 +192,7 @@ class StageMonitor:
     def tick(self, now_s: float, now_ms: int) -> list[str]:
         """One interval passed: merge the aggregate interval, count silent intervals as idle, and return the
         agents that have been silent past heartbeat_interval x missed_threshold (to be queried)."""
-        if self._tick_inbox:
-            merged = Snapshot.merge_all(self._tick_inbox)
-            self._tick_inbox = []
-            self._aggregate_out.append(merged)
+        self._emit_slots(now_s, final=False)
         to_query = []
         for agent_id, view in self.views.items():
             if view.state is not AgentStageState.RUNNING:
@@ -240,9 +245,26 @@ class StageMonitor:
         self._events = []
         return out
 
-    def flush(self) -> None:
-        """End of stage: whatever arrived after the last tick becomes the final aggregate interval."""
-        if self._tick_inbox:
-            self._aggregate_out.append(Snapshot.merge_all(self._tick_inbox))
-            self._tick_inbox = []
+    def _emit_slots(self, now_s: float, *, final: bool) -> None:
+        """Aggregate interval k = the k-th interval of every agent (they start together and share the
+        interval length, so these cover the same wall time). Interval k is written once every agent still
+        running has sent it, or two intervals after its first part arrived (a late or lost agent must not
+        hold the perf log back)."""
+        while self._next_slot in self._slots:
+            first_at, parts = self._slots[self._next_slot]
+            waiting = [
+                a
+                for a, v in self.views.items()
+                if v.state is AgentStageState.RUNNING and self._received[a] <= self._next_slot
+            ]
+            if waiting and not final and now_s - first_at < 2 * self.interval_s:
+                return
+            self._aggregate_out.append(Snapshot.merge_all(parts))
+            del self._slots[self._next_slot]
+            self._next_slot += 1
 
+    def flush(self) -> None:
+        """End of stage: every interval still open becomes an aggregate row, in order."""
+        for slot in sorted(self._slots):
+            self._aggregate_out.append(Snapshot.merge_all(self._slots[slot][1]))
+        self._slots.clear()

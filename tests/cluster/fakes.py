@@ -29,7 +29,7 @@ class FakeOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def fake_stage(plan, config, identity, control, on_interval) -> FakeOutcome:
+def fake_stage(plan, config, identity, control, on_interval, **_kw) -> FakeOutcome:
     agent = identity.agent_id
     if agent.startswith("fail-"):
         raise RuntimeError(f"{agent} cannot reach its storage")

@@ -1,0 +1,488 @@
+"""`run_distributed`: the Ray driver of a distributed run (one code path for a laptop and a cluster).
+
+It connects to Ray (RAY_ADDRESS or a running cluster, else a local instance), creates the coordinator, the
+metadata cache and the agents, runs the stages in order (prepare/cleanup/preflight as tasks, execute/hybrid/
+custom in the agents), writes every result file, and always tears its actors and placement group down.
+Ctrl-C or SIGTERM (also what `ray job stop` sends) stops every agent mid-stage, keeps partial results and
+ends with STATUS `ABORTED`; a second Ctrl-C exits at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from sbench.cluster.actors import create_coordinator, create_metadata_cache
+from sbench.cluster.agent import StageFn
+from sbench.cluster.barrier import BarrierStatus
+from sbench.cluster.fleet import Fleet, start_fleet
+from sbench.cluster.metadata_cache import default_db_path
+from sbench.cluster.monitor import Drained
+from sbench.cluster.report import RunReport
+from sbench.cluster.stagerun import AgentRef, StageRun, run_agent_stage
+from sbench.cluster.taskstages import (
+    TaskStageContext,
+    run_cleanup_shards,
+    run_prepare_stage,
+    run_validation_stage,
+)
+from sbench.config.models import AgentConfig, Completion, Config, DistributedConfig, StageType
+from sbench.config.stages import PhaseBarrier, StagePlan
+from sbench.engine.naming import new_run_id
+from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed
+from sbench.metrics.snapshot import Snapshot
+from sbench.results.perf_log import stage_label
+from sbench.results.resultsdir import ResultsDir
+from sbench.results.status import RunStatus
+from sbench.results.summary import load_model_of
+from sbench.ui.live import LiveProgress
+from sbench.ui.report import describe_load, phase_table, print_report
+
+#: Exit code of a second Ctrl-C (128 + SIGINT); an aborted run exits 1 like a failed one (as locally).
+EXIT_SIGINT = 130
+RAY_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
+
+
+@contextlib.contextmanager
+def ray_connection(num_cpus: int | None = None) -> Iterator[str]:
+    """Connect to RAY_ADDRESS or a running cluster, else start a local instance; disconnect at the end
+    (a connection made by the caller, e.g. a test, is left alone)."""
+    if ray.is_initialized():
+        yield "existing"
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    address = os.environ.get("RAY_ADDRESS")
+    mode = "local"
+    if address:
+        ray.init(address=address, **quiet)
+        mode = f"cluster at {address}"
+    else:
+        connected = False
+        if RAY_CLUSTER_FILE.exists():
+            try:
+                ray.init(address="auto", **quiet)
+                connected, mode = True, "running cluster"
+            except (ConnectionError, RuntimeError):
+                connected = False
+        if not connected:
+            ray.init(num_cpus=num_cpus or os.cpu_count() or 2, include_dashboard=False, **quiet)
+    try:
+        yield mode
+    finally:
+        ray.shutdown()
+
+
+class AbortSignals:
+    """First SIGINT/SIGTERM: abort the run gracefully. Second: kill the run's actors and exit at once."""
+
+    def __init__(self, on_hard_exit: Any, say: Any) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+        self._on_hard_exit = on_hard_exit
+        self._say = say
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals can only be handled in the main thread (e.g. when embedded)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def request(self, reason: str) -> None:
+        if not self.event.is_set():
+            self.reason = reason
+            self.event.set()
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.event.is_set():
+            self._say(f"{name} again: exiting now")
+            self._on_hard_exit()
+            os._exit(EXIT_SIGINT)
+        self.request(f"{name} received on the driver")
+        self._say(f"{name}: aborting the run, stopping every agent (press Ctrl-C again to exit at once)")
+
+
+class DistributedRun:
+    """One distributed run from connection to the last result file."""
+
+    def __init__(self, loaded: Any, options: Any, config_path: Path, stage_fn: StageFn | None = None) -> None:
+        self.loaded = loaded
+        self.config: Config = loaded.config
+        self.options = options
+        self.config_path = config_path
+        self.stage_fn = stage_fn
+        self.run_id = new_run_id()
+        dist = self.config.distributed
+        self.interval_s = float(self.config.perf_log.interval)
+        self.stuck_intervals = dist.stuck_intervals if dist is not None else 10
+        self.results: ResultsDir | None = None
+        self.report: RunReport | None = None
+        self.fleet: Fleet | None = None
+        self.coordinator: Any = None
+        self.cache: Any = None
+        self.signals = AbortSignals(self._hard_exit, self._say)
+        self.preflight: Any = None
+        self.extra: dict[str, Any] = {"run_id": self.run_id, "start_skew_ms": {}, "events": []}
+        self.ui: LiveProgress | None = None
+        self._current_task_stage: StagePlan | None = None
+
+    # -- output --
+
+    def _say(self, text: str) -> None:
+        if self.ui is not None:
+            self.ui.log.print(text)
+        else:
+            print(text, flush=True)
+
+    # -- life cycle --
+
+    def execute(self) -> int:
+        plans = self._plans()
+        self.results = ResultsDir.create(
+            self.options.results_dir,
+            self.config_path,
+            config_text=self.loaded.source_text,
+            distributed=True,
+            run_id=self.run_id,
+            load_model=load_model_of(self.config),
+        )
+        self.ui = LiveProgress(self.results.console)
+        load = describe_load(load_model_of(self.config))
+        self._say(f"sbench run {self.config_path} (run id {self.run_id}, {load})")
+        for warning in self.loaded.warnings:
+            self.ui.log.record(f"warning: {warning}")
+        self.signals.install()
+        status, reason = RunStatus.FAILURE, ""
+        try:
+            status, reason = self._run(plans)
+        except RunFailed as exc:
+            status, reason = RunStatus.FAILURE, str(exc)
+            self._say(f"run failed: {exc}")
+        finally:
+            self.signals.restore()
+            if self.signals.event.is_set():
+                status, reason = RunStatus.ABORTED, self.signals.reason
+            self.ui.close()
+            self._collect_events()
+            self._teardown()
+            self._finalize(status, reason)
+            self._final_report(status, reason)
+        return EXIT_OK if status is RunStatus.SUCCESS else EXIT_RUN_FAILED
+
+    def _plans(self) -> list[StagePlan]:
+        """The stages with the CLI flags applied; a preflight first when the plan has none (as locally)."""
+        plans = list(self.options.stages(self.loaded))
+        if plans and not any(p.type is StageType.VALIDATION for p in plans):
+            plans.insert(
+                0,
+                StagePlan(
+                    name="preflight",
+                    order=0,
+                    type=StageType.VALIDATION,
+                    completion=Completion.VALIDATION_PASSED,
+                    barrier=PhaseBarrier(),
+                    index=0,
+                    timeout_s=300.0,
+                ),
+            )
+        return plans
+
+    def _run(self, plans: list[StagePlan]) -> tuple[RunStatus, str]:
+        assert self.results is not None
+        dist = self.config.distributed
+        self.coordinator = create_coordinator(self.run_id, self.interval_s, self.stuck_intervals)
+        db = default_db_path(self.results.path, dist.kv_cache_dir if dist is not None else None)
+        self.cache = create_metadata_cache(db, self.run_id)
+        self.fleet = start_fleet(
+            self.config, self.run_id, self.coordinator, interval_s=self.interval_s, stage_fn=self.stage_fn
+        )
+        agents = self.fleet.agents
+        self.results.metadata.agents = [a.agent_id for a in agents]
+        self.results.write_metadata()
+        nodes = sorted({a.node_id for a in agents})
+        self._say(
+            f"agents: {len(agents)} on {len(nodes)} Ray nodes "
+            f"({', '.join(f'{a.agent_id}@{a.node_ip}' for a in agents)}); results in {self.results.path}"
+        )
+        run_start_ms = int(time.time() * 1000)
+        self.report = RunReport(self.results, [(a.agent_id, a.node_ip) for a in agents], run_start_ms)
+        excluded: dict[str, str] = {}
+        status, reason = RunStatus.SUCCESS, ""
+        for plan in plans:
+            if self.signals.event.is_set():
+                break
+            if status is not RunStatus.SUCCESS and plan.type is not StageType.CLEANUP:
+                self._say(f"== stage {plan.name} skipped (an earlier stage failed)")
+                continue
+            participants = [a for a in agents if a.agent_id not in excluded]
+            for agent_id, why in excluded.items():
+                self.report.excluded(agent_id, f"sat out stage {plan.name!r}: {why}")
+            if not participants:
+                return RunStatus.FAILURE, f"no agent left to run stage {plan.name!r}"
+            self._say(
+                f"== stage {plan.index}/{len(plans)}: {plan.name} ({plan.type.value}) on {len(participants)} "
+                f"agents, {plan.barrier.type.value} barrier"
+            )
+            assert self.ui is not None
+            self.ui.stage_started(plan.name, plan.type.value, _expected_s(plan, self.config))
+            run = self._run_stage(plan, participants)
+            self.ui.stage_ended(
+                plan.name,
+                run.status.value,
+                self._failure_reason(run) if run.failed_agents or run.timed_out else "",
+                run.elapsed_s,
+            )
+            self.report.stage_done(run, optional=plan.optional)
+            if run.start_skew_ms is not None:
+                self.extra["start_skew_ms"][plan.name] = run.start_skew_ms
+            self._say(self._stage_line(run))
+            if run.aborted or self.signals.event.is_set():
+                break
+            if run.status is BarrierStatus.FAILED or run.timed_out:
+                why = self._failure_reason(run)
+                if plan.optional:
+                    self._say(f"optional stage {plan.name!r} failed ({why}); the run goes on")
+                    continue
+                if status is RunStatus.SUCCESS:
+                    status, reason = RunStatus.FAILURE, why
+                if plan.type is StageType.VALIDATION:
+                    break  # nothing touches storage after a failed preflight
+                continue
+            excluded.update(ray.get(self.coordinator.excluded.remote()))
+            if run.status is BarrierStatus.DEGRADED and plan.barrier.type.value == "majority":
+                for agent_id in run.failed_agents:
+                    excluded.setdefault(agent_id, f"failed stage {plan.name!r} (majority barrier)")
+        return status, reason
+
+    @staticmethod
+    def _failure_reason(run: StageRun) -> str:
+        plan = run.plan
+        if run.timed_out:
+            return f"stage {plan.name!r} exceeded timeout_secs={plan.timeout_s:g}"
+        failed = run.failed_agents or sorted(run.reasons)
+        detail = "; ".join(f"{a}: {run.reasons.get(a, 'failed')}" for a in failed)
+        return f"stage {plan.name!r} failed its {plan.barrier.type.value} barrier: {detail}"
+
+    def _stage_line(self, run: StageRun) -> str:
+        snap = Snapshot.merge_all(r.snapshot for r in run.results.values())
+        ops = snap.total_ops()
+        skew = f", start skew {run.start_skew_ms} ms" if run.start_skew_ms is not None else ""
+        stuck = f", STUCK: {', '.join(sorted(run.stuck))}" if run.stuck else ""
+        return (
+            f"stage {run.plan.name}: {run.status.value.upper()} in {run.elapsed_s:.1f} s, {ops:,} ops, "
+            f"{snap.errors_total():,} errors{skew}{stuck}"
+        )
+
+    # -- stages --
+
+    def _task_context(self, participants: list[AgentRef]) -> TaskStageContext:
+        assert self.fleet is not None
+        cpus = int(ray.cluster_resources().get("CPU", 2))
+        return TaskStageContext(
+            config=self.config,
+            agents=participants,
+            agent_configs=self.fleet.configs,
+            coordinator=self.coordinator,
+            cache=self.cache,
+            abort_requested=self.signals.event,
+            abort_reason=lambda: self.signals.reason or "aborted",
+            interval_s=self.interval_s,
+            max_in_flight=max(2, min(64, 2 * cpus)),
+            on_interval=self._task_interval,
+            say=self._say,
+            cleanup_only=bool(getattr(self.options, "cleanup_only", False)),
+        )
+
+    def _run_stage(self, plan: StagePlan, participants: list[AgentRef]) -> StageRun:
+        self._current_task_stage = plan
+        if plan.type is StageType.VALIDATION:
+            run, results = run_validation_stage(self._task_context(participants), plan)
+            merged = results[0].merge(*results[1:])
+            self.preflight = merged.model_dump(mode="json")
+            assert self.results is not None
+            self.results.file("preflight.json").write_text(merged.to_json() + "\n", encoding="utf-8")
+            if not merged.passed or merged.warnings:
+                assert self.ui is not None
+                merged.render(self.ui.console, show_success=False)
+            return run
+        if plan.type is StageType.PREPARE:
+            run, records = run_prepare_stage(self._task_context(participants), plan)
+            ray.get([a.actor.set_prepared.remote(records.get(a.agent_id, {})) for a in participants])
+            delay = float(self.config.prepare.post_prepare_delay) if self.config.prepare else 0.0
+            if delay > 0 and any(r.snapshot.total_ops() for r in run.results.values()):
+                self.signals.event.wait(delay)
+            return run
+        if plan.type is StageType.CLEANUP:
+            return self._cleanup(plan, participants)
+        return self._agent_stage(plan, participants)
+
+    def _agent_stage(self, plan: StagePlan, participants: list[AgentRef]) -> StageRun:
+        return run_agent_stage(
+            self.coordinator,
+            participants,
+            plan,
+            on_poll=lambda drained: self._agent_poll(plan, drained),
+            abort_requested=self.signals.event,
+            abort_reason=lambda: self.signals.reason or "aborted",
+        )
+
+    def _cleanup(self, plan: StagePlan, participants: list[AgentRef]) -> StageRun:
+        """Prepared objects by shard tasks (exact created set), then each agent's own workload PUT objects."""
+        run, notes = run_cleanup_shards(self._task_context(participants), plan)
+        for note in notes:
+            self._say(f"cleanup: {note}")
+        if run.aborted or self.signals.event.is_set() or not _workload_puts(self.config):
+            return run
+        puts = self._agent_stage(plan, participants)
+        for agent_id, result in puts.results.items():
+            mine = run.results.get(agent_id)
+            if mine is None:
+                run.results[agent_id] = result
+                continue
+            mine.snapshot = Snapshot.merge_all([mine.snapshot, result.snapshot])
+            mine.elapsed_s += result.elapsed_s
+            if not result.ok and mine.ok:
+                mine.status, mine.reason = result.status, result.reason
+        for agent_id, state in puts.states.items():
+            if state != "ready":
+                run.states[agent_id] = state
+                run.reasons.setdefault(agent_id, puts.reasons.get(agent_id, "failed"))
+        order = [BarrierStatus.READY, BarrierStatus.DEGRADED, BarrierStatus.FAILED]
+        run.status = max(run.status, puts.status, key=lambda s: order.index(s) if s in order else 0)
+        run.stuck.update(puts.stuck)
+        run.aborted = run.aborted or puts.aborted
+        run.elapsed_s += puts.elapsed_s
+        return run
+
+    # -- live output --
+
+    def _label(self, plan: StagePlan) -> str:
+        """perf-log `stage`: sai3 labels default stages Prepare/Workload/Cleanup, explicit ones by name."""
+        dist = self.config.distributed
+        explicit = dist is not None and bool(dist.stages)
+        return stage_label(plan.type.value, plan.name if explicit or plan.type is StageType.CUSTOM else None)
+
+    def _agent_poll(self, plan: StagePlan, drained: Drained) -> None:
+        assert self.report is not None and self.ui is not None
+        self.report.write_intervals(self._label(plan), drained.aggregate, drained.per_agent)
+        for event in drained.events:
+            self._say(f"[{plan.name}] {event.agent_id}: {event.kind}: {event.message}")
+        for snap in drained.aggregate:
+            self.ui.interval(snap)
+
+    def _task_interval(self, aggregate: Snapshot, per_agent: dict[str, Snapshot]) -> None:
+        assert self.report is not None and self.ui is not None
+        stage = self._current_task_stage
+        assert stage is not None
+        self.report.write_intervals(self._label(stage), [aggregate], {a: [s] for a, s in per_agent.items()})
+        self.ui.interval(aggregate)
+
+    # -- teardown and results --
+
+    def _collect_events(self) -> None:
+        if self.coordinator is None:
+            return
+        try:
+            events = ray.get(self.coordinator.events.remote(), timeout=5)
+        except Exception as exc:  # the coordinator died with its node: the events stay in console_log.txt
+            self._say(f"could not fetch the coordinator's events: {exc}")
+            return
+        self.extra["events"] = [
+            {"at_ms": e.at_ms, "agent_id": e.agent_id, "kind": e.kind, "message": e.message} for e in events
+        ]
+
+    def _teardown(self) -> None:
+        """Kill every actor of the run and free its placement group (also after a failure)."""
+        if self.cache is not None:
+            with contextlib.suppress(Exception):
+                self.extra["metadata_cache"] = ray.get(self.cache.stats.remote(), timeout=30)
+                ray.get(self.cache.close.remote(), timeout=10)
+        if self.fleet is not None:
+            self.fleet.shutdown()
+        for actor in (self.coordinator, self.cache):
+            if actor is not None:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor, no_restart=True)
+
+    def _hard_exit(self) -> None:
+        """Second Ctrl-C: best-effort kill of the actors (non-blocking), then the caller exits."""
+        with contextlib.suppress(Exception):
+            if self.fleet is not None:
+                for actor in self.fleet.actors:
+                    ray.kill(actor, no_restart=True)
+                self.fleet.placement.release()
+            for actor in (self.coordinator, self.cache):
+                if actor is not None:
+                    ray.kill(actor, no_restart=True)
+
+    def _final_report(self, status: RunStatus, reason: str) -> None:
+        """The closing tables (main prepare and workload stages, merged over agents) and status lines."""
+        assert self.ui is not None and self.results is not None
+        tables, lines = [], []
+        for run in self.report.stage_runs if self.report is not None else []:
+            snap = Snapshot.merge_all(r.snapshot for r in run.results.values())
+            if snap.total_ops() or snap.errors_total():
+                wall = max((r.elapsed_s for r in run.results.values()), default=0.0)
+                title = f"{run.plan.name} ({run.plan.type.value}, {len(run.results)} agents, {wall:.1f} s)"
+                tables.append(phase_table(title, snap, wall, open_loop=self.config.open_loop))
+        for track in self.report.tracks.values() if self.report is not None else []:
+            stuck = f" [STUCK: {track.stuck_reason}]" if track.stuck_reason else ""
+            why = f" ({track.reason})" if track.reason else ""
+            lines.append(f"{track.agent_id}@{track.node_ip}: {track.state.value}{why}{stuck}")
+        lines.append(f"STATUS: {status.value}" + (f" ({reason})" if reason else ""))
+        lines.append(f"results: {self.results.path}")
+        print_report(self.ui.log, self.ui.console, tables, lines)
+
+    def _finalize(self, status: RunStatus, reason: str) -> None:
+        assert self.results is not None
+        if self.report is None:
+            self.report = RunReport(self.results, [], int(time.time() * 1000))
+        self.report.finalize(
+            status,
+            reason,
+            load_model=load_model_of(self.config),
+            warnings=list(self.loaded.warnings),
+            preflight=self.preflight,
+            extra=self.extra,
+        )
+
+
+def _expected_s(plan: StagePlan, config: Config) -> float | None:
+    if plan.type is StageType.EXECUTE:
+        return plan.duration or config.duration
+    if plan.type is StageType.HYBRID:
+        return plan.max_duration
+    return None
+
+
+def _workload_puts(config: Config) -> bool:
+    return any(getattr(op, "op", "") == "put" for op in config.workload)
+
+
+def run_distributed(loaded: Any, options: Any, config_path: Path, stage_fn: StageFn | None = None) -> int:
+    """Run a config with a `distributed` block (or under RAY_ADDRESS) on Ray; returns the exit code."""
+    if loaded.config.distributed is None:
+        # RAY_ADDRESS without a `distributed` block: the same single agent, run on the cluster's driver node.
+        single = DistributedConfig(
+            shared_filesystem=True, agents=[AgentConfig(address="localhost", id="agent-1")]
+        )
+        loaded = dataclasses.replace(loaded, config=loaded.config.model_copy(update={"distributed": single}))
+    with ray_connection():
+        return DistributedRun(loaded, options, config_path, stage_fn).execute()

@@ -1,0 +1,246 @@
+"""Writing a distributed run's results on the driver, from what the agents sent through Ray.
+
+No shared file system between nodes is assumed: every file is written here, from interval snapshots
+(perf logs) and per-agent stage results (stage TSVs, per-agent results). Aggregates are exact merges of the
+per-agent snapshots, so every merged count equals the sum of the per-agent counts in the same file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sbench.cluster.barrier import BarrierStatus
+from sbench.cluster.stagerun import StageRun
+from sbench.config.models import StageType
+from sbench.metrics.snapshot import Snapshot
+from sbench.results.perf_log import PerfLogWriter
+from sbench.results.resultsdir import ResultsDir
+from sbench.results.status import AgentState, AgentStatus, RunStatus, write_status
+from sbench.results.summary import build_summary, stage_entry, summary_section, write_summary
+from sbench.results.tsv import AgentStageResult as TsvAgentRow
+from sbench.results.tsv import write_endpoint_stats_tsv, write_results_tsv, write_stage_tsv
+
+#: Which summary.json section / legacy file a stage type feeds.
+_PHASE_OF = {
+    StageType.EXECUTE: "workload",
+    StageType.HYBRID: "workload",
+    StageType.PREPARE: "prepare",
+    StageType.CLEANUP: "cleanup",
+}
+
+
+@dataclass
+class AgentTrack:
+    """One agent across the run: its final state for STATUS.txt and its totals."""
+
+    agent_id: str
+    node_ip: str
+    state: AgentState = AgentState.COMPLETED
+    reason: str = ""
+    stuck_reason: str = ""
+    disconnects: int = 0
+    operations: int = 0
+    errors: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def status(self) -> AgentStatus:
+        reason = "; ".join([self.reason, *self.notes] if self.reason else self.notes)
+        return AgentStatus(
+            agent_id=self.agent_id,
+            state=self.state,
+            reason=reason,
+            stuck=bool(self.stuck_reason),
+            stuck_reason=self.stuck_reason,
+            reconnects=self.disconnects,
+            operations=self.operations,
+            errors=self.errors,
+        )
+
+
+class RunReport:
+    """Collects stage results as they finish and writes every result file of the run."""
+
+    def __init__(self, results: ResultsDir, agents: list[tuple[str, str]], run_start_ms: int) -> None:
+        self.results = results
+        self.run_start_ms = run_start_ms
+        self.tracks = {agent_id: AgentTrack(agent_id, ip) for agent_id, ip in agents}
+        self.stage_entries: list[dict[str, Any]] = []
+        self.sections: dict[str, dict[str, Any] | None] = {}
+        self.stage_runs: list[StageRun] = []
+        self.degraded: list[str] = []
+        self._aggregate_log = results.perf_log()
+        self._agent_logs: dict[str, PerfLogWriter] = {}
+        #: phase -> (merged snapshot, wall seconds) of the main (first) stage of that phase
+        self._main: dict[str, tuple[Snapshot, float, dict[str, tuple[Snapshot, float]]]] = {}
+
+    # -- live intervals --
+
+    def write_intervals(
+        self, label: str, aggregate: list[Snapshot], per_agent: dict[str, list[Snapshot]]
+    ) -> None:
+        """Perf-log rows: the merged intervals (perf_log.tsv) and each agent's (agents/<id>/perf_log.tsv)."""
+        for snap in aggregate:
+            self._aggregate_log.write(
+                snap, stage=label, elapsed_s=self._elapsed(snap), timestamp_ms=snap.end_ms
+            )
+        for agent_id, snaps in per_agent.items():
+            log = self._agent_logs.get(agent_id)
+            if log is None:
+                log = self._agent_logs[agent_id] = self.results.perf_log(agent_id)
+            for snap in snaps:
+                log.write(snap, stage=label, elapsed_s=self._elapsed(snap), timestamp_ms=snap.end_ms)
+
+    def _elapsed(self, snap: Snapshot) -> float:
+        return max(0.0, (snap.end_ms - self.run_start_ms) / 1000) if snap.end_ms else 0.0
+
+    # -- per stage --
+
+    def stage_done(self, run: StageRun, *, optional: bool) -> Snapshot:
+        """Write NN_<stage>_results.tsv (and its endpoint stats) and fold the stage into agent states."""
+        plan = run.plan
+        self.stage_runs.append(run)
+        rows = [
+            TsvAgentRow(agent_id, result.snapshot, result.elapsed_s)
+            for agent_id, result in sorted(run.results.items(), key=lambda kv: self._order(kv[0]))
+        ]
+        merged = Snapshot.merge_all(r.snapshot for r in rows)
+        wall = max((r.duration_s for r in rows), default=0.0)
+        write_stage_tsv(
+            self.results.stage_tsv(plan.index, plan.name),
+            stage_number=plan.index,
+            stage_name=plan.name,
+            stage_type=plan.type.value,
+            snapshot=merged,
+            agents=rows,
+            wall_seconds=wall,
+        )
+        if merged.endpoints:
+            stem = self.results.stage_tsv(plan.index, plan.name).name.replace("_results.tsv", "")
+            write_endpoint_stats_tsv(self.results.file(f"{stem}_endpoint_stats.tsv"), merged.endpoints)
+        status = run.status.value
+        reason = "; ".join(f"{a}: {r}" for a, r in sorted(run.reasons.items()))
+        self.stage_entries.append(
+            stage_entry(
+                number=plan.index,
+                name=plan.name,
+                stage_type=plan.type.value,
+                status=status,
+                snapshot=merged,
+                wall_seconds=wall,
+                reason=reason,
+                agents=rows,
+            )
+            | {
+                "barrier": plan.barrier.type.value,
+                "start_skew_ms": run.start_skew_ms,
+                "stuck": run.stuck,
+                "optional": optional,
+                "aborted": run.aborted,
+                "timed_out": run.timed_out,
+            }
+        )
+        phase = _PHASE_OF.get(plan.type)
+        if phase is not None and phase not in self._main:
+            per_agent = {r.agent_id: (r.snapshot, r.duration_s) for r in rows}
+            self._main[phase] = (merged, wall, per_agent)
+            self.sections[phase] = summary_section(merged, wall)
+        if run.status is BarrierStatus.DEGRADED:
+            self.degraded.append(
+                f"stage {plan.name!r} went on without {', '.join(run.failed_agents)} "
+                f"({plan.barrier.type.value} barrier)"
+            )
+        self._fold_agents(run, optional)
+        return merged
+
+    def _order(self, agent_id: str) -> int:
+        return list(self.tracks).index(agent_id) if agent_id in self.tracks else len(self.tracks)
+
+    def _fold_agents(self, run: StageRun, optional: bool) -> None:
+        plan = run.plan
+        for agent_id, result in run.results.items():
+            track = self.tracks.get(agent_id)
+            if track is None:
+                continue
+            track.operations += result.snapshot.total_ops()
+            track.errors += result.snapshot.errors_total()
+            if agent_id in run.stuck and not track.stuck_reason:
+                track.stuck_reason = f"stage {plan.name!r}: {run.stuck[agent_id]}"
+            state = run.states.get(agent_id, "ready")
+            if state == "ready" and result.ok:
+                continue
+            why = run.reasons.get(agent_id) or result.reason or result.status
+            if optional:
+                track.notes.append(f"optional stage {plan.name!r} failed: {why}")
+                continue
+            if track.state is not AgentState.COMPLETED:
+                continue  # keep the first failure: later stages ran without this agent
+            if result.status == "aborted" and run.aborted:
+                track.state, track.reason = AgentState.ABORTED, f"stage {plan.name!r}: {why}"
+            elif any(k in why for k in ("no longer alive", "actor died", "silent for")):
+                track.state, track.reason = AgentState.DISCONNECTED, f"stage {plan.name!r}: {why}"
+                track.disconnects += 1
+            else:
+                track.state, track.reason = AgentState.FAILED, f"stage {plan.name!r}: {why}"
+
+    def excluded(self, agent_id: str, reason: str) -> None:
+        """An agent sat out a stage (failed earlier under majority, or dead)."""
+        track = self.tracks.get(agent_id)
+        if track is not None and reason not in track.notes:
+            track.notes.append(reason)
+
+    # -- end of run --
+
+    def finalize(
+        self,
+        status: RunStatus,
+        reason: str,
+        *,
+        load_model: dict[str, Any],
+        warnings: list[str],
+        preflight: Any,
+        extra: dict[str, Any],
+    ) -> None:
+        """STATUS.txt, summary.json, workload/prepare results (merged and per agent), metadata.json."""
+        self._aggregate_log.close()
+        for log in self._agent_logs.values():
+            log.close()
+        if status is RunStatus.ABORTED:
+            for track in self.tracks.values():
+                if track.state is AgentState.COMPLETED:
+                    track.state, track.reason = AgentState.ABORTED, reason
+        for phase, kind in (("workload", "workload"), ("prepare", "prepare")):
+            main = self._main.get(phase)
+            if main is None:
+                continue
+            merged, wall, per_agent = main
+            self.results.write_phase(kind, merged, wall)
+            for agent_id, (snap, secs) in per_agent.items():
+                name = "results.tsv" if kind == "workload" else "prepare_results.tsv"
+                write_results_tsv(self.results.agent_dir(agent_id) / name, snap, secs, kind)
+        agents = [t.status() for t in self.tracks.values()]
+        total_ops = sum(a.operations for a in agents)
+        total_errors = sum(a.errors for a in agents)
+        full_reason = "; ".join(x for x in [reason, *self.degraded] if x)
+        write_status(
+            self.results.status_path,
+            status,
+            agents,
+            total_operations=total_ops,
+            total_errors=total_errors,
+            reason=full_reason,
+        )
+        self.results.metadata.extra.update(extra)
+        summary = build_summary(
+            status,
+            reason=full_reason,
+            metadata=self.results.metadata,
+            load_model=load_model,
+            sections=self.sections,
+            stages=self.stage_entries,
+            agents=agents,
+            preflight=preflight,
+            warnings=warnings,
+        )
+        write_summary(self.results.summary_path, summary)
+        self.results.finalize(status.value, **extra)
