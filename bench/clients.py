@@ -49,6 +49,7 @@ MAX_OVERHEAD = 0.15
 @dataclass
 class Round:
     ops: int
+    errors: int
     wall_s: float
     cpu_s: float
 
@@ -61,6 +62,10 @@ class Result:
     @property
     def ops(self) -> int:
         return sum(r.ops for r in self.rounds)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for r in self.rounds)
 
     @property
     def ops_per_s(self) -> float:
@@ -76,8 +81,11 @@ class Result:
         return min(per_round), max(per_round)
 
 
-# A client is set up once (untimed) and returns a `run(deadline) -> ops` callable for one measured round.
-Runner = Callable[[float], int]
+# A client is set up once (untimed) and returns a `run(deadline) -> (ops, errors)` callable for one round.
+# ops counts requests of successful PUT+GET pairs (2 each); a failed pair counts one error and no ops (its
+# CPU stays in the window, so a client that fails a lot looks more expensive, not cheaper). Failures are
+# counted instead of raised because retries are off everywhere and a loaded server sheds some requests.
+Runner = Callable[[float], tuple[int, int]]
 
 
 def _threads(concurrency: int, one_pair: Callable[[int, int], None]) -> Runner:
@@ -88,16 +96,20 @@ def _threads(concurrency: int, one_pair: Callable[[int, int], None]) -> Runner:
     """
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bench")
 
-    def worker(w: int, deadline: float) -> int:
-        i = 0
+    def worker(w: int, deadline: float) -> tuple[int, int]:
+        i = failed = 0
         clock = time.perf_counter
         while clock() < deadline:
-            one_pair(w, i)
+            try:
+                one_pair(w, i)
+            except Exception:  # counted and reported in the errors column
+                failed += 1
             i += 1
-        return 2 * i
+        return 2 * (i - failed), failed
 
-    def run(deadline: float) -> int:
-        return sum(pool.map(worker, range(concurrency), [deadline] * concurrency))
+    def run(deadline: float) -> tuple[int, int]:
+        tallies = list(pool.map(worker, range(concurrency), [deadline] * concurrency))
+        return sum(t[0] for t in tallies), sum(t[1] for t in tallies)
 
     return run
 
@@ -105,16 +117,20 @@ def _threads(concurrency: int, one_pair: Callable[[int, int], None]) -> Runner:
 def _tasks(concurrency: int, one_pair: Callable[[int, int], object]) -> Runner:
     """Run `await one_pair(worker, i)` in `concurrency` asyncio tasks until the deadline (one event loop)."""
 
-    async def main(deadline: float) -> int:
-        async def worker(w: int) -> int:
-            i = 0
+    async def main(deadline: float) -> tuple[int, int]:
+        async def worker(w: int) -> tuple[int, int]:
+            i = failed = 0
             clock = time.perf_counter
             while clock() < deadline:
-                await one_pair(w, i)  # type: ignore[misc]
+                try:
+                    await one_pair(w, i)  # type: ignore[misc]
+                except Exception:  # counted and reported in the errors column
+                    failed += 1
                 i += 1
-            return 2 * i
+            return 2 * (i - failed), failed
 
-        return sum(await asyncio.gather(*(worker(w) for w in range(concurrency))))
+        tallies = await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        return sum(t[0] for t in tallies), sum(t[1] for t in tallies)
 
     return lambda deadline: asyncio.run(main(deadline))
 
@@ -234,16 +250,18 @@ CLIENTS: dict[str, Callable[[str, int, bytes], Runner]] = {
 
 
 def measure(runner: Runner, seconds: float) -> Round:
-    runner(time.perf_counter() + min(1.0, seconds / 4))  # warm-up: connections, caches, first-call paths
+    runner(time.perf_counter() + min(0.5, seconds / 4))  # warm-up: connections, caches, first-call paths
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    ops = runner(wall0 + seconds)
-    return Round(ops=ops, wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
+    ops, errors = runner(wall0 + seconds)
+    return Round(ops=ops, errors=errors, wall_s=time.perf_counter() - wall0,
+                 cpu_s=time.process_time() - cpu0)
 
 
 def _table(results: list[Result], concurrency: int, markdown: bool) -> str:
-    head = ["client", f"ops/s ({concurrency} in flight)", "client CPU µs/op", "per-round CPU µs/op (min-max)"]
+    head = ["client", f"ops/s ({concurrency} in flight)", "client CPU µs/op", "per-round CPU µs/op (min-max)",
+            "failed pairs"]
     rows = [[r.name, f"{r.ops_per_s:,.0f}", f"{r.cpu_us_per_op:,.0f}",
-             f"{r.spread[0]:,.0f}-{r.spread[1]:,.0f}"] for r in results]
+             f"{r.spread[0]:,.0f}-{r.spread[1]:,.0f}", str(r.errors)] for r in results]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
@@ -279,8 +297,8 @@ def _ratios(by_name: dict[str, Result]) -> tuple[list[str], bool]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per client per round")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (results are summed)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="measured seconds per client per round")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (results are summed)")
     parser.add_argument("--concurrency", type=int, default=16, help="threads or asyncio tasks in flight")
     parser.add_argument("--size", type=int, default=4096, help="object size in bytes")
     parser.add_argument("--only", action="append", default=[],
@@ -325,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
                     results[name].rounds.append(measure(runner, args.seconds))
                     r = results[name].rounds[-1]
                     print(f"round {rnd + 1}/{args.rounds} {name:26s} {r.ops / r.wall_s:8,.0f} ops/s "
-                          f"{1e6 * r.cpu_s / r.ops:8,.0f} µs CPU/op", flush=True)
+                          f"{1e6 * r.cpu_s / max(r.ops, 1):8,.0f} µs CPU/op {r.errors} failed pairs",
+                          flush=True)
         finally:
             server.stop()
 
