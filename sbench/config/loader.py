@@ -136,6 +136,7 @@ def _problems_from(exc: ValidationError, parsed: YamlSource) -> list[Problem]:
         else:
             if kind == "union_tag_invalid":
                 tag_key = str(error.get("ctx", {}).get("discriminator", "")).strip("'")
+                tag_key = "type" if tag_key == "kind" else tag_key  # size specs say `type:` in YAML
                 path = (*path, tag_key) if tag_key else path
             message = _value_message(error, parsed, path)
         problems.setdefault((path, message), Problem(path, parsed.line_of(path), message))
@@ -176,7 +177,12 @@ def _value_message(error: dict[str, Any], parsed: YamlSource, path: KeyPath) -> 
             msg = msg[len(prefix) :]
     node: Any = parsed.data
     for part in path:
-        node = node[part] if isinstance(node, dict | list) else None
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
     given = (
         f"got {node!r}: "
         if isinstance(node, str | int | float | bool) and error["type"] != "value_error"
@@ -185,6 +191,11 @@ def _value_message(error: dict[str, Any], parsed: YamlSource, path: KeyPath) -> 
     kind = error["type"]
     if kind == "union_tag_invalid":
         ctx = error.get("ctx", {})
+        if "'fixed'" in str(ctx.get("expected_tags")):
+            return (
+                f"{ctx.get('tag')!r} is not a size distribution; use `type: uniform` or `type: lognormal` "
+                "(a fixed size is a bare value, e.g. `size_spec: 1MiB`)"
+            )
         return f"{ctx.get('tag')!r} is not a valid choice; use one of {ctx.get('expected_tags')}"
     if kind == "union_tag_not_found":
         tag = str(error.get("ctx", {}).get("discriminator", "op")).strip("'")

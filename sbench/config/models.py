@@ -320,7 +320,7 @@ class DirectoryStructure(StrictModel):
     """A width^depth directory tree; file paths are computed from indices, never listed in memory."""
 
     width: PositiveCount = Field(description="Subdirectories per directory (>= 1; separators accepted).")
-    depth: PositiveCount = Field(description="Levels of directories below the base (>= 1).")
+    depth: PositiveCount = Field(le=64, description="Levels of directories below the base (1..64).")
     files_per_dir: NonNegativeCount = Field(0, description="Files per directory that holds files.")
     distribution: Literal["bottom", "all"] = Field(
         "bottom", description="`bottom`: only the deepest level holds files; `all`: every directory does."
