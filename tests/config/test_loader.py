@@ -77,6 +77,13 @@ def assert_located(message: str, key_path: str, line: int) -> None:
             "unknown scheme",
         ),
         ('    path: "*"\n', "", "workload[0].path", 8, "required key `path` is missing"),
+        (
+            "size_spec: 4KiB",
+            "size_spec: {type: normal, min: 1}",
+            "prepare.ensure_objects[0].size_spec.type",
+            6,
+            "'normal' is not a size distribution",
+        ),
     ],
 )
 def test_bad_value_is_located(old: str, new: str, key_path: str, line: int, words: str) -> None:
@@ -348,3 +355,11 @@ def test_line_lookup_for_later_errors() -> None:
     assert loaded.line_of(("workload", 0, "path")) == 9
     assert loaded.where(("workload", 0, "path")) == "w.yaml:9: workload[0].path"
     assert loaded.line_of(("workload", 0, "nope")) == 8
+
+
+def test_tree_depth_is_bounded() -> None:
+    """A typo'd depth must fail fast instead of building width**depth level tables."""
+    message = error_of(
+        BASE.replace("prepare:\n", "prepare:\n  directory_structure: {width: 2, depth: 100000}\n")
+    )
+    assert_located(message, "prepare.directory_structure.depth", 4)
