@@ -6,12 +6,14 @@ The cloud fixture modules (`fixtures_s3`, `fixtures_cloud`) import `Seeder`, `pu
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,14 +78,42 @@ def backend_direct(tmp_path: Path) -> Iterator[Backend]:
         backend.close()
 
 
-def exercise_multi(multi: MultiEndpointBackend, prefix: str = "mx") -> list[EndpointStats]:
+def exercise_multi(
+    multi: MultiEndpointBackend, prefix: str = "mx", *, use_async: bool = False
+) -> list[EndpointStats]:
     """Drive a known sequence of calls through a fresh round_robin MultiEndpointBackend and assert that every
     endpoint's counters match the calls routed to it (call i goes to endpoint i % n).
 
     Objects are first written to every child directly (not counted), so the check also works where the
     endpoints are separate namespaces (several file roots). Used for three file roots here and for two S3
-    endpoints by the S3 fixtures. Returns the final cumulative stats for extra checks by the caller.
+    endpoints by the S3 fixtures. `use_async` makes the same calls through the `*_async` methods (for a
+    router over native drivers). Returns the final cumulative stats for extra checks by the caller.
     """
+    loop = asyncio.new_event_loop() if use_async else None
+    try:
+        return _exercise_multi(multi, prefix, loop)
+    finally:
+        if loop is not None:
+            loop.close()
+
+
+def _exercise_multi(
+    multi: MultiEndpointBackend, prefix: str, loop: asyncio.AbstractEventLoop | None
+) -> list[EndpointStats]:
+    def call(name: str, *args: object) -> Any:
+        if loop is None:
+            return getattr(multi, name)(*args)
+        return loop.run_until_complete(getattr(multi, name + "_async")(*args))
+
+    def listing(list_prefix: str) -> list[tuple[str, int]]:
+        if loop is None:
+            return list(multi.list(list_prefix, recursive=True))
+
+        async def collect() -> list[tuple[str, int]]:
+            return [kv async for kv in multi.list_async(list_prefix, recursive=True)]  # type: ignore[attr-defined]
+
+        return loop.run_until_complete(collect())
+
     backends = multi.backends
     n = len(backends)
     assert multi.strategy is Strategy.ROUND_ROBIN
@@ -107,24 +137,24 @@ def exercise_multi(multi: MultiEndpointBackend, prefix: str = "mx") -> list[Endp
 
     for i, key in enumerate(keys):
         size = 1000 + i
-        assert bytes(multi.get(key)) == payload[:size]
+        assert bytes(call("get", key)) == payload[:size]
         routed(nread=size)
-        assert bytes(multi.get_range(key, 5, 10)) == payload[5:15]
+        assert bytes(call("get_range", key, 5, 10)) == payload[5:15]
         routed(nread=10)
-        assert multi.stat(key).size == size
+        assert call("stat", key).size == size
         routed()
-        multi.put(f"{prefix}/new-{i}", memoryview(payload)[:i])
+        call("put", f"{prefix}/new-{i}", memoryview(payload)[:i])
         routed(nwritten=i)
     for _ in range(n):
         try:
-            multi.stat(f"{prefix}/missing")
+            call("stat", f"{prefix}/missing")
         except StorageError as exc:
             assert exc.kind is ErrorClass.NOT_FOUND
         else:
             raise AssertionError("stat of a missing key did not fail")
         routed(error=True)
     for _ in range(n):
-        assert {k for k, _ in multi.list(f"{prefix}/k", recursive=True)} == set(keys)
+        assert {k for k, _ in listing(f"{prefix}/k")} == set(keys)
         routed()
 
     got = multi.endpoint_stats()

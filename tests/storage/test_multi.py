@@ -214,6 +214,8 @@ def test_async_router_over_async_children(roots: list[Path]) -> None:
     ]
     multi = MultiEndpointBackend(children, _uris(roots), "round_robin")
     assert isinstance(multi, AsyncMultiEndpointBackend) and multi.is_async
+    exercise_multi(multi, use_async=True)
+    multi = MultiEndpointBackend(children, _uris(roots), "round_robin")
 
     async def scenario() -> None:
         await asyncio.gather(*(multi.put_async(f"k{i}", b"x" * i) for i in range(9)))
@@ -223,7 +225,7 @@ def test_async_router_over_async_children(roots: list[Path]) -> None:
         got = await asyncio.gather(*(multi.get_async(f"k{i}") for i in range(9)))
         assert [len(g) for g in got] == list(range(9))
         assert (await multi.stat_async("k3")).size == 3
-        assert len([k async for k, _ in multi.list_async("", recursive=True)]) == 9
+        assert len([k async for k, _ in multi.list_async("k", recursive=True)]) == 9
         await multi.delete_async("k1")
 
     asyncio.run(scenario())
