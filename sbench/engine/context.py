@@ -32,6 +32,8 @@ class RunControl:
         self._lock = threading.Lock()
         self.kind: StopKind | None = None
         self.reason: str = ""
+        #: plain-attribute copy of the event, for hot loops (an attribute read is cheaper than is_set())
+        self.halted = False
         self._children: list[RunControl] = []
 
     def child(self) -> RunControl:
@@ -62,6 +64,7 @@ class RunControl:
             if self.kind is None or (kind is StopKind.ABORT and self.kind is StopKind.STOP):
                 self.kind, self.reason = kind, reason
             children = list(self._children)
+        self.halted = True
         self._event.set()
         for child in children:
             child._set(kind, reason)

@@ -56,6 +56,11 @@ class KeyPool:
     def __len__(self) -> int:
         return self._size
 
+    @property
+    def base_key(self) -> Callable[[int], str]:
+        """index -> key of the initial keys; valid for every index below len() while nothing is taken."""
+        return self._base_key
+
     def _key(self, value: int) -> str:
         return self._base_key(value) if value < self.n_base else self._extra[value - self.n_base]
 
@@ -66,7 +71,8 @@ class KeyPool:
         if size == 0:
             return None
         slot = int(rng.random() * size)
-        return self._key(self._moved.get(slot, slot))
+        value = self._moved.get(slot, slot) if self._moved else slot
+        return self._base_key(value) if value < self.n_base else self._extra[value - self.n_base]
 
     def take(self, rng: random.Random) -> str | None:
         """Remove and return a uniformly random key; None once the pool is empty."""
@@ -209,6 +215,9 @@ class PreparedSet:
 
     def pool(self, pools: tuple[str, ...], *, label: str) -> KeyPool:
         directory, count = self.directory, self.count
+        if len(pools) == 1:  # the common case: one f-string per key
+            head = join_key(directory, f"{pools[0]}-")
+            return KeyPool(count, lambda i: f"{head}{i:08d}.dat", label=label)
 
         def base_key(i: int) -> str:
             pool_idx, index = divmod(i, count)

@@ -317,12 +317,14 @@ class PrepareShard:
         self.existing = existing
         self.created = IndexSet(self.start, max(self.start, self.stop))
         self.failed = IndexSet(self.start, max(self.start, self.stop))
-        self.payload = PayloadGenerator(
+        self.payload = payload = PayloadGenerator(
             params.fill,
             params.dedup_factor,
             params.compress_factor,  # type: ignore[arg-type]
             params.payload_seed,
         )
+        # build the payload buffer before the first timed PUT (32 MiB of random bytes take ~0.5 s)
+        payload.payload(max(1, min(int(params.sampler.max_size), payload.buffer_size // 2)), 0)
         self._lock = threading.Lock()
         self._failures = 0
         self.dirs_created: IndexSet | None = None

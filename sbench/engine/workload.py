@@ -96,11 +96,12 @@ class WorkloadResult:
 class _Worker:
     """Per-worker state: nothing in here is shared with another worker."""
 
-    __slots__ = ("cum", "data", "index", "key", "ops", "recorder", "rng", "seq", "total")
+    __slots__ = ("cum", "data", "index", "key", "ops", "recorder", "rnd", "rng", "seq", "total")
 
     def __init__(self, index: int, seed: int, ops: list[_Op]) -> None:
         self.index = index
         self.rng = random.Random(seed)
+        self.rnd = self.rng.random
         self.recorder = Recorder()
         self.seq = 0
         self.ops = ops
@@ -122,6 +123,7 @@ class _Op:
         "acall",
         "aredo",
         "asem",
+        "backend",
         "call",
         "cls",
         "exhausted",
@@ -137,6 +139,7 @@ class _Op:
 
     def __init__(self, kind: str, weight: float, label: str, backend: Backend) -> None:
         self.kind = kind
+        self.backend = backend
         self.cls = OP_CLASS[kind]
         self.weight = weight
         self.label = label
@@ -172,6 +175,8 @@ class _Context:
     selector: TreeSelector | None
     payload_seed: int
     pools: dict[tuple[str, str], KeyPool] = field(default_factory=dict)
+    #: ids of pools that change during the run (DELETE takes from them, dynamic PUTs add to them)
+    mutable: set[int] = field(default_factory=set)
 
 
 def prepared_sets(config: Any, backends: BackendSet, state: RunState | None) -> list[PreparedSet]:
@@ -230,6 +235,8 @@ def _bind(op_cfg: Any, ctx: _Context, index: int) -> _Op:
     op = _Op(kind, float(op_cfg.weight), f"{kind.upper()} {path}", backend)
     if kind in ("get", "stat", "delete"):
         pool = op.pool = _pool(ctx, backend, rel, kind)
+        if kind == "delete":
+            ctx.mutable.add(id(pool))
         _bind_pool_op(op, kind, backend, pool)
     elif kind == "put":
         _bind_put(op, op_cfg, ctx, backend, put_directory(rel))
@@ -321,6 +328,29 @@ def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
     op.call = call
 
 
+def _bind_static(op: _Op) -> None:
+    """Sync fast path for a GET/STAT pool nothing changes during the run: one index, one key lookup."""
+    assert op.pool is not None
+    n, base_key = len(op.pool), op.pool.base_key
+    if n == 0:
+        return
+    if op.kind == "get":
+        get = op.backend.get
+
+        def call(w: _Worker) -> int:
+            key = w.key = base_key(int(w.rnd() * n))
+            return len(get(key))
+    else:
+        stat = op.backend.stat
+
+        def call(w: _Worker) -> int:
+            key = w.key = base_key(int(w.rnd() * n))
+            stat(key)
+            return 0
+
+    op.call = call
+
+
 def _dynamic_pools(ctx: _Context, backend: Backend, directory: str) -> list[KeyPool]:
     """GET/STAT pools a PUT into `directory` feeds with `dynamic_put_pool`: those listing the same
     directory of the same backend (any GET pool when none does, as sai3 HEAD has a single GET pool)."""
@@ -341,6 +371,12 @@ def _dynamic_pools(ctx: _Context, backend: Backend, directory: str) -> list[KeyP
     return chosen or [p for p, _ in read_pools]
 
 
+def _warm(payload: PayloadGenerator, sampler: Any) -> None:
+    """Build the payload buffer now: generating 32 MiB of random bytes takes ~0.5 s, which must not land
+    in the first PUT's latency."""
+    payload.payload(max(1, min(int(sampler.max_size), payload.buffer_size // 2)), 0)
+
+
 def _bind_put(op: _Op, op_cfg: Any, ctx: _Context, backend: Backend, directory: str) -> None:
     sampler = _put_sampler(op_cfg)
     fill = str(getattr(getattr(op_cfg, "fill", None), "value", getattr(op_cfg, "fill", None)) or "random")
@@ -350,12 +386,14 @@ def _bind_put(op: _Op, op_cfg: Any, ctx: _Context, backend: Backend, directory: 
         int(getattr(op_cfg, "compress_factor", 1) or 1),
         ctx.payload_seed,
     )
+    _warm(payload, sampler)
     make = payload.payload
     sample = sampler.sample
     put = backend.put
     ident = ctx.identity
     head = join_key(directory, put_key_prefix(ident.run_id, ident.agent_id))
     dyn = _dynamic_pools(ctx, backend, directory)
+    ctx.mutable.update(id(p) for p in dyn)
 
     def call(w: _Worker) -> int:
         size = sample(w.rng)
@@ -464,6 +502,7 @@ def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> _Op:
             int(getattr(op_cfg, "compress_factor", 1) or 1),
             ctx.payload_seed,
         )
+        _warm(payload, sampler)
         put = backend.put
 
         def call(w: _Worker) -> int:
@@ -579,6 +618,9 @@ def build_ops(
         payload_seed,
     )
     ops = [_bind(op_cfg, ctx, i) for i, op_cfg in enumerate(config.workload) if float(op_cfg.weight) > 0]
+    for op in ops:
+        if op.kind in ("get", "stat") and op.pool is not None and id(op.pool) not in ctx.mutable:
+            _bind_static(op)
     if not ops:
         raise ConfigError("every workload op has weight 0; give at least one op a positive weight")
     return ops
@@ -720,7 +762,43 @@ class WorkloadRun:
         finally:
             self._worker_done()
 
+    def _closed_loop(self, w: _Worker) -> None:
+        """The common case (closed loop, no per-op limit, no op budget) with nothing else in the loop."""
+        ops, cum, total = w.ops, w.cum, w.total
+        single = ops[0] if len(ops) == 1 else None
+        rnd = w.rng.random
+        record = w.recorder.record
+        clock = time.monotonic_ns
+        control = self.control
+        deadline = self.deadline_ns
+        policy = self.policy
+        while not control.halted:
+            op = single if single is not None else ops[bisect_right(cum, rnd() * total)]
+            if op.exhausted:
+                if all(o.exhausted for o in ops):
+                    return
+                continue
+            t0 = clock()
+            try:
+                nbytes = op.call(w)
+            except PoolExhausted:
+                if self._exhausted(op, ops):
+                    return
+                continue
+            except Exception as exc:
+                nbytes = self._failed(op, w, exc)
+            t1 = clock()
+            if nbytes is not None:
+                record(op.cls, nbytes, (t1 - t0) // 1000)
+            if t1 >= deadline:
+                return
+            if policy.backoff_until:
+                policy.pause_if_backing_off()
+
     def _sync_loop(self, w: _Worker) -> None:
+        if self.schedule is None and not self.max_ops and all(op.sem is None for op in w.ops):
+            self._closed_loop(w)
+            return
         ops, cum, total = w.ops, w.cum, w.total
         single = ops[0] if len(ops) == 1 else None
         rnd = w.rng.random
