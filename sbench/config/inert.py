@@ -16,8 +16,6 @@ from sbench.config.errors import KeyPath
 class InertKey:
     pattern: tuple[str, ...]
     why: str
-    #: True: the key is removed before validation (no model field); False: the model keeps the value.
-    drop: bool = True
 
 
 INERT_KEYS: tuple[InertKey, ...] = (
@@ -50,14 +48,13 @@ INERT_KEYS: tuple[InertKey, ...] = (
         ("distributed", "agents", "*", "kv_cache_dir"),
         "the metadata cache is one shared actor; use distributed.kv_cache_dir",
     ),
-    InertKey(
-        ("distributed", "tree_creation_mode"), "sbench shards tree creation over agents itself", drop=False
-    ),
+    InertKey(("distributed", "start_delay"), "each stage starts at one synchronized instant sbench picks"),
+    InertKey(("distributed", "tree_creation_mode"), "sbench shards tree creation over agents itself"),
 )
 
 
 def strip_inert(data: Any) -> list[tuple[KeyPath, str]]:
-    """Drop the droppable inert keys from `data` in place; return (path, reason) for each one seen."""
+    """Remove the inert keys from `data` in place (no model has them); return (path, reason) of each."""
     found: list[tuple[KeyPath, str]] = []
     for inert in INERT_KEYS:
         for parent in _parents(data, inert.pattern[:-1], ()):
@@ -65,8 +62,7 @@ def strip_inert(data: Any) -> list[tuple[KeyPath, str]]:
             key = inert.pattern[-1]
             if isinstance(node, dict) and key in node:
                 found.append(((*parent_path, key), inert.why))
-                if inert.drop:
-                    del node[key]
+                del node[key]
     return found
 
 

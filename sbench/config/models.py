@@ -644,17 +644,11 @@ class DistributedConfig(StrictModel):
     shared_filesystem: bool = Field(
         description="True: agents share one namespace (prepare is split by index); false: per-agent prefixes."
     )
-    tree_creation_mode: Literal["isolated", "coordinator", "concurrent"] | None = Field(
-        None, description="sai3 key, only validated and printed (sbench shards tree creation itself)."
-    )
     path_selection: Literal["random", "partitioned", "exclusive", "weighted"] = Field(
         "random", description="How tree-mode agents pick directories (uses the real agent index)."
     )
     partition_overlap: float = Field(
         0.3, ge=0.0, le=1.0, description="weighted: share of non-assigned picks."
-    )
-    start_delay: Duration = Field(
-        2.0, description="Seconds between 'all agents ready' and the synchronized start."
     )
     path_template: str = Field(
         "agent-{id}/", description="Per-agent prefix in isolated mode ({id} = agent id)."

@@ -400,7 +400,6 @@ def _distributed(console: Console, config: Config) -> None:
     console.print(
         f"  {storage}; tree path selection {dist.path_selection}"
         + (f" (overlap {dist.partition_overlap:g})" if dist.path_selection == "weighted" else "")
-        + f"; start delay {format_duration(dist.start_delay)}"
     )
 
 

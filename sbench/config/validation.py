@@ -237,11 +237,6 @@ def _check_distributed(config: Config, out: _Collector) -> None:
     dist = config.distributed
     if dist is None:
         return
-    if dist.agents and dist.agents_per_node is not None:
-        out.error(
-            ("distributed", "agents_per_node"),
-            "cannot be combined with an explicit `agents` list; keep one of them",
-        )
     if not dist.agents and dist.agents_per_node is None:
         out.error(
             ("distributed",),

@@ -292,6 +292,7 @@ def test_inert_keys_warn_once_each() -> None:
         distributed:
           shared_filesystem: true
           tree_creation_mode: coordinator
+          start_delay: 5
           grpc_keepalive_interval: 30
           ssh: {enabled: true, user: me}
           agents:
@@ -308,6 +309,7 @@ def test_inert_keys_warn_once_each() -> None:
         "cache_checkpoint_interval_secs",
         "perf_log.path",
         "distributed.tree_creation_mode",
+        "distributed.start_delay",
         "distributed.grpc_keepalive_interval",
         "distributed.ssh",
         "distributed.agents[0].listen_port",

@@ -220,3 +220,17 @@ def test_model_dump_round_trips() -> None:
         """)
     again = Config.model_validate(config.model_dump(mode="json"))
     assert again == config
+
+
+def test_explicit_agents_and_agents_per_node_combine() -> None:
+    """Explicit agents are placed first, then N per node (the Ray placement does both)."""
+    config = load("""
+        target: "s3://b/"
+        workload: [{op: put, path: "x/", weight: 1}]
+        distributed:
+          shared_filesystem: true
+          agents: [{address: "127.0.0.1:7761", id: pinned}]
+          agents_per_node: 1
+        """)
+    assert config.distributed is not None
+    assert config.distributed.nodes == "all" and config.distributed.agents[0].id == "pinned"
