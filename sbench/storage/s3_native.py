@@ -70,8 +70,7 @@ def build_store(
         "region": settings.region,
         "virtual_hosted_style_request": not settings.path_style,
     }
-    if settings.endpoint_url:
-        config["endpoint"] = _store_endpoint(settings)
+    config["endpoint"] = _store_endpoint(settings)
     provider = None
     if isinstance(credentials, botocore.credentials.RefreshableCredentials):
         provider = _BotocoreCredentialProvider(credentials)
@@ -98,12 +97,19 @@ def build_store(
 
 
 def _store_endpoint(settings: S3Settings) -> str:
-    """obstore takes a virtual-hosted endpoint as the bucket's own URL, so the bucket goes into the host
-    name here (botocore does the same for us in the sdk driver)."""
-    assert settings.endpoint_url is not None
+    """The endpoint URL obstore is given, always explicitly: left unset, obstore would read AWS_ENDPOINT_URL
+    from the environment on its own, even where s3.py decided otherwise (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS).
+
+    obstore takes a virtual-hosted endpoint as the bucket's own URL, so the bucket goes into the host name
+    here (botocore does the same for the sdk driver).
+    """
+    endpoint = settings.endpoint_url
+    if endpoint is None:
+        suffix = "amazonaws.com.cn" if settings.region.startswith("cn-") else "amazonaws.com"
+        endpoint = f"https://s3.{settings.region}.{suffix}"
     if settings.path_style:
-        return settings.endpoint_url
-    scheme, _, host = settings.endpoint_url.partition("://")
+        return endpoint
+    scheme, _, host = endpoint.partition("://")
     return f"{scheme}://{settings.bucket}.{host}"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -98,7 +99,9 @@ class S3SdkBackend(Backend):
         self._range_config = botocore.config.Config(read_timeout=options.range.range_timeout_s, **base)
         self._local = threading.local()
         self._range_local = threading.local()
-        self._clients: list[Any] = []
+        # Weak: a worker thread's client dies with the thread (its thread-local), so threads that come and go
+        # between stages do not pile up clients and sockets; close() closes the ones still alive.
+        self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
         self._create_lock = threading.Lock()
         self._ranges = RangeEngine(options.range, options.concurrency) if options.range.enabled else None
         self._parts: ThreadPoolExecutor | None = None
@@ -125,7 +128,7 @@ class S3SdkBackend(Backend):
             client = self._session.create_client(
                 "s3", region_name=self.settings.region, endpoint_url=self.settings.endpoint_url, config=config
             )
-            self._clients.append(client)
+            self._clients.add(client)
         return client
 
     def _error(self, exc: BaseException, key: str) -> StorageError:
@@ -316,6 +319,6 @@ class S3SdkBackend(Backend):
         if self._parts is not None:
             self._parts.shutdown(wait=False, cancel_futures=True)
         with self._create_lock:
-            clients, self._clients = self._clients, []
+            clients, self._clients = list(self._clients), weakref.WeakSet()
         for client in clients:
             client.close()

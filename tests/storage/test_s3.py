@@ -9,6 +9,7 @@ botocore ClientError objects built from the response dicts botocore itself produ
 from __future__ import annotations
 
 import asyncio
+import gc
 import http.server
 import logging
 import os
@@ -30,7 +31,7 @@ from sbench.storage.options import BackendOptions, Driver, RangeSettings
 from sbench.storage.ranged import RangeEngine, split_ranges
 from sbench.storage.registry import open_backend
 from sbench.storage.s3 import botocore_session, open_s3, resolve_settings
-from sbench.storage.s3_native import S3NativeBackend
+from sbench.storage.s3_native import S3NativeBackend, build_store
 from sbench.storage.s3_sdk import S3SdkBackend, classify_botocore
 from sbench.storage.uri import parse_uri
 from tests import servers
@@ -521,3 +522,31 @@ def test_obstore_messages_are_summarised(env: pytest.MonkeyPatch) -> None:
     assert classify_obstore(excinfo.value) is ErrorClass.NETWORK
     summary = obstore_summary(excinfo.value)
     assert "Debug source" not in summary and "Connection refused" in summary
+
+
+def test_native_store_never_reads_the_endpoint_from_env(env: pytest.MonkeyPatch) -> None:
+    """obstore reads AWS_ENDPOINT_URL itself when not given one; the driver always passes the resolved one."""
+    env.setenv("AWS_ENDPOINT_URL", "http://from-env:1")
+    env.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    credentials = botocore_session().get_credentials()
+    virtual = build_store(_settings("s3://bkt/p", region="eu-west-1"), credentials, 5, 5)
+    assert virtual.config["endpoint"] == "https://bkt.s3.eu-west-1.amazonaws.com"
+    path = build_store(_settings("s3://bkt/p", path_style=True), credentials, 5, 5)
+    assert path.config["endpoint"] == "https://s3.us-east-1.amazonaws.com"
+    custom = build_store(_settings("s3://minio.lan:9000/bkt/p"), credentials, 5, 5)
+    assert custom.config["endpoint"] == "http://minio.lan:9000"
+    assert custom.config["virtual_hosted_style_request"] == "false"
+    assert custom.prefix == "p"
+
+
+def test_sdk_clients_die_with_their_threads(s3_root: str) -> None:
+    backend = open_backend(s3_root, BackendOptions(driver=Driver.SDK))
+    backend.put("k", b"v")
+    workers = [threading.Thread(target=backend.stat, args=("k",)) for _ in range(4)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    gc.collect()
+    assert len(backend._clients) == 1  # only the test thread's client is left  # type: ignore[attr-defined]
+    backend.close()
