@@ -43,9 +43,10 @@ StoreFactory = Callable[[float], Any]
 
 
 def client_options(options: BackendOptions, timeout_s: float, allow_http: bool) -> dict[str, Any]:
-    """obstore ClientConfig from BackendOptions: timeouts, idle pool per host, and plain http only when the
-    endpoint is http (emulators)."""
-    pool = options.max_connections or options.concurrency
+    """obstore ClientConfig from BackendOptions: timeouts, idle pool per host (sized to the concurrency,
+    times the ranges one GET may fan out to), and plain http only when the endpoint is http (emulators)."""
+    fan_out = options.range.max_concurrent_ranges if options.range.enabled else 1
+    pool = options.max_connections or options.concurrency * fan_out
     config: dict[str, Any] = {
         "timeout": timedelta(seconds=timeout_s),
         "connect_timeout": timedelta(seconds=options.connect_timeout_s),
@@ -310,5 +311,7 @@ def _past_end(exc: BaseException) -> bool:
     """A ranged read that starts at or after the end of the object: an empty read (as pread at EOF)."""
     if obstore_status(exc) == 416:
         return True
+    # The service's 416 (`InvalidRange`), or object_store's own check when the object is known to be shorter
+    # (`InvalidRangeRequest { StartTooLarge }`).
     text = str(exc)
-    return "InvalidRange" in text or "Range started at" in text
+    return "InvalidRange" in text or "StartTooLarge" in text

@@ -284,3 +284,25 @@ def test_string_prefixes_and_recursive_rmdir(azure_backend) -> None:
     assert sorted(k for k, _ in backend.list("run-1/")) == ["run-1/a", "run-1/b/c"]
     backend.rmdir("run-1", recursive=True)
     assert sorted(k for k, _ in backend.list("")) == ["other", "run-2/a"]
+
+
+# --- sdk client per thread, one pool sized to the concurrency ----------------------------------------------
+def test_sdk_clients_per_thread_share_one_sized_pool(azurite, fresh_container, monkeypatch) -> None:
+    import threading
+
+    conn = servers.azurite_connection_string(azurite.port)
+    backend = open_azure_backend(monkeypatch, conn, azure_uri(fresh_container), Driver.SDK, concurrency=5)
+    clients = [backend._container()]
+    worker = threading.Thread(target=lambda: clients.append(backend._container()))
+    worker.start()
+    worker.join()
+    assert clients[0] is backend._container() and clients[1] is not clients[0]
+    assert backend.pool_size == 5
+    backend.close()
+    fanned = open_azure_backend(monkeypatch, conn, azure_uri(fresh_container), Driver.SDK, concurrency=5,
+                                range=RANGES)
+    assert fanned.pool_size == 5 * RANGES.max_concurrent_ranges
+    fanned.close()
+    capped = open_azure_backend(monkeypatch, conn, azure_uri(fresh_container), Driver.SDK, max_connections=3)
+    assert capped.pool_size == 3
+    capped.close()

@@ -272,3 +272,18 @@ def test_native_async_api(gcs_native_pair: NativeWithSeeder) -> None:
         assert info.value.kind is ErrorClass.NOT_FOUND
 
     asyncio.run(scenario())
+
+
+def test_sdk_clients_per_thread_share_one_sized_pool(fake_gcs, gcs_bucket, monkeypatch, tmp_path) -> None:
+    import threading
+
+    backend = open_gcs_backend(monkeypatch, str(tmp_path), fake_gcs.endpoint, gcs_uri(gcs_bucket), Driver.SDK,
+                               concurrency=7)
+    clients = [backend._client()]
+    worker = threading.Thread(target=lambda: clients.append(backend._client()))
+    worker.start()
+    worker.join()
+    assert clients[0] is backend._client() and clients[1] is not clients[0]
+    assert clients[0]._http is clients[1]._http  # one session, one pool
+    assert backend.pool_size == 7
+    backend.close()
