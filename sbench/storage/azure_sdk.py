@@ -54,8 +54,6 @@ class AzureSdkBackend(Backend):
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._local = threading.local()
-        self._clients: list[ContainerClient] = []
-        self._clients_lock = threading.Lock()
 
     # --- Backend protocol -----------------------------------------------------------------------------
     def get(self, key: str) -> Buffer:
@@ -134,10 +132,8 @@ class AzureSdkBackend(Backend):
             self._delete_batch(batch)
 
     def close(self) -> None:
-        with self._clients_lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
-            client.close()
+        # The thread-local clients own nothing but their pipelines (their transports do not own the session);
+        # closing the one session closes every connection. A client dies with its thread.
         self._session.close()
         if self._range is not None:
             self._range.close()
@@ -146,10 +142,7 @@ class AzureSdkBackend(Backend):
     def _container(self) -> ContainerClient:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._new_client()
-            self._local.client = client
-            with self._clients_lock:
-                self._clients.append(client)
+            client = self._local.client = self._new_client()
         return client
 
     def _new_client(self) -> ContainerClient:
