@@ -128,3 +128,23 @@ def test_ctrl_c_aborts_quickly_with_partial_results(tmp_path: Path) -> None:
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["status"] == "ABORTED"
     assert "ABORTED" in output
+
+
+def test_multi_endpoint_run_writes_endpoint_stats(tmp_path: Path) -> None:
+    a, b = tmp_path / "ep-a", tmp_path / "ep-b"
+    a.mkdir()
+    b.mkdir()
+    cfg = tmp_path / "multi.yaml"
+    cfg.write_text(
+        f"duration: 1s\nconcurrency: 2\nmulti_endpoint:\n  endpoints: ['file://{a}/', 'file://{b}/']\n"
+        "prepare:\n  ensure_objects:\n"
+        f"    - {{base_uri: 'file://{a}/', use_multi_endpoint: true, count: 20, size_spec: 100}}\n"
+        "workload:\n  - {op: put, path: 'out/', weight: 1, object_size: 100}\n")
+    out = tmp_path / "r"
+    assert main(["run", str(cfg), "--results-dir", str(out)]) == 0
+    rows = (out / "workload_endpoint_stats.tsv").read_text().strip().splitlines()
+    assert rows[0].split("\t")[:3] == ["endpoint_idx", "endpoint_uri", "total_requests"]
+    requests = [int(r.split("\t")[2]) for r in rows[1:]]
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(requests) == 2 and all(n > 0 for n in requests)
+    assert sum(requests) == summary["workload"]["totals"]["ops"]

@@ -132,9 +132,9 @@ class BackendSet:
                 return self.target(), rel
         return self.open(uri), ""
 
-    def endpoint_stats(self) -> list[Any] | None:
-        """Per-endpoint counters of the multi-endpoint router, or None without one."""
-        return self.multi.endpoint_stats() if self.multi is not None else None
+    def endpoint_interval(self) -> list[Any]:
+        """Per-endpoint counters and latencies since the previous call (empty without a router)."""
+        return self.multi.take_endpoint_interval() if self.multi is not None else []
 
     def close(self) -> None:
         backends = list(self._by_root.values())

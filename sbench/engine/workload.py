@@ -685,7 +685,6 @@ class WorkloadRun:
         self._alive_lock = threading.Lock()
         self._done = threading.Event()
         self.deadline_ns = 0
-        self._end_prev: dict[str, dict[str, int]] = {}
 
     # -- setup -------------------------------------------------------------------------------------------
     def _make_workers(self, ops: list[_Op], seed: int) -> list[_Worker]:
@@ -966,27 +965,6 @@ class WorkloadRun:
                 self._done.set()
 
     # -- intervals ---------------------------------------------------------------------------------------
-    def _endpoint_delta(self, stats: list[Any] | None, final: bool) -> list[dict[str, Any]]:
-        """Per-interval endpoint counters from the router's cumulative ones; the latency histogram is
-        cumulative, so it travels once, with the last interval, and the stage sum stays exact."""
-        if not stats:
-            return []
-        from sbench.metrics.snapshot import endpoint_entry
-
-        out = []
-        for entry in (endpoint_entry(s) for s in stats):
-            prev = self._end_prev.get(entry["uri"], {})
-            delta = dict(entry)
-            for name in ("requests", "bytes_read", "bytes_written", "errors"):
-                delta[name] = entry[name] - prev.get(name, 0)
-            self._end_prev[entry["uri"]] = {
-                k: entry[k] for k in ("requests", "bytes_read", "bytes_written", "errors")
-            }
-            if not final:
-                delta["latency"] = b""
-            out.append(delta)
-        return out
-
     def _collect(
         self,
         acc: SnapshotAccumulator,
@@ -994,7 +972,6 @@ class WorkloadRun:
         backends: BackendSet,
         start_ms: int,
         *,
-        final: bool = False,
         emit: bool = True,
     ) -> None:
         snap = Snapshot.merge_all(w.recorder.take_interval() for w in self.workers)
@@ -1002,7 +979,7 @@ class WorkloadRun:
             return
         agent = self.identity.agent_id
         snap.set_cpu(agent, *cpu.sample())
-        endpoints = self._endpoint_delta(backends.endpoint_stats(), final)
+        endpoints = backends.endpoint_interval()
         if endpoints:
             snap.set_endpoints(endpoints)
         progress = ProgressCounters(
@@ -1081,7 +1058,7 @@ class WorkloadRun:
                 in_warmup = False
                 next_tick = max(next_tick + int(self.interval_s * 1e9), now + 1)
         end_ns = time.monotonic_ns()
-        self._collect(acc, cpu, backends, start_ms, final=True, emit=not in_warmup)
+        self._collect(acc, cpu, backends, start_ms, emit=not in_warmup)
         elapsed = (end_ns - (start_ns if in_warmup else measure_from)) / 1e9
         if self.control.aborted:
             ended_by, reason = "aborted", self.control.reason
