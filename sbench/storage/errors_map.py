@@ -39,6 +39,7 @@ _EXPLAIN = {
     errno.ENAMETOOLONG: "the path or one of its components is too long for this file system",
     errno.ENOTEMPTY: "the directory is not empty; use a recursive rmdir",
     errno.EISDIR: "the path is a directory, not a file",
+    errno.ENOTDIR: "a component of the path is a file, not a directory",
 }
 
 

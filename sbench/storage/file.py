@@ -3,7 +3,8 @@
 Raw `os.open`/`os.read`/`os.pread`/`os.write` instead of Python file objects: no buffered-IO layer between
 the benchmark and the kernel, one syscall per op where the kernel allows it, and an fd for posix_fadvise.
 Keys map to paths under the root with `/` as separator; PUT creates missing parent directories, as object
-stores create "directories" implicitly.
+stores create "directories" implicitly. `request_timeout_s` does not apply: a blocked syscall cannot be
+interrupted from Python, so hung mounts are caught by the engine's stuck detection instead.
 """
 
 from __future__ import annotations
