@@ -133,6 +133,16 @@ def obstore_status(exc: BaseException) -> int | None:
     return int(match.group(1) or match.group(2))
 
 
+def obstore_past_end(exc: BaseException) -> bool:
+    """True when a ranged read failed only because it starts at or after the end of the object (HTTP 416,
+    or object_store's own check when it already knows the size); drivers turn that into an empty read, as
+    pread at EOF does, so every backend answers such a read alike."""
+    if obstore_status(exc) == 416:
+        return True
+    text = str(exc)
+    return "InvalidRange" in text or "StartTooLarge" in text
+
+
 def classify_obstore(exc: BaseException) -> ErrorClass:
     """Class of any exception raised by obstore (all stores: S3, Azure, GCS, HTTP)."""
     if isinstance(exc, FileNotFoundError):

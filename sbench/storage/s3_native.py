@@ -24,8 +24,8 @@ import obstore
 from obstore.exceptions import BaseError
 from obstore.store import S3Store
 
-from sbench.storage.base import AsyncBackend, Buffer, ObjectStat, StorageError
-from sbench.storage.cloud_errors import obstore_error
+from sbench.storage.base import AsyncBackend, Buffer, ErrorClass, ObjectStat, StorageError
+from sbench.storage.cloud_errors import obstore_error, obstore_past_end
 from sbench.storage.options import BackendOptions
 from sbench.storage.ranged import RangeEngine
 from sbench.storage.s3 import S3Settings
@@ -165,11 +165,13 @@ class S3NativeBackend(AsyncBackend):
         return await self._ranges.read_async(fetch, size, self.uri_of(key))
 
     async def get_range_async(self, key: str, offset: int, length: int) -> Buffer:
-        if length <= 0:
-            return b""
+        if length <= 0 or offset < 0:
+            return self._empty_range(key, offset, length)
         try:
             return await _get_range_async(self._store, key, start=offset, length=length)
         except _STORE_ERRORS as exc:
+            if obstore_past_end(exc):
+                return b""
             raise self._error(exc, key) from exc
 
     async def put_async(self, key: str, data: Buffer) -> None:
@@ -246,12 +248,21 @@ class S3NativeBackend(AsyncBackend):
         return self._ranges.read(fetch, size, self.uri_of(key))
 
     def get_range(self, key: str, offset: int, length: int) -> Buffer:
-        if length <= 0:
-            return b""
+        """`length` bytes at `offset`, fewer at the end; empty at or past the end (as pread at EOF)."""
+        if length <= 0 or offset < 0:
+            return self._empty_range(key, offset, length)
         try:
             return _get_range(self._store, key, start=offset, length=length)
         except _STORE_ERRORS as exc:
+            if obstore_past_end(exc):
+                return b""
             raise self._error(exc, key) from exc
+
+    def _empty_range(self, key: str, offset: int, length: int) -> Buffer:
+        if offset < 0 or length < 0:
+            raise StorageError(ErrorClass.OTHER, f"invalid range offset={offset} length={length}",
+                               uri=self.uri_of(key))
+        return b""
 
     def put(self, key: str, data: Buffer) -> None:
         try:

@@ -71,6 +71,13 @@ def classify_botocore(exc: BaseException) -> ErrorClass:
     return ErrorClass.OTHER
 
 
+def _past_end(exc: botocore.exceptions.ClientError) -> bool:
+    """S3 answers 416 InvalidRange to a range that starts at or after the end of the object."""
+    response = exc.response
+    return (response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 416
+            or response.get("Error", {}).get("Code") == "InvalidRange")
+
+
 class S3SdkBackend(Backend):
     """An S3 bucket/prefix through boto3; safe to share between worker threads."""
 
@@ -192,10 +199,18 @@ class S3SdkBackend(Backend):
         return resp["Body"].read()
 
     def get_range(self, key: str, offset: int, length: int) -> Buffer:
-        if length <= 0:
+        """`length` bytes at `offset`, fewer at the end; empty at or past the end (as pread at EOF)."""
+        if offset < 0 or length < 0:
+            raise StorageError(ErrorClass.OTHER, f"invalid range offset={offset} length={length}",
+                               uri=self.uri_of(key))
+        if length == 0:
             return b""
         try:
             return self._get_range_with(self._client(), key, offset, length)
+        except botocore.exceptions.ClientError as exc:
+            if _past_end(exc):
+                return b""
+            raise self._error(exc, key) from exc
         except _SDK_ERRORS as exc:
             raise self._error(exc, key) from exc
 

@@ -8,6 +8,7 @@ prefix is deleted afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,10 +54,19 @@ def open_s3_backend(uri: str, driver: Driver, **options: object) -> Backend:
 
 @pytest.fixture(scope="session")
 def s3_bucket(seaweedfs: servers.LocalServer) -> str:
-    """One bucket for the session; tests isolate themselves by prefix."""
+    """One bucket for the session; tests isolate themselves by prefix.
+
+    Creating it is idempotent on purpose: `weed mini` talks to its own master and filer through unix sockets
+    at fixed /tmp paths (/tmp/seaweedfs-filer-8888.sock...), which a network namespace does not isolate, so
+    two test sessions running at the same time on one machine can end up sharing one filer.
+    """
     client = s3_admin_client(seaweedfs)
-    client.create_bucket(Bucket=TEST_BUCKET)
-    client.close()
+    try:
+        # Already there (see above) is fine: the bucket existing is all this fixture promises.
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=TEST_BUCKET)
+    finally:
+        client.close()
     return TEST_BUCKET
 
 

@@ -550,3 +550,56 @@ def test_sdk_clients_die_with_their_threads(s3_root: str) -> None:
     gc.collect()
     assert len(backend._clients) == 1  # only the test thread's client is left  # type: ignore[attr-defined]
     backend.close()
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_range_at_or_past_the_end_is_empty(s3_root: str, driver: Driver) -> None:
+    """S3 answers 416 there; the drivers read it as EOF, like pread and the other backends."""
+    backend = open_backend(s3_root, BackendOptions(driver=driver))
+    try:
+        backend.put("r/k", b"0123456789")
+        backend.put("r/empty", b"")
+        assert bytes(backend.get_range("r/k", 10, 5)) == b""
+        assert bytes(backend.get_range("r/k", 100, 5)) == b""
+        assert bytes(backend.get_range("r/empty", 0, 5)) == b""
+        assert bytes(backend.get_range("r/k", 8, 0)) == b""
+        with pytest.raises(StorageError) as excinfo:
+            backend.get_range("r/k", -1, 5)
+        assert excinfo.value.kind is ErrorClass.OTHER
+        with pytest.raises(StorageError) as excinfo:
+            backend.get_range("r/missing", 0, 5)
+        assert excinfo.value.kind is ErrorClass.NOT_FOUND
+        if backend.is_async:
+            assert bytes(asyncio.run(backend.get_range_async("r/k", 12, 3))) == b""  # type: ignore[attr-defined]
+    finally:
+        backend.close()
+
+
+def test_range_engine_reports_the_first_failure() -> None:
+    settings = RangeSettings(enabled=True, chunk_size=100, max_concurrent_ranges=4, min_split_size=1)
+    engine = RangeEngine(settings)
+    data = os.urandom(1000)
+    failure = StorageError(ErrorClass.THROTTLED, "503 SlowDown")
+
+    def fetch(offset: int, length: int) -> bytes:
+        if offset == 300:
+            raise failure
+        return data[offset:offset + length]
+
+    async def afetch(offset: int, length: int) -> bytes:
+        await asyncio.sleep(0)
+        return fetch(offset, length)
+
+    with pytest.raises(StorageError) as excinfo:
+        engine.read(fetch, len(data))
+    assert excinfo.value is failure
+    with pytest.raises(StorageError) as excinfo:
+        asyncio.run(engine.read_async(afetch, len(data)))
+    assert excinfo.value is failure  # not an ExceptionGroup: callers classify one error
+
+    async def short(offset: int, length: int) -> bytes:
+        return data[offset:offset + length - (offset == 500)]
+
+    with pytest.raises(StorageError, match="returned 99 bytes instead of 100"):
+        asyncio.run(engine.read_async(short, len(data)))
+    engine.close()
