@@ -14,6 +14,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sbench.cluster.agent import CONTROL_GROUP, AgentActor, StageFn
 from sbench.cluster.coordinator import CoordinatorActor
+from sbench.cluster.env import runtime_env
 from sbench.cluster.metadata_cache import MetadataCacheActor
 
 NAMESPACE = "sbench"
@@ -61,4 +62,5 @@ def create_agent(run_id: str, position: int, strategy: Any, num_cpus: float, sta
         num_cpus=num_cpus,
         scheduling_strategy=strategy,
         max_restarts=0,
+        runtime_env=runtime_env(),
     ).remote(stage_fn)

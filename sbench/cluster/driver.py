@@ -25,6 +25,7 @@ import ray
 from sbench.cluster.actors import create_coordinator, create_metadata_cache
 from sbench.cluster.agent import StageFn
 from sbench.cluster.barrier import BarrierStatus
+from sbench.cluster.env import forwarded_env
 from sbench.cluster.fleet import Fleet, start_fleet
 from sbench.cluster.metadata_cache import default_db_path
 from sbench.cluster.monitor import Drained
@@ -215,6 +216,7 @@ class DistributedRun:
         )
         agents = self.fleet.agents
         self.results.metadata.agents = [a.agent_id for a in agents]
+        self.extra["forwarded_env"] = sorted(forwarded_env())  # names only, never values
         self.results.write_metadata()
         nodes = sorted({a.node_id for a in agents})
         self._say(

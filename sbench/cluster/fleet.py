@@ -73,7 +73,7 @@ def start_fleet(
     """Place, create, identify and configure every agent; register them with the coordinator."""
     dist = config.distributed
     ready_timeout = dist.agent_ready_timeout if dist is not None else 120.0
-    placement = plan_placement(config, ready_timeout)
+    placement = plan_placement(config, ready_timeout, run_id)
     fleet = Fleet(agents=[], placement=placement)
     try:
         actors = [

@@ -67,7 +67,7 @@ def node_for_host(host: str, nodes: list[dict[str, Any]], driver_node: str) -> d
     return None
 
 
-def plan_placement(config: Config, timeout_s: float) -> Placement:
+def plan_placement(config: Config, timeout_s: float, run_id: str = "") -> Placement:
     """Resolve every agent to a node (explicit agents first, then agents_per_node slots)."""
     dist = config.distributed
     if dist is None:
@@ -90,7 +90,7 @@ def plan_placement(config: Config, timeout_s: float) -> Placement:
     per_node = dist.agents_per_node
     if per_node:
         if dist.nodes is None or dist.nodes == "all":
-            _spread_over_all(placement, nodes, per_node, timeout_s, start=len(placed))
+            _spread_over_all(placement, nodes, per_node, timeout_s, len(placed), run_id)
         else:
             _pin_to_listed(placement, list(dist.nodes), nodes, per_node, start=len(placed))
     if not placement.slots:
@@ -108,10 +108,15 @@ def _per_node_slots(start: int, per_node: int, node_idx: int) -> list[AgentSlot]
 
 
 def _spread_over_all(
-    placement: Placement, nodes: list[dict[str, Any]], per_node: int, timeout_s: float, start: int
+    placement: Placement,
+    nodes: list[dict[str, Any]],
+    per_node: int,
+    timeout_s: float,
+    start: int,
+    run_id: str,
 ) -> None:
     bundles = [{"CPU": BUNDLE_CPU} for _ in nodes]
-    pg = placement_group(bundles, strategy="STRICT_SPREAD", name="")
+    pg = placement_group(bundles, strategy="STRICT_SPREAD", name=f"sbench-agents-{run_id}")
     if not pg.wait(timeout_seconds=timeout_s):
         remove_placement_group(pg)
         raise RunFailed(

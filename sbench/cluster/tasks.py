@@ -18,6 +18,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from sbench.cluster.env import runtime_env
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.engine.prepare import PrepareParams, ShardResult
@@ -152,7 +153,9 @@ class TaskJob:
     #: called with the task's return value (or the exception) on the driver
     on_done: Callable[[TaskJob, Any], None] | None = None
     label: str = ""
-    num_cpus: float = 1.0
+    #: shards are I/O-bound thread pools: a quarter CPU each lets several share a node, and never waits
+    #: for a whole CPU that the agents' placement-group bundles keep slightly short of free
+    num_cpus: float = 0.25
 
 
 @dataclass
@@ -190,6 +193,7 @@ def run_task_jobs(
     next_interval = t0 + interval_s
     interval_parts: list[tuple[str, Snapshot]] = []
     give_up_at: float | None = None
+    env = runtime_env()
 
     def flush() -> None:
         if not interval_parts:
@@ -210,7 +214,9 @@ def run_task_jobs(
             strategy = NodeAffinitySchedulingStrategy(node_id=job.node_id, soft=not job.hard)
             ref = (
                 _remote(job.fn)
-                .options(num_cpus=job.num_cpus, scheduling_strategy=strategy, max_retries=0)
+                .options(
+                    num_cpus=job.num_cpus, scheduling_strategy=strategy, max_retries=0, runtime_env=env
+                )
                 .remote(*job.args)
             )
             in_flight[ref] = (job, time.monotonic())

@@ -326,7 +326,7 @@ def _existing_sets(
                 hard=s.hard,
                 on_done=done,
                 label=s.key,
-                num_cpus=0.5,
+                num_cpus=0.25,
             )
             for s in to_list
         ]
