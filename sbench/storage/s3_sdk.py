@@ -152,7 +152,8 @@ class S3SdkBackend(Backend):
         started = time.monotonic()
         try:
             resp = self._client().get_object(Bucket=self._bucket, Key=self._prefix + key)
-            if resp["ContentLength"] <= _WHOLE_READ_MAX:
+            length = resp.get("ContentLength")
+            if length is None or length <= _WHOLE_READ_MAX:  # no length: a chunked reply, read to the end
                 return resp["Body"].read()
             return self._read_with_deadline(resp, started, key)
         except _SDK_ERRORS as exc:
