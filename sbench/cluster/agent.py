@@ -32,7 +32,7 @@ ABANDON_AFTER_S = 1.5
 #: Extra time an execute stage may run past its duration before the agent stops it (drain of in-flight ops).
 DURATION_SLACK_S = 15.0
 #: Extra time past timeout_secs before the agent gives up on an engine that did not honour it.
-TIMEOUT_SLACK_S = 5.0
+TIMEOUT_SLACK_S = 2.0
 CONTROL_GROUP = "control"
 
 #: the engine's run_stage signature (plan, config, identity, control, on_interval, *, state)

@@ -70,13 +70,18 @@ class StageBarrier:
             return self.released
         status = self._verdict(now)
         if status is not BarrierStatus.WAITING:
+            failed = sorted(a for a, s in self.states.items() if s is AgentStageState.FAILED)
+            if status is BarrierStatus.FAILED:
+                why = f"stopped: the {self.spec.type.value} barrier failed ({', '.join(failed) or 'timeout'})"
+            else:
+                why = (
+                    f"still running {self.spec.agent_barrier_timeout:g}s after the first agent reached the "
+                    "barrier (agent_barrier_timeout)"
+                )
             for agent, state in self.states.items():
                 if state is AgentStageState.RUNNING:
                     self.states[agent] = AgentStageState.STRAGGLER
-                    self.reasons[agent] = (
-                        f"still running {self.spec.agent_barrier_timeout:g}s after the first agent reached "
-                        "the barrier (agent_barrier_timeout)"
-                    )
+                    self.reasons[agent] = why
             self.released = status
         return status
 

@@ -257,7 +257,7 @@ class DistributedRun:
             self._say(self._stage_line(run))
             if run.aborted or self.signals.event.is_set():
                 break
-            if run.status is BarrierStatus.FAILED or run.timed_out:
+            if run.status is BarrierStatus.FAILED:
                 why = self._failure_reason(run)
                 if plan.optional:
                     self._say(f"optional stage {plan.name!r} failed ({why}); the run goes on")
@@ -276,8 +276,6 @@ class DistributedRun:
     @staticmethod
     def _failure_reason(run: StageRun) -> str:
         plan = run.plan
-        if run.timed_out:
-            return f"stage {plan.name!r} exceeded timeout_secs={plan.timeout_s:g}"
         failed = run.failed_agents or sorted(run.reasons)
         detail = "; ".join(f"{a}: {run.reasons.get(a, 'failed')}" for a in failed)
         return f"stage {plan.name!r} failed its {plan.barrier.type.value} barrier: {detail}"

@@ -175,7 +175,8 @@ class RunReport:
                 continue
             if track.state is not AgentState.COMPLETED:
                 continue  # keep the first failure: later stages ran without this agent
-            if result.status == "aborted" and run.aborted:
+            stopped = state == "straggler" and run.status is BarrierStatus.FAILED
+            if (result.status == "aborted" and run.aborted) or stopped:
                 track.state, track.reason = AgentState.ABORTED, f"stage {plan.name!r}: {why}"
             elif any(k in why for k in ("no longer alive", "actor died", "silent for")):
                 track.state, track.reason = AgentState.DISCONNECTED, f"stage {plan.name!r}: {why}"

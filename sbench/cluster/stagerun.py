@@ -29,8 +29,9 @@ POLL_S = 0.2
 ABORT_WAIT_S = 2.0
 #: After the barrier is decided, how long stopped agents get to return before they are left behind.
 RELEASE_WAIT_S = 3.0
-#: Driver-side slack over a stage's own time limit (the agent enforces the limit itself first).
-TIMEOUT_SLACK_S = 5.0
+#: Driver-side backstop over a stage's own time limit: the engine enforces the limit, the agent abandons
+#: an engine that does not return (+2 s), and only then does the driver stop waiting.
+TIMEOUT_SLACK_S = 6.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,13 @@ detection, and an aborted driver that leaves nothing of its run alive.
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -19,9 +26,11 @@ from tests import servers
 from tests.cluster.conftest import (
     agent_lines,
     assert_merged_equals_sum,
+    live_actors_of_run,
     live_placement_groups_of_run,
     perf_log_ops,
     run_driver,
+    run_id_of,
     stage_tables,
     status_of,
 )
@@ -141,3 +150,184 @@ def test_four_stage_run_on_seaweedfs(ray_cluster, seaweedfs, s3_bucket, tmp_path
     assert "AWS_SECRET_ACCESS_KEY" in metadata  # the name is recorded...
     assert servers.S3_SECRET_KEY not in metadata  # ...never the value
     assert servers.S3_SECRET_KEY not in (results / "console_log.txt").read_text()
+
+
+def _removal_config(target: str, barrier: str) -> str:
+    stages = f"""
+  stages:
+    - {{name: preflight, order: 1, type: validation}}
+    - name: execute
+      order: 2
+      type: execute
+      duration: 5s
+      barrier: {{type: {barrier}, agent_barrier_timeout: 10}}
+    - {{name: after, order: 3, type: custom, command: "true"}}
+"""
+    return f"""
+target: "{target}"
+duration: 5s
+concurrency: 1
+perf_log: {{interval: 0.5}}
+workload:
+  - {{op: put, path: "w/", object_size: 1024, weight: 1}}
+distributed:
+  agents_per_node: 1
+  nodes: all
+  shared_filesystem: true
+{stages}
+"""
+
+
+def _remove_worker_when_execute_runs(ray_cluster, results: Path, delay_s: float = 1.5) -> threading.Thread:
+    def watch() -> None:
+        log = results / "console_log.txt"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if log.exists() and "stage execute (execute) started" in log.read_text():
+                time.sleep(delay_s)
+                ray_cluster.remove_worker()
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("barrier", ["majority", "all_or_nothing", "best_effort"])
+def test_node_removed_during_execute(ray_cluster, tmp_path: Path, barrier: str) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    watcher = _remove_worker_when_execute_runs(ray_cluster, tmp_path / f"{barrier}-results")
+    try:
+        code, results = run_driver(_removal_config(f"file://{data}/", barrier), tmp_path, barrier)
+        watcher.join(5)
+        lines = agent_lines(results)
+        lost = [a for a, line in lines.items() if line.startswith(("Disconnected", "Failed"))]
+        assert len(lost) == 1, lines
+        lost_line = lines[lost[0]]
+        assert lost_line.startswith(("Disconnected", "Failed")) and "execute" in lost_line, lost_line
+        status_text = (results / "STATUS.txt").read_text()
+        console = (results / "console_log.txt").read_text()
+        if barrier == "all_or_nothing":
+            assert code == 1 and status_of(results) == "FAILURE"
+            analysis = status_text.split("=== Failure Analysis ===", 1)[1]
+            assert "stage 'execute'" in analysis and lost[0] in analysis
+            assert "== stage after skipped" in console
+            assert not (results / "03_after_results.tsv").exists()
+            # the two others were stopped at once, not left running to the end of the stage
+            others = [line for a, line in lines.items() if a not in lost]
+            assert all(line.startswith("Aborted") and "barrier failed" in line for line in others), lines
+        else:
+            assert code == 0 and status_of(results) == "SUCCESS", status_text
+            assert all(lines[a].startswith("Completed") for a in lines if a not in lost), lines
+            # the two others finished execute, and the run went on to the next stage without the third
+            _, agents = stage_tables(results / "02_execute_results.tsv")
+            assert len(agents) == 3
+            assert sum(1 for a in agents if int(a["put_ops"]) > 0) >= 2
+            _, after = stage_tables(results / "03_after_results.tsv")
+            assert sorted(a["agent_id"] for a in after) == sorted(a for a in lines if a not in lost)
+        assert_merged_equals_sum(results)
+    finally:
+        watcher.join(5)
+        ray_cluster.restore()
+
+
+class _BlackHole:
+    """A TCP listener that never answers: an S3 endpoint whose every request hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_agent_with_hanging_backend_is_flagged_stuck(ray_cluster, tmp_path: Path, monkeypatch) -> None:
+    hole = _BlackHole()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "blackhole")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "blackhole-secret")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    data = tmp_path / "data"
+    data.mkdir()
+    config = f"""
+target: "file://{data}/"
+duration: 3s
+concurrency: 2
+perf_log: {{interval: 0.5}}
+workload:
+  - {{op: put, path: "w/", object_size: 1024, weight: 1}}
+distributed:
+  shared_filesystem: false
+  stuck_intervals: 3
+  agents:
+    - {{address: "127.0.0.1:7761", id: healthy}}
+    - {{address: "127.0.0.1:7762", id: hanging, target_override: "s3://127.0.0.1:{hole.port}/bucket/x/"}}
+  stages:
+    - {{name: preflight, order: 1, type: validation, optional: true, timeout_secs: 2}}
+    - name: execute
+      order: 2
+      type: execute
+      duration: 3s
+      timeout_secs: 6
+      barrier: {{type: best_effort}}
+"""
+    try:
+        code, results = run_driver(config, tmp_path, "stuck")
+    finally:
+        hole.close()
+    lines = agent_lines(results)
+    assert "[STUCK:" in lines["hanging"], lines
+    assert "no progress for 3 consecutive intervals" in lines["hanging"]
+    assert "[STUCK:" not in lines["healthy"]
+    assert "Stuck: 1" in (results / "STATUS.txt").read_text()
+    console = (results / "console_log.txt").read_text()
+    assert "hanging: stuck: no progress" in console  # shown live, when it was detected
+    assert code == 0 and status_of(results) == "SUCCESS"  # best_effort: the healthy agent carried the stage
+
+
+def test_sigint_aborts_driver_subprocess_and_leaves_nothing_running(ray_cluster, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = tmp_path / "abort.yaml"
+    cfg.write_text(
+        _per_node_config(f"file://{data}/", duration="60s").replace("  cleanup: true\n", "  cleanup: false\n")
+    )
+    results = tmp_path / "abort-results"
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster.address, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sbench", "run", str(cfg), "--results-dir", str(results)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        log = results / "console_log.txt"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (
+            log.exists() and "stage execute (execute) started" in log.read_text()
+        ):
+            assert proc.poll() is None, "the driver exited before execute"
+            time.sleep(0.1)
+        time.sleep(2.0)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=15)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took < 3.0, f"the driver took {took:.1f}s to end after SIGINT"
+    assert code == 1
+    assert status_of(results) == "ABORTED"
+    counts, agents = stage_tables(results / "03_execute_results.tsv")
+    assert counts.get("GET/ALL", 0) > 0 and len(agents) == 3  # partial results of the aborted stage
+    assert all(line.startswith("Aborted") for line in agent_lines(results).values())
+    run_id = run_id_of(results)
+    time.sleep(1.0)  # the GCS records actor deaths asynchronously
+    assert live_actors_of_run(run_id) == []
+    assert live_placement_groups_of_run(run_id) == []
