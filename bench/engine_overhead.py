@@ -29,9 +29,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sbench.config import load_config_text
+from sbench.engine.backends import BackendSet
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.workload import run_workload
+from sbench.storage.file import FileBackend
+from sbench.storage.options import BackendOptions
 from sbench.storage.registry import open_backend
+from sbench.storage.uri import parse_uri
 
 SIZE = 4096
 WORKERS = 2
@@ -96,6 +100,41 @@ def sbench_rate(root: Path, op: str, seconds: float) -> tuple[float, float]:
     ).config
     res = run_workload(cfg, AgentIdentity(run_id="bench"), RunControl(), duration_s=seconds)
     return res.snapshot.total_ops() / res.elapsed_s, res.elapsed_s
+
+
+class _InstantGet(FileBackend):
+    """file:// backend whose GET returns at once: what is left of an op is the caller's own cost."""
+
+    def get(self, key: str) -> memoryview:
+        return _BLOCK
+
+
+_BLOCK = memoryview(bytes(SIZE))
+
+
+def engine_cost_us(root: Path, seconds: float) -> tuple[float, float]:
+    """(bare loop µs/op, sbench µs/op) with a GET that costs nothing, one worker each: the difference is
+    the engine's own time per op (choice, key, timing, HDR record, checks)."""
+    backend = _InstantGet(parse_uri(f"file://{root}/"), BackendOptions())
+    keys = [f"getdata/obj-{i:05d}.dat" for i in range(GET_OBJECTS)]
+    get, n, i = backend.get, 0, 0
+    deadline = time.monotonic() + seconds
+    t0 = time.monotonic()
+    while time.monotonic() < deadline:
+        get(keys[i % GET_OBJECTS])
+        i += 104729
+        n += 1
+    bare_us = (time.monotonic() - t0) / n * 1e6
+    cfg = load_config_text(
+        f"target: file://{root}/\nconcurrency: 1\nduration: {seconds}s\n"
+        "workload:\n  - {op: get, path: 'getdata/', weight: 1}\n"
+    ).config
+    backends = BackendSet(cfg)
+    backends.adopt(f"file://{root}/", backend)
+    res = run_workload(
+        cfg, AgentIdentity(run_id="bench"), RunControl(), duration_s=seconds, backends=backends
+    )
+    return bare_us, res.elapsed_s / res.snapshot.total_ops() * 1e6
 
 
 def _reset(root: Path, name: str) -> None:
@@ -177,6 +216,13 @@ def main() -> None:
                 f"{cpu_ratio:>11.1%}"
             )
         print("ops/s and µs columns: medians; ratios: median of the per-round (back-to-back) ratios")
+        costs = [engine_cost_us(root, 1.0) for _ in range(3)]
+        bare_us = statistics.median(c[0] for c in costs)
+        sb_us = statistics.median(c[1] for c in costs)
+        print(
+            f"engine cost per op (GET that returns at once, 1 worker): bare loop {bare_us:.2f} µs, "
+            f"sbench {sb_us:.2f} µs -> the engine adds {sb_us - bare_us:.2f} µs per op"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
