@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -63,25 +64,33 @@ def ray_connection(num_cpus: int | None = None) -> Iterator[str]:
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
-    address = os.environ.get("RAY_ADDRESS")
-    mode = "local"
+    address = os.environ.get("RAY_ADDRESS") or _running_cluster()
     if address:
         ray.init(address=address, **quiet)
         mode = f"cluster at {address}"
     else:
-        connected = False
-        if RAY_CLUSTER_FILE.exists():
-            try:
-                ray.init(address="auto", **quiet)
-                connected, mode = True, "running cluster"
-            except (ConnectionError, RuntimeError):
-                connected = False
-        if not connected:
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 2, include_dashboard=False, **quiet)
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 2, include_dashboard=False, **quiet)
+        mode = "local"
     try:
         yield mode
     finally:
         ray.shutdown()
+
+
+def _running_cluster() -> str | None:
+    """The GCS address of a cluster started on this host with `ray start`, if it answers.
+
+    Ray records it in /tmp/ray/ray_current_cluster; a stale file (the cluster was stopped, or belongs to
+    another network namespace) would make `ray.init(address="auto")` retry for a long time, so the address
+    is probed first with a short TCP connect.
+    """
+    try:
+        address = RAY_CLUSTER_FILE.read_text().strip()
+        host, port = address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return address
+    except (OSError, ValueError):
+        return None
 
 
 class AbortSignals:
@@ -142,6 +151,8 @@ class DistributedRun:
         self.preflight: Any = None
         self.extra: dict[str, Any] = {"run_id": self.run_id, "start_skew_ms": {}, "events": []}
         self.ui: LiveProgress | None = None
+        #: how the driver reached Ray ("local", "cluster at ADDRESS", "existing"), shown in the header
+        self.connection = "existing"
         self._current_task_stage: StagePlan | None = None
 
     # -- output --
@@ -166,7 +177,7 @@ class DistributedRun:
         )
         self.ui = LiveProgress(self.results.console)
         load = describe_load(load_model_of(self.config))
-        self._say(f"sbench run {self.config_path} (run id {self.run_id}, {load})")
+        self._say(f"sbench run {self.config_path} (run id {self.run_id}, {load}; Ray: {self.connection})")
         for warning in self.loaded.warnings:
             self.ui.log.record(f"warning: {warning}")
         self.signals.install()
@@ -484,5 +495,7 @@ def run_distributed(loaded: Any, options: Any, config_path: Path, stage_fn: Stag
             shared_filesystem=True, agents=[AgentConfig(address="localhost", id="agent-1")]
         )
         loaded = dataclasses.replace(loaded, config=loaded.config.model_copy(update={"distributed": single}))
-    with ray_connection():
-        return DistributedRun(loaded, options, config_path, stage_fn).execute()
+    with ray_connection() as mode:
+        run = DistributedRun(loaded, options, config_path, stage_fn)
+        run.connection = mode
+        return run.execute()

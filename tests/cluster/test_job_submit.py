@@ -1,0 +1,141 @@
+"""`ray start --head` in the namespace, then `ray job submit ... -- python -m sbench run X.yaml` runs a 5 s
+workload to SUCCESS (the way a user drives a real cluster).
+
+The head is started with `--block` and stopped by signalling that process group, not with `ray stop`:
+`ray stop` kills every Ray process of the machine, including other test sessions' instances.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests import servers
+from tests.cluster.conftest import agent_lines, status_of
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+VENV_BIN = Path(sys.executable).parent
+RAY_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
+
+
+@pytest.fixture
+def ray_head(tmp_path: Path):
+    ray_bin = VENV_BIN / "ray"
+    if not ray_bin.exists():
+        pytest.skip("the `ray` CLI is not installed next to this Python")
+    port, dashboard, client = servers.free_port(), servers.free_port(), servers.free_port()
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+    }
+    log = (tmp_path / "ray-head.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(ray_bin),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}",
+            f"--ray-client-server-port={client}",
+            "--num-cpus=2",
+            "--disable-usage-stats",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{dashboard}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "ray-head.log").read_text()[-3000:]
+            try:
+                urllib.request.urlopen(f"{url}/api/version", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield url, env, f"127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # `ray start --block` stops its processes on Ctrl-C
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
+        if RAY_CLUSTER_FILE.exists() and RAY_CLUSTER_FILE.read_text().strip() == f"127.0.0.1:{port}":
+            RAY_CLUSTER_FILE.unlink()  # ours, and now stale: later drivers must not try to join it
+
+
+def test_ray_job_submit_runs_a_workload_to_success(ray_head, tmp_path: Path) -> None:
+    url, env, _gcs = ray_head
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    results = tmp_path / "results"
+    (job_dir / "job.yaml").write_text(
+        f"""
+target: "file://{data}/"
+duration: 5s
+concurrency: 2
+prepare:
+  cleanup: true
+  ensure_objects:
+    - {{count: 50, size_spec: 4096, fill: zero}}
+workload:
+  - {{op: get, path: "*", weight: 80}}
+  - {{op: stat, path: "*", weight: 20}}
+distributed:
+  shared_filesystem: true
+  agents:
+    - {{address: "localhost:7761", id: job-agent-1}}
+    - {{address: "localhost:7762", id: job-agent-2}}
+"""
+    )
+    cmd = [
+        str(VENV_BIN / "ray"),
+        "job",
+        "submit",
+        "--address",
+        url,
+        "--working-dir",
+        str(job_dir),
+        "--",
+        "python",
+        "-m",
+        "sbench",
+        "run",
+        "job.yaml",
+        "--results-dir",
+        str(results),
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "succeeded" in (done.stdout + done.stderr).lower()
+    assert status_of(results) == "SUCCESS"
+    assert set(agent_lines(results)) == {"job-agent-1", "job-agent-2"}
+    assert sorted(p.name for p in results.glob("[0-9][0-9]_*_results.tsv")) == [
+        "01_preflight_results.tsv",
+        "02_prepare_results.tsv",
+        "03_execute_results.tsv",
+        "04_cleanup_results.tsv",
+    ]
+    console = (results / "console_log.txt").read_text()
+    assert "Ray: cluster at" in console  # the job's driver joined the running cluster
