@@ -120,6 +120,7 @@ def test_delete_never_deletes_a_key_twice_and_stops_when_empty(tmp_path: Path) -
     assert not list((tmp_path / "d").iterdir())
 
 
+@pytest.mark.slow
 def test_every_put_draws_its_own_lognormal_size(tmp_path: Path) -> None:
     body = (
         '  - {op: put, path: "out/", weight: 1,\n'
