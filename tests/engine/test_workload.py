@@ -196,3 +196,17 @@ def test_retries_repeat_the_same_call(tmp_path: Path) -> None:
     assert len(gets) == 9  # 3 failed ops x (1 try + 2 retries)
     assert all(gets[i] == gets[i - i % 3] for i in range(9))  # each retry repeats its op's key
     assert res.snapshot.retries_total() == 6 and res.snapshot.errors_total() == 3
+
+
+def test_warmup_is_run_but_not_reported(tmp_path: Path) -> None:
+    make_files(tmp_path / "d", NAMES)
+    body = '  - {op: get, path: "d/*", weight: 1}\n'
+    cfg = _cfg(tmp_path, body, concurrency=1, extra="warmup_period: 1s\n")
+    probe = ProbeBackend(f"file://{tmp_path}/")
+    seen: list[int] = []
+    res = run_workload(cfg, AgentIdentity(run_id="warm"), RunControl(), lambda s: seen.append(s.total_ops()),
+                       duration_s=0.5, backends=backends_with(cfg, f"file://{tmp_path}/", probe))
+    reported = res.snapshot.total_ops()
+    assert sum(seen) == reported > 0
+    assert len(probe.calls["get"]) > reported * 2  # the warm-up second ran ops that are not in the results
+    assert 0.4 < res.elapsed_s < 1.0
