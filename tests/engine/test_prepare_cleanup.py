@@ -7,13 +7,19 @@ import os
 import time
 from pathlib import Path
 
+from sbench.data.payload import PayloadGenerator
 from sbench.engine.cleanup import run_cleanup
 from sbench.engine.context import AgentIdentity, RunControl
-from sbench.engine.prepare import PrepareShard, prepare_params, run_prepare, scan_existing
+from sbench.engine.indexset import IndexSet
+from sbench.engine.prepare import PrepareShard, ShardStorage, prepare_params, run_prepare, scan_existing
 from sbench.engine.state import RunState
 from sbench.engine.tree import TreeLayout, TreeSpec
 from sbench.engine.workload import run_workload
 from sbench.metrics.buckets import OpClass
+from sbench.storage.base import ErrorClass, StorageError
+from sbench.storage.file import FileBackend
+from sbench.storage.options import BackendOptions
+from sbench.storage.uri import parse_uri
 from tests.engine.helpers import config_from
 
 LOGNORMAL = "{type: lognormal, mean: 2048, std_dev: 1024, min: 1, max: 16384}"
@@ -187,3 +193,39 @@ def test_shared_storage_split_by_agent(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
         f"prepared-{i:08d}.dat" for i in (1, 3, 5, 7)
     ]
+
+
+class _FlakyPuts(FileBackend):
+    """The real file backend, failing the first PUT of every key (throttled for even indices, a
+    non-retryable error for odd ones) to drive both the immediate and the deferred retry paths."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(parse_uri(root), BackendOptions())
+        self.seen: set[str] = set()
+
+    def put(self, key: str, data) -> None:  # type: ignore[no-untyped-def]
+        if key not in self.seen:
+            self.seen.add(key)
+            index = int(key[len("prepared-"):-4])
+            kind = ErrorClass.THROTTLED if index % 2 == 0 else ErrorClass.OTHER
+            raise StorageError(kind, "injected first-attempt failure", uri=self.uri_of(key))
+        super().put(key, data)
+
+
+def test_prepare_retries_recreate_the_same_bytes(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, 12)
+    params = prepare_params(cfg, AgentIdentity())[0]
+    storage = ShardStorage(params)
+    storage.close()
+    storage.backends = [_FlakyPuts(params.base_uri)]
+    shard = PrepareShard(params, 0, params.total, RunControl(), existing=IndexSet(0, params.total),
+                         storage=storage, own_storage=True)
+    result = shard.begin().finish()
+    assert result.created_count == 12 and len(result.failed) == 0
+    expected = PayloadGenerator(params.fill, params.dedup_factor, params.compress_factor,  # type: ignore[arg-type]
+                                params.payload_seed)
+    for g in range(12):
+        data = (tmp_path / "data" / f"prepared-{g:08d}.dat").read_bytes()
+        assert data == bytes(expected.payload(params.size_of(g), g))
+    assert result.snapshot.retries.get(OpClass.PUT, 0) == 6  # immediate retries of the throttled ones
+    assert result.snapshot.errors_total() == 6  # the odd ones failed once, then the deferred round made them
