@@ -80,13 +80,14 @@ def run_agent_stage(
     abort_requested: threading.Event,
     abort_reason: Callable[[], str],
     objects_total: dict[str, int] | None = None,
+    lead_s: float | None = None,
 ) -> StageRun:
     """Run `plan` on `agents` and return when the stage is decided (see module docstring)."""
     watch = plan.type in (StageType.EXECUTE, StageType.HYBRID, StageType.PREPARE, StageType.CLEANUP)
     ids = [a.agent_id for a in agents]
     started = time.monotonic()
     start_at = ray.get(
-        coordinator.begin_stage.remote(plan.index, plan.name, plan.barrier, ids, watch)
+        coordinator.begin_stage.remote(plan.index, plan.name, plan.barrier, ids, watch, lead_s)
     )
     totals = objects_total or {}
     pending = {
