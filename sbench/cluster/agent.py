@@ -18,6 +18,7 @@ from typing import Any
 
 import ray
 
+from sbench.cluster.listing import ShareStats, listing_scope, shared_backends
 from sbench.cluster.monitor import AgentReport
 from sbench.config.models import Config, StageType
 from sbench.config.stages import StagePlan
@@ -105,6 +106,7 @@ class AgentActor:
         self.identity = AgentIdentity()
         self.config: Config | None = None
         self._coordinator: Any = None
+        self._cache: Any = None
         self._interval_s = 1.0
         self._clock_offset_ms = 0
         self._run_control = RunControl()
@@ -139,10 +141,19 @@ class AgentActor:
         coordinator: Any,
         interval_s: float,
         clock_offset_ms: int,
+        cache: Any = None,
     ) -> str:
         self.identity = identity
         self.config = config
         self._coordinator = coordinator
+        self._cache = cache
+        # Custom stage commands run as children of this process: they learn who they run for from these.
+        os.environ.update(
+            SBENCH_AGENT_ID=identity.agent_id,
+            SBENCH_AGENT_INDEX=str(identity.index),
+            SBENCH_AGENT_COUNT=str(identity.count),
+            SBENCH_RUN_ID=identity.run_id,
+        )
         self._interval_s = interval_s
         self._clock_offset_ms = clock_offset_ms
         return identity.agent_id
@@ -262,8 +273,22 @@ class AgentActor:
             # Prepared objects are cleaned up by the driver's shard tasks (from the metadata cache); the
             # agent's cleanup stage only removes the workload PUT objects its own keys name.
             state = RunState() if plan.type is StageType.CLEANUP else self._run_state
-            outcome = fn(plan, self.config, self.identity, control, self._on_interval, state=state)
-            box["result"] = outcome_to_result(self.identity.agent_id, plan.index, outcome)
+            kwargs: dict[str, Any] = {"state": state}
+            stats = ShareStats()
+            if self._cache is not None and plan.type in (StageType.EXECUTE, StageType.HYBRID):
+                scope = listing_scope(self.identity.run_id, plan.index)
+                kwargs["backends"] = shared_backends(
+                    self.config, self._cache, scope, self.identity.agent_id, stats
+                )
+            try:
+                outcome = fn(plan, self.config, self.identity, control, self._on_interval, **kwargs)
+            finally:
+                if "backends" in kwargs:
+                    kwargs["backends"].close()
+            result = outcome_to_result(self.identity.agent_id, plan.index, outcome)
+            if "backends" in kwargs:
+                result.extra["shared_listings"] = stats.as_dict()
+            box["result"] = result
         except BaseException as exc:  # reported to the driver as this agent's stage failure
             box["error"] = f"{type(exc).__name__}: {exc}"
         finally:

@@ -28,6 +28,7 @@ from sbench.cluster.agent import StageFn
 from sbench.cluster.barrier import BarrierStatus
 from sbench.cluster.env import forwarded_env
 from sbench.cluster.fleet import Fleet, start_fleet
+from sbench.cluster.listing import listing_scope
 from sbench.cluster.metadata_cache import default_db_path
 from sbench.cluster.monitor import Drained
 from sbench.cluster.report import RunReport
@@ -223,7 +224,12 @@ class DistributedRun:
         db = default_db_path(self.results.path, dist.kv_cache_dir if dist is not None else None)
         self.cache = create_metadata_cache(db, self.run_id)
         self.fleet = start_fleet(
-            self.config, self.run_id, self.coordinator, interval_s=self.interval_s, stage_fn=self.stage_fn
+            self.config,
+            self.run_id,
+            self.coordinator,
+            interval_s=self.interval_s,
+            stage_fn=self.stage_fn,
+            cache=self.cache,
         )
         agents = self.fleet.agents
         self.results.metadata.agents = [a.agent_id for a in agents]
@@ -345,7 +351,7 @@ class DistributedRun:
         return self._agent_stage(plan, participants)
 
     def _agent_stage(self, plan: StagePlan, participants: list[AgentRef]) -> StageRun:
-        return run_agent_stage(
+        run = run_agent_stage(
             self.coordinator,
             participants,
             plan,
@@ -353,6 +359,13 @@ class DistributedRun:
             abort_requested=self.signals.event,
             abort_reason=lambda: self.signals.reason or "aborted",
         )
+        shared = [r.extra["shared_listings"] for r in run.results.values() if "shared_listings" in r.extra]
+        if any(s["produced"] or s["fetched"] for s in shared):
+            produced = sum(s["produced"] for s in shared)
+            fetched = sum(s["fetched"] for s in shared)
+            self._say(f"shared listings: {produced} LIST(s) done once, read back by {fetched} agent(s)")
+        ray.get(self.cache.drop_listings.remote(listing_scope(self.run_id, plan.index)))
+        return run
 
     def _cleanup(self, plan: StagePlan, participants: list[AgentRef]) -> StageRun:
         """Prepared objects by shard tasks (exact created set), then each agent's own workload PUT objects."""

@@ -69,6 +69,7 @@ def start_fleet(
     *,
     interval_s: float,
     stage_fn: StageFn | None = None,
+    cache: Any = None,
 ) -> Fleet:
     """Place, create, identify and configure every agent; register them with the coordinator."""
     dist = config.distributed
@@ -102,7 +103,9 @@ def start_fleet(
             fleet.configs[agent_id] = own
             fleet.clock_offsets_ms[agent_id] = offsets[index]
             identity = AgentIdentity(agent_id=agent_id, index=index, count=count, run_id=run_id)
-            refs.append(actor.configure.remote(identity, own, coordinator, interval_s, offsets[index]))
+            refs.append(
+                actor.configure.remote(identity, own, coordinator, interval_s, offsets[index], cache)
+            )
             fleet.agents.append(AgentRef(agent_id, index, actor, probe["node_id"], placed.node_ip))
         ray.get(refs)
         ray.get(

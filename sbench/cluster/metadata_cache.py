@@ -381,6 +381,21 @@ class MetadataStore:
             self._db.execute("DELETE FROM listings WHERE listing_id=?", (row[0],))
             self._db.execute("COMMIT")
 
+    def drop_listings(self, scope_prefix: str) -> int:
+        """Forget every listing whose key starts with `scope_prefix` (a finished stage's listings)."""
+        escaped = scope_prefix.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+        pattern = escaped + "%"
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "DELETE FROM listing_entries WHERE listing_id IN "
+                "(SELECT listing_id FROM listings WHERE uri LIKE ? ESCAPE '\\')",
+                (pattern,),
+            )
+            cur = self._db.execute("DELETE FROM listings WHERE uri LIKE ? ESCAPE '\\'", (pattern,))
+            self._db.execute("COMMIT")
+            return cur.rowcount
+
     def fetch_listing(self, listing_id: int, offset: int, limit: int) -> list[tuple[str, int]]:
         """One page of a listing, in the order it was produced."""
         with self._lock:
@@ -471,6 +486,9 @@ class MetadataCacheActor:
 
     def fetch_listing(self, listing_id: int, offset: int, limit: int) -> list[tuple[str, int]]:
         return self._store.fetch_listing(listing_id, offset, limit)
+
+    def drop_listings(self, scope_prefix: str) -> int:
+        return self._store.drop_listings(scope_prefix)
 
     def stats(self) -> dict[str, Any]:
         return self._store.stats()

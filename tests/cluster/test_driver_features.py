@@ -1,0 +1,166 @@
+"""Driver features on one local Ray node: shared LIST, prepare resume from the metadata cache without LIST,
+exact cleanup, custom stages on every agent, optional stages, and isolated per-agent prefixes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.conftest import agent_lines, assert_merged_equals_sum, run_driver, stage_tables, status_of
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _agents(n: int) -> str:
+    return "\n".join(f"    - {{address: 'localhost:{7761 + i}', id: a{i + 1}}}" for i in range(n))
+
+
+def test_one_list_shared_by_every_agent(ray_session, tmp_path: Path) -> None:
+    data = tmp_path / "data" / "set"
+    data.mkdir(parents=True)
+    for i in range(300):
+        (data / f"obj-{i:04d}").write_bytes(b"y" * 512)
+    code, results = run_driver(
+        f"""
+target: "file://{tmp_path / "data"}/"
+duration: 2s
+concurrency: 2
+workload:
+  - {{op: get, path: "set/*", weight: 1}}
+distributed:
+  shared_filesystem: true
+  agents:
+{_agents(3)}
+""",
+        tmp_path,
+        "shared",
+    )
+    assert code == 0, (results / "console_log.txt").read_text()[-2000:]
+    summary = json.loads((results / "summary.json").read_text())
+    execute = next(s for s in summary["stages"] if s["type"] == "execute")
+    assert execute["status"] == "ready"
+    console = (results / "console_log.txt").read_text()
+    assert "shared listings: 1 LIST(s) done once, read back by 2 agent(s)" in console
+    _, agents = stage_tables(results / "02_execute_results.tsv")
+    assert all(int(a["get_ops"]) > 0 for a in agents)
+
+
+def _resume_config(data: Path, kv: Path, stages: str = "") -> str:
+    return f"""
+target: "file://{data}/"
+duration: 1s
+concurrency: 4
+prepare:
+  cleanup: true
+  ensure_objects:
+    - {{count: 500, size_spec: 1024, fill: zero}}
+workload:
+  - {{op: get, path: "*", weight: 1}}
+distributed:
+  shared_filesystem: true
+  kv_cache_dir: "{kv}"
+  agents:
+{_agents(2)}
+{stages}
+"""
+
+
+def test_prepare_resumes_from_the_cache_and_cleanup_deletes_exactly_what_sbench_created(
+    ray_session, tmp_path: Path
+) -> None:
+    data, kv = tmp_path / "data", tmp_path / "kv"
+    data.mkdir()
+    foreign = data / "prepared-00000007.dat"  # a prepare name that someone else's file already occupies
+    foreign.write_bytes(b"not ours")
+    only_prepare = """
+  stages:
+    - {name: preflight, order: 1, type: validation}
+    - {name: prepare, order: 2, type: prepare}
+"""
+    code, first = run_driver(_resume_config(data, kv, only_prepare), tmp_path, "first")
+    assert code == 0
+    counts, _ = stage_tables(first / "02_prepare_results.tsv")
+    assert counts["PUT/ALL"] == 499  # gap fill: the existing name was left alone
+    assert foreign.read_bytes() == b"not ours"
+    # Second run, same objects, persistent cache: no LIST, nothing created, then the workload and cleanup.
+    code, second = run_driver(_resume_config(data, kv), tmp_path, "second")
+    assert code == 0, (second / "console_log.txt").read_text()[-2000:]
+    console = (second / "console_log.txt").read_text()
+    assert "resuming from the metadata cache, 499 of 500 objects already created (no LIST)" in console
+    counts, _ = stage_tables(second / "02_prepare_results.tsv")
+    assert counts.get("PUT/ALL", 0) == 1  # only the index the cache did not know as created
+    counts, _ = stage_tables(second / "04_cleanup_results.tsv")
+    assert counts["META/ALL"] == 500  # the 499 of the first run and the 1 of this one
+    assert [p.name for p in data.iterdir()] == []  # the overwritten foreign name was sbench's now too
+    meta = json.loads((second / "metadata.json").read_text())
+    cache = meta["extra"]["metadata_cache"]
+    assert cache["by_state"]["deleted"] == 500 and cache["by_state"]["created"] == 0
+    assert_merged_equals_sum(second)
+
+
+def test_custom_stage_runs_on_every_agent_and_optional_failure_goes_on(ray_session, tmp_path: Path) -> None:
+    marker = tmp_path / "marks"
+    marker.mkdir()
+    code, results = run_driver(
+        f"""
+target: "file://{tmp_path}/"
+duration: 1s
+workload:
+  - {{op: stat, path: "*", weight: 1}}
+distributed:
+  shared_filesystem: true
+  agents:
+{_agents(2)}
+  stages:
+    - name: mark
+      order: 1
+      type: custom
+      command: sh
+      args: ["-c", "touch {marker}/$SBENCH_AGENT_ID"]
+    - {{name: flaky, order: 2, type: custom, command: "false", optional: true}}
+    - {{name: last, order: 3, type: custom, command: "true"}}
+""",
+        tmp_path,
+        "custom",
+    )
+    assert code == 0, (results / "console_log.txt").read_text()[-2000:]
+    assert sorted(p.name for p in marker.iterdir()) == ["a1", "a2"]  # ran once on each agent
+    summary = json.loads((results / "summary.json").read_text())
+    by_name = {s["name"]: s for s in summary["stages"]}
+    assert by_name["flaky"]["status"] == "failed" and by_name["last"]["status"] == "ready"
+    assert "false exited with code 1" in by_name["flaky"]["reason"]
+    lines = agent_lines(results)
+    assert all(
+        line.startswith("Completed") and "optional stage 'flaky' failed" in line for line in lines.values()
+    )
+    assert status_of(results) == "SUCCESS"
+
+
+def test_isolated_agents_get_their_own_prefix(ray_session, tmp_path: Path) -> None:
+    data = tmp_path / "iso"
+    data.mkdir()
+    code, results = run_driver(
+        f"""
+target: "file://{data}/"
+duration: 1s
+concurrency: 2
+prepare:
+  ensure_objects:
+    - {{count: 20, size_spec: 1024, fill: zero}}
+workload:
+  - {{op: get, path: "*", weight: 1}}
+distributed:
+  shared_filesystem: false
+  agents:
+{_agents(2)}
+""",
+        tmp_path,
+        "isolated",
+    )
+    assert code == 0
+    assert sorted(p.name for p in data.iterdir()) == ["agent-1", "agent-2"]  # sai3's agent-{{id}}/ layout
+    assert len(list((data / "agent-1").iterdir())) == 20 and len(list((data / "agent-2").iterdir())) == 20
+    _, agents = stage_tables(results / "02_prepare_results.tsv")
+    assert {a["agent_id"]: int(a["put_ops"]) for a in agents} == {"a1": 20, "a2": 20}
