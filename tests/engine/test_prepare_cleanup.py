@@ -4,7 +4,7 @@ cleanup of exactly what the run created, pool split, trees, --cleanup-only names
 from __future__ import annotations
 
 import os
-import time
+import threading
 from pathlib import Path
 
 from sbench.data.payload import PayloadGenerator
@@ -39,16 +39,31 @@ def _sizes(directory: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in directory.iterdir()}
 
 
+class _AbortAfter(FileBackend):
+    """The real file backend; the run is aborted (as by Ctrl-C) once `after` objects were written."""
+
+    def __init__(self, root: str, control: RunControl, after: int) -> None:
+        super().__init__(parse_uri(root), BackendOptions())
+        self.control, self.after, self.count = control, after, 0
+        self.lock = threading.Lock()
+
+    def put(self, key: str, data) -> None:  # type: ignore[no-untyped-def]
+        super().put(key, data)
+        with self.lock:
+            self.count += 1
+            if self.count == self.after:
+                self.control.abort("interrupted by the test")
+
+
 def test_interrupted_prepare_resumes_with_only_missing_objects_and_same_sizes(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, 400)
     params = prepare_params(cfg, AgentIdentity())[0]
     control = RunControl()
-    shard = PrepareShard(params, 0, params.total, control, existing=scan_existing(params)).begin()
-    deadline = time.monotonic() + 60
-    while shard.done_count() < params.total // 2 and time.monotonic() < deadline:
-        time.sleep(0.002)
-    control.abort("interrupted by the test")
-    first = shard.finish()
+    storage = ShardStorage(params)
+    storage.close()
+    storage.backends = [_AbortAfter(params.base_uri, control, params.total // 2)]
+    first = PrepareShard(params, 0, params.total, control, existing=scan_existing(params), storage=storage,
+                         own_storage=True).begin().finish()
     assert first.aborted and 0 < first.created_count < params.total
     before = _sizes(tmp_path / "data")
     mtimes = {n: (tmp_path / "data" / n).stat().st_mtime_ns for n in before}
