@@ -94,7 +94,9 @@ def assign_ids(declared: list[str | None], env_ids: list[str | None]) -> list[st
 
 
 def _join(uri: str, prefix: str) -> str:
-    return uri.rstrip("/") + "/" + prefix.strip("/") + "/"
+    """`uri` + `prefix` as a directory URI (an empty prefix leaves `uri` as a directory)."""
+    rest = prefix.strip("/")
+    return uri.rstrip("/") + "/" + (rest + "/" if rest else "")
 
 
 def agent_config(config: Config, slot: AgentSlot, agent_id: str, index: int) -> Config:
@@ -121,11 +123,15 @@ def agent_config(config: Config, slot: AgentSlot, agent_id: str, index: int) -> 
     if isolated and not (entry is not None and entry.target_override) and target:
         template = (entry.path_template if entry is not None else None) or dist.path_template
         prefix = template.replace("{agent_id}", agent_id).replace("{id}", str(index + 1))
-        update["target"] = _join(target, prefix)
+        own_target = _join(target, prefix)
+        update["target"] = own_target
         if prepare is not None:
+            base = target.rstrip("/")
             pools = [
-                pool.model_copy(update={"base_uri": _join(pool.base_uri, prefix)})
-                if pool.base_uri and pool.base_uri.rstrip("/").startswith(target.rstrip("/"))
+                pool.model_copy(
+                    update={"base_uri": _join(own_target, pool.base_uri.rstrip("/")[len(base) :])}
+                )
+                if pool.base_uri and pool.base_uri.rstrip("/").startswith(base)
                 else pool
                 for pool in prepare.ensure_objects
             ]
