@@ -186,3 +186,46 @@ def test_barrier_plan_uses_the_stage_type(make_run) -> None:
     assert isinstance(plan.barrier, PhaseBarrier)
     assert plan.barrier.type.value == "all_or_nothing"
     assert plan.barrier.agent_barrier_timeout == 2
+
+
+def test_silent_agent_is_queried_then_marked_disconnected(make_run) -> None:
+    """An agent that stops answering (its process frozen) misses heartbeats, fails its status queries and
+    is marked disconnected; best_effort lets the other agent carry the stage."""
+    import os
+    import signal
+
+    text = f"""
+target: "file:///tmp/unused/"
+duration: 6s
+concurrency: 1
+perf_log: {{interval: {INTERVAL}}}
+workload:
+  - {{op: get, path: "*", weight: 1}}
+distributed:
+  shared_filesystem: true
+  barrier_sync:
+    execute:
+      type: best_effort
+      heartbeat_interval: 0.5
+      missed_threshold: 2
+      query_timeout: 0.5
+      query_retries: 1
+  agents:
+    - {{address: '127.0.0.1:7761', id: a1}}
+    - {{address: '127.0.0.1:7762', id: a2}}
+"""
+    config = load_config_text(text).config
+    run = make_run(config)
+    pid = ray.get(run.fleet.agents[1].actor.probe.remote())["pid"]
+    timer = threading.Timer(1.5, os.kill, args=(pid, signal.SIGSTOP))
+    timer.start()
+    try:
+        result = run.stage(_execute_plan(config))
+    finally:
+        timer.join()
+        os.kill(pid, signal.SIGCONT)
+    assert result.status is BarrierStatus.DEGRADED
+    assert result.states == {"a1": "ready", "a2": "failed"}
+    assert "no answer to 2 status queries" in result.reasons["a2"]
+    kinds = [(e.agent_id, e.kind) for e in result.events]
+    assert ("a2", "disconnected") in kinds

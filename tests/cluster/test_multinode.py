@@ -331,3 +331,24 @@ def test_sigint_aborts_driver_subprocess_and_leaves_nothing_running(ray_cluster,
     time.sleep(1.0)  # the GCS records actor deaths asynchronously
     assert live_actors_of_run(run_id) == []
     assert live_placement_groups_of_run(run_id) == []
+
+
+def test_sbench_agent_id_in_a_nodes_environment_names_its_agent(ray_cluster) -> None:
+    extra = ray_cluster.cluster.add_node(num_cpus=1, env_vars={"SBENCH_AGENT_ID": "edge-7"})
+    ray_cluster.cluster.wait_for_nodes()
+    config = load_config_text(_per_node_config("file:///tmp/unused/")).config
+    run_id = uuid.uuid4().hex[:8]
+    coordinator = create_coordinator(run_id, 1.0, 10)
+    fleet = None
+    try:
+        fleet = start_fleet(config, run_id, coordinator, interval_s=1.0)
+        by_node = {a.node_id: a.agent_id for a in fleet.agents}
+        assert len(fleet.agents) == 4
+        assert by_node[extra.node_id] == "edge-7"
+        others = [a for n, a in by_node.items() if n != extra.node_id]
+        assert len(set(others)) == 3 and all(a.startswith("agent-") for a in others)
+    finally:
+        if fleet is not None:
+            fleet.shutdown()
+        ray.kill(coordinator)
+        ray_cluster.cluster.remove_node(extra)
