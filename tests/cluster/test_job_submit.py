@@ -1,5 +1,6 @@
 """`ray start --head` in the namespace, then `ray job submit ... -- python -m sbench run X.yaml` runs a 5 s
-workload to SUCCESS (the way a user drives a real cluster).
+workload to SUCCESS (the way a user drives a real cluster), and `ray job stop` aborts a running job with
+partial results and STATUS ABORTED.
 
 The head is started with `--block` and stopped by signalling that process group, not with `ray stop`:
 `ray stop` kills every Ray process of the machine, including other test sessions' instances.
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -26,8 +28,9 @@ VENV_BIN = Path(sys.executable).parent
 RAY_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
 
 
-@pytest.fixture
-def ray_head(tmp_path: Path):
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("ray-head")
     ray_bin = VENV_BIN / "ray"
     if not ray_bin.exists():
         pytest.skip("the `ray` CLI is not installed next to this Python")
@@ -139,3 +142,55 @@ distributed:
     ]
     console = (results / "console_log.txt").read_text()
     assert "Ray: cluster at" in console  # the job's driver joined the running cluster
+
+
+def test_ray_job_stop_aborts_the_run_with_partial_results(ray_head, tmp_path: Path) -> None:
+    url, env, _gcs = ray_head
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(100):
+        (data / f"f{i:03d}").write_bytes(b"z" * 1024)
+    results = tmp_path / "results"
+    (job_dir / "long.yaml").write_text(
+        f"""
+target: "file://{data}/"
+duration: 120s
+concurrency: 2
+workload:
+  - {{op: stat, path: "*", weight: 1}}
+distributed:
+  shared_filesystem: true
+  agents:
+    - {{address: "localhost:7761", id: long-1}}
+"""
+    )
+    job_id = f"sbench-stop-{uuid.uuid4().hex[:8]}"
+    ray_cli = str(VENV_BIN / "ray")
+    submit = [ray_cli, "job", "submit", "--address", url, "--submission-id", job_id, "--no-wait"]
+    submit += ["--working-dir", str(job_dir), "--", "python", "-m", "sbench", "run", "long.yaml"]
+    submit += ["--results-dir", str(results)]
+    done = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    log = results / "console_log.txt"
+    deadline = time.monotonic() + 90
+    while not (log.exists() and "stage execute (execute) started" in log.read_text()):
+        assert time.monotonic() < deadline, "the job never reached its execute stage"
+        time.sleep(0.2)
+    time.sleep(2.0)
+    t0 = time.monotonic()
+    stop = subprocess.run(
+        [ray_cli, "job", "stop", "--address", url, job_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.monotonic() - t0
+    assert stop.returncode == 0, stop.stdout[-2000:] + stop.stderr[-2000:]
+    assert status_of(results) == "ABORTED"
+    assert "SIGTERM" in (results / "STATUS.txt").read_text()
+    text = (results / "02_execute_results.tsv").read_text()
+    assert "META\tALL" in text  # partial results of the aborted stage
+    assert took < 15, f"`ray job stop` took {took:.1f}s"
