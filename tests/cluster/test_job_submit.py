@@ -28,6 +28,16 @@ VENV_BIN = Path(sys.executable).parent
 RAY_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
 
 
+def _submit(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """`ray job submit`, retried while the head's job agent is still starting (it answers 500 until then)."""
+    deadline = time.monotonic() + 60
+    while True:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        if "No available agent to submit job" not in done.stdout + done.stderr or time.monotonic() > deadline:
+            return done
+        time.sleep(1.0)
+
+
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("ray-head")
@@ -129,7 +139,7 @@ distributed:
         "--results-dir",
         str(results),
     ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    done = _submit(cmd, env, timeout=180)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "succeeded" in (done.stdout + done.stderr).lower()
     assert status_of(results) == "SUCCESS"
@@ -171,7 +181,7 @@ distributed:
     submit = [ray_cli, "job", "submit", "--address", url, "--submission-id", job_id, "--no-wait"]
     submit += ["--working-dir", str(job_dir), "--", "python", "-m", "sbench", "run", "long.yaml"]
     submit += ["--results-dir", str(results)]
-    done = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=120)
+    done = _submit(submit, env, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     log = results / "console_log.txt"
     deadline = time.monotonic() + 90

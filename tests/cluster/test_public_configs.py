@@ -113,5 +113,7 @@ def test_barriers_local_isolated(ray_session, shared_configs: Path, tmp_path: Pa
     text = (results / "03_execute_results.tsv").read_text()
     assert "majority" in (results / "summary.json").read_text()  # the execute stage used its own barrier
     assert text.startswith("# Stage 3 Results: execute (execute)")
+    endpoints = (results / "03_execute_endpoint_stats.tsv").read_text().splitlines()
+    assert len(endpoints) == 3 and "agent1-test" in endpoints[1] and "agent2-test" in endpoints[2]
     for agent in ("agent1-test", "agent2-test"):
         assert list((scratch / agent).iterdir()) == []  # cleanup deleted each agent's own objects
