@@ -252,7 +252,9 @@ class AgentActor:
         self._report(plan.index, counters, started_ms, pending_ref, control, final=True)
         result = self._result(plan, box, control, start)
         if self._coordinator is not None:
-            self._coordinator.arrive.remote(self.identity.agent_id, plan.index, result.ok, result.reason)
+            self._coordinator.arrive.remote(
+                self.identity.agent_id, plan.index, result.ok, result.reason, result.status
+            )
         return result
 
     def _deadline(self, request: StageRequest, start: float) -> float | None:

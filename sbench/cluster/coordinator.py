@@ -109,11 +109,11 @@ class CoordinatorActor:
         state = stage.barrier.states.get(report.agent_id)
         return "stop" if state in (AgentStageState.STRAGGLER, AgentStageState.FAILED) else "continue"
 
-    async def arrive(self, agent_id: str, index: int, ok: bool, reason: str = "") -> None:
+    async def arrive(self, agent_id: str, index: int, ok: bool, reason: str = "", status: str = "") -> None:
         stage = self._stage
         if stage is not None and stage.stage_index == index:
             now_s, now_ms = _now()
-            stage.arrive(agent_id, ok, reason, now_s, now_ms)
+            stage.arrive(agent_id, ok, reason, now_s, now_ms, status)
 
     async def agent_failed(self, agent_id: str, index: int, kind: str, reason: str) -> None:
         """The driver saw the agent's stage call fail (actor died, node gone, error raised)."""

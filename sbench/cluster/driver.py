@@ -351,6 +351,7 @@ class DistributedRun:
         return self._agent_stage(plan, participants)
 
     def _agent_stage(self, plan: StagePlan, participants: list[AgentRef]) -> StageRun:
+        totals = {a.agent_id: plan.expected_tasks for a in participants} if plan.expected_tasks else None
         run = run_agent_stage(
             self.coordinator,
             participants,
@@ -358,6 +359,7 @@ class DistributedRun:
             on_poll=lambda drained: self._agent_poll(plan, drained),
             abort_requested=self.signals.event,
             abort_reason=lambda: self.signals.reason or "aborted",
+            objects_total=totals,
         )
         shared = [r.extra["shared_listings"] for r in run.results.values() if "shared_listings" in r.extra]
         if any(s["produced"] or s["fetched"] for s in shared):

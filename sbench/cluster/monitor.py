@@ -38,7 +38,7 @@ class StageEvent:
 
     at_ms: int
     agent_id: str
-    kind: str  # stuck | unstuck | failed | disconnected | straggler | node_removed | abort
+    kind: str  # stuck | unstuck | failed | aborted | disconnected | straggler | node_removed | died
     message: str
 
 
@@ -142,8 +142,10 @@ class StageMonitor:
             view.last_contact_s = now_s
             view.queries_failed = 0
 
-    def arrive(self, agent_id: str, ok: bool, reason: str, now_s: float, now_ms: int) -> None:
-        """The agent finished the stage (ok) or failed it (reason)."""
+    def arrive(
+        self, agent_id: str, ok: bool, reason: str, now_s: float, now_ms: int, status: str = ""
+    ) -> None:
+        """The agent finished the stage (ok) or failed it (reason; `status` aborted/timeout/failed)."""
         view = self.views.get(agent_id)
         if view is None:
             return
@@ -151,13 +153,13 @@ class StageMonitor:
         if ok:
             self.barrier.arrive(agent_id, now_s)
         else:
-            self.fail(agent_id, "failed", reason, now_ms)
+            self.fail(agent_id, "aborted" if status == "aborted" else "failed", reason, now_ms)
         self._sync_state(agent_id)
 
     def fail(self, agent_id: str, kind: str, reason: str, now_ms: int) -> None:
         if agent_id not in self.views or self.barrier.states[agent_id] is AgentStageState.FAILED:
             return
-        if self.barrier.states[agent_id] is AgentStageState.READY and kind != "failed":
+        if self.barrier.states[agent_id] is AgentStageState.READY and kind not in ("failed", "aborted"):
             return  # it finished the stage before it died or fell silent: the stage result stands
         self.barrier.fail(agent_id, reason)
         self._sync_state(agent_id)

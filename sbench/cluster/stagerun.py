@@ -123,7 +123,9 @@ def run_agent_stage(
                 ray.get(coordinator.agent_failed.remote(agent.agent_id, plan.index, kind, reason))
                 result = AgentStageResult(agent.agent_id, plan.index, "failed", reason)
             results[agent.agent_id] = result
-            ray.get(coordinator.arrive.remote(agent.agent_id, plan.index, result.ok, result.reason))
+            ray.get(
+                coordinator.arrive.remote(agent.agent_id, plan.index, result.ok, result.reason, result.status)
+            )
         drained = drain()
         now = time.monotonic()
         if abort_requested.is_set() and not aborted:

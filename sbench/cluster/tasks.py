@@ -150,7 +150,8 @@ class TaskJob:
     node_id: str
     #: True: must run on that node (its local disk); False: prefer it, run anywhere when it is busy
     hard: bool = False
-    #: called with the task's return value (or the exception) on the driver
+    #: called on the driver when the task is launched, and with its return value (or exception) when done
+    on_start: Callable[[TaskJob], None] | None = None
     on_done: Callable[[TaskJob, Any], None] | None = None
     label: str = ""
     #: shards are I/O-bound thread pools: a quarter CPU each lets several share a node, and never waits
@@ -211,6 +212,8 @@ def run_task_jobs(
         stopping = state.aborted or state.timed_out
         while queue and len(in_flight) < max_in_flight and not stopping:
             job = queue.pop()
+            if job.on_start is not None:
+                job.on_start(job)
             strategy = NodeAffinitySchedulingStrategy(node_id=job.node_id, soft=not job.hard)
             ref = (
                 _remote(job.fn)

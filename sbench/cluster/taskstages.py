@@ -20,7 +20,7 @@ import ray
 
 from sbench.cluster.agent import AgentStageResult
 from sbench.cluster.barrier import BarrierStatus, StageBarrier
-from sbench.cluster.metadata_cache import ObjectState, compress_ranges, config_hash
+from sbench.cluster.metadata_cache import ObjectState, compress_ranges, config_hash, subtract_ranges
 from sbench.cluster.stagerun import AgentRef, StageRun
 from sbench.cluster.tasks import (
     TaskJob,
@@ -251,6 +251,7 @@ def run_prepare_stage(
                 (ctx.coordinator, plan.index, params, lo, hi, have_ref),
                 agent.node_id,
                 hard=space.hard,
+                on_start=_prepare_start(ctx, space, lo, hi, have),
                 on_done=_prepare_done(ctx, space),
                 label=f"prepare shard [{lo}, {hi}) of {space.params.base_uri}",
             )
@@ -334,6 +335,27 @@ def _existing_sets(
         for space in to_list:
             out[space.key] = found.get(space.key, IndexSet(0, space.params.total))
     return out
+
+
+def _prepare_start(
+    ctx: TaskStageContext, space: Space, lo: int, hi: int, have: IndexSet | None
+) -> Callable[[TaskJob], None]:
+    """Record the shard's objects as planned, and the ones it will create as CREATING: after a crash the
+    cache shows what was in flight (resume recreates everything not CREATED)."""
+
+    def start(job: TaskJob) -> None:
+        ray.get(ctx.cache.plan.remote(space.scope, lo, None, hi))
+        p = space.params
+        if p.skip_verification and not p.force_overwrite:
+            return  # assumed present: nothing will be created
+        if have is None:
+            missing = [(lo, hi)]
+        else:
+            missing = subtract_ranges(lo, hi, compress_ranges(i for i in range(lo, hi) if i in have))
+        if missing:
+            ray.get(ctx.cache.mark_ranges.remote(space.scope, missing, int(ObjectState.CREATING)))
+
+    return start
 
 
 def _prepare_done(ctx: TaskStageContext, space: Space) -> Callable[[TaskJob, Any], None]:
