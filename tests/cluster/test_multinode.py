@@ -352,3 +352,41 @@ def test_sbench_agent_id_in_a_nodes_environment_names_its_agent(ray_cluster) -> 
             fleet.shutdown()
         ray.kill(coordinator)
         ray_cluster.cluster.remove_node(extra)
+
+
+def test_second_sigint_exits_at_once(ray_cluster, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = tmp_path / "twice.yaml"
+    cfg.write_text(_per_node_config(f"file://{data}/", duration="60s"))
+    results = tmp_path / "twice-results"
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster.address}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sbench", "run", str(cfg), "--results-dir", str(results)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        log = results / "console_log.txt"
+        deadline = time.monotonic() + 90
+        while not (log.exists() and "stage execute (execute) started" in log.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 130 and took < 1.5, (code, took)
+    run_id = run_id_of(results)
+    deadline = time.monotonic() + 10  # killed actors and a dead owner: the GCS catches up within seconds
+    while live_actors_of_run(run_id) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert live_actors_of_run(run_id) == []
+    assert live_placement_groups_of_run(run_id) == []
