@@ -44,7 +44,11 @@ def ray_head(tmp_path_factory):
     ray_bin = VENV_BIN / "ray"
     if not ray_bin.exists():
         pytest.skip("the `ray` CLI is not installed next to this Python")
-    port, dashboard, client = servers.free_port(), servers.free_port(), servers.free_port()
+    # Every port explicit: the session's own Ray instance in this namespace already holds the defaults
+    # (the dashboard agent's 52365 in particular, without which no job can be submitted).
+    port, dashboard, client, agent_http, agent_grpc, runtime_env, metrics = (
+        servers.free_port() for _ in range(7)
+    )
     env = {
         **os.environ,
         "RAY_AUTH_MODE": "disabled",
@@ -63,6 +67,10 @@ def ray_head(tmp_path_factory):
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dashboard}",
             f"--ray-client-server-port={client}",
+            f"--dashboard-agent-listen-port={agent_http}",
+            f"--dashboard-agent-grpc-port={agent_grpc}",
+            f"--runtime-env-agent-port={runtime_env}",
+            f"--metrics-export-port={metrics}",
             "--num-cpus=2",
             "--disable-usage-stats",
         ],
