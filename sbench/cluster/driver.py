@@ -234,6 +234,7 @@ class DistributedRun:
         agents = self.fleet.agents
         self.results.metadata.agents = [a.agent_id for a in agents]
         self.extra["forwarded_env"] = sorted(forwarded_env())  # names only, never values
+        self.extra["clock_offsets_ms"] = dict(self.fleet.clock_offsets_ms)
         self.results.write_metadata()
         nodes = sorted({a.node_id for a in agents})
         self._say(

@@ -295,15 +295,6 @@ class MetadataStore:
             after = ranges[-1][1] - 1
             yield ranges
 
-    def sizes(self, scope: int, start: int, stop: int) -> dict[int, int]:
-        """Planned sizes of [start, stop): GET/STAT paths can know a size without a stat() (seed item 1)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT idx, size FROM objects WHERE scope_id=? AND idx>=? AND idx<? AND size IS NOT NULL",
-                (scope, start, stop),
-            ).fetchall()
-        return {int(idx): int(size) for idx, size in rows}
-
     # -- tree manifests --
 
     def put_manifest(self, config_hash: str, name: str, body: dict[str, Any]) -> None:
@@ -453,9 +444,6 @@ class MetadataCacheActor:
 
     def created_batch(self, scope: int, after: int, limit: int) -> list[Range]:
         return self._store.created_batch(scope, after, limit)
-
-    def sizes(self, scope: int, start: int, stop: int) -> dict[int, int]:
-        return self._store.sizes(scope, start, stop)
 
     def put_manifest(self, config_hash: str, name: str, body: dict[str, Any]) -> None:
         self._store.put_manifest(config_hash, name, body)

@@ -8,7 +8,7 @@ listed nodes. A cluster that cannot hold the placement ends with a clear error, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -39,7 +39,6 @@ class PlacedSlot:
 class Placement:
     slots: list[PlacedSlot]
     placement_group: PlacementGroup | None = None
-    notes: list[str] = field(default_factory=list)
 
     def release(self) -> None:
         """Free the placement group (called on every exit path of the driver)."""

@@ -138,6 +138,7 @@ class RunReport:
                 "optional": optional,
                 "aborted": run.aborted,
                 "timed_out": run.timed_out,
+                "agents_progress": run.progress,
             }
         )
         phase = _PHASE_OF.get(plan.type)

@@ -60,6 +60,9 @@ class StageRun:
     aborted: bool = False
     timed_out: bool = False
     events: list[StageEvent] = field(default_factory=list)
+    #: per agent, the rich progress fields at the end of the stage (objects done/total/deleted/remaining,
+    #: errors, throughput, progress rate, elapsed, stuck flag and reason)
+    progress: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def failed_agents(self) -> list[str]:
@@ -99,6 +102,7 @@ def run_agent_stage(
     aborted = timed_out = False
     give_up_at: float | None = None
     events: list[StageEvent] = []
+    progress: dict[str, dict[str, Any]] = {}
     limit = (plan.timeout_s + TIMEOUT_SLACK_S) if plan.timeout_s else None
 
     def drain() -> Drained | None:
@@ -108,6 +112,7 @@ def run_agent_stage(
                 for snap in snaps:
                     partial[agent_id].add(snap)
             events.extend(drained.events)
+            progress.update(drained.agents)
             on_poll(drained)
         return drained
 
@@ -174,4 +179,5 @@ def run_agent_stage(
         aborted=aborted,
         timed_out=timed_out,
         events=events,
+        progress=progress,
     )

@@ -20,7 +20,13 @@ import ray
 
 from sbench.cluster.agent import AgentStageResult
 from sbench.cluster.barrier import BarrierStatus, StageBarrier
-from sbench.cluster.metadata_cache import ObjectState, compress_ranges, config_hash, subtract_ranges
+from sbench.cluster.metadata_cache import (
+    WRITE_BATCH,
+    ObjectState,
+    compress_ranges,
+    config_hash,
+    subtract_ranges,
+)
 from sbench.cluster.stagerun import AgentRef, StageRun
 from sbench.cluster.tasks import (
     TaskJob,
@@ -427,9 +433,7 @@ def run_cleanup_shards(ctx: TaskStageContext, plan: StagePlan) -> tuple[StageRun
     for space in spaces:
         p = replace(space.params, concurrency=concurrency)
         space.scope = ray.get(ctx.cache.scope_id.remote(config_hash(space.spec()), space.key))
-        created_ranges = ray.get(
-            ctx.cache.ranges_in_state.remote(space.scope, 0, p.total, [int(ObjectState.CREATED)])
-        )
+        created_ranges = _created_ranges(ctx, space.scope)
         if created_ranges:
             created: IndexSet | None = _index_set(p.total, created_ranges)
         elif ctx.cleanup_only:
@@ -498,6 +502,19 @@ def run_cleanup_shards(ctx: TaskStageContext, plan: StagePlan) -> tuple[StageRun
         _run(ctx, plan, dir_jobs, state, plan.timeout_s)
     participants = _participants(spaces) or list(ctx.agents)
     return _stage_run(plan, participants, state, time.monotonic() - t0), notes
+
+
+def _created_ranges(ctx: TaskStageContext, scope: int) -> list[tuple[int, int]]:
+    """The exact created set of a space, paged from the cache in batches (constant memory per call)."""
+    out: list[tuple[int, int]] = []
+    after = -1
+    while batch := ray.get(ctx.cache.created_batch.remote(scope, after, WRITE_BATCH)):
+        if out and out[-1][1] == batch[0][0]:
+            out[-1] = (out[-1][0], batch[0][1])
+            batch = batch[1:]
+        out.extend(batch)
+        after = out[-1][1] - 1
+    return out
 
 
 def _cleanup_done(

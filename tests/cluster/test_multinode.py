@@ -7,6 +7,7 @@ detection, and an aborted driver that leaves nothing of its run alive.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -112,6 +113,15 @@ def _check_full_run(code: int, results: Path) -> None:
     lines = agent_lines(results)
     assert set(lines) == {"agent-1", "agent-2", "agent-3"}
     assert all(v.startswith("Completed") for v in lines.values())
+    summary = json.loads((results / "summary.json").read_text())
+    execute = next(s for s in summary["stages"] if s["name"] == "execute")
+    progress = execute["agents_progress"]
+    assert set(progress) == {"agent-1", "agent-2", "agent-3"}
+    for fields in progress.values():  # the rich progress fields, real numbers (sai3 left them at 0)
+        assert fields["objects_done"] > 0 and fields["phase_elapsed_ms"] > 0 and fields["is_stuck"] is False
+        expected = {"objects_total", "objects_remaining", "errors_encountered", "current_throughput"}
+        assert expected <= set(fields)
+    assert execute["start_skew_ms"] is not None and execute["start_skew_ms"] < 200
 
 
 def test_four_stage_run_on_file(ray_cluster, tmp_path: Path) -> None:
