@@ -38,6 +38,7 @@ from sbench.cluster.taskstages import (
     run_cleanup_shards,
     run_prepare_stage,
     run_validation_stage,
+    run_verify,
 )
 from sbench.config.models import AgentConfig, Completion, Config, DistributedConfig, StageType
 from sbench.config.stages import PhaseBarrier, StagePlan
@@ -57,7 +58,7 @@ RAY_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
 
 
 @contextlib.contextmanager
-def ray_connection(num_cpus: int | None = None) -> Iterator[str]:
+def ray_connection() -> Iterator[str]:
     """Connect to RAY_ADDRESS or a running cluster, else start a local instance; disconnect at the end
     (a connection made by the caller, e.g. a test, is left alone)."""
     if ray.is_initialized():
@@ -70,7 +71,7 @@ def ray_connection(num_cpus: int | None = None) -> Iterator[str]:
         ray.init(address=address, **quiet)
         mode = f"cluster at {address}"
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 2, include_dashboard=False, **quiet)
+        ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, **quiet)
         mode = "local"
     try:
         yield mode
@@ -181,6 +182,10 @@ class DistributedRun:
         self._say(f"sbench run {self.config_path} (run id {self.run_id}, {load}; Ray: {self.connection})")
         for warning in self.loaded.warnings:
             self.ui.log.record(f"warning: {warning}")
+        if getattr(self.options, "op_log", None) is not None:
+            note = f"--op-log {self.options.op_log}: op-log capture is not built yet; no op-log is written"
+            self.extra["notes"] = [note]
+            self._say(f"note: {note}")
         self.signals.install()
         status, reason = RunStatus.FAILURE, ""
         try:
@@ -243,6 +248,13 @@ class DistributedRun:
         )
         run_start_ms = int(time.time() * 1000)
         self.report = RunReport(self.results, [(a.agent_id, a.node_ip) for a in agents], run_start_ms)
+        if getattr(self.options, "verify", False):
+            ok, lines = run_verify(self._task_context(agents))
+            for line in lines:
+                self._say(line)
+            if ok:
+                return RunStatus.SUCCESS, ""
+            return RunStatus.FAILURE, "prepared objects missing or unreadable"
         excluded: dict[str, str] = {}
         status, reason = RunStatus.SUCCESS, ""
         for plan in plans:

@@ -133,6 +133,13 @@ def scan_task(coordinator: Any, stage_index: int, params: PrepareParams) -> Inde
     return _watched(coordinator, stage_index, lambda control: scan_existing(params, control))
 
 
+def verify_task(config: Any, identity: AgentIdentity) -> tuple[bool, list[str]]:
+    """`--verify` for one agent's share: every prepared object listed and stat-able."""
+    from sbench.engine.prepare import verify_prepared
+
+    return verify_prepared(config, identity, RunControl())
+
+
 def preflight_task(config: Any, identity: AgentIdentity) -> Any:
     """One agent's preflight checks, on that agent's node (its mounts, credentials and network)."""
     from sbench.preflight import run_preflight

@@ -37,6 +37,7 @@ from sbench.cluster.tasks import (
     run_task_jobs,
     scan_task,
     shard_ranges,
+    verify_task,
 )
 from sbench.config.models import Config
 from sbench.config.stages import StagePlan
@@ -596,3 +597,46 @@ def run_validation_stage(ctx: TaskStageContext, plan: StagePlan) -> tuple[StageR
     ctx.say(f"preflight controller: {controller.summary_line()}")
     run = _stage_run(plan, list(ctx.agents), state, time.monotonic() - t0)
     return run, [controller, *(r for r in results.values() if hasattr(r, "passed"))]
+
+
+# -- --verify --
+
+
+def run_verify(ctx: TaskStageContext) -> tuple[bool, list[str]]:
+    """`--verify`: every prepared object listed and stat-able, checked once per object space (shared: by
+    the first agent for all of it; isolated: each agent its own, on its own node)."""
+    found: dict[str, tuple[bool, list[str]]] = {}
+
+    def done(job: TaskJob, value: Any) -> None:
+        found[job.agent_id] = value if isinstance(value, tuple) else (False, [f"verify failed: {value}"])
+
+    dist = ctx.config.distributed
+    shared = bool(dist is not None and dist.shared_filesystem)
+    checkers = ctx.agents[:1] if shared else ctx.agents
+    jobs = [
+        TaskJob(
+            a.agent_id,
+            verify_task,
+            (ctx.config if shared else ctx.agent_configs[a.agent_id], AgentIdentity(agent_id=a.agent_id)),
+            a.node_id,
+            hard=True,
+            on_done=done,
+            label="verify",
+        )
+        for a in checkers
+    ]
+    run_task_jobs(
+        jobs,
+        max_in_flight=max(1, len(jobs)),
+        coordinator=ctx.coordinator,
+        stage_index=0,
+        abort_requested=ctx.abort_requested,
+        abort_reason=ctx.abort_reason,
+        timeout_s=None,
+        interval_s=ctx.interval_s,
+        on_interval=ctx.on_interval,
+        snapshot_of=lambda _r: None,
+    )
+    lines = [f"{agent}: {line}" for agent, (_ok, out) in found.items() for line in out]
+    ok = len(found) == len(jobs) and all(ok for ok, _ in found.values())
+    return ok, lines

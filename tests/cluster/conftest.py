@@ -67,8 +67,9 @@ def ray_cluster() -> Iterator[ClusterHandle]:
             ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
 
 
-def run_driver(config_text: str, tmp: Path, name: str = "run") -> tuple[int, Path]:
-    """Write the config, run the real distributed driver in this process, return (exit code, results)."""
+def run_driver(config_text: str, tmp: Path, name: str = "run", **flags: Any) -> tuple[int, Path]:
+    """Write the config, run the real distributed driver in this process, return (exit code, results).
+    `flags` are RunOptions fields (prepare_only=True, verify=True, ...)."""
     from sbench.cluster.driver import run_distributed
     from sbench.commands.run import RunOptions
     from sbench.config import load_config
@@ -76,7 +77,7 @@ def run_driver(config_text: str, tmp: Path, name: str = "run") -> tuple[int, Pat
     path = tmp / f"{name}.yaml"
     path.write_text(config_text)
     results = tmp / f"{name}-results"
-    code = run_distributed(load_config(path), RunOptions(results_dir=results), path)
+    code = run_distributed(load_config(path), RunOptions(results_dir=results, **flags), path)
     return code, results
 
 

@@ -164,3 +164,39 @@ distributed:
     assert len(list((data / "agent-1").iterdir())) == 20 and len(list((data / "agent-2").iterdir())) == 20
     _, agents = stage_tables(results / "02_prepare_results.tsv")
     assert {a["agent_id"]: int(a["put_ops"]) for a in agents} == {"a1": 20, "a2": 20}
+
+
+def test_prepare_only_verify_and_cleanup_only_flags(ray_session, tmp_path: Path) -> None:
+    data = tmp_path / "flags"
+    data.mkdir()
+    config = f"""
+target: "file://{data}/"
+duration: 1s
+prepare:
+  ensure_objects:
+    - {{count: 40, size_spec: 1024, fill: zero}}
+workload:
+  - {{op: get, path: "*", weight: 1}}
+distributed:
+  shared_filesystem: true
+  agents:
+{_agents(2)}
+"""
+    code, results = run_driver(config, tmp_path, "prep", prepare_only=True)
+    assert code == 0 and len(list(data.iterdir())) == 40
+    assert sorted(p.name for p in results.glob("0*_results.tsv")) == [
+        "01_preflight_results.tsv",
+        "02_prepare_results.tsv",
+    ]
+    code, results = run_driver(config, tmp_path, "verify-ok", verify=True)
+    assert code == 0 and "40 of 40 objects found" in (results / "console_log.txt").read_text()
+    (data / "prepared-00000011.dat").unlink()
+    code, results = run_driver(config, tmp_path, "verify-bad", verify=True)
+    assert code == 1 and status_of(results) == "FAILURE"
+    assert "39 of 40 objects found" in (results / "console_log.txt").read_text()
+    code, results = run_driver(config, tmp_path, "clean", cleanup_only=True)
+    assert code == 0 and list(data.iterdir()) == []
+    assert (
+        "every prepare name (40 objects) is deleted (--cleanup-only)"
+        in (results / "console_log.txt").read_text()
+    )
