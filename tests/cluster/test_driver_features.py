@@ -200,3 +200,42 @@ distributed:
         "every prepare name (40 objects) is deleted (--cleanup-only)"
         in (results / "console_log.txt").read_text()
     )
+
+
+def test_stage_timeout_and_hybrid_expected_tasks(ray_session, tmp_path: Path) -> None:
+    data = tmp_path / "limits"
+    data.mkdir()
+    code, results = run_driver(
+        f"""
+target: "file://{data}/"
+duration: 1s
+concurrency: 2
+prepare:
+  ensure_objects:
+    - {{count: 2000, size_spec: 1024, fill: zero}}
+workload:
+  - {{op: stat, path: "*", weight: 1}}
+distributed:
+  shared_filesystem: true
+  agents:
+{_agents(2)}
+  stages:
+    - {{name: prepare, order: 1, type: prepare}}
+    - {{name: burst, order: 2, type: hybrid, max_duration: 20s, expected_tasks: 3000}}
+    - {{name: slow, order: 3, type: custom, command: sleep, args: ["30"], timeout_secs: 1}}
+""",
+        tmp_path,
+        "limits",
+    )
+    summary = json.loads((results / "summary.json").read_text())
+    by_name = {s["name"]: s for s in summary["stages"]}
+    burst = by_name["burst"]
+    assert burst["status"] == "ready"
+    assert all(a["duration_s"] < 15 for a in burst["agents"])  # ended by expected_tasks, not max_duration
+    assert all(a["ops"] >= 3000 for a in burst["agents"])
+    slow = by_name["slow"]
+    assert slow["status"] == "failed", slow
+    assert "stage time limit of 1 s (timeout_secs) exceeded" in slow["reason"], slow["reason"]
+    assert all(a["duration_s"] < 5 for a in slow["agents"])  # the 30 s command was stopped at its limit
+    assert code == 1 and status_of(results) == "FAILURE"
+    assert "stage 'slow'" in (results / "STATUS.txt").read_text()
