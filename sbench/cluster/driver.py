@@ -68,6 +68,13 @@ def ray_connection() -> Iterator[str]:
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     address = os.environ.get("RAY_ADDRESS") or _running_cluster()
     if address:
+        problem = _unreachable(address)
+        if problem:
+            raise RunFailed(
+                f"could not connect to the Ray cluster at RAY_ADDRESS={address}: {problem}",
+                hint="RAY_ADDRESS is the head's GCS host:port (e.g. 10.0.0.10:6379); check that `ray status` "
+                "works on this host, or unset RAY_ADDRESS to run on a local Ray instance",
+            )
         ray.init(address=address, **quiet)
         mode = f"cluster at {address}"
     else:
@@ -77,6 +84,22 @@ def ray_connection() -> Iterator[str]:
         yield mode
     finally:
         ray.shutdown()
+
+
+def _unreachable(address: str) -> str:
+    """Why a host:port GCS address cannot be reached ("" when it answers, or when it is not host:port).
+
+    `ray.init` would otherwise retry an unreachable address for minutes before failing."""
+    if "://" in address or address == "auto" or ":" not in address:
+        return ""
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=3.0):
+            return ""
+    except ValueError:
+        return f"{port!r} is not a port number"
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def _running_cluster() -> str | None:

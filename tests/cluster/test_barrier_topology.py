@@ -208,3 +208,20 @@ def test_monitor_counts_silent_intervals_and_asks_for_liveness_queries() -> None
     mon.tick(4.6, 4600)
     mon.tick(6.1, 6100)
     assert "a1" in mon.stuck_flags()  # silent intervals count as intervals without progress
+
+
+def test_unreachable_ray_address_is_reported_at_once() -> None:
+    import socket
+
+    from sbench.cluster.driver import _unreachable
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    assert "refused" in _unreachable(f"127.0.0.1:{port}").lower()
+    assert _unreachable("127.0.0.1:notaport") == "'notaport' is not a port number"
+    assert _unreachable("auto") == "" and _unreachable("ray://head:10001") == ""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(1)
+        assert _unreachable(f"127.0.0.1:{listening.getsockname()[1]}") == ""
