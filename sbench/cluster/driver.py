@@ -55,6 +55,8 @@ from sbench.ui.report import describe_load, phase_table, print_report
 #: Exit code of a second Ctrl-C (128 + SIGINT); an aborted run exits 1 like a failed one (as locally).
 EXIT_SIGINT = 130
 RAY_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
+#: set by Ray's job supervisor in the environment of a submitted job's entrypoint
+RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
 @contextlib.contextmanager
@@ -193,7 +195,7 @@ class DistributedRun:
     def execute(self) -> int:
         plans = self._plans()
         self.results = ResultsDir.create(
-            self.options.results_dir,
+            self.options.results_dir or _job_results_dir(self.config_path),
             self.config_path,
             config_text=self.loaded.source_text,
             distributed=True,
@@ -524,6 +526,15 @@ class DistributedRun:
             preflight=self.preflight,
             extra=self.extra,
         )
+
+
+def _job_results_dir(config_path: Path) -> Path | None:
+    """Under `ray job submit` the working directory is a temporary copy that Ray garbage-collects, so the
+    default results directory goes to ~/sbench-results/ on the driver's node instead (None elsewhere)."""
+    if RAY_JOB_ENV not in os.environ:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path.home() / "sbench-results" / f"sbench-{stamp}-{config_path.stem or 'run'}-{os.getpid()}"
 
 
 def _expected_s(plan: StagePlan, config: Config) -> float | None:
