@@ -148,3 +148,10 @@ def test_multi_endpoint_run_writes_endpoint_stats(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert len(requests) == 2 and all(n > 0 for n in requests)
     assert sum(requests) == summary["workload"]["totals"]["ops"]
+    # prepare places object i on endpoint i % 2 and its per-endpoint stats are measured too
+    prep = (out / "prepare_endpoint_stats.tsv").read_text().strip().splitlines()
+    prep_rows = [r.split("\t") for r in prep[1:]]
+    # requests: 10 PUTs plus the one gap-fill LIST of that endpoint; bytes_written: 10 objects x 100 B
+    assert [int(r[2]) for r in prep_rows] == [11, 11]
+    assert [int(r[4]) for r in prep_rows] == [1000, 1000]
+    assert summary["prepare"]["totals"]["ops"] == 20

@@ -41,6 +41,7 @@ from sbench.metrics.cpu import CpuSampler
 from sbench.metrics.progress import ProgressCounters
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 from sbench.storage.base import Backend, ErrorClass, StorageError
+from sbench.storage.multi import EndpointStats, MultiEndpointBackend, open_multi
 from sbench.storage.options import BackendOptions
 
 #: sai3's prepare error budget (DEFAULT_PREPARE_MAX_ERRORS): more objects than this failing ends the shard
@@ -188,12 +189,22 @@ class ShardStorage:
         self.params = params
         self.layout = params.layout()
         self.backends: list[Backend] = []
+        #: with several roots (multi-endpoint), a router whose pinned views count each endpoint's calls
+        self.router: MultiEndpointBackend | None = None
+        if len(params.roots) > 1:
+            self.router = open_multi(params.roots, "round_robin", params.options)
+            self.backends = [self.router.pinned(i) for i in range(len(params.roots))]
+            return
         try:
             for root in params.roots:
                 self.backends.append(open_backend(root, params.options))
         except BaseException:
             self.close()
             raise
+
+    def take_endpoint_interval(self) -> list[EndpointStats]:
+        """Per-endpoint counters since the last call (empty without multi-endpoint)."""
+        return self.router.take_endpoint_interval() if self.router is not None else []
 
     def key_of(self, g: int) -> str:
         p = self.params
@@ -206,8 +217,11 @@ class ShardStorage:
         return self.backends[self.params.root_of(g)]
 
     def close(self) -> None:
-        for backend in self.backends:
-            backend.close()
+        if self.router is not None:
+            self.router.close()
+        else:
+            for backend in self.backends:
+                backend.close()
         self.backends = []
 
 
@@ -341,7 +355,11 @@ class PrepareShard:
         return sum(t.created + t.existed + t.failed + t.skipped for t in self.tallies())
 
     def drain(self) -> Snapshot:
-        return Snapshot.merge_all(t.recorder.take_interval() for t in self.tallies())
+        snap = Snapshot.merge_all(t.recorder.take_interval() for t in self.tallies())
+        endpoints = self.storage.take_endpoint_interval()
+        if endpoints:
+            snap.set_endpoints(endpoints)
+        return snap
 
     # -- work --------------------------------------------------------------------------------------------
     def _put(self, g: int, tally: ThreadTally, rng: random.Random) -> bool:

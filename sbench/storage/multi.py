@@ -18,6 +18,7 @@ import difflib
 import itertools
 import threading
 import time
+from abc import abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -137,7 +138,62 @@ class _Endpoint:
             return stats
 
 
-class MultiEndpointBackend(Backend):
+class _CountedCalls(Backend):
+    """The Backend calls, each sent to the endpoint `_pick()` returns and counted on it."""
+
+    @abstractmethod
+    def _pick(self) -> _Endpoint:
+        """The endpoint the next call goes to."""
+
+    def _call(self, fn: Callable[[Backend], T], read: bool = False, nwritten: int = 0) -> T:
+        ep = self._pick()
+        start = ep.begin()
+        try:
+            result = fn(ep.backend)
+        except BaseException:
+            ep.failed()
+            raise
+        ep.done(start, len(result) if read else 0, nwritten)  # type: ignore[arg-type]
+        return result
+
+    def get(self, key: str) -> Buffer:
+        return self._call(lambda b: b.get(key), read=True)
+
+    def get_range(self, key: str, offset: int, length: int) -> Buffer:
+        return self._call(lambda b: b.get_range(key, offset, length), read=True)
+
+    def put(self, key: str, data: Buffer) -> None:
+        self._call(lambda b: b.put(key, data), nwritten=memoryview(data).nbytes)
+
+    def stat(self, key: str) -> ObjectStat:
+        return self._call(lambda b: b.stat(key))
+
+    def delete(self, key: str) -> None:
+        self._call(lambda b: b.delete(key))
+
+    def mkdir(self, path: str) -> None:
+        self._call(lambda b: b.mkdir(path))
+
+    def rmdir(self, path: str, recursive: bool = False) -> None:
+        self._call(lambda b: b.rmdir(path, recursive))
+
+    def list(self, prefix: str = "", recursive: bool = True) -> Iterator[tuple[str, int]]:
+        """One LIST on one endpoint; it counts as one request that stays in flight until the caller has
+        consumed (or dropped) the iterator, with the whole iteration as its latency."""
+        ep = self._pick()
+        start = ep.begin()
+        try:
+            yield from ep.backend.list(prefix, recursive)
+        except GeneratorExit:  # the caller stopped early: a finished request, not an error
+            ep.done(start)
+            raise
+        except BaseException:
+            ep.failed()
+            raise
+        ep.done(start)
+
+
+class MultiEndpointBackend(_CountedCalls):
     """Routes each call to one of N backends that share a namespace, and measures every endpoint.
 
     Constructed over async-capable children (all AsyncBackend), it is an `AsyncMultiEndpointBackend`, so
@@ -178,6 +234,9 @@ class MultiEndpointBackend(Backend):
     def backends(self) -> list[Backend]:
         return [ep.backend for ep in self._endpoints]
 
+    def _pick(self) -> _Endpoint:  # __init__ binds the configured strategy over this per instance
+        return self._round_robin()
+
     def _round_robin(self) -> _Endpoint:
         return self._endpoints[next(self._turn) % len(self._endpoints)]
 
@@ -188,55 +247,6 @@ class MultiEndpointBackend(Backend):
         fewest = min(ep.in_flight for ep in eps)
         tied = [ep for ep in eps if ep.in_flight == fewest]
         return tied[next(self._turn) % len(tied)]
-
-    def _call(self, fn: Callable[[Backend], T], read: bool = False, nwritten: int = 0) -> T:
-        ep = self._pick()
-        start = ep.begin()
-        try:
-            result = fn(ep.backend)
-        except BaseException:
-            ep.failed()
-            raise
-        ep.done(start, len(result) if read else 0, nwritten)  # type: ignore[arg-type]
-        return result
-
-    # -- Backend -----------------------------------------------------------------------------------------
-
-    def get(self, key: str) -> Buffer:
-        return self._call(lambda b: b.get(key), read=True)
-
-    def get_range(self, key: str, offset: int, length: int) -> Buffer:
-        return self._call(lambda b: b.get_range(key, offset, length), read=True)
-
-    def put(self, key: str, data: Buffer) -> None:
-        self._call(lambda b: b.put(key, data), nwritten=memoryview(data).nbytes)
-
-    def stat(self, key: str) -> ObjectStat:
-        return self._call(lambda b: b.stat(key))
-
-    def delete(self, key: str) -> None:
-        self._call(lambda b: b.delete(key))
-
-    def mkdir(self, path: str) -> None:
-        self._call(lambda b: b.mkdir(path))
-
-    def rmdir(self, path: str, recursive: bool = False) -> None:
-        self._call(lambda b: b.rmdir(path, recursive))
-
-    def list(self, prefix: str = "", recursive: bool = True) -> Iterator[tuple[str, int]]:
-        """One LIST on one endpoint; it counts as one request that stays in flight until the caller has
-        consumed (or dropped) the iterator, with the whole iteration as its latency."""
-        ep = self._pick()
-        start = ep.begin()
-        try:
-            yield from ep.backend.list(prefix, recursive)
-        except GeneratorExit:  # the caller stopped early: a finished request, not an error
-            ep.done(start)
-            raise
-        except BaseException:
-            ep.failed()
-            raise
-        ep.done(start)
 
     def close(self) -> None:
         for ep in self._endpoints:
@@ -251,6 +261,31 @@ class MultiEndpointBackend(Backend):
     def take_endpoint_interval(self) -> list[EndpointStats]:
         """Counters and latencies since the previous call (in_flight is the current value)."""
         return [ep.take_interval() for ep in self._endpoints]
+
+    def pinned(self, index: int) -> Backend:
+        """A backend that always uses endpoint `index` and still counts in this router's statistics.
+
+        Prepare and cleanup place object i on endpoint i % n (as sai3 does) instead of letting the strategy
+        choose, yet their per-endpoint stats must be measured the same way as the workload's.
+        """
+        return _PinnedEndpoint(self._endpoints[index])
+
+
+class _PinnedEndpoint(_CountedCalls):
+    """One endpoint of a router, addressed directly, with every call counted on that endpoint."""
+
+    scheme = "multi"
+
+    def __init__(self, endpoint: _Endpoint) -> None:
+        super().__init__(endpoint.uri)
+        self._ep = endpoint
+        self.has_directories = endpoint.backend.has_directories  # type: ignore[misc]
+
+    def _pick(self) -> _Endpoint:
+        return self._ep
+
+    def uri_of(self, key: str) -> str:
+        return self._ep.backend.uri_of(key)
 
 
 class AsyncMultiEndpointBackend(MultiEndpointBackend, AsyncBackend):
