@@ -23,8 +23,8 @@ from azure.storage.blob import BlobPrefix, ContainerClient
 from requests.adapters import HTTPAdapter
 
 from sbench.storage.azure import AzureCredentials, redact
-from sbench.storage.azure_native import as_directory
 from sbench.storage.base import Backend, Buffer, ErrorClass, ObjectStat, StorageError
+from sbench.storage.bulk_delete import batches_under
 from sbench.storage.cloud_errors import classify_status, classify_transport
 from sbench.storage.options import BackendOptions
 from sbench.storage.ranged import RangeEngine
@@ -120,16 +120,9 @@ class AzureSdkBackend(Backend):
     def rmdir(self, path: str, recursive: bool = False) -> None:
         """Delete every blob under `path` when `recursive`, as Blob Batch requests of 256 deletes; otherwise
         a no-op (there is no directory object to remove). A blob deleted meanwhile is fine."""
-        if not recursive:
-            return
-        batch: list[str] = []
-        for key, _ in self.list(as_directory(path), recursive=True):
-            batch.append(self._uri.object_key(key))
-            if len(batch) == BATCH_DELETE:
-                self._delete_batch(batch)
-                batch = []
-        if batch:
-            self._delete_batch(batch)
+        if recursive:
+            for batch in batches_under(self, path, BATCH_DELETE):
+                self._delete_batch([self._uri.object_key(key) for key in batch])
 
     def close(self) -> None:
         # The thread-local clients own nothing but their pipelines (their transports do not own the session);

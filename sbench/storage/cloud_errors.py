@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Callable
 
 from sbench.storage.base import ErrorClass, StorageError
 
@@ -170,7 +171,9 @@ def classify_obstore(exc: BaseException) -> ErrorClass:
     return transport if transport is not None else ErrorClass.OTHER
 
 
-def obstore_error(exc: BaseException, uri: str | None = None) -> StorageError:
+def obstore_error(
+    exc: BaseException, uri: str | None = None, scrub: Callable[[str], str] = str
+) -> StorageError:
     """A StorageError for an obstore failure: classified, with the store's own message (minus the Rust
-    debug dump) kept for the user."""
-    return StorageError(classify_obstore(exc), obstore_summary(exc), uri=uri)
+    debug dump) kept for the user; `scrub` removes what must not be shown (Azure SAS tokens in URLs)."""
+    return StorageError(classify_obstore(exc), scrub(obstore_summary(exc)), uri=uri)

@@ -12,8 +12,8 @@ from typing import Any
 
 from obstore.store import GCSStore
 
-from sbench.storage.azure_native import NO_RETRIES, ObstoreBackend, client_options
 from sbench.storage.gcs import GcsCredentials
+from sbench.storage.obstore_base import NO_RETRIES, ObstoreBackend, client_options
 from sbench.storage.options import BackendOptions
 from sbench.storage.uri import StorageUri
 

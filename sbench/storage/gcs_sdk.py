@@ -29,8 +29,8 @@ from google.oauth2 import service_account
 from google.resumable_media import common as media_common
 from requests.adapters import HTTPAdapter
 
-from sbench.storage.azure_native import delete_under
 from sbench.storage.base import Backend, Buffer, ErrorClass, ObjectStat, StorageError
+from sbench.storage.bulk_delete import delete_under
 from sbench.storage.cloud_errors import classify_status, classify_transport
 from sbench.storage.gcs import GcsCredentials
 from sbench.storage.options import BackendOptions

@@ -21,11 +21,12 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import obstore
-from obstore.exceptions import BaseError
 from obstore.store import S3Store
 
 from sbench.storage.base import AsyncBackend, Buffer, ErrorClass, ObjectStat, StorageError
+from sbench.storage.bulk_delete import batches_under
 from sbench.storage.cloud_errors import obstore_error, obstore_past_end
+from sbench.storage.obstore_base import OBSTORE_ERRORS, object_stat
 from sbench.storage.options import BackendOptions
 from sbench.storage.ranged import RangeEngine
 from sbench.storage.s3 import S3Settings
@@ -36,10 +37,7 @@ _get_range, _get_range_async = obstore.get_range, obstore.get_range_async
 _put, _put_async = obstore.put, obstore.put_async
 _head, _head_async = obstore.head, obstore.head_async
 _delete, _delete_async = obstore.delete, obstore.delete_async
-#: What obstore raises for a failed request (FileNotFoundError is an OSError).
-_STORE_ERRORS = (BaseError, OSError)
 _LIST_CHUNK = 1000
-_DELETE_BATCH = 1000
 #: How long a temporary credential handed to obstore is trusted before obstore asks botocore again.
 _CREDENTIAL_TTL = datetime.timedelta(minutes=5)
 
@@ -143,7 +141,7 @@ class S3NativeBackend(AsyncBackend):
         try:
             result = await _get_async(self._store, key)
             return await result.bytes_async()
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
 
     async def _get_ranged_async(self, key: str) -> Buffer:
@@ -153,13 +151,13 @@ class S3NativeBackend(AsyncBackend):
         if not self._ranges.applies(size):
             try:
                 return await (await _get_async(self._store, key)).bytes_async()
-            except _STORE_ERRORS as exc:
+            except OBSTORE_ERRORS as exc:
                 raise self._error(exc, key) from exc
 
         async def fetch(offset: int, length: int) -> Buffer:
             try:
                 return await _get_range_async(range_store, key, start=offset, length=length)
-            except _STORE_ERRORS as exc:
+            except OBSTORE_ERRORS as exc:
                 raise self._error(exc, key) from exc
 
         return await self._ranges.read_async(fetch, size, self.uri_of(key))
@@ -169,7 +167,7 @@ class S3NativeBackend(AsyncBackend):
             return self._empty_range(key, offset, length)
         try:
             return await _get_range_async(self._store, key, start=offset, length=length)
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             if obstore_past_end(exc):
                 return b""
             raise self._error(exc, key) from exc
@@ -180,7 +178,7 @@ class S3NativeBackend(AsyncBackend):
                 await _put_async(self._store, key, data, use_multipart=False)
             else:
                 await _put_async(self._store, key, data, use_multipart=True, chunk_size=self._part_size)
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
 
     async def list_async(self, prefix: str = "", recursive: bool = True) -> AsyncIterator[tuple[str, int]]:
@@ -202,21 +200,21 @@ class S3NativeBackend(AsyncBackend):
                 level = await obstore.list_with_delimiter_async(self._store, directory or None)
                 for item in _level_items(level, prefix, partial):
                     yield item
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             raise self._error(exc, prefix) from exc
 
     async def stat_async(self, key: str) -> ObjectStat:
         try:
             meta = await _head_async(self._store, key)
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
-        return _stat(key, meta)
+        return object_stat(key, meta)
 
     async def delete_async(self, key: str) -> None:
         """DELETE one key; S3 answers 204 whether or not it existed, so a missing key is not an error."""
         try:
             await _delete_async(self._store, key)
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
 
     # --- sync (worker threads; obstore releases the GIL while it waits) ---------------------------------
@@ -226,7 +224,7 @@ class S3NativeBackend(AsyncBackend):
             return self._get_ranged(key)
         try:
             return _get(self._store, key).bytes()
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
 
     def _get_ranged(self, key: str) -> Buffer:
@@ -236,13 +234,13 @@ class S3NativeBackend(AsyncBackend):
         if not self._ranges.applies(size):
             try:
                 return _get(self._store, key).bytes()
-            except _STORE_ERRORS as exc:
+            except OBSTORE_ERRORS as exc:
                 raise self._error(exc, key) from exc
 
         def fetch(offset: int, length: int) -> Buffer:
             try:
                 return _get_range(range_store, key, start=offset, length=length)
-            except _STORE_ERRORS as exc:
+            except OBSTORE_ERRORS as exc:
                 raise self._error(exc, key) from exc
 
         return self._ranges.read(fetch, size, self.uri_of(key))
@@ -253,7 +251,7 @@ class S3NativeBackend(AsyncBackend):
             return self._empty_range(key, offset, length)
         try:
             return _get_range(self._store, key, start=offset, length=length)
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             if obstore_past_end(exc):
                 return b""
             raise self._error(exc, key) from exc
@@ -270,7 +268,7 @@ class S3NativeBackend(AsyncBackend):
                 _put(self._store, key, data, use_multipart=False)
             else:
                 _put(self._store, key, data, use_multipart=True, chunk_size=self._part_size)
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
 
     def list(self, prefix: str = "", recursive: bool = True) -> Iterator[tuple[str, int]]:
@@ -292,21 +290,21 @@ class S3NativeBackend(AsyncBackend):
             else:
                 level = obstore.list_with_delimiter(self._store, directory or None)
                 yield from _level_items(level, prefix, partial)
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             raise self._error(exc, prefix) from exc
 
     def stat(self, key: str) -> ObjectStat:
         try:
             meta = _head(self._store, key)
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
-        return _stat(key, meta)
+        return object_stat(key, meta)
 
     def delete(self, key: str) -> None:
         """DELETE one key; S3 answers 204 whether or not it existed, so a missing key is not an error."""
         try:
             _delete(self._store, key)
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
 
     def mkdir(self, path: str) -> None:
@@ -314,22 +312,14 @@ class S3NativeBackend(AsyncBackend):
 
     def rmdir(self, path: str, recursive: bool = False) -> None:
         """With `recursive`, bulk-delete every key under `path/` (batches of 1,000); otherwise a no-op."""
-        if not recursive:
-            return
-        prefix = path.strip("/") + "/" if path.strip("/") else ""
-        batch: list[str] = []
-        for key, _size in self.list(prefix, recursive=True):
-            batch.append(key)
-            if len(batch) == _DELETE_BATCH:
+        if recursive:
+            for batch in batches_under(self, path):
                 self._delete_many(batch, path)
-                batch = []
-        if batch:
-            self._delete_many(batch, path)
 
     def _delete_many(self, keys: list[str], path: str) -> None:
         try:
             _delete(self._store, keys)
-        except _STORE_ERRORS as exc:
+        except OBSTORE_ERRORS as exc:
             raise self._error(exc, path) from exc
 
     def close(self) -> None:
@@ -357,10 +347,3 @@ def _level_items(level: dict, prefix: str, partial: bool) -> Iterator[tuple[str,
     for common in level["common_prefixes"]:
         if not partial or common.startswith(prefix):
             yield common + "/", 0
-
-
-def _stat(key: str, meta: dict) -> ObjectStat:
-    modified = meta.get("last_modified")
-    etag = meta.get("e_tag")
-    return ObjectStat(key=key, size=meta["size"], mtime=modified.timestamp() if modified else None,
-                      etag=etag.strip('"') if etag else None)

@@ -29,6 +29,7 @@ import botocore.exceptions
 import urllib3.exceptions
 
 from sbench.storage.base import Backend, Buffer, ErrorClass, ObjectStat, StorageError
+from sbench.storage.bulk_delete import batches_under
 from sbench.storage.cloud_errors import classify_status, classify_transport
 from sbench.storage.options import BackendOptions
 from sbench.storage.ranged import RangeEngine
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 #: Bodies up to this size are read with one call; larger ones in chunks, checking the op deadline.
 _WHOLE_READ_MAX = 8 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
-_DELETE_BATCH = 1000
 _LIST_PAGE = 1000
 #: Failures the SDK raises for a request (everything else is a bug and keeps its traceback).
 _SDK_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError,
@@ -304,17 +304,9 @@ class S3SdkBackend(Backend):
 
     def rmdir(self, path: str, recursive: bool = False) -> None:
         """With `recursive`, delete every key under `path/` (batches of 1,000); otherwise a no-op."""
-        if not recursive:
-            return
-        prefix = path.strip("/") + "/" if path.strip("/") else ""
-        batch: list[dict[str, str]] = []
-        for key, _size in self.list(prefix, recursive=True):
-            batch.append({"Key": self._prefix + key})
-            if len(batch) == _DELETE_BATCH:
-                self._delete_batch(batch, path)
-                batch = []
-        if batch:
-            self._delete_batch(batch, path)
+        if recursive:
+            for batch in batches_under(self, path):
+                self._delete_batch([{"Key": self._prefix + key} for key in batch], path)
 
     def _delete_batch(self, batch: list[dict[str, str]], path: str) -> None:
         try:
