@@ -400,3 +400,30 @@ def test_second_sigint_exits_at_once(ray_cluster, tmp_path: Path) -> None:
         time.sleep(0.5)
     assert live_actors_of_run(run_id) == []
     assert live_placement_groups_of_run(run_id) == []
+
+
+def test_placement_that_the_cluster_cannot_hold_fails_clearly(ray_cluster) -> None:
+    from sbench.cluster.placement import plan_placement
+    from sbench.errors import RunFailed
+
+    unknown = load_config_text(
+        _per_node_config("file:///tmp/unused/").replace("nodes: all", "nodes: ['10.9.9.9']")
+    ).config
+    with pytest.raises(RunFailed, match="no alive Ray node has that address"):
+        plan_placement(unknown, 5.0)
+    # A node without any CPU cannot take a bundle: STRICT_SPREAD over every node cannot be placed.
+    cpuless = ray_cluster.cluster.add_node(num_cpus=0)
+    ray_cluster.cluster.wait_for_nodes()
+    try:
+        config = load_config_text(
+            _per_node_config("file:///tmp/unused/").replace(
+                "agent_ready_timeout: 60", "agent_ready_timeout: 2"
+            )
+        ).config
+        t0 = time.monotonic()
+        with pytest.raises(RunFailed, match=r"could not place one bundle on each of the 4 alive Ray nodes"):
+            plan_placement(config, config.distributed.agent_ready_timeout, "toosmall")
+        assert time.monotonic() - t0 < 10
+        assert live_placement_groups_of_run("toosmall") == []  # the pending group was removed
+    finally:
+        ray_cluster.cluster.remove_node(cpuless)
