@@ -96,21 +96,62 @@ class _StageTimers:
             timer.cancel()
 
 
-def _status(
-    parent: RunControl,
-    stage: RunControl,
-    timers: _StageTimers,
-    failed: bool,
-    reason: str,
-    default_reason: str,
-) -> tuple[StageStatus, str]:
-    if parent.aborted:
-        return StageStatus.ABORTED, parent.reason
-    if timers.timed_out:
-        return StageStatus.TIMEOUT, stage.reason
-    if stage.aborted or failed:
-        return StageStatus.FAILED, reason or stage.reason
-    return StageStatus.OK, reason or default_reason
+@dataclass
+class _StageRun:
+    """One stage on one agent, as every stage type's runner sees it: the plan, the agent, the run's control
+    (`parent`) and the stage's own (`stage`, which the timers stop or abort)."""
+
+    plan: Any
+    config: Any
+    identity: AgentIdentity
+    parent: RunControl
+    stage: RunControl
+    timers: _StageTimers
+    on_interval: Callable[[Snapshot], None]
+    state: RunState | None
+    cleanup_only: bool
+    backends: Any
+    t0: float
+
+    @property
+    def soft_stopped(self) -> bool:
+        """The duration_or_tasks limit ended the stage (a success) and no run-wide abort came first."""
+        return self.timers.soft_stopped and not self.parent.aborted
+
+    def status(self, failed: bool, reason: str, default_reason: str) -> tuple[StageStatus, str]:
+        """Status and reason by precedence: a run-wide abort, then the stage timeout, then the stage's own
+        failure, else OK."""
+        if self.parent.aborted:
+            return StageStatus.ABORTED, self.parent.reason
+        if self.timers.timed_out:
+            return StageStatus.TIMEOUT, self.stage.reason
+        if self.stage.aborted or failed:
+            return StageStatus.FAILED, reason or self.stage.reason
+        return StageStatus.OK, reason or default_reason
+
+    def outcome(
+        self,
+        status: StageStatus,
+        reason: str,
+        snapshot: Snapshot | None = None,
+        elapsed_s: float | None = None,
+        details: dict[str, Any] | None = None,
+        first_error: str = "",
+    ) -> StageOutcome:
+        """The stage's outcome; progress comes from the snapshot (this agent's counters) when it has any."""
+        snapshot = snapshot if snapshot is not None else Snapshot()
+        name = self.plan.name
+        return StageOutcome(
+            name,
+            _type(self.plan),
+            status,
+            reason,
+            snapshot,
+            snapshot.progress.get(self.identity.agent_id) or ProgressCounters(stage=name),
+            time.monotonic() - self.t0 if elapsed_s is None else elapsed_s,
+            details or {},
+            first_error,
+        )
 
 
 def run_stage(
@@ -138,59 +179,35 @@ def run_stage(
         if runner is None:
             raise ValueError(f"stage {plan.name!r}: unknown stage type {stype!r}")
         return runner(
-            plan,
-            config,
-            identity,
-            control,
-            stage_control,
-            timers,
-            on_interval,
-            state,
-            cleanup_only,
-            backends,
-            t0,
+            _StageRun(
+                plan, config, identity, control, stage_control, timers, on_interval, state, cleanup_only,
+                backends, t0,
+            )
         )
     finally:
         timers.cancel()
         control.release(stage_control)
 
 
-def _progress(snapshot: Snapshot, identity: AgentIdentity, name: str) -> ProgressCounters:
-    return snapshot.progress.get(identity.agent_id) or ProgressCounters(stage=name)
-
-
-def _execute(
-    plan: Any,
-    config: Any,
-    identity: AgentIdentity,
-    parent: RunControl,
-    stage: RunControl,
-    timers: _StageTimers,
-    on_interval: Callable[[Snapshot], None],
-    state: RunState | None,
-    cleanup_only: bool,
-    backends: Any,
-    t0: float,
-) -> StageOutcome:
+def _execute(run: _StageRun) -> StageOutcome:
     from sbench.engine.workload import run_workload
 
+    plan, config = run.plan, run.config
     hybrid = _type(plan) == "hybrid"
     duration = (plan.max_duration if hybrid else plan.duration) or config.duration
     max_ops = plan.expected_tasks if hybrid else None
     result = run_workload(
         config,
-        identity,
-        stage,
-        on_interval,
+        run.identity,
+        run.stage,
+        run.on_interval,
         duration_s=duration,
         max_ops=max_ops,
         stage_name=plan.name,
-        state=state,
-        backends=backends,
+        state=run.state,
+        backends=run.backends,
     )
-    status, reason = _status(
-        parent, stage, timers, result.ended_by == "aborted", result.reason, result.reason
-    )
+    status, reason = run.status(result.ended_by == "aborted", result.reason, result.reason)
     details = {
         "ended_by": result.ended_by,
         "workers": result.workers,
@@ -201,176 +218,80 @@ def _execute(
     }
     if max_ops:
         details["expected_tasks"] = max_ops
-    return StageOutcome(
-        plan.name,
-        _type(plan),
-        status,
-        reason,
-        result.snapshot,
-        _progress(result.snapshot, identity, plan.name),
-        result.elapsed_s,
-        details,
-        result.first_error,
-    )
+    return run.outcome(status, reason, result.snapshot, result.elapsed_s, details, result.first_error)
 
 
-def _prepare(
-    plan: Any,
-    config: Any,
-    identity: AgentIdentity,
-    parent: RunControl,
-    stage: RunControl,
-    timers: _StageTimers,
-    on_interval: Callable[[Snapshot], None],
-    state: RunState | None,
-    cleanup_only: bool,
-    backends: Any,
-    t0: float,
-) -> StageOutcome:
+def _prepare(run: _StageRun) -> StageOutcome:
     from sbench.engine.prepare import run_prepare
 
-    out = run_prepare(config, identity, stage, on_interval, state=state, stage_name=plan.name)
-    reason = out.reason or (f"created {out.created:,} objects, {out.existed:,} existed")
-    if timers.soft_stopped and not parent.aborted:
-        reason = f"{stage.reason}; created {out.created:,} objects, {out.existed:,} existed"
-        status = StageStatus.OK
-    else:
-        status, reason = _status(parent, stage, timers, out.aborted or out.failed > 0, out.reason, reason)
-    return StageOutcome(
-        plan.name,
-        "prepare",
-        status,
-        reason,
-        out.snapshot,
-        _progress(out.snapshot, identity, plan.name),
-        out.elapsed_s,
-        {
-            "created": out.created,
-            "existed": out.existed,
-            "failed": out.failed,
-            "bytes": out.nbytes,
-            "expected_objects": plan.expected_objects,
-        },
-        out.first_error,
+    out = run_prepare(
+        run.config, run.identity, run.stage, run.on_interval, state=run.state, stage_name=run.plan.name
     )
+    counts = f"created {out.created:,} objects, {out.existed:,} existed"
+    if run.soft_stopped:
+        status, reason = StageStatus.OK, f"{run.stage.reason}; {counts}"
+    else:
+        status, reason = run.status(out.aborted or out.failed > 0, out.reason, out.reason or counts)
+    details = {
+        "created": out.created,
+        "existed": out.existed,
+        "failed": out.failed,
+        "bytes": out.nbytes,
+        "expected_objects": run.plan.expected_objects,
+    }
+    return run.outcome(status, reason, out.snapshot, out.elapsed_s, details, out.first_error)
 
 
-def _cleanup(
-    plan: Any,
-    config: Any,
-    identity: AgentIdentity,
-    parent: RunControl,
-    stage: RunControl,
-    timers: _StageTimers,
-    on_interval: Callable[[Snapshot], None],
-    state: RunState | None,
-    cleanup_only: bool,
-    backends: Any,
-    t0: float,
-) -> StageOutcome:
+def _cleanup(run: _StageRun) -> StageOutcome:
     from sbench.engine.cleanup import run_cleanup
 
-    if getattr(config, "prepare", None) is None:
-        return StageOutcome(
-            plan.name,
-            "cleanup",
-            StageStatus.OK,
-            "no prepare block: nothing to clean up",
-            Snapshot(),
-            ProgressCounters(stage=plan.name),
-            0.0,
-        )
+    if getattr(run.config, "prepare", None) is None:
+        return run.outcome(StageStatus.OK, "no prepare block: nothing to clean up", elapsed_s=0.0)
     out = run_cleanup(
-        config, identity, stage, on_interval, state=state, cleanup_only=cleanup_only, stage_name=plan.name
+        run.config,
+        run.identity,
+        run.stage,
+        run.on_interval,
+        state=run.state,
+        cleanup_only=run.cleanup_only,
+        stage_name=run.plan.name,
     )
     default = f"deleted {out.deleted:,} prepared and {out.put_deleted:,} workload objects"
-    if timers.soft_stopped and not parent.aborted:
-        status, reason = StageStatus.OK, f"{stage.reason}; {default}"
+    if run.soft_stopped:
+        status, reason = StageStatus.OK, f"{run.stage.reason}; {default}"
     else:
-        status, reason = _status(parent, stage, timers, out.aborted or bool(out.reason), out.reason, default)
-    return StageOutcome(
-        plan.name,
-        "cleanup",
-        status,
-        reason,
-        out.snapshot,
-        _progress(out.snapshot, identity, plan.name),
-        out.elapsed_s,
-        {"deleted": out.deleted, "put_deleted": out.put_deleted, "failed": out.failed, "notes": out.notes},
-        out.first_error,
-    )
+        status, reason = run.status(out.aborted or bool(out.reason), out.reason, default)
+    details = {
+        "deleted": out.deleted,
+        "put_deleted": out.put_deleted,
+        "failed": out.failed,
+        "notes": out.notes,
+    }
+    return run.outcome(status, reason, out.snapshot, out.elapsed_s, details, out.first_error)
 
 
-def _validation(
-    plan: Any,
-    config: Any,
-    identity: AgentIdentity,
-    parent: RunControl,
-    stage: RunControl,
-    timers: _StageTimers,
-    on_interval: Callable[[Snapshot], None],
-    state: RunState | None,
-    cleanup_only: bool,
-    backends: Any,
-    t0: float,
-) -> StageOutcome:
+def _validation(run: _StageRun) -> StageOutcome:
     from sbench.preflight import run_preflight
 
-    result = run_preflight(config, identity)
+    result = run_preflight(run.config, run.identity)
     failed = not result.passed
     reason = result.failure_message() if failed else result.summary_line()
-    status, reason = _status(parent, stage, timers, failed, reason, reason)
-    return StageOutcome(
-        plan.name,
-        "validation",
-        status,
-        reason,
-        Snapshot(),
-        ProgressCounters(stage=plan.name),
-        time.monotonic() - t0,
-        {"preflight": result},
-    )
+    status, reason = run.status(failed, reason, reason)
+    return run.outcome(status, reason, details={"preflight": result})
 
 
-def _custom(
-    plan: Any,
-    config: Any,
-    identity: AgentIdentity,
-    parent: RunControl,
-    stage: RunControl,
-    timers: _StageTimers,
-    on_interval: Callable[[Snapshot], None],
-    state: RunState | None,
-    cleanup_only: bool,
-    backends: Any,
-    t0: float,
-) -> StageOutcome:
+def _custom(run: _StageRun) -> StageOutcome:
+    plan, stage = run.plan, run.stage
     if not plan.command:
-        return StageOutcome(
-            plan.name,
-            "custom",
-            StageStatus.FAILED,
-            "custom stage without `command`",
-            Snapshot(),
-            ProgressCounters(stage=plan.name),
-            0.0,
-        )
+        return run.outcome(StageStatus.FAILED, "custom stage without `command`", elapsed_s=0.0)
     argv = [plan.command, *plan.args]
     try:
         proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
         )
     except OSError as exc:
-        return StageOutcome(
-            plan.name,
-            "custom",
-            StageStatus.FAILED,
-            f"could not start {plan.command!r}: {exc.strerror or exc}",
-            Snapshot(),
-            ProgressCounters(stage=plan.name),
-            time.monotonic() - t0,
-            {"argv": argv},
-        )
+        reason = f"could not start {plan.command!r}: {exc.strerror or exc}"
+        return run.outcome(StageStatus.FAILED, reason, details={"argv": argv})
     chunks: list[str] = []
     stdout = proc.stdout
     assert stdout is not None
@@ -388,24 +309,15 @@ def _custom(
     reader.join(1.0)
     code = proc.returncode
     tail = "".join(chunks)[-OUTPUT_TAIL:].strip()
-    if timers.soft_stopped and not parent.aborted:
+    if run.soft_stopped:
         status, reason = StageStatus.OK, f"{stage.reason}; command stopped"
     else:
         failed = code != 0
         why = f"{plan.command} exited with code {code}" + (
             f": {tail.splitlines()[-1]}" if failed and tail else ""
         )
-        status, reason = _status(parent, stage, timers, failed and not stage.stopping, why, why)
-    return StageOutcome(
-        plan.name,
-        "custom",
-        status,
-        reason,
-        Snapshot(),
-        ProgressCounters(stage=plan.name),
-        time.monotonic() - t0,
-        {"argv": argv, "exit_code": code, "output_tail": tail},
-    )
+        status, reason = run.status(failed and not stage.stopping, why, why)
+    return run.outcome(status, reason, details={"argv": argv, "exit_code": code, "output_tail": tail})
 
 
 _RUNNERS = {

@@ -256,7 +256,7 @@ def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
             key = w.key = pick(w.rng)
             return len(get(key))
 
-        op.redo = lambda w: len(get(w.key))
+        op.redo = _redo_read(get)
         if backend.is_async:
             aget = backend.get_async  # type: ignore[attr-defined]
 
@@ -264,10 +264,7 @@ def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
                 key = w.key = pick(w.rng)
                 return len(await aget(key))
 
-            async def aredo(w: _Worker) -> int:
-                return len(await aget(w.key))
-
-            op.acall, op.aredo = acall, aredo
+            op.acall, op.aredo = acall, _aredo_read(aget)
     elif kind == "stat":
         stat = backend.stat
 
@@ -276,11 +273,7 @@ def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
             stat(w.key)
             return 0
 
-        def redo(w: _Worker) -> int:
-            stat(w.key)
-            return 0
-
-        op.redo = redo
+        op.redo = _redo_void(stat)
         if backend.is_async:
             astat = backend.stat_async  # type: ignore[attr-defined]
 
@@ -289,11 +282,7 @@ def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
                 await astat(w.key)
                 return 0
 
-            async def aredo(w: _Worker) -> int:
-                await astat(w.key)
-                return 0
-
-            op.acall, op.aredo = acall, aredo
+            op.acall, op.aredo = acall, _aredo_void(astat)
     else:
         take = pool.take
         delete = backend.delete
@@ -306,11 +295,7 @@ def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
             delete(key)
             return 0
 
-        def redo(w: _Worker) -> int:
-            delete(w.key)
-            return 0
-
-        op.redo = redo
+        op.redo = _redo_void(delete)
         if backend.is_async:
             adelete = backend.delete_async  # type: ignore[attr-defined]
 
@@ -322,12 +307,49 @@ def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
                 await adelete(key)
                 return 0
 
-            async def aredo(w: _Worker) -> int:
-                await adelete(w.key)
-                return 0
-
-            op.acall, op.aredo = acall, aredo
+            op.acall, op.aredo = acall, _aredo_void(adelete)
     op.call = call
+
+
+# A retry repeats the failed call on the worker's current key (and payload). Retries are off the hot path,
+# so these shared builders cost nothing per op; the first calls stay written out in full per op kind.
+
+
+def _redo_read(read: Callable[[str], Any]) -> Callable[[_Worker], int]:
+    return lambda w: len(read(w.key))
+
+
+def _redo_void(action: Callable[[str], Any]) -> Callable[[_Worker], int]:
+    def redo(w: _Worker) -> int:
+        action(w.key)
+        return 0
+
+    return redo
+
+
+def _aredo_read(aread: Callable[[str], Any]) -> Callable[[_Worker], Any]:
+    async def aredo(w: _Worker) -> int:
+        return len(await aread(w.key))
+
+    return aredo
+
+
+def _aredo_void(aaction: Callable[[str], Any]) -> Callable[[_Worker], Any]:
+    async def aredo(w: _Worker) -> int:
+        await aaction(w.key)
+        return 0
+
+    return aredo
+
+
+def _redo_put(put: Callable[[str, Any], Any], dyn: Sequence[KeyPool]) -> Callable[[_Worker], int]:
+    def redo(w: _Worker) -> int:
+        put(w.key, w.data)
+        for pool in dyn:
+            pool.add(w.key)
+        return len(w.data)
+
+    return redo
 
 
 def _bind_static(op: _Op) -> None:
@@ -379,7 +401,8 @@ def _warm(payload: PayloadGenerator, sampler: Any) -> None:
     payload.payload(max(1, min(int(sampler.max_size), payload.buffer_size // 2)), 0)
 
 
-def _bind_put(op: _Op, op_cfg: Any, ctx: _Context, backend: Backend, directory: str) -> None:
+def _put_source(op_cfg: Any, ctx: _Context) -> tuple[Any, PayloadGenerator]:
+    """A PUT's size sampler and payload generator, the payload buffer already built."""
     sampler = _put_sampler(op_cfg)
     fill = str(getattr(getattr(op_cfg, "fill", None), "value", getattr(op_cfg, "fill", None)) or "random")
     payload = PayloadGenerator(
@@ -389,6 +412,11 @@ def _bind_put(op: _Op, op_cfg: Any, ctx: _Context, backend: Backend, directory: 
         ctx.payload_seed,
     )
     _warm(payload, sampler)
+    return sampler, payload
+
+
+def _bind_put(op: _Op, op_cfg: Any, ctx: _Context, backend: Backend, directory: str) -> None:
+    sampler, payload = _put_source(op_cfg, ctx)
     make = payload.payload
     sample = sampler.sample
     put = backend.put
@@ -408,13 +436,7 @@ def _bind_put(op: _Op, op_cfg: Any, ctx: _Context, backend: Backend, directory: 
             pool.add(key)
         return size
 
-    def redo(w: _Worker) -> int:
-        put(w.key, w.data)
-        for pool in dyn:
-            pool.add(w.key)
-        return len(w.data)
-
-    op.call, op.redo = call, redo
+    op.call, op.redo = call, _redo_put(put, dyn)
     if backend.is_async:
         aput = backend.put_async  # type: ignore[attr-defined]
 
@@ -481,7 +503,7 @@ def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> _Op:
             key = w.key = join_key(base, file_path(select_file(w.rng)))
             return len(get(key))
 
-        op.redo = lambda w: len(get(w.key))
+        op.redo = _redo_read(get)
     elif kind == "stat":
         stat = backend.stat
 
@@ -490,21 +512,9 @@ def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> _Op:
             stat(w.key)
             return 0
 
-        def redo(w: _Worker) -> int:
-            stat(w.key)
-            return 0
-
-        op.redo = redo
+        op.redo = _redo_void(stat)
     elif kind == "put":
-        sampler = _put_sampler(op_cfg)
-        fill = str(getattr(getattr(op_cfg, "fill", None), "value", None) or "random")
-        payload = PayloadGenerator(
-            fill,
-            int(getattr(op_cfg, "dedup_factor", 1) or 1),
-            int(getattr(op_cfg, "compress_factor", 1) or 1),
-            ctx.payload_seed,
-        )
-        _warm(payload, sampler)
+        sampler, payload = _put_source(op_cfg, ctx)
         put = backend.put
 
         def call(w: _Worker) -> int:
@@ -517,11 +527,7 @@ def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> _Op:
             put(key, w.data)
             return size
 
-        def redo(w: _Worker) -> int:
-            put(w.key, w.data)
-            return len(w.data)
-
-        op.redo = redo
+        op.redo = _redo_put(put, ())
     elif kind == "delete":
         pool = op.pool = selector.delete_pool()
         take = pool.take
@@ -535,11 +541,7 @@ def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> _Op:
             delete(w.key)
             return 0
 
-        def redo(w: _Worker) -> int:
-            delete(w.key)
-            return 0
-
-        op.redo = redo
+        op.redo = _redo_void(delete)
     elif kind == "mkdir":
         mkdir = backend.mkdir
 
@@ -548,11 +550,7 @@ def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> _Op:
             mkdir(w.key)
             return 0
 
-        def redo(w: _Worker) -> int:
-            mkdir(w.key)
-            return 0
-
-        op.redo = redo
+        op.redo = _redo_void(mkdir)
     else:
         rmdir = backend.rmdir
         recursive = bool(getattr(op_cfg, "recursive", False))
@@ -712,26 +710,39 @@ class WorkloadRun:
             self.ended_by, self._ended_reason = ended_by, reason
         self.control.stop(reason)
 
+    def _crashed(self, who: str, exc: BaseException) -> None:
+        """A bug in sbench: end the stage and the run, naming it, instead of hanging."""
+        message = f"{who} crashed: {type(exc).__name__}: {exc}"
+        self._stop_stage("aborted", message)
+        self.control.abort(message)
+
     # -- worker loops ------------------------------------------------------------------------------------
+    def _retryable(self, op: _Op, w: _Worker, exc: BaseException, attempt: int) -> StorageError | None:
+        """The failure of try number `attempt` as a StorageError, counted as a retry, when the policy allows
+        another try; None (the op's final failure, recorded) when it does not."""
+        err = (
+            exc
+            if isinstance(exc, StorageError)
+            else StorageError(
+                ErrorClass.OTHER, f"{type(exc).__name__}: {exc}", uri=op.uri_of(w.key) if w.key else None
+            )
+        )
+        if not self.policy.should_retry(err.kind, attempt):
+            self._final_failure(op, w, err)
+            return None
+        self.policy.on_error(err.kind, final=False)
+        w.recorder.record_retry(op.cls)
+        return err
+
     def _failed(self, op: _Op, w: _Worker, exc: BaseException) -> int | None:
         """Retry per the policy; the bytes of a successful retry, or None when the op finally failed."""
-        policy = self.policy
         attempt = 0
         while True:
-            err = (
-                exc
-                if isinstance(exc, StorageError)
-                else StorageError(
-                    ErrorClass.OTHER, f"{type(exc).__name__}: {exc}", uri=op.uri_of(w.key) if w.key else None
-                )
-            )
             attempt += 1
-            if not policy.should_retry(err.kind, attempt):
-                self._final_failure(op, w, err)
+            err = self._retryable(op, w, exc, attempt)
+            if err is None:
                 return None
-            policy.on_error(err.kind, final=False)
-            w.recorder.record_retry(op.cls)
-            if self.control.wait(policy.retry_delay(attempt, w.rng)):
+            if self.control.wait(self.policy.retry_delay(attempt, w.rng)):
                 self._final_failure(op, w, err)
                 return None
             try:
@@ -756,9 +767,8 @@ class WorkloadRun:
     def _sync_worker(self, w: _Worker) -> None:
         try:
             self._sync_loop(w)
-        except BaseException as exc:  # a bug in sbench: stop the stage and say so instead of hanging
-            self._stop_stage("aborted", f"worker {w.index} crashed: {type(exc).__name__}: {exc}")
-            self.control.abort(f"worker {w.index} crashed: {type(exc).__name__}: {exc}")
+        except BaseException as exc:
+            self._crashed(f"worker {w.index}", exc)
             raise
         finally:
             self._worker_done()
@@ -919,23 +929,14 @@ class WorkloadRun:
                 await asyncio.sleep(pause)
 
     async def _afailed(self, op: _Op, w: _Worker, exc: BaseException) -> int | None:
-        policy = self.policy
+        """_failed for the asyncio loop: the wait between tries is an asyncio sleep."""
         attempt = 0
         while True:
-            err = (
-                exc
-                if isinstance(exc, StorageError)
-                else StorageError(
-                    ErrorClass.OTHER, f"{type(exc).__name__}: {exc}", uri=op.uri_of(w.key) if w.key else None
-                )
-            )
             attempt += 1
-            if not policy.should_retry(err.kind, attempt):
-                self._final_failure(op, w, err)
+            err = self._retryable(op, w, exc, attempt)
+            if err is None:
                 return None
-            policy.on_error(err.kind, final=False)
-            w.recorder.record_retry(op.cls)
-            await asyncio.sleep(policy.retry_delay(attempt, w.rng))
+            await asyncio.sleep(self.policy.retry_delay(attempt, w.rng))
             if self.control.stopping:
                 self._final_failure(op, w, err)
                 return None
@@ -952,8 +953,7 @@ class WorkloadRun:
         try:
             asyncio.run(main())
         except BaseException as exc:
-            self._stop_stage("aborted", f"worker loop crashed: {type(exc).__name__}: {exc}")
-            self.control.abort(f"worker loop crashed: {type(exc).__name__}: {exc}")
+            self._crashed("worker loop", exc)
             raise
         finally:
             with self._alive_lock:
