@@ -31,28 +31,6 @@ LIST_SAMPLE = 1000  # entries looked at by the list probe; enough to find a file
 READ_SAMPLE = 64 * 1024
 SPACE_WARN_FRACTION = 0.9  # warn when the need takes more than this share of the free space
 
-#: Directories a benchmark must never write into (exact path).
-PROTECTED_EXACT = frozenset(
-    {
-        "/",
-        "/etc",
-        "/usr",
-        "/bin",
-        "/sbin",
-        "/lib",
-        "/lib32",
-        "/lib64",
-        "/libx32",
-        "/boot",
-        "/proc",
-        "/sys",
-        "/dev",
-        "/run",
-        "/var",
-        "/var/lib",
-        "/var/log",
-    }
-)
 #: Trees that are system-owned or not real storage; anything below them is refused too.
 PROTECTED_TREES = (
     "/etc",
@@ -68,6 +46,9 @@ PROTECTED_TREES = (
     "/sys",
     "/dev",
 )
+#: Directories a benchmark must never write into (exact path): the protected trees' roots, plus parents of
+#: legitimate storage (a dataset under /var/tmp or /run/user is fine, /var itself is not).
+PROTECTED_EXACT = frozenset({*PROTECTED_TREES, "/", "/run", "/var", "/var/lib", "/var/log"})
 #: Places under a protected tree that are legitimate scratch storage.
 PROTECTED_EXCEPTIONS = ("/dev/shm",)
 

@@ -43,18 +43,22 @@ _EXPLAIN = {
 }
 
 
+_ERRNO_CLASS = {
+    code: kind
+    for kind, codes in (
+        (ErrorClass.THROTTLED, _THROTTLED),
+        (ErrorClass.NETWORK, _NETWORK),
+        (ErrorClass.TIMEOUT, _TIMEOUT),
+        (ErrorClass.AUTH, _AUTH),
+        (ErrorClass.NOT_FOUND, _NOT_FOUND),
+    )
+    for code in codes
+}
+
+
 def classify_errno(code: int | None) -> ErrorClass:
-    if code in _NOT_FOUND:
-        return ErrorClass.NOT_FOUND
-    if code in _AUTH:
-        return ErrorClass.AUTH
-    if code in _TIMEOUT:
-        return ErrorClass.TIMEOUT
-    if code in _NETWORK:
-        return ErrorClass.NETWORK
-    if code in _THROTTLED:
-        return ErrorClass.THROTTLED
-    return ErrorClass.OTHER
+    """The class that decides whether the engine retries: anything unlisted is OTHER (not retried)."""
+    return _ERRNO_CLASS.get(code, ErrorClass.OTHER)  # type: ignore[arg-type]
 
 
 def storage_error_from_os(exc: OSError, uri: str, action: str) -> StorageError:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sbench.config import Completion, StageType
 from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.engine.context import AgentIdentity, RunControl
-from sbench.engine.stage import StageStatus, run_stage
+from sbench.engine.stage import StageOutcome, StageStatus, run_stage
 from sbench.engine.state import RunState
+from sbench.metrics.snapshot import Snapshot
 from tests.engine.helpers import config_from, make_files
 
 
@@ -30,15 +32,25 @@ def _cfg(root: Path, count: int = 20) -> object:
     )
 
 
+def _run(
+    plan: StagePlan,
+    config: object,
+    *,
+    control: RunControl | None = None,
+    on_interval: Callable[[Snapshot], None] = lambda s: None,
+    state: RunState | None = None,
+) -> StageOutcome:
+    """run_stage as agent 0 of 1, with a fresh RunControl unless the test drives its own."""
+    return run_stage(plan, config, AgentIdentity(), control or RunControl(), on_interval, state=state)
+
+
 def test_hybrid_ends_at_expected_tasks(tmp_path: Path) -> None:
     make_files(tmp_path / "data", [f"prepared-{i:08d}.dat" for i in range(20)])
     seen = []
-    out = run_stage(
+    out = _run(
         _plan(StageType.HYBRID, Completion.DURATION_OR_TASKS, max_duration=30.0, expected_tasks=500),
         _cfg(tmp_path),
-        AgentIdentity(),
-        RunControl(),
-        seen.append,
+        on_interval=seen.append,
     )
     assert out.status is StageStatus.OK and out.details["ended_by"] == "tasks"
     assert 500 <= out.snapshot.total_ops() < 500 + 10
@@ -48,12 +60,9 @@ def test_hybrid_ends_at_expected_tasks(tmp_path: Path) -> None:
 
 def test_hybrid_ends_at_max_duration(tmp_path: Path) -> None:
     make_files(tmp_path / "data", [f"prepared-{i:08d}.dat" for i in range(20)])
-    out = run_stage(
+    out = _run(
         _plan(StageType.HYBRID, Completion.DURATION_OR_TASKS, max_duration=0.5, expected_tasks=10**9),
         _cfg(tmp_path),
-        AgentIdentity(),
-        RunControl(),
-        lambda s: None,
     )
     assert out.status is StageStatus.OK and out.details["ended_by"] == "duration"
     assert 0.4 < out.elapsed_s < 2
@@ -63,12 +72,10 @@ def test_execute_timeout_fails_the_stage_but_not_the_run(tmp_path: Path) -> None
     make_files(tmp_path / "data", [f"prepared-{i:08d}.dat" for i in range(20)])
     control = RunControl()
     t0 = time.monotonic()
-    out = run_stage(
+    out = _run(
         _plan(StageType.EXECUTE, Completion.DURATION, duration=30.0, timeout_s=0.5),
         _cfg(tmp_path),
-        AgentIdentity(),
-        control,
-        lambda s: None,
+        control=control,
     )
     assert out.status is StageStatus.TIMEOUT and "timeout_secs" in out.reason
     assert time.monotonic() - t0 < 3
@@ -76,7 +83,7 @@ def test_execute_timeout_fails_the_stage_but_not_the_run(tmp_path: Path) -> None
 
 
 def test_custom_stage_exit_code_decides(tmp_path: Path) -> None:
-    ok = run_stage(
+    ok = _run(
         _plan(
             StageType.CUSTOM,
             Completion.SCRIPT_EXIT,
@@ -84,13 +91,10 @@ def test_custom_stage_exit_code_decides(tmp_path: Path) -> None:
             args=("-c", "print('hello from custom')"),
         ),
         _cfg(tmp_path),
-        AgentIdentity(),
-        RunControl(),
-        lambda s: None,
     )
     assert ok.status is StageStatus.OK and ok.details["exit_code"] == 0
     assert "hello from custom" in ok.details["output_tail"]
-    bad = run_stage(
+    bad = _run(
         _plan(
             StageType.CUSTOM,
             Completion.SCRIPT_EXIT,
@@ -98,17 +102,10 @@ def test_custom_stage_exit_code_decides(tmp_path: Path) -> None:
             args=("-c", "import sys; print('boom'); sys.exit(3)"),
         ),
         _cfg(tmp_path),
-        AgentIdentity(),
-        RunControl(),
-        lambda s: None,
     )
     assert bad.status is StageStatus.FAILED and "code 3" in bad.reason and "boom" in bad.reason
-    missing = run_stage(
-        _plan(StageType.CUSTOM, Completion.SCRIPT_EXIT, command="/nonexistent/tool"),
-        _cfg(tmp_path),
-        AgentIdentity(),
-        RunControl(),
-        lambda s: None,
+    missing = _run(
+        _plan(StageType.CUSTOM, Completion.SCRIPT_EXIT, command="/nonexistent/tool"), _cfg(tmp_path)
     )
     assert missing.status is StageStatus.FAILED and "could not start" in missing.reason
 
@@ -116,22 +113,16 @@ def test_custom_stage_exit_code_decides(tmp_path: Path) -> None:
 def test_custom_stage_timeout_and_duration_or_tasks(tmp_path: Path) -> None:
     sleeper = ("-c", "import time; time.sleep(30)")
     t0 = time.monotonic()
-    slow = run_stage(
+    slow = _run(
         _plan(StageType.CUSTOM, Completion.SCRIPT_EXIT, command=sys.executable, args=sleeper, timeout_s=0.5),
         _cfg(tmp_path),
-        AgentIdentity(),
-        RunControl(),
-        lambda s: None,
     )
     assert slow.status is StageStatus.TIMEOUT and time.monotonic() - t0 < 5
-    soft = run_stage(
+    soft = _run(
         _plan(
             StageType.CUSTOM, Completion.DURATION_OR_TASKS, command=sys.executable, args=sleeper, duration=0.5
         ),
         _cfg(tmp_path),
-        AgentIdentity(),
-        RunControl(),
-        lambda s: None,
     )
     assert soft.status is StageStatus.OK and "duration_or_tasks" in soft.reason
 
@@ -139,36 +130,16 @@ def test_custom_stage_timeout_and_duration_or_tasks(tmp_path: Path) -> None:
 def test_prepare_and_cleanup_stages_share_state(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, count=30)
     state = RunState()
-    prep = run_stage(
-        _plan(StageType.PREPARE, Completion.TASKS_DONE),
-        cfg,
-        AgentIdentity(),
-        RunControl(),
-        lambda s: None,
-        state=state,
-    )
+    prep = _run(_plan(StageType.PREPARE, Completion.TASKS_DONE), cfg, state=state)
     assert prep.status is StageStatus.OK and prep.details["created"] == 30
-    clean = run_stage(
-        _plan(StageType.CLEANUP, Completion.TASKS_DONE),
-        cfg,
-        AgentIdentity(),
-        RunControl(),
-        lambda s: None,
-        state=state,
-    )
+    clean = _run(_plan(StageType.CLEANUP, Completion.TASKS_DONE), cfg, state=state)
     assert clean.status is StageStatus.OK and clean.details["deleted"] == 30
     assert not list((tmp_path / "data").iterdir())
 
 
 def test_validation_stage_runs_preflight(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    out = run_stage(
-        _plan(StageType.VALIDATION, Completion.VALIDATION_PASSED),
-        _cfg(tmp_path),
-        AgentIdentity(),
-        RunControl(),
-        lambda s: None,
-    )
+    out = _run(_plan(StageType.VALIDATION, Completion.VALIDATION_PASSED), _cfg(tmp_path))
     assert out.status is StageStatus.OK and out.details["preflight"].passed
 
 
@@ -176,11 +147,5 @@ def test_abort_reaches_a_running_stage(tmp_path: Path) -> None:
     make_files(tmp_path / "data", [f"prepared-{i:08d}.dat" for i in range(20)])
     control = RunControl()
     threading.Timer(0.3, control.abort, args=("Ctrl-C",)).start()
-    out = run_stage(
-        _plan(StageType.EXECUTE, Completion.DURATION, duration=30.0),
-        _cfg(tmp_path),
-        AgentIdentity(),
-        control,
-        lambda s: None,
-    )
+    out = _run(_plan(StageType.EXECUTE, Completion.DURATION, duration=30.0), _cfg(tmp_path), control=control)
     assert out.status is StageStatus.ABORTED and out.reason == "Ctrl-C" and out.elapsed_s < 2
