@@ -17,7 +17,7 @@ import threading
 from typing import ClassVar
 
 from sbench.errors import ConfigError
-from sbench.storage.base import Buffer, ErrorClass, StorageError
+from sbench.storage.base import Buffer
 from sbench.storage.file import FileBackend
 from sbench.storage.options import BackendOptions
 from sbench.storage.uri import StorageUri
@@ -81,35 +81,25 @@ class DirectBackend(FileBackend):
     # -- reads -------------------------------------------------------------------------------------------
 
     def get(self, key: str) -> Buffer:
-        fd = self._open_direct(key, "get", os.O_RDONLY)
-        try:
-            size = os.fstat(fd).st_size
-            if size == 0:
-                return b""
-            out = bytearray(size)
-            got = self._read_into(fd, memoryview(out), 0, size)
-            return out if got == size else out[:got]
-        except OSError as exc:
-            raise self._error(exc, key, "get") from exc
-        finally:
-            os.close(fd)
+        return self._read(key, "get", 0, None)
 
     def get_range(self, key: str, offset: int, length: int) -> Buffer:
-        if offset < 0 or length < 0:
-            raise StorageError(
-                ErrorClass.OTHER, f"invalid range offset={offset} length={length}", uri=self.uri_of(key)
-            )
-        fd = self._open_direct(key, "get_range", os.O_RDONLY)
+        self._check_range(key, offset, length)
+        return self._read(key, "get_range", offset, length)
+
+    def _read(self, key: str, action: str, offset: int, length: int | None) -> Buffer:
+        """`length` bytes at `offset` (to the end when None), fewer at the end of the file."""
+        fd = self._open_direct(key, action, os.O_RDONLY)
         try:
             size = os.fstat(fd).st_size
-            length = min(length, size - offset)
-            if length <= 0:
+            want = size - offset if length is None else min(length, size - offset)
+            if want <= 0:
                 return b""
-            out = bytearray(length)
-            got = self._read_into(fd, memoryview(out), offset, length)
-            return out if got == length else out[:got]
+            out = bytearray(want)
+            got = self._read_into(fd, memoryview(out), offset, want)
+            return out if got == want else out[:got]
         except OSError as exc:
-            raise self._error(exc, key, "get_range") from exc
+            raise self._error(exc, key, action) from exc
         finally:
             os.close(fd)
 

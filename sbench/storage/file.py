@@ -74,10 +74,7 @@ class FileBackend(Backend):
             os.close(fd)
 
     def get_range(self, key: str, offset: int, length: int) -> Buffer:
-        if offset < 0 or length < 0:
-            raise StorageError(
-                ErrorClass.OTHER, f"invalid range offset={offset} length={length}", uri=self.uri_of(key)
-            )
+        self._check_range(key, offset, length)
         path = self.path_of(key)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -95,6 +92,13 @@ class FileBackend(Backend):
             raise self._error(exc, key, "get_range") from exc
         finally:
             os.close(fd)
+
+    def _check_range(self, key: str, offset: int, length: int) -> None:
+        """A negative offset or length is a caller bug: pread would fail with a less helpful EINVAL."""
+        if offset < 0 or length < 0:
+            raise StorageError(
+                ErrorClass.OTHER, f"invalid range offset={offset} length={length}", uri=self.uri_of(key)
+            )
 
     def _advise_before(self, fd: int, offset: int, length: int, file_size: int) -> None:
         mode = self.page_cache_mode
