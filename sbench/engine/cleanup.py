@@ -28,7 +28,7 @@ from sbench.engine.indexset import IndexSet
 from sbench.engine.naming import put_key_prefix
 from sbench.engine.paths import join_key, op_name, put_directory
 from sbench.engine.prepare import PrepareParams, ShardResult, ShardStorage, prepare_params
-from sbench.engine.shards import IndexRange, ThreadTally
+from sbench.engine.shards import IndexShard, ThreadTally
 from sbench.engine.state import RunState
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.cpu import CpuSampler
@@ -64,8 +64,10 @@ def _delete(backend: Backend, key: str, tally: ThreadTally, mode: str) -> None:
     tally.deleted += 1
 
 
-class CleanupShard:
+class CleanupShard(IndexShard):
     """Deletes the indices of [start, stop) that `created` holds (all of them when `created` is None)."""
+
+    kind = "cleanup"
 
     def __init__(
         self,
@@ -81,22 +83,12 @@ class CleanupShard:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"cleanup_mode {mode!r} is not one of {', '.join(MODES)}")
-        self.params = params
-        self.start = max(0, start)
-        self.stop = min(stop, params.total)
-        self.parent_control = control
-        self.control = control.child()
+        super().__init__(params, start, stop, control)
         self.created = created
         self.mode = mode
         self.concurrency = int(concurrency or params.concurrency)
         self.dirs = dirs
         self.storage = ShardStorage(params)
-        self.dir_tally = ThreadTally()
-        self.range: IndexRange | None = None
-        self.t0 = time.monotonic()
-
-    def tallies(self) -> list[ThreadTally]:
-        return [self.dir_tally] + (self.range.tallies if self.range else [])
 
     def drain(self) -> Snapshot:
         return Snapshot.merge_all(t.recorder.take_interval() for t in self.tallies())
@@ -142,31 +134,9 @@ class CleanupShard:
                     continue
                 tally.recorder.record(OpClass.META, 0, (time.monotonic_ns() - t0) // 1000)
 
-    def begin(self) -> CleanupShard:
-        self.t0 = time.monotonic()
-        self._thread = threading.Thread(
-            target=self._run, name=f"sbench-cleanup-{self.params.entry}", daemon=True
-        )
-        self._thread.start()
-        return self
-
     def _run(self) -> None:
-        self.range = IndexRange(
-            self.start,
-            self.stop,
-            self.concurrency,
-            self._task(),
-            self.control,
-            f"sbench-cleanup-{self.params.entry}",
-        ).begin()
-        self.range.join()
+        self._run_range(self.concurrency)
         self._rmdirs()
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def wait(self, timeout: float | None) -> None:
-        self._thread.join(timeout)
 
     def finish(self, timeout: float | None = None) -> ShardResult:
         self._thread.join(timeout)
@@ -182,7 +152,7 @@ class CleanupShard:
             deleted=sum(t.deleted for t in tallies),
             snapshot=self.drain(),
             elapsed_s=time.monotonic() - self.t0,
-            first_error=next((t.first_error for t in tallies if t.first_error), ""),
+            first_error=self.first_error(),
             aborted=self.control.aborted,
             reason=self.control.reason if self.control.aborted else "",
         )

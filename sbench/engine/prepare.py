@@ -32,7 +32,7 @@ from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.engine.naming import PREPARED_POOL, parse_prepared_key, parse_tree_file, prepared_key
 from sbench.engine.paths import pools_for
-from sbench.engine.shards import IndexRange, ThreadTally
+from sbench.engine.shards import IndexRange, IndexShard, ThreadTally
 from sbench.engine.state import PreparedRecord, RunState
 from sbench.engine.tree import TreeLayout, TreeSpec
 from sbench.errors import ConfigError
@@ -307,8 +307,10 @@ def _retry_delay(attempt: int, rng: random.Random, base_s: float = 0.1, cap_s: f
     return delay * rng.uniform(0.75, 1.25)
 
 
-class PrepareShard:
+class PrepareShard(IndexShard):
     """One prepare shard in progress; `begin()`, then `finish()` (or use `prepare_shard`)."""
+
+    kind = "prepare"
 
     def __init__(
         self,
@@ -321,11 +323,7 @@ class PrepareShard:
         storage: ShardStorage | None = None,
         own_storage: bool | None = None,
     ) -> None:
-        self.params = params
-        self.start = max(0, start)
-        self.stop = min(stop, params.total)
-        self.parent_control = control
-        self.control = control.child()
+        super().__init__(params, start, stop, control)
         self.storage = storage or ShardStorage(params)
         self._own_storage = storage is None if own_storage is None else own_storage
         self.existing = existing
@@ -342,15 +340,9 @@ class PrepareShard:
         self._lock = threading.Lock()
         self._failures = 0
         self.dirs_created: IndexSet | None = None
-        self.dir_tally = ThreadTally()
         self.phase = "files"
-        self.t0 = time.monotonic()
-        self.range: IndexRange | None = None
 
     # -- progress for the collector ----------------------------------------------------------------------
-    def tallies(self) -> list[ThreadTally]:
-        return [self.dir_tally] + (self.range.tallies if self.range else [])
-
     def done_count(self) -> int:
         return sum(t.created + t.existed + t.failed + t.skipped for t in self.tallies())
 
@@ -467,28 +459,11 @@ class PrepareShard:
                 tally.recorder.record(OpClass.META, 0, (time.monotonic_ns() - t0) // 1000)
                 created.add(d)
 
-    def begin(self) -> PrepareShard:
-        self.t0 = time.monotonic()
-        self._thread = threading.Thread(
-            target=self._run, name=f"sbench-prepare-{self.params.entry}", daemon=True
-        )
-        self._thread.start()
-        return self
-
     def _run(self) -> None:
         try:
             self._mkdirs()
             self.phase = "files"
-            params = self.params
-            self.range = IndexRange(
-                self.start,
-                self.stop,
-                params.concurrency,
-                self._task(),
-                self.control,
-                f"sbench-prepare-{params.entry}",
-            ).begin()
-            self.range.join()
+            self._run_range(self.params.concurrency)
             self._retry_failed()
         except BaseException as exc:
             self.control.abort(f"prepare of {self.params.base_uri} failed: {type(exc).__name__}: {exc}")
@@ -514,17 +489,10 @@ class PrepareShard:
                     tally.created += 1
                     tally.failed -= 1
 
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def wait(self, timeout: float | None) -> None:
-        self._thread.join(timeout)
-
     def finish(self, timeout: float | None = None) -> ShardResult:
         """Wait for the shard (up to `timeout`) and return its result; closes the backends."""
         self._thread.join(timeout)
         tallies = self.tallies()
-        first = next((t.first_error for t in tallies if t.first_error), "")
         result = ShardResult(
             entry=self.params.entry,
             start=self.start,
@@ -536,7 +504,7 @@ class PrepareShard:
             nbytes=sum(t.nbytes for t in tallies),
             snapshot=self.drain(),
             elapsed_s=time.monotonic() - self.t0,
-            first_error=first,
+            first_error=self.first_error(),
             aborted=self.control.aborted,
             reason=self.control.reason if self.control.aborted else "",
             dirs_created=self.dirs_created,

@@ -11,12 +11,17 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from sbench.engine.context import RunControl
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from sbench.engine.prepare import PrepareParams
 
 
 @dataclass
@@ -90,3 +95,56 @@ class IndexRange:
     @property
     def crash(self) -> BaseException | None:
         return self._crash
+
+
+class IndexShard(ABC):
+    """A prepare or cleanup shard: [start, stop) of one ensure_objects entry, worked on its own thread (so
+    the caller's collector can drain the tallies while it runs), with its own child RunControl. Subclasses
+    name the `kind` (it names the threads) and implement `_run`."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, params: PrepareParams, start: int, stop: int, control: RunControl) -> None:
+        self.params = params
+        self.start = max(0, start)
+        self.stop = min(stop, params.total)
+        self.parent_control = control
+        self.control = control.child()
+        #: directory ops (tree mkdir/rmdir) happen on the shard's thread, before or after the index range
+        self.dir_tally = ThreadTally()
+        self.range: IndexRange | None = None
+        self.t0 = time.monotonic()
+
+    @abstractmethod
+    def _task(self) -> IndexTask:
+        """What each index of the range gets done to it."""
+
+    @abstractmethod
+    def _run(self) -> None:
+        """The shard's whole job, on its thread."""
+
+    def _run_range(self, threads: int) -> None:
+        """Run `_task` over [start, stop) on `threads` threads and wait for them."""
+        name = f"sbench-{self.kind}-{self.params.entry}"
+        self.range = IndexRange(self.start, self.stop, threads, self._task(), self.control, name).begin()
+        self.range.join()
+
+    def tallies(self) -> list[ThreadTally]:
+        return [self.dir_tally] + (self.range.tallies if self.range else [])
+
+    def first_error(self) -> str:
+        return next((t.first_error for t in self.tallies() if t.first_error), "")
+
+    def begin(self) -> Self:
+        self.t0 = time.monotonic()
+        self._thread = threading.Thread(
+            target=self._run, name=f"sbench-{self.kind}-{self.params.entry}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float | None) -> None:
+        self._thread.join(timeout)
