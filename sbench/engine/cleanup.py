@@ -28,7 +28,7 @@ from sbench.engine.indexset import IndexSet
 from sbench.engine.naming import put_key_prefix
 from sbench.engine.paths import join_key, op_name, put_directory
 from sbench.engine.prepare import PrepareParams, ShardResult, ShardStorage, prepare_params
-from sbench.engine.shards import IndexShard, ThreadTally
+from sbench.engine.shards import IndexShard, ThreadTally, wait_ticking
 from sbench.engine.state import RunState
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.cpu import CpuSampler
@@ -394,13 +394,7 @@ def run_cleanup(
             if on_interval is not None:
                 on_interval(snap)
 
-        next_tick = time.monotonic() + interval
-        while any(j.alive() for j in active):
-            for j in active:
-                j.wait(max(0.0, min(0.2, next_tick - time.monotonic())))
-            if time.monotonic() >= next_tick:
-                emit(Snapshot.merge_all(j.drain() for j in active))
-                next_tick += interval
+        wait_ticking(active, interval, lambda: emit(Snapshot.merge_all(j.drain() for j in active)))
         results = [j.finish() for j in jobs]
         if state is not None:
             for job, r in zip(jobs, results, strict=True):

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from sbench.data.payload import PayloadGenerator
@@ -32,7 +33,7 @@ from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.engine.naming import PREPARED_POOL, parse_prepared_key, parse_tree_file, prepared_key
 from sbench.engine.paths import pools_for
-from sbench.engine.shards import IndexRange, IndexShard, ThreadTally
+from sbench.engine.shards import IndexRange, IndexShard, ThreadTally, wait_ticking
 from sbench.engine.state import PreparedRecord, RunState
 from sbench.engine.tree import TreeLayout, TreeSpec
 from sbench.errors import ConfigError
@@ -552,21 +553,6 @@ class PrepareOutcome:
     results: list[ShardResult]
 
 
-def _emit(
-    acc: SnapshotAccumulator,
-    snap: Snapshot,
-    identity: AgentIdentity,
-    cpu: CpuSampler,
-    progress: ProgressCounters,
-    on_interval: Callable[[Snapshot], None] | None,
-) -> None:
-    snap.set_cpu(identity.agent_id, *cpu.sample())
-    snap.set_progress(identity.agent_id, progress)
-    acc.add(snap)
-    if on_interval is not None:
-        on_interval(snap)
-
-
 def run_prepare(
     config: Any,
     identity: AgentIdentity,
@@ -594,6 +580,26 @@ def run_prepare(
     results: list[ShardResult] = []
     totals = sum(p.total for p in all_params)
     finished_done = 0
+
+    def emit(snap: Snapshot, done: int) -> None:
+        snap.set_cpu(identity.agent_id, *cpu.sample())
+        snap.set_progress(
+            identity.agent_id,
+            ProgressCounters(
+                objects_done=done,
+                objects_total=totals,
+                phase_start_ms=start_ms,
+                at_ms=time.time_ns() // 1_000_000,
+                stage=stage_name,
+            ),
+        )
+        acc.add(snap)
+        if on_interval is not None:
+            on_interval(snap)
+
+    def emit_live(shards: list[PrepareShard], done_before: int) -> None:
+        emit(Snapshot.merge_all(s.drain() for s in shards), done_before + sum(s.done_count() for s in shards))
+
     for group in groups:
         if control.stopping:
             break
@@ -614,44 +620,11 @@ def run_prepare(
                     params, 0, params.total, control, existing=existing, storage=storage, own_storage=True
                 ).begin()
             )
-        next_tick = time.monotonic() + interval
-        while any(s.alive() for s in shards):
-            for s in shards:
-                s.wait(max(0.0, min(0.2, next_tick - time.monotonic())))
-            if time.monotonic() >= next_tick:
-                done = finished_done + sum(s.done_count() for s in shards)
-                _emit(
-                    acc,
-                    Snapshot.merge_all(s.drain() for s in shards),
-                    identity,
-                    cpu,
-                    ProgressCounters(
-                        objects_done=done,
-                        objects_total=totals,
-                        phase_start_ms=start_ms,
-                        at_ms=time.time_ns() // 1_000_000,
-                        stage=stage_name,
-                    ),
-                    on_interval,
-                )
-                next_tick += interval
+        wait_ticking(shards, interval, partial(emit_live, shards, finished_done))
         group_results = [s.finish() for s in shards]
         results.extend(group_results)
         finished_done += sum(r.created_count + r.existed + len(r.failed) + r.skipped for r in group_results)
-        _emit(
-            acc,
-            Snapshot.merge_all(r.snapshot for r in group_results),
-            identity,
-            cpu,
-            ProgressCounters(
-                objects_done=finished_done,
-                objects_total=totals,
-                phase_start_ms=start_ms,
-                at_ms=time.time_ns() // 1_000_000,
-                stage=stage_name,
-            ),
-            on_interval,
-        )
+        emit(Snapshot.merge_all(r.snapshot for r in group_results), finished_done)
         if state is not None:
             for params, r in zip(group, group_results, strict=True):
                 state.prepared[params.entry] = PreparedRecord(

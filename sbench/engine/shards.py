@@ -12,9 +12,9 @@ import itertools
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Protocol, Self
 
 from sbench.engine.context import RunControl
 from sbench.metrics.recorder import Recorder
@@ -148,3 +148,21 @@ class IndexShard(ABC):
 
     def wait(self, timeout: float | None) -> None:
         self._thread.join(timeout)
+
+
+class _Job(Protocol):
+    def alive(self) -> bool: ...
+
+    def wait(self, timeout: float | None) -> None: ...
+
+
+def wait_ticking(jobs: Sequence[_Job], interval_s: float, tick: Callable[[], None]) -> None:
+    """Wait until every job has ended, calling `tick` every `interval_s` meanwhile (the live interval
+    snapshots); no wait is longer than 0.2 s, so a job that ends is noticed at once."""
+    next_tick = time.monotonic() + interval_s
+    while any(j.alive() for j in jobs):
+        for j in jobs:
+            j.wait(max(0.0, min(0.2, next_tick - time.monotonic())))
+        if time.monotonic() >= next_tick:
+            tick()
+            next_tick += interval_s
