@@ -25,6 +25,13 @@ workload:
 """
 
 
+def with_stages(stages: str) -> str:
+    """BASE plus a one-agent `distributed` block (enough for the agent checks to pass) whose stage list is
+    `stages` (YAML list items); the first item is on line 15."""
+    one_agent = 'distributed:\n  shared_filesystem: true\n  agents: [{address: "127.0.0.1:7761"}]\n'
+    return BASE + one_agent + "  stages:\n" + textwrap.indent(textwrap.dedent(stages), "    ")
+
+
 def error_of(text: str) -> str:
     with pytest.raises(ConfigError) as info:
         load_config_text(textwrap.dedent(text), source=Path("bad.yaml"))
@@ -116,14 +123,9 @@ def test_several_problems_are_all_reported_in_line_order() -> None:
 
 def test_duplicate_stage_order() -> None:
     message = error_of(
-        BASE
-        + textwrap.dedent("""\
-        distributed:
-          shared_filesystem: true
-          agents: [{address: "127.0.0.1:7761"}]
-          stages:
-            - {name: go, order: 1, type: execute}
-            - {name: again, order: 1, type: execute}
+        with_stages("""\
+        - {name: go, order: 1, type: execute}
+        - {name: again, order: 1, type: execute}
         """)
     )
     assert_located(message, "distributed.stages[1].order", 16)
@@ -132,14 +134,9 @@ def test_duplicate_stage_order() -> None:
 
 def test_duplicate_stage_name() -> None:
     message = error_of(
-        BASE
-        + textwrap.dedent("""\
-        distributed:
-          shared_filesystem: true
-          agents: [{address: "127.0.0.1:7761"}]
-          stages:
-            - {name: go, order: 1, type: execute}
-            - {name: go, order: 2, type: execute}
+        with_stages("""\
+        - {name: go, order: 1, type: execute}
+        - {name: go, order: 2, type: execute}
         """)
     )
     assert_located(message, "distributed.stages[1].name", 16)
@@ -147,16 +144,11 @@ def test_duplicate_stage_name() -> None:
 
 def test_completion_duration_on_prepare_stage() -> None:
     message = error_of(
-        BASE
-        + textwrap.dedent("""\
-        distributed:
-          shared_filesystem: true
-          agents: [{address: "127.0.0.1:7761"}]
-          stages:
-            - name: fill
-              order: 1
-              type: prepare
-              completion: duration
+        with_stages("""\
+        - name: fill
+          order: 1
+          type: prepare
+          completion: duration
         """)
     )
     assert_located(message, "distributed.stages[0]", 15)
@@ -167,13 +159,8 @@ def test_completion_duration_on_prepare_stage() -> None:
 
 def test_stage_body_key_of_another_type() -> None:
     message = error_of(
-        BASE
-        + textwrap.dedent("""\
-        distributed:
-          shared_filesystem: true
-          agents: [{address: "127.0.0.1:7761"}]
-          stages:
-            - {name: fill, order: 1, type: prepare, duration: 10s}
+        with_stages("""\
+        - {name: fill, order: 1, type: prepare, duration: 10s}
         """)
     )
     assert "a prepare stage does not take duration (it takes: expected_objects)" in message
@@ -181,15 +168,10 @@ def test_stage_body_key_of_another_type() -> None:
 
 def test_nested_stage_typo_points_into_config() -> None:
     message = error_of(
-        BASE
-        + textwrap.dedent("""\
-        distributed:
-          shared_filesystem: true
-          agents: [{address: "127.0.0.1:7761"}]
-          stages:
-            - name: run
-              order: 1
-              config: {type: custom, comand: /bin/true}
+        with_stages("""\
+        - name: run
+          order: 1
+          config: {type: custom, comand: /bin/true}
         """)
     )
     assert_located(message, "distributed.stages[0].config.comand", 17)
