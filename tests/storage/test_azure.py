@@ -15,6 +15,7 @@ from sbench.storage.options import BackendOptions, Driver
 from sbench.storage.registry import open_backend
 from sbench.storage.uri import parse_uri
 from tests import servers
+from tests.storage.cloud_checks import check_async_reads_and_delete, check_string_prefixes_and_recursive_rmdir
 from tests.storage.fixtures_cloud import (
     AZURE_CONTAINER,
     RANGES,
@@ -257,33 +258,13 @@ def test_native_async_api(backend_azure_native) -> None:
         await backend.put_async("d/a", b"alpha")
         await backend.put_async("d/sub/b", memoryview(b"xbetax")[1:5])
         await backend.put_async("top", b"")
-        assert bytes(await backend.get_async("d/a")) == b"alpha"
-        assert bytes(await backend.get_range_async("d/sub/b", 1, 2)) == b"et"
-        listed = sorted([k async for k, _ in backend.list_async("", recursive=True)])
-        assert listed == ["d/a", "d/sub/b", "top"]
-        assert sorted([kv async for kv in backend.list_async("d/", recursive=False)]) == [
-            ("d/a", 5), ("d/sub/", 0)]
-        stat = await backend.stat_async("d/sub/b")
-        assert (stat.key, stat.size) == ("d/sub/b", 4) and stat.etag and stat.mtime
-        await backend.delete_async("d/a")
-        with pytest.raises(StorageError) as info:
-            await backend.delete_async("d/a")
-        assert info.value.kind is ErrorClass.NOT_FOUND
+        await check_async_reads_and_delete(backend)
 
     asyncio.run(scenario())
 
 
 def test_string_prefixes_and_recursive_rmdir(azure_backend) -> None:
-    backend = azure_backend
-    for key in ("run-1/a", "run-1/b/c", "run-2/a", "other"):
-        backend.put(key, b"x")
-    assert sorted(k for k, _ in backend.list("run-")) == ["run-1/a", "run-1/b/c", "run-2/a"]
-    assert sorted(k for k, _ in backend.list("run-", recursive=False)) == ["run-1/", "run-2/"]
-    backend.mkdir("anything")  # a no-op on blob storage
-    backend.rmdir("run-1")  # not recursive: a no-op
-    assert sorted(k for k, _ in backend.list("run-1/")) == ["run-1/a", "run-1/b/c"]
-    backend.rmdir("run-1", recursive=True)
-    assert sorted(k for k, _ in backend.list("")) == ["other", "run-2/a"]
+    check_string_prefixes_and_recursive_rmdir(azure_backend, azure_backend.put)
 
 
 # --- sdk client per thread, one pool sized to the concurrency ----------------------------------------------

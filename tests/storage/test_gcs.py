@@ -19,6 +19,7 @@ from sbench.storage.gcs import PLACEHOLDER_PROJECT, resolve_credentials
 from sbench.storage.options import BackendOptions, Driver
 from sbench.storage.registry import open_backend
 from sbench.storage.uri import parse_uri
+from tests.storage.cloud_checks import check_async_reads_and_delete, check_string_prefixes_and_recursive_rmdir
 from tests.storage.fixtures_cloud import (
     GCS_BUCKET,
     RANGES,
@@ -154,16 +155,7 @@ def test_range_of_an_empty_object(gcs_backend: NativeWithSeeder) -> None:
 
 
 def test_string_prefixes_and_recursive_rmdir(gcs_backend: NativeWithSeeder) -> None:
-    backend = gcs_backend.native
-    for key in ("run-1/a", "run-1/b/c", "run-2/a", "other"):
-        gcs_backend.sdk.put(key, b"x")
-    assert sorted(k for k, _ in backend.list("run-")) == ["run-1/a", "run-1/b/c", "run-2/a"]
-    assert sorted(k for k, _ in backend.list("run-", recursive=False)) == ["run-1/", "run-2/"]
-    backend.mkdir("anything")  # a no-op on GCS
-    backend.rmdir("run-1")  # not recursive: a no-op
-    assert sorted(k for k, _ in backend.list("run-1/")) == ["run-1/a", "run-1/b/c"]
-    backend.rmdir("run-1", recursive=True)
-    assert sorted(k for k, _ in backend.list("")) == ["other", "run-2/a"]
+    check_string_prefixes_and_recursive_rmdir(gcs_backend.native, gcs_backend.sdk.put)
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
@@ -256,22 +248,7 @@ def test_native_async_api(gcs_native_pair: NativeWithSeeder) -> None:
     seed.put("d/a", b"alpha")
     seed.put("d/sub/b", b"beta")
     seed.put("top", b"")
-
-    async def scenario() -> None:
-        assert bytes(await backend.get_async("d/a")) == b"alpha"
-        assert bytes(await backend.get_range_async("d/sub/b", 1, 2)) == b"et"
-        listed = sorted([k async for k, _ in backend.list_async("", recursive=True)])
-        assert listed == ["d/a", "d/sub/b", "top"]
-        assert sorted([kv async for kv in backend.list_async("d/", recursive=False)]) == [
-            ("d/a", 5), ("d/sub/", 0)]
-        stat = await backend.stat_async("d/sub/b")
-        assert (stat.key, stat.size) == ("d/sub/b", 4) and stat.etag and stat.mtime
-        await backend.delete_async("d/a")
-        with pytest.raises(StorageError) as info:
-            await backend.delete_async("d/a")
-        assert info.value.kind is ErrorClass.NOT_FOUND
-
-    asyncio.run(scenario())
+    asyncio.run(check_async_reads_and_delete(backend))
 
 
 def test_sdk_clients_per_thread_share_one_sized_pool(fake_gcs, gcs_bucket, monkeypatch, tmp_path) -> None:
