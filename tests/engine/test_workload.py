@@ -6,13 +6,15 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from sbench.engine.context import AgentIdentity, RunControl
-from sbench.engine.workload import run_workload
+from sbench.engine.workload import WorkloadResult, run_workload
 from sbench.metrics.buckets import OpClass
+from sbench.metrics.snapshot import Snapshot
 from sbench.storage.base import ErrorClass, StorageError
 from tests.engine.helpers import ProbeBackend, backends_with, config_from, make_files
 
@@ -22,6 +24,24 @@ NAMES = [f"obj-{i:04d}.dat" for i in range(50)]
 def _cfg(root: Path, body: str, concurrency: int = 4, extra: str = "") -> object:
     return config_from(
         f"duration: 5s\nconcurrency: {concurrency}\ntarget: file://{root}/\n{extra}workload:\n{body}"
+    )
+
+
+def _run_probed(
+    cfg: object,
+    root: Path,
+    probe: ProbeBackend,
+    run_id: str,
+    *,
+    duration_s: float,
+    control: RunControl | None = None,
+    on_interval: Callable[[Snapshot], None] | None = None,
+) -> WorkloadResult:
+    """run_workload with `probe` standing in for file://root/ (it records calls, stalls or fails ops)."""
+    backends = backends_with(cfg, f"file://{root}/", probe)
+    return run_workload(
+        cfg, AgentIdentity(run_id=run_id), control or RunControl(), on_interval, duration_s=duration_s,
+        backends=backends,
     )
 
 
@@ -52,13 +72,7 @@ def test_stall_shows_in_response_time_not_service_time(tmp_path: Path) -> None:
     )
     probe = ProbeBackend(f"file://{tmp_path}/")
     probe.stall(1.0, 1.0)
-    res = run_workload(
-        cfg,
-        AgentIdentity(run_id="stall"),
-        RunControl(),
-        duration_s=3.0,
-        backends=backends_with(cfg, f"file://{tmp_path}/", probe),
-    )
+    res = _run_probed(cfg, tmp_path, probe, "stall", duration_s=3.0)
     snap = res.snapshot
     response = snap.latency(OpClass.META)
     service = snap.service_latency(OpClass.META)
@@ -86,13 +100,7 @@ def test_per_op_concurrency_caps_and_raises_in_flight(tmp_path: Path) -> None:
     )
     cfg = _cfg(tmp_path, body, concurrency=3)
     probe = ProbeBackend(f"file://{tmp_path}/", op_sleep_s=0.002)
-    res = run_workload(
-        cfg,
-        AgentIdentity(run_id="limits"),
-        RunControl(),
-        duration_s=1.0,
-        backends=backends_with(cfg, f"file://{tmp_path}/", probe),
-    )
+    res = _run_probed(cfg, tmp_path, probe, "limits", duration_s=1.0)
     assert res.workers == 6  # 3 mixed + 3 dedicated to the GET whose limit (6) exceeds concurrency (3)
     assert probe.max_in_flight["stat"] == 1
     assert probe.max_in_flight["get"] == 6
@@ -105,13 +113,7 @@ def test_delete_never_deletes_a_key_twice_and_stops_when_empty(tmp_path: Path) -
     cfg = _cfg(tmp_path, '  - {op: delete, path: "d/*", weight: 1}\n', concurrency=4)
     probe = ProbeBackend(f"file://{tmp_path}/")
     t0 = time.monotonic()
-    res = run_workload(
-        cfg,
-        AgentIdentity(run_id="del"),
-        RunControl(),
-        duration_s=30.0,
-        backends=backends_with(cfg, f"file://{tmp_path}/", probe),
-    )
+    res = _run_probed(cfg, tmp_path, probe, "del", duration_s=30.0)
     assert time.monotonic() - t0 < 10
     deleted = probe.calls["delete"]
     assert len(deleted) == len(set(deleted)) == 300
@@ -166,8 +168,8 @@ def test_error_budget_aborts_the_stage_with_reason(tmp_path: Path) -> None:
         extra="error_handling: {max_total_errors: 5, error_rate_threshold: 0}\n",
     )
     control = RunControl()
-    bs = backends_with(cfg, f"file://{tmp_path}/", _FailingGets(f"file://{tmp_path}/"))
-    res = run_workload(cfg, AgentIdentity(run_id="budget"), control, duration_s=30.0, backends=bs)
+    probe = _FailingGets(f"file://{tmp_path}/")
+    res = _run_probed(cfg, tmp_path, probe, "budget", duration_s=30.0, control=control)
     assert res.ended_by == "aborted"
     assert "max_total_errors=5" in res.reason and "network=" in res.reason
     assert not control.stopping  # the stage failed; the run decides what comes next
@@ -185,13 +187,7 @@ def test_retries_repeat_the_same_call(tmp_path: Path) -> None:
         "  max_total_errors: 3, error_rate_threshold: 0}\n",
     )
     probe = _FailingGets(f"file://{tmp_path}/")
-    res = run_workload(
-        cfg,
-        AgentIdentity(run_id="retry"),
-        RunControl(),
-        duration_s=30.0,
-        backends=backends_with(cfg, f"file://{tmp_path}/", probe),
-    )
+    res = _run_probed(cfg, tmp_path, probe, "retry", duration_s=30.0)
     gets = probe.calls["get"]
     assert len(gets) == 9  # 3 failed ops x (1 try + 2 retries)
     assert all(gets[i] == gets[i - i % 3] for i in range(9))  # each retry repeats its op's key
@@ -204,8 +200,9 @@ def test_warmup_is_run_but_not_reported(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, body, concurrency=1, extra="warmup_period: 1s\n")
     probe = ProbeBackend(f"file://{tmp_path}/")
     seen: list[int] = []
-    res = run_workload(cfg, AgentIdentity(run_id="warm"), RunControl(), lambda s: seen.append(s.total_ops()),
-                       duration_s=0.5, backends=backends_with(cfg, f"file://{tmp_path}/", probe))
+    res = _run_probed(
+        cfg, tmp_path, probe, "warm", duration_s=0.5, on_interval=lambda s: seen.append(s.total_ops())
+    )
     reported = res.snapshot.total_ops()
     assert sum(seen) == reported > 0
     assert len(probe.calls["get"]) > reported * 2  # the warm-up second ran ops that are not in the results
