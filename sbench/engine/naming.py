@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 PREPARED_POOL = "prepared"
 DELETABLE_POOL = "deletable"
-POOLS = (PREPARED_POOL, DELETABLE_POOL)
 
 _PREPARED_RE = re.compile(r"(prepared|deletable)-(\d{8,})\.dat\Z")
 _TREE_FILE_RE = re.compile(r"file_(\d{8,})\.dat\Z")

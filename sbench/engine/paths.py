@@ -103,10 +103,6 @@ class KeyPool:
 
 # -- patterns ----------------------------------------------------------------------------------------------
 
-def is_absolute(path: str) -> bool:
-    return "://" in path
-
-
 def join_key(prefix: str, name: str) -> str:
     """Join a relative dir prefix (may be empty) and a name with exactly one `/`."""
     return f"{prefix.rstrip('/')}/{name}" if prefix.strip("/") else name
@@ -224,16 +220,6 @@ class PreparedSet:
             return join_key(directory, prepared_key(pools[pool_idx], index))
 
         return KeyPool(count * len(pools), base_key, label=label)
-
-
-def relative_to(root_uri: str, uri: str) -> str | None:
-    """`uri` as a key prefix relative to `root_uri`, or None when it lies elsewhere."""
-    root = root_uri.rstrip("/")
-    if uri.rstrip("/") == root:
-        return ""
-    if uri.startswith(root + "/"):
-        return uri[len(root) + 1:]
-    return None
 
 
 def list_pattern(backend: Backend, pattern: Pattern) -> list[str]:
