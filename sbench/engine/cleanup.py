@@ -28,12 +28,10 @@ from sbench.engine.indexset import IndexSet
 from sbench.engine.naming import put_key_prefix
 from sbench.engine.paths import join_key, op_name, put_directory
 from sbench.engine.prepare import PrepareParams, ShardResult, ShardStorage, prepare_params
-from sbench.engine.shards import IndexShard, ThreadTally, wait_ticking
+from sbench.engine.shards import IndexShard, IntervalEmitter, ThreadTally, wait_ticking
 from sbench.engine.state import RunState
 from sbench.metrics.buckets import OpClass
-from sbench.metrics.cpu import CpuSampler
-from sbench.metrics.progress import ProgressCounters
-from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.metrics.snapshot import Snapshot
 from sbench.storage.base import Backend, ErrorClass, StorageError
 
 MODES = ("strict", "tolerant", "besteffort")
@@ -367,9 +365,7 @@ def run_cleanup(
             )
         )
     backends = BackendSet(config)
-    acc = SnapshotAccumulator()
-    cpu = CpuSampler()
-    start_ms = time.time_ns() // 1_000_000
+    emitter = IntervalEmitter(identity.agent_id, stage_name, on_interval)
     t0 = time.monotonic()
     try:
         put_job = PutCleanup(config, identity, control, backends, mode=mode, concurrency=concurrency)
@@ -379,20 +375,8 @@ def run_cleanup(
         active: list[Any] = [j.begin() for j in jobs] + ([put_job.begin()] if use_put else [])
 
         def emit(snap: Snapshot) -> None:
-            snap.set_cpu(identity.agent_id, *cpu.sample())
-            snap.set_progress(
-                identity.agent_id,
-                ProgressCounters(
-                    objects_done=sum(j.done_count() for j in active),
-                    objects_deleted=sum(j.deleted_count() for j in active),
-                    phase_start_ms=start_ms,
-                    at_ms=time.time_ns() // 1_000_000,
-                    stage=stage_name,
-                ),
-            )
-            acc.add(snap)
-            if on_interval is not None:
-                on_interval(snap)
+            done = sum(j.done_count() for j in active)
+            emitter(snap, objects_done=done, objects_deleted=sum(j.deleted_count() for j in active))
 
         wait_ticking(active, interval, lambda: emit(Snapshot.merge_all(j.drain() for j in active)))
         results = [j.finish() for j in jobs]
@@ -417,7 +401,7 @@ def run_cleanup(
     if not aborted and failed and mode != "besteffort":
         reason = f"{failed} deletes failed (cleanup_mode={mode})"
     return CleanupOutcome(
-        snapshot=acc.snapshot(),
+        snapshot=emitter.acc.snapshot(),
         elapsed_s=time.monotonic() - t0,
         deleted=deleted,
         failed=failed,

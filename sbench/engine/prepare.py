@@ -33,14 +33,12 @@ from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.engine.naming import PREPARED_POOL, parse_prepared_key, parse_tree_file, prepared_key
 from sbench.engine.paths import pools_for
-from sbench.engine.shards import IndexRange, IndexShard, ThreadTally, wait_ticking
+from sbench.engine.shards import IndexRange, IndexShard, IntervalEmitter, ThreadTally, wait_ticking
 from sbench.engine.state import PreparedRecord, RunState
 from sbench.engine.tree import TreeLayout, TreeSpec
 from sbench.errors import ConfigError
 from sbench.metrics.buckets import OpClass
-from sbench.metrics.cpu import CpuSampler
-from sbench.metrics.progress import ProgressCounters
-from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.metrics.snapshot import Snapshot
 from sbench.storage.base import Backend, ErrorClass, StorageError
 from sbench.storage.multi import EndpointStats, MultiEndpointBackend, open_multi
 from sbench.storage.options import BackendOptions
@@ -573,29 +571,14 @@ def run_prepare(
         share = max(1, int(config.concurrency) // len(all_params))
         all_params = [replace(p, concurrency=share) for p in all_params]
     groups = [all_params] if parallel else [[p] for p in all_params]
-    acc = SnapshotAccumulator()
-    cpu = CpuSampler()
-    start_ms = time.time_ns() // 1_000_000
+    emitter = IntervalEmitter(identity.agent_id, stage_name, on_interval)
     t0 = time.monotonic()
     results: list[ShardResult] = []
     totals = sum(p.total for p in all_params)
     finished_done = 0
 
     def emit(snap: Snapshot, done: int) -> None:
-        snap.set_cpu(identity.agent_id, *cpu.sample())
-        snap.set_progress(
-            identity.agent_id,
-            ProgressCounters(
-                objects_done=done,
-                objects_total=totals,
-                phase_start_ms=start_ms,
-                at_ms=time.time_ns() // 1_000_000,
-                stage=stage_name,
-            ),
-        )
-        acc.add(snap)
-        if on_interval is not None:
-            on_interval(snap)
+        emitter(snap, objects_done=done, objects_total=totals)
 
     def emit_live(shards: list[PrepareShard], done_before: int) -> None:
         emit(Snapshot.merge_all(s.drain() for s in shards), done_before + sum(s.done_count() for s in shards))
@@ -647,7 +630,7 @@ def run_prepare(
     if created and delay > 0 and not control.stopping:
         control.wait(delay)
     return PrepareOutcome(
-        snapshot=acc.snapshot(),
+        snapshot=emitter.acc.snapshot(),
         elapsed_s=time.monotonic() - t0,
         created=created,
         existed=sum(r.existed for r in results),

@@ -1,9 +1,9 @@
-"""Running one function over a range of object indices on N threads, with per-thread recorders.
+"""The shard machinery prepare and cleanup share: one function over a range of object indices on N threads
+(with per-thread recorders), the shard thread around it, and how their interval snapshots are reported.
 
-Prepare and cleanup are both "do this for every index in [start, stop)": this is that loop, shared. Threads
-take indices from one `itertools.count` (its `next()` is atomic under the GIL, so there is no lock and no
-list of indices: memory stays flat however large the range), and each thread records into its own Recorder,
-which the caller's interval collector drains while the shard runs.
+Threads take indices from one `itertools.count` (its `next()` is atomic under the GIL, so there is no lock
+and no list of indices: memory stays flat however large the range), and each thread records into its own
+Recorder, which the caller's interval collector drains while the shard runs.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol, Self
 
 from sbench.engine.context import RunControl
+from sbench.metrics.cpu import CpuSampler
+from sbench.metrics.progress import ProgressCounters
 from sbench.metrics.recorder import Recorder
-from sbench.metrics.snapshot import Snapshot
+from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 
 if TYPE_CHECKING:
     from sbench.engine.prepare import PrepareParams
@@ -166,3 +168,27 @@ def wait_ticking(jobs: Sequence[_Job], interval_s: float, tick: Callable[[], Non
         if time.monotonic() >= next_tick:
             tick()
             next_tick += interval_s
+
+
+class IntervalEmitter:
+    """Stamps an interval snapshot with this agent's CPU and progress, adds it to the stage's cumulative
+    accumulator and hands it to the caller's live view; prepare and cleanup report their intervals alike."""
+
+    def __init__(self, agent_id: str, stage: str, on_interval: Callable[[Snapshot], None] | None) -> None:
+        self.agent_id = agent_id
+        self.stage = stage
+        self.on_interval = on_interval
+        self.acc = SnapshotAccumulator()
+        self.cpu = CpuSampler()
+        self.start_ms = time.time_ns() // 1_000_000
+
+    def __call__(self, snap: Snapshot, **counts: int) -> None:
+        """`counts`: the ProgressCounters object counts (objects_done, objects_total, objects_deleted)."""
+        snap.set_cpu(self.agent_id, *self.cpu.sample())
+        progress = ProgressCounters(
+            **counts, phase_start_ms=self.start_ms, at_ms=time.time_ns() // 1_000_000, stage=self.stage
+        )
+        snap.set_progress(self.agent_id, progress)
+        self.acc.add(snap)
+        if self.on_interval is not None:
+            self.on_interval(snap)
