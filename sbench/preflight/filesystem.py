@@ -314,13 +314,8 @@ def _check_write_probes(target: FsTarget, path: str, mount: MountInfo | None, ch
                 if fh.read() != payload:
                     raise OSError(errno.EIO, "read-back differs from what was written")
         except OSError as exc:
-            checks.error(
-                "fs.write",
-                f"cannot write {probe_file}: {exc.strerror}",
-                _error_type(exc, mount),
-                _suggest(exc, target, path, "write (w)", mount),
-                details={"errno": _errno_name(exc)},
-            )
+            message = f"cannot write {probe_file}: {exc.strerror}"
+            _write_error(checks, "fs.write", message, exc, target, path, mount)
             return False
         checks.success("fs.write", f"wrote, synced and read back a {PROBE_SIZE}-byte probe file")
         try:
@@ -328,27 +323,17 @@ def _check_write_probes(target: FsTarget, path: str, mount: MountInfo | None, ch
             os.rmdir(probe_dir)
             checks.success("fs.mkdir", "created and removed a probe directory")
         except OSError as exc:
-            checks.error(
-                "fs.mkdir",
-                f"cannot create/remove directory {probe_dir}: {exc.strerror}",
-                _error_type(exc, mount),
-                _suggest(exc, target, path, "write (w)", mount),
-                details={"errno": _errno_name(exc)},
-            )
+            message = f"cannot create/remove directory {probe_dir}: {exc.strerror}"
+            _write_error(checks, "fs.mkdir", message, exc, target, path, mount)
         try:
             os.unlink(probe_file)
             if os.path.lexists(probe_file):
                 raise OSError(errno.EIO, "file still present after unlink")
             checks.success("fs.delete", "deleted the probe file")
         except OSError as exc:
-            checks.error(
-                "fs.delete",
-                f"cannot delete {probe_file}: {exc.strerror}",
-                _error_type(exc, mount),
-                _suggest(exc, target, path, "write (w)", mount) + " (a sticky bit also blocks deleting "
-                "others' files)",
-                details={"errno": _errno_name(exc)},
-            )
+            message = f"cannot delete {probe_file}: {exc.strerror}"
+            sticky = " (a sticky bit also blocks deleting others' files)"
+            _write_error(checks, "fs.delete", message, exc, target, path, mount, note=sticky)
         return True
     finally:
         _remove_probes(checks, probe_file, probe_dir)
@@ -414,13 +399,8 @@ def _check_direct(
                 details={"fs_type": fs},
             )
         else:
-            checks.error(
-                "fs.direct_io",
-                f"O_DIRECT probe failed: {exc.strerror}",
-                _error_type(exc, mount),
-                _suggest(exc, target, path, "write (w)", mount),
-                details={"errno": _errno_name(exc)},
-            )
+            message = f"O_DIRECT probe failed: {exc.strerror}"
+            _write_error(checks, "fs.direct_io", message, exc, target, path, mount)
     finally:
         buf.close()
         _remove_probes(checks, probe)
@@ -591,6 +571,27 @@ def _suggest(exc: OSError, target: FsTarget, path: str, access: str, mount: Moun
     if exc.errno == errno.EDQUOT:
         return f"uid {uid} is over its disk quota on {path}: raise the quota or free space"
     return f"check the health of the file system holding {path} (dmesg) or point `{target.source}` elsewhere"
+
+
+def _write_error(
+    checks: CheckList,
+    name: str,
+    message: str,
+    exc: OSError,
+    target: FsTarget,
+    path: str,
+    mount: MountInfo | None,
+    note: str = "",
+) -> None:
+    """A failed write-side probe: every one of them needs write (w) access to the directory, so they share
+    the error type and the suggestion (plus a probe-specific `note`)."""
+    checks.error(
+        name,
+        message,
+        _error_type(exc, mount),
+        _suggest(exc, target, path, "write (w)", mount) + note,
+        details={"errno": _errno_name(exc)},
+    )
 
 
 def _errno_name(exc: OSError) -> str | None:
