@@ -16,6 +16,12 @@ from tests.preflight.conftest import config_of
 PUT = "workload:\n  - {op: put, path: 'w/', object_size: 1024, weight: 1}\n"
 
 
+def shared(agents: str, target: str = "s3://b/p/", extra: str = "") -> str:
+    """A shared-storage distributed config with `agents` (a YAML flow list), `extra` distributed keys and
+    one PUT op."""
+    return f"target: {target}\ndistributed:\n  shared_filesystem: true\n{extra}  agents: {agents}\n{PUT}"
+
+
 def unchecked(text: str) -> Config:
     """A Config without the loader's cross-checks, to reach states only a hand-built config can have."""
     return Config.model_validate(yaml.safe_load(text))
@@ -23,12 +29,7 @@ def unchecked(text: str) -> Config:
 
 def test_duplicate_agent_ids_are_a_configuration_error() -> None:
     result = controller_checks(
-        unchecked(f"""
-target: s3://b/p/
-distributed:
-  shared_filesystem: true
-  agents: [{{address: "127.0.0.1:1", id: x}}, {{address: "127.0.0.1:2", id: x}}]
-{PUT}""")
+        unchecked(shared('[{address: "127.0.0.1:1", id: x}, {address: "127.0.0.1:2", id: x}]'))
     )
     (err,) = result.errors
     assert (err.name, err.error_type) == ("config.agent_ids", ErrorType.CONFIGURATION)
@@ -37,25 +38,14 @@ distributed:
 
 def test_agents_and_agents_per_node_together_are_an_error() -> None:
     result = controller_checks(
-        unchecked(f"""
-target: s3://b/p/
-distributed:
-  shared_filesystem: true
-  agents_per_node: 2
-  agents: [{{address: "127.0.0.1:1"}}]
-{PUT}""")
+        unchecked(shared('[{address: "127.0.0.1:1"}]', extra="  agents_per_node: 2\n"))
     )
     assert [(c.name, c.error_type) for c in result.errors] == [("config.agents", ErrorType.CONFIGURATION)]
 
 
 def test_unresolvable_agent_host_is_a_network_error() -> None:
     result = controller_checks(
-        config_of(f"""
-target: s3://b/p/
-distributed:
-  shared_filesystem: true
-  agents: [{{address: "127.0.0.1:7761"}}, {{address: "no-such-node.invalid:7761"}}]
-{PUT}""")
+        config_of(shared('[{address: "127.0.0.1:7761"}, {address: "no-such-node.invalid:7761"}]'))
     )
     (err,) = result.errors
     assert (err.name, err.error_type) == ("config.agent_hosts", ErrorType.NETWORK)
@@ -64,12 +54,9 @@ distributed:
 
 def test_shared_filesystem_on_a_local_disk_warns(tmp_path: Path) -> None:
     result = controller_checks(
-        config_of(f"""
-target: file://{tmp_path}/
-distributed:
-  shared_filesystem: true
-  agents: [{{address: "127.0.0.1:1"}}, {{address: "127.0.0.1:2"}}]
-{PUT}""")
+        config_of(
+            shared('[{address: "127.0.0.1:1"}, {address: "127.0.0.1:2"}]', target=f"file://{tmp_path}/")
+        )
     )
     assert result.passed
     (warn,) = result.warnings
@@ -78,12 +65,9 @@ distributed:
 
 def test_shared_storage_with_different_agent_targets_warns() -> None:
     result = controller_checks(
-        config_of(f"""
-target: s3://b/p/
-distributed:
-  shared_filesystem: true
-  agents: [{{address: "127.0.0.1:1"}}, {{address: "127.0.0.1:2", target_override: "s3://other/p/"}}]
-{PUT}""")
+        config_of(
+            shared('[{address: "127.0.0.1:1"}, {address: "127.0.0.1:2", target_override: "s3://other/p/"}]')
+        )
     )
     assert [w.name for w in result.warnings] == ["config.storage_mode"]
 
