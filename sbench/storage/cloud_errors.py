@@ -51,20 +51,23 @@ _STATUS_CLASSES: dict[int, ErrorClass] = {
 }
 
 
+_CODE_CLASSES: dict[str, ErrorClass] = {
+    code: kind
+    for kind, codes in (
+        (ErrorClass.TIMEOUT, TIMEOUT_CODES),
+        (ErrorClass.NOT_FOUND, NOT_FOUND_CODES),
+        (ErrorClass.AUTH, AUTH_CODES),
+        (ErrorClass.THROTTLED, THROTTLE_CODES),
+    )
+    for code in codes
+}
+# A clock problem the user must fix, like bad credentials (the service words it as a timeout).
+_CODE_CLASSES["RequestTimeTooSkewed"] = ErrorClass.AUTH
+
+
 def classify_code(code: str | None) -> ErrorClass | None:
     """The class a service error code names, or None when the code says nothing specific."""
-    if not code:
-        return None
-    if code in THROTTLE_CODES:
-        return ErrorClass.THROTTLED
-    if code in AUTH_CODES:
-        return ErrorClass.AUTH
-    if code in NOT_FOUND_CODES:
-        return ErrorClass.NOT_FOUND
-    if code in TIMEOUT_CODES:
-        # RequestTimeTooSkewed is a clock problem the user must fix, like bad credentials.
-        return ErrorClass.AUTH if code == "RequestTimeTooSkewed" else ErrorClass.TIMEOUT
-    return None
+    return _CODE_CLASSES.get(code) if code else None
 
 
 def classify_status(status: int | None, code: str | None = None) -> ErrorClass:
