@@ -12,6 +12,12 @@ Listing: obstore lists by path segment (prefix `a/b` means `a/b/...`), S3 and th
 prefix. A prefix that ends inside a name (`obj_1`) is listed from its parent with a start-after offset and
 filtered, so every driver returns the same keys. Non-recursive listings use obstore's delimiter listing,
 which gathers one directory level (not the whole tree) in memory before returning it.
+
+Why not obstore_base.ObstoreBackend (which Azure and GCS share): that one lists from the directory and
+filters, while S3's ListObjectsV2 takes a start-after key, so this driver starts at the prefix and stops at
+the end of the matching block; S3 also answers a DELETE of a missing key with 204 (no error to classify),
+and the hot path calls obstore's functions through module-level names. The error, stat and recursive-rmdir
+helpers are the shared ones.
 """
 
 from __future__ import annotations
