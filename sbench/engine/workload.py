@@ -1045,10 +1045,13 @@ class WorkloadRun:
         stop_deadline = None
         while not self._done.is_set():
             now = time.monotonic_ns()
-            if stop_deadline is None and self.control.aborted:
-                stop_deadline = now + int(STOP_GRACE_S * 1e9)
+            if self.control.aborted:
+                # also while draining after the duration ended: an abort never waits the full drain window
+                grace_end = now + int(STOP_GRACE_S * 1e9)
+                if stop_deadline is None or stop_deadline > grace_end:
+                    stop_deadline = grace_end
             elif stop_deadline is None and (self.control.stopping or now >= self.deadline_ns):
-                stop_deadline = max(now, min(self.deadline_ns, now)) + int(DRAIN_S * 1e9)
+                stop_deadline = now + int(DRAIN_S * 1e9)
             wake = next_tick if stop_deadline is None else min(next_tick, stop_deadline)
             if self._done.wait(max(0.0, (wake - now) / 1e9)):
                 break

@@ -207,3 +207,18 @@ def test_warmup_is_run_but_not_reported(tmp_path: Path) -> None:
     assert sum(seen) == reported > 0
     assert len(probe.calls["get"]) > reported * 2  # the warm-up second ran ops that are not in the results
     assert 0.4 < res.elapsed_s < 1.0
+
+
+def test_abort_during_drain_does_not_wait_the_drain_window(tmp_path: Path) -> None:
+    """Ops that hang past the duration keep the loop in its 10 s drain; an abort then ends it in ~1 s."""
+    make_files(tmp_path / "d", NAMES)
+    cfg = _cfg(tmp_path, '  - {op: stat, path: "d/*", weight: 1}\n', concurrency=2)
+    probe = ProbeBackend(f"file://{tmp_path}/")
+    probe.stall(0.3, 30.0)  # every op from 0.3 s on hangs for the rest of the test
+    control = RunControl()
+    threading.Timer(1.5, control.abort, args=("test abort while draining",)).start()
+    t0 = time.monotonic()
+    res = _run_probed(cfg, tmp_path, probe, "drain", duration_s=0.5, control=control)
+    elapsed = time.monotonic() - t0
+    assert res.ended_by == "aborted" and res.reason == "test abort while draining"
+    assert elapsed < 4.0, elapsed  # without the fix the loop waits out DRAIN_S (10 s) after the duration
