@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -196,6 +197,7 @@ def main() -> int:
     finally:
         azurite.stop()
         fake_gcs.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"{'client':40s} {'requests/s':>11s} {'CPU us/request':>15s}   (medians of {args.rounds} rounds)")
     for name in clients:
         print(f"{name:40s} {statistics.median(rate[name]):11.0f} {statistics.median(cpu_per_op[name]):15.0f}")

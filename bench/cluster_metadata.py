@@ -76,7 +76,7 @@ def bench_actor(root: Path, n: int) -> float:
 
     from sbench.cluster.actors import create_metadata_cache
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         actor = create_metadata_cache(root / "actor.sqlite", run_id="bench")
         scope = ray.get(actor.scope_id.remote("bench", "pool"))

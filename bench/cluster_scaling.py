@@ -58,7 +58,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="sbench-scaling-"))
     data = root / "data"
     data.mkdir()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     rates: dict[int, list[float]] = {1: [], 2: []}
     try:
         n = 0

@@ -12,6 +12,7 @@ start removes. It also samples the coordinator actor's CPU time over the stages 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import threading
@@ -69,7 +70,7 @@ def main() -> None:
         (data / f"f{i:04d}.dat").write_bytes(b"x" * 1024)
     config = load_config_text(_config(data, args.agents, args.duration)).config
     plan = next(p for p in stage_plan(config) if p.type.value == "execute")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     run_id = uuid.uuid4().hex[:8]
     coordinator = create_coordinator(run_id, 1.0, 10)
     fleet = start_fleet(config, run_id, coordinator, interval_s=1.0)
@@ -104,6 +105,7 @@ def main() -> None:
         fleet.shutdown()
         ray.kill(coordinator)
         ray.shutdown()
+        shutil.rmtree(data, ignore_errors=True)
     print(f"agents on one node             {args.agents}")
     med_s, med_u = statistics.median(synced), statistics.median(unsynced)
     print(f"synchronized start, skew (ms)  {synced}  max {max(synced)}  median {med_s}")

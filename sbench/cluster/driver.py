@@ -80,7 +80,8 @@ def ray_connection() -> Iterator[str]:
         ray.init(address=address, **quiet)
         mode = f"cluster at {address}"
     else:
-        ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, **quiet)
+        # address="local": a plain ray.init() would still try a stale /tmp/ray/ray_current_cluster address
+        ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, **quiet)
         mode = "local"
     try:
         yield mode
