@@ -216,6 +216,9 @@ def main() -> None:
                 f"{cpu_ratio:>11.1%}"
             )
         print("ops/s and µs columns: medians; ratios: median of the per-round (back-to-back) ratios")
+        for op in ("PUT", "GET"):
+            pairs = zip(rates[op]["bare"], rates[op]["sbench"], strict=True)
+            print(f"{op} per round (bare/sbench ops/s): " + ", ".join(f"{b:,.0f}/{s:,.0f}" for b, s in pairs))
         costs = [engine_cost_us(root, 1.0) for _ in range(3)]
         bare_us = statistics.median(c[0] for c in costs)
         sb_us = statistics.median(c[1] for c in costs)

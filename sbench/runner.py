@@ -1,10 +1,10 @@
 """`sbench run` after the config is loaded: pick the in-process runner or the Ray driver, run the stages,
 write the results directory.
 
-Single-agent configs (no `distributed` block, no RAY_ADDRESS) run here, in this process, without Ray: the
-engine is the same one the Ray agents run, and a local Ray instance would only add 3-5 s of start-up and
-about 0.8 GB of memory for one process that needs no coordination. Distributed configs go to
-`sbench.cluster.driver.run_distributed`.
+Single-agent configs (no `distributed` block, `processes` unset or 1, no RAY_ADDRESS) run here, in this
+process, without Ray: the engine is the same one the Ray agents run, and a local Ray instance would only add
+3-5 s of start-up and about 0.8 GB of memory for one process that needs no coordination. Distributed configs
+(and `processes: N`, which becomes N local agents) go to `sbench.cluster.driver.run_distributed`.
 
 Stages run in plan order: preflight (an error stops the run before any I/O), prepare, execute, cleanup,
 with the CLI flags applied. A failed stage skips the stages after it except cleanup (so objects do not stay
@@ -47,7 +47,9 @@ _WORKLOAD_TYPES = ("execute", "hybrid")
 
 
 def is_distributed(loaded: LoadedConfig) -> bool:
-    return loaded.config.distributed is not None or bool(os.environ.get("RAY_ADDRESS"))
+    """Ray runs it: a `distributed` block, `processes` above one (local agent processes), or RAY_ADDRESS."""
+    config = loaded.config
+    return config.distributed is not None or config.process_count > 1 or bool(os.environ.get("RAY_ADDRESS"))
 
 
 def run(loaded: LoadedConfig, options: Any, config_path: Path) -> int:
@@ -61,6 +63,8 @@ def run(loaded: LoadedConfig, options: Any, config_path: Path) -> int:
             why = (
                 "it has a `distributed` block"
                 if loaded.config.distributed is not None
+                else "it sets `processes`"
+                if loaded.config.process_count > 1
                 else "RAY_ADDRESS is set"
             )
             raise RunFailed(

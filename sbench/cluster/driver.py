@@ -40,7 +40,8 @@ from sbench.cluster.taskstages import (
     run_validation_stage,
     run_verify,
 )
-from sbench.config.models import AgentConfig, Completion, Config, DistributedConfig, StageType
+from sbench.cluster.topology import local_agents
+from sbench.config.models import Completion, Config, StageType
 from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.engine.naming import new_run_id
 from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed
@@ -553,11 +554,8 @@ def _workload_puts(config: Config) -> bool:
 def run_distributed(loaded: Any, options: Any, config_path: Path, stage_fn: StageFn | None = None) -> int:
     """Run a config with a `distributed` block (or under RAY_ADDRESS) on Ray; returns the exit code."""
     if loaded.config.distributed is None:
-        # RAY_ADDRESS without a `distributed` block: the same single agent, run on the cluster's driver node.
-        single = DistributedConfig(
-            shared_filesystem=True, agents=[AgentConfig(address="localhost", id="agent-1")]
-        )
-        loaded = dataclasses.replace(loaded, config=loaded.config.model_copy(update={"distributed": single}))
+        # `processes: N`, or RAY_ADDRESS without a `distributed` block: local agents on the driver's node.
+        loaded = dataclasses.replace(loaded, config=local_agents(loaded.config))
     with ray_connection() as mode:
         run = DistributedRun(loaded, options, config_path, stage_fn)
         run.connection = mode

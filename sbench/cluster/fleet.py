@@ -18,7 +18,7 @@ from sbench.cluster.actors import create_agent
 from sbench.cluster.agent import StageFn
 from sbench.cluster.placement import Placement, plan_placement
 from sbench.cluster.stagerun import AgentRef
-from sbench.cluster.topology import agent_config, assign_ids
+from sbench.cluster.topology import agent_config, assign_ids, share_io_rate
 from sbench.config.models import Config
 from sbench.engine.context import AgentIdentity
 from sbench.errors import RunFailed
@@ -95,11 +95,16 @@ def start_fleet(
         driver_node = ray.get_runtime_context().get_node_id()
         offsets = _clock_offsets(actors, [p["node_id"] for p in probes], driver_node)
         count = len(actors)
+        owns = share_io_rate(
+            [
+                agent_config(config, placed.slot, agent_id, index)
+                for index, (placed, agent_id) in enumerate(zip(placement.slots, ids, strict=True))
+            ]
+        )
         refs = []
-        for index, (actor, placed, probe, agent_id) in enumerate(
-            zip(actors, placement.slots, probes, ids, strict=True)
+        for index, (actor, placed, probe, agent_id, own) in enumerate(
+            zip(actors, placement.slots, probes, ids, owns, strict=True)
         ):
-            own = agent_config(config, placed.slot, agent_id, index)
             fleet.configs[agent_id] = own
             fleet.clock_offsets_ms[agent_id] = offsets[index]
             identity = AgentIdentity(agent_id=agent_id, index=index, count=count, run_id=run_id)

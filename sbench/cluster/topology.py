@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sbench.config.models import AgentConfig, Config
+from sbench.config.models import AgentConfig, Config, DistributedConfig
 from sbench.errors import ConfigError
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", ""})
@@ -91,6 +91,35 @@ def assign_ids(declared: list[str | None], env_ids: list[str | None]) -> list[st
             ident = f"{base}-{n}"
         out.append(ident)
     return out
+
+
+def local_agents(config: Config) -> Config:
+    """A config without a `distributed` block as the distributed run it becomes on Ray: `processes` agents
+    (one unless set) on the driver's node, sharing the target's namespace, with `concurrency` split over them
+    as sai3 split it over its worker processes (ceil(concurrency / N) each)."""
+    count = config.process_count
+    agents = [AgentConfig(address="localhost", id=f"agent-{i + 1}") for i in range(count)]
+    return config.model_copy(
+        update={
+            "distributed": DistributedConfig(shared_filesystem=True, agents=agents),
+            "concurrency": config.concurrency_per_process,
+            "processes": None,
+        }
+    )
+
+
+def share_io_rate(configs: list[Config]) -> list[Config]:
+    """Open loop: `io_rate.iops` is the run's aggregate rate, so each agent schedules the share of it that
+    its workers are of all workers (agents may have their own `concurrency_override`)."""
+    rates = [c.io_rate for c in configs]
+    if not configs or any(r is None or r.iops is None for r in rates):
+        return configs
+    total = sum(c.concurrency for c in configs)
+    return [
+        c.model_copy(update={"io_rate": r.model_copy(update={"iops": r.iops * c.concurrency / total})})
+        for c, r in zip(configs, rates, strict=True)
+        if r is not None and r.iops is not None
+    ]
 
 
 def _join(uri: str, prefix: str) -> str:

@@ -20,9 +20,9 @@ class InertKey:
 
 INERT_KEYS: tuple[InertKey, ...] = (
     InertKey(("version",), "not a sai3-bench key either; it was always ignored"),
-    InertKey(("processes",), "sbench scales with agents (distributed.agents_per_node), not worker processes"),
     InertKey(
-        ("processing_mode",), "sbench scales with agents (distributed.agents_per_node), not worker processes"
+        ("processing_mode",),
+        "`processes` always runs separate processes in sbench (Python threads would share one GIL)",
     ),
     InertKey(("op_log_path",), "use `sbench run --op-log PATH`"),
     InertKey(

@@ -13,6 +13,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import psutil
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -707,12 +708,40 @@ class Config(StrictModel):
     driver: Driver = Field(
         Driver.AUTO, description="sbench: client for cloud URIs: auto (native), sdk, native."
     )
+    processes: PositiveCount | Literal["auto", "single"] | None = Field(
+        None,
+        description="sai3: run a standalone config as N local agent processes (one GIL each), splitting "
+        "`concurrency` over them as sai3 did (ceil(concurrency/N) workers each); `auto` = physical cores, "
+        "`single` = 1. More than one goes through a local Ray instance.",
+    )
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes_word(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("auto", "single"):
+            return value.strip().lower()
+        return value
 
     @model_validator(mode="after")
     def _fill_cross_defaults(self) -> Config:
         if self.prepare is not None and self.prepare.cleanup_concurrency is None:
             self.prepare.cleanup_concurrency = self.concurrency
         return self
+
+    @property
+    def process_count(self) -> int:
+        """How many local agent processes a standalone run uses (`processes`, resolved; a distributed run
+        places its agents with `distributed` instead, as sai3 ignored `processes` there)."""
+        if self.processes is None or self.processes == "single" or self.distributed is not None:
+            return 1
+        if self.processes == "auto":
+            return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+        return int(self.processes)
+
+    @property
+    def concurrency_per_process(self) -> int:
+        """Workers of each local agent process: `concurrency` split as sai3 split it (rounded up)."""
+        return -(-self.concurrency // self.process_count)
 
     @property
     def open_loop(self) -> bool:

@@ -101,13 +101,25 @@ def load_model(config: Config) -> str:
             f"open loop: {config.io_rate.iops:,.0f} ops/s aggregate, {config.io_rate.distribution} "
             f"arrivals, up to {config.concurrency} in flight per agent"
         )
+    if config.process_count > 1:
+        return (
+            f"closed loop: {_workers(config.concurrency_per_process)} in each of {config.process_count} "
+            "processes, as fast as possible"
+        )
     return f"closed loop: {config.concurrency} workers per agent, as fast as possible"
+
+
+def _workers(count: int) -> str:
+    return f"{count} worker" + ("" if count == 1 else "s")
 
 
 def _settings(console: Console, config: Config, options: RunOptions) -> None:
     table = _table("Test settings", "setting", "value")
     table.add_row("duration", format_duration(config.duration))
     table.add_row("concurrency", str(config.concurrency))
+    if config.process_count > 1:
+        per = _workers(config.concurrency_per_process)
+        table.add_row("processes", f"{config.process_count} ({per} each)")
     table.add_row("load model", load_model(config))
     table.add_row("target", config.target or "-")
     table.add_row("driver", config.driver.value)
@@ -361,7 +373,14 @@ def _barrier(plan: StagePlan) -> str:
 def _distributed(console: Console, config: Config) -> None:
     dist = config.distributed
     if dist is None:
-        console.print("[bold]Agents[/bold]: one local agent (no `distributed` block)")
+        count = config.process_count
+        if count > 1:
+            console.print(
+                f"[bold]Agents[/bold]: {count} local agent processes (`processes`), "
+                f"{_workers(config.concurrency_per_process)} each, on a local Ray instance"
+            )
+        else:
+            console.print("[bold]Agents[/bold]: one local agent (no `distributed` block)")
         return
     if dist.agents_per_node is not None:
         nodes = "every alive Ray node" if dist.nodes == "all" else ", ".join(dist.nodes or [])

@@ -237,6 +237,12 @@ def _check_distributed(config: Config, out: _Collector) -> None:
     dist = config.distributed
     if dist is None:
         return
+    if config.processes not in (None, 1, "single"):
+        out.warn(
+            ("processes",),
+            "has no effect in a distributed run (sai3 ignored it there too); "
+            "set distributed.agents_per_node for more agents per node",
+        )
     if not dist.agents and dist.agents_per_node is None:
         out.error(
             ("distributed",),

@@ -70,7 +70,7 @@ def put_key_prefix(run_id: str, agent_id: str | None = None) -> str:
 
 def put_key(run_id: str, agent_id: str, worker: int, seq: int) -> str:
     """Basename of a workload PUT object: `put_<run>_<agent>_<worker>_<seq>.dat`."""
-    return f"{put_key_prefix(run_id, agent_id)}{worker}_{seq:09d}.dat"
+    return f"{put_key_prefix(run_id, agent_id)}{worker}_{seq}.dat"
 
 
 def parse_put_key(key: str) -> PutKey | None:

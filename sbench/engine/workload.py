@@ -21,7 +21,7 @@ import itertools
 import random
 import threading
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,10 +49,11 @@ from sbench.engine.ratecontrol import LATE_THRESHOLD_NS, OpenLoopSchedule, sched
 from sbench.engine.state import RunState
 from sbench.engine.tree import TreeLayout
 from sbench.errors import ConfigError
+from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS as SIZE_BOUNDS
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.cpu import CpuSampler
 from sbench.metrics.progress import ProgressCounters
-from sbench.metrics.recorder import Recorder
+from sbench.metrics.recorder import SLOT_BITS, Recorder, slot_for
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 from sbench.storage.base import Backend, ErrorClass, StorageError
 
@@ -96,10 +97,12 @@ class WorkloadResult:
 class _Worker:
     """Per-worker state: nothing in here is shared with another worker."""
 
-    __slots__ = ("cum", "data", "index", "key", "ops", "recorder", "rnd", "rng", "seq", "total")
+    __slots__ = ("cum", "data", "index", "key", "ops", "recorder", "rnd", "rng", "seq", "tag", "total")
 
     def __init__(self, index: int, seed: int, ops: list[_Op]) -> None:
         self.index = index
+        #: the worker's part of its PUT keys, formatted once
+        self.tag = f"{index}_"
         self.rng = random.Random(seed)
         self.rnd = self.rng.random
         self.recorder = Recorder()
@@ -124,6 +127,7 @@ class _Op:
         "aredo",
         "asem",
         "backend",
+        "base_slot",
         "call",
         "cls",
         "exhausted",
@@ -133,6 +137,7 @@ class _Op:
         "pool",
         "redo",
         "sem",
+        "slot",
         "uri_of",
         "weight",
     )
@@ -143,6 +148,10 @@ class _Op:
         # A plain int, not the IntEnum: Recorder.record indexes and multiplies with it on every op, and
         # IntEnum arithmetic costs about 0.2 µs per call there.
         self.cls = int(OP_CLASS[kind])
+        #: the recorder slot of every op when it does not depend on the bytes moved (META, fixed-size PUT),
+        #: else None and the loop buckets each op by its bytes from `base_slot`
+        self.base_slot = slot_for(self.cls, 0)
+        self.slot: int | None = self.base_slot if self.cls == OpClass.META else None
         self.weight = weight
         self.label = label
         self.uri_of = backend.uri_of
@@ -421,20 +430,37 @@ def _bind_put(op: _Op, op_cfg: Any, ctx: _Context, backend: Backend, directory: 
     sample = sampler.sample
     put = backend.put
     ident = ctx.identity
+    # keys: put_<run>_<agent>_<worker>_<seq>.dat (naming.put_key), built here from pre-formatted parts
     head = join_key(directory, put_key_prefix(ident.run_id, ident.agent_id))
     dyn = _dynamic_pools(ctx, backend, directory)
     ctx.mutable.update(id(p) for p in dyn)
 
-    def call(w: _Worker) -> int:
-        size = sample(w.rng)
-        seq = w.seq
-        w.seq = seq + 1
-        key = w.key = f"{head}{w.index}_{seq:09d}.dat"
-        data = w.data = make(size, (w.index << 40) | seq)
-        put(key, data)
-        for pool in dyn:
-            pool.add(key)
-        return size
+    if sampler.kind == "fixed" and not dyn:
+        # The common benchmark case, with nothing per op but the key, the payload view and the call.
+        size = int(sampler.max_size)
+        make_fixed = payload.maker(size)
+        op.slot = slot_for(op.cls, size)
+
+        def call(w: _Worker) -> int:
+            seq = w.seq
+            w.seq = seq + 1
+            key = w.key = f"{head}{w.tag}{seq}.dat"
+            data = w.data = make_fixed((w.index << 40) | seq)
+            put(key, data)
+            return size
+
+    else:
+
+        def call(w: _Worker) -> int:
+            size = sample(w.rng)
+            seq = w.seq
+            w.seq = seq + 1
+            key = w.key = f"{head}{w.tag}{seq}.dat"
+            data = w.data = make(size, (w.index << 40) | seq)
+            put(key, data)
+            for pool in dyn:
+                pool.add(key)
+            return size
 
     op.call, op.redo = call, _redo_put(put, dyn)
     if backend.is_async:
@@ -444,7 +470,7 @@ def _bind_put(op: _Op, op_cfg: Any, ctx: _Context, backend: Backend, directory: 
             size = sample(w.rng)
             seq = w.seq
             w.seq = seq + 1
-            key = w.key = f"{head}{w.index}_{seq:09d}.dat"
+            key = w.key = f"{head}{w.tag}{seq}.dat"
             data = w.data = make(size, (w.index << 40) | seq)
             await aput(key, data)
             for pool in dyn:
@@ -629,6 +655,21 @@ def build_ops(
 # -- the run -----------------------------------------------------------------------------------------------
 
 
+def _sink_recorder(recorder: Recorder) -> Callable[[_Op, int, int], None]:
+    """`record(op, nbytes, latency_us)` through the recorder's lock-free sink, for closed-loop ops outside
+    the inlined fast loop."""
+    append, bytes_by_slot = recorder.sink()
+
+    def record(op: _Op, nbytes: int, latency_us: int) -> None:
+        slot = op.slot
+        if slot is None:
+            slot = op.base_slot + bisect_left(SIZE_BOUNDS, nbytes)
+        append(latency_us << SLOT_BITS | slot)
+        bytes_by_slot[slot] += nbytes
+
+    return record
+
+
 def _seed(identity: AgentIdentity) -> int:
     return index_hash(seed_for_uri(identity.run_id), identity.index)
 
@@ -774,17 +815,20 @@ class WorkloadRun:
             self._worker_done()
 
     def _closed_loop(self, w: _Worker) -> None:
-        """The common case (closed loop, no per-op limit, no op budget) with nothing else in the loop."""
+        """The common case (closed loop, no per-op limit, no op budget) with nothing else in the loop: per op
+        a choice, two clock reads, the call, and the recorder's sink (one append, one add), written out
+        inline because each function call here is GIL time the other workers wait for."""
         ops, cum, total = w.ops, w.cum, w.total
         single = ops[0] if len(ops) == 1 else None
         rnd = w.rng.random
-        record = w.recorder.record
+        append, bytes_by_slot = w.recorder.sink()
+        bounds, bits = SIZE_BOUNDS, SLOT_BITS
         clock = time.monotonic_ns
         control = self.control
         deadline = self.deadline_ns
         policy = self.policy
         while not control.halted:
-            op = single if single is not None else ops[bisect_right(cum, rnd() * total)]
+            op = single or ops[bisect_right(cum, rnd() * total)]
             if op.exhausted:
                 if all(o.exhausted for o in ops):
                     return
@@ -800,7 +844,11 @@ class WorkloadRun:
                 nbytes = self._failed(op, w, exc)
             t1 = clock()
             if nbytes is not None:
-                record(op.cls, nbytes, (t1 - t0) // 1000)
+                slot = op.slot
+                if slot is None:
+                    slot = op.base_slot + bisect_left(bounds, nbytes)
+                append((t1 - t0) // 1000 << bits | slot)
+                bytes_by_slot[slot] += nbytes
             if t1 >= deadline:
                 return
             if policy.backoff_until:
@@ -814,6 +862,7 @@ class WorkloadRun:
         single = ops[0] if len(ops) == 1 else None
         rnd = w.rng.random
         record, record_late = w.recorder.record, w.recorder.record_late
+        record_closed = _sink_recorder(w.recorder)
         clock = time.monotonic_ns
         stopping = self.control.stop_flag()
         wait = self.control.wait
@@ -856,7 +905,7 @@ class WorkloadRun:
             t1 = clock()
             if nbytes is not None:
                 if schedule is None:
-                    record(op.cls, nbytes, (t1 - t0) // 1000)
+                    record_closed(op, nbytes, (t1 - t0) // 1000)
                 else:
                     record(op.cls, nbytes, (t1 - intended) // 1000, (t1 - t0) // 1000)
                     if t0 - intended > LATE_THRESHOLD_NS:
@@ -874,6 +923,7 @@ class WorkloadRun:
         single = ops[0] if len(ops) == 1 else None
         rnd = w.rng.random
         record, record_late = w.recorder.record, w.recorder.record_late
+        record_closed = _sink_recorder(w.recorder)
         clock = time.monotonic_ns
         stopping = self.control.stop_flag()
         deadline = self.deadline_ns
@@ -915,7 +965,7 @@ class WorkloadRun:
             t1 = clock()
             if nbytes is not None:
                 if schedule is None:
-                    record(op.cls, nbytes, (t1 - t0) // 1000)
+                    record_closed(op, nbytes, (t1 - t0) // 1000)
                 else:
                     record(op.cls, nbytes, (t1 - intended) // 1000, (t1 - t0) // 1000)
                     if t0 - intended > LATE_THRESHOLD_NS:

@@ -34,12 +34,12 @@ BUCKET_LABELS = (
     "256MiB-2GiB",
     ">2GiB",
 )
-_UPPER_BOUNDS = (0, 8_192, 65_536, 524_288, 4_194_304, 33_554_432, 268_435_456, 2_147_483_648)
+BUCKET_UPPER_BOUNDS = (0, 8_192, 65_536, 524_288, 4_194_304, 33_554_432, 268_435_456, 2_147_483_648)
 
 
 def bucket_index(nbytes: int) -> int:
     """Bucket of an op moving `nbytes` (upper bounds inclusive, as in sai3-bench)."""
-    for idx, bound in enumerate(_UPPER_BOUNDS):
+    for idx, bound in enumerate(BUCKET_UPPER_BOUNDS):
         if nbytes <= bound:
             return idx
     return NUM_BUCKETS - 1

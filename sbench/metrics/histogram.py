@@ -34,8 +34,9 @@ class LatencyHistogram:
     def __init__(self) -> None:
         self._h = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
 
-    def record_us(self, value_us: int) -> None:
-        """Record one latency; values are clamped into the trackable range instead of being dropped.
+    def record_us(self, value_us: int, count: int = 1) -> None:
+        """Record `count` equal latencies; values are clamped into the trackable range instead of being
+        dropped.
 
         This is the per-op hot path, so it computes the counts index inline (the same arithmetic as
         `HdrHistogram._counts_index_for` for these fixed bounds, checked by a test against `record_value`)
@@ -47,8 +48,8 @@ class LatencyHistogram:
             value_us = HIGHEST_US
         h = self._h
         bucket = (value_us | _SUB_BUCKET_MASK).bit_length() - _SUB_BUCKET_BITS
-        h.counts[((bucket + 1) << _HALF_MAG) + (value_us >> bucket) - _HALF_COUNT] += 1
-        h.total_count += 1
+        h.counts[((bucket + 1) << _HALF_MAG) + (value_us >> bucket) - _HALF_COUNT] += count
+        h.total_count += count
         if value_us < h.min_value:
             h.min_value = value_us
         if value_us > h.max_value:

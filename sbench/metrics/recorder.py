@@ -1,8 +1,17 @@
 """Per-worker measurement recorder: the only metrics code on the per-op hot path.
 
-One Recorder per worker (thread or asyncio task group), so its lock is uncontended except for the instant
-the interval thread calls `take_interval()`. `record()` costs one bisect, one inline HDR record and two
-integer adds (see bench/recorder.py for the measured cost).
+One Recorder per worker (thread or asyncio task group). Two ways in:
+
+- `sink()`, the closed-loop hot path: the worker appends one int per op (`latency_us << SLOT_BITS | slot`)
+  to a list and adds the op's bytes to a per-slot counter, without a lock and without touching a histogram.
+  With two threads on a fast file system, every extra 0.1 µs a worker holds the GIL between syscalls makes
+  the other worker wait for it more often, so the per-op cost had to go down to an append and an add. The
+  interval thread folds the list into the histograms in `take_interval()`: it copies the list and deletes the
+  copied head (each one C call, so atomic under the GIL: an append lands either in this copy or in the next),
+  counts equal values with `Counter` (latencies in µs repeat a lot) and records each distinct value once with
+  its count. Byte counters only grow; the interval's bytes are the difference from the previous reading.
+- `record()`, under the lock, for everything else: open-loop ops (response and service time), prepare and
+  cleanup, and `record_error` / `record_retry` / `record_late`.
 
 Response vs service time: `latency_us` is the response time (open loop: measured from the intended start, so
 coordinated omission cannot hide stalls); `service_us` is measured from the actual start. In closed loop the
@@ -17,14 +26,27 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable
 
-from sbench.metrics.buckets import _UPPER_BOUNDS, NUM_BUCKETS, OpClass
+from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS, NUM_BUCKETS, OpClass
 from sbench.metrics.histogram import LatencyHistogram
 from sbench.metrics.snapshot import Snapshot
 from sbench.storage.base import ErrorClass
 
 _META_SLOT = int(OpClass.META) * NUM_BUCKETS
 _SLOTS = len(OpClass) * NUM_BUCKETS
+#: low bits of a sink value that hold the slot (op class * NUM_BUCKETS + bucket)
+SLOT_BITS = 5
+_SLOT_MASK = (1 << SLOT_BITS) - 1
+assert _SLOTS <= 1 << SLOT_BITS
+
+
+def slot_for(op: OpClass | int, nbytes: int) -> int:
+    """The (op class, size bucket) slot of an op: GET buckets by bytes returned, PUT by object size, META
+    always bucket 0."""
+    slot = op * NUM_BUCKETS
+    return slot if slot == _META_SLOT else slot + bisect_left(BUCKET_UPPER_BOUNDS, nbytes)
 
 
 def _now_ms() -> int:
@@ -63,17 +85,24 @@ class _Interval:
 class Recorder:
     """Collects one worker's ops, latencies, errors, retries and schedule lag for the current interval."""
 
-    __slots__ = ("_cur", "_lock")
+    __slots__ = ("_bytes_seen", "_cur", "_lock", "_raw", "_raw_bytes")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cur = _Interval(_now_ms())
+        self._raw: list[int] = []
+        self._raw_bytes = [0] * _SLOTS
+        self._bytes_seen = [0] * _SLOTS
+
+    def sink(self) -> tuple[Callable[[int], None], list[int]]:
+        """(append, bytes_by_slot) for the closed-loop hot path of the one worker that owns this recorder:
+        per op, `append(latency_us << SLOT_BITS | slot)` and `bytes_by_slot[slot] += nbytes`, where `slot`
+        comes from `slot_for`. Service time equals response time for these ops."""
+        return self._raw.append, self._raw_bytes
 
     def record(self, op: OpClass, nbytes: int, latency_us: int, service_us: int | None = None) -> None:
         """One completed op. GET buckets by bytes returned, PUT by object size; META always uses bucket 0."""
-        slot = op * NUM_BUCKETS
-        if slot != _META_SLOT:
-            slot += bisect_left(_UPPER_BOUNDS, nbytes)
+        slot = slot_for(op, nbytes)
         with self._lock:
             cur = self._cur
             cur.ops[slot] += 1
@@ -131,7 +160,34 @@ class Recorder:
         fresh = _Interval(now)
         with self._lock:
             cur, self._cur = self._cur, fresh
+            self._fold_sink(cur)
         return self._to_snapshot(cur, now)
+
+    def _fold_sink(self, cur: _Interval) -> None:
+        """Move what the sink collected into `cur` (called by the one thread that takes intervals)."""
+        raw = self._raw
+        values = raw[:]
+        del raw[: len(values)]
+        ops, hists, explicit = cur.ops, cur.hists, cur.explicit
+        for value, count in Counter(values).items():
+            slot = value & _SLOT_MASK
+            latency_us = value >> SLOT_BITS
+            ops[slot] += count
+            hist = hists[slot]
+            if hist is None:
+                hist = hists[slot] = LatencyHistogram()
+            hist.record_us(latency_us, count)
+            op = slot // NUM_BUCKETS
+            if explicit[op]:
+                service = cur.service[op]
+                assert service is not None  # explicit is only set together with the service histogram
+                service.record_us(latency_us, count)
+        now_bytes = self._raw_bytes[:]
+        seen = self._bytes_seen
+        for slot, total in enumerate(now_bytes):
+            if total != seen[slot]:
+                cur.bytes[slot] += total - seen[slot]
+        self._bytes_seen = now_bytes
 
     @staticmethod
     def _to_snapshot(cur: _Interval, end_ms: int) -> Snapshot:
@@ -141,11 +197,14 @@ class Recorder:
             mirrored: LatencyHistogram | None = None
             for bucket in range(NUM_BUCKETS):
                 slot = base + bucket
+                key = (op, bucket)
+                if cur.bytes[slot] or cur.ops[slot]:
+                    # bytes may come without ops: an op at the interval's edge whose bytes the sink's counter
+                    # showed before its latency (the other one lands in the next interval)
+                    snap.nbytes[key] = cur.bytes[slot]
                 if not cur.ops[slot]:
                     continue
-                key = (op, bucket)
                 snap.ops[key] = cur.ops[slot]
-                snap.nbytes[key] = cur.bytes[slot]
                 hist = cur.hists[slot]
                 if hist is not None and hist.count:
                     snap.hists[key] = hist.encode()

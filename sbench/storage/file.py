@@ -32,6 +32,8 @@ _ADVICE = {
     PageCacheMode.NORMAL: getattr(os, "POSIX_FADV_NORMAL", 0),
 }
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 0)
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 
 
 class FileBackend(Backend):
@@ -43,13 +45,15 @@ class FileBackend(Backend):
     def __init__(self, parsed: StorageUri, options: BackendOptions) -> None:
         super().__init__(parsed.root)
         self.root = parsed.prefix.rstrip("/") or "/"
+        #: the root with one trailing `/`: keys are appended to it (os.path.join costs ~0.3 µs per op)
+        self._root_slash = self.root if self.root.endswith("/") else self.root + "/"
         self.page_cache_mode = options.page_cache_mode
 
     # -- paths -------------------------------------------------------------------------------------------
 
     def path_of(self, key: str) -> str:
         key = key.lstrip("/")
-        return os.path.join(self.root, key) if key else self.root
+        return self._root_slash + key if key else self.root
 
     def _error(self, exc: OSError, key: str, action: str) -> StorageError:
         return storage_error_from_os(exc, self.uri_of(key), action)
@@ -59,11 +63,13 @@ class FileBackend(Backend):
     def get(self, key: str) -> Buffer:
         path = self.path_of(key)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, _READ_FLAGS)
         except OSError as exc:
             raise self._error(exc, key, "get") from exc
         try:
             size = os.fstat(fd).st_size
+            if self.page_cache_mode is None:
+                return _read_all(fd, size)
             self._advise_before(fd, 0, size, size)
             data = _read_all(fd, size)
             self._advise_after(fd, 0, size)
@@ -77,7 +83,7 @@ class FileBackend(Backend):
         self._check_range(key, offset, length)
         path = self.path_of(key)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, _READ_FLAGS)
         except OSError as exc:
             raise self._error(exc, key, "get_range") from exc
         try:
@@ -118,7 +124,7 @@ class FileBackend(Backend):
     def put(self, key: str, data: Buffer) -> None:
         path = self.path_of(key)
         try:
-            fd = self._open_for_write(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
+            fd = self._open_for_write(path, _WRITE_FLAGS)
             try:
                 _write_all(fd, data)
             finally:
@@ -250,10 +256,12 @@ def _pread_all(fd: int, length: int, offset: int) -> bytes:
 
 
 def _write_all(fd: int, data: Buffer) -> None:
-    view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
-    total = len(view)
-    written = os.write(fd, view) if total else 0
-    while written < total:
+    """One write syscall in the common case; a short write continues from where it stopped."""
+    written = os.write(fd, data)
+    if written == len(data):  # bytes and byte views: len is the byte count
+        return
+    view = memoryview(data).cast("B")  # any other item format: offsets below are in bytes
+    while written < len(view):
         written += os.write(fd, view[written:])
 
 

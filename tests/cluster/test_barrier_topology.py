@@ -8,7 +8,15 @@ import pytest
 from sbench.cluster.barrier import AgentStageState, BarrierStatus, StageBarrier
 from sbench.cluster.env import forwarded_env
 from sbench.cluster.monitor import AgentReport, StageMonitor
-from sbench.cluster.topology import AgentSlot, address_host, agent_config, assign_ids, declared_slots
+from sbench.cluster.topology import (
+    AgentSlot,
+    address_host,
+    agent_config,
+    assign_ids,
+    declared_slots,
+    local_agents,
+    share_io_rate,
+)
 from sbench.config import load_config_text
 from sbench.config.models import BarrierType
 from sbench.config.stages import PhaseBarrier
@@ -147,6 +155,34 @@ def test_agent_config_shared_mode_keeps_the_target() -> None:
     assert agent_config(config, slot, "agent-1", 0).target == "file:///data/"
     per_node = AgentSlot(declared_id=None, host="", entry=None, position=3)
     assert agent_config(config, per_node, "agent-4", 3).target == "file:///data/"
+
+
+_STANDALONE = """\
+target: "file:///tmp/sbench-topology-test/"
+concurrency: 5
+workload: [{op: put, path: "p/", weight: 1}]
+"""
+
+
+def test_processes_becomes_local_agents_with_concurrency_split_as_sai3() -> None:
+    run = local_agents(load_config_text(_STANDALONE + "processes: 2\n").config)
+    assert run.distributed is not None and run.distributed.shared_filesystem
+    assert [a.id for a in run.distributed.agents] == ["agent-1", "agent-2"]
+    assert {a.address for a in run.distributed.agents} == {"localhost"}
+    assert run.concurrency == 3 and run.processes is None
+    # RAY_ADDRESS without a distributed block: the same, with one agent
+    single = local_agents(load_config_text(_STANDALONE).config)
+    assert single.distributed is not None and len(single.distributed.agents) == 1
+    assert single.concurrency == 5
+
+
+def test_open_loop_rate_is_shared_by_worker_count() -> None:
+    config = load_config_text(_STANDALONE + "io_rate: {iops: 900}\n").config
+    configs = [config, config.model_copy(update={"concurrency": 10})]
+    shared = share_io_rate(configs)
+    assert [c.io_rate.iops for c in shared if c.io_rate] == pytest.approx([300.0, 600.0])
+    closed = load_config_text(_STANDALONE).config
+    assert share_io_rate([closed, closed]) == [closed, closed]
 
 
 def test_forwarded_env_is_an_allow_list() -> None:

@@ -284,8 +284,8 @@ def test_inert_keys_warn_once_each() -> None:
         source=Path("w.yaml"),
     )
     warned = "\n".join(loaded.warnings)
+    assert ": processes: has no effect in a distributed run" in warned
     for key in (
-        "processes",
         "processing_mode",
         "op_log_path",
         "cache_checkpoint_interval_secs",
@@ -304,6 +304,27 @@ def test_inert_keys_warn_once_each() -> None:
     assert loaded.config.perf_log.interval == 2.0
     assert loaded.config.distributed is not None and loaded.config.distributed.agents[0].id == "a"
     assert not any("agents[0].id" in w for w in loaded.warnings)
+
+
+@pytest.mark.parametrize(
+    ("value", "count"), [("2", 2), ("single", 1), ("Single", 1), ("1", 1), ("auto", None), ("4", 4)]
+)
+def test_processes_resolves_like_sai3(value: str, count: int | None) -> None:
+    loaded = load_config_text(BASE + f"concurrency: 7\nprocesses: {value}\n")
+    config = loaded.config
+    expected = count if count is not None else config.process_count  # auto: the machine's physical cores
+    assert config.process_count == expected >= 1
+    # sai3 split concurrency over its worker processes, rounding up
+    assert config.concurrency_per_process == -(-7 // expected)
+    assert not loaded.warnings
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many", "1.5"])
+def test_processes_rejects_nonsense(value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_text(BASE + f"processes: {value}\n", source=Path("w.yaml"))
+    assert "processes" in str(info.value)
+    assert info.value.exit_code == EXIT_USAGE
 
 
 def test_barrier_timeout_shorter_than_detection_warns() -> None:

@@ -124,6 +124,17 @@ def test_small_payloads_are_zero_copy_views() -> None:
     assert view.obj is gen.payload(4096, 2).obj
 
 
+@pytest.mark.parametrize(
+    ("fill", "dedup", "size"),
+    [("random", 1, 4096), ("prand", 1, 100_000), ("zero", 1, 4096), ("random", 4, 65536), ("random", 1, 0)],
+)
+def test_maker_gives_the_same_bytes_as_payload(fill: str, dedup: int, size: int) -> None:
+    gen = PayloadGenerator(fill, dedup, 1, seed=11)  # type: ignore[arg-type]
+    make = gen.maker(size)
+    for object_id in (0, 1, 2, (3 << 40) | 17, 2**63 - 1):
+        assert bytes(make(object_id)) == bytes(gen.payload(size, object_id))
+
+
 def test_invalid_parameters() -> None:
     with pytest.raises(ConfigError, match="fill"):
         PayloadGenerator("ones", 1, 1, 0)  # type: ignore[arg-type]

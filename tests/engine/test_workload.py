@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.naming import parse_put_key
 from sbench.engine.workload import WorkloadResult, run_workload
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
@@ -90,6 +91,27 @@ def test_closed_loop_service_equals_response(tmp_path: Path) -> None:
     assert not res.open_loop and snap.total_ops(OpClass.GET) > 100
     assert snap.latency(OpClass.GET).count == snap.service_latency(OpClass.GET).count
     assert snap.total_bytes(OpClass.GET) == 1024 * snap.total_ops(OpClass.GET)
+
+
+def test_fixed_size_puts_are_counted_named_and_written_exactly(tmp_path: Path) -> None:
+    """The fixed-size PUT fast path: every op reported is a file on disk with a parseable key, the size
+    bucket and bytes are right, and no two objects carry the same bytes."""
+    cfg = _cfg(tmp_path, '  - {op: put, path: "up/", object_size: 3000, weight: 1}\n', concurrency=3)
+    intervals: list[Snapshot] = []
+    res = run_workload(
+        cfg, AgentIdentity(run_id="fixed-put", agent_id="a1"), RunControl(), intervals.append,
+        duration_s=0.6, interval_s=0.1,
+    )
+    snap = res.snapshot
+    files = sorted((tmp_path / "up").iterdir())
+    assert snap.ops == {(OpClass.PUT, 1): len(files)} and len(files) > 100
+    assert snap.total_bytes(OpClass.PUT) == 3000 * len(files)
+    assert sum(i.total_ops() for i in intervals) == len(files)  # intervals add up to the total
+    parsed = [parse_put_key(f.name) for f in files]
+    assert all(p is not None and p.run_id == "fixed-put" and p.agent_id == "a1" for p in parsed)
+    assert {p.worker for p in parsed if p} == {0, 1, 2}
+    assert {f.stat().st_size for f in files} == {3000}
+    assert len({f.read_bytes() for f in files}) == len(files)
 
 
 def test_per_op_concurrency_caps_and_raises_in_flight(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pickle
 import threading
 
 from sbench.metrics.buckets import OpClass
-from sbench.metrics.recorder import Recorder
+from sbench.metrics.recorder import SLOT_BITS, Recorder, slot_for
 from sbench.storage.base import ErrorClass
 
 
@@ -101,6 +101,66 @@ def test_take_interval_under_concurrent_recording_loses_nothing() -> None:
     t.join()
     parts.append(rec.take_interval())
     assert sum(p.total_ops() for p in parts) == done[0]
+
+
+def _sink_record(rec: Recorder, op: OpClass, nbytes: int, latency_us: int) -> None:
+    append, bytes_by_slot = rec.sink()
+    slot = slot_for(op, nbytes)
+    append(latency_us << SLOT_BITS | slot)
+    bytes_by_slot[slot] += nbytes
+
+
+def test_sink_matches_record() -> None:
+    """The lock-free sink gives the same snapshot as record() for the same closed-loop ops."""
+    ops = [(OpClass.GET, 0, 10), (OpClass.GET, 8192, 20), (OpClass.GET, 8193, 30), (OpClass.GET, 8193, 30)]
+    ops += [(OpClass.PUT, 5 * 1024 * 1024, 40), (OpClass.META, 0, 50), (OpClass.PUT, 4096, 3_600_000_001)]
+    locked, sunk = Recorder(), Recorder()
+    for op in ops:
+        locked.record(*op)
+        _sink_record(sunk, *op)
+    a, b = locked.take_interval(), sunk.take_interval()
+    assert a.ops == b.ops and a.nbytes == b.nbytes
+    for op in OpClass:
+        assert a.latency(op) == b.latency(op)
+        assert a.service_latency(op) == b.service_latency(op)
+    assert b.latency(OpClass.GET).count == 4 and b.latency(OpClass.GET, 2).max == 30
+    assert sunk.take_interval().is_empty
+
+
+def test_sink_and_open_loop_records_share_the_service_histogram() -> None:
+    rec = Recorder()
+    rec.record(OpClass.GET, 10, 900, 50)  # explicit service time
+    _sink_record(rec, OpClass.GET, 10, 700)  # closed loop: service = response
+    snap = rec.take_interval()
+    svc = snap.service_histogram(OpClass.GET)
+    assert svc.count == 2 and (svc.min, svc.max) == (50, 700)
+    assert snap.latency(OpClass.GET).count == 2
+
+
+def test_sink_under_concurrent_take_interval_loses_nothing() -> None:
+    rec = Recorder()
+    append, bytes_by_slot = rec.sink()
+    slot = slot_for(OpClass.PUT, 4096)
+    total = 300_000
+    done = [0]
+
+    def worker() -> None:
+        for i in range(total):
+            append((i % 50) << SLOT_BITS | slot)
+            bytes_by_slot[slot] += 4096
+            done[0] = i + 1
+
+    t = threading.Thread(target=worker)
+    t.start()
+    parts = []
+    while t.is_alive():
+        parts.append(rec.take_interval())
+    t.join()
+    parts.append(rec.take_interval())
+    assert len(parts) > 2  # the intervals really were taken while the worker appended
+    assert sum(p.total_ops() for p in parts) == total
+    assert sum(p.total_bytes() for p in parts) == total * 4096
+    assert sum(p.latency(OpClass.PUT).count for p in parts if p.ops) == total
 
 
 def test_snapshot_pickles() -> None:
