@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sbench.data.sizes import MASK64, mix64
 from sbench.errors import ConfigError
@@ -32,7 +32,7 @@ FILLS: tuple[str, ...] = ("zero", "random", "prand")
 BLOCK = 4096
 DEFAULT_BUFFER_SIZE = 32 * 1024 * 1024
 DEFAULT_MAX_BUFFER_SIZE = 256 * 1024 * 1024
-_GOLDEN = 0x9E3779B97F4A7C15
+WEYL_STEP = 0x9E3779B97F4A7C15
 
 _buffers: dict[tuple[str, int, int], bytes] = {}
 _buffers_lock = threading.Lock()
@@ -72,6 +72,16 @@ def _shared_buffer(fill: str, compress: int, seed: int, size: int) -> bytes:
 
 def _next_pow2(n: int) -> int:
     return 1 << (n - 1).bit_length()
+
+
+class SliceWindow(NamedTuple):
+    """The object of id `i` at one size is `view[o : o + size]` with
+    `o = ((((i * WEYL_STEP + seed_mix) & MASK64) * positions) >> 64)`: what `payload` computes, for a loop
+    that inlines it."""
+
+    view: memoryview
+    positions: int
+    seed_mix: int
 
 
 class PayloadGenerator:
@@ -124,7 +134,7 @@ class PayloadGenerator:
 
     def _offset(self, key: int, size: int, span_size: int) -> int:
         """Weyl sequence: frac(key·φ) scaled onto the valid offsets [0, span_size - size]."""
-        h = (key * _GOLDEN + self._seed_mix) & MASK64
+        h = (key * WEYL_STEP + self._seed_mix) & MASK64
         return (h * (span_size - size + 1)) >> 64
 
     def payload(self, size: int, object_id: int) -> memoryview:
@@ -145,22 +155,29 @@ class PayloadGenerator:
         offset = self._offset(object_id, size, span)
         return self._buffer(span)[offset : offset + size]
 
+    def slice_window(self, size: int) -> SliceWindow | None:
+        """Where `payload(size, id)` comes from when it is a plain slice of the buffer (zero fill, or random
+        and prand without dedup, up to half the buffer); None for the other cases."""
+        if size <= 0 or size > self.buffer_size:
+            return None
+        if self.fill == "zero":
+            return SliceWindow(self._buffer(self.buffer_size), 1, 0)
+        if self.dedup_factor > 1 or size > self.buffer_size // 2:
+            return None
+        return SliceWindow(self._buffer(self.buffer_size), self.buffer_size - size + 1, self._seed_mix)
+
     def maker(self, size: int) -> Callable[[int], memoryview]:
         """`payload` for one fixed size, as a function of the object id alone: the same bytes, computed
         with everything that depends on the size done once. For the workload's fixed-size PUTs, where a
         method call and its branches per op are worth avoiding."""
-        if self.fill == "zero" and 0 < size <= self.buffer_size:
-            zeros = self._buffer(self.buffer_size)[:size]
-            return lambda object_id: zeros
-        if size <= 0 or self.fill == "zero" or self.dedup_factor > 1 or size > self.buffer_size // 2:
+        window = self.slice_window(size)
+        if window is None:
             make = self.payload
             return lambda object_id: make(size, object_id)
-        view = self._buffer(self.buffer_size)
-        positions = self.buffer_size - size + 1
-        seed_mix = self._seed_mix
+        view, positions, seed_mix = window
 
         def sliced(object_id: int) -> memoryview:
-            offset = (((object_id * _GOLDEN + seed_mix) & MASK64) * positions) >> 64
+            offset = (((object_id * WEYL_STEP + seed_mix) & MASK64) * positions) >> 64
             return view[offset : offset + size]
 
         return sliced

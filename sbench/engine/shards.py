@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol, Self
 
 from sbench.engine.context import RunControl
+from sbench.engine.gil import worker_switch_interval
 from sbench.metrics.cpu import CpuSampler
 from sbench.metrics.progress import ProgressCounters
 from sbench.metrics.recorder import Recorder
@@ -64,11 +65,12 @@ class IndexRange:
         take, stop, task = self._next.__next__, self.stop, self.task
         stopping = self.control.stop_flag()
         try:
-            while not stopping():
-                index = take()
-                if index >= stop:
-                    return
-                task(index, tally)
+            with worker_switch_interval():
+                while not stopping():
+                    index = take()
+                    if index >= stop:
+                        return
+                    task(index, tally)
         except BaseException as exc:  # a bug, not a storage error (those are counted by the task)
             self._crash = exc
             self.control.abort(f"{self.name} crashed: {type(exc).__name__}: {exc}")

@@ -30,10 +30,15 @@ def load_model_of(config: Any) -> dict[str, Any]:
         "kind": "open" if iops else "closed",
         "concurrency": getattr(config, "concurrency", None),
     }
+    dist = getattr(config, "distributed", None)
+    if dist is not None and dist.agents:
+        model["agents"] = len(dist.agents)  # concurrency is then per agent
     if iops:
         model["iops"] = iops
         model["distribution"] = getattr(io_rate, "distribution", "exponential")
-        model["note"] = "aggregate rate over all workers (sai3 delivered iops/concurrency for two modes)"
+        model["note"] = (
+            "aggregate rate over all workers of all agents (sai3 delivered iops/concurrency for two modes)"
+        )
     return model
 
 

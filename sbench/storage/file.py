@@ -122,11 +122,18 @@ class FileBackend(Backend):
     # -- writes ------------------------------------------------------------------------------------------
 
     def put(self, key: str, data: Buffer) -> None:
+        # The common case written out (open, one write, close): on tmpfs a create costs ~6 µs of kernel
+        # time, so each Python call saved here is a measurable share of the op.
         path = self.path_of(key)
         try:
-            fd = self._open_for_write(path, _WRITE_FLAGS)
             try:
-                _write_all(fd, data)
+                fd = os.open(path, _WRITE_FLAGS, 0o644)
+            except FileNotFoundError:
+                fd = self._open_for_write(path, _WRITE_FLAGS)
+            try:
+                written = os.write(fd, data)
+                if written != len(data):  # a short write, or a buffer whose items are not bytes
+                    _write_rest(fd, data, written)
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -255,12 +262,9 @@ def _pread_all(fd: int, length: int, offset: int) -> bytes:
     return b"".join(chunks)
 
 
-def _write_all(fd: int, data: Buffer) -> None:
-    """One write syscall in the common case; a short write continues from where it stopped."""
-    written = os.write(fd, data)
-    if written == len(data):  # bytes and byte views: len is the byte count
-        return
-    view = memoryview(data).cast("B")  # any other item format: offsets below are in bytes
+def _write_rest(fd: int, data: Buffer, written: int) -> None:
+    """Finish a write after `written` bytes went out (len() counts items, not bytes, for other formats)."""
+    view = memoryview(data).cast("B")
     while written < len(view):
         written += os.write(fd, view[written:])
 

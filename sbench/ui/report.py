@@ -70,9 +70,13 @@ def errors_line(snap: Snapshot) -> str | None:
 
 
 def describe_load(model: dict[str, Any]) -> str:
+    agents = model.get("agents") or 1
+    concurrency = f"concurrency {model.get('concurrency')}" + (
+        f" per agent x {agents} agents" if agents > 1 else ""
+    )
     if model.get("kind") == "open":
         return (
             f"open loop: {model.get('iops'):,.0f} ops/s aggregate, {model.get('distribution')} arrivals, "
-            f"concurrency {model.get('concurrency')} (latency = response time from the intended start)"
+            f"{concurrency} (latency = response time from the intended start)"
         )
-    return f"closed loop: concurrency {model.get('concurrency')}"
+    return f"closed loop: {concurrency}"

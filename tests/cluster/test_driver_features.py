@@ -239,3 +239,30 @@ distributed:
     assert all(a["duration_s"] < 5 for a in slow["agents"])  # the 30 s command was stopped at its limit
     assert code == 1 and status_of(results) == "FAILURE"
     assert "stage 'slow'" in (results / "STATUS.txt").read_text()
+
+
+def test_processes_run_as_local_agents_sharing_the_open_loop_rate(ray_session, tmp_path: Path) -> None:
+    """`processes: 2` (sai3's standalone multi-process mode) runs two local agent processes with
+    concurrency split between them, and the open-loop rate is the run's aggregate, not per agent."""
+    (tmp_path / "data").mkdir()
+    code, results = run_driver(
+        f"""
+target: "file://{tmp_path / "data"}/"
+duration: 4s
+concurrency: 4
+processes: 2
+io_rate: {{iops: 400, distribution: deterministic}}
+workload:
+  - {{op: put, path: "up/", object_size: 1024, weight: 1}}
+""",
+        tmp_path,
+        "processes",
+    )
+    assert code == 0, (results / "console_log.txt").read_text()[-2000:]
+    assert set(agent_lines(results)) == {"agent-1", "agent-2"}
+    assert_merged_equals_sum(results)
+    counts, agents = stage_tables(next(results.glob("[0-9][0-9]_execute_results.tsv")))
+    assert 1520 <= counts["PUT/ALL"] <= 1680  # 400 ops/s x 4 s in aggregate, +-5%
+    assert all(720 <= int(a["put_ops"]) <= 880 for a in agents)  # each agent has half of the workers
+    written = list((tmp_path / "data" / "up").iterdir())
+    assert len(written) == counts["PUT/ALL"]
