@@ -171,10 +171,12 @@ def test_verbose_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_dry_run_prints_warnings_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "w.yaml"
-    path.write_text('target: "s3://b/"\nprocesses: 4\nworkload: [{op: put, path: "", weight: 1}]\n')
+    path.write_text(
+        'target: "s3://b/"\nprocessing_mode: multi_process\nworkload: [{op: put, path: "", weight: 1}]\n'
+    )
     assert main(["run", str(path), "--dry-run"]) == 0
     out, err = capsys.readouterr()
-    assert f"warning: {path}:2: processes: has no effect in sbench" in err
+    assert f"warning: {path}:2: processing_mode: has no effect in sbench" in err
     assert "Config is valid" in out
 
 
