@@ -203,7 +203,16 @@ def main() -> None:
     parser.add_argument(
         "--no-processes", action="store_true", help="skip the `processes` side (no Ray instance)"
     )
+    parser.add_argument(
+        "--ops",
+        default="PUT,GET",
+        help="which ops to measure (PUT,GET); on a disk file system, measure GET alone: the write-back of "
+        "the PUT phase's files would otherwise run during the GET rounds",
+    )
     args = parser.parse_args()
+    ops = [op.strip().upper() for op in args.ops.split(",") if op.strip()]
+    if not ops or set(ops) - {"PUT", "GET"}:
+        parser.error("--ops takes PUT, GET or PUT,GET")
     sides = SIDES[:2] if args.no_processes or args.workers < 2 else SIDES
     base = args.dir or (Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir()))
     root = Path(tempfile.mkdtemp(prefix="sbench-overhead-", dir=base))
@@ -216,10 +225,10 @@ def main() -> None:
         (root / "getdata").mkdir()
         for i in range(GET_OBJECTS):
             (root / "getdata" / f"obj-{i:05d}.dat").write_bytes(os.urandom(SIZE))
-        rates = {op: {side: [] for side in sides} for op in ("PUT", "GET")}
+        rates: dict[str, dict[str, list[float]]] = {op: {side: [] for side in sides} for op in ops}
         for n in range(args.rounds):
             order = sides[n % len(sides) :] + sides[: n % len(sides)]  # rotate which side goes first
-            for op in ("PUT", "GET"):
+            for op in ops:
                 for side in order:
                     _reset(root)
                     rates[op][side].append(runners[side](root, op, args.seconds, args.workers))
@@ -229,7 +238,7 @@ def main() -> None:
             f"{args.seconds:g} s (load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"
         )
         print(f"{'op':<5}{'side':<11}{'ops/s (median)':>16}{'ratio to bare':>15}   per round (ops/s)")
-        for op in ("PUT", "GET"):
+        for op in ops:
             bare = rates[op]["bare"]
             for side in sides:
                 ratio = statistics.median(s / b for s, b in zip(rates[op][side], bare, strict=True))

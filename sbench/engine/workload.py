@@ -884,15 +884,18 @@ class WorkloadRun:
         assert slot is not None
         head = f"{fixed.head}{w.tag}"
         view, positions, seed_mix = fixed.window
-        id_base = w.index << 40  # the object ids `payload` would get: (worker << 40) | seq
         append, bytes_by_slot = w.recorder.sink()
         bits, clock = SLOT_BITS, time.monotonic_ns
         control, deadline, policy = self.control, self.deadline_ns, self.policy
         seq = w.seq
+        # The Weyl state of object id (worker << 40) | seq, the id `payload` would get; the next id's state
+        # is one step further, so each op adds instead of multiplying.
+        weyl = ((((w.index << 40) | seq) * WEYL_STEP) + seed_mix) & MASK64
         while not control.halted:
             key = f"{head}{seq}.dat"
-            offset = ((((id_base | seq) * WEYL_STEP + seed_mix) & MASK64) * positions) >> 64
+            offset = (weyl * positions) >> 64
             data = view[offset : offset + size]
+            weyl = (weyl + WEYL_STEP) & MASK64
             seq += 1
             t0 = clock()
             try:

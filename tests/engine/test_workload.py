@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from sbench.data.payload import PayloadGenerator
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.naming import parse_put_key
 from sbench.engine.workload import WorkloadResult, run_workload
+from sbench.engine.workload import _seed as workload_seed
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
 from sbench.storage.base import ErrorClass, StorageError
@@ -112,6 +114,11 @@ def test_fixed_size_puts_are_counted_named_and_written_exactly(tmp_path: Path) -
     assert {p.worker for p in parsed if p} == {0, 1, 2}
     assert {f.stat().st_size for f in files} == {3000}
     assert len({f.read_bytes() for f in files}) == len(files)
+    # the bytes are the payload generator's for each object id, (worker << 40) | seq
+    gen = PayloadGenerator("random", seed=workload_seed(AgentIdentity(run_id="fixed-put", agent_id="a1")))
+    for f, key in list(zip(files, parsed, strict=True))[:: max(1, len(files) // 200)]:
+        assert key is not None
+        assert f.read_bytes() == bytes(gen.payload(3000, (key.worker << 40) | key.seq)), f.name
 
 
 def test_per_op_concurrency_caps_and_raises_in_flight(tmp_path: Path) -> None:
