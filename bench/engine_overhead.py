@@ -45,6 +45,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
 from sbench.config import load_config_text
 from sbench.data.payload import PayloadGenerator
 from sbench.engine.backends import BackendSet
@@ -153,6 +155,18 @@ def sbench_processes(root: Path, op: str, seconds: float, workers: int) -> float
         return float(execute["totals"]["ops_per_sec"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        _wait_for_ray_exit()
+
+
+def _wait_for_ray_exit(timeout_s: float = 30.0) -> None:
+    """Ray's processes outlive `sbench run` by a few seconds while they shut down; measuring the next side
+    before they are gone would charge their CPU to it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        names = {p.info["name"] or "" for p in psutil.process_iter(["name"])}
+        if not any(n.startswith(("raylet", "gcs_server", "ray::")) for n in names):
+            return
+        time.sleep(0.2)
 
 
 class _InstantGet(FileBackend):
