@@ -140,6 +140,7 @@ class _Op:
         "redo",
         "sem",
         "slot",
+        "static_get",
         "uri_of",
         "weight",
     )
@@ -168,10 +169,21 @@ class _Op:
         self.pool: KeyPool | None = None
         #: set for a fixed-size PUT whose payload is a plain buffer slice: `_fixed_put_loop` can run it
         self.fixed_put: _FixedPut | None = None
+        #: set for a GET from a pool nothing changes during the run: `_static_get_loop` can run it
+        self.static_get: _StaticGet | None = None
 
 
 def _unset(w: _Worker) -> int:
     raise RuntimeError("op used before it was bound")
+
+
+@dataclass(frozen=True, slots=True)
+class _StaticGet:
+    """What `_static_get_loop` needs of a GET from an unchanging pool: its call, key names and size."""
+
+    get: Callable[[str], Any]
+    key_of: Callable[[int], str]
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +395,7 @@ def _bind_static(op: _Op) -> None:
         return
     if op.kind == "get":
         get = op.backend.get
+        op.static_get = _StaticGet(get, base_key, n)
 
         def call(w: _Worker) -> int:
             key = w.key = base_key(int(w.rnd() * n))
@@ -841,6 +854,9 @@ class WorkloadRun:
         if single is not None and single.fixed_put is not None:
             self._fixed_put_loop(w, single, single.fixed_put)
             return
+        if single is not None and single.static_get is not None:
+            self._static_get_loop(w, single, single.static_get)
+            return
         rnd = w.rng.random
         append, bytes_by_slot = w.recorder.sink()
         bounds, bits = SIZE_BOUNDS, SLOT_BITS
@@ -913,6 +929,32 @@ class WorkloadRun:
             if policy.backoff_until:
                 policy.pause_if_backing_off()
         w.seq = seq
+
+    def _static_get_loop(self, w: _Worker, op: _Op, source: _StaticGet) -> None:
+        """`_closed_loop` for a worker whose one op is a GET from an unchanging pool, with the key pick and
+        the call written out (the same picks as the op's own call), for the reason `_fixed_put_loop` gives."""
+        get, key_of, count = source.get, source.key_of, source.count
+        rnd, base_slot = w.rng.random, op.base_slot
+        append, bytes_by_slot = w.recorder.sink()
+        bounds, bits, clock = SIZE_BOUNDS, SLOT_BITS, time.monotonic_ns
+        control, deadline, policy = self.control, self.deadline_ns, self.policy
+        while not control.halted:
+            key = key_of(int(rnd() * count))
+            t0 = clock()
+            try:
+                nbytes: int | None = len(get(key))
+            except Exception as exc:
+                w.key = key
+                nbytes = self._failed(op, w, exc)
+            t1 = clock()
+            if nbytes is not None:
+                slot = base_slot + bisect_left(bounds, nbytes)
+                append((t1 - t0) // 1000 << bits | slot)
+                bytes_by_slot[slot] += nbytes
+            if t1 >= deadline:
+                return
+            if policy.backoff_until:
+                policy.pause_if_backing_off()
 
     def _sync_loop(self, w: _Worker) -> None:
         if self.schedule is None and not self.max_ops and all(op.sem is None for op in w.ops):

@@ -223,6 +223,34 @@ def test_retries_repeat_the_same_call(tmp_path: Path) -> None:
     assert res.snapshot.retries_total() == 6 and res.snapshot.errors_total() == 3
 
 
+class _FirstPutFails(ProbeBackend):
+    """Every op's first PUT try fails (odd calls), its retry succeeds."""
+
+    def put(self, key: str, data) -> None:  # type: ignore[no-untyped-def]
+        super().put(key, data)
+        if len(self.calls["put"]) % 2:
+            raise StorageError(ErrorClass.THROTTLED, "injected throttle", uri=self.uri_of(key))
+
+
+def test_fixed_size_put_retries_repeat_the_same_key_and_bytes(tmp_path: Path) -> None:
+    cfg = _cfg(
+        tmp_path,
+        '  - {op: put, path: "up/", object_size: 2048, weight: 1}\n',
+        concurrency=1,
+        extra="error_handling: {retry_on_error: true, max_retries: 2, initial_retry_delay_ms: 1,\n"
+        "  error_rate_threshold: 0}\n",
+    )
+    probe = _FirstPutFails(f"file://{tmp_path}/")
+    res = _run_probed(cfg, tmp_path, probe, "put-retry", duration_s=0.5)
+    puts = probe.calls["put"]
+    assert len(puts) >= 20 and len(puts) % 2 == 0
+    assert all(puts[i] == puts[i + 1] for i in range(0, len(puts), 2))  # each retry repeats its key
+    assert len(set(puts)) == len(puts) // 2 == res.snapshot.total_ops()
+    assert res.snapshot.retries_total() == res.snapshot.total_ops() and res.snapshot.errors_total() == 0
+    files = list((tmp_path / "up").iterdir())
+    assert len(files) == len(puts) // 2 and {f.stat().st_size for f in files} == {2048}
+
+
 def test_warmup_is_run_but_not_reported(tmp_path: Path) -> None:
     make_files(tmp_path / "d", NAMES)
     body = '  - {op: get, path: "d/*", weight: 1}\n'
