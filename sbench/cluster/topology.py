@@ -111,15 +111,16 @@ def local_agents(config: Config) -> Config:
 def share_io_rate(configs: list[Config]) -> list[Config]:
     """Open loop: `io_rate.iops` is the run's aggregate rate, so each agent schedules the share of it that
     its workers are of all workers (agents may have their own `concurrency_override`)."""
-    rates = [c.io_rate for c in configs]
-    if not configs or any(r is None or r.iops is None for r in rates):
+    if not configs or not all(c.open_loop for c in configs):
         return configs
     total = sum(c.concurrency for c in configs)
-    return [
-        c.model_copy(update={"io_rate": r.model_copy(update={"iops": r.iops * c.concurrency / total})})
-        for c, r in zip(configs, rates, strict=True)
-        if r is not None and r.iops is not None
-    ]
+    return [_with_share(c, c.concurrency / total) for c in configs]
+
+
+def _with_share(config: Config, share: float) -> Config:
+    rate = config.io_rate
+    assert rate is not None and rate.iops is not None  # open_loop
+    return config.model_copy(update={"io_rate": rate.model_copy(update={"iops": rate.iops * share})})
 
 
 def _join(uri: str, prefix: str) -> str:

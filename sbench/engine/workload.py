@@ -691,9 +691,7 @@ def _sink_recorder(recorder: Recorder) -> Callable[[_Op, int, int], None]:
     append, bytes_by_slot = recorder.sink()
 
     def record(op: _Op, nbytes: int, latency_us: int) -> None:
-        slot = op.slot
-        if slot is None:
-            slot = op.base_slot + bisect_left(SIZE_BOUNDS, nbytes)
+        slot = op.slot if op.slot is not None else slot_for(op.cls, nbytes)
         append(latency_us << SLOT_BITS | slot)
         bytes_by_slot[slot] += nbytes
 
