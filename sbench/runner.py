@@ -20,7 +20,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +34,17 @@ from sbench.engine.stage import StageOutcome, StageStatus, run_stage
 from sbench.engine.state import RunState
 from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed, SbenchError
 from sbench.metrics.snapshot import Snapshot
+from sbench.results.atomic import write_text_atomic
+from sbench.results.final import write_final_results
 from sbench.results.perf_log import PerfLogWriter, stage_label
 from sbench.results.resultsdir import ResultsDir
-from sbench.results.status import AgentState, AgentStatus, RunStatus, write_status
+from sbench.results.status import AgentState, AgentStatus, RunStatus, first_errors_of, write_status
 from sbench.results.summary import build_summary, load_model_of, stage_entry, summary_section, write_summary
 from sbench.results.tsv import write_results_tsv
+from sbench.results.verdict import judge_stage
 from sbench.storage.base import StorageError
 from sbench.ui.live import LiveProgress
-from sbench.ui.report import describe_load, errors_line, phase_table, print_report
+from sbench.ui.report import describe_load, errors_line, first_error_lines, phase_table, print_report
 
 #: exit code of a second Ctrl-C (the shell convention for "killed by SIGINT")
 EXIT_SIGINT = 130
@@ -180,9 +185,18 @@ class LocalRun:
             state=self.state,
             cleanup_only=bool(self.options.cleanup_only),
         )
+        if outcome.ok:
+            broken = judge_stage(
+                stype, outcome.snapshot, min_success_ratio=self.config.error_handling.min_success_ratio
+            )
+            if broken:
+                outcome.status, outcome.reason = StageStatus.FAILED, "; ".join(broken)
         ui.stage_ended(plan.name, outcome.status.value, outcome.reason, outcome.elapsed_s)
-        if outcome.first_error and not outcome.ok:
-            ui.log.print(f"   first error: {outcome.first_error}")
+        lines = first_error_lines(outcome.snapshot)
+        if not lines and outcome.first_error and not outcome.ok:
+            lines = [f"   first error: {outcome.first_error}"]
+        for line in lines:
+            ui.log.print(line)
         for note in outcome.details.get("notes", []):
             ui.log.print(f"   note: {note}")
         return outcome
@@ -234,17 +248,23 @@ class LocalRun:
         )
 
     # -- results -----------------------------------------------------------------------------------------
-    def _write_results(self, results: ResultsDir, status: RunStatus, reason: str) -> None:
+    def _write_results(self, results: ResultsDir, status: RunStatus, reason: str) -> tuple[RunStatus, str]:
+        """Every end-of-run file, STATUS.txt first, each on its own; returns the final verdict (a file that
+        could not be written makes the run a failure)."""
         sections: dict[str, Any] = {}
+        files: list[tuple[Path, Callable[[], object]]] = []
         has_prepare = self.config.has_prepare
         for kind, phase in self.phases.items():
             snap = phase.snapshot()
             sections[kind] = summary_section(snap, phase.wall_s) if phase.ran else None
             if kind == "workload" or (kind == "prepare" and has_prepare):
                 if phase.ran:
-                    results.write_phase(kind, snap, phase.wall_s)
+                    files.append(
+                        (results.results_tsv(kind), partial(results.write_phase, kind, snap, phase.wall_s))
+                    )
                 else:
-                    write_results_tsv(results.results_tsv(kind), snap, 0.0, kind)
+                    path = results.results_tsv(kind)
+                    files.append((path, partial(write_results_tsv, path, snap, 0.0, kind)))
         stages = [
             stage_entry(
                 number=i,
@@ -259,39 +279,53 @@ class LocalRun:
             for i, (plan, outcome) in enumerate(self.outcomes, start=1)
         ]
         total = Snapshot.merge_all(o.snapshot for _, o in self.outcomes)
-        state = {
-            RunStatus.SUCCESS: AgentState.COMPLETED,
-            RunStatus.FAILURE: AgentState.FAILED,
-            RunStatus.ABORTED: AgentState.ABORTED,
-        }[status]
-        agent = AgentStatus(
-            self.identity.agent_id, state, reason, operations=total.total_ops(), errors=total.errors_total()
-        )
+        first_errors = [e for plan, o in self.outcomes for e in first_errors_of(plan.name, o.snapshot)]
+
+        def agent(status: RunStatus, reason: str) -> AgentStatus:
+            state = {
+                RunStatus.SUCCESS: AgentState.COMPLETED,
+                RunStatus.FAILURE: AgentState.FAILED,
+                RunStatus.ABORTED: AgentState.ABORTED,
+            }[status]
+            ops, errors = total.total_ops(), total.errors_total()
+            return AgentStatus(self.identity.agent_id, state, reason, operations=ops, errors=errors)
+
         preflight = self.preflight.model_dump(mode="json") if self.preflight is not None else None
         if self.preflight is not None:
-            results.file("preflight.json").write_text(self.preflight.to_json() + "\n", encoding="utf-8")
+            path = results.file("preflight.json")
+            files.append((path, partial(write_text_atomic, path, self.preflight.to_json() + "\n")))
         warnings = list(self.loaded.warnings) + self.notes
-        write_summary(
-            results.summary_path,
-            build_summary(
+
+        def summary_file(status: RunStatus, reason: str) -> object:
+            return write_summary(
+                results.summary_path,
+                build_summary(
+                    status,
+                    reason=reason,
+                    metadata=results.metadata,
+                    load_model=load_model_of(self.config),
+                    sections=sections,
+                    stages=stages,
+                    agents=[agent(status, reason)],
+                    preflight=preflight,
+                    warnings=warnings,
+                    first_errors=first_errors,
+                ),
+            )
+
+        def status_file(status: RunStatus, reason: str) -> object:
+            return write_status(
+                results.status_path,
                 status,
+                [agent(status, reason)],
+                total_operations=total.total_ops(),
+                total_errors=total.errors_total(),
                 reason=reason,
-                metadata=results.metadata,
-                load_model=load_model_of(self.config),
-                sections=sections,
-                stages=stages,
-                agents=[agent],
-                preflight=preflight,
-                warnings=warnings,
-            ),
-        )
-        write_status(
-            results.status_path,
-            status,
-            [agent],
-            total_operations=total.total_ops(),
-            total_errors=total.errors_total(),
-            reason=reason,
+                first_errors=first_errors,
+            )
+
+        return write_final_results(
+            results, status, reason, status_file=status_file, summary_file=summary_file, files=files
         )
 
     def _report(self, results: ResultsDir, ui: LiveProgress, status: RunStatus, reason: str) -> None:
@@ -364,9 +398,9 @@ class LocalRun:
         finally:
             ui.close()
             perf.close()
-            self._write_results(results, status, reason)
+            status, reason = self._write_results(results, status, reason)
             self._report(results, ui, status, reason)
-            results.finalize(status.value, reason=reason)
+            results.close()
         return EXIT_OK if status is RunStatus.SUCCESS else EXIT_RUN_FAILED
 
 

@@ -148,6 +148,7 @@ class CoordinatorActor:
             "status": status.value,
             "start_skew_ms": stage.start_skew_ms(),
             "stuck": stage.stuck_flags(),
+            "stuck_at_end": stage.stuck_at_end(),
             "states": {a: s.value for a, s in stage.barrier.states.items()},
             "reasons": dict(stage.barrier.reasons),
         }

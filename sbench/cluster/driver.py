@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from sbench.cluster.metadata_cache import default_db_path
 from sbench.cluster.monitor import Drained
 from sbench.cluster.report import RunReport
 from sbench.cluster.stagerun import AgentRef, StageRun, run_agent_stage
+from sbench.cluster.stageverdict import apply_verdict
 from sbench.cluster.taskstages import (
     TaskStageContext,
     run_cleanup_shards,
@@ -46,12 +48,13 @@ from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.engine.naming import new_run_id
 from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed
 from sbench.metrics.snapshot import Snapshot
+from sbench.results.atomic import write_text_atomic
 from sbench.results.perf_log import stage_label
 from sbench.results.resultsdir import ResultsDir
 from sbench.results.status import RunStatus
 from sbench.results.summary import load_model_of
 from sbench.ui.live import LiveProgress
-from sbench.ui.report import describe_load, phase_table, print_report
+from sbench.ui.report import describe_load, first_error_lines, phase_table, print_report
 
 #: Exit code of a second Ctrl-C (128 + SIGINT); an aborted run exits 1 like a failed one (as locally).
 EXIT_SIGINT = 130
@@ -227,8 +230,9 @@ class DistributedRun:
             self.ui.close()
             self._collect_events()
             self._teardown()
-            self._finalize(status, reason)
+            status, reason = self._finalize(status, reason)
             self._final_report(status, reason)
+            self.results.close()
         return EXIT_OK if status is RunStatus.SUCCESS else EXIT_RUN_FAILED
 
     def _plans(self) -> list[StagePlan]:
@@ -267,7 +271,7 @@ class DistributedRun:
         self.results.metadata.agents = [a.agent_id for a in agents]
         self.extra["forwarded_env"] = sorted(forwarded_env())  # names only, never values
         self.extra["clock_offsets_ms"] = dict(self.fleet.clock_offsets_ms)
-        self.results.write_metadata()
+        self.results.save_metadata()
         nodes = sorted({a.node_id for a in agents})
         self._say(
             f"agents: {len(agents)} on {len(nodes)} Ray nodes "
@@ -302,16 +306,19 @@ class DistributedRun:
             assert self.ui is not None
             self.ui.stage_started(plan.name, plan.type.value, _expected_s(plan, self.config))
             run = self._run_stage(plan, participants)
+            apply_verdict(run, self.config.error_handling.min_success_ratio)
             self.ui.stage_ended(
                 plan.name,
                 run.status.value,
-                self._failure_reason(run) if run.failed_agents or run.timed_out else "",
+                self._failure_reason(run) if run.failed_agents or run.timed_out or run.verdict else "",
                 run.elapsed_s,
             )
-            self.report.stage_done(run, optional=plan.optional)
+            merged = self.report.stage_done(run, optional=plan.optional)
             if run.start_skew_ms is not None:
                 self.extra["start_skew_ms"][plan.name] = run.start_skew_ms
             self._say(self._stage_line(run))
+            for line in first_error_lines(merged):
+                self._say(line)
             if run.aborted or self.signals.event.is_set():
                 break
             if run.status is BarrierStatus.FAILED:
@@ -333,6 +340,8 @@ class DistributedRun:
     @staticmethod
     def _failure_reason(run: StageRun) -> str:
         plan = run.plan
+        if run.verdict:
+            return f"stage {plan.name!r} failed: {run.verdict}"
         failed = run.failed_agents or sorted(run.reasons)
         detail = "; ".join(f"{a}: {run.reasons.get(a, 'failed')}" for a in failed)
         return f"stage {plan.name!r} failed its {plan.barrier.type.value} barrier: {detail}"
@@ -374,7 +383,8 @@ class DistributedRun:
             merged = results[0].merge(*results[1:])
             self.preflight = merged.model_dump(mode="json")
             assert self.results is not None
-            self.results.file("preflight.json").write_text(merged.to_json() + "\n", encoding="utf-8")
+            path = self.results.file("preflight.json")
+            self.results.writes.attempt(path, partial(write_text_atomic, path, merged.to_json() + "\n"))
             if not merged.passed or merged.warnings:
                 assert self.ui is not None
                 merged.render(self.ui.console, show_success=False)
@@ -433,6 +443,7 @@ class DistributedRun:
         order = [BarrierStatus.READY, BarrierStatus.DEGRADED, BarrierStatus.FAILED]
         run.status = max(run.status, puts.status, key=lambda s: order.index(s) if s in order else 0)
         run.stuck.update(puts.stuck)
+        run.stuck_at_end.update(puts.stuck_at_end)
         run.aborted = run.aborted or puts.aborted
         run.elapsed_s += puts.elapsed_s
         return run
@@ -516,11 +527,12 @@ class DistributedRun:
         lines.append(f"results: {self.results.path}")
         print_report(self.ui.log, self.ui.console, tables, lines)
 
-    def _finalize(self, status: RunStatus, reason: str) -> None:
+    def _finalize(self, status: RunStatus, reason: str) -> tuple[RunStatus, str]:
+        """Write every end-of-run file; the final verdict (an unwritable results file fails the run)."""
         assert self.results is not None
         if self.report is None:
             self.report = RunReport(self.results, [], int(time.time() * 1000))
-        self.report.finalize(
+        return self.report.finalize(
             status,
             reason,
             load_model=load_model_of(self.config),

@@ -232,6 +232,13 @@ class StageMonitor:
         """Every agent flagged stuck during the stage, with the reason (kept even if it recovered)."""
         return {v.agent_id: v.stuck_reason for v in self.views.values() if v.stuck_reason}
 
+    def stuck_at_end(self) -> dict[str, str]:
+        """The agents still stuck when the stage ended (flagged and never made progress again): such a stage
+        is not a success, whatever its barrier decided (results.verdict)."""
+        return {
+            v.agent_id: v.stuck_reason for v in self.views.values() if v.progress.is_stuck and v.stuck_reason
+        }
+
     def drain(self, now_s: float) -> Drained:
         status = self.status(now_s)
         out = Drained(

@@ -7,19 +7,30 @@ per-agent snapshots, so every merged count equals the sum of the per-agent count
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sbench.cluster.barrier import BarrierStatus
 from sbench.cluster.stagerun import StageRun
 from sbench.config.models import StageType
 from sbench.metrics.snapshot import Snapshot
+from sbench.results.final import write_final_results
 from sbench.results.perf_log import PerfLogWriter
 from sbench.results.resultsdir import ResultsDir
-from sbench.results.status import AgentState, AgentStatus, RunStatus, write_status
+from sbench.results.status import (
+    AgentState,
+    AgentStatus,
+    FirstError,
+    RunStatus,
+    first_errors_of,
+    write_status,
+)
 from sbench.results.summary import build_summary, stage_entry, summary_section, write_summary
 from sbench.results.tsv import AgentStageResult as TsvAgentRow
-from sbench.results.tsv import write_endpoint_stats_tsv, write_results_tsv, write_stage_tsv
+from sbench.results.tsv import Kind, write_endpoint_stats_tsv, write_results_tsv, write_stage_tsv
 
 #: Which summary.json section / legacy file a stage type feeds.
 _PHASE_OF = {
@@ -69,6 +80,8 @@ class RunReport:
         self.sections: dict[str, dict[str, Any] | None] = {}
         self.stage_runs: list[StageRun] = []
         self.degraded: list[str] = []
+        #: per stage, the first failed op of every error class (STATUS.txt, summary.json)
+        self.first_errors: list[FirstError] = []
         self._aggregate_log = results.perf_log()
         self._agent_logs: dict[str, PerfLogWriter] = {}
         #: phase -> (merged snapshot, wall seconds) of the main (first) stage of that phase
@@ -106,20 +119,28 @@ class RunReport:
         ]
         merged = Snapshot.merge_all(r.snapshot for r in rows)
         wall = max((r.duration_s for r in rows), default=0.0)
-        write_stage_tsv(
-            self.results.stage_tsv(plan.index, plan.name),
-            stage_number=plan.index,
-            stage_name=plan.name,
-            stage_type=plan.type.value,
-            snapshot=merged,
-            agents=rows,
-            wall_seconds=wall,
+        stage_path = self.results.stage_tsv(plan.index, plan.name)
+        self.results.writes.attempt(
+            stage_path,
+            partial(
+                write_stage_tsv,
+                stage_path,
+                stage_number=plan.index,
+                stage_name=plan.name,
+                stage_type=plan.type.value,
+                snapshot=merged,
+                agents=rows,
+                wall_seconds=wall,
+            ),
         )
         if merged.endpoints:
-            stem = self.results.stage_tsv(plan.index, plan.name).name.replace("_results.tsv", "")
-            write_endpoint_stats_tsv(self.results.file(f"{stem}_endpoint_stats.tsv"), merged.endpoints)
+            path = self.results.file(stage_path.name.replace("_results.tsv", "_endpoint_stats.tsv"))
+            self.results.writes.attempt(path, partial(write_endpoint_stats_tsv, path, merged.endpoints))
+        self.first_errors.extend(first_errors_of(plan.name, merged))
         status = run.status.value
-        reason = "; ".join(f"{a}: {r}" for a, r in sorted(run.reasons.items()))
+        reason = "; ".join(
+            ([run.verdict] if run.verdict else []) + [f"{a}: {r}" for a, r in sorted(run.reasons.items())]
+        )
         self.stage_entries.append(
             stage_entry(
                 number=plan.index,
@@ -202,8 +223,9 @@ class RunReport:
         warnings: list[str],
         preflight: Any,
         extra: dict[str, Any],
-    ) -> None:
-        """STATUS.txt, summary.json, workload/prepare results (merged and per agent), metadata.json."""
+    ) -> tuple[RunStatus, str]:
+        """STATUS.txt first, then summary.json, workload/prepare results (merged and per agent) and
+        metadata.json, each on its own (results.final); returns the final verdict."""
         self._aggregate_log.close()
         for log in self._agent_logs.values():
             log.close()
@@ -211,38 +233,64 @@ class RunReport:
             for track in self.tracks.values():
                 if track.state is AgentState.COMPLETED:
                     track.state, track.reason = AgentState.ABORTED, reason
+        files: list[tuple[Path, Callable[[], object]]] = []
         for phase, kind in (("workload", "workload"), ("prepare", "prepare")):
             main = self._main.get(phase)
             if main is None:
                 continue
             merged, wall, per_agent = main
-            self.results.write_phase(kind, merged, wall)
+            write_phase = partial(self.results.write_phase, kind, merged, wall)
+            files.append((self.results.results_tsv(kind), write_phase))
             for agent_id, (snap, secs) in per_agent.items():
                 name = "results.tsv" if kind == "workload" else "prepare_results.tsv"
-                write_results_tsv(self.results.agent_dir(agent_id) / name, snap, secs, kind)
+                write = partial(_write_agent_tsv, self.results, agent_id, name, snap, secs, kind)
+                files.append((self.results.agent_path(agent_id) / name, write))
         agents = [t.status() for t in self.tracks.values()]
         total_ops = sum(a.operations for a in agents)
         total_errors = sum(a.errors for a in agents)
-        full_reason = "; ".join(x for x in [reason, *self.degraded] if x)
-        write_status(
-            self.results.status_path,
-            status,
-            agents,
-            total_operations=total_ops,
-            total_errors=total_errors,
-            reason=full_reason,
-        )
         self.results.metadata.extra.update(extra)
-        summary = build_summary(
+
+        def full(reason: str) -> str:
+            return "; ".join(x for x in [reason, *self.degraded] if x)
+
+        def status_file(status: RunStatus, reason: str) -> object:
+            return write_status(
+                self.results.status_path,
+                status,
+                agents,
+                total_operations=total_ops,
+                total_errors=total_errors,
+                reason=full(reason),
+                first_errors=self.first_errors,
+            )
+
+        def summary_file(status: RunStatus, reason: str) -> object:
+            summary = build_summary(
+                status,
+                reason=full(reason),
+                metadata=self.results.metadata,
+                load_model=load_model,
+                sections=self.sections,
+                stages=self.stage_entries,
+                agents=agents,
+                preflight=preflight,
+                warnings=warnings,
+                first_errors=self.first_errors,
+            )
+            return write_summary(self.results.summary_path, summary)
+
+        return write_final_results(
+            self.results,
             status,
-            reason=full_reason,
-            metadata=self.results.metadata,
-            load_model=load_model,
-            sections=self.sections,
-            stages=self.stage_entries,
-            agents=agents,
-            preflight=preflight,
-            warnings=warnings,
+            reason,
+            status_file=status_file,
+            summary_file=summary_file,
+            files=files,
+            metadata_extra=extra,
         )
-        write_summary(self.results.summary_path, summary)
-        self.results.finalize(status.value, **extra)
+
+
+def _write_agent_tsv(
+    results: ResultsDir, agent_id: str, name: str, snap: Snapshot, secs: float, kind: Kind
+) -> Path:
+    return write_results_tsv(results.agent_dir(agent_id) / name, snap, secs, kind)

@@ -63,6 +63,10 @@ class StageRun:
     #: per agent, the rich progress fields at the end of the stage (objects done/total/deleted/remaining,
     #: errors, throughput, progress rate, elapsed, stuck flag and reason)
     progress: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the agents still stuck when the stage ended (a subset of `stuck`, which keeps recovered ones too)
+    stuck_at_end: dict[str, str] = field(default_factory=dict)
+    #: why the stage failed the rules of results.verdict although its barrier passed ("" = it did not)
+    verdict: str = ""
 
     @property
     def failed_agents(self) -> list[str]:
@@ -174,6 +178,7 @@ def run_agent_stage(
         states=states,
         reasons=reasons,
         stuck=dict(summary.get("stuck", {})),
+        stuck_at_end=dict(summary.get("stuck_at_end", {})),
         start_skew_ms=summary.get("start_skew_ms"),
         elapsed_s=time.monotonic() - started,
         aborted=aborted,

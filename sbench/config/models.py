@@ -459,6 +459,17 @@ class ErrorHandlingConfig(StrictModel):
     max_retry_delay_ms: NonNegativeCount = Field(5000, description="Retry delay cap, milliseconds.")
     retry_backoff_multiplier: float = Field(2.0, ge=1.0, description="Delay growth per retry.")
     retry_jitter_factor: float = Field(0.25, ge=0.0, le=1.0, description="Random +/- share of each delay.")
+    min_success_ratio: float = Field(
+        0.95,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "sbench: an execute, hybrid or prepare stage fails when fewer than this share of the ops it "
+            "attempted succeeded (ops in flight at its end are not attempts). A benchmark whose failed ops "
+            "are a large share measures the storage's error path, not its normal one; 0.95 still lets a "
+            "healthy run ride out a short burst of errors. 0 disables the rule."
+        ),
+    )
 
 
 class PerfLogConfig(StrictModel):

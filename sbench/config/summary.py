@@ -141,6 +141,11 @@ def _settings(console: Console, config: Config, options: RunOptions) -> None:
             f"abort after {eh.max_total_errors} errors; back off {format_duration(eh.backoff_duration)} "
             f"above {eh.error_rate_threshold:g} errors/s; "
             + (f"retry up to {eh.max_retries}x" if eh.retry_on_error else "no retries")
+            + (
+                f"; a stage fails below {eh.min_success_ratio:.0%} succeeded ops"
+                if eh.min_success_ratio > 0
+                else "; no success-ratio check"
+            )
         ),
     )
     table.add_row("perf_log interval", format_duration(config.perf_log.interval))

@@ -46,7 +46,7 @@ def _delete(backend: Backend, key: str, tally: ThreadTally, mode: str) -> None:
         if mode == "besteffort" or (mode == "tolerant" and exc.kind is ErrorClass.NOT_FOUND):
             tally.skipped += 1
             return
-        tally.recorder.record_error(OpClass.META, exc.kind)
+        tally.recorder.record_error(OpClass.META, exc.kind, f"DELETE {key}: {exc}")
         tally.failed += 1
         tally.first_error = tally.first_error or str(exc)
         return
@@ -54,7 +54,8 @@ def _delete(backend: Backend, key: str, tally: ThreadTally, mode: str) -> None:
         if mode == "besteffort":
             tally.skipped += 1
             return
-        tally.recorder.record_error(OpClass.META, ErrorClass.OTHER)
+        message = f"DELETE {key}: {type(exc).__name__}: {exc}"
+        tally.recorder.record_error(OpClass.META, ErrorClass.OTHER, message)
         tally.failed += 1
         tally.first_error = tally.first_error or f"{type(exc).__name__}: {exc}"
         return
@@ -126,7 +127,7 @@ class CleanupShard(IndexShard):
                     backend.rmdir(path, False)
                 except StorageError as exc:
                     if self.mode == "strict" and exc.kind is not ErrorClass.NOT_FOUND:
-                        tally.recorder.record_error(OpClass.META, exc.kind)
+                        tally.recorder.record_error(OpClass.META, exc.kind, f"RMDIR {path}: {exc}")
                         tally.failed += 1
                         tally.first_error = tally.first_error or str(exc)
                     continue

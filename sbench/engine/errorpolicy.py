@@ -5,11 +5,12 @@ comparison (`backoff_until`); everything else runs only when a call failed, so a
 
 Decisions sbench makes explicitly (sai3 left them implicit):
 - Throttled errors are the store asking for less load: they are counted by class, trigger the rate backoff and
-  are retried when `retry_on_error` is set, but never count toward `max_total_errors`, so throttling alone
-  never aborts a run.
-- not_found and auth errors are not retried: repeating the same call cannot change the answer.
-- Every failed attempt is counted as an error (that is what the store returned); the abort budget counts only
-  ops that finally failed.
+  are retried when `retry_on_error` is set. A throttled try whose retry then succeeds is not a failed op; a
+  throttled op that runs out of retries (or is not retried) failed like any other and counts toward
+  `max_total_errors`: a store that throttles every request is not being measured, so the run must not pass.
+- not_found, auth and no_space errors are not retried: repeating the same call cannot change the answer.
+- Every failed attempt is counted here by class (that is what the store returned); the abort budget counts
+  only ops that finally failed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from sbench.engine.context import RunControl
 from sbench.storage.base import ErrorClass
 
-_NO_RETRY = (ErrorClass.NOT_FOUND, ErrorClass.AUTH)
+_NO_RETRY = (ErrorClass.NOT_FOUND, ErrorClass.AUTH, ErrorClass.NO_SPACE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,7 @@ class ErrorPolicy:
                     and len(recent) / max(s.error_rate_window, 1e-3) >= s.error_rate_threshold):
                 self.backoff_until = now + s.backoff_duration
                 self.backoffs += 1
-            if final and kind is not ErrorClass.THROTTLED:
+            if final:
                 self.failed_ops += 1
                 if s.max_total_errors > 0 and self.failed_ops >= s.max_total_errors:
                     summary = ", ".join(f"{k.value}={v}" for k, v in sorted(self.errors_by_class.items()))

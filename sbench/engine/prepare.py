@@ -338,6 +338,8 @@ class PrepareShard(IndexShard):
         payload.payload(max(1, min(int(params.sampler.max_size), payload.buffer_size // 2)), 0)
         self._lock = threading.Lock()
         self._failures = 0
+        #: a PUT failed with no_space: the deferred retry rounds are skipped (a full store stays full)
+        self.out_of_space = False
         self.dirs_created: IndexSet | None = None
         self.phase = "files"
 
@@ -377,9 +379,11 @@ class PrepareShard(IndexShard):
                     tally.recorder.record_retry(OpClass.PUT)
                     self.control.wait(_retry_delay(attempt, rng))
                     continue
-                tally.recorder.record_error(OpClass.PUT, err.kind)
+                tally.recorder.record_error(OpClass.PUT, err.kind, f"PUT {key}: {err}")
                 if not tally.first_error:
                     tally.first_error = str(err)
+                if err.kind is ErrorClass.NO_SPACE:
+                    self.out_of_space = True
                 return False
             tally.recorder.record(OpClass.PUT, size, (time.monotonic_ns() - t0) // 1000)
             tally.nbytes += size
@@ -445,14 +449,14 @@ class PrepareShard(IndexShard):
                     continue  # it was there before: not ours to remove later
                 except StorageError as exc:
                     if exc.kind is not ErrorClass.NOT_FOUND:
-                        tally.recorder.record_error(OpClass.META, exc.kind)
+                        tally.recorder.record_error(OpClass.META, exc.kind, f"STAT {path}: {exc}")
                         tally.first_error = tally.first_error or str(exc)
                         continue
                 t0 = time.monotonic_ns()
                 try:
                     backend.mkdir(path)
                 except StorageError as exc:
-                    tally.recorder.record_error(OpClass.META, exc.kind)
+                    tally.recorder.record_error(OpClass.META, exc.kind, f"MKDIR {path}: {exc}")
                     tally.first_error = tally.first_error or str(exc)
                     continue
                 tally.recorder.record(OpClass.META, 0, (time.monotonic_ns() - t0) // 1000)
@@ -473,7 +477,7 @@ class PrepareShard(IndexShard):
         rng = random.Random(self.start)
         for round_no in range(1, RETRY_ROUNDS + 1):
             pending = list(self.failed)
-            if not pending or self.control.stopping:
+            if not pending or self.control.stopping or self.out_of_space:
                 return
             if self.control.wait(_retry_delay(round_no, rng, base_s=0.5, cap_s=30.0)):
                 return

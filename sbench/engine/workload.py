@@ -820,10 +820,11 @@ class WorkloadRun:
                 exc = again
 
     def _final_failure(self, op: _Op, w: _Worker, err: StorageError) -> None:
-        w.recorder.record_error(op.cls, err.kind)
+        message = f"{op.label}: {err}"
+        w.recorder.record_error(op.cls, err.kind, message)
         where = err.uri or (op.uri_of(w.key) if w.key else op.label)
         if not self.first_error:
-            self.first_error = f"{op.label}: {err}"
+            self.first_error = message
         self.policy.on_error(err.kind, final=True, where=where)
 
     def _exhausted(self, op: _Op, ops: Sequence[_Op]) -> bool:

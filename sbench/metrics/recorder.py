@@ -11,7 +11,9 @@ One Recorder per worker (thread or asyncio task group). Two ways in:
   counts equal values with `Counter` (latencies in µs repeat a lot) and records each distinct value once with
   its count. Byte counters only grow; the interval's bytes are the difference from the previous reading.
 - `record()`, under the lock, for everything else: open-loop ops (response and service time), prepare and
-  cleanup, and `record_error` / `record_retry` / `record_late`.
+  cleanup, and `record_error` / `record_retry` / `record_late`. `record_error` also keeps the first message of
+  each error class in the interval (scrubbed of credentials), so every class a run saw can be shown with an
+  example; that costs one dict lookup per failed op and one scrub per class and interval.
 
 Response vs service time: `latency_us` is the response time (open loop: measured from the intended start, so
 coordinated omission cannot hide stalls); `service_us` is measured from the actual start. In closed loop the
@@ -33,6 +35,7 @@ from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS, NUM_BUCKETS, OpClass
 from sbench.metrics.histogram import LatencyHistogram
 from sbench.metrics.snapshot import Snapshot
 from sbench.storage.base import ErrorClass
+from sbench.storage.scrub import scrub_message
 
 _META_SLOT = int(OpClass.META) * NUM_BUCKETS
 _SLOTS = len(OpClass) * NUM_BUCKETS
@@ -60,6 +63,7 @@ class _Interval:
         "bytes",
         "errors",
         "explicit",
+        "first_errors",
         "hists",
         "lag",
         "late",
@@ -77,6 +81,7 @@ class _Interval:
         self.service: list[LatencyHistogram | None] = [None] * len(OpClass)
         self.explicit = [False] * len(OpClass)
         self.errors: dict[tuple[OpClass, ErrorClass], int] = {}
+        self.first_errors: dict[ErrorClass, tuple[int, str]] = {}
         self.retries = [0] * len(OpClass)
         self.late = 0
         self.lag: LatencyHistogram | None = None
@@ -132,12 +137,17 @@ class Recorder:
             cur.explicit[op] = True
         return hist
 
-    def record_error(self, op: OpClass, kind: ErrorClass) -> None:
-        """One failed op (after retries, if any were made). Rare, so it can afford to normalise its keys."""
-        key = (OpClass(op), ErrorClass(kind))
+    def record_error(self, op: OpClass, kind: ErrorClass, message: str = "") -> None:
+        """One failed op (after retries, if any were made), with what the store said. Rare, so it can afford
+        to normalise its keys; the message is kept (scrubbed) only when it is the interval's first of its
+        class."""
+        kind = ErrorClass(kind)
+        key = (OpClass(op), kind)
         with self._lock:
-            errors = self._cur.errors
-            errors[key] = errors.get(key, 0) + 1
+            cur = self._cur
+            cur.errors[key] = cur.errors.get(key, 0) + 1
+            if message and kind not in cur.first_errors:
+                cur.first_errors[kind] = (_now_ms(), scrub_message(message))
 
     def record_retry(self, op: OpClass) -> None:
         """One retry attempt of a failed op."""
@@ -218,6 +228,7 @@ class Recorder:
             if cur.retries[op]:
                 snap.retries[op] = cur.retries[op]
         snap.errors = cur.errors
+        snap.first_errors = cur.first_errors
         snap.late_ops = cur.late
         snap.lag_hist = cur.lag.encode() if cur.lag is not None else b""
         return snap

@@ -5,7 +5,9 @@ JSON-safe. Merging decodes and adds histograms, so percentiles across workers, a
 (never averaged, unlike sai3's perf-log aggregate §7.10).
 
 Per-source gauges (progress counters, CPU) are keyed by source (agent id): a merge keeps, per source, the
-most recent report, and accessors sum or average over sources.
+most recent report, and accessors sum or average over sources. The first error message of each error class
+is kept with its wall-clock time; a merge keeps the earliest, so a stage's (or a whole run's) merged snapshot
+says how every class of failure first showed up, on whichever agent it was.
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ class Snapshot:
     #: op -> encoded service-time histogram of every op of that class (equal to response time in closed loop)
     service: dict[OpClass, bytes] = field(default_factory=dict)
     errors: dict[tuple[OpClass, ErrorClass], int] = field(default_factory=dict)
+    #: error class -> (epoch ms, message) of its first failed op (messages are scrubbed of credentials)
+    first_errors: dict[ErrorClass, tuple[int, str]] = field(default_factory=dict)
     retries: dict[OpClass, int] = field(default_factory=dict)
     #: open loop: ops that started after their intended time, and the histogram of their lag (µs)
     late_ops: int = 0
@@ -163,6 +167,10 @@ class Snapshot:
         for (op, _), n in self.errors.items():
             out[op] = out.get(op, 0) + n
         return out
+
+    def first_error_list(self) -> list[tuple[ErrorClass, int, str]]:
+        """(class, epoch ms, message) of the first failure of every class seen, earliest first."""
+        return sorted(((k, at, msg) for k, (at, msg) in self.first_errors.items()), key=lambda e: e[1])
 
     def retries_total(self) -> int:
         return sum(self.retries.values())
@@ -258,6 +266,7 @@ class Snapshot:
             "hists": {ob(k): v.decode("ascii") for k, v in self.hists.items()},
             "service": {k.name: v.decode("ascii") for k, v in self.service.items()},
             "errors": {f"{op.name}/{kind.value}": n for (op, kind), n in self.errors.items()},
+            "first_errors": {kind.value: [at, msg] for kind, (at, msg) in self.first_errors.items()},
             "retries": {k.name: v for k, v in self.retries.items()},
             "late_ops": self.late_ops,
             "lag_hist": self.lag_hist.decode("ascii"),
@@ -284,6 +293,9 @@ class Snapshot:
             hists={ob(k): v.encode("ascii") for k, v in data.get("hists", {}).items()},
             service={OpClass[k]: v.encode("ascii") for k, v in data.get("service", {}).items()},
             errors={err(k): int(v) for k, v in data.get("errors", {}).items()},
+            first_errors={
+                ErrorClass(k): (int(v[0]), str(v[1])) for k, v in data.get("first_errors", {}).items()
+            },
             retries={OpClass[k]: int(v) for k, v in data.get("retries", {}).items()},
             late_ops=int(data.get("late_ops", 0)),
             lag_hist=data.get("lag_hist", "").encode("ascii"),
@@ -307,6 +319,7 @@ class SnapshotAccumulator:
         self.hists: dict[OpBucket, LatencyHistogram] = {}
         self.service: dict[OpClass, LatencyHistogram] = {}
         self.errors: dict[tuple[OpClass, ErrorClass], int] = {}
+        self.first_errors: dict[ErrorClass, tuple[int, str]] = {}
         self.retries: dict[OpClass, int] = {}
         self.late_ops = 0
         self.lag = LatencyHistogram()
@@ -338,6 +351,10 @@ class SnapshotAccumulator:
         self._add_hists(self.hists, snap.hists)
         self._add_hists(self.service, snap.service)
         self._add_counts(self.errors, snap.errors)
+        for kind, first in snap.first_errors.items():
+            mine_f = self.first_errors.get(kind)
+            if mine_f is None or first[0] < mine_f[0]:
+                self.first_errors[kind] = first
         self._add_counts(self.retries, snap.retries)
         self.late_ops += snap.late_ops
         self.lag.add_encoded(snap.lag_hist)
@@ -367,6 +384,7 @@ class SnapshotAccumulator:
             hists={k: h.encode() for k, h in self.hists.items() if h.count},
             service={k: h.encode() for k, h in self.service.items() if h.count},
             errors=dict(self.errors),
+            first_errors=dict(self.first_errors),
             retries=dict(self.retries),
             late_ops=self.late_ops,
             lag_hist=self.lag.encode(),

@@ -9,8 +9,10 @@ retries and errors by class.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -127,17 +129,40 @@ def perf_log_row(
 
 
 class PerfLogWriter:
-    """Appends interval rows to one perf_log.tsv (one writer per file; thread-safe)."""
+    """Appends interval rows to one perf_log.tsv (one writer per file; thread-safe).
 
-    def __init__(self, path: Path, agent_id: str = "standalone") -> None:
+    With `on_error`, a failed write (full disk, deleted directory) is reported there once and the writer
+    stops (the file keeps the rows written before); without it the OSError is raised."""
+
+    def __init__(
+        self,
+        path: Path,
+        agent_id: str = "standalone",
+        on_error: Callable[[Path, OSError], None] | None = None,
+    ) -> None:
         self.path = path
         self.agent_id = agent_id
         self.rows = 0
+        self._on_error = on_error
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: TextIO | None = path.open("w", encoding="utf-8")
-        self._fh.write("\t".join(PERF_LOG_COLUMNS + EXTRA_COLUMNS) + "\n")
-        self._fh.flush()
+        self._closed = False
+        self._fh: TextIO | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = path.open("w", encoding="utf-8")
+            self._fh.write("\t".join(PERF_LOG_COLUMNS + EXTRA_COLUMNS) + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()
+        if self._on_error is None:
+            raise exc
+        self._on_error(self.path, exc)
 
     def write(
         self,
@@ -161,16 +186,26 @@ class PerfLogWriter:
             )
         )
         with self._lock:
-            if self._fh is None:
+            if self._closed:
                 raise ValueError(f"perf log {self.path} is closed")
-            self._fh.write(line + "\n")
-            self._fh.flush()
+            if self._fh is None:
+                return  # a write failed before: reported once, the rest of the run goes on without it
+            try:
+                self._fh.write(line + "\n")
+                self._fh.flush()
+            except OSError as exc:
+                self._failed(exc)
+                return
             self.rows += 1
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._fh is not None:
-                self._fh.close()
+                try:
+                    self._fh.close()
+                except OSError as exc:
+                    self._failed(exc)
                 self._fh = None
 
     def __enter__(self) -> PerfLogWriter:

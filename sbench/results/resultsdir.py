@@ -2,13 +2,13 @@
 
 Default location `./sbench-YYYYMMDD-HHMMSS-<config-stem>/` (seconds, unlike sai3's minutes, so two runs in
 one minute do not collide; a numeric suffix handles the rest). Writers of individual files live in tsv.py,
-perf_log.py, summary.py and status.py; this class names the files and keeps the run's metadata.
+perf_log.py, summary.py and status.py; this class names the files, keeps the run's metadata and owns the
+run's WriteGuard (`writes`), through which every write after the start goes (see final.py for the end).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import sys
@@ -21,9 +21,11 @@ from typing import Any, TextIO
 from sbench import __version__
 from sbench.errors import ConfigError, RunFailed
 from sbench.metrics.snapshot import Snapshot
+from sbench.results.atomic import write_text_atomic
 from sbench.results.console import ConsoleLog
 from sbench.results.perf_log import PerfLogWriter
 from sbench.results.tsv import Kind, stage_tsv_name, write_endpoint_stats_tsv, write_results_tsv
+from sbench.results.writeguard import WriteGuard, os_error_text
 
 CONFIG_FILE = "config.yaml"
 CONSOLE_FILE = "console_log.txt"
@@ -62,12 +64,21 @@ class RunMetadata:
 class ResultsDir:
     """Creates the directory, copies the config, opens the console transcript and writes metadata.json."""
 
-    def __init__(self, path: Path, metadata: RunMetadata, console: ConsoleLog, started: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        metadata: RunMetadata,
+        console: ConsoleLog,
+        started: float,
+        writes: WriteGuard | None = None,
+    ) -> None:
         self.path = path
         self.metadata = metadata
         self.console = console
+        self.writes = writes or WriteGuard()
         self._started = started
         self._mono0 = time.monotonic()
+        self._identity = _dir_identity(path)
 
     @classmethod
     def create(
@@ -116,8 +127,16 @@ class ResultsDir:
             run_id=run_id,
             results_dir=str(path.resolve()),
         )
-        results = cls(path, metadata, ConsoleLog(path / CONSOLE_FILE, stream), started)
-        results.write_metadata()  # written now and again at finalize: a killed run still has one
+        writes = WriteGuard()
+        try:
+            console = ConsoleLog(path / CONSOLE_FILE, stream, on_error=writes.note)
+            results = cls(path, metadata, console, started, writes)
+            results.write_metadata()  # written now and again at finalize: a killed run still has one
+        except OSError as exc:
+            raise RunFailed(
+                f"Could not write into the results directory {path}: {os_error_text(exc)}.",
+                hint="check its free space and permissions, or choose another with --results-dir.",
+            ) from exc
         return results
 
     # ----- file names (reference §3) -----
@@ -135,9 +154,12 @@ class ResultsDir:
     def stage_tsv(self, stage_number: int, stage_name: str) -> Path:
         return self.path / stage_tsv_name(stage_number, stage_name)
 
+    def agent_path(self, agent_id: str) -> Path:
+        """agents/<id>/ (not created: see `agent_dir`)."""
+        return self.path / AGENTS_DIR / _safe(agent_id)
+
     def agent_dir(self, agent_id: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in agent_id) or "agent"
-        path = self.path / AGENTS_DIR / safe
+        path = self.agent_path(agent_id)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -145,8 +167,8 @@ class ResultsDir:
         """The run's perf_log.tsv (agent_id None: `standalone`/aggregate) or agents/<id>/perf_log.tsv."""
         if agent_id is None:
             label = "controller" if self.metadata.distributed else "standalone"
-            return PerfLogWriter(self.path / PERF_LOG_FILE, label)
-        return PerfLogWriter(self.agent_dir(agent_id) / PERF_LOG_FILE, agent_id)
+            return PerfLogWriter(self.path / PERF_LOG_FILE, label, on_error=self.writes.note)
+        return PerfLogWriter(self.agent_path(agent_id) / PERF_LOG_FILE, agent_id, on_error=self.writes.note)
 
     def write_phase(
         self, kind: Kind, snapshot: Snapshot, wall_seconds: float, include_p999: bool = True
@@ -167,24 +189,72 @@ class ResultsDir:
 
     # ----- metadata -----
     def write_metadata(self) -> Path:
-        target = self.path / METADATA_FILE
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(self.metadata), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
-        return target
+        """metadata.json as it stands (raises OSError; callers after the start go through `writes`)."""
+        text = json.dumps(asdict(self.metadata), indent=2) + "\n"
+        return write_text_atomic(self.path / METADATA_FILE, text)
 
     def elapsed_s(self) -> float:
         return time.monotonic() - self._mono0
 
-    def finalize(self, status: str, **extra: Any) -> None:
-        """Stamp end time, duration and status into metadata.json and close the console transcript."""
+    def stamp_end(self) -> None:
+        """Fix the run's end time and duration (once), before summary.json and metadata.json are built from
+        it, so both files carry the same values."""
+        if self.metadata.end_time is not None:
+            return
         ended = self._started + self.elapsed_s()
         self.metadata.end_time = _iso(ended)
         self.metadata.duration_secs = round(ended - self._started, 3)
+
+    def finalize(self, status: str, **extra: Any) -> bool:
+        """Stamp end time (if not yet), duration and status into metadata.json; False when it could not be
+        written (noted in `writes`)."""
+        self.stamp_end()
         self.metadata.status = status
         self.metadata.extra.update(extra)
-        self.write_metadata()
+        return self.save_metadata()
+
+    def save_metadata(self) -> bool:
+        """metadata.json during or at the end of the run; False when it could not be written (noted)."""
+        return self.writes.attempt(self.path / METADATA_FILE, self.write_metadata)
+
+    def check_present(self) -> None:
+        """Before the end-of-run files: if the directory was deleted (or replaced) during the run, recreate
+        it so the verdict and summary still land, and note what was lost (the transcript and perf logs
+        written so far went with the old directory)."""
+        if _dir_identity(self.path) == self._identity:
+            return
+        missing = not self.path.is_dir()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.writes.note(self.path, exc)
+            return
+        self._identity = _dir_identity(self.path)
+        what = "deleted" if missing else "replaced"
+        self.writes.note(
+            self.path,
+            f"the directory was {what} during the run; recreated it for the end-of-run files, but what was "
+            "written before (console_log.txt, perf_log.tsv, stage files) is lost",
+        )
+        self.console.reopen()
+
+    def close(self) -> None:
+        """Close the console transcript (after the closing report, so it holds the report too)."""
         self.console.close()
+
+
+def _safe(agent_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in agent_id) or "agent"
+
+
+def _dir_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the directory, or None when it is gone: a directory deleted and created again
+    (by a later mkdir of a subdirectory) has a new inode."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _default_path(cwd: Path, stem: str, started: float) -> Path:

@@ -1,7 +1,8 @@
 """STATUS.txt (reference §2.5): the run's verdict, agent states and, on failure, why.
 
 sai3 writes it for distributed runs only and has no stuck detection; sbench writes it for every run and adds
-`Stuck`, `Total errors` and per-agent stuck flags (seed item 15).
+`Stuck`, `Total errors`, per-agent stuck flags (seed item 15) and, whatever the verdict, the first message of
+every error class each stage saw (a run that passed with a few throttled ops says what the store answered).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+
+from sbench.metrics.snapshot import Snapshot
+from sbench.results.atomic import write_text_atomic
 
 
 class RunStatus(StrEnum):
@@ -41,6 +45,34 @@ class AgentStatus:
     errors: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class FirstError:
+    """The first failed op of one error class in one stage: when, how many of that class, what was said."""
+
+    stage: str
+    kind: str
+    count: int
+    at_ms: int
+    message: str
+
+    @property
+    def at(self) -> str:
+        return datetime.fromtimestamp(self.at_ms / 1000).astimezone().isoformat(timespec="milliseconds")
+
+    def line(self) -> str:
+        head = f"stage {self.stage}: {self.kind} ({self.count:,} failed ops)"
+        return f"{head}, first at {self.at}: {self.message}"
+
+
+def first_errors_of(stage: str, snapshot: Snapshot) -> list[FirstError]:
+    """The first error of every class in a stage's (merged) snapshot, earliest first."""
+    counts = snapshot.errors_by_class()
+    return [
+        FirstError(stage, kind.value, counts.get(kind, 0), at_ms, message)
+        for kind, at_ms, message in snapshot.first_error_list()
+    ]
+
+
 def format_status(
     status: RunStatus | str,
     agents: Sequence[AgentStatus],
@@ -49,6 +81,7 @@ def format_status(
     total_errors: int,
     reason: str = "",
     timestamp: datetime | None = None,
+    first_errors: Sequence[FirstError] = (),
 ) -> str:
     status = RunStatus(status)
     ts = (timestamp or datetime.now().astimezone()).isoformat(timespec="seconds")
@@ -86,6 +119,9 @@ def format_status(
             if a.state in (AgentState.FAILED, AgentState.DISCONNECTED, AgentState.ABORTED) or a.stuck:
                 detail = a.reason or a.stuck_reason or "no reason given"
                 lines.append(f"- {a.agent_id}: {a.state.value}: {detail}")
+    if first_errors:
+        lines += ["", "=== First Error of Each Class ==="]
+        lines += [e.line() for e in first_errors]
     return "\n".join(lines) + "\n"
 
 
@@ -98,16 +134,15 @@ def write_status(
     total_errors: int,
     reason: str = "",
     timestamp: datetime | None = None,
+    first_errors: Sequence[FirstError] = (),
 ) -> Path:
-    path.write_text(
-        format_status(
-            status,
-            agents,
-            total_operations=total_operations,
-            total_errors=total_errors,
-            reason=reason,
-            timestamp=timestamp,
-        ),
-        encoding="utf-8",
+    text = format_status(
+        status,
+        agents,
+        total_operations=total_operations,
+        total_errors=total_errors,
+        reason=reason,
+        timestamp=timestamp,
+        first_errors=first_errors,
     )
-    return path
+    return write_text_atomic(path, text)

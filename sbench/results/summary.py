@@ -8,7 +8,6 @@ and service time (from the actual start); in closed loop the two are equal.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any
 
 from sbench.metrics.buckets import BUCKET_LABELS, OpClass
 from sbench.metrics.snapshot import LatencyStats, Snapshot
-from sbench.results.status import AgentStatus, RunStatus
+from sbench.results.atomic import write_text_atomic
+from sbench.results.status import AgentStatus, FirstError, RunStatus, first_errors_of
 from sbench.results.tsv import MIB, AgentStageResult, endpoint_rows
 
 SCHEMA_VERSION = 1
@@ -123,6 +123,11 @@ def summary_section(snapshot: Snapshot, wall_seconds: float) -> dict[str, Any]:
             "total": errors,
             "by_class": {k.value: n for k, n in snapshot.errors_by_class().items()},
             "by_op": {k.label: n for k, n in snapshot.errors_by_op().items()},
+            # the first failed op of every class, earliest first: what the store answered
+            "first_by_class": {
+                e.kind: {"at": e.at, "at_ms": e.at_ms, "failed_ops": e.count, "message": e.message}
+                for e in first_errors_of("", snapshot)
+            },
         },
         "open_loop": {
             "late_ops": snapshot.late_ops,
@@ -180,10 +185,12 @@ def build_summary(
     agents: Sequence[AgentStatus] = (),
     preflight: Any = None,
     warnings: Sequence[str] = (),
+    first_errors: Sequence[FirstError] = (),
 ) -> dict[str, Any]:
     """The whole document. `sections` maps phase names (prepare, workload, cleanup) to `summary_section`
     results, or None for phases that did not run. `preflight` is the preflight result's JSON form, filled in
-    by the preflight layer; None when no preflight ran."""
+    by the preflight layer; None when no preflight ran. `first_errors` (per stage, the first failed op of each
+    error class) is the list STATUS.txt shows."""
     meta = _plain(metadata) or {}
     return {
         "schema_version": SCHEMA_VERSION,
@@ -211,12 +218,10 @@ def build_summary(
         "agents": [asdict(a) for a in agents],
         "preflight": preflight,
         "warnings": list(warnings),
+        "first_errors": [asdict(e) | {"at": e.at} for e in first_errors],
     }
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> Path:
     """Atomic write, so a run killed mid-write never leaves a truncated summary.json."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(summary, indent=2, default=str) + "\n")

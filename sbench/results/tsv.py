@@ -15,6 +15,7 @@ from typing import Any, Literal
 from sbench.metrics.buckets import BUCKET_LABELS, OpClass
 from sbench.metrics.histogram import LatencyHistogram
 from sbench.metrics.snapshot import Snapshot, endpoint_entry
+from sbench.results.atomic import write_text_atomic
 
 RESULTS_COLUMNS: tuple[str, ...] = (
     "operation",
@@ -142,7 +143,7 @@ def write_results_tsv(
     snapshot. An empty snapshot gives the header alone, so failed runs still produce a well-formed file."""
     if kind not in ("workload", "prepare"):
         raise ValueError(f"kind must be 'workload' or 'prepare', not {kind!r}")
-    path.write_text(_table(snapshot, wall_seconds, kind, include_p999))
+    write_text_atomic(path, _table(snapshot, wall_seconds, kind, include_p999))
     return path
 
 
@@ -196,7 +197,7 @@ def write_stage_tsv(
         "\t".join(AGENT_COLUMNS) + "\n",
     ]
     parts.extend("\t".join(a.cells()) + "\n" for a in agents)
-    path.write_text("".join(parts))
+    write_text_atomic(path, "".join(parts))
     return path
 
 
@@ -237,5 +238,5 @@ def write_endpoint_stats_tsv(path: Path, endpoint_stats: Iterable[Any]) -> Path:
     shares of the totals as percentages. Accepts EndpointStats objects or snapshot endpoint dicts."""
     lines = ["\t".join(ENDPOINT_COLUMNS) + "\n"]
     lines.extend("\t".join(row) + "\n" for row in endpoint_rows(endpoint_stats))
-    path.write_text("".join(lines))
+    write_text_atomic(path, "".join(lines))
     return path

@@ -24,6 +24,10 @@ class ErrorClass(StrEnum):
     NETWORK = "network"
     TIMEOUT = "timeout"
     OTHER = "other"
+    #: the storage is full (ENOSPC), a quota is exhausted (EDQUOT) or the store says so (507 Insufficient
+    #: Storage, a quota error code): retrying cannot help, and the run must say so by name, not as `other`.
+    #: Last in the enum so the per-class columns of older result files keep their positions.
+    NO_SPACE = "no_space"
 
     @property
     def retryable(self) -> bool:

@@ -40,6 +40,11 @@ TIMEOUT_CODES = frozenset({
     "RequestTimeout", "RequestTimeoutException", "OperationTimedOut", "RequestTimeTooSkewed",
 })
 
+#: Service error codes that mean the store (or the caller's quota on it) is full: MinIO's drive-full answer,
+#: Ceph RGW's user/bucket quota (bytes or objects), and the generic 507 spelling. GCS `quotaExceeded` is left
+#: out on purpose: it names request-rate quotas as often as storage ones.
+NO_SPACE_CODES = frozenset({"XMinioStorageFull", "QuotaExceeded", "InsufficientStorage"})
+
 _STATUS_CLASSES: dict[int, ErrorClass] = {
     401: ErrorClass.AUTH,
     403: ErrorClass.AUTH,
@@ -48,6 +53,7 @@ _STATUS_CLASSES: dict[int, ErrorClass] = {
     429: ErrorClass.THROTTLED,
     503: ErrorClass.THROTTLED,
     504: ErrorClass.TIMEOUT,
+    507: ErrorClass.NO_SPACE,  # Insufficient Storage (RFC 4918)
 }
 
 
@@ -58,6 +64,7 @@ _CODE_CLASSES: dict[str, ErrorClass] = {
         (ErrorClass.NOT_FOUND, NOT_FOUND_CODES),
         (ErrorClass.AUTH, AUTH_CODES),
         (ErrorClass.THROTTLED, THROTTLE_CODES),
+        (ErrorClass.NO_SPACE, NO_SPACE_CODES),
     )
     for code in codes
 }

@@ -27,6 +27,7 @@ _NETWORK = {
     errno.EREMOTEIO,
 }
 _THROTTLED = {errno.EAGAIN}
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 #: errno -> a sentence that tells the user what happened and what to do, added to the OS message.
 _EXPLAIN = {
     errno.ENOSPC: "disk full: the file system has no space left; free space or use a smaller dataset",
@@ -51,6 +52,7 @@ _ERRNO_CLASS = {
         (ErrorClass.TIMEOUT, _TIMEOUT),
         (ErrorClass.AUTH, _AUTH),
         (ErrorClass.NOT_FOUND, _NOT_FOUND),
+        (ErrorClass.NO_SPACE, _NO_SPACE),
     )
     for code in codes
 }

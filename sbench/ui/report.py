@@ -69,6 +69,16 @@ def errors_line(snap: Snapshot) -> str | None:
     return "errors by class: " + ", ".join(f"{k.value}={n:,}" for k, n in sorted(by_class.items()))
 
 
+def first_error_lines(snap: Snapshot) -> list[str]:
+    """One line per error class the stage saw: how many ops failed with it and the first message (shown
+    whether or not the stage failed, so a passing run still tells what the store answered)."""
+    counts = snap.errors_by_class()
+    return [
+        f"   first {kind.value} error ({counts.get(kind, 0):,} failed ops): {message}"
+        for kind, _at, message in snap.first_error_list()
+    ]
+
+
 def describe_load(model: dict[str, Any]) -> str:
     agents = model.get("agents") or 1
     concurrency = f"concurrency {model.get('concurrency')}" + (

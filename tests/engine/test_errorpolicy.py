@@ -1,4 +1,5 @@
-"""Error policy: retries by class, jittered backoff, rate-triggered pause, budget; throttling never fatal."""
+"""Error policy: retries by class, jittered backoff, rate-triggered pause, budget; a throttled op that was
+retried into a success does not count, one that finally failed does."""
 
 from __future__ import annotations
 
@@ -36,11 +37,11 @@ def test_retry_delay_grows_caps_and_jitters() -> None:
     assert all(0.225 <= policy.retry_delay(5, rng) <= 0.375 for _ in range(50))
 
 
-def test_budget_aborts_with_reason_and_throttling_alone_never_does() -> None:
+def test_budget_aborts_with_reason_and_retried_throttling_never_counts() -> None:
     control = RunControl()
     policy = ErrorPolicy(ErrorHandling(max_total_errors=3, error_rate_threshold=0), control)
     for _ in range(50):
-        policy.on_error(ErrorClass.THROTTLED, final=True)
+        policy.on_error(ErrorClass.THROTTLED, final=False)  # throttled tries that a retry then carried
     assert not control.stopping
     policy.on_error(ErrorClass.NETWORK, final=False)  # retried: not a failed op
     policy.on_error(ErrorClass.OTHER, final=True)
@@ -49,7 +50,24 @@ def test_budget_aborts_with_reason_and_throttling_alone_never_does() -> None:
     policy.on_error(ErrorClass.NOT_FOUND, final=True, where="file:///x/k")
     assert control.aborted
     assert "max_total_errors=3" in control.reason and "not_found=1" in control.reason
-    assert policy.errors_by_class[ErrorClass.THROTTLED] == 50 and policy.retries == 1
+    assert policy.errors_by_class[ErrorClass.THROTTLED] == 50 and policy.retries == 51
+
+
+def test_throttled_ops_that_exhaust_their_retries_count_toward_the_budget() -> None:
+    control = RunControl()
+    policy = ErrorPolicy(ErrorHandling(max_total_errors=5, error_rate_threshold=0), control)
+    for _ in range(4):
+        policy.on_error(ErrorClass.THROTTLED, final=True)
+    assert not control.stopping
+    policy.on_error(ErrorClass.THROTTLED, final=True)
+    assert control.aborted
+    assert "5 failed ops reached error_handling.max_total_errors=5 (throttled=5)" in control.reason
+
+
+def test_no_space_is_never_retried() -> None:
+    policy = ErrorPolicy(ErrorHandling(retry_on_error=True, max_retries=5), RunControl())
+    assert not policy.should_retry(ErrorClass.NO_SPACE, 1)
+    assert policy.should_retry(ErrorClass.OTHER, 1)
 
 
 def test_error_rate_triggers_backoff() -> None:

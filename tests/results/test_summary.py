@@ -26,7 +26,7 @@ def _intervals(n: int) -> list[Snapshot]:
             rec.record(OpClass.GET, 4096, 100 + k, 90 + k)
             rec.record(OpClass.PUT, 65536, 300 + k, 250)
         rec.record(OpClass.META, 0, 40)
-        rec.record_error(OpClass.GET, ErrorClass.TIMEOUT)
+        rec.record_error(OpClass.GET, ErrorClass.TIMEOUT, f"GET k{i}: timed out")
         rec.record_retry(OpClass.GET)
         rec.record_late(1500)
         snap = rec.take_interval()
@@ -59,7 +59,10 @@ def test_section_figures() -> None:
     assert get["latency_us"]["p50_us"] > get["service_time_us"]["p50_us"]
     assert get["buckets"][0]["size_bucket"] == "1B-8KiB"
     assert section["totals"]["ops"] == 303 * 2 + 3
+    first = section["errors"].pop("first_by_class")
     assert section["errors"] == {"total": 3, "by_class": {"timeout": 3}, "by_op": {"GET": 3}}
+    assert list(first) == ["timeout"]
+    assert first["timeout"]["message"] == "GET k0: timed out" and first["timeout"]["failed_ops"] == 3
     assert section["open_loop"]["late_ops"] == 3
     assert section["open_loop"]["schedule_lag_us"]["max_us"] >= 1499
     assert section["endpoints"][0]["requests"] == 30

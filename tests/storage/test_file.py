@@ -68,12 +68,12 @@ def test_direct_scratch_buffer_is_page_aligned() -> None:
     assert len(view) >= 5000
 
 
-def test_disk_full_is_other_with_clear_message() -> None:
+def test_disk_full_is_no_space_with_clear_message() -> None:
     """/dev/full answers every write with ENOSPC: a real disk-full condition without filling a disk."""
     backend = open_backend("file:///dev/")
     with pytest.raises(StorageError) as excinfo:
         backend.put("full", b"payload")
-    assert excinfo.value.kind is ErrorClass.OTHER
+    assert excinfo.value.kind is ErrorClass.NO_SPACE
     assert "disk full" in str(excinfo.value)
     assert not excinfo.value.retryable
 
@@ -98,8 +98,8 @@ def test_permission_denied_is_auth() -> None:
         (errno.ESTALE, ErrorClass.NETWORK),
         (errno.EHOSTUNREACH, ErrorClass.NETWORK),
         (errno.EAGAIN, ErrorClass.THROTTLED),
-        (errno.ENOSPC, ErrorClass.OTHER),
-        (errno.EDQUOT, ErrorClass.OTHER),
+        (errno.ENOSPC, ErrorClass.NO_SPACE),
+        (errno.EDQUOT, ErrorClass.NO_SPACE),
         (errno.EIO, ErrorClass.OTHER),
         (None, ErrorClass.OTHER),
     ],
