@@ -56,6 +56,17 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+#: longest error message kept per class (client messages quote whole response bodies)
+MAX_MESSAGE = 600
+
+
+def _one_line(message: str) -> str:
+    """A message fit for one line of STATUS.txt: whitespace runs (newlines of a quoted XML body) become one
+    space, and the length is capped."""
+    flat = " ".join(message.split())
+    return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 1] + "…"
+
+
 class _Interval:
     """The mutable state of one interval; swapped out whole by `take_interval()`."""
 
@@ -147,7 +158,7 @@ class Recorder:
             cur = self._cur
             cur.errors[key] = cur.errors.get(key, 0) + 1
             if message and kind not in cur.first_errors:
-                cur.first_errors[kind] = (_now_ms(), scrub_message(message))
+                cur.first_errors[kind] = (_now_ms(), _one_line(scrub_message(message)))
 
     def record_retry(self, op: OpClass) -> None:
         """One retry attempt of a failed op."""

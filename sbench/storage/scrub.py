@@ -19,9 +19,9 @@ from sbench.storage.azure import redact as redact_sas
 
 REDACTED = "REDACTED"
 #: `scheme://host/path?query`: the query of a signed URL is the signature; the path stays for the user
-_URL_QUERY_RE = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s'\"<>#]*", re.IGNORECASE)
+_URL_QUERY_RE = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"<>()]*)\?[^\s'\"<>#()]*", re.IGNORECASE)
 #: urllib3 and friends quote the request target alone: "Max retries exceeded with url: /b/k?X-Amz-..."
-_TARGET_QUERY_RE = re.compile(r"((?:url|path|target)\s*[:=]\s*/[^\s?'\"<>]*)\?[^\s'\"<>]*", re.IGNORECASE)
+_TARGET_QUERY_RE = re.compile(r"((?:url|path|target)\s*[:=]\s*/[^\s?'\"<>()]*)\?[^\s'\"<>()]*", re.I)
 #: `user:password@` in a URL (proxies)
 _USERINFO_RE = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@", re.IGNORECASE)
 _SECRET_NAMES = (

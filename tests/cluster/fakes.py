@@ -3,7 +3,8 @@
 They record real measurements through the real Recorder (so merges are exercised), and their behaviour is
 chosen by the agent id, because each agent runs in its own Ray worker process:
 `stuck-*` records nothing (a hung backend), `fail-*` raises, `hang-*` ignores stop requests, anything else
-records `OPS_PER_TICK` GETs every tick until the duration ends or it is stopped.
+records `OPS_PER_TICK` GETs every tick until the duration ends or it is stopped; `flaky-*` also records one
+throttled GET per tick whose message quotes a signed URL (`FLAKY_SIGNATURE` must never reach a result).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.storage.base import ErrorClass
 
 OPS_PER_TICK = 50
 TICK_S = 0.05
+FLAKY_SIGNATURE = "f1a4c0ffee5167"
 
 
 @dataclass
@@ -47,6 +50,10 @@ def fake_stage(plan, config, identity, control, on_interval, **_kw) -> FakeOutco
         if not agent.startswith(("stuck-", "hang-")):
             for i in range(OPS_PER_TICK):
                 rec.record(OpClass.GET, 4096, 100 + (i * 37) % 900)
+        if agent.startswith("flaky-"):
+            url = f"https://store.example/b/k.dat?X-Amz-Signature={FLAKY_SIGNATURE}"
+            message = f"GET k.dat: throttled ({agent}): 503 SlowDown {url}"
+            rec.record_error(OpClass.GET, ErrorClass.THROTTLED, message)
         if time.monotonic() >= next_interval:
             next_interval += interval_s
             snap = rec.take_interval()

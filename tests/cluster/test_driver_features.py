@@ -266,3 +266,61 @@ workload:
     assert all(720 <= int(a["put_ops"]) <= 880 for a in agents)  # each agent has half of the workers
     written = list((tmp_path / "data" / "up").iterdir())
     assert len(written) == counts["PUT/ALL"]
+
+
+def test_a_stage_ending_with_a_stuck_agent_fails_the_run(ray_session, tmp_path: Path) -> None:
+    """Two agents under best_effort: flaky-1 works (with a few throttled GETs), stuck-2 never progresses.
+    The barrier lets the stage pass, but a stage that ends with an agent stuck is not a success: FAILURE,
+    exit 1, the stuck agent named. The first throttled message travels through Ray, scrubbed."""
+    from sbench.cluster.driver import run_distributed
+    from sbench.commands.run import RunOptions
+    from sbench.config import load_config
+    from tests.cluster.fakes import FLAKY_SIGNATURE, fake_stage
+
+    path = tmp_path / "stuck.yaml"
+    path.write_text(
+        f"""
+target: "file://{tmp_path}/"
+duration: 2s
+concurrency: 1
+perf_log: {{interval: 0.25}}
+workload:
+  - {{op: put, path: "w/", object_size: 1024, weight: 1}}
+distributed:
+  shared_filesystem: true
+  stuck_intervals: 2
+  barrier_sync:
+    enabled: true
+    execute: {{type: best_effort, agent_barrier_timeout: 5}}
+  agents:
+    - {{address: 'localhost:7761', id: flaky-1}}
+    - {{address: 'localhost:7762', id: stuck-2}}
+"""
+    )
+    results = tmp_path / "stuck-results"
+    code = run_distributed(load_config(path), RunOptions(results_dir=results), path, stage_fn=fake_stage)
+    assert code == 1
+    status = (results / "STATUS.txt").read_text()
+    assert status_of(results) == "FAILURE"
+    assert "Reason: stage 'execute' failed: agent stuck-2 ended the stage STUCK (no progress for 2" in status
+    lines = agent_lines(results)
+    assert lines["stuck-2"].startswith("Failed (stage 'execute': ")
+    assert "agent stuck-2 ended the stage STUCK" in lines["stuck-2"]
+    assert "[STUCK:" in lines["stuck-2"] and lines["flaky-1"].startswith("Completed")
+    first = status.split("=== First Error of Each Class ===", 1)[1].strip().splitlines()
+    assert len(first) == 1 and first[0].startswith("stage execute: throttled (") and "flaky-1" in first[0]
+    summary = json.loads((results / "summary.json").read_text())
+    execute = next(s for s in summary["stages"] if s["name"] == "execute")
+    assert execute["status"] == "failed" and "stuck-2 ended the stage STUCK" in execute["reason"]
+    assert execute["errors"]["first_by_class"]["throttled"]["message"].endswith("/b/k.dat?REDACTED")
+    assert [e["kind"] for e in summary["first_errors"]] == ["throttled"]
+    console = (results / "console_log.txt").read_text()
+    assert "first throttled error (" in console
+    for name in ("STATUS.txt", "summary.json", "console_log.txt", "metadata.json"):
+        assert FLAKY_SIGNATURE not in (results / name).read_text(), name
+    # summary.json's run times are set and the same as metadata.json's (they were null)
+    meta = json.loads((results / "metadata.json").read_text())
+    assert summary["run"]["end_time"] is not None and summary["run"]["duration_secs"] is not None
+    times = (summary["run"]["end_time"], summary["run"]["duration_secs"])
+    assert times == (meta["end_time"], meta["duration_secs"])
+    assert meta["status"] == "FAILURE"

@@ -128,3 +128,38 @@ def test_accumulator_spans_the_time_range() -> None:
     acc.add(Snapshot(start_ms=1000, end_ms=2000))
     snap = acc.snapshot()
     assert (snap.start_ms, snap.end_ms, snap.duration_s) == (1000, 3000, 2.0)
+
+
+def test_first_error_of_each_class_keeps_the_earliest_over_merges_json_and_pickle() -> None:
+    """Each recorder keeps its interval's first message per class; merging (workers, intervals, agents)
+    keeps the earliest one, and the messages survive JSON and pickling (Ray) unchanged."""
+    early, late = Recorder(), Recorder()
+    late.record_error(OpClass.GET, ErrorClass.THROTTLED, "GET a: throttled (late agent)")
+    early.record_error(OpClass.PUT, ErrorClass.NO_SPACE, "PUT b: no_space")
+    early.record_error(OpClass.PUT, ErrorClass.NO_SPACE, "PUT c: no_space again")  # not the first
+    early.record_error(OpClass.GET, ErrorClass.THROTTLED, "GET d: throttled (early agent)")
+    a, b = late.take_interval(), early.take_interval()
+    a.first_errors[ErrorClass.THROTTLED] = (2000, a.first_errors[ErrorClass.THROTTLED][1])
+    b.first_errors[ErrorClass.THROTTLED] = (1000, b.first_errors[ErrorClass.THROTTLED][1])
+    b.first_errors[ErrorClass.NO_SPACE] = (1500, b.first_errors[ErrorClass.NO_SPACE][1])
+    merged = Snapshot.merge_all([a, b])
+    assert merged.first_errors == {
+        ErrorClass.THROTTLED: (1000, "GET d: throttled (early agent)"),
+        ErrorClass.NO_SPACE: (1500, "PUT b: no_space"),
+    }
+    assert [k for k, _, _ in merged.first_error_list()] == [ErrorClass.THROTTLED, ErrorClass.NO_SPACE]
+    assert Snapshot.from_dict(json.loads(json.dumps(merged.to_dict()))).first_errors == merged.first_errors
+    assert pickle.loads(pickle.dumps(merged)).first_errors == merged.first_errors
+
+
+def test_first_error_messages_are_scrubbed_and_one_line() -> None:
+    rec = Recorder()
+    rec.record_error(
+        OpClass.GET,
+        ErrorClass.NETWORK,
+        "GET k: error sending request for url (https://h/b/k?X-Amz-Signature=0123abcd&X-Amz-Credential=AKIA1)\n"
+        "  <Error>\n  </Error>",
+    )
+    [(_kind, _at, message)] = rec.take_interval().first_error_list()
+    assert "0123abcd" not in message and "AKIA1" not in message and "\n" not in message
+    assert message.startswith("GET k: error sending request for url (https://h/b/k?REDACTED)")

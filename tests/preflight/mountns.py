@@ -81,6 +81,28 @@ def check_on_mount(mount_dir: Path, mount_args: list[str], target: FsTarget) -> 
     return PreflightResult.from_json(proc.stdout)
 
 
+def run_in_tmpfs(
+    size: str, mount: Path, argv: list[str], after: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`python -m sbench ARGV` in a private mount namespace with a tmpfs of `size` at `mount`; `after` is a
+    shell command run in the namespace once sbench exited (copy out what the tmpfs holds: it goes with the
+    namespace). The result carries sbench's exit code and output."""
+    script = (
+        f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(mount))} || exit 99; "
+        f"{shlex.quote(sys.executable)} -m sbench {' '.join(shlex.quote(a) for a in argv)}; rc=$?; "
+        f"{after or ':'}; exit $rc"
+    )
+    return subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def _main(spec_text: str) -> None:
     spec = json.loads(spec_text)
     need = SpaceNeed(tuple(NeedPart(label, count, mean) for label, count, mean in spec.pop("need")))

@@ -351,6 +351,9 @@ def _client_error(status: int, code: str, operation: str = "GetObject") -> botoc
     (400, "RequestTimeout", ErrorClass.TIMEOUT),
     (500, "InternalError", ErrorClass.OTHER),
     (416, "InvalidRange", ErrorClass.OTHER),
+    (507, "XMinioStorageFull", ErrorClass.NO_SPACE),
+    (507, "507", ErrorClass.NO_SPACE),  # a HEAD's answer: no body, the code is the status
+    (403, "QuotaExceeded", ErrorClass.NO_SPACE),  # Ceph RGW: the user's or bucket's quota is used up
 ])
 def test_botocore_client_errors(status: int, code: str, kind: ErrorClass) -> None:
     assert classify_botocore(_client_error(status, code)) is kind
@@ -367,7 +370,8 @@ def test_botocore_transport_errors() -> None:
     assert classify_botocore(ValueError("x")) is ErrorClass.OTHER
 
 
-_XML = {503: "SlowDown", 429: "TooManyRequests", 500: "InternalError", 403: "InvalidAccessKeyId"}
+_XML = {503: "SlowDown", 429: "TooManyRequests", 500: "InternalError", 403: "InvalidAccessKeyId",
+        507: "XMinioStorageFull"}
 
 
 class _StatusHandler(http.server.BaseHTTPRequestHandler):
@@ -461,7 +465,7 @@ def test_status_classification_on_the_wire(env: pytest.MonkeyPatch, http_server:
     backend = open_backend(f"s3://127.0.0.1:{http_server}/bkt/", BackendOptions(driver=driver))
     try:
         for status, kind in [(503, ErrorClass.THROTTLED), (429, ErrorClass.THROTTLED),
-                             (500, ErrorClass.OTHER), (403, ErrorClass.AUTH)]:
+                             (500, ErrorClass.OTHER), (403, ErrorClass.AUTH), (507, ErrorClass.NO_SPACE)]:
             for call in (lambda k: backend.get(k), lambda k: backend.stat(k), lambda k: backend.put(k, b"x")):
                 with pytest.raises(StorageError) as excinfo:
                     call(f"k/{status}")
