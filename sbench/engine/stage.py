@@ -23,6 +23,7 @@ from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.state import RunState
 from sbench.metrics.progress import ProgressCounters
 from sbench.metrics.snapshot import Snapshot
+from sbench.storage.scrub import scrub_message
 
 #: how much of a custom command's output is kept for the console and STATUS.txt
 OUTPUT_TAIL = 2000
@@ -138,19 +139,21 @@ class _StageRun:
         details: dict[str, Any] | None = None,
         first_error: str = "",
     ) -> StageOutcome:
-        """The stage's outcome; progress comes from the snapshot (this agent's counters) when it has any."""
+        """The stage's outcome; progress comes from the snapshot (this agent's counters) when it has any.
+        The reason and first error may quote a storage client's message: they are scrubbed of credentials
+        here, before they reach the console, the result files or Ray."""
         snapshot = snapshot if snapshot is not None else Snapshot()
         name = self.plan.name
         return StageOutcome(
             name,
             _type(self.plan),
             status,
-            reason,
+            scrub_message(reason),
             snapshot,
             snapshot.progress.get(self.identity.agent_id) or ProgressCounters(stage=name),
             time.monotonic() - self.t0 if elapsed_s is None else elapsed_s,
             details or {},
-            first_error,
+            scrub_message(first_error),
         )
 
 
@@ -308,7 +311,7 @@ def _custom(run: _StageRun) -> StageOutcome:
             break
     reader.join(1.0)
     code = proc.returncode
-    tail = "".join(chunks)[-OUTPUT_TAIL:].strip()
+    tail = scrub_message("".join(chunks)[-OUTPUT_TAIL:].strip())
     if run.soft_stopped:
         status, reason = StageStatus.OK, f"{stage.reason}; command stopped"
     else:

@@ -110,6 +110,19 @@ def test_custom_stage_exit_code_decides(tmp_path: Path) -> None:
     assert missing.status is StageStatus.FAILED and "could not start" in missing.reason
 
 
+def test_a_stage_reason_quoting_a_credential_is_scrubbed(tmp_path: Path) -> None:
+    """A failing command that prints a signed URL: the reason and output tail (console, STATUS.txt,
+    summary.json) keep the URL's path, never its signature."""
+    script = "print('GET https://acct.blob.example/c/k?sv=1&sig=S3cr3tS1gnature failed'); raise SystemExit(1)"
+    bad = _run(
+        _plan(StageType.CUSTOM, Completion.SCRIPT_EXIT, command=sys.executable, args=("-c", script)),
+        _cfg(tmp_path),
+    )
+    assert bad.status is StageStatus.FAILED
+    assert "https://acct.blob.example/c/k?REDACTED failed" in bad.reason
+    assert "S3cr3tS1gnature" not in bad.reason + bad.details["output_tail"]
+
+
 def test_custom_stage_timeout_and_duration_or_tasks(tmp_path: Path) -> None:
     sleeper = ("-c", "import time; time.sleep(30)")
     t0 = time.monotonic()
