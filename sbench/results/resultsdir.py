@@ -8,7 +8,9 @@ run's WriteGuard (`writes`), through which every write after the start goes (see
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import socket
 import sys
@@ -230,11 +232,12 @@ class ResultsDir:
             self.writes.note(self.path, exc)
             return
         self._identity = _dir_identity(self.path)
-        what = "deleted" if missing else "replaced"
+        gone = os_error_text(FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
+        what = f"deleted during the run ({gone})" if missing else "replaced during the run"
         self.writes.note(
             self.path,
-            f"the directory was {what} during the run; recreated it for the end-of-run files, but what was "
-            "written before (console_log.txt, perf_log.tsv, stage files) is lost",
+            f"the directory was {what}; recreated it for the end-of-run files, but what was written before "
+            "(console_log.txt, perf_log.tsv, stage files) is lost",
         )
         self.console.reopen()
 

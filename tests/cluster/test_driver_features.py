@@ -324,3 +324,39 @@ distributed:
     times = (summary["run"]["end_time"], summary["run"]["duration_secs"])
     assert times == (meta["end_time"], meta["duration_secs"])
     assert meta["status"] == "FAILURE"
+
+
+def test_results_directory_deleted_during_a_ray_run(ray_session, tmp_path: Path) -> None:
+    """A custom stage deletes the results directory mid-run: later stage files fail (noted, no traceback),
+    the directory comes back for the end-of-run files, and the run fails naming the path and the error."""
+    results = tmp_path / "gone-results"
+    (tmp_path / "data").mkdir()
+    code, out = run_driver(
+        f"""
+target: "file://{tmp_path}/data/"
+duration: 1s
+concurrency: 1
+perf_log: {{interval: 0.25}}
+workload:
+  - {{op: put, path: "w/", object_size: 1024, weight: 1}}
+distributed:
+  shared_filesystem: true
+  agents:
+{_agents(2)}
+  stages:
+    - {{name: wipe, order: 1, type: custom, command: rm, args: ["-rf", "{results}"]}}
+    - {{name: execute, order: 2, type: execute, duration: 1s}}
+""",
+        tmp_path,
+        "gone",
+    )
+    assert out == results
+    assert code == 1
+    assert status_of(results) == "FAILURE"
+    reason = json.loads((results / "summary.json").read_text())["reason"]
+    assert f"{results}: the directory was replaced during the run" in reason or (
+        f"{results}: the directory was deleted during the run" in reason
+    ), reason
+    assert "No such file or directory [ENOENT]" in reason  # a stage file written while it was gone
+    assert (results / "workload_results.tsv").is_file() and (results / "metadata.json").is_file()
+    assert not list(results.rglob("*.tmp"))
