@@ -15,8 +15,10 @@ import shutil
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -175,11 +177,16 @@ class ResultsDir:
     def write_phase(
         self, kind: Kind, snapshot: Snapshot, wall_seconds: float, include_p999: bool = True
     ) -> list[Path]:
-        """`<kind>_results.tsv`, plus `<kind>_endpoint_stats.tsv` when the snapshot has endpoint stats."""
-        paths = [write_results_tsv(self.results_tsv(kind), snapshot, wall_seconds, kind, include_p999)]
+        """`<kind>_results.tsv`, plus `<kind>_endpoint_stats.tsv` when the snapshot has endpoint stats; each
+        in its own attempt (a failure is noted in `writes`). Returns the files written."""
+        tsv = self.results_tsv(kind)
+        writes: list[tuple[Path, Callable[[], object]]] = [
+            (tsv, partial(write_results_tsv, tsv, snapshot, wall_seconds, kind, include_p999))
+        ]
         if snapshot.endpoints:
-            paths.append(write_endpoint_stats_tsv(self.endpoint_stats_tsv(kind), snapshot.endpoints))
-        return paths
+            path = self.endpoint_stats_tsv(kind)
+            writes.append((path, partial(write_endpoint_stats_tsv, path, snapshot.endpoints)))
+        return [path for path, write in writes if self.writes.attempt(path, write)]
 
     @property
     def summary_path(self) -> Path:

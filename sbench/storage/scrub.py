@@ -38,8 +38,10 @@ _PAIR_RE = re.compile(
 #: an Authorization value quoted without its header name
 _SCHEME_RE = re.compile(rf"(\b(?:{_AUTH_SCHEMES})\s+)[^\s,;'\"]+")
 _AWS_KEY_ID_RE = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
-#: environment variables whose values are credentials (by name), and the shortest value worth masking
+#: environment variables whose values are credentials (by name; not those naming where a credential is), and
+#: the shortest value worth masking
 _CREDENTIAL_VAR_RE = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|KEY|CONNECTION_STRING|SAS|CREDENTIAL", re.I)
+_LOCATION_VAR_RE = re.compile(r"_(?:FILE|PATH|DIR|URL|URI|ENDPOINT|HOST)$", re.I)
 _MIN_SECRET_LEN = 8
 
 
@@ -49,7 +51,9 @@ def _env_secrets(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     found = [
         (value, name)
         for name, value in environ.items()
-        if len(value) >= _MIN_SECRET_LEN and _CREDENTIAL_VAR_RE.search(name)
+        if len(value) >= _MIN_SECRET_LEN
+        and _CREDENTIAL_VAR_RE.search(name)
+        and not _LOCATION_VAR_RE.search(name)
     ]
     return sorted(found, key=lambda item: -len(item[0]))
 

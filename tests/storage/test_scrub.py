@@ -37,9 +37,14 @@ def test_secret_pairs_headers_and_key_ids_are_masked() -> None:
 
 
 def test_credential_variable_values_are_replaced_by_their_names() -> None:
-    env = {"AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": "us-east-1", "SHORT_TOKEN": "abc"}
-    out = scrub_message(f"signature mismatch for secret {SECRET} in us-east-1 abc", env)
-    assert out == "signature mismatch for secret <AWS_SECRET_ACCESS_KEY> in us-east-1 abc"
+    env = {
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_REGION": "us-east-1",
+        "SHORT_TOKEN": "abc",
+        "AWS_SHARED_CREDENTIALS_FILE": "/home/u/.aws/credentials",  # where a secret is, not the secret
+    }
+    text = f"signature mismatch for secret {SECRET} in us-east-1 abc; /home/u/.aws/credentials"
+    assert scrub_message(text, env) == text.replace(SECRET, "<AWS_SECRET_ACCESS_KEY>")
 
 
 def test_plain_messages_are_unchanged() -> None:
