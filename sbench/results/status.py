@@ -49,7 +49,10 @@ def format_status(
     total_errors: int,
     reason: str = "",
     timestamp: datetime | None = None,
+    left_lines: Sequence[str] = (),
 ) -> str:
+    """The text of STATUS.txt; `left_lines` (objects cleanup left behind, a failure or a warning) get a
+    section of their own whatever the status."""
     status = RunStatus(status)
     ts = (timestamp or datetime.now().astimezone()).isoformat(timespec="seconds")
 
@@ -86,6 +89,8 @@ def format_status(
             if a.state in (AgentState.FAILED, AgentState.DISCONNECTED, AgentState.ABORTED) or a.stuck:
                 detail = a.reason or a.stuck_reason or "no reason given"
                 lines.append(f"- {a.agent_id}: {a.state.value}: {detail}")
+    if left_lines:
+        lines += ["", "=== Objects Left Behind ===", *left_lines]
     return "\n".join(lines) + "\n"
 
 
@@ -98,6 +103,7 @@ def write_status(
     total_errors: int,
     reason: str = "",
     timestamp: datetime | None = None,
+    left_lines: Sequence[str] = (),
 ) -> Path:
     path.write_text(
         format_status(
@@ -107,6 +113,7 @@ def write_status(
             total_errors=total_errors,
             reason=reason,
             timestamp=timestamp,
+            left_lines=left_lines,
         ),
         encoding="utf-8",
     )

@@ -180,10 +180,12 @@ def build_summary(
     agents: Sequence[AgentStatus] = (),
     preflight: Any = None,
     warnings: Sequence[str] = (),
+    left_behind: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The whole document. `sections` maps phase names (prepare, workload, cleanup) to `summary_section`
     results, or None for phases that did not run. `preflight` is the preflight result's JSON form, filled in
-    by the preflight layer; None when no preflight ran."""
+    by the preflight layer; None when no preflight ran. `left_behind`: what cleanup left (how many objects,
+    where, why), None when no cleanup ran."""
     meta = _plain(metadata) or {}
     return {
         "schema_version": SCHEMA_VERSION,
@@ -211,6 +213,7 @@ def build_summary(
         "agents": [asdict(a) for a in agents],
         "preflight": preflight,
         "warnings": list(warnings),
+        "left_behind": left_behind,
     }
 
 
