@@ -13,6 +13,7 @@ from typing import Any
 from sbench.cluster.barrier import BarrierStatus
 from sbench.cluster.stagerun import StageRun
 from sbench.config.models import StageType
+from sbench.engine import leftovers
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.perf_log import PerfLogWriter
 from sbench.results.resultsdir import ResultsDir
@@ -202,6 +203,7 @@ class RunReport:
         warnings: list[str],
         preflight: Any,
         extra: dict[str, Any],
+        left_behind: dict[str, Any] | None = None,
     ) -> None:
         """STATUS.txt, summary.json, workload/prepare results (merged and per agent), metadata.json."""
         self._aggregate_log.close()
@@ -231,6 +233,7 @@ class RunReport:
             total_operations=total_ops,
             total_errors=total_errors,
             reason=full_reason,
+            left_lines=leftovers.lines(left_behind),
         )
         self.results.metadata.extra.update(extra)
         summary = build_summary(
@@ -243,6 +246,7 @@ class RunReport:
             agents=agents,
             preflight=preflight,
             warnings=warnings,
+            left_behind=left_behind,
         )
         write_summary(self.results.summary_path, summary)
         self.results.finalize(status.value, **extra)

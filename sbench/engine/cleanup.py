@@ -64,6 +64,48 @@ class CleanupShardResult(ShardResult):
     leftovers: list[Leftover] = field(default_factory=list)
 
 
+def candidates(params: PrepareParams, start: int, stop: int, created: IndexSet | None) -> IndexSet:
+    """The indices of [start, stop) a cleanup shard is to delete: those of `created` in the range, or every
+    index of this agent's share when `created` is None (`--cleanup-only`)."""
+    if created is not None and (created.start, created.stop) == (start, stop):
+        return created
+    out = IndexSet(start, stop)
+    if created is not None:
+        for g in created:
+            if start <= g < stop:
+                out.add(g)
+        return out
+    mine = params.mine
+    for g in range(start, stop):
+        if mine(g):
+            out.add(g)
+    return out
+
+
+def count_by_root(params: PrepareParams, indices: IndexSet) -> dict[int, int]:
+    """How many of `indices` live on each root (endpoint) of the entry."""
+    if len(params.roots) == 1:
+        return {0: len(indices)}
+    counts: dict[int, int] = {}
+    for g in indices:
+        r = params.root_of(g)
+        counts[r] = counts.get(r, 0) + 1
+    return counts
+
+
+def unconfirmed(
+    params: PrepareParams, start: int, stop: int, created: IndexSet | None, why: str
+) -> list[Leftover]:
+    """The report of a shard whose result never came back (its task failed, or the stage ended first):
+    none of its objects is confirmed gone."""
+    counts = count_by_root(params, candidates(params, start, stop, created))
+    return [
+        Leftover(root_label(params.roots[r]), n, True, {NOT_ATTEMPTED: why})
+        for r, n in sorted(counts.items())
+        if n
+    ]
+
+
 class CleanupShard(IndexShard):
     """Deletes the indices of [start, stop) that `created` holds (all of this agent's when `created` is
     None), retrying per `retry` (default: `ErrorHandling.for_cleanup`)."""
@@ -150,35 +192,12 @@ class CleanupShard(IndexShard):
         self._run_range(self.concurrency)
         self._rmdirs()
 
-    def _candidates(self) -> IndexSet:
-        """The indices of [start, stop) this shard was to delete."""
-        lo, hi = self.gone.start, self.gone.stop
-        created = self.created
-        if created is not None and (created.start, created.stop) == (lo, hi):
-            return created
-        out = IndexSet(lo, hi)
-        if created is not None:
-            for g in created:
-                if lo <= g < hi:
-                    out.add(g)
-            return out
-        mine = self.params.mine
-        for g in range(lo, hi):
-            if mine(g):
-                out.add(g)
-        return out
-
     def left(self) -> tuple[IndexSet, list[Leftover]]:
         """The indices that stay, and the per-root report of them (where anything stays)."""
         with self._gone_lock:
-            left = self._candidates().difference(self.gone)
-        counts: dict[int, int] = {}
-        if len(self.labels) == 1:
-            counts[0] = len(left)
-        else:
-            for g in left:
-                r = self.params.root_of(g)
-                counts[r] = counts.get(r, 0) + 1
+            todo = candidates(self.params, self.gone.start, self.gone.stop, self.created)
+            left = todo.difference(self.gone)
+        counts = count_by_root(self.params, left)
         failed = sum(t.failed for t in self.tallies() if t is not self.dir_tally)
         out = []
         for r, n in sorted(counts.items()):
