@@ -76,11 +76,13 @@ def fails_run(mode: str, items: Sequence[Leftover]) -> bool:
 
 
 def summary(items: Sequence[Leftover]) -> str:
-    """One line: `12 objects left: LOCATION: 10 [...]; LOCATION: 2`."""
-    total = sum(i.left for i in items)
-    exact = all(i.exact for i in items)
-    head = f"{total:,} objects" if exact else f"at least {total:,} objects"
-    return f"cleanup left {head} of this run: " + "; ".join(i.line() for i in items)
+    """One line for a failure reason: `cleanup left 12 objects of this run: LOCATION: 10; LOCATION: 2`
+    (the error messages are in `lines`)."""
+    kept = [i for i in items if i.matters]
+    total = sum(i.left for i in kept)
+    head = f"{total:,} objects" if all(i.exact for i in kept) else f"at least {total:,} objects"
+    where = "; ".join(f"{i.location}: {i.left:,}" + ("" if i.exact else "+") for i in kept)
+    return f"cleanup left {head} of this run: {where}"
 
 
 def report(mode: str, items: Sequence[Leftover], *, aborted: bool = False) -> dict[str, Any]:
