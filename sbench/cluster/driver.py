@@ -428,9 +428,10 @@ class DistributedRun:
         assert self.fleet is not None
         live = _alive(participants) or participants
         answered = {a.agent_id for a in live}
-        for agent in participants:
+        for agent in self.fleet.agents:
             if agent.agent_id not in answered:
-                self._say(f"cleanup: {agent.agent_id} does not answer; the live agents clean up its objects")
+                who = agent.agent_id
+                self._say(f"cleanup: {who} is out (dead or excluded); the live agents clean up its objects")
         stage = run_cleanup_shards(
             self._task_context(live), plan, owners=list(self.fleet.agents), run_id=self.run_id
         )
