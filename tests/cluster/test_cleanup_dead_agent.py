@@ -142,3 +142,38 @@ def test_cleanup_that_leaves_objects_fails_the_run_with_count_and_location(
     assert "Operation not permitted" in left["locations"][0]["errors"]["auth"]
     status = (results / "STATUS.txt").read_text()
     assert f"Objects left: 40 (cleanup_mode=tolerant: the run fails)\n- {location}: 40 [auth: " in status
+
+
+def test_multi_endpoint_puts_of_every_agent_are_cleaned_up_on_every_endpoint(
+    ray_session, tmp_path: Path
+) -> None:
+    """#13 on the Ray path: two agents (`processes: 2`) PUT through a two-endpoint block whose endpoints are
+    two different directories; cleanup removes this run's keys from both, and keeps a foreign file."""
+    a, b = tmp_path / "ep-a", tmp_path / "ep-b"
+    (b / "out").mkdir(parents=True)
+    a.mkdir()
+    (b / "out" / "foreign.dat").write_bytes(b"not ours")
+    code, results = run_driver(
+        f"""
+duration: 1s
+concurrency: 2
+processes: 2
+multi_endpoint:
+  endpoints: ['file://{a}/', 'file://{b}/']
+prepare:
+  cleanup: true
+  ensure_objects:
+    - {{base_uri: 'file://{a}/', use_multi_endpoint: true, count: 20, size_spec: 100}}
+workload:
+  - {{op: put, path: "out/", object_size: 100, weight: 1}}
+""",
+        tmp_path,
+        "multi",
+    )
+    assert code == 0, (results / "console_log.txt").read_text()[-2000:]
+    summary = json.loads((results / "summary.json").read_text())
+    execute = next(s for s in summary["stages"] if s["type"] == "execute")
+    assert execute["operations"]["PUT"]["ops"] > 0
+    assert [p for p in a.rglob("*") if p.is_file()] == []
+    assert [p.name for p in b.rglob("*") if p.is_file()] == ["foreign.dat"]
+    assert summary["left_behind"]["total"] == 0
