@@ -9,16 +9,25 @@ stops even root) while the workload runs, so every delete of a prepared object f
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sbench.cli import main
+from tests import servers
+from tests.deleteproxy import DeleteProxy
+from tests.storage.fixtures_s3 import hermetic_aws_env, s3_admin_client
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _config(root: Path, mode: str, extra: str = "") -> Path:
@@ -163,3 +172,63 @@ def test_multi_endpoint_puts_are_cleaned_up_on_every_endpoint(tmp_path: Path) ->
     assert [p for p in a.rglob("*") if p.is_file()] == []
     assert [p.name for p in b.rglob("*") if p.is_file()] == ["foreign.dat"]
     assert summary["left_behind"]["total"] == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_cleanup_reports_exactly_what_stays(
+    seaweedfs: servers.LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every delete is throttled and asleep in a long backoff when Ctrl-C comes: the run ends at once as
+    ABORTED, and STATUS.txt and summary.json give the exact number of objects still in the bucket."""
+    hermetic_aws_env(monkeypatch, tmp_path)
+    bucket = f"abort-{uuid.uuid4().hex[:8]}"
+    client = s3_admin_client(seaweedfs)
+    client.create_bucket(Bucket=bucket)
+    with DeleteProxy(seaweedfs.port) as proxy:  # deletes fail once the workload runs (preflight deletes too)
+        root = f"s3://127.0.0.1:{proxy.port}/{bucket}/run"
+        cfg = tmp_path / "abort.yaml"
+        cfg.write_text(
+            f"target: {root}/\nduration: 1s\nconcurrency: 2\nio_rate: {{iops: 8}}\n"
+            "error_handling: {initial_retry_delay_ms: 30000, max_retry_delay_ms: 60000}\n"
+            f"prepare:\n  ensure_objects:\n    - {{base_uri: '{root}/data/', count: 20, size_spec: 100}}\n"
+            "  cleanup: true\n"
+            "workload:\n  - {op: get, path: 'data/', weight: 1}\n"
+            "  - {op: put, path: 'puts/', weight: 1, object_size: 100}\n"
+        )
+        out = tmp_path / "r"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sbench", "run", str(cfg), "--results-dir", str(out)],
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            console, perf = out / "console_log.txt", out / "perf_log.tsv"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (perf.is_file() and "\tWorkload\t" in perf.read_text()):
+                time.sleep(0.05)
+            proxy.share = 1.0
+            while time.monotonic() < deadline and proxy.injected < 2:  # both delete threads asleep
+                time.sleep(0.05)
+            assert proxy.injected >= 2, console.read_text() if console.exists() else ""
+            time.sleep(0.5)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=20)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    stayed = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    client.close()
+    assert code == 1 and took < 3.0, took
+    status = (out / "STATUS.txt").read_text()
+    assert status.startswith("TEST STATUS: ABORTED")
+    left = json.loads((out / "summary.json").read_text())["left_behind"]
+    assert left["aborted"] and not left["fails_run"] and left["exact"], left
+    assert len(stayed) > 20 and left["total"] == len(stayed)
+    assert f"Objects left: {len(stayed)} (the run was aborted during cleanup)" in status
+    places = {loc["location"]: loc["left"] for loc in left["locations"]}
+    assert places[f"{root}/data/"] == 20

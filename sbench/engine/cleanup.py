@@ -213,8 +213,6 @@ class CleanupShard(IndexShard):
         self._thread.join(timeout)
         tallies = self.tallies()
         left, leftovers = self.left()
-        with self._gone_lock:
-            gone = IndexSet(self.gone.start, self.gone.stop, bytes(self.gone._bits))
         result = CleanupShardResult(
             entry=self.params.entry,
             start=self.start,
@@ -228,7 +226,7 @@ class CleanupShard(IndexShard):
             first_error=self.first_error(),
             aborted=self.control.aborted,
             reason=self.control.reason if self.control.aborted else "",
-            gone=gone,
+            gone=self.gone,
             missing=sum(t.skipped for t in tallies),
             failed_deletes=sum(t.failed for t in tallies if t is not self.dir_tally),
             rmdir_failed=self.dir_tally.failed,
@@ -381,8 +379,11 @@ def run_cleanup(
         puts = put_job.result() if put_job is not None else None
         if state is not None:
             for job, r in zip(jobs, results, strict=True):
+                record = state.prepared.get(job.params.entry)
                 if not r.leftovers:
                     state.prepared.pop(job.params.entry, None)  # deleted: nothing of it is ours any more
+                elif record is not None:  # a later cleanup stage retries exactly what stays
+                    record.created, record.complete = r.failed, False
         emit(Snapshot.merge_all([r.snapshot for r in results] + ([puts.snapshot] if puts else [])))
     finally:
         backends.close()

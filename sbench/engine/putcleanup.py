@@ -79,7 +79,7 @@ def _run_keys(place: PutPlace, head: str, stopping: Any) -> Iterator[str]:
             yield key
 
 
-class _Tally:
+class _PlaceState:
     """One place's keys: how many were queued and resolved, and which ones stay."""
 
     def __init__(self, place: PutPlace) -> None:
@@ -134,12 +134,12 @@ class PutCleanup:
         deleter: Deleter | None = None,
     ) -> None:
         self.head = head
-        self.places = [_Tally(p) for p in put_places(config, backends, head)]
+        self.places = [_PlaceState(p) for p in put_places(config, backends, head)]
         self.control = control
         self.deleter = deleter or Deleter.for_config(config, control)
         self.tallies = [ThreadTally() for _ in range(max(1, concurrency))]
         self.list_tally = ThreadTally()
-        self._queue: queue.Queue[tuple[_Tally, str] | None] = queue.Queue(maxsize=4 * len(self.tallies))
+        self._queue: queue.Queue[tuple[_PlaceState, str] | None] = queue.Queue(maxsize=4 * len(self.tallies))
         self._threads: list[threading.Thread] = []
         self.t0 = time.monotonic()
 
@@ -164,18 +164,20 @@ class PutCleanup:
             finally:
                 self._queue.task_done()
 
-    def _enqueue(self, place: _Tally, key: str) -> bool:
+    def _enqueue(self, place: _PlaceState, key: str) -> bool:
+        """Queue a listed key for deletion; False when the stage stopped first (the key stays, counted)."""
+        with place.lock:
+            place.queued += 1
         while not self.control.stopping:
             try:
                 self._queue.put((place, key), timeout=_POLL_S)
+                return True
             except queue.Full:
                 continue
-            with place.lock:
-                place.queued += 1
-            return True
+        place.resolve(key, False)
         return False
 
-    def _list_into(self, place: _Tally, rng: random.Random) -> None:
+    def _list_into(self, place: _PlaceState, rng: random.Random) -> None:
         """List one place into the queue; a failed listing is retried from the start (keys seen again are
         counted once), and given up on with its first error noted."""
         stopping = self.control.stop_flag()
