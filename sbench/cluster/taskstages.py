@@ -440,7 +440,6 @@ class CleanupStage:
 class _CleanupJobs:
     """The cleanup jobs of a stage and what each of them reported (or would report if it never returns)."""
 
-    ctx: TaskStageContext
     mode: str
     live: list[AgentRef]
     jobs: list[TaskJob] = field(default_factory=list)
@@ -494,7 +493,7 @@ def run_cleanup_shards(
     concurrency = int(getattr(prep, "cleanup_concurrency", None) or ctx.config.concurrency)
     notes: list[str] = []
     owners = owners or list(ctx.agents)
-    book = _CleanupJobs(ctx, mode, list(ctx.agents) or owners)
+    book = _CleanupJobs(mode, list(ctx.agents) or owners)
     spaces = object_spaces(replace(ctx, agents=owners))
     for space in spaces:
         _prepared_jobs(ctx, plan, space, book, notes, concurrency, retry)

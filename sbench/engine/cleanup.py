@@ -31,7 +31,7 @@ from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.deletes import Deleter, cleanup_mode
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
-from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover, summary
+from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover, fails_run, summary
 from sbench.engine.naming import put_key_prefix
 from sbench.engine.paths import op_name
 from sbench.engine.prepare import PrepareParams, ShardResult, ShardStorage, prepare_params
@@ -270,11 +270,9 @@ def cleanup_shard(
 
 
 def cleanup_failure(mode: str, leftovers: list[Leftover], missing: int = 0, rmdir_failed: int = 0) -> str:
-    """Why a cleanup stage fails ("" when it does not): objects left (unless besteffort), or in strict mode
-    any delete that found nothing or directory that could not be removed."""
-    if mode == "besteffort":
-        return ""
-    if any(item.matters for item in leftovers):
+    """Why a cleanup stage fails ("" when it does not): objects left (`leftovers.fails_run`), or in strict
+    mode any delete that found nothing or directory that could not be removed."""
+    if fails_run(mode, leftovers):
         return f"{summary(leftovers)} (cleanup_mode={mode})"
     if mode == "strict" and (missing or rmdir_failed):
         parts = [f"{missing:,} deletes found no object"] if missing else []
