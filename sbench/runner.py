@@ -28,6 +28,7 @@ from typing import Any
 
 from sbench.config import Completion, LoadedConfig, StageType
 from sbench.config.stages import PhaseBarrier, StagePlan
+from sbench.engine import leftovers
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.naming import new_run_id
 from sbench.engine.stage import StageOutcome, StageStatus, run_stage
@@ -138,6 +139,8 @@ class LocalRun:
         self.outcomes: list[tuple[Any, StageOutcome]] = []
         self.phases = {"prepare": _Phase(), "workload": _Phase(), "cleanup": _Phase()}
         self.preflight: Any = None
+        #: what the last cleanup stage left behind (leftovers.report), None when no cleanup ran
+        self.left_behind: dict[str, Any] | None = None
         self.notes: list[str] = []
         self.t0 = time.monotonic()
 
@@ -199,6 +202,10 @@ class LocalRun:
             ui.log.print(line)
         for note in outcome.details.get("notes", []):
             ui.log.print(f"   note: {note}")
+        if "left_behind" in outcome.details:
+            self.left_behind = outcome.details["left_behind"]
+            for line in leftovers.lines(self.left_behind):
+                ui.log.print(f"   {line}")
         return outcome
 
     def _stages(self, results: ResultsDir, perf: PerfLogWriter, ui: LiveProgress) -> tuple[RunStatus, str]:
@@ -224,7 +231,9 @@ class LocalRun:
                     self.preflight.render(ui.console, show_success=False)
             if outcome.status is StageStatus.ABORTED:
                 return RunStatus.ABORTED, outcome.reason
-            if not outcome.ok and not plan.optional and status is RunStatus.SUCCESS:
+            # objects left behind fail the run even from an optional cleanup stage (leftovers.fails_run)
+            left_fails = bool(outcome.details.get("left_behind", {}).get("fails_run"))
+            if not outcome.ok and (not plan.optional or left_fails) and status is RunStatus.SUCCESS:
                 status, reason = (
                     RunStatus.FAILURE,
                     f"stage {plan.name} {outcome.status.value}: {outcome.reason}",
@@ -310,6 +319,7 @@ class LocalRun:
                     preflight=preflight,
                     warnings=warnings,
                     first_errors=first_errors,
+                    left_behind=self.left_behind,
                 ),
             )
 
@@ -322,6 +332,7 @@ class LocalRun:
                 total_errors=total.errors_total(),
                 reason=reason,
                 first_errors=first_errors,
+                left_lines=leftovers.lines(self.left_behind),
             )
 
         return write_final_results(
@@ -354,6 +365,7 @@ class LocalRun:
             err = errors_line(work)
             if err:
                 lines.append(err)
+        lines.extend(leftovers.lines(self.left_behind))
         lines.append(f"STATUS: {status.value}" + (f" ({reason})" if reason else ""))
         lines.append(f"results: {results.path}")
         print_report(ui.log, ui.console, tables, lines)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray.exceptions import ActorUnavailableError, RayActorError
 
 from sbench.cluster.actors import create_coordinator, create_metadata_cache
 from sbench.cluster.agent import StageFn
@@ -45,6 +46,7 @@ from sbench.cluster.taskstages import (
 from sbench.cluster.topology import local_agents
 from sbench.config.models import Completion, Config, StageType
 from sbench.config.stages import PhaseBarrier, StagePlan
+from sbench.engine import leftovers
 from sbench.engine.naming import new_run_id
 from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed
 from sbench.metrics.snapshot import Snapshot
@@ -61,6 +63,8 @@ EXIT_SIGINT = 130
 RAY_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
 #: set by Ray's job supervisor in the environment of a submitted job's entrypoint
 RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+#: how long a live agent has to answer the ping before cleanup (a control-group call, normally ~1 ms)
+PING_TIMEOUT_S = 5.0
 
 
 @contextlib.contextmanager
@@ -186,6 +190,8 @@ class DistributedRun:
         #: how the driver reached Ray ("local", "cluster at ADDRESS", "existing"), shown in the header
         self.connection = "existing"
         self._current_task_stage: StagePlan | None = None
+        #: what the last cleanup stage left behind (leftovers.report), None when no cleanup ran
+        self.left_behind: dict[str, Any] | None = None
 
     # -- output --
 
@@ -321,6 +327,13 @@ class DistributedRun:
                 self._say(line)
             if run.aborted or self.signals.event.is_set():
                 break
+            if plan.type is StageType.CLEANUP and (self.left_behind or {}).get("fails_run"):
+                # objects left behind fail the run, even from an optional cleanup stage
+                if status is RunStatus.SUCCESS:
+                    status, reason = RunStatus.FAILURE, f"stage {plan.name!r}: " + leftovers.summary(
+                        leftovers.from_report(self.left_behind)
+                    )
+                continue
             if run.status is BarrierStatus.FAILED:
                 why = self._failure_reason(run)
                 if plan.optional:
@@ -420,33 +433,25 @@ class DistributedRun:
         return run
 
     def _cleanup(self, plan: StagePlan, participants: list[AgentRef]) -> StageRun:
-        """Prepared objects by shard tasks (exact created set), then each agent's own workload PUT objects."""
-        run, notes = run_cleanup_shards(self._task_context(participants), plan)
-        for note in notes:
+        """Every agent's prepared objects (exact created sets) and workload PUT objects, by shard tasks that
+        only live agents answer for: a dead agent's objects are cleaned up by the survivors."""
+        assert self.fleet is not None
+        live = _alive(participants) or participants
+        answered = {a.agent_id for a in live}
+        for agent in self.fleet.agents:
+            if agent.agent_id not in answered:
+                who = agent.agent_id
+                self._say(f"cleanup: {who} is out (dead or excluded); the live agents clean up its objects")
+        stage = run_cleanup_shards(
+            self._task_context(live), plan, owners=list(self.fleet.agents), run_id=self.run_id
+        )
+        for note in stage.notes:
             self._say(f"cleanup: {note}")
-        if run.aborted or self.signals.event.is_set() or not _workload_puts(self.config):
-            return run
-        puts = self._agent_stage(plan, participants)
-        for agent_id, result in puts.results.items():
-            mine = run.results.get(agent_id)
-            if mine is None:
-                run.results[agent_id] = result
-                continue
-            mine.snapshot = Snapshot.merge_all([mine.snapshot, result.snapshot])
-            mine.elapsed_s += result.elapsed_s
-            if not result.ok and mine.ok:
-                mine.status, mine.reason = result.status, result.reason
-        for agent_id, state in puts.states.items():
-            if state != "ready":
-                run.states[agent_id] = state
-                run.reasons.setdefault(agent_id, puts.reasons.get(agent_id, "failed"))
-        order = [BarrierStatus.READY, BarrierStatus.DEGRADED, BarrierStatus.FAILED]
-        run.status = max(run.status, puts.status, key=lambda s: order.index(s) if s in order else 0)
-        run.stuck.update(puts.stuck)
-        run.stuck_at_end.update(puts.stuck_at_end)
-        run.aborted = run.aborted or puts.aborted
-        run.elapsed_s += puts.elapsed_s
-        return run
+        aborted = stage.run.aborted or self.signals.event.is_set()
+        self.left_behind = leftovers.report(stage.mode, stage.leftovers, aborted=aborted)
+        for line in leftovers.lines(self.left_behind):
+            self._say(f"cleanup: {line}")
+        return stage.run
 
     # -- live output --
 
@@ -523,6 +528,7 @@ class DistributedRun:
             stuck = f" [STUCK: {track.stuck_reason}]" if track.stuck_reason else ""
             why = f" ({track.reason})" if track.reason else ""
             lines.append(f"{track.agent_id}@{track.node_ip}: {track.state.value}{why}{stuck}")
+        lines.extend(leftovers.lines(self.left_behind))
         lines.append(f"STATUS: {status.value}" + (f" ({reason})" if reason else ""))
         lines.append(f"results: {self.results.path}")
         print_report(self.ui.log, self.ui.console, tables, lines)
@@ -539,6 +545,7 @@ class DistributedRun:
             warnings=list(self.loaded.warnings),
             preflight=self.preflight,
             extra=self.extra,
+            left_behind=self.left_behind,
         )
 
 
@@ -559,8 +566,18 @@ def _expected_s(plan: StagePlan, config: Config) -> float | None:
     return None
 
 
-def _workload_puts(config: Config) -> bool:
-    return any(getattr(op, "op", "") == "put" for op in config.workload)
+def _alive(agents: list[AgentRef]) -> list[AgentRef]:
+    """The agents whose actor answers a ping within PING_TIMEOUT_S (cleanup is never handed to a dead one)."""
+    refs = {a.actor.ping.remote(): a for a in agents}
+    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=PING_TIMEOUT_S)
+    answered: set[str] = set()
+    for ref in ready:
+        try:
+            ray.get(ref)
+        except (RayActorError, ActorUnavailableError):
+            continue
+        answered.add(refs[ref].agent_id)
+    return [a for a in agents if a.agent_id in answered]
 
 
 def run_distributed(loaded: Any, options: Any, config_path: Path, stage_fn: StageFn | None = None) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 from sbench.cluster.barrier import BarrierStatus
 from sbench.cluster.stagerun import StageRun
 from sbench.config.models import StageType
+from sbench.engine import leftovers
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.final import write_final_results
 from sbench.results.perf_log import PerfLogWriter
@@ -223,9 +224,11 @@ class RunReport:
         warnings: list[str],
         preflight: Any,
         extra: dict[str, Any],
+        left_behind: dict[str, Any] | None = None,
     ) -> tuple[RunStatus, str]:
         """STATUS.txt first, then summary.json, workload/prepare results (merged and per agent) and
-        metadata.json, each on its own (results.final); returns the final verdict."""
+        metadata.json, each on its own (results.final); returns the final verdict. `left_behind`: what
+        cleanup left (count and place), reported whatever the status."""
         self._aggregate_log.close()
         for log in self._agent_logs.values():
             log.close()
@@ -262,6 +265,7 @@ class RunReport:
                 total_errors=total_errors,
                 reason=full(reason),
                 first_errors=self.first_errors,
+                left_lines=leftovers.lines(left_behind),
             )
 
         def summary_file(status: RunStatus, reason: str) -> object:
@@ -276,6 +280,7 @@ class RunReport:
                 preflight=preflight,
                 warnings=warnings,
                 first_errors=self.first_errors,
+                left_behind=left_behind,
             )
             return write_summary(self.results.summary_path, summary)
 

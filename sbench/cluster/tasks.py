@@ -20,8 +20,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sbench.cluster.env import runtime_env
 from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
 from sbench.engine.prepare import PrepareParams, ShardResult
+from sbench.engine.putcleanup import PutCleanupResult
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 
 #: Objects per shard at most (about a second of work on a fast file system, ~10 s on a remote store).
@@ -114,6 +116,7 @@ def cleanup_task(
     mode: str,
     concurrency: int,
     dirs: IndexSet | None,
+    retry: ErrorHandling | None = None,
 ) -> ShardResult:
     from sbench.engine.cleanup import cleanup_shard
 
@@ -121,8 +124,30 @@ def cleanup_task(
         coordinator,
         stage_index,
         lambda control: cleanup_shard(
-            params, start, stop, control, created=created, mode=mode, concurrency=concurrency, dirs=dirs
+            params,
+            start,
+            stop,
+            control,
+            created=created,
+            mode=mode,
+            concurrency=concurrency,
+            dirs=dirs,
+            retry=retry,
         ),
+    )
+
+
+def put_cleanup_task(
+    coordinator: Any, stage_index: int, config: Any, run_id: str, concurrency: int
+) -> PutCleanupResult:
+    """Delete the workload PUT objects of every agent of `run_id` at the places one agent config's PUT ops
+    could have written to; run by any live agent's node, so a dead agent's objects are cleaned up too."""
+    from sbench.engine.putcleanup import cleanup_puts
+
+    return _watched(
+        coordinator,
+        stage_index,
+        lambda control: cleanup_puts(config, run_id, control, concurrency=concurrency),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import ray
@@ -34,6 +35,7 @@ from sbench.cluster.tasks import (
     cleanup_task,
     preflight_task,
     prepare_task,
+    put_cleanup_task,
     run_task_jobs,
     scan_task,
     shard_ranges,
@@ -41,9 +43,15 @@ from sbench.cluster.tasks import (
 )
 from sbench.config.models import Config
 from sbench.config.stages import StagePlan
+from sbench.engine.cleanup import CleanupShardResult, cleanup_failure, unconfirmed
 from sbench.engine.context import AgentIdentity
+from sbench.engine.deletes import cleanup_mode
+from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
+from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover, merge
+from sbench.engine.paths import op_name
 from sbench.engine.prepare import PrepareParams, ShardResult, prepare_params
+from sbench.engine.putcleanup import PutCleanupResult
 from sbench.engine.state import PreparedRecord
 from sbench.metrics.snapshot import Snapshot
 from sbench.storage.uri import parse_uri
@@ -418,91 +426,214 @@ def _records(ctx: TaskStageContext, spaces: list[Space]) -> dict[str, dict[int, 
 # -- cleanup --
 
 
-def run_cleanup_shards(ctx: TaskStageContext, plan: StagePlan) -> tuple[StageRun, list[str]]:
-    """Delete exactly the objects the metadata cache records as created (all prepare names of the
-    config with --cleanup-only when the cache knows nothing); returns the stage and notes."""
+@dataclass
+class CleanupStage:
+    """The cleanup stage as the driver sees it: the barrier run, notes, what stayed and the mode."""
+
+    run: StageRun
+    notes: list[str]
+    leftovers: list[Leftover]
+    mode: str
+
+
+@dataclass
+class _CleanupJobs:
+    """The cleanup jobs of a stage and what each of them reported (or would report if it never returns)."""
+
+    mode: str
+    live: list[AgentRef]
+    jobs: list[TaskJob] = field(default_factory=list)
+    dir_jobs: list[TaskJob] = field(default_factory=list)
+    #: id(job) -> the leftovers to report when the job never returns (all of its objects, unconfirmed)
+    unreturned: dict[int, Callable[[str], list[Leftover]]] = field(default_factory=dict)
+    #: id(job) -> its failure reason for the barrier ("" when nothing stays)
+    failures: dict[int, str] = field(default_factory=dict)
+    leftovers: list[Leftover] = field(default_factory=list)
+
+    def stand_in(self, owner: AgentRef) -> AgentRef:
+        """The live agent that does (and answers for) a share: the owner itself, or for a dead owner a
+        live agent picked by the owner's index. Cleanup is never handed to a dead agent."""
+        if any(a.agent_id == owner.agent_id for a in self.live):
+            return owner
+        return self.live[owner.index % len(self.live)]
+
+    def returned(self, job: TaskJob, items: list[Leftover], missing: int = 0, rmdirs: int = 0) -> None:
+        self.unreturned.pop(id(job), None)
+        self.leftovers.extend(items)
+        why = cleanup_failure(self.mode, items, missing, rmdirs)
+        if why:
+            self.failures[id(job)] = why
+
+    def lost(self, job: TaskJob, why: str) -> None:
+        """A job that failed or never finished: none of its objects is confirmed gone."""
+        make = self.unreturned.pop(id(job), None)
+        if make is not None:
+            items = make(why)
+            self.leftovers.extend(items)
+            self.failures[id(job)] = cleanup_failure(self.mode, items)
+
+
+def run_cleanup_shards(
+    ctx: TaskStageContext,
+    plan: StagePlan,
+    *,
+    owners: list[AgentRef] | None = None,
+    run_id: str = "",
+) -> CleanupStage:
+    """Delete exactly the objects the metadata cache records as created (all prepare names of the config
+    with --cleanup-only when the cache knows nothing) and the workload PUT objects of `run_id`, for every
+    agent in `owners` (default: the participants), dead ones included; `ctx.agents` are the live agents
+    that do the work. Returns the stage, notes and exactly what stayed where."""
     import time
 
     t0 = time.monotonic()
+    mode = cleanup_mode(ctx.config)
+    retry = ErrorHandling.for_cleanup(ctx.config.error_handling)
     prep = ctx.config.prepare
-    mode = str(getattr(getattr(prep, "cleanup_mode", None), "value", "tolerant"))
     concurrency = int(getattr(prep, "cleanup_concurrency", None) or ctx.config.concurrency)
     notes: list[str] = []
-    spaces = object_spaces(ctx)
-    jobs: list[TaskJob] = []
-    dir_jobs: list[TaskJob] = []
+    owners = owners or list(ctx.agents)
+    book = _CleanupJobs(mode, list(ctx.agents) or owners)
+    spaces = object_spaces(replace(ctx, agents=owners))
     for space in spaces:
-        p = replace(space.params, concurrency=concurrency)
-        space.scope = ray.get(ctx.cache.scope_id.remote(config_hash(space.spec()), space.key))
-        created_ranges = _created_ranges(ctx, space.scope)
-        if created_ranges:
-            created: IndexSet | None = _index_set(p.total, created_ranges)
-        elif ctx.cleanup_only:
-            created = None
-            notes.append(
-                f"{p.base_uri}: the metadata cache has no record of this prepare, so every prepare name "
-                f"({p.total:,} objects) is deleted (--cleanup-only)"
-            )
-        else:
-            notes.append(f"{p.base_uri}: nothing recorded as created by sbench; nothing deleted")
-            continue
-        for k, (lo, hi) in enumerate(shard_ranges(p.total, len(space.agents))):
-            if created is not None and not any(i in created for i in range(lo, hi)):
-                continue
-            agent = space.agents[k % len(space.agents)]
-            part = None
-            if created is not None:
-                part = IndexSet(lo, hi)
-                for i in range(lo, hi):
-                    if i in created:
-                        part.add(i)
-            jobs.append(
-                TaskJob(
-                    agent.agent_id,
-                    cleanup_task,
-                    (ctx.coordinator, plan.index, p, lo, hi, part, mode, concurrency, None),
-                    agent.node_id,
-                    hard=space.hard,
-                    on_done=_cleanup_done(ctx, space, part),
-                    label=f"cleanup shard [{lo}, {hi}) of {p.base_uri}",
-                )
-            )
-        if p.tree is not None:
-            dirs_ranges = ray.get(
-                ctx.cache.ranges_in_state.remote(
-                    _dirs_scope(ctx, space), 0, 2**62, [int(ObjectState.CREATED)]
-                )
-            )
-            if dirs_ranges:
-                total_dirs = max(hi for _, hi in dirs_ranges)
-                agent = space.agents[0]
-                dir_jobs.append(
-                    TaskJob(
-                        agent.agent_id,
-                        cleanup_task,
-                        (
-                            ctx.coordinator,
-                            plan.index,
-                            p,
-                            0,
-                            0,
-                            IndexSet(0, 0),
-                            mode,
-                            1,
-                            _index_set(total_dirs, dirs_ranges),
-                        ),
-                        agent.node_id,
-                        hard=space.hard,
-                        on_done=_dirs_done(ctx, space),
-                        label=f"cleanup directories of {p.base_uri}",
-                    )
-                )
+        _prepared_jobs(ctx, plan, space, book, notes, concurrency, retry)
+    if run_id and not ctx.cleanup_only:
+        _put_jobs(ctx, plan, owners, book, run_id, concurrency)
     state = TaskStageState()
-    _run(ctx, plan, jobs, state, plan.timeout_s)
-    if dir_jobs and not (state.aborted or state.timed_out):
-        _run(ctx, plan, dir_jobs, state, plan.timeout_s)
-    participants = _participants(spaces) or list(ctx.agents)
-    return _stage_run(plan, participants, state, time.monotonic() - t0), notes
+    _run(ctx, plan, book.jobs, state, plan.timeout_s)
+    if book.dir_jobs and not (state.aborted or state.timed_out):
+        _run(ctx, plan, book.dir_jobs, state, plan.timeout_s)
+    why = "the stage was aborted" if state.aborted else "the stage timed out" if state.timed_out else ""
+    for job in [*book.jobs, *book.dir_jobs]:
+        if id(job) in book.unreturned:
+            book.lost(job, f"cleanup task did not finish: {why or 'no result came back'}")
+        reason = book.failures.get(id(job))
+        if reason and not state.aborted:
+            state.failures.setdefault(job.agent_id, reason)
+    run = _stage_run(plan, book.live, state, time.monotonic() - t0)
+    return CleanupStage(run, notes, merge(book.leftovers), mode)
+
+
+def _prepared_jobs(
+    ctx: TaskStageContext,
+    plan: StagePlan,
+    space: Space,
+    book: _CleanupJobs,
+    notes: list[str],
+    concurrency: int,
+    retry: ErrorHandling,
+) -> None:
+    """One cleanup task per shard of the space's created objects (and one for its tree directories)."""
+    p = replace(space.params, concurrency=concurrency)
+    space.scope = ray.get(ctx.cache.scope_id.remote(config_hash(space.spec()), space.key))
+    created_ranges = _created_ranges(ctx, space.scope)
+    if created_ranges:
+        created: IndexSet | None = _index_set(p.total, created_ranges)
+    elif ctx.cleanup_only:
+        created = None
+        notes.append(
+            f"{p.base_uri}: the metadata cache has no record of this prepare, so every prepare name "
+            f"({p.total:,} objects) is deleted (--cleanup-only)"
+        )
+    else:
+        notes.append(f"{p.base_uri}: nothing recorded as created by sbench; nothing deleted")
+        return
+    for k, (lo, hi) in enumerate(shard_ranges(p.total, len(space.agents))):
+        if created is not None and not any(i in created for i in range(lo, hi)):
+            continue
+        owner = space.agents[k % len(space.agents)]
+        part = None
+        if created is not None:
+            part = IndexSet(lo, hi)
+            for i in range(lo, hi):
+                if i in created:
+                    part.add(i)
+        job = TaskJob(
+            book.stand_in(owner).agent_id,
+            cleanup_task,
+            (ctx.coordinator, plan.index, p, lo, hi, part, book.mode, concurrency, None, retry),
+            owner.node_id,
+            hard=space.hard,
+            on_done=_cleanup_done(ctx, space, book),
+            label=f"cleanup shard [{lo}, {hi}) of {p.base_uri}",
+        )
+        book.unreturned[id(job)] = partial(unconfirmed, p, lo, hi, part)
+        book.jobs.append(job)
+    if p.tree is not None:
+        dirs_ranges = ray.get(
+            ctx.cache.ranges_in_state.remote(_dirs_scope(ctx, space), 0, 2**62, [int(ObjectState.CREATED)])
+        )
+        if dirs_ranges:
+            total_dirs = max(hi for _, hi in dirs_ranges)
+            owner = space.agents[0]
+            dirs = _index_set(total_dirs, dirs_ranges)
+            args = (ctx.coordinator, plan.index, p, 0, 0, IndexSet(0, 0), book.mode, 1, dirs, retry)
+            book.dir_jobs.append(
+                TaskJob(
+                    book.stand_in(owner).agent_id,
+                    cleanup_task,
+                    args,
+                    owner.node_id,
+                    hard=space.hard,
+                    on_done=_dirs_done(ctx, space, book),
+                    label=f"cleanup directories of {p.base_uri}",
+                )
+            )
+
+
+def _put_jobs(
+    ctx: TaskStageContext,
+    plan: StagePlan,
+    owners: list[AgentRef],
+    book: _CleanupJobs,
+    run_id: str,
+    concurrency: int,
+) -> None:
+    """One task per distinct set of PUT places (agents that share a config share one task): it deletes the
+    run's PUT keys of every agent there, so a dead agent's objects go too. File-system places of isolated
+    agents are cleaned on their owner's node (its local disk)."""
+    dist = ctx.config.distributed
+    shared = bool(dist is not None and dist.shared_filesystem)
+    groups: dict[tuple[Any, ...], AgentRef] = {}
+    for owner in owners:
+        cfg = ctx.agent_configs[owner.agent_id]
+        paths = tuple(sorted(str(op.path) for op in cfg.workload if op_name(op) == "put"))
+        if not paths or (cfg.prepare is not None and cfg.prepare.directory_structure is not None):
+            continue
+        me = cfg.multi_endpoint
+        endpoints = tuple(me.endpoints) if me is not None else ()
+        first = cfg.target or (endpoints[0] if endpoints else "")
+        local = not shared and bool(first) and parse_uri(first).scheme in LOCAL_SCHEMES
+        groups.setdefault((cfg.target, endpoints, paths, owner.node_id if local else ""), owner)
+    for (target, endpoints, paths, node), owner in groups.items():
+        where = f"{target or ', '.join(endpoints)} ({', '.join(paths)})"
+        job = TaskJob(
+            book.stand_in(owner).agent_id,
+            put_cleanup_task,
+            (ctx.coordinator, plan.index, ctx.agent_configs[owner.agent_id], run_id, concurrency),
+            owner.node_id,
+            hard=bool(node),
+            on_done=_put_done(book),
+            label=f"cleanup of the workload PUT objects under {where}",
+        )
+        location = f"workload PUT objects of run {run_id} under {where}"
+        book.unreturned[id(job)] = partial(_put_unknown, location)
+        book.jobs.append(job)
+
+
+def _put_unknown(location: str, why: str) -> list[Leftover]:
+    """A PUT cleanup task that never returned: how many objects stay there is unknown."""
+    return [Leftover(location, 0, False, {NOT_ATTEMPTED: why})]
+
+
+def _put_done(book: _CleanupJobs) -> Callable[[TaskJob, Any], None]:
+    def done(job: TaskJob, value: Any) -> None:
+        if isinstance(value, PutCleanupResult):
+            book.returned(job, value.leftovers, value.missing)
+        else:
+            book.lost(job, f"{job.label} failed: {value}")
+
+    return done
 
 
 def _created_ranges(ctx: TaskStageContext, scope: int) -> list[tuple[int, int]]:
@@ -518,20 +649,27 @@ def _created_ranges(ctx: TaskStageContext, scope: int) -> list[tuple[int, int]]:
     return out
 
 
-def _cleanup_done(
-    ctx: TaskStageContext, space: Space, part: IndexSet | None
-) -> Callable[[TaskJob, Any], None]:
+def _cleanup_done(ctx: TaskStageContext, space: Space, book: _CleanupJobs) -> Callable[[TaskJob, Any], None]:
     def done(job: TaskJob, value: Any) -> None:
-        # A shard reports failed deletes only as a count: mark its objects deleted only when none failed.
-        if isinstance(value, ShardResult) and part is not None and value.existed == 0 and not value.aborted:
-            ray.get(ctx.cache.mark_ranges.remote(space.scope, _ranges_of(part), int(ObjectState.DELETED)))
+        if not isinstance(value, CleanupShardResult):
+            book.lost(job, f"{job.label} failed: {value}")
+            return
+        # exactly the objects confirmed gone are no longer this run's: a later cleanup retries the rest
+        gone = _ranges_of(value.gone) if value.gone is not None else []
+        if gone:
+            ray.get(ctx.cache.mark_ranges.remote(space.scope, gone, int(ObjectState.DELETED)))
+        book.returned(job, value.leftovers, value.missing, value.rmdir_failed)
 
     return done
 
 
-def _dirs_done(ctx: TaskStageContext, space: Space) -> Callable[[TaskJob, Any], None]:
+def _dirs_done(ctx: TaskStageContext, space: Space, book: _CleanupJobs) -> Callable[[TaskJob, Any], None]:
     def done(job: TaskJob, value: Any) -> None:
-        if isinstance(value, ShardResult) and value.existed == 0 and not value.aborted:
+        if not isinstance(value, CleanupShardResult):
+            book.lost(job, f"{job.label} failed: {value}")
+            return
+        book.returned(job, value.leftovers, value.missing, value.rmdir_failed)
+        if value.rmdir_failed == 0 and not value.aborted:
             scope = _dirs_scope(ctx, space)
             ranges = ray.get(ctx.cache.ranges_in_state.remote(scope, 0, 2**62, [int(ObjectState.CREATED)]))
             ray.get(ctx.cache.mark_ranges.remote(scope, ranges, int(ObjectState.DELETED)))

@@ -133,7 +133,8 @@ def stage_plan(config: Config, *, force_cleanup: bool = False) -> list[StagePlan
 
 
 def _default_stages(config: Config, *, force_cleanup: bool = False) -> list[StageConfig]:
-    """sai3 v0.8.60's implicit stages (config.rs:1740-1860), keeping its order numbers."""
+    """sai3 v0.8.60's implicit stages (config.rs:1740-1860), keeping its order numbers; cleanup is not
+    optional here."""
     stages = [
         StageConfig(name="preflight", order=1, type=StageType.VALIDATION, timeout_secs=PREFLIGHT_TIMEOUT)
     ]
@@ -141,10 +142,10 @@ def _default_stages(config: Config, *, force_cleanup: bool = False) -> list[Stag
         stages.append(StageConfig(name="prepare", order=2, type=StageType.PREPARE))
     stages.append(StageConfig(name="execute", order=3, type=StageType.EXECUTE, duration=config.duration))
     if config.has_prepare and config.prepare is not None and (config.prepare.cleanup or force_cleanup):
+        # Not optional (sai3's was): a cleanup that fails, i.e. leaves objects behind unless besteffort, or
+        # any failed delete in strict mode, fails the run instead of hiding behind SUCCESS.
         stages.append(
-            StageConfig(
-                name="cleanup", order=4, type=StageType.CLEANUP, optional=True, timeout_secs=CLEANUP_TIMEOUT
-            )
+            StageConfig(name="cleanup", order=4, type=StageType.CLEANUP, timeout_secs=CLEANUP_TIMEOUT)
         )
     return stages
 

@@ -1,70 +1,114 @@
-"""Cleanup: delete what this run created, and nothing else.
+"""Cleanup: delete what this run created, and nothing else, and say exactly what stayed.
 
 Two sources, neither of which needs a list of names:
 - prepared objects: the bitmap of indices prepare created (`RunState`), turned back into names by the same
   `naming` functions prepare used. Objects that existed before the run are never touched. With
   `--cleanup-only` there is no record of what existed before (a new process), so every prepare name of the
   config is deleted, and the console says so.
-- workload PUT objects: their keys carry the run id and agent id, so cleanup lists each PUT directory and
-  deletes the keys of this run and agent only; foreign keys under the same prefix survive.
+- workload PUT objects (`putcleanup`): their keys carry the run id and agent id, so cleanup lists every
+  place a PUT could have written to and deletes the keys of this run and agent only; foreign keys under the
+  same prefix survive.
 
-Modes (sai3 `cleanup_mode`): `strict` counts every failed delete as a failure, `tolerant` (default) accepts
-not-found, `besteffort` ignores every error. Deletes run on `cleanup_concurrency` threads (default
-`concurrency`; sai3 hard-coded 32, seed item 11).
+Every delete is retried on throttled, network and timeout errors (`deletes.Deleter`). A shard remembers
+which indices are confirmed gone, so what it leaves behind is counted exactly, per root
+(`leftovers.Leftover`). Modes (sai3 `cleanup_mode`): `strict` fails on every failed delete (not found
+included), `tolerant` (default) accepts not-found, `besteffort` never fails the stage; whatever stays is
+reported in every mode. Deletes run on `cleanup_concurrency` threads (default `concurrency`; sai3
+hard-coded 32, seed item 11).
 """
 
 from __future__ import annotations
 
-import queue
+import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sbench.engine.backends import BackendSet
 from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.deletes import Deleter, cleanup_mode
+from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
+from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover, fails_run, summary
 from sbench.engine.naming import put_key_prefix
-from sbench.engine.paths import join_key, op_name, put_directory
+from sbench.engine.paths import op_name
 from sbench.engine.prepare import PrepareParams, ShardResult, ShardStorage, prepare_params
+from sbench.engine.putcleanup import PutCleanup
 from sbench.engine.shards import IndexShard, IntervalEmitter, ThreadTally, wait_ticking
 from sbench.engine.state import RunState
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
-from sbench.storage.base import Backend, ErrorClass, StorageError
-
-MODES = ("strict", "tolerant", "besteffort")
+from sbench.storage.base import ErrorClass, StorageError
 
 
-def _delete(backend: Backend, key: str, tally: ThreadTally, mode: str) -> None:
-    """One timed delete; failures counted per mode (besteffort: ignored, tolerant: not-found is fine)."""
-    t0 = time.monotonic_ns()
-    try:
-        backend.delete(key)
-    except StorageError as exc:
-        if mode == "besteffort" or (mode == "tolerant" and exc.kind is ErrorClass.NOT_FOUND):
-            tally.skipped += 1
-            return
-        tally.recorder.record_error(OpClass.META, exc.kind, f"DELETE {key}: {exc}")
-        tally.failed += 1
-        tally.first_error = tally.first_error or str(exc)
-        return
-    except Exception as exc:  # a client bug surfacing as a non-storage error: counted, never swallowed
-        if mode == "besteffort":
-            tally.skipped += 1
-            return
-        message = f"DELETE {key}: {type(exc).__name__}: {exc}"
-        tally.recorder.record_error(OpClass.META, ErrorClass.OTHER, message)
-        tally.failed += 1
-        tally.first_error = tally.first_error or f"{type(exc).__name__}: {exc}"
-        return
-    tally.recorder.record(OpClass.META, 0, (time.monotonic_ns() - t0) // 1000)
-    tally.deleted += 1
+def root_label(root: str) -> str:
+    """A prepare root as a location: its URI with one trailing `/`."""
+    return root.rstrip("/") + "/"
+
+
+@dataclass
+class CleanupShardResult(ShardResult):
+    """A cleanup shard's result: `failed` holds the indices that stay (not confirmed gone)."""
+
+    #: indices confirmed gone: deleted, or not found
+    gone: IndexSet | None = None
+    #: deletes that found no object (gone all the same)
+    missing: int = 0
+    #: deletes that finally failed (after retries)
+    failed_deletes: int = 0
+    #: tree directories that could not be removed (strict mode counts them)
+    rmdir_failed: int = 0
+    retries: int = 0
+    leftovers: list[Leftover] = field(default_factory=list)
+
+
+def candidates(params: PrepareParams, start: int, stop: int, created: IndexSet | None) -> IndexSet:
+    """The indices of [start, stop) a cleanup shard is to delete: those of `created` in the range, or every
+    index of this agent's share when `created` is None (`--cleanup-only`)."""
+    if created is not None and (created.start, created.stop) == (start, stop):
+        return created
+    out = IndexSet(start, stop)
+    if created is not None:
+        for g in created:
+            if start <= g < stop:
+                out.add(g)
+        return out
+    mine = params.mine
+    for g in range(start, stop):
+        if mine(g):
+            out.add(g)
+    return out
+
+
+def count_by_root(params: PrepareParams, indices: IndexSet) -> dict[int, int]:
+    """How many of `indices` live on each root (endpoint) of the entry."""
+    if len(params.roots) == 1:
+        return {0: len(indices)}
+    counts: dict[int, int] = {}
+    for g in indices:
+        r = params.root_of(g)
+        counts[r] = counts.get(r, 0) + 1
+    return counts
+
+
+def unconfirmed(
+    params: PrepareParams, start: int, stop: int, created: IndexSet | None, why: str
+) -> list[Leftover]:
+    """The report of a shard whose result never came back (its task failed, or the stage ended first):
+    none of its objects is confirmed gone."""
+    counts = count_by_root(params, candidates(params, start, stop, created))
+    return [
+        Leftover(root_label(params.roots[r]), n, True, {NOT_ATTEMPTED: why})
+        for r, n in sorted(counts.items())
+        if n
+    ]
 
 
 class CleanupShard(IndexShard):
-    """Deletes the indices of [start, stop) that `created` holds (all of them when `created` is None)."""
+    """Deletes the indices of [start, stop) that `created` holds (all of this agent's when `created` is
+    None), retrying per `retry` (default: `ErrorHandling.for_cleanup`)."""
 
     kind = "cleanup"
 
@@ -79,15 +123,18 @@ class CleanupShard(IndexShard):
         mode: str = "tolerant",
         concurrency: int | None = None,
         dirs: IndexSet | None = None,
+        retry: ErrorHandling | None = None,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"cleanup_mode {mode!r} is not one of {', '.join(MODES)}")
         super().__init__(params, start, stop, control)
         self.created = created
+        self.deleter = Deleter(retry or ErrorHandling.for_cleanup(None), self.control, mode)
         self.mode = mode
         self.concurrency = int(concurrency or params.concurrency)
         self.dirs = dirs
         self.storage = ShardStorage(params)
+        self.labels = [root_label(r) for r in params.roots]
+        self.gone = IndexSet(self.start, max(self.start, self.stop))
+        self._gone_lock = threading.Lock()
 
     def drain(self) -> Snapshot:
         return Snapshot.merge_all(t.recorder.take_interval() for t in self.tallies())
@@ -99,12 +146,20 @@ class CleanupShard(IndexShard):
         return sum(t.deleted for t in self.tallies())
 
     def _task(self) -> Callable[[int, ThreadTally], None]:
-        created, mine, storage, mode = self.created, self.params.mine, self.storage, self.mode
+        created, params, storage, deleter = self.created, self.params, self.storage, self.deleter
+        mine, labels, gone, lock = params.mine, self.labels, self.gone, self._gone_lock
+        rngs: dict[int, random.Random] = {}
 
         def task(g: int, tally: ThreadTally) -> None:
             if (created is not None and g not in created) or (created is None and not mine(g)):
                 return
-            _delete(storage.backend_of(g), storage.key_of(g), tally, mode)
+            rng = rngs.get(id(tally))
+            if rng is None:
+                rng = rngs[id(tally)] = random.Random(g)
+            where = labels[params.root_of(g)]
+            if deleter.delete(storage.backend_of(g), storage.key_of(g), tally, rng, where):
+                with lock:
+                    gone.add(g)
 
         return task
 
@@ -137,16 +192,33 @@ class CleanupShard(IndexShard):
         self._run_range(self.concurrency)
         self._rmdirs()
 
-    def finish(self, timeout: float | None = None) -> ShardResult:
+    def left(self) -> tuple[IndexSet, list[Leftover]]:
+        """The indices that stay, and the per-root report of them (where anything stays)."""
+        with self._gone_lock:
+            todo = candidates(self.params, self.gone.start, self.gone.stop, self.created)
+            left = todo.difference(self.gone)
+        counts = count_by_root(self.params, left)
+        failed = sum(t.failed for t in self.tallies() if t is not self.dir_tally)
+        out = []
+        for r, n in sorted(counts.items()):
+            if n == 0:
+                continue
+            if self.control.stopping and n > failed:
+                why = self.control.reason or "stopped"
+                self.deleter.note(self.labels[r], NOT_ATTEMPTED, f"cleanup stopped: {why}")
+            out.append(self.deleter.leftover(self.labels[r], n))
+        return left, out
+
+    def finish(self, timeout: float | None = None) -> CleanupShardResult:
         self._thread.join(timeout)
         tallies = self.tallies()
-        failed = IndexSet(self.start, max(self.start, self.stop))
-        result = ShardResult(
+        left, leftovers = self.left()
+        result = CleanupShardResult(
             entry=self.params.entry,
             start=self.start,
             stop=self.stop,
             created=IndexSet(0, 0),
-            failed=failed,
+            failed=left,
             skipped=sum(t.skipped for t in tallies),
             deleted=sum(t.deleted for t in tallies),
             snapshot=self.drain(),
@@ -154,8 +226,13 @@ class CleanupShard(IndexShard):
             first_error=self.first_error(),
             aborted=self.control.aborted,
             reason=self.control.reason if self.control.aborted else "",
+            gone=self.gone,
+            missing=sum(t.skipped for t in tallies),
+            failed_deletes=sum(t.failed for t in tallies if t is not self.dir_tally),
+            rmdir_failed=self.dir_tally.failed,
+            retries=self.deleter.retries,
+            leftovers=leftovers,
         )
-        result.existed = sum(t.failed for t in tallies)  # failed deletes (count only; no per-index record)
         self.parent_control.release(self.control)
         self.storage.close()
         return result
@@ -171,9 +248,10 @@ def cleanup_shard(
     mode: str = "tolerant",
     concurrency: int | None = None,
     dirs: IndexSet | None = None,
-) -> ShardResult:
+    retry: ErrorHandling | None = None,
+) -> CleanupShardResult:
     """Delete the created objects of [start_index, stop_index); `created=None` deletes every prepare name of
-    this agent's share (`--cleanup-only`). Failed deletes are in `result.existed` (a count)."""
+    this agent's share (`--cleanup-only`). What stays is in `result.failed` and `result.leftovers`."""
     return (
         CleanupShard(
             params,
@@ -184,118 +262,23 @@ def cleanup_shard(
             mode=mode,
             concurrency=concurrency,
             dirs=dirs,
+            retry=retry,
         )
         .begin()
         .finish()
     )
 
 
-# -- workload PUT objects ----------------------------------------------------------------------------------
-
-
-def put_locations(config: Any, backends: BackendSet) -> list[tuple[Backend, str]]:
-    """(backend, directory) of every non-tree PUT op, deduplicated."""
-    if getattr(getattr(config, "prepare", None), "directory_structure", None) is not None:
-        return []  # tree PUTs overwrite tree files; those belong to prepare's record
-    seen, out = set(), []
-    for op in config.workload:
-        if op_name(op) != "put":
-            continue
-        backend, rel = backends.locate(str(op.path))
-        directory = put_directory(rel)
-        key = (backend.root_uri, directory)
-        if key not in seen:
-            seen.add(key)
-            out.append((backend, directory))
-    return out
-
-
-def _run_put_keys(backend: Backend, directory: str, head: str, control: RunControl) -> Iterator[str]:
-    prefix = join_key(directory, head)
-    try:
-        for key, _size in backend.list(prefix, recursive=False):
-            if control.stopping:
-                return
-            if not key.endswith("/") and key.rsplit("/", 1)[-1].startswith(head):
-                yield key
-    except StorageError as exc:
-        if exc.kind is not ErrorClass.NOT_FOUND:
-            raise
-
-
-class PutCleanup:
-    """Streams each PUT directory's listing into a bounded queue drained by `concurrency` delete threads."""
-
-    def __init__(
-        self,
-        config: Any,
-        identity: AgentIdentity,
-        control: RunControl,
-        backends: BackendSet,
-        *,
-        mode: str,
-        concurrency: int,
-    ) -> None:
-        self.locations = put_locations(config, backends)
-        self.head = put_key_prefix(identity.run_id, identity.agent_id)
-        self.control = control
-        self.mode = mode
-        self.tallies = [ThreadTally() for _ in range(max(1, concurrency))]
-        self._queue: queue.Queue[tuple[Backend, str] | None] = queue.Queue(maxsize=4 * len(self.tallies))
-        self._threads: list[threading.Thread] = []
-        self.list_error = ""
-
-    def _consume(self, tally: ThreadTally) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            _delete(item[0], item[1], tally, self.mode)
-
-    def _produce(self) -> None:
-        try:
-            for backend, directory in self.locations:
-                for key in _run_put_keys(backend, directory, self.head, self.control):
-                    while not self.control.stopping:
-                        try:
-                            self._queue.put((backend, key), timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
-        except StorageError as exc:
-            self.list_error = str(exc)
-        finally:
-            for _ in self.tallies:
-                self._queue.put(None)
-
-    def begin(self) -> PutCleanup:
-        for i, tally in enumerate(self.tallies):
-            t = threading.Thread(
-                target=self._consume, args=(tally,), name=f"sbench-cleanup-put-{i}", daemon=True
-            )
-            self._threads.append(t)
-            t.start()
-        producer = threading.Thread(target=self._produce, name="sbench-cleanup-list", daemon=True)
-        self._threads.append(producer)
-        producer.start()
-        return self
-
-    def alive(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
-
-    def wait(self, timeout: float | None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self._threads:
-            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-
-    def drain(self) -> Snapshot:
-        return Snapshot.merge_all(t.recorder.take_interval() for t in self.tallies)
-
-    def done_count(self) -> int:
-        return sum(t.deleted + t.failed + t.skipped for t in self.tallies)
-
-    def deleted_count(self) -> int:
-        return sum(t.deleted for t in self.tallies)
+def cleanup_failure(mode: str, leftovers: list[Leftover], missing: int = 0, rmdir_failed: int = 0) -> str:
+    """Why a cleanup stage fails ("" when it does not): objects left (`leftovers.fails_run`), or in strict
+    mode any delete that found nothing or directory that could not be removed."""
+    if fails_run(mode, leftovers):
+        return f"{summary(leftovers)} (cleanup_mode={mode})"
+    if mode == "strict" and (missing or rmdir_failed):
+        parts = [f"{missing:,} deletes found no object"] if missing else []
+        parts += [f"{rmdir_failed:,} directories could not be removed"] if rmdir_failed else []
+        return ", ".join(parts) + " (cleanup_mode=strict)"
+    return ""
 
 
 # -- the local cleanup stage -------------------------------------------------------------------------------
@@ -312,6 +295,12 @@ class CleanupOutcome:
     reason: str
     first_error: str
     notes: list[str]
+    mode: str = "tolerant"
+    #: deletes that found no object (gone all the same)
+    missing: int = 0
+    retries: int = 0
+    #: this run's objects that stay, per location
+    leftovers: list[Leftover] = field(default_factory=list)
 
 
 def run_cleanup(
@@ -327,14 +316,12 @@ def run_cleanup(
 ) -> CleanupOutcome:
     """Delete this run's prepared objects (per the RunState record) and its workload PUT objects."""
     prep = config.prepare
-    mode = str(
-        getattr(getattr(prep, "cleanup_mode", None), "value", getattr(prep, "cleanup_mode", "tolerant"))
-        or "tolerant"
-    )
+    mode = cleanup_mode(config)
+    retry = ErrorHandling.for_cleanup(getattr(config, "error_handling", None))
     concurrency = int(getattr(prep, "cleanup_concurrency", None) or config.concurrency)
     interval = float(interval_s or getattr(getattr(config, "perf_log", None), "interval", 1.0) or 1.0)
     notes: list[str] = []
-    jobs: list[Any] = []
+    jobs: list[CleanupShard] = []
     for params in prepare_params(config, identity, concurrency=concurrency):
         record = state.prepared.get(params.entry) if state is not None else None
         if record is not None:
@@ -363,17 +350,23 @@ def run_cleanup(
                 mode=mode,
                 concurrency=concurrency,
                 dirs=dirs,
+                retry=retry,
             )
         )
     backends = BackendSet(config)
     emitter = IntervalEmitter(identity.agent_id, stage_name, on_interval)
     t0 = time.monotonic()
+    put_job: PutCleanup | None = None
     try:
-        put_job = PutCleanup(config, identity, control, backends, mode=mode, concurrency=concurrency)
-        if cleanup_only and put_job.locations:
+        if not cleanup_only:
+            head = put_key_prefix(identity.run_id, identity.agent_id)
+            deleter = Deleter(retry, control, mode)
+            put_job = PutCleanup(config, head, control, backends, concurrency=concurrency, deleter=deleter)
+            if not put_job.locations:
+                put_job = None
+        elif any(op_name(op) == "put" for op in config.workload):
             notes.append("workload PUT objects of earlier runs are kept: their keys carry those runs' ids")
-        use_put = bool(put_job.locations) and not cleanup_only
-        active: list[Any] = [j.begin() for j in jobs] + ([put_job.begin()] if use_put else [])
+        active: list[Any] = [j.begin() for j in jobs] + ([put_job.begin()] if put_job is not None else [])
 
         def emit(snap: Snapshot) -> None:
             done = sum(j.done_count() for j in active)
@@ -381,34 +374,38 @@ def run_cleanup(
 
         wait_ticking(active, interval, lambda: emit(Snapshot.merge_all(j.drain() for j in active)))
         results = [j.finish() for j in jobs]
+        puts = put_job.result() if put_job is not None else None
         if state is not None:
             for job, r in zip(jobs, results, strict=True):
-                if not r.aborted and r.existed == 0:
+                record = state.prepared.get(job.params.entry)
+                if not r.leftovers:
                     state.prepared.pop(job.params.entry, None)  # deleted: nothing of it is ours any more
-        emit(Snapshot.merge_all([r.snapshot for r in results] + ([put_job.drain()] if use_put else [])))
+                elif record is not None:  # a later cleanup stage retries exactly what stays
+                    record.created, record.complete = r.failed, False
+        emit(Snapshot.merge_all([r.snapshot for r in results] + ([puts.snapshot] if puts else [])))
     finally:
         backends.close()
-    put_tallies = put_job.tallies if use_put else []
-    deleted = sum(r.deleted for r in results)
-    failed = sum(r.existed for r in results) + sum(t.failed for t in put_tallies)
-    first = next((r.first_error for r in results if r.first_error), "") or next(
-        (t.first_error for t in put_tallies if t.first_error), ""
-    )
-    if use_put and put_job.list_error:
-        failed += 1
-        first = first or f"listing PUT objects: {put_job.list_error}"
+    leftovers = [item for r in results for item in r.leftovers] + (puts.leftovers if puts else [])
+    missing = sum(r.missing for r in results) + (puts.missing if puts else 0)
+    first = next((r.first_error for r in results if r.first_error), "") or (puts.first_error if puts else "")
     aborted = control.aborted or any(r.aborted for r in results)
-    reason = control.reason if control.aborted else ""
-    if not aborted and failed and mode != "besteffort":
-        reason = f"{failed} deletes failed (cleanup_mode={mode})"
+    if aborted:
+        reason = control.reason
+    else:
+        rmdirs = sum(r.rmdir_failed for r in results)
+        reason = cleanup_failure(mode, leftovers, missing, rmdirs)
     return CleanupOutcome(
         snapshot=emitter.acc.snapshot(),
         elapsed_s=time.monotonic() - t0,
-        deleted=deleted,
-        failed=failed,
-        put_deleted=sum(t.deleted for t in put_tallies),
+        deleted=sum(r.deleted for r in results),
+        failed=sum(r.failed_deletes for r in results) + (puts.failed if puts else 0),
+        put_deleted=puts.deleted if puts else 0,
         aborted=aborted,
         reason=reason,
         first_error=first,
         notes=notes,
+        mode=mode,
+        missing=missing,
+        retries=sum(r.retries for r in results) + (puts.retries if puts else 0),
+        leftovers=leftovers,
     )

@@ -56,6 +56,19 @@ class IndexSet:
                     if byte >> bit & 1:
                         yield base + bit
 
+    def difference(self, other: IndexSet) -> IndexSet:
+        """The indices of this set that `other` lacks (a new set over this range); whole-bitmap integer
+        arithmetic when both cover the same range, so 64M objects take milliseconds."""
+        if (other.start, other.stop) == (self.start, self.stop):
+            size = len(self._bits)
+            mine = int.from_bytes(self._bits, "little")
+            theirs = int.from_bytes(other._bits, "little")
+            return IndexSet(self.start, self.stop, (mine & ~theirs).to_bytes(size, "little"))
+        out = IndexSet(self.start, self.stop, self._bits)
+        for index in other:
+            out.discard(index)
+        return out
+
     def update(self, other: IndexSet) -> None:
         """Union in another set; byte-wise when both cover the same range, else index by index."""
         if (other.start, other.stop) == (self.start, self.stop):

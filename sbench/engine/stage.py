@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sbench.engine import leftovers
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.state import RunState
 from sbench.metrics.progress import ProgressCounters
@@ -260,14 +261,20 @@ def _cleanup(run: _StageRun) -> StageOutcome:
         stage_name=run.plan.name,
     )
     default = f"deleted {out.deleted:,} prepared and {out.put_deleted:,} workload objects"
-    if run.soft_stopped:
+    left = leftovers.report(out.mode, out.leftovers, aborted=run.parent.aborted)
+    if run.soft_stopped and not left["fails_run"]:
         status, reason = StageStatus.OK, f"{run.stage.reason}; {default}"
     else:
         status, reason = run.status(out.aborted or bool(out.reason), out.reason, default)
+        if status is StageStatus.TIMEOUT and out.leftovers:
+            reason = f"{reason}; {leftovers.summary(out.leftovers)}"
     details = {
         "deleted": out.deleted,
         "put_deleted": out.put_deleted,
         "failed": out.failed,
+        "missing": out.missing,
+        "retries": out.retries,
+        "left_behind": left,
         "notes": out.notes,
     }
     return run.outcome(status, reason, out.snapshot, out.elapsed_s, details, out.first_error)

@@ -82,7 +82,10 @@ def format_status(
     reason: str = "",
     timestamp: datetime | None = None,
     first_errors: Sequence[FirstError] = (),
+    left_lines: Sequence[str] = (),
 ) -> str:
+    """The text of STATUS.txt; `left_lines` (objects cleanup left behind, a failure or a warning) get a
+    section of their own whatever the status."""
     status = RunStatus(status)
     ts = (timestamp or datetime.now().astimezone()).isoformat(timespec="seconds")
 
@@ -122,6 +125,8 @@ def format_status(
     if first_errors:
         lines += ["", "=== First Error of Each Class ==="]
         lines += [e.line() for e in first_errors]
+    if left_lines:
+        lines += ["", "=== Objects Left Behind ===", *left_lines]
     return "\n".join(lines) + "\n"
 
 
@@ -135,6 +140,7 @@ def write_status(
     reason: str = "",
     timestamp: datetime | None = None,
     first_errors: Sequence[FirstError] = (),
+    left_lines: Sequence[str] = (),
 ) -> Path:
     text = format_status(
         status,
@@ -144,5 +150,6 @@ def write_status(
         reason=reason,
         timestamp=timestamp,
         first_errors=first_errors,
+        left_lines=left_lines,
     )
     return write_text_atomic(path, text)

@@ -37,7 +37,9 @@ def test_defaults_with_prepare_and_cleanup() -> None:
     assert names(plans) == ["preflight", "prepare", "execute", "cleanup"]
     assert [p.index for p in plans] == [1, 2, 3, 4]
     cleanup = plans[-1]
-    assert cleanup.optional and cleanup.timeout_s == 3600.0 and cleanup.completion is Completion.TASKS_DONE
+    # not optional (sai3's was): a cleanup that leaves objects behind must fail the run
+    assert not cleanup.optional
+    assert cleanup.timeout_s == 3600.0 and cleanup.completion is Completion.TASKS_DONE
     assert plans[2].duration == 7.0
 
 

@@ -1,0 +1,302 @@
+"""Cleanup of workload PUT objects: their keys carry the run id and agent id, so each place a PUT could have
+written to is listed and exactly this run's keys (of one agent, or of every agent) are deleted.
+
+Places: every PUT op's directory on every endpoint it can reach. A multi-endpoint router spreads PUTs over
+its endpoints, and endpoints need not share a namespace (two buckets, two directories), so each endpoint's
+directory is a place of its own. Places are done one after the other: a place's deletes all end before the
+next is listed, so endpoints that do share a namespace never see a key deleted twice at once.
+
+Accounting per place (what `leftovers.Leftover` reports): keys listed, confirmed gone (deleted or not
+found), and still there (failed, or skipped because the stage stopped). A key listed again after a
+listing retry is counted once. When a listing did not finish, the count is a lower bound.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sbench.engine.backends import BackendSet
+from sbench.engine.context import RunControl
+from sbench.engine.deletes import Deleter, as_storage_error
+from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover
+from sbench.engine.naming import put_key_prefix
+from sbench.engine.paths import join_key, op_name, put_directory
+from sbench.engine.shards import ThreadTally
+from sbench.metrics.snapshot import Snapshot
+from sbench.storage.base import Backend, ErrorClass
+from sbench.storage.multi import MultiEndpointBackend
+
+#: how long the producer waits for queue room before it checks the stop flag again
+_POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class PutPlace:
+    """One directory on one endpoint that workload PUTs wrote into; `label` is the key prefix's URI."""
+
+    backend: Backend
+    directory: str
+    label: str
+
+
+def _endpoints(backend: Backend) -> list[Backend]:
+    """Every endpoint a PUT through `backend` can have reached (each endpoint of a router, counted on it)."""
+    if isinstance(backend, MultiEndpointBackend):
+        return [backend.pinned(i) for i in range(len(backend.endpoints))]
+    return [backend]
+
+
+def put_places(config: Any, backends: BackendSet, head: str) -> list[PutPlace]:
+    """The places of every non-tree PUT op, deduplicated; `head` is the key-name prefix cleanup deletes."""
+    if getattr(getattr(config, "prepare", None), "directory_structure", None) is not None:
+        return []  # tree PUTs overwrite tree files; those belong to prepare's record
+    seen: set[str] = set()
+    out: list[PutPlace] = []
+    for op in config.workload:
+        if op_name(op) != "put":
+            continue
+        router, rel = backends.locate(str(op.path))
+        directory = put_directory(rel)
+        for backend in _endpoints(router):
+            label = backend.uri_of(join_key(directory, head))
+            if label not in seen:
+                seen.add(label)
+                out.append(PutPlace(backend, directory, label))
+    return out
+
+
+def _run_keys(place: PutPlace, head: str, stopping: Any) -> Iterator[str]:
+    for key, _size in place.backend.list(join_key(place.directory, head), recursive=False):
+        if stopping():
+            return
+        if not key.endswith("/") and key.rsplit("/", 1)[-1].startswith(head):
+            yield key
+
+
+class _PlaceState:
+    """One place's keys: how many were queued and resolved, and which ones stay."""
+
+    def __init__(self, place: PutPlace) -> None:
+        self.place = place
+        self.queued = 0
+        self.done = 0
+        self.stay: set[str] = set()
+        self.listed_all = False
+        self.lock = threading.Lock()
+
+    def resolve(self, key: str, gone: bool) -> None:
+        with self.lock:
+            self.done += 1
+            if gone:
+                self.stay.discard(key)
+            else:
+                self.stay.add(key)
+
+    def left(self) -> tuple[int, bool]:
+        """(objects left, whether that count is exact)."""
+        with self.lock:
+            unresolved = self.queued - self.done
+            return len(self.stay) + unresolved, self.listed_all and unresolved == 0
+
+
+@dataclass
+class PutCleanupResult:
+    """What the PUT cleanup of one agent (or of every agent of a run) did."""
+
+    snapshot: Snapshot
+    deleted: int
+    missing: int
+    failed: int
+    retries: int
+    leftovers: list[Leftover]
+    first_error: str
+    aborted: bool
+    elapsed_s: float
+
+
+class PutCleanup:
+    """Streams each place's listing into a bounded queue drained by `concurrency` delete threads."""
+
+    def __init__(
+        self,
+        config: Any,
+        head: str,
+        control: RunControl,
+        backends: BackendSet,
+        *,
+        concurrency: int,
+        deleter: Deleter | None = None,
+    ) -> None:
+        self.head = head
+        self.places = [_PlaceState(p) for p in put_places(config, backends, head)]
+        self.control = control
+        self.deleter = deleter or Deleter.for_config(config, control)
+        self.tallies = [ThreadTally() for _ in range(max(1, concurrency))]
+        self.list_tally = ThreadTally()
+        self._queue: queue.Queue[tuple[_PlaceState, str] | None] = queue.Queue(maxsize=4 * len(self.tallies))
+        self._threads: list[threading.Thread] = []
+        self.t0 = time.monotonic()
+
+    @property
+    def locations(self) -> list[PutPlace]:
+        return [t.place for t in self.places]
+
+    # -- threads -----------------------------------------------------------------------------------------
+    def _consume(self, index: int, tally: ThreadTally) -> None:
+        rng = random.Random(index)
+        deleter, control = self.deleter, self.control
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                place, key = item
+                if control.stopping:  # abandoned, not attempted: it stays
+                    place.resolve(key, False)
+                    continue
+                place.resolve(key, deleter.delete(place.place.backend, key, tally, rng, place.place.label))
+            finally:
+                self._queue.task_done()
+
+    def _enqueue(self, place: _PlaceState, key: str) -> bool:
+        """Queue a listed key for deletion; False when the stage stopped first (the key stays, counted)."""
+        with place.lock:
+            place.queued += 1
+        while not self.control.stopping:
+            try:
+                self._queue.put((place, key), timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        place.resolve(key, False)
+        return False
+
+    def _list_into(self, place: _PlaceState, rng: random.Random) -> None:
+        """List one place into the queue; a failed listing is retried from the start (keys seen again are
+        counted once), and given up on with its first error noted."""
+        stopping = self.control.stop_flag()
+        attempt = 0
+        while not stopping():
+            try:
+                for key in _run_keys(place.place, self.head, stopping):
+                    if not self._enqueue(place, key):
+                        return
+                place.listed_all = not stopping()
+                return
+            except Exception as exc:
+                err = as_storage_error(exc, place.place.label)
+                if err.kind is ErrorClass.NOT_FOUND:  # the directory does not exist: nothing was written
+                    place.listed_all = True
+                    return
+                attempt += 1
+                if self.deleter.retry(err.kind, attempt, rng, self.list_tally):
+                    continue
+                self.deleter.failed(err, self.list_tally, place.place.label)
+                return
+
+    def _drain(self) -> None:
+        """Wait until every queued delete has ended (or the stage stops)."""
+        done = self._queue.all_tasks_done
+        with done:
+            while self._queue.unfinished_tasks and not self.control.stopping:
+                done.wait(_POLL_S)
+
+    def _produce(self) -> None:
+        rng = random.Random(len(self.places))
+        try:
+            for place in self.places:
+                if self.control.stopping:
+                    break
+                self._list_into(place, rng)
+                self._drain()
+        finally:
+            for _ in self.tallies:
+                self._queue.put(None)
+
+    def begin(self) -> PutCleanup:
+        self.t0 = time.monotonic()
+        for i, tally in enumerate(self.tallies):
+            t = threading.Thread(
+                target=self._consume, args=(i, tally), name=f"sbench-cleanup-put-{i}", daemon=True
+            )
+            self._threads.append(t)
+            t.start()
+        producer = threading.Thread(target=self._produce, name="sbench-cleanup-list", daemon=True)
+        self._threads.append(producer)
+        producer.start()
+        return self
+
+    # -- progress ----------------------------------------------------------------------------------------
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def wait(self, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def drain(self) -> Snapshot:
+        return Snapshot.merge_all(t.recorder.take_interval() for t in [self.list_tally, *self.tallies])
+
+    def done_count(self) -> int:
+        return sum(t.deleted + t.failed + t.skipped for t in self.tallies)
+
+    def deleted_count(self) -> int:
+        return sum(t.deleted for t in self.tallies)
+
+    # -- outcome -----------------------------------------------------------------------------------------
+    def leftovers(self) -> list[Leftover]:
+        """Per place: this run's keys that were listed and not confirmed gone (a lower bound where the
+        listing did not finish)."""
+        out = []
+        for place in self.places:
+            left, exact = place.left()
+            if left == 0 and exact:
+                continue
+            if self.control.stopping:
+                self.deleter.note(
+                    place.place.label, NOT_ATTEMPTED, f"cleanup stopped: {self.control.reason or 'stopped'}"
+                )
+            out.append(self.deleter.leftover(place.place.label, left, exact=exact))
+        return out
+
+    def result(self) -> PutCleanupResult:
+        tallies = [self.list_tally, *self.tallies]
+        return PutCleanupResult(
+            snapshot=self.drain(),
+            deleted=sum(t.deleted for t in tallies),
+            missing=sum(t.skipped for t in tallies),
+            failed=sum(t.failed for t in tallies),
+            retries=self.deleter.retries,
+            leftovers=self.leftovers(),
+            first_error=next((t.first_error for t in tallies if t.first_error), ""),
+            aborted=self.control.aborted,
+            elapsed_s=time.monotonic() - self.t0,
+        )
+
+
+def cleanup_puts(
+    config: Any,
+    run_id: str,
+    control: RunControl,
+    *,
+    agent_id: str | None = None,
+    concurrency: int | None = None,
+) -> PutCleanupResult:
+    """Delete the workload PUT objects of `run_id` (of one agent, or of every agent when None) wherever the
+    config's PUT ops could have written them; what a Ray cleanup task runs for one agent config."""
+    prep = getattr(config, "prepare", None)
+    threads = int(concurrency or getattr(prep, "cleanup_concurrency", None) or config.concurrency)
+    backends = BackendSet(config)
+    try:
+        job = PutCleanup(config, put_key_prefix(run_id, agent_id), control, backends, concurrency=threads)
+        job.begin().wait(None)
+        return job.result()
+    finally:
+        backends.close()
