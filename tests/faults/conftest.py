@@ -175,15 +175,17 @@ def s3_env(tmp: Path) -> dict[str, str]:
             "AWS_EC2_METADATA_DISABLED": "true"}
 
 
-def tmpfs_wrapper(mount_dir: Path, size: str, count_file: Path) -> list[str]:
+def tmpfs_wrapper(mount_dir: Path, size: str, count_file: Path, copy_to: Path | None = None) -> list[str]:
     """A command prefix that runs the rest inside a private mount namespace with a `size` tmpfs on
-    `mount_dir`, and writes the number of files left on it to `count_file` when the command ends (the
-    tmpfs vanishes with the namespace)."""
+    `mount_dir`. The tmpfs vanishes with the namespace, so when the command ends the number of files on it is
+    written to `count_file`, and its content copied to `copy_to` when given."""
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    script = (f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(mount_dir))} || exit 99; \"$@\"; rc=$?; "
-              f"find {shlex.quote(str(mount_dir))} -type f | wc -l > {shlex.quote(str(count_file))}; exit $rc")
+    mount, count = shlex.quote(str(mount_dir)), shlex.quote(str(count_file))
+    copy = f"mkdir -p {shlex.quote(str(copy_to))} && cp -a {mount}/. {shlex.quote(str(copy_to))}; " if copy_to else ""
+    script = (f"mount -t tmpfs -o size={size} tmpfs {mount} || exit 99; \"$@\"; rc=$?; "
+              f"find {mount} -type f | wc -l > {count}; {copy}exit $rc")
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "tmpfs-run"]
 
 

@@ -152,6 +152,8 @@ async def _send(writer: asyncio.StreamWriter | None, data: bytes) -> None:
 
 def _reset(writer: asyncio.StreamWriter) -> None:
     """Close with a TCP RST (SO_LINGER 0), as a crashed server or a middlebox dropping state does."""
+    if writer.transport.is_closing():
+        return  # the peer is gone already
     sock = writer.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
