@@ -105,7 +105,8 @@ def restart(server: LocalServer, timeout: float = 90.0) -> LocalServer:
     """The same command on the same port and work directory (data kept), after the process was stopped."""
     if server.alive():
         raise RuntimeError(f"{server.name} is still running (pid {server.proc.pid}); stop it first")
-    return _start(server.name, list(server.proc.args), server.port, server.workdir, server.env, timeout=timeout)
+    command = list(server.proc.args)
+    return _start(server.name, command, server.port, server.workdir, server.env, timeout=timeout)
 
 
 def weed_binary() -> str | None:

@@ -25,8 +25,17 @@ from tests.faults.sbenchrun import Finished, SbenchProcess
 from tests.faults.table import Outcome
 
 #: Every file of a results directory, whatever the verdict (README "Results").
-PROMISED_FILES = ("config.yaml", "console_log.txt", "metadata.json", "STATUS.txt", "summary.json",
-                  "workload_results.tsv", "prepare_results.tsv", "perf_log.tsv", "preflight.json")
+PROMISED_FILES = (
+    "config.yaml",
+    "console_log.txt",
+    "metadata.json",
+    "STATUS.txt",
+    "summary.json",
+    "workload_results.tsv",
+    "prepare_results.tsv",
+    "perf_log.tsv",
+    "preflight.json",
+)
 #: Phases with a results table: summary.json section, perf_log.tsv `stage` label, table file.
 PHASES = (("prepare", "Prepare", "prepare_results.tsv"), ("workload", "Workload", "workload_results.tsv"))
 OP_COLUMNS = {"GET": "get_ops", "PUT": "put_ops", "META": "meta_ops"}
@@ -57,8 +66,9 @@ class Expect:
     distributed: bool = False
 
 
-def check_run(run: SbenchProcess, done: Finished, expect: Expect, outcome: Outcome,
-              count_left: Callable[[], int] | None) -> None:
+def check_run(
+    run: SbenchProcess, done: Finished, expect: Expect, outcome: Outcome, count_left: Callable[[], int] | None
+) -> None:
     """Record the run in `outcome`, then assert everything `expect` and the README promise."""
     results = run.results
     status_text = _read(results / "STATUS.txt")
@@ -75,7 +85,9 @@ def check_run(run: SbenchProcess, done: Finished, expect: Expect, outcome: Outco
     if done.seconds > expect.within_s:
         problems.append(f"took {done.seconds:.1f} s, bound {expect.within_s:.1f} s")
     if expect.after_signal_s is not None and (done.after_signal or 0) > expect.after_signal_s:
-        problems.append(f"ended {done.after_signal:.1f} s after the signal, bound {expect.after_signal_s:.1f} s")
+        problems.append(
+            f"ended {done.after_signal:.1f} s after the signal, bound {expect.after_signal_s:.1f} s"
+        )
     if "Traceback (most recent call last)" in done.output:
         problems.append("a traceback was printed")
     missing = [name for name in PROMISED_FILES if not (results / name).is_file()]
@@ -85,8 +97,11 @@ def check_run(run: SbenchProcess, done: Finished, expect: Expect, outcome: Outco
         problems.append(f"STATUS {status}, expected {expect.status}")
     if (status == "SUCCESS") != (done.code == 0):
         problems.append(f"exit code {done.code} contradicts STATUS {status}")
-    problems += [f"STATUS.txt does not mention {text!r}" for text in expect.reason
-                 if text.lower() not in status_text.lower()]
+    problems += [
+        f"STATUS.txt does not mention {text!r}"
+        for text in expect.reason
+        if text.lower() not in status_text.lower()
+    ]
     if not missing:
         problems += verdicts_agree(results, status) + counts_agree(results, expect.distributed)
     problems += _left_problems(left, reported, expect)
@@ -96,8 +111,11 @@ def check_run(run: SbenchProcess, done: Finished, expect: Expect, outcome: Outco
         lingering = run.lingering(RAY_GONE_WITHIN_S)
         if lingering:
             problems.append(f"Ray processes alive {RAY_GONE_WITHIN_S:.0f} s after sbench exited: {lingering}")
-    assert not problems, "\n".join(problems) + f"\n--- STATUS.txt:\n{status_text[:3000]}" + \
-        f"\n--- output (tail):\n{done.output[-3000:]}"
+    assert not problems, (
+        "\n".join(problems)
+        + f"\n--- STATUS.txt:\n{status_text[:3000]}"
+        + f"\n--- output (tail):\n{done.output[-3000:]}"
+    )
 
 
 def _left_problems(left: int | None, reported: int | None, expect: Expect) -> list[str]:
@@ -137,8 +155,11 @@ def counts_agree(results: Path, distributed: bool) -> list[str]:
         ops = {op: int(v["ops"]) for op, v in ((summary.get(section) or {}).get("operations") or {}).items()}
         rows = all_rows(results / table)
         for op in OP_COLUMNS:
-            figures = {"summary.json": ops.get(op, 0), table: rows.get(op, 0),
-                       "perf_log.tsv": perf.get((label, op), 0)}
+            figures = {
+                "summary.json": ops.get(op, 0),
+                table: rows.get(op, 0),
+                "perf_log.tsv": perf.get((label, op), 0),
+            }
             if len(set(figures.values())) > 1:
                 problems.append(f"{label} {op} counts disagree: {figures}")
     if distributed:
@@ -151,8 +172,10 @@ def counts_agree(results: Path, distributed: bool) -> list[str]:
                 summed[key] = summed.get(key, 0) + value
         for key in sorted(set(summed) | set(perf)):
             if summed.get(key, 0) != perf.get(key, 0):
-                problems.append(f"{key[0]} {key[1]}: merged perf_log.tsv {perf.get(key, 0)} != sum of agents "
-                                f"{summed.get(key, 0)}")
+                problems.append(
+                    f"{key[0]} {key[1]}: merged perf_log.tsv {perf.get(key, 0)} != sum of agents "
+                    f"{summed.get(key, 0)}"
+                )
         problems += stage_tables_agree(results)
     return problems
 

@@ -1,5 +1,6 @@
-"""Fixtures of the fault-injection suite: S3 targets behind the fault proxy, a SeaweedFS of the test's own that
-may be killed, restarted or frozen, a tiny tmpfs, and the per-scenario Outcome that feeds docs/faults.md.
+"""Fixtures of the fault-injection suite: S3 and Azure targets behind the fault proxy, a SeaweedFS of the
+test's own that may be killed, restarted or frozen, a tiny tmpfs, and the per-scenario Outcome that feeds
+docs/faults.md.
 
 Scenarios run `python -m sbench run` as a child (tests/faults/sbenchrun.py) with a hermetic AWS environment
 holding only the test key pair, so a developer's ~/.aws never leaks in and no client goes looking for
@@ -88,7 +89,9 @@ class S3Target:
         """Every key under the prefix, listed on the server itself (never through the proxy)."""
         client = s3_admin_client(self.server)
         try:
-            pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/")
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{self.prefix}/"
+            )
             return [o["Key"] for page in pages for o in page.get("Contents", [])]
         finally:
             client.close()
@@ -124,6 +127,46 @@ def s3_target(seaweedfs: servers.LocalServer, faults_bucket: str, proxy: FaultPr
     target = S3Target(seaweedfs, faults_bucket, f"f-{uuid.uuid4().hex[:10]}", proxy.port)
     yield target
     target.remove_all()
+
+
+@dataclass
+class AzureTarget:
+    """A prefix of an Azurite container, reached by sbench through `port` (the fault proxy's)."""
+
+    server: servers.LocalServer
+    container: str
+    prefix: str
+    port: int
+
+    @property
+    def uri(self) -> str:
+        return f"az://127.0.0.1:{self.port}/{servers.AZURITE_ACCOUNT}/{self.container}/{self.prefix}/"
+
+    def env(self) -> dict[str, str]:
+        """The child's Azure settings: Azurite's connection string, its endpoint the proxy."""
+        return {"AZURE_STORAGE_CONNECTION_STRING": servers.azurite_connection_string(self.port)}
+
+    def _client(self):  # type: ignore[no-untyped-def]
+        from azure.storage.blob import BlobServiceClient
+
+        service = BlobServiceClient.from_connection_string(
+            servers.azurite_connection_string(self.server.port)
+        )
+        return service.get_container_client(self.container)
+
+    def count(self) -> int:
+        """Blobs under the prefix, listed on Azurite itself (never through the proxy)."""
+        return sum(1 for _ in self._client().list_blobs(name_starts_with=f"{self.prefix}/"))
+
+
+@pytest.fixture
+def azure_target(azurite: servers.LocalServer) -> Iterator[tuple[AzureTarget, FaultProxy]]:
+    """A fresh container on the session Azurite and a fault proxy (answering Azure's ServerBusy) before it."""
+    with FaultProxy(azurite.port, flavor="azure", seed=10) as azure_proxy:
+        target = AzureTarget(azurite, f"faults-{uuid.uuid4().hex[:10]}", "bench", azure_proxy.port)
+        target._client().create_container()
+        yield target, azure_proxy
+        target._client().delete_container()
 
 
 class ServerControl:
@@ -170,9 +213,13 @@ def own_target(own_seaweed: ServerControl) -> S3Target:
 
 def s3_env(tmp: Path) -> dict[str, str]:
     """The child's AWS settings: only the test key pair, no profile files, no metadata service."""
-    return {"AWS_ACCESS_KEY_ID": servers.S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": servers.S3_SECRET_KEY,
-            "AWS_CONFIG_FILE": str(tmp / "no-aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-creds"),
-            "AWS_EC2_METADATA_DISABLED": "true"}
+    return {
+        "AWS_ACCESS_KEY_ID": servers.S3_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": servers.S3_SECRET_KEY,
+        "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-creds"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
 
 
 def tmpfs_wrapper(mount_dir: Path, size: str, count_file: Path, copy_to: Path | None = None) -> list[str]:
@@ -183,9 +230,15 @@ def tmpfs_wrapper(mount_dir: Path, size: str, count_file: Path, copy_to: Path | 
     if reason:
         pytest.skip(reason)
     mount, count = shlex.quote(str(mount_dir)), shlex.quote(str(count_file))
-    copy = f"mkdir -p {shlex.quote(str(copy_to))} && cp -a {mount}/. {shlex.quote(str(copy_to))}; " if copy_to else ""
-    script = (f"mount -t tmpfs -o size={size} tmpfs {mount} || exit 99; \"$@\"; rc=$?; "
-              f"find {mount} -type f | wc -l > {count}; {copy}exit $rc")
+    copy = (
+        f"mkdir -p {shlex.quote(str(copy_to))} && cp -a {mount}/. {shlex.quote(str(copy_to))}; "
+        if copy_to
+        else ""
+    )
+    script = (
+        f'mount -t tmpfs -o size={size} tmpfs {mount} || exit 99; "$@"; rc=$?; '
+        f"find {mount} -type f | wc -l > {count}; {copy}exit $rc"
+    )
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "tmpfs-run"]
 
 

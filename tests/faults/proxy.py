@@ -61,15 +61,19 @@ class Rule:
         )
 
 
-def rule(fault: Fault, share: float = 1.0, methods: Iterable[str] = (), path: str | None = None,
-         delay_ms: int = 0) -> Rule:
+def rule(
+    fault: Fault, share: float = 1.0, methods: Iterable[str] = (), path: str | None = None, delay_ms: int = 0
+) -> Rule:
     """A Rule with `methods` given as any iterable of method names."""
     return Rule(fault, share, frozenset(m.upper() for m in methods), path, delay_ms)
 
 
 def delete_rules(fault: Fault, share: float = 1.0) -> tuple[Rule, Rule]:
-    """Rules for every way a client deletes: DELETE, and the S3 bulk delete (`POST /bucket?delete`)."""
-    return rule(fault, share, ["DELETE"]), rule(fault, share, ["POST"], path=r"[?&]delete(=|&|$)")
+    """Rules for every way a client deletes: DELETE, and the bulk deletes (S3 `POST /bucket?delete`, Azure
+    `POST /container?restype=container&comp=batch`), which obstore uses even for one key."""
+    return rule(fault, share, ["DELETE"]), rule(
+        fault, share, ["POST"], path=r"[?&](delete(=|&|$)|comp=batch)"
+    )
 
 
 @dataclass
@@ -116,8 +120,9 @@ async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
         return None
 
 
-async def _relay_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]],
-                      writer: asyncio.StreamWriter | None) -> None:
+async def _relay_body(
+    reader: asyncio.StreamReader, headers: list[tuple[str, str]], writer: asyncio.StreamWriter | None
+) -> None:
     """Copy one message body (Content-Length or chunked, trailers included) from reader to writer (or
     discard it when writer is None). A message with neither header has no body (requests) - responses that
     end at close are handled by the caller."""
@@ -176,10 +181,12 @@ class FaultProxy:
         self._stalled: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._serve, "127.0.0.1", 0, limit=_HEAD_LIMIT))
+            asyncio.start_server(self._serve, "127.0.0.1", 0, limit=_HEAD_LIMIT)
+        )
         self.port: int = self._server.sockets[0].getsockname()[1]
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"fault-proxy-{self.port}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"fault-proxy-{self.port}", daemon=True
+        )
         self._thread.start()
 
     # --- control, from the test's thread -------------------------------------------------------------------
@@ -232,7 +239,7 @@ class FaultProxy:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    # --- the event loop's side --------------------------------------------------------------------------------
+    # --- the event loop's side ------------------------------------------------------------------------------
 
     def _decide(self, method: str, target: str) -> Rule | None:
         with self._lock:
@@ -296,11 +303,17 @@ class FaultProxy:
             return request.keep_alive
         return await self._forward(request, reader, writer, expects_continue)
 
-    async def _forward(self, request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       expects_continue: bool) -> bool:
+    async def _forward(
+        self,
+        request: _Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        expects_continue: bool,
+    ) -> bool:
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port,
-                                                                 limit=_HEAD_LIMIT)
+            up_reader, up_writer = await asyncio.open_connection(
+                "127.0.0.1", self.upstream_port, limit=_HEAD_LIMIT
+            )
         except OSError:
             self._count("upstream_refused")
             _reset(writer)
@@ -320,7 +333,8 @@ class FaultProxy:
                 if status >= 200 or status == 101:
                     break
             keep_alive = request.keep_alive and "close" not in {
-                v.lower() for k, v in headers if k.lower() == "connection"}
+                v.lower() for k, v in headers if k.lower() == "connection"
+            }
             values = {k.lower() for k, _ in headers}
             if request.method == "HEAD" or status in (204, 304):
                 return keep_alive
@@ -339,19 +353,29 @@ class FaultProxy:
             number = self._counts["requests"]
         if self.flavor == "s3":
             code, extra = "SlowDown", [("x-amz-request-id", f"FAULT{number:012d}")]
-            body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please "
-                    f"reduce your request rate.</Message><Resource>{request.target}</Resource>"
-                    f"<RequestId>FAULT{number:012d}</RequestId></Error>")
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please '
+                f"reduce your request rate.</Message><Resource>{request.target}</Resource>"
+                f"<RequestId>FAULT{number:012d}</RequestId></Error>"
+            )
         else:
-            code, extra = "ServerBusy", [("x-ms-error-code", "ServerBusy"),
-                                         ("x-ms-request-id", f"fault-{number:012d}")]
-            body = ("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Error><Code>ServerBusy</Code><Message>The "
-                    "server is currently unable to receive requests. Please retry your request.</Message>"
-                    "</Error>")
+            code, extra = (
+                "ServerBusy",
+                [("x-ms-error-code", "ServerBusy"), ("x-ms-request-id", f"fault-{number:012d}")],
+            )
+            body = (
+                '<?xml version="1.0" encoding="utf-8"?>\n<Error><Code>ServerBusy</Code><Message>The '
+                "server is currently unable to receive requests. Please retry your request.</Message>"
+                "</Error>"
+            )
         payload = body.encode()
-        headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(payload))),
-                   ("Date", formatdate(usegmt=True)), *extra,
-                   ("Connection", "keep-alive" if keep_alive else "close")]
+        headers = [
+            ("Content-Type", "application/xml"),
+            ("Content-Length", str(len(payload))),
+            ("Date", formatdate(usegmt=True)),
+            *extra,
+            ("Connection", "keep-alive" if keep_alive else "close"),
+        ]
         head = f"HTTP/1.1 503 {'Slow Down' if code == 'SlowDown' else 'Server Busy'}\r\n"
         head += "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
         return head.encode() + (b"" if request.method == "HEAD" else payload)

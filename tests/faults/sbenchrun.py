@@ -2,9 +2,10 @@
 
 The child gets its own process group (as a shell job has), so "Ctrl-C" is SIGINT to the whole group exactly
 as a terminal sends it, and a run that does not end within its bound is killed with its whole group. Its
-output is read line by line as it comes (PYTHONUNBUFFERED), so a test can act when a stage starts. Ray runs
-get a private RAY_TMPDIR: every process of the run's local Ray instance then carries that path (or descends
-from one that does), which is how `ray_processes` finds the agents to kill and the helpers that outlive sbench.
+output is read line by line as it comes (PYTHONUNBUFFERED), so a test can act when a stage starts. Ray
+runs get a private RAY_TMPDIR: every process of the run's local Ray instance then carries that path (or
+descends from one that does), which is how `ray_processes` finds the agents to kill and the helpers that
+outlive sbench.
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Environment of every child: the tree under test first, unbuffered output, Ray quiet and loopback-only.
-BASE_ENV = {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled",
-            "RAY_USAGE_STATS_ENABLED": "0", "COLUMNS": "160"}
+BASE_ENV = {
+    "PYTHONPATH": str(ROOT),
+    "PYTHONUNBUFFERED": "1",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "COLUMNS": "160",
+}
 
 
 @dataclass(frozen=True)
@@ -45,21 +51,42 @@ class Finished:
 class SbenchProcess:
     """One `sbench run` child. Use as a context manager: leaving the block kills whatever is still running."""
 
-    def __init__(self, config: Path, results: Path, *args: str, env: dict[str, str] | None = None,
-                 wrapper: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config: Path,
+        results: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        wrapper: Sequence[str] = (),
+    ) -> None:
         self.results = results
         self.ray_tmp = Path(tempfile.mkdtemp(prefix="sbf-", dir="/tmp"))  # short: Ray's socket paths
-        command = [*wrapper, sys.executable, "-m", "sbench", "run", str(config), "--results-dir", str(results),
-                   *args]
+        command = [
+            *wrapper,
+            sys.executable,
+            "-m",
+            "sbench",
+            "run",
+            str(config),
+            "--results-dir",
+            str(results),
+            *args,
+        ]
         self._lines: list[str] = []
         self._changed = threading.Condition()
         self._signalled_at: float | None = None
         self._ray_seen: dict[int, psutil.Process] = {}
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **BASE_ENV, "RAY_TMPDIR": str(self.ray_tmp), **(env or {})},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-            start_new_session=True)
+            command,
+            cwd=ROOT,
+            env={**os.environ, **BASE_ENV, "RAY_TMPDIR": str(self.ray_tmp), **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
         self._reader = threading.Thread(target=self._read, name="sbench-output", daemon=True)
         self._reader.start()
 
@@ -91,8 +118,10 @@ class SbenchProcess:
                 seen = len(self._lines)
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    raise AssertionError(f"no line matching {pattern!r} within {timeout:.0f} s "
-                                         f"(exit code {self.proc.poll()}):\n{''.join(self._lines)[-4000:]}")
+                    raise AssertionError(
+                        f"no line matching {pattern!r} within {timeout:.0f} s "
+                        f"(exit code {self.proc.poll()}):\n{''.join(self._lines)[-4000:]}"
+                    )
                 self._changed.wait(min(left, 0.2))
 
     def wait_for_stage(self, stage: str, timeout: float = 60.0) -> None:

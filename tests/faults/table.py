@@ -37,8 +37,15 @@ class Outcome:
     reported_left: int | None = None
     passed: bool | None = None
 
-    def record(self, *, status: str, code: int | None, seconds: float, left: int | None = None,
-               reported_left: int | None = None) -> None:
+    def record(
+        self,
+        *,
+        status: str,
+        code: int | None,
+        seconds: float,
+        left: int | None = None,
+        reported_left: int | None = None,
+    ) -> None:
         self.status, self.code, self.seconds = status, code, round(seconds, 1)
         self.left, self.reported_left = left, reported_left
 
@@ -53,17 +60,25 @@ def _cell(value: object) -> str:
 
 def render(rows: list[Outcome], pytest_code: int) -> str:
     """The Markdown page."""
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip() or "unknown"
+    commit = (
+        subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        or "unknown"
+    )
     held = sum(1 for r in rows if r.passed)
     lines = [
         "# Fault-injection scenarios",
         "",
-        "Each row is one scenario of `tests/faults/` (run with `pytest tests/faults`): a fault injected into a",
-        "real run against real SeaweedFS (through the loopback fault proxy `tests/faults/proxy.py`), a killed or",
-        "stopped server, a tiny tmpfs, a killed Ray agent, a Ctrl-C, or hostile input. Every scenario checks the",
-        "exit code, STATUS.txt, that every result file exists and agrees with the others, the objects left on",
-        "the storage (none, or exactly the number the run reports) and a time bound.",
+        "Each row is one scenario of `tests/faults/` (run with `pytest tests/faults`): a fault injected",
+        "into a real run against real SeaweedFS or Azurite (through the loopback fault proxy",
+        "`tests/faults/proxy.py`), a killed or frozen server, a tiny tmpfs, a killed Ray agent, a Ctrl-C, or",
+        "hostile input. Every scenario checks the exit code, STATUS.txt, that every result file exists and",
+        "agrees with the others, the objects left on the storage (none, or exactly the number the run",
+        "reports) and a time bound.",
         "",
         f"Regenerate with `make fault-table` (generated {datetime.date.today().isoformat()} at commit "
         f"`{commit}`: {held} of {len(rows)} scenarios hold, pytest exit code {pytest_code}).",
@@ -74,26 +89,36 @@ def render(rows: list[Outcome], pytest_code: int) -> str:
     for r in rows:
         left = "-" if r.left is None else f"{r.left} ({_cell(r.reported_left)})"
         holds = "yes" if r.passed else "**no**"
-        lines.append(f"| `{r.scenario}` | {r.demand} | {holds} | {r.status} | {_cell(r.code)} | {left} | "
-                     f"{_cell(r.seconds)} |")
+        lines.append(
+            f"| `{r.scenario}` | {r.demand} | {holds} | {r.status} | {_cell(r.code)} | {left} | "
+            f"{_cell(r.seconds)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv and argv[0] != "--" else DEFAULT_OUT
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     with tempfile.TemporaryDirectory() as tmp:
         rows_file = Path(tmp) / "rows.jsonl"
-        code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                "tests/faults", *extra], cwd=ROOT, env={**os.environ, TABLE_ENV: str(rows_file)})
+        code = subprocess.call(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/faults", *extra],
+            cwd=ROOT,
+            env={**os.environ, TABLE_ENV: str(rows_file)},
+        )
         text = rows_file.read_text() if rows_file.exists() else ""
     rows = [Outcome(**json.loads(line)) for line in text.splitlines() if line.strip()]
     if not rows:
-        print(f"no scenario recorded an outcome (pytest exit code {code}); {out} left as it was", file=sys.stderr)
+        print(
+            f"no scenario recorded an outcome (pytest exit code {code}); {out} left as it was",
+            file=sys.stderr,
+        )
         return code or 1
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(rows, code))
-    print(f"{out}: {sum(1 for r in rows if r.passed)} of {len(rows)} scenarios hold (pytest exit code {code})")
+    print(
+        f"{out}: {sum(1 for r in rows if r.passed)} of {len(rows)} scenarios hold (pytest exit code {code})"
+    )
     return code
 
 

@@ -17,8 +17,9 @@ from tests.faults.workloads import TWO_AGENTS, workload
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-def test_killed_agent_fails_the_run_and_its_objects_are_cleaned(s3_target: S3Target, tmp_path: Path,
-                                                                outcome: Outcome) -> None:
+def test_killed_agent_fails_the_run_and_its_objects_are_cleaned(
+    s3_target: S3Target, tmp_path: Path, outcome: Outcome
+) -> None:
     """An agent killed 1.5 s into execute fails the run (all_or_nothing); the survivor deletes the dead
     agent's objects too, so nothing is left, and the merged results equal the agents' sums."""
     config = write_config(tmp_path, workload(s3_target.uri, duration="5s", objects=100, extra=TWO_AGENTS))
@@ -29,5 +30,10 @@ def test_killed_agent_fails_the_run_and_its_objects_are_cleaned(s3_target: S3Tar
         assert len(agents) == 2, [a.cmdline() for a in agents]
         agents[0].kill()
         done = run.wait(120)
-        check_run(run, done, Expect(code=1, status="FAILURE", within_s=90, distributed=True), outcome,
-                  s3_target.count)
+        check_run(
+            run,
+            done,
+            Expect(code=1, status="FAILURE", within_s=90, distributed=True),
+            outcome,
+            s3_target.count,
+        )

@@ -23,9 +23,13 @@ def test_full_target_fails_with_the_no_space_error_first(tmp_path: Path, outcome
     config = write_config(tmp_path, workload(f"file://{tiny}/", duration="3s", objects=1, ops=PUT_ONLY))
     with SbenchProcess(config, tmp_path / "results", wrapper=tmpfs_wrapper(tiny, "1m", count_file)) as run:
         done = run.wait(60)
-        check_run(run, done, Expect(code=1, status="FAILURE", within_s=30,
-                                    reason=("no_space", "No space left on device")), outcome,
-                  lambda: int(count_file.read_text()))
+        check_run(
+            run,
+            done,
+            Expect(code=1, status="FAILURE", within_s=30, reason=("no_space", "No space left on device")),
+            outcome,
+            lambda: int(count_file.read_text()),
+        )
 
 
 @pytest.mark.parametrize("how", ["deleted", "full"])
@@ -47,10 +51,15 @@ def test_results_write_failure_exits_1_naming_the_path(how: str, tmp_path: Path,
             shutil.rmtree(results)
         done = run.wait(60)
     status_file = kept / "STATUS.txt"
-    status = status_file.read_text().splitlines()[0].split(":", 1)[1].strip() if status_file.is_file() else "-"
+    status = (
+        status_file.read_text().splitlines()[0].split(":", 1)[1].strip() if status_file.is_file() else "-"
+    )
     outcome.record(status=status, code=done.code, seconds=done.seconds, left=files_under(data))
-    naming = [line for line in done.output.splitlines()
-              if str(results) in line and not line.startswith(("sbench run ", "results: "))]
+    naming = [
+        line
+        for line in done.output.splitlines()
+        if str(results) in line and not line.startswith(("sbench run ", "results: "))
+    ]
     assert done.code == 1, done.output[-3000:]
     assert "Traceback (most recent call last)" not in done.output, done.output[-3000:]
     assert naming, f"no message names {results}:\n{done.output[-3000:]}"

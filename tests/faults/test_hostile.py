@@ -41,6 +41,7 @@ def _config(**replace: str) -> Callable[[Path], str]:
         for old, new in replace.items():
             text = text.replace(old, new)
         return text
+
     return build
 
 
@@ -49,12 +50,18 @@ HOSTILE: dict[str, tuple[Callable[[Path], str], str]] = {
     "billion-laughs": (_billion_laughs, "alias"),
     "1.7M-entry-list": (_huge_list, "workload"),
     "concurrency-1e9": (_config(**{"concurrency: 4": "concurrency: 1000000000"}), "concurrency"),
-    "object-size-1000000TiB": (_config(**{"size_spec: 2KiB, weight: 40": "object_size: 1000000TiB, weight: 40"}),
-                               "object_size"),
+    "object-size-1000000TiB": (
+        _config(**{"size_spec: 2KiB, weight: 40": "object_size: 1000000TiB, weight: 40"}),
+        "object_size",
+    ),
     "perf-log-interval-1ns": (_config(**{"workload:": "perf_log: {interval: 1ns}\nworkload:"}), "interval"),
     "processes-1e6": (_config(**{"workload:": "processes: 1000000\nworkload:"}), "processes"),
-    "op-path-escapes-target": (_config(**{'path: "up/"': 'path: "../victim/"',
-                                          '{op: get, path: ""': '{op: delete, path: "../victim/"'}), "path"),
+    "op-path-escapes-target": (
+        _config(
+            **{'path: "up/"': 'path: "../victim/"', '{op: get, path: ""': '{op: delete, path: "../victim/"'}
+        ),
+        "path",
+    ),
 }
 
 
@@ -70,8 +77,9 @@ def typo_seconds(tmp_path_factory: pytest.TempPathFactory) -> float:
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_hostile_input_is_refused_fast_and_touches_nothing(name: str, typo_seconds: float, tmp_path: Path,
-                                                           outcome: Outcome) -> None:
+def test_hostile_input_is_refused_fast_and_touches_nothing(
+    name: str, typo_seconds: float, tmp_path: Path, outcome: Outcome
+) -> None:
     """Hostile input is refused with exit 2 within about a second, naming the key, with no traceback and
     nothing run."""
     build, key = HOSTILE[name]

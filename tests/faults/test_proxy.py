@@ -23,10 +23,17 @@ from tests.faults.proxy import Fault, FaultProxy, delete_rules, rule
 
 def _s3(port: int, read_timeout: float = 5.0):
     return boto3.client(
-        "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-        aws_access_key_id=servers.S3_ACCESS_KEY, aws_secret_access_key=servers.S3_SECRET_KEY,
-        config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"},
-                                      read_timeout=read_timeout, connect_timeout=2))
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id=servers.S3_ACCESS_KEY,
+        aws_secret_access_key=servers.S3_SECRET_KEY,
+        config=botocore.config.Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            read_timeout=read_timeout,
+            connect_timeout=2,
+        ),
+    )
 
 
 @pytest.fixture
@@ -36,9 +43,11 @@ def s3_client(proxy: FaultProxy, faults_bucket: str) -> Iterator:
     client.close()
 
 
-def test_boto3_and_obstore_pass_through_on_kept_alive_connections(proxy: FaultProxy, faults_bucket: str) -> None:
-    from obstore.store import S3Store
+def test_boto3_and_obstore_pass_through_on_kept_alive_connections(
+    proxy: FaultProxy, faults_bucket: str
+) -> None:
     import obstore
+    from obstore.store import S3Store
 
     client = _s3(proxy.port)
     big = bytes(range(256)) * 8192  # 2 MiB: boto3 sends `Expect: 100-continue`
@@ -49,10 +58,18 @@ def test_boto3_and_obstore_pass_through_on_kept_alive_connections(proxy: FaultPr
     assert client.head_object(Bucket=faults_bucket, Key="proxy/k3")["ContentLength"] == 2
     assert proxy.counts["connections"] == 1 and proxy.counts["requests"] == 13
 
-    store = S3Store(faults_bucket, endpoint=f"http://127.0.0.1:{proxy.port}", region="us-east-1",
-                    access_key_id=servers.S3_ACCESS_KEY, secret_access_key=servers.S3_SECRET_KEY,
-                    virtual_hosted_style_request=False, client_options={"allow_http": True})
-    assert [bytes(obstore.get(store, f"proxy/k{i}").bytes()) for i in range(10)] == [b"v%d" % i for i in range(10)]
+    store = S3Store(
+        faults_bucket,
+        endpoint=f"http://127.0.0.1:{proxy.port}",
+        region="us-east-1",
+        access_key_id=servers.S3_ACCESS_KEY,
+        secret_access_key=servers.S3_SECRET_KEY,
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": True},
+    )
+    assert [bytes(obstore.get(store, f"proxy/k{i}").bytes()) for i in range(10)] == [
+        b"v%d" % i for i in range(10)
+    ]
     listed = [m["path"] for batch in obstore.list(store, "proxy") for m in batch]
     obstore.delete(store, listed)
     assert not list(obstore.list(store, "proxy"))
@@ -118,10 +135,14 @@ def _exchange(sock: socket.socket, request: bytes, method: str = "POST") -> tupl
     return response.status, response.read()
 
 
-def test_chunked_bodies_trailers_continue_and_head_keep_the_connection_in_step(echo_proxy: FaultProxy) -> None:
+def test_chunked_bodies_trailers_continue_and_head_keep_the_connection_in_step(
+    echo_proxy: FaultProxy,
+) -> None:
     with socket.create_connection(("127.0.0.1", echo_proxy.port)) as sock:
-        chunked = (b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                   b"3;ext=1\r\nabc\r\n4\r\ndefg\r\n0\r\nX-Trailer: t\r\n\r\n")
+        chunked = (
+            b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3;ext=1\r\nabc\r\n4\r\ndefg\r\n0\r\nX-Trailer: t\r\n\r\n"
+        )
         assert _exchange(sock, chunked) == (200, b"abcdefg")
         sock.sendall(b"PUT /plain HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
         assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -153,7 +174,8 @@ def test_server_busy_is_azures_own_503(azurite: servers.LocalServer) -> None:
 
     with FaultProxy(azurite.port, flavor="azure", seed=1) as azure_proxy:
         service = BlobServiceClient.from_connection_string(
-            servers.azurite_connection_string(azure_proxy.port), retry_total=0)
+            servers.azurite_connection_string(azure_proxy.port), retry_total=0
+        )
         container = service.get_container_client("faults-proxy")
         container.create_container()
         azure_proxy.set_rules(rule(Fault.SLOWDOWN, methods=["PUT"], path=r"/faults-proxy/blob"))

@@ -18,7 +18,7 @@ CONCURRENCY = 4
 
 
 def test_healthy_run_keeps_every_promise(own_target: S3Target, tmp_path: Path, outcome: Outcome) -> None:
-    """A run with no fault at all is a SUCCESS that leaves nothing behind (the baseline every check holds on)."""
+    """A run with no fault at all is a SUCCESS that leaves nothing behind (the baseline of every check)."""
     config = write_config(tmp_path, workload(own_target.uri, duration="2s"))
     with SbenchProcess(config, tmp_path / "results", env=s3_env(tmp_path)) as run:
         done = run.wait(60)
@@ -26,7 +26,8 @@ def test_healthy_run_keeps_every_promise(own_target: S3Target, tmp_path: Path, o
 
 
 def test_server_killed_mid_execute_and_restarted_fails_the_run(
-        own_seaweed: ServerControl, own_target: S3Target, tmp_path: Path, outcome: Outcome) -> None:
+    own_seaweed: ServerControl, own_target: S3Target, tmp_path: Path, outcome: Outcome
+) -> None:
     """The server killed 1 s into a 6 s execute and restarted 3 s later (same port, same data) is a FAILURE;
     cleanup after the restart leaves nothing, or the run reports exactly what it left."""
     config = write_config(tmp_path, workload(own_target.uri, duration="6s", concurrency=CONCURRENCY))
@@ -37,18 +38,21 @@ def test_server_killed_mid_execute_and_restarted_fails_the_run(
         time.sleep(3.0)
         own_seaweed.restart()
         done = run.wait(90)
-        check_run(run, done, Expect(code=1, status="FAILURE", within_s=60, left=None), outcome,
-                  own_target.count)
+        check_run(
+            run, done, Expect(code=1, status="FAILURE", within_s=60, left=None), outcome, own_target.count
+        )
 
 
 @pytest.mark.parametrize("stage", ["prepare", "execute", "cleanup"])
 def test_ctrl_c_with_a_frozen_server_aborts_within_seconds(
-        stage: str, own_seaweed: ServerControl, own_target: S3Target, tmp_path: Path, outcome: Outcome) -> None:
+    stage: str, own_seaweed: ServerControl, own_target: S3Target, tmp_path: Path, outcome: Outcome
+) -> None:
     """Ctrl-C one second after the server was frozen (SIGSTOP) in a stage ends the run ABORTED within a few
     seconds, with every result file written."""
     objects = 3000 if stage == "prepare" else 200  # prepare must still be running when the server stops
-    config = write_config(tmp_path, workload(own_target.uri, duration="3s", objects=objects,
-                                             concurrency=CONCURRENCY))
+    config = write_config(
+        tmp_path, workload(own_target.uri, duration="3s", objects=objects, concurrency=CONCURRENCY)
+    )
     with SbenchProcess(config, tmp_path / "results", env=s3_env(tmp_path)) as run:
         run.wait_for_stage(stage, timeout=60)
         own_seaweed.freeze()
@@ -57,6 +61,17 @@ def test_ctrl_c_with_a_frozen_server_aborts_within_seconds(
         done = run.wait(ABORT_WAIT_S)
         own_seaweed.thaw()
         time.sleep(0.5)  # requests the frozen server had accepted complete now; count after them
-        check_run(run, done, Expect(code=1, status="ABORTED", within_s=60, left=None,
-                                    after_signal_s=ABORT_WITHIN_S, left_slack=CONCURRENCY), outcome,
-                  own_target.count)
+        check_run(
+            run,
+            done,
+            Expect(
+                code=1,
+                status="ABORTED",
+                within_s=60,
+                left=None,
+                after_signal_s=ABORT_WITHIN_S,
+                left_slack=CONCURRENCY,
+            ),
+            outcome,
+            own_target.count,
+        )

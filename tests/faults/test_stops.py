@@ -17,15 +17,22 @@ from tests.faults.sbenchrun import SbenchProcess
 from tests.faults.table import Outcome
 from tests.faults.workloads import TWO_AGENTS, workload
 
-IN_PROCESS = [("preflight", signal.SIGINT), ("prepare", signal.SIGINT), ("execute", signal.SIGINT),
-              ("cleanup", signal.SIGINT), ("execute", signal.SIGTERM)]
+IN_PROCESS = [
+    ("preflight", signal.SIGINT),
+    ("prepare", signal.SIGINT),
+    ("execute", signal.SIGINT),
+    ("cleanup", signal.SIGINT),
+    ("execute", signal.SIGTERM),
+]
 
 
-def _abort_in(stage: str, sig: int, target: S3Target, proxy: FaultProxy, tmp: Path, outcome: Outcome,
-              distributed: bool) -> None:
+def _abort_in(
+    stage: str, sig: int, target: S3Target, proxy: FaultProxy, tmp: Path, outcome: Outcome, distributed: bool
+) -> None:
     objects = 2000 if stage == "prepare" else 100  # prepare must still be running when the store stalls
-    config = write_config(tmp, workload(target.uri, duration="3s", objects=objects,
-                                        extra=TWO_AGENTS if distributed else ""))
+    config = write_config(
+        tmp, workload(target.uri, duration="3s", objects=objects, extra=TWO_AGENTS if distributed else "")
+    )
     if stage == "preflight":
         proxy.set_rules(rule(Fault.STALL))
     with SbenchProcess(config, tmp / "results", env=s3_env(tmp)) as run:
@@ -35,13 +42,28 @@ def _abort_in(stage: str, sig: int, target: S3Target, proxy: FaultProxy, tmp: Pa
         run.interrupt(sig)
         done = run.wait(ABORT_WAIT_S)
         proxy.set_rules()
-        check_run(run, done, Expect(code=1, status="ABORTED", within_s=120, left=None,
-                                    after_signal_s=ABORT_WITHIN_S, distributed=distributed), outcome, target.count)
+        check_run(
+            run,
+            done,
+            Expect(
+                code=1,
+                status="ABORTED",
+                within_s=120,
+                left=None,
+                after_signal_s=ABORT_WITHIN_S,
+                distributed=distributed,
+            ),
+            outcome,
+            target.count,
+        )
 
 
-@pytest.mark.parametrize(("stage", "sig"), IN_PROCESS, ids=[f"{s}-{signal.Signals(g).name}" for s, g in IN_PROCESS])
-def test_stop_in_process_with_a_stalled_store(stage: str, sig: int, s3_target: S3Target, proxy: FaultProxy,
-                                              tmp_path: Path, outcome: Outcome) -> None:
+@pytest.mark.parametrize(
+    ("stage", "sig"), IN_PROCESS, ids=[f"{s}-{signal.Signals(g).name}" for s, g in IN_PROCESS]
+)
+def test_stop_in_process_with_a_stalled_store(
+    stage: str, sig: int, s3_target: S3Target, proxy: FaultProxy, tmp_path: Path, outcome: Outcome
+) -> None:
     """A signal one second into a stage whose every request stalls ends an in-process run ABORTED within
     about 2 s, with every result file written and agreeing."""
     _abort_in(stage, sig, s3_target, proxy, tmp_path, outcome, distributed=False)
@@ -50,8 +72,9 @@ def test_stop_in_process_with_a_stalled_store(stage: str, sig: int, s3_target: S
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["prepare", "execute", "cleanup"])
-def test_ctrl_c_on_ray_with_a_stalled_store(stage: str, s3_target: S3Target, proxy: FaultProxy, tmp_path: Path,
-                                            outcome: Outcome) -> None:
+def test_ctrl_c_on_ray_with_a_stalled_store(
+    stage: str, s3_target: S3Target, proxy: FaultProxy, tmp_path: Path, outcome: Outcome
+) -> None:
     """Ctrl-C one second into a stage whose every request stalls ends a 2-agent Ray run ABORTED within about
     2 s, merged results equal to the agents' sums, and no Ray process left 5 s later."""
     _abort_in(stage, signal.SIGINT, s3_target, proxy, tmp_path, outcome, distributed=True)

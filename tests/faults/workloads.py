@@ -14,10 +14,24 @@ TWO_AGENTS = """distributed:
 """
 
 
-def workload(target: str, *, duration: str = "3s", objects: int = 40, ops: str = GET_AND_PUT,
-             concurrency: int = 4, cleanup_mode: str = "tolerant", extra: str = "") -> str:
+def workload(
+    target: str,
+    *,
+    duration: str = "3s",
+    objects: int = 40,
+    ops: str = GET_AND_PUT,
+    concurrency: int = 4,
+    cleanup_mode: str = "tolerant",
+    extra: str = "",
+) -> str:
     """A config: prepare `objects` objects of 2 KiB (none when 0), run `ops` for `duration`, clean up."""
-    prepare = (f"prepare:\n  ensure_objects:\n    - {{count: {objects}, size_spec: 2KiB, fill: random}}\n"
-               f"  cleanup: true\n  cleanup_mode: {cleanup_mode}\n" if objects else "")
-    return (f'target: "{target}"\nduration: {duration}\nconcurrency: {concurrency}\n{prepare}'
-            f"workload:\n{ops}\n{extra}")
+    prepare = (
+        f"prepare:\n  ensure_objects:\n    - {{count: {objects}, size_spec: 2KiB, fill: random}}\n"
+        f"  cleanup: true\n  cleanup_mode: {cleanup_mode}\n"
+        if objects
+        else ""
+    )
+    return (
+        f'target: "{target}"\nduration: {duration}\nconcurrency: {concurrency}\n{prepare}'
+        f"workload:\n{ops}\n{extra}"
+    )
