@@ -71,25 +71,12 @@ def check_run(
 ) -> None:
     """Record the run in `outcome`, then assert everything `expect` and the README promise."""
     results = run.results
-    status_text = _read(results / "STATUS.txt")
-    status = status_text.splitlines()[0].split(":", 1)[1].strip() if status_text else "-"
+    status, status_text = read_status(results)
     left = count_left() if count_left else None
     reported = reported_left(results)
     outcome.record(status=status, code=done.code, seconds=done.seconds, left=left, reported_left=reported)
 
-    problems: list[str] = []
-    if done.code is None:
-        problems.append(f"did not exit within {done.seconds:.0f} s (killed)")
-    elif done.code != expect.code:
-        problems.append(f"exit code {done.code}, expected {expect.code}")
-    if done.seconds > expect.within_s:
-        problems.append(f"took {done.seconds:.1f} s, bound {expect.within_s:.1f} s")
-    if expect.after_signal_s is not None and (done.after_signal or 0) > expect.after_signal_s:
-        problems.append(
-            f"ended {done.after_signal:.1f} s after the signal, bound {expect.after_signal_s:.1f} s"
-        )
-    if "Traceback (most recent call last)" in done.output:
-        problems.append("a traceback was printed")
+    problems = exit_problems(done, expect.code, expect.within_s, expect.after_signal_s)
     missing = [name for name in PROMISED_FILES if not (results / name).is_file()]
     if missing:
         problems.append(f"missing result files: {', '.join(missing)}")
@@ -111,11 +98,40 @@ def check_run(
         lingering = run.lingering(RAY_GONE_WITHIN_S)
         if lingering:
             problems.append(f"Ray processes alive {RAY_GONE_WITHIN_S:.0f} s after sbench exited: {lingering}")
+    assert_none(problems, done, status_text)
+
+
+def exit_problems(
+    done: Finished, code: int, within_s: float, after_signal_s: float | None = None
+) -> list[str]:
+    """The exit code, the time bounds (from the start, and from the signal) and no traceback."""
+    problems = []
+    if done.code is None:
+        problems.append(f"did not exit within {done.seconds:.0f} s (killed)")
+    elif done.code != code:
+        problems.append(f"exit code {done.code}, expected {code}")
+    if done.seconds > within_s:
+        problems.append(f"took {done.seconds:.1f} s, bound {within_s:.1f} s")
+    if after_signal_s is not None and (done.after_signal or 0) > after_signal_s:
+        problems.append(f"ended {done.after_signal:.1f} s after the signal, bound {after_signal_s:.1f} s")
+    if "Traceback (most recent call last)" in done.output:
+        problems.append("a traceback was printed")
+    return problems
+
+
+def assert_none(problems: list[str], done: Finished, status_text: str = "") -> None:
+    """Fail with every problem, one per line (the table keeps them), then STATUS.txt and the output's tail."""
     assert not problems, (
         "\n".join(problems)
         + f"\n--- STATUS.txt:\n{status_text[:3000]}"
         + f"\n--- output (tail):\n{done.output[-3000:]}"
     )
+
+
+def read_status(results: Path) -> tuple[str, str]:
+    """(verdict, whole text) of STATUS.txt; ("-", "") when there is none."""
+    text = _read(results / "STATUS.txt")
+    return (text.splitlines()[0].split(":", 1)[1].strip() if text else "-"), text
 
 
 def _left_problems(left: int | None, reported: int | None, expect: Expect) -> list[str]:

@@ -36,6 +36,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     report = (yield).get_result()
     if report.when == "call":
         item.fault_passed = report.passed  # type: ignore[attr-defined]
+        crash = getattr(report.longrepr, "reprcrash", None)
+        item.fault_problem = getattr(crash, "message", "") if report.failed else ""  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -48,6 +50,7 @@ def outcome(request: pytest.FixtureRequest) -> Iterator[Outcome]:
     target = os.environ.get(TABLE_ENV)
     if target:
         row.passed = bool(getattr(request.node, "fault_passed", False))
+        row.note_problem(getattr(request.node, "fault_problem", ""))
         row.append_to(Path(target))
 
 

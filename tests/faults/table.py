@@ -36,6 +36,8 @@ class Outcome:
     left: int | None = None
     reported_left: int | None = None
     passed: bool | None = None
+    #: what did not hold (the failed assertion's problem lines), empty when everything held
+    problem: str = ""
 
     def record(
         self,
@@ -49,13 +51,18 @@ class Outcome:
         self.status, self.code, self.seconds = status, code, round(seconds, 1)
         self.left, self.reported_left = left, reported_left
 
+    def note_problem(self, message: str) -> None:
+        """Keep the problem lines of a failed check (check_run lists them before `--- STATUS.txt`)."""
+        text = message.split("\n---", 1)[0].removeprefix("AssertionError: ")
+        self.problem = "; ".join(line.strip() for line in text.splitlines() if line.strip())[:240]
+
     def append_to(self, path: Path) -> None:
         with path.open("a") as handle:
             handle.write(json.dumps(asdict(self)) + "\n")
 
 
 def _cell(value: object) -> str:
-    return "-" if value is None else str(value)
+    return "-" if value is None else str(value).replace("|", "\\|")
 
 
 def render(rows: list[Outcome], pytest_code: int) -> str:
@@ -83,15 +90,19 @@ def render(rows: list[Outcome], pytest_code: int) -> str:
         f"Regenerate with `make fault-table` (generated {datetime.date.today().isoformat()} at commit "
         f"`{commit}`: {held} of {len(rows)} scenarios hold, pytest exit code {pytest_code}).",
         "",
-        "| scenario | demand | holds | status | exit | objects left (reported) | time (s) |",
-        "|---|---|---|---|---|---|---|",
+        "`exit` is `killed` where the run had not ended when the scenario gave up on it; `objects left` is",
+        "what the storage holds afterwards, with the number the run reported in brackets.",
+        "",
+        "| scenario | demand | holds | status | exit | objects left (reported) | time (s) | what failed |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         left = "-" if r.left is None else f"{r.left} ({_cell(r.reported_left)})"
         holds = "yes" if r.passed else "**no**"
+        code = "killed" if r.code is None and r.seconds is not None else _cell(r.code)
         lines.append(
-            f"| `{r.scenario}` | {r.demand} | {holds} | {r.status} | {_cell(r.code)} | {left} | "
-            f"{_cell(r.seconds)} |"
+            f"| `{r.scenario}` | {r.demand} | {holds} | {r.status} | {code} | {left} | "
+            f"{_cell(r.seconds)} | {_cell(r.problem)} |"
         )
     return "\n".join(lines) + "\n"
 

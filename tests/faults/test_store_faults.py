@@ -13,6 +13,7 @@ from tests.faults.sbenchrun import SbenchProcess
 from tests.faults.table import Outcome
 from tests.faults.workloads import GET_ONLY, workload
 
+
 def test_throttled_execute_fails_the_run(
     s3_target: S3Target, proxy: FaultProxy, tmp_path: Path, outcome: Outcome
 ) -> None:
@@ -99,9 +100,7 @@ def test_stalled_requests_time_out_per_request(
     stage still ends on time and the run succeeds."""
     config = write_config(
         tmp_path,
-        workload(
-            s3_target.uri, duration="4s", objects=40, ops=GET_ONLY, extra="request_timeout: 1s\n"
-        ),
+        workload(s3_target.uri, duration="4s", objects=40, ops=GET_ONLY, extra="request_timeout: 1s\n"),
     )
     proxy.set_rules(rule(Fault.STALL, share=0.01, methods=["GET"], path=r"/prepared-"))
     with SbenchProcess(config, tmp_path / "results", env=s3_env(tmp_path)) as run:
