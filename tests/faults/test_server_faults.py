@@ -25,21 +25,51 @@ def test_healthy_run_keeps_every_promise(own_target: S3Target, tmp_path: Path, o
         check_run(run, done, Expect(code=0, status="SUCCESS", within_s=20), outcome, own_target.count)
 
 
-def test_server_killed_mid_execute_and_restarted_fails_the_run(
+def test_server_killed_mid_execute_fails_and_reports_what_is_left(
     own_seaweed: ServerControl, own_target: S3Target, tmp_path: Path, outcome: Outcome
 ) -> None:
-    """The server killed 1 s into a 6 s execute and restarted 3 s later (same port, same data) is a FAILURE;
-    cleanup after the restart leaves nothing, or the run reports exactly what it left."""
-    config = write_config(tmp_path, workload(own_target.uri, duration="6s", concurrency=CONCURRENCY))
+    """The server killed 1 s into execute and down until the run ends is a FAILURE that reports the objects
+    cleanup could not delete (the server is restarted afterwards, same port and data, to count them)."""
+    config = write_config(tmp_path, workload(own_target.uri, duration="3s", concurrency=CONCURRENCY))
     with SbenchProcess(config, tmp_path / "results", env=s3_env(tmp_path)) as run:
         run.wait_for_stage("execute")
         time.sleep(1.0)
         own_seaweed.kill()
-        time.sleep(3.0)
+        done = run.wait(90)
+        own_seaweed.restart()
+        check_run(
+            run, done, Expect(code=1, status="FAILURE", within_s=60, left=None), outcome, own_target.count
+        )
+
+
+def test_server_killed_and_restarted_mid_execute_fails_on_the_success_ratio(
+    own_seaweed: ServerControl, own_target: S3Target, tmp_path: Path, outcome: Outcome
+) -> None:
+    """The server killed 1 s into a 6 s execute and restarted 2 s later (same port, same data), with
+    min_success_ratio 0.999, is a FAILURE naming the network errors; cleanup after the restart leaves
+    nothing."""
+    config = write_config(
+        tmp_path,
+        workload(
+            own_target.uri,
+            duration="6s",
+            concurrency=CONCURRENCY,
+            extra="error_handling: {min_success_ratio: 0.999}\n",
+        ),
+    )
+    with SbenchProcess(config, tmp_path / "results", env=s3_env(tmp_path)) as run:
+        run.wait_for_stage("execute")
+        time.sleep(1.0)
+        own_seaweed.kill()
+        time.sleep(2.0)
         own_seaweed.restart()
         done = run.wait(90)
         check_run(
-            run, done, Expect(code=1, status="FAILURE", within_s=60, left=None), outcome, own_target.count
+            run,
+            done,
+            Expect(code=1, status="FAILURE", within_s=60, reason=("network",)),
+            outcome,
+            own_target.count,
         )
 
 
