@@ -92,9 +92,10 @@ def check_run(
     if not missing:
         problems += verdicts_agree(results, status) + counts_agree(results, expect.distributed)
     problems += _left_problems(left, reported, exact, expect)
-    said = f"objects left: {reported:,}" if exact else f"objects left: at least {reported:,}"
-    if reported and said not in status_text.lower():
-        problems.append(f"STATUS.txt does not say `{said}`")
+    if reported:
+        said = f"objects left: {reported:,}" if exact else f"objects left: at least {reported:,}"
+        if said not in status_text.lower():
+            problems.append(f"STATUS.txt does not say `{said}`")
     if expect.distributed:
         lingering = run.lingering(RAY_GONE_WITHIN_S)
         if lingering:

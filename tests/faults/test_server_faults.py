@@ -12,7 +12,7 @@ from tests.faults.checks import ABORT_WAIT_S, ABORT_WITHIN_S, Expect, check_run
 from tests.faults.conftest import S3Target, ServerControl, s3_env, write_config
 from tests.faults.sbenchrun import SbenchProcess
 from tests.faults.table import Outcome
-from tests.faults.workloads import workload
+from tests.faults.workloads import SHORT_RETRIES, workload
 
 CONCURRENCY = 4
 
@@ -30,7 +30,9 @@ def test_server_killed_mid_execute_fails_and_reports_what_is_left(
 ) -> None:
     """The server killed 1 s into execute and down until the run ends is a FAILURE that reports the objects
     cleanup could not delete (the server is restarted afterwards, same port and data, to count them)."""
-    config = write_config(tmp_path, workload(own_target.uri, duration="3s", concurrency=CONCURRENCY))
+    config = write_config(
+        tmp_path, workload(own_target.uri, duration="3s", concurrency=CONCURRENCY, extra=SHORT_RETRIES)
+    )
     with SbenchProcess(config, tmp_path / "results", env=s3_env(tmp_path)) as run:
         run.wait_for_stage("execute")
         time.sleep(1.0)

@@ -11,7 +11,7 @@ from tests.faults.conftest import AzureTarget, S3Target, s3_env, write_config
 from tests.faults.proxy import Fault, FaultProxy, delete_rules, rule
 from tests.faults.sbenchrun import SbenchProcess
 from tests.faults.table import Outcome
-from tests.faults.workloads import GET_ONLY, workload
+from tests.faults.workloads import GET_ONLY, SHORT_RETRIES, workload
 
 
 def test_throttled_execute_fails_the_run(
@@ -72,7 +72,15 @@ def test_strict_cleanup_that_cannot_delete_fails_and_reports_what_is_left(
     """Strict cleanup with every delete refused is a FAILURE; STATUS.txt and summary.json say how many
     objects were left and where."""
     config = write_config(
-        tmp_path, workload(s3_target.uri, duration="1s", objects=20, ops=GET_ONLY, cleanup_mode="strict")
+        tmp_path,
+        workload(
+            s3_target.uri,
+            duration="1s",
+            objects=20,
+            ops=GET_ONLY,
+            cleanup_mode="strict",
+            extra=SHORT_RETRIES,
+        ),
     )
     with SbenchProcess(config, tmp_path / "results", env=s3_env(tmp_path)) as run:
         run.wait_for_stage("cleanup", timeout=30)

@@ -5,6 +5,8 @@ from __future__ import annotations
 GET_AND_PUT = '  - {op: get, path: "", weight: 60}\n  - {op: put, path: "up/", size_spec: 2KiB, weight: 40}'
 GET_ONLY = '  - {op: get, path: "", weight: 1}'
 PUT_ONLY = '  - {op: put, path: "up/", size_spec: 64KiB, weight: 1}'
+#: Few, short retries: a cleanup against a store that refuses every delete then ends in seconds.
+SHORT_RETRIES = "error_handling: {max_retries: 2, max_retry_delay_ms: 200}\n"
 #: Two local Ray agents (one process each) sharing the target, the default all_or_nothing barriers.
 TWO_AGENTS = """distributed:
   shared_filesystem: true
