@@ -27,6 +27,8 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The console line of a stage that ended, whatever its status (`== stage execute aborted after 1.2s: ...`).
+STAGE_END = re.compile(r"^== stage \S+ \w+ after ")
 #: Environment of every child: the tree under test first, unbuffered output, Ray quiet and loopback-only.
 BASE_ENV = {
     "PYTHONPATH": str(ROOT),
@@ -40,11 +42,13 @@ BASE_ENV = {
 @dataclass(frozen=True)
 class Finished:
     """How a run ended: exit code (None: it had to be killed), seconds from start, seconds from the first
-    signal the test sent (None when none was sent), and everything it printed."""
+    signal the test sent to the exit and to the first stage-end line after it (None when no signal was sent,
+    or no stage ended after it), and everything it printed."""
 
     code: int | None
     seconds: float
     after_signal: float | None
+    stopped_after: float | None
     output: str
 
 
@@ -73,6 +77,7 @@ class SbenchProcess:
             *args,
         ]
         self._lines: list[str] = []
+        self._times: list[float] = []  # when each line arrived
         self._changed = threading.Condition()
         self._signalled_at: float | None = None
         self._ray_seen: dict[int, psutil.Process] = {}
@@ -95,6 +100,7 @@ class SbenchProcess:
         for line in self.proc.stdout:
             with self._changed:
                 self._lines.append(line)
+                self._times.append(time.monotonic())
                 self._changed.notify_all()
         with self._changed:
             self._changed.notify_all()
@@ -165,8 +171,15 @@ class SbenchProcess:
             code = None
         ended = time.monotonic()
         self._reader.join(10)
-        after = None if self._signalled_at is None else ended - self._signalled_at
-        return Finished(code, ended - self.started, after, self.output)
+        sent = self._signalled_at
+        if sent is None:
+            return Finished(code, ended - self.started, None, None, self.output)
+        stops = [
+            t - sent
+            for t, line in zip(self._times, self._lines, strict=True)
+            if t >= sent and STAGE_END.match(line)
+        ]
+        return Finished(code, ended - self.started, ended - sent, stops[0] if stops else None, self.output)
 
     def kill(self) -> None:
         """SIGKILL the process group, then every process of the run's Ray instance that is left."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.checks import ABORT_WAIT_S, ABORT_WITHIN_S, Expect, check_run
+from tests.faults.checks import ABORT_WAIT_S, Expect, check_run
 from tests.faults.conftest import S3Target, s3_env, write_config
 from tests.faults.proxy import Fault, FaultProxy, rule
 from tests.faults.sbenchrun import SbenchProcess
@@ -50,7 +50,7 @@ def _abort_in(
                 status="ABORTED",
                 within_s=120,
                 left=None,
-                after_signal_s=ABORT_WITHIN_S,
+                interrupted=True,
                 distributed=distributed,
             ),
             outcome,
