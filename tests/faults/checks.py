@@ -248,6 +248,8 @@ def all_rows(path: Path) -> dict[str, int]:
     """op class -> count of its `ALL` row in a results table."""
     with path.open(newline="") as handle:
         rows = [r for r in csv.reader(handle, delimiter="\t") if r and not r[0].startswith("#")]
+    if not rows:
+        return {}
     header = rows[0]
     at = header.index("count")
     return {r[0]: int(r[at]) for r in rows[1:] if len(r) > at and r[1] == "ALL"}

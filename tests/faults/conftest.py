@@ -15,7 +15,7 @@ import shlex
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +28,20 @@ from tests.preflight.mountns import unavailable_reason
 from tests.storage.fixtures_s3 import s3_admin_client
 
 FAULTS_BUCKET = "sbench-faults"
+#: (passed, failure message) of a scenario's call phase
+_VERDICT = pytest.StashKey[tuple[bool, str]]()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
-    """Keep the call phase's verdict on the item, for the `outcome` fixture's teardown."""
-    report = (yield).get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep the call phase's verdict and failure message on the item, for the `outcome` fixture's teardown."""
+    report = yield
     if report.when == "call":
-        item.fault_passed = report.passed  # type: ignore[attr-defined]
         crash = getattr(report.longrepr, "reprcrash", None)
-        item.fault_problem = getattr(crash, "message", "") if report.failed else ""  # type: ignore[attr-defined]
+        item.stash[_VERDICT] = (report.passed, getattr(crash, "message", "") if report.failed else "")
+    return report
 
 
 @pytest.fixture
@@ -49,8 +53,8 @@ def outcome(request: pytest.FixtureRequest) -> Iterator[Outcome]:
     yield row
     target = os.environ.get(TABLE_ENV)
     if target:
-        row.passed = bool(getattr(request.node, "fault_passed", False))
-        row.note_problem(getattr(request.node, "fault_problem", ""))
+        row.passed, problem = request.node.stash.get(_VERDICT, (False, "the test did not run"))
+        row.note_problem(problem)
         row.append_to(Path(target))
 
 
