@@ -69,6 +69,20 @@ class Expect:
     distributed: bool = False
 
 
+def aborted(*, distributed: bool = False, left_slack: int = 0) -> Expect:
+    """What an interrupted run must show: ABORTED, exit 1, the stage stopped and the run exited in time,
+    and the objects it leaves behind reported (they stay after an abort)."""
+    return Expect(
+        code=1,
+        status="ABORTED",
+        within_s=120,
+        left=None,
+        left_slack=left_slack,
+        interrupted=True,
+        distributed=distributed,
+    )
+
+
 def check_run(
     run: SbenchProcess, done: Finished, expect: Expect, outcome: Outcome, count_left: Callable[[], int] | None
 ) -> None:

@@ -9,11 +9,9 @@ credentials on its own.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import signal
-import time
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from tests import servers
 from tests.faults.proxy import FaultProxy
 from tests.faults.table import TABLE_ENV, Outcome
 from tests.preflight.mountns import unavailable_reason
-from tests.storage.fixtures_s3 import s3_admin_client
+from tests.storage.fixtures_s3 import ready_bucket, s3_admin_client
 
 FAULTS_BUCKET = "sbench-faults"
 #: (passed, failure message) of a scenario's call phase
@@ -58,27 +56,6 @@ def outcome(request: pytest.FixtureRequest) -> Iterator[Outcome]:
         row.append_to(Path(target))
 
 
-def ready_bucket(server: servers.LocalServer, bucket: str) -> None:
-    """Create the bucket and wait until it takes writes: SeaweedFS answers InternalError to the first PUTs
-    of a new bucket (or of a restarted server) until a volume is there."""
-    client = s3_admin_client(server)
-    try:
-        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-            client.create_bucket(Bucket=bucket)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client.put_object(Bucket=bucket, Key="warm-up", Body=b"x")
-                break
-            except client.exceptions.ClientError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        client.delete_object(Bucket=bucket, Key="warm-up")
-    finally:
-        client.close()
-
-
 @dataclass
 class S3Target:
     """A prefix of a bucket, reached by sbench through `port` (the proxy's, or the server's own)."""
@@ -91,6 +68,16 @@ class S3Target:
     @property
     def uri(self) -> str:
         return f"s3://127.0.0.1:{self.port}/{self.bucket}/{self.prefix}/"
+
+    def env(self) -> dict[str, str]:
+        """The child's AWS settings: only the test key pair, empty config files, no metadata service."""
+        return {
+            "AWS_ACCESS_KEY_ID": servers.S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": servers.S3_SECRET_KEY,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
 
     def keys(self) -> list[str]:
         """Every key under the prefix, listed on the server itself (never through the proxy)."""
@@ -176,6 +163,14 @@ def azure_target(azurite: servers.LocalServer) -> Iterator[tuple[AzureTarget, Fa
         target._client().delete_container()
 
 
+@pytest.fixture(params=["s3", "azure"])
+def throttling_store(request: pytest.FixtureRequest) -> tuple[S3Target | AzureTarget, FaultProxy]:
+    """Each store behind its fault proxy: S3 (SlowDown) on SeaweedFS, Azure Blob (ServerBusy) on Azurite."""
+    if request.param == "s3":
+        return request.getfixturevalue("s3_target"), request.getfixturevalue("proxy")
+    return request.getfixturevalue("azure_target")
+
+
 class ServerControl:
     """A SeaweedFS of the test's own, to kill, restart (same port, same data) or freeze (SIGSTOP)."""
 
@@ -216,17 +211,6 @@ def own_seaweed(tmp_path: Path) -> Iterator[ServerControl]:
 def own_target(own_seaweed: ServerControl) -> S3Target:
     """A prefix on the private SeaweedFS, reached directly (no proxy)."""
     return S3Target(own_seaweed.server, FAULTS_BUCKET, f"f-{uuid.uuid4().hex[:10]}", own_seaweed.server.port)
-
-
-def s3_env(tmp: Path) -> dict[str, str]:
-    """The child's AWS settings: only the test key pair, no profile files, no metadata service."""
-    return {
-        "AWS_ACCESS_KEY_ID": servers.S3_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": servers.S3_SECRET_KEY,
-        "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-creds"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
 
 
 def tmpfs_wrapper(mount_dir: Path, size: str, count_file: Path, copy_to: Path | None = None) -> list[str]:

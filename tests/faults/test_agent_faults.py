@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.checks import Expect, check_run
-from tests.faults.conftest import S3Target, s3_env, write_config
+from tests.faults.conftest import S3Target, write_config
 from tests.faults.sbenchrun import SbenchProcess, agent_processes
 from tests.faults.table import Outcome
 from tests.faults.workloads import TWO_AGENTS, workload
@@ -23,7 +23,7 @@ def test_killed_agent_fails_the_run_and_its_objects_are_cleaned(
     """An agent killed 1.5 s into execute fails the run (all_or_nothing); the survivor deletes the dead
     agent's objects too, so nothing is left, and the merged results equal the agents' sums."""
     config = write_config(tmp_path, workload(s3_target.uri, duration="5s", objects=100, extra=TWO_AGENTS))
-    with SbenchProcess(config, tmp_path / "results", env=s3_env(tmp_path)) as run:
+    with SbenchProcess(config, tmp_path / "results", env=s3_target.env()) as run:
         run.wait_for_stage("execute", timeout=90)
         time.sleep(1.5)
         agents = agent_processes(run.ray_tmp)

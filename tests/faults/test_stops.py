@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.checks import ABORT_WAIT_S, Expect, check_run
-from tests.faults.conftest import S3Target, s3_env, write_config
+from tests.faults.checks import ABORT_WAIT_S, aborted, check_run
+from tests.faults.conftest import S3Target, write_config
 from tests.faults.proxy import Fault, FaultProxy, rule
 from tests.faults.sbenchrun import SbenchProcess
 from tests.faults.table import Outcome
@@ -35,27 +35,14 @@ def _abort_in(
     )
     if stage == "preflight":
         proxy.set_rules(rule(Fault.STALL))
-    with SbenchProcess(config, tmp / "results", env=s3_env(tmp)) as run:
+    with SbenchProcess(config, tmp / "results", env=target.env()) as run:
         run.wait_for_stage(stage, timeout=90 if distributed else 30)
         proxy.set_rules(rule(Fault.STALL))
         time.sleep(1.0)
         run.interrupt(sig)
         done = run.wait(ABORT_WAIT_S)
         proxy.set_rules()
-        check_run(
-            run,
-            done,
-            Expect(
-                code=1,
-                status="ABORTED",
-                within_s=120,
-                left=None,
-                interrupted=True,
-                distributed=distributed,
-            ),
-            outcome,
-            target.count,
-        )
+        check_run(run, done, aborted(distributed=distributed), outcome, target.count)
 
 
 @pytest.mark.parametrize(

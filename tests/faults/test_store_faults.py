@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.faults.checks import Expect, check_run
-from tests.faults.conftest import AzureTarget, S3Target, s3_env, write_config
+from tests.faults.conftest import AzureTarget, S3Target, write_config
 from tests.faults.proxy import Fault, FaultProxy, delete_rules, rule
 from tests.faults.sbenchrun import SbenchProcess
 from tests.faults.table import Outcome
@@ -22,7 +22,7 @@ def test_throttled_execute_fails_the_run(
     config = write_config(
         tmp_path, workload(s3_target.uri, duration="4s", extra="error_handling: {max_total_errors: 5}\n")
     )
-    with SbenchProcess(config, tmp_path / "results", env=s3_env(tmp_path)) as run:
+    with SbenchProcess(config, tmp_path / "results", env=s3_target.env()) as run:
         run.wait_for_stage("execute")
         proxy.set_rules(rule(Fault.SLOWDOWN, methods=["GET", "PUT", "HEAD"]))
         run.wait_for_stage("cleanup", timeout=30)
@@ -39,31 +39,18 @@ def test_throttled_execute_fails_the_run(
 
 
 def test_cleanup_retries_throttled_deletes(
-    s3_target: S3Target, proxy: FaultProxy, tmp_path: Path, outcome: Outcome
+    throttling_store: tuple[S3Target | AzureTarget, FaultProxy], tmp_path: Path, outcome: Outcome
 ) -> None:
-    """20% of the deletes answered 503 SlowDown: cleanup retries them, nothing is left, SUCCESS."""
-    config = write_config(tmp_path, workload(s3_target.uri, duration="2s", objects=200))
-    with SbenchProcess(config, tmp_path / "results", env=s3_env(tmp_path)) as run:
-        run.wait_for_stage("cleanup", timeout=30)
-        proxy.set_rules(*delete_rules(Fault.SLOWDOWN, share=0.2))
-        done = run.wait(60)
-        check_run(run, done, Expect(code=0, status="SUCCESS", within_s=40), outcome, s3_target.count)
-    assert proxy.counts["slowdown"] > 10
-
-
-def test_cleanup_retries_azure_server_busy(
-    azure_target: tuple[AzureTarget, FaultProxy], tmp_path: Path, outcome: Outcome
-) -> None:
-    """20% of the deletes answered 503 ServerBusy on Azure Blob: cleanup retries them, nothing is left,
-    SUCCESS."""
-    target, azure_proxy = azure_target
+    """20% of the deletes answered 503 (S3 SlowDown, Azure ServerBusy): cleanup retries them, nothing is
+    left, SUCCESS."""
+    target, proxy = throttling_store
     config = write_config(tmp_path, workload(target.uri, duration="2s", objects=200))
     with SbenchProcess(config, tmp_path / "results", env=target.env()) as run:
         run.wait_for_stage("cleanup", timeout=30)
-        azure_proxy.set_rules(*delete_rules(Fault.SLOWDOWN, share=0.2))
+        proxy.set_rules(*delete_rules(Fault.SLOWDOWN, share=0.2))
         done = run.wait(60)
         check_run(run, done, Expect(code=0, status="SUCCESS", within_s=40), outcome, target.count)
-    assert azure_proxy.counts["slowdown"] > 10
+    assert proxy.counts["slowdown"] > 10
 
 
 def test_strict_cleanup_that_cannot_delete_fails_and_reports_what_is_left(
@@ -82,7 +69,7 @@ def test_strict_cleanup_that_cannot_delete_fails_and_reports_what_is_left(
             extra=SHORT_RETRIES,
         ),
     )
-    with SbenchProcess(config, tmp_path / "results", env=s3_env(tmp_path)) as run:
+    with SbenchProcess(config, tmp_path / "results", env=s3_target.env()) as run:
         run.wait_for_stage("cleanup", timeout=30)
         proxy.set_rules(*delete_rules(Fault.SLOWDOWN))
         done = run.wait(60)
@@ -111,7 +98,7 @@ def test_stalled_requests_time_out_per_request(
         workload(s3_target.uri, duration="4s", objects=40, ops=GET_ONLY, extra="request_timeout: 1s\n"),
     )
     proxy.set_rules(rule(Fault.STALL, share=0.01, methods=["GET"], path=r"/prepared-"))
-    with SbenchProcess(config, tmp_path / "results", env=s3_env(tmp_path)) as run:
+    with SbenchProcess(config, tmp_path / "results", env=s3_target.env()) as run:
         done = run.wait(60)
         check_run(run, done, Expect(code=0, status="SUCCESS", within_s=20), outcome, s3_target.count)
     stalls = proxy.counts["stall"]
