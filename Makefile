@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 AZURITE := .emulators/node_modules/azurite/dist/src/blob/main.js
 
-.PHONY: run test lint install install-test
+.PHONY: run test lint install install-test fault-table
 
 run: $(VENV)/.installed
 	scripts/netns-run $(PY) -m sbench run workloads/quickstart.yaml
@@ -12,6 +12,10 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test $(AZURITE)
 	$(VENV)/bin/ruff check sbench tests bench
 	scripts/netns-run env RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m pytest $(PYTEST_ARGS)
+
+# The fault-injection suite alone, then docs/faults.md from what each scenario observed (exit code: pytest's).
+fault-table: $(VENV)/.installed-test $(AZURITE)
+	scripts/netns-run env RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m tests.faults.table
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check sbench tests bench

@@ -101,6 +101,14 @@ def _start(name: str, cmd: list[str], port: int, workdir: Path, env: dict[str, s
     raise RuntimeError(f"{name} did not answer on {url} within {timeout:.0f} s")
 
 
+def restart(server: LocalServer, timeout: float = 90.0) -> LocalServer:
+    """The same command on the same port and work directory (data kept), after the process was stopped."""
+    if server.alive():
+        raise RuntimeError(f"{server.name} is still running (pid {server.proc.pid}); stop it first")
+    command = list(server.proc.args)
+    return _start(server.name, command, server.port, server.workdir, server.env, timeout=timeout)
+
+
 def weed_binary() -> str | None:
     found = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     return found if Path(found).exists() else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from sbench.config import Config, load_config_text
 from tests import servers
+from tests.storage.fixtures_s3 import ready_bucket
 
 PREFLIGHT_BUCKET = "sbench-preflight"
 AWS_VARIABLES = (
@@ -81,21 +81,7 @@ def s3_keys(server: servers.LocalServer, bucket: str, prefix: str = "") -> list[
 def s3_preflight_bucket(seaweedfs: servers.LocalServer) -> str:
     """The session bucket, usable for writes: SeaweedFS grows a volume for a new bucket on its first PUT and
     answers InternalError until it is there, which a test of "healthy target passes" must not see."""
-    from botocore.exceptions import ClientError
-
-    client = s3_admin(seaweedfs)
-    client.create_bucket(Bucket=PREFLIGHT_BUCKET)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client.put_object(Bucket=PREFLIGHT_BUCKET, Key="warm-up", Body=b"x")
-            break
-        except ClientError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-    client.delete_object(Bucket=PREFLIGHT_BUCKET, Key="warm-up")
-    client.close()
+    ready_bucket(seaweedfs, PREFLIGHT_BUCKET)
     return PREFLIGHT_BUCKET
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,27 @@ def s3_admin_client(server: servers.LocalServer):
 
     return boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
                         aws_access_key_id=servers.S3_ACCESS_KEY, aws_secret_access_key=servers.S3_SECRET_KEY)
+
+
+def ready_bucket(server: servers.LocalServer, bucket: str) -> None:
+    """Create the bucket (if needed) and wait until it takes writes: SeaweedFS answers InternalError to the
+    first PUTs of a new bucket (or of a restarted server) until a volume is there."""
+    client = s3_admin_client(server)
+    try:
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=bucket)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.put_object(Bucket=bucket, Key="warm-up", Body=b"x")
+                break
+            except client.exceptions.ClientError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        client.delete_object(Bucket=bucket, Key="warm-up")
+    finally:
+        client.close()
 
 
 def open_s3_backend(uri: str, driver: Driver, **options: object) -> Backend:
