@@ -18,8 +18,10 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,16 +79,22 @@ def run(loaded: LoadedConfig, options: Any, config_path: Path) -> int:
 
 
 class _Signals:
-    """First SIGINT/SIGTERM: abort the run (partial results get written). Second: exit at once."""
+    """First SIGINT/SIGTERM: abort the run (partial results get written). Second: write STATUS.txt ABORTED
+    (`last_words`, one small file) and exit at once."""
 
-    def __init__(self, control: RunControl) -> None:
+    def __init__(self, control: RunControl, last_words: Callable[[], None]) -> None:
         self.control = control
         self.count = 0
+        self._last_words = last_words
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, _frame: Any) -> None:
         self.count += 1
         if self.count > 1:
+            try:
+                self._last_words()
+            except OSError as exc:  # exiting anyway: say why the file is missing
+                print(f"sbench: could not write STATUS.txt before exiting: {exc}", file=sys.stderr)
             os._exit(EXIT_SIGINT)
         name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
         self.control.abort(f"interrupted by {name}")
@@ -135,6 +143,7 @@ class LocalRun:
         self.preflight: Any = None
         self.notes: list[str] = []
         self.t0 = time.monotonic()
+        self.results: ResultsDir | None = None
 
     # -- stages ------------------------------------------------------------------------------------------
     def _plans(self) -> list[Any]:
@@ -267,6 +276,7 @@ class LocalRun:
         agent = AgentStatus(
             self.identity.agent_id, state, reason, operations=total.total_ops(), errors=total.errors_total()
         )
+        unfinished = sum(o.snapshot.unfinished_ops for _, o in self.outcomes)
         preflight = self.preflight.model_dump(mode="json") if self.preflight is not None else None
         if self.preflight is not None:
             results.file("preflight.json").write_text(self.preflight.to_json() + "\n", encoding="utf-8")
@@ -292,6 +302,26 @@ class LocalRun:
             total_operations=total.total_ops(),
             total_errors=total.errors_total(),
             reason=reason,
+            unfinished_operations=unfinished,
+        )
+
+    def _last_words(self) -> None:
+        """A second Ctrl-C exits at once; before that, STATUS.txt says ABORTED with the totals known so far
+        (sums of plain counters, so it takes a millisecond; the other files may be incomplete)."""
+        if self.results is None:
+            return
+        first = self.control.reason or "interrupted"
+        reason = f"{first}; interrupted again, exited at once (other result files may be incomplete)"
+        snaps = [o.snapshot for _, o in self.outcomes]
+        ops, errors = sum(s.total_ops() for s in snaps), sum(s.errors_total() for s in snaps)
+        write_status(
+            self.results.status_path,
+            RunStatus.ABORTED,
+            [AgentStatus(self.identity.agent_id, AgentState.ABORTED, reason, operations=ops, errors=errors)],
+            total_operations=ops,
+            total_errors=errors,
+            reason=reason,
+            unfinished_operations=sum(s.unfinished_ops for s in snaps),
         )
 
     def _report(self, results: ResultsDir, ui: LiveProgress, status: RunStatus, reason: str) -> None:
@@ -320,6 +350,11 @@ class LocalRun:
             err = errors_line(work)
             if err:
                 lines.append(err)
+        unfinished = sum(o.snapshot.unfinished_ops for _, o in self.outcomes)
+        if unfinished:
+            lines.append(
+                f"unfinished ops (in flight when their stage ended; neither done nor failed): {unfinished:,}"
+            )
         lines.append(f"STATUS: {status.value}" + (f" ({reason})" if reason else ""))
         lines.append(f"results: {results.path}")
         print_report(ui.log, ui.console, tables, lines)
@@ -333,6 +368,7 @@ class LocalRun:
             load_model=load_model_of(self.config),
             run_id=self.identity.run_id,
         )
+        self.results = results
         ui = LiveProgress(results.console)
         perf = results.perf_log()
         status, reason = RunStatus.FAILURE, "the run did not finish"
@@ -349,7 +385,7 @@ class LocalRun:
                 )
                 self.notes.append(note)
                 ui.log.print(f"note: {note}")
-            with _Signals(self.control):
+            with _Signals(self.control, self._last_words):
                 try:
                     if self.options.verify:
                         status, reason = self._verify(ui)

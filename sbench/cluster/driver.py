@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -48,7 +49,7 @@ from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.perf_log import stage_label
 from sbench.results.resultsdir import ResultsDir
-from sbench.results.status import RunStatus
+from sbench.results.status import RunStatus, write_status
 from sbench.results.summary import load_model_of
 from sbench.ui.live import LiveProgress
 from sbench.ui.report import describe_load, phase_table, print_report
@@ -488,7 +489,9 @@ class DistributedRun:
                     ray.kill(actor, no_restart=True)
 
     def _hard_exit(self) -> None:
-        """Second Ctrl-C: best-effort kill of the actors (non-blocking), then the caller exits."""
+        """Second Ctrl-C: STATUS.txt ABORTED, best-effort kill of the actors (non-blocking), then the caller
+        exits."""
+        self._last_words()
         with contextlib.suppress(Exception):
             if self.fleet is not None:
                 for actor in self.fleet.actors:
@@ -497,6 +500,21 @@ class DistributedRun:
             for actor in (self.coordinator, self.cache):
                 if actor is not None:
                     ray.kill(actor, no_restart=True)
+
+    def _last_words(self) -> None:
+        """STATUS.txt ABORTED with what is known, before a second Ctrl-C exits (one small file)."""
+        if self.results is None:
+            return
+        first = self.signals.reason or "interrupted"
+        reason = f"{first}; interrupted again, exited at once (other result files may be incomplete)"
+        try:
+            if self.report is not None:
+                self.report.write_aborted_status(reason)
+            else:  # the agents never started
+                write_status(self.results.status_path, RunStatus.ABORTED, [], total_operations=0,
+                             total_errors=0, reason=reason)
+        except OSError as exc:  # exiting anyway: say why the file is missing
+            print(f"sbench: could not write STATUS.txt before exiting: {exc}", file=sys.stderr)
 
     def _final_report(self, status: RunStatus, reason: str) -> None:
         """The closing tables (main prepare and workload stages, merged over agents) and status lines."""
@@ -512,6 +530,11 @@ class DistributedRun:
             stuck = f" [STUCK: {track.stuck_reason}]" if track.stuck_reason else ""
             why = f" ({track.reason})" if track.reason else ""
             lines.append(f"{track.agent_id}@{track.node_ip}: {track.state.value}{why}{stuck}")
+        unfinished = self.report.unfinished if self.report is not None else 0
+        if unfinished:
+            lines.append(
+                f"unfinished ops (in flight when their stage ended; neither done nor failed): {unfinished:,}"
+            )
         lines.append(f"STATUS: {status.value}" + (f" ({reason})" if reason else ""))
         lines.append(f"results: {self.results.path}")
         print_report(self.ui.log, self.ui.console, tables, lines)

@@ -73,6 +73,8 @@ class RunReport:
         self._agent_logs: dict[str, PerfLogWriter] = {}
         #: phase -> (merged snapshot, wall seconds) of the main (first) stage of that phase
         self._main: dict[str, tuple[Snapshot, float, dict[str, tuple[Snapshot, float]]]] = {}
+        #: ops in flight when their stage ended, over every stage so far
+        self.unfinished = 0
 
     # -- live intervals --
 
@@ -105,6 +107,7 @@ class RunReport:
             for agent_id, result in sorted(run.results.items(), key=lambda kv: self._order(kv[0]))
         ]
         merged = Snapshot.merge_all(r.snapshot for r in rows)
+        self.unfinished += merged.unfinished_ops
         wall = max((r.duration_s for r in rows), default=0.0)
         write_stage_tsv(
             self.results.stage_tsv(plan.index, plan.name),
@@ -193,6 +196,23 @@ class RunReport:
 
     # -- end of run --
 
+    def write_aborted_status(self, reason: str) -> None:
+        """STATUS.txt ABORTED from what is known now, for a second Ctrl-C that exits at once (plain counters
+        of the stages done so far: no merge, no other file)."""
+        agents = [t.status() for t in self.tracks.values()]
+        for agent in agents:
+            if agent.state is AgentState.COMPLETED:
+                agent.state, agent.reason = AgentState.ABORTED, reason
+        write_status(
+            self.results.status_path,
+            RunStatus.ABORTED,
+            agents,
+            total_operations=sum(a.operations for a in agents),
+            total_errors=sum(a.errors for a in agents),
+            reason=reason,
+            unfinished_operations=self.unfinished,
+        )
+
     def finalize(
         self,
         status: RunStatus,
@@ -231,6 +251,7 @@ class RunReport:
             total_operations=total_ops,
             total_errors=total_errors,
             reason=full_reason,
+            unfinished_operations=self.unfinished,
         )
         self.results.metadata.extra.update(extra)
         summary = build_summary(

@@ -23,12 +23,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sbench.engine.backends import BackendSet
+from sbench.engine.bounded import POLL_S, grace_over
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.engine.naming import put_key_prefix
 from sbench.engine.paths import join_key, op_name, put_directory
 from sbench.engine.prepare import PrepareParams, ShardResult, ShardStorage, prepare_params
 from sbench.engine.shards import IndexShard, IntervalEmitter, ThreadTally, wait_ticking
+from sbench.engine.stall import StallWatch
 from sbench.engine.state import RunState
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
@@ -136,8 +138,10 @@ class CleanupShard(IndexShard):
         self._run_range(self.concurrency)
         self._rmdirs()
 
-    def finish(self, timeout: float | None = None) -> ShardResult:
-        self._thread.join(timeout)
+    def finish(self) -> ShardResult:
+        """Wait for the shard (bounded by a stop, checking for a stall) and return its result; deletes still
+        in flight after the stop's grace are counted in the snapshot's unfinished_ops."""
+        in_flight = self.join_bounded()
         tallies = self.tallies()
         failed = IndexSet(self.start, max(self.start, self.stop))
         result = ShardResult(
@@ -155,8 +159,10 @@ class CleanupShard(IndexShard):
             reason=self.control.reason if self.control.aborted else "",
         )
         result.existed = sum(t.failed for t in tallies)  # failed deletes (count only; no per-index record)
+        result.snapshot.unfinished_ops = in_flight
         self.parent_control.release(self.control)
-        self.storage.close()
+        if not in_flight:
+            self.storage.close()  # never under a call still in flight: that client is left to its thread
         return result
 
 
@@ -243,29 +249,44 @@ class PutCleanup:
         self._queue: queue.Queue[tuple[Backend, str] | None] = queue.Queue(maxsize=4 * len(self.tallies))
         self._threads: list[threading.Thread] = []
         self.list_error = ""
+        #: keys the listing brought so far (progress, with the deletes, for stall detection)
+        self.listed = 0
+        self.stall = StallWatch("cleanup of the workload PUT objects", getattr(config, "stall_timeout", None))
 
     def _consume(self, tally: ThreadTally) -> None:
-        while True:
-            item = self._queue.get()
+        stopping = self.control.stop_flag()
+        while not stopping():  # never blocks on the queue: a stop reaches every consumer within POLL_S
+            try:
+                item = self._queue.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
             if item is None:
                 return
             _delete(item[0], item[1], tally, self.mode)
+
+    def _offer(self, item: tuple[Backend, str] | None) -> bool:
+        """Queue `item`, waiting for room while the cleanup runs; False once it is stopping."""
+        while not self.control.stopping:
+            try:
+                self._queue.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _produce(self) -> None:
         try:
             for backend, directory in self.locations:
                 for key in _run_put_keys(backend, directory, self.head, self.control):
-                    while not self.control.stopping:
-                        try:
-                            self._queue.put((backend, key), timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
+                    self.listed += 1
+                    if not self._offer((backend, key)):
+                        return
         except StorageError as exc:
             self.list_error = str(exc)
         finally:
             for _ in self.tallies:
-                self._queue.put(None)
+                if not self._offer(None):
+                    break
 
     def begin(self) -> PutCleanup:
         for i, tally in enumerate(self.tallies):
@@ -280,7 +301,22 @@ class PutCleanup:
         return self
 
     def alive(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
+        """Still working (once the stop is older than the grace period, what is left is in flight)."""
+        return any(t.is_alive() for t in self._threads) and not (
+            self.control.stopping and grace_over(self.control)
+        )
+
+    def in_flight(self) -> int:
+        """Threads still inside a call (a delete, or the producer's LIST) after the stop's grace."""
+        return sum(1 for t in self._threads if t.is_alive())
+
+    def watch(self) -> None:
+        """Abort the cleanup as stalled when no key was listed and nothing deleted for stall_timeout."""
+        if not self.control.stopping:
+            units = self.listed + sum(t.deleted + t.skipped for t in self.tallies)
+            reason = self.stall.check(units)
+            if reason is not None:
+                self.control.abort(reason)
 
     def wait(self, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -367,6 +403,7 @@ def run_cleanup(
     backends = BackendSet(config)
     emitter = IntervalEmitter(identity.agent_id, stage_name, on_interval)
     t0 = time.monotonic()
+    put_in_flight = 0
     try:
         put_job = PutCleanup(config, identity, control, backends, mode=mode, concurrency=concurrency)
         if cleanup_only and put_job.locations:
@@ -378,15 +415,19 @@ def run_cleanup(
             done = sum(j.done_count() for j in active)
             emitter(snap, objects_done=done, objects_deleted=sum(j.deleted_count() for j in active))
 
-        wait_ticking(active, interval, lambda: emit(Snapshot.merge_all(j.drain() for j in active)))
+        wait_ticking(active, interval, lambda: emit(Snapshot.merge_all(j.drain() for j in active)), control)
         results = [j.finish() for j in jobs]
         if state is not None:
             for job, r in zip(jobs, results, strict=True):
                 if not r.aborted and r.existed == 0:
                     state.prepared.pop(job.params.entry, None)  # deleted: nothing of it is ours any more
-        emit(Snapshot.merge_all([r.snapshot for r in results] + ([put_job.drain()] if use_put else [])))
+        put_last = put_job.drain()
+        put_in_flight = put_job.in_flight() if use_put else 0
+        put_last.unfinished_ops = put_in_flight
+        emit(Snapshot.merge_all([r.snapshot for r in results] + ([put_last] if use_put else [])))
     finally:
-        backends.close()
+        if not put_in_flight:
+            backends.close()  # never under a call still in flight: those clients are left to their threads
     put_tallies = put_job.tallies if use_put else []
     deleted = sum(r.deleted for r in results)
     failed = sum(r.existed for r in results) + sum(t.failed for t in put_tallies)
@@ -397,7 +438,7 @@ def run_cleanup(
         failed += 1
         first = first or f"listing PUT objects: {put_job.list_error}"
     aborted = control.aborted or any(r.aborted for r in results)
-    reason = control.reason if control.aborted else ""
+    reason = control.reason if control.aborted else next((r.reason for r in results if r.aborted), "")
     if not aborted and failed and mode != "besteffort":
         reason = f"{failed} deletes failed (cleanup_mode={mode})"
     return CleanupOutcome(

@@ -49,6 +49,7 @@ def format_status(
     total_errors: int,
     reason: str = "",
     timestamp: datetime | None = None,
+    unfinished_operations: int = 0,
 ) -> str:
     status = RunStatus(status)
     ts = (timestamp or datetime.now().astimezone()).isoformat(timespec="seconds")
@@ -70,6 +71,10 @@ def format_status(
         f"Stuck: {sum(1 for a in agents if a.stuck)}",
         f"Total operations: {total_operations}",
         f"Total errors: {total_errors}",
+    ]
+    if unfinished_operations:
+        lines.append(f"Unfinished operations (in flight when their stage ended): {unfinished_operations}")
+    lines += [
         "",
         "=== Agent Details ===",
     ]
@@ -98,6 +103,7 @@ def write_status(
     total_errors: int,
     reason: str = "",
     timestamp: datetime | None = None,
+    unfinished_operations: int = 0,
 ) -> Path:
     path.write_text(
         format_status(
@@ -107,6 +113,7 @@ def write_status(
             total_errors=total_errors,
             reason=reason,
             timestamp=timestamp,
+            unfinished_operations=unfinished_operations,
         ),
         encoding="utf-8",
     )
