@@ -1,7 +1,7 @@
 """A minimal fault server for the stop, stall and retry tests: an HTTP proxy on 127.0.0.1 in front of a real
 server (SeaweedFS) that passes requests through, stalls them (reads the request, never answers), delays them,
-or answers a given status (503 SlowDown) to the next N of them. Without an upstream it is a server that accepts
-and never answers.
+or answers a given status (503 SlowDown) to the next N of them. Without an upstream it is a server that
+accepts and never answers.
 
 It is small on purpose (the general fault proxy of the fault-injection suite lives in tests/faults/). Each
 client connection carries one request: the request is forwarded with `Connection: close` and the upstream's
@@ -143,8 +143,11 @@ class StallProxy:
 
     def _forward(self, conn: socket.socket, lines: list[bytes], body: bytes) -> None:
         assert self.upstream_port is not None
-        kept = [ln for ln in lines[1:] if ln and ln.split(b":", 1)[0].strip().lower()
-                not in (b"connection", b"expect", b"keep-alive")]
+        kept = [
+            ln
+            for ln in lines[1:]
+            if ln and ln.split(b":", 1)[0].strip().lower() not in (b"connection", b"expect", b"keep-alive")
+        ]
         request = b"\r\n".join([lines[0], *kept, b"Connection: close", b"", b""]) + body
         with socket.create_connection(("127.0.0.1", self.upstream_port), timeout=30) as up:
             up.sendall(request)

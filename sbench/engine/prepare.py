@@ -642,7 +642,7 @@ def run_prepare(
         last.unfinished_ops += listing
         emit(last, finished_done)
         if state is not None:
-            for params, r in zip(group, group_results, strict=True):
+            for params, r in zip(group[: len(group_results)], group_results, strict=True):
                 state.prepared[params.entry] = PreparedRecord(
                     entry=params.entry,
                     base_uri=params.base_uri,

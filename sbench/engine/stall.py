@@ -19,10 +19,10 @@ import time
 
 class StallWatch:
     """Follows one cumulative progress count; `check` returns the failure reason once it stood still for
-    `timeout_s` (None or 0: never)."""
+    `timeout_s` (None or 0: never). `what` names the stage or the part of it, for the reason."""
 
-    def __init__(self, stage: str, timeout_s: float | None, now: float | None = None) -> None:
-        self.stage = stage
+    def __init__(self, what: str, timeout_s: float | None, now: float | None = None) -> None:
+        self.what = what
         self.timeout_s = float(timeout_s or 0.0)
         self._units = -1
         self._since = time.monotonic() if now is None else now
@@ -41,6 +41,6 @@ class StallWatch:
         if self.timeout_s <= 0 or idle < self.timeout_s:
             return None
         return (
-            f"stage {self.stage!r} stalled: no progress for {idle:.0f} s (no storage op succeeded and no "
-            f"object was created, found or deleted; stall_timeout is {self.timeout_s:g} s)"
+            f"{self.what} stalled: no progress for {idle:.0f} s (no storage op succeeded and no object was "
+            f"created, found or deleted; stall_timeout is {self.timeout_s:g} s)"
         )

@@ -1241,7 +1241,7 @@ class WorkloadRun:
         )
         cpu = CpuSampler()
         acc = SnapshotAccumulator()
-        stall = StallWatch(self.stage_name, getattr(self.config, "stall_timeout", None))
+        stall = StallWatch(f"stage {self.stage_name!r}", getattr(self.config, "stall_timeout", None))
         threads: list[threading.Thread] = []
         self._alive = len(self.workers)
         if use_async:
