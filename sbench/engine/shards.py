@@ -173,6 +173,7 @@ class IndexShard(ABC):
 
     def begin(self) -> Self:
         self.t0 = time.monotonic()
+        self.stall.reset(self.t0)
         self._thread = threading.Thread(
             target=self._run, name=f"sbench-{self.kind}-{self.params.entry}", daemon=True
         )
