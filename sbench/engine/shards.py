@@ -84,16 +84,6 @@ class IndexRange:
             t.start()
         return self
 
-    def alive(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the threads; False when some are still running after `timeout`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self._threads:
-            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return not self.alive()
-
     def join_bounded(self, on_poll: Callable[[], object] | None = None) -> int:
         """Wait for the threads, giving up once the stop is GRACE_S old (bounded.join_bounded); how many
         are still inside a call (in flight)."""
