@@ -369,6 +369,11 @@ class LocalRun:
             run_id=self.identity.run_id,
         )
         self.results = results
+        # installed until the last file is written, so a second Ctrl-C at any point leaves STATUS.txt ABORTED
+        with _Signals(self.control, self._last_words):
+            return self._run(results)
+
+    def _run(self, results: ResultsDir) -> int:
         ui = LiveProgress(results.console)
         perf = results.perf_log()
         status, reason = RunStatus.FAILURE, "the run did not finish"
@@ -385,16 +390,15 @@ class LocalRun:
                 )
                 self.notes.append(note)
                 ui.log.print(f"note: {note}")
-            with _Signals(self.control, self._last_words):
-                try:
-                    if self.options.verify:
-                        status, reason = self._verify(ui)
-                    else:
-                        status, reason = self._stages(results, perf, ui)
-                except (SbenchError, StorageError) as exc:
-                    # the CLI prints it and picks the exit code; the results directory still records it
-                    status, reason = RunStatus.FAILURE, str(exc)
-                    raise
+            try:
+                if self.options.verify:
+                    status, reason = self._verify(ui)
+                else:
+                    status, reason = self._stages(results, perf, ui)
+            except (SbenchError, StorageError) as exc:
+                # the CLI prints it and picks the exit code; the results directory still records it
+                status, reason = RunStatus.FAILURE, str(exc)
+                raise
             if status is RunStatus.ABORTED:
                 ui.log.print(f"run aborted: {reason}; results so far are in {results.path}")
         finally:

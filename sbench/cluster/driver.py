@@ -222,7 +222,6 @@ class DistributedRun:
             status, reason = RunStatus.FAILURE, str(exc)
             self._say(f"run failed: {exc}")
         finally:
-            self.signals.restore()
             if self.signals.event.is_set():
                 status, reason = RunStatus.ABORTED, self.signals.reason
             self.ui.close()
@@ -230,6 +229,8 @@ class DistributedRun:
             self._teardown()
             self._finalize(status, reason)
             self._final_report(status, reason)
+            # only now: a second Ctrl-C during teardown or while files are written still leaves STATUS.txt
+            self.signals.restore()
         return EXIT_OK if status is RunStatus.SUCCESS else EXIT_RUN_FAILED
 
     def _plans(self) -> list[StagePlan]:
