@@ -9,8 +9,9 @@ process, without Ray: the engine is the same one the Ray agents run, and a local
 Stages run in plan order: preflight (an error stops the run before any I/O), prepare, execute, cleanup,
 with the CLI flags applied. A failed stage skips the stages after it except cleanup (so objects do not stay
 behind); Ctrl-C or SIGTERM aborts within about a second, skips the rest, writes partial results with STATUS
-`ABORTED` and exits 1; a second Ctrl-C exits at once. Every file of the results directory is written on
-every path, so a failed or interrupted run still documents what it measured and why it ended.
+`ABORTED` and exits 1; a second Ctrl-C writes STATUS.txt `ABORTED` and exits at once. Every file of the
+results directory is written on every path, so a failed or interrupted run still documents what it measured
+and why it ended.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ It connects to Ray (RAY_ADDRESS or a running cluster, else a local instance), cr
 metadata cache and the agents, runs the stages in order (prepare/cleanup/preflight as tasks, execute/hybrid/
 custom in the agents), writes every result file, and always tears its actors and placement group down.
 Ctrl-C or SIGTERM (also what `ray job stop` sends) stops every agent mid-stage, keeps partial results and
-ends with STATUS `ABORTED`; a second Ctrl-C exits at once.
+ends with STATUS `ABORTED`; a second Ctrl-C writes STATUS.txt `ABORTED` and exits at once.
 """
 
 from __future__ import annotations
