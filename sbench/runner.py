@@ -9,8 +9,9 @@ process, without Ray: the engine is the same one the Ray agents run, and a local
 Stages run in plan order: preflight (an error stops the run before any I/O), prepare, execute, cleanup,
 with the CLI flags applied. A failed stage skips the stages after it except cleanup (so objects do not stay
 behind); Ctrl-C or SIGTERM aborts within about a second, skips the rest, writes partial results with STATUS
-`ABORTED` and exits 1; a second Ctrl-C exits at once. Every file of the results directory is written on
-every path, so a failed or interrupted run still documents what it measured and why it ended.
+`ABORTED` and exits 1; a second Ctrl-C writes STATUS.txt `ABORTED` and exits at once. Every file of the
+results directory is written on every path, so a failed or interrupted run still documents what it measured
+and why it ended.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -83,16 +85,22 @@ def run(loaded: LoadedConfig, options: Any, config_path: Path) -> int:
 
 
 class _Signals:
-    """First SIGINT/SIGTERM: abort the run (partial results get written). Second: exit at once."""
+    """First SIGINT/SIGTERM: abort the run (partial results get written). Second: write STATUS.txt ABORTED
+    (`last_words`, one small file) and exit at once."""
 
-    def __init__(self, control: RunControl) -> None:
+    def __init__(self, control: RunControl, last_words: Callable[[], None]) -> None:
         self.control = control
         self.count = 0
+        self._last_words = last_words
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, _frame: Any) -> None:
         self.count += 1
         if self.count > 1:
+            try:
+                self._last_words()
+            except OSError as exc:  # exiting anyway: say why the file is missing
+                print(f"sbench: could not write STATUS.txt before exiting: {exc}", file=sys.stderr)
             os._exit(EXIT_SIGINT)
         name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
         self.control.abort(f"interrupted by {name}")
@@ -143,6 +151,7 @@ class LocalRun:
         self.left_behind: dict[str, Any] | None = None
         self.notes: list[str] = []
         self.t0 = time.monotonic()
+        self.results: ResultsDir | None = None
 
     # -- stages ------------------------------------------------------------------------------------------
     def _plans(self) -> list[Any]:
@@ -289,6 +298,7 @@ class LocalRun:
         ]
         total = Snapshot.merge_all(o.snapshot for _, o in self.outcomes)
         first_errors = [e for plan, o in self.outcomes for e in first_errors_of(plan.name, o.snapshot)]
+        unfinished = sum(o.snapshot.unfinished_ops for _, o in self.outcomes)
 
         def agent(status: RunStatus, reason: str) -> AgentStatus:
             state = {
@@ -333,10 +343,30 @@ class LocalRun:
                 reason=reason,
                 first_errors=first_errors,
                 left_lines=leftovers.lines(self.left_behind),
+                unfinished_operations=unfinished,
             )
 
         return write_final_results(
             results, status, reason, status_file=status_file, summary_file=summary_file, files=files
+        )
+
+    def _last_words(self) -> None:
+        """A second Ctrl-C exits at once; before that, STATUS.txt says ABORTED with the totals known so far
+        (sums of plain counters, so it takes a millisecond; the other files may be incomplete)."""
+        if self.results is None:
+            return
+        first = self.control.reason or "interrupted"
+        reason = f"{first}; interrupted again, exited at once (other result files may be incomplete)"
+        snaps = [o.snapshot for _, o in self.outcomes]
+        ops, errors = sum(s.total_ops() for s in snaps), sum(s.errors_total() for s in snaps)
+        write_status(
+            self.results.status_path,
+            RunStatus.ABORTED,
+            [AgentStatus(self.identity.agent_id, AgentState.ABORTED, reason, operations=ops, errors=errors)],
+            total_operations=ops,
+            total_errors=errors,
+            reason=reason,
+            unfinished_operations=sum(s.unfinished_ops for s in snaps),
         )
 
     def _report(self, results: ResultsDir, ui: LiveProgress, status: RunStatus, reason: str) -> None:
@@ -366,6 +396,11 @@ class LocalRun:
             if err:
                 lines.append(err)
         lines.extend(leftovers.lines(self.left_behind))
+        unfinished = sum(o.snapshot.unfinished_ops for _, o in self.outcomes)
+        if unfinished:
+            lines.append(
+                f"unfinished ops (in flight when their stage ended; neither done nor failed): {unfinished:,}"
+            )
         lines.append(f"STATUS: {status.value}" + (f" ({reason})" if reason else ""))
         lines.append(f"results: {results.path}")
         print_report(ui.log, ui.console, tables, lines)
@@ -379,6 +414,12 @@ class LocalRun:
             load_model=load_model_of(self.config),
             run_id=self.identity.run_id,
         )
+        self.results = results
+        # installed until the last file is written, so a second Ctrl-C at any point leaves STATUS.txt ABORTED
+        with _Signals(self.control, self._last_words):
+            return self._run(results)
+
+    def _run(self, results: ResultsDir) -> int:
         ui = LiveProgress(results.console)
         perf = results.perf_log()
         status, reason = RunStatus.FAILURE, "the run did not finish"
@@ -395,16 +436,15 @@ class LocalRun:
                 )
                 self.notes.append(note)
                 ui.log.print(f"note: {note}")
-            with _Signals(self.control):
-                try:
-                    if self.options.verify:
-                        status, reason = self._verify(ui)
-                    else:
-                        status, reason = self._stages(results, perf, ui)
-                except (SbenchError, StorageError) as exc:
-                    # the CLI prints it and picks the exit code; the results directory still records it
-                    status, reason = RunStatus.FAILURE, str(exc)
-                    raise
+            try:
+                if self.options.verify:
+                    status, reason = self._verify(ui)
+                else:
+                    status, reason = self._stages(results, perf, ui)
+            except (SbenchError, StorageError) as exc:
+                # the CLI prints it and picks the exit code; the results directory still records it
+                status, reason = RunStatus.FAILURE, str(exc)
+                raise
             if status is RunStatus.ABORTED:
                 ui.log.print(f"run aborted: {reason}; results so far are in {results.path}")
         finally:

@@ -178,12 +178,14 @@ class AgentActor:
         control = self._control
         if control is not None:
             control.stop(reason)
+        self._wake.set()  # the stage thread notices now, not at its next heartbeat
         return True
 
     @ray.method(concurrency_group=CONTROL_GROUP)
     def abort(self, reason: str) -> bool:
         """Abort the current stage and refuse further stages (Ctrl-C, all_or_nothing failure)."""
         self._run_control.abort(reason)
+        self._wake.set()
         return True
 
     # -- stages --

@@ -4,7 +4,7 @@ It connects to Ray (RAY_ADDRESS or a running cluster, else a local instance), cr
 metadata cache and the agents, runs the stages in order (prepare/cleanup/preflight as tasks, execute/hybrid/
 custom in the agents), writes every result file, and always tears its actors and placement group down.
 Ctrl-C or SIGTERM (also what `ray job stop` sends) stops every agent mid-stage, keeps partial results and
-ends with STATUS `ABORTED`; a second Ctrl-C exits at once.
+ends with STATUS `ABORTED`; a second Ctrl-C writes STATUS.txt `ABORTED` and exits at once.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -53,7 +54,7 @@ from sbench.metrics.snapshot import Snapshot
 from sbench.results.atomic import write_text_atomic
 from sbench.results.perf_log import stage_label
 from sbench.results.resultsdir import ResultsDir
-from sbench.results.status import RunStatus
+from sbench.results.status import RunStatus, write_status
 from sbench.results.summary import load_model_of
 from sbench.ui.live import LiveProgress
 from sbench.ui.report import describe_load, first_error_lines, phase_table, print_report
@@ -230,7 +231,6 @@ class DistributedRun:
             status, reason = RunStatus.FAILURE, str(exc)
             self._say(f"run failed: {exc}")
         finally:
-            self.signals.restore()
             if self.signals.event.is_set():
                 status, reason = RunStatus.ABORTED, self.signals.reason
             self.ui.close()
@@ -239,6 +239,8 @@ class DistributedRun:
             status, reason = self._finalize(status, reason)
             self._final_report(status, reason)
             self.results.close()
+            # only now: a second Ctrl-C during teardown or while files are written still leaves STATUS.txt
+            self.signals.restore()
         return EXIT_OK if status is RunStatus.SUCCESS else EXIT_RUN_FAILED
 
     def _plans(self) -> list[StagePlan]:
@@ -504,7 +506,9 @@ class DistributedRun:
                     ray.kill(actor, no_restart=True)
 
     def _hard_exit(self) -> None:
-        """Second Ctrl-C: best-effort kill of the actors (non-blocking), then the caller exits."""
+        """Second Ctrl-C: STATUS.txt ABORTED, best-effort kill of the actors (non-blocking), then the caller
+        exits."""
+        self._last_words()
         with contextlib.suppress(Exception):
             if self.fleet is not None:
                 for actor in self.fleet.actors:
@@ -513,6 +517,21 @@ class DistributedRun:
             for actor in (self.coordinator, self.cache):
                 if actor is not None:
                     ray.kill(actor, no_restart=True)
+
+    def _last_words(self) -> None:
+        """STATUS.txt ABORTED with what is known, before a second Ctrl-C exits (one small file)."""
+        if self.results is None:
+            return
+        first = self.signals.reason or "interrupted"
+        reason = f"{first}; interrupted again, exited at once (other result files may be incomplete)"
+        try:
+            if self.report is not None:
+                self.report.write_aborted_status(reason)
+            else:  # the agents never started
+                write_status(self.results.status_path, RunStatus.ABORTED, [], total_operations=0,
+                             total_errors=0, reason=reason)
+        except OSError as exc:  # exiting anyway: say why the file is missing
+            print(f"sbench: could not write STATUS.txt before exiting: {exc}", file=sys.stderr)
 
     def _final_report(self, status: RunStatus, reason: str) -> None:
         """The closing tables (main prepare and workload stages, merged over agents) and status lines."""
@@ -529,6 +548,11 @@ class DistributedRun:
             why = f" ({track.reason})" if track.reason else ""
             lines.append(f"{track.agent_id}@{track.node_ip}: {track.state.value}{why}{stuck}")
         lines.extend(leftovers.lines(self.left_behind))
+        unfinished = self.report.unfinished if self.report is not None else 0
+        if unfinished:
+            lines.append(
+                f"unfinished ops (in flight when their stage ended; neither done nor failed): {unfinished:,}"
+            )
         lines.append(f"STATUS: {status.value}" + (f" ({reason})" if reason else ""))
         lines.append(f"results: {self.results.path}")
         print_report(self.ui.log, self.ui.console, tables, lines)

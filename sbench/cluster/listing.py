@@ -5,9 +5,9 @@ same prefix. Here the backends an agent hands the engine are wrapped: the first 
 the listing into the metadata-cache actor in pages while it uses it; the others wait for it and read it back
 in pages of `PAGE` entries (never one Ray call per key).
 
-Only pool resolution is shared: it runs in the stage's own thread before the workers start, while LIST ops of
-the workload run in worker threads (or use `list_async`) and are always real LISTs, so their measurements
-are never replaced by cache reads. Listings are keyed by run and stage, so a later stage lists again and sees
+Only pool resolution is shared (`engine.paths.listing_a_pool`: resolve_pool marks its own LIST, on whichever
+thread it runs), while LIST ops of the workload are always real LISTs, so their measurements are never
+replaced by cache reads. Listings are keyed by run and stage, so a later stage lists again and sees
 what earlier stages created or deleted.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 
 import ray
 
+from sbench.engine.paths import listing_a_pool
 from sbench.storage.base import AsyncBackend, Backend, Buffer, ObjectStat
 
 PAGE = 10_000
@@ -49,18 +50,15 @@ class ShareStats:
 class _Sharing:
     """The shared-LIST logic, common to the sync and async wrappers."""
 
-    def __init__(
-        self, inner: Backend, cache: Any, scope: str, agent_id: str, stage_thread: int, stats: ShareStats
-    ) -> None:
+    def __init__(self, inner: Backend, cache: Any, scope: str, agent_id: str, stats: ShareStats) -> None:
         self.inner = inner
         self.cache = cache
         self.scope = scope
         self.agent_id = agent_id
-        self.stage_thread = stage_thread
         self.stats = stats
 
     def list(self, prefix: str = "", recursive: bool = True) -> Iterator[tuple[str, int]]:
-        if threading.get_ident() != self.stage_thread:
+        if not listing_a_pool():
             return self.inner.list(prefix, recursive=recursive)
         return self._shared(prefix, recursive)
 
@@ -175,9 +173,7 @@ def listing_scope(run_id: str, stage_index: int) -> str:
 
 
 def shared_backends(config: Any, cache: Any, scope: str, agent_id: str, stats: ShareStats) -> Any:
-    """A BackendSet for one stage whose target and endpoint backends share their pool LISTs.
-
-    Call it from the thread that will run the engine (the one whose LISTs are shared)."""
+    """A BackendSet for one stage whose target and endpoint backends share their pool LISTs."""
     from sbench.config.backend import backend_options
     from sbench.engine.backends import BackendSet
     from sbench.storage.registry import open_backend
@@ -187,10 +183,9 @@ def shared_backends(config: Any, cache: Any, scope: str, agent_id: str, stats: S
     roots = list(me.endpoints) if me is not None and me.endpoints else []
     if config.target:
         roots.append(config.target)
-    thread = threading.get_ident()
     for uri in roots:
         inner = open_backend(uri, backend_options(config, uri))
-        sharing = _Sharing(inner, cache, scope, agent_id, thread, stats)
+        sharing = _Sharing(inner, cache, scope, agent_id, stats)
         wrapper = SharedListingAsyncBackend(sharing) if inner.is_async else SharedListingBackend(sharing)
         backends.adopt(uri, wrapper)
     return backends

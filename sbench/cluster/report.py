@@ -87,6 +87,8 @@ class RunReport:
         self._agent_logs: dict[str, PerfLogWriter] = {}
         #: phase -> (merged snapshot, wall seconds) of the main (first) stage of that phase
         self._main: dict[str, tuple[Snapshot, float, dict[str, tuple[Snapshot, float]]]] = {}
+        #: ops in flight when their stage ended, over every stage so far
+        self.unfinished = 0
 
     # -- live intervals --
 
@@ -119,6 +121,7 @@ class RunReport:
             for agent_id, result in sorted(run.results.items(), key=lambda kv: self._order(kv[0]))
         ]
         merged = Snapshot.merge_all(r.snapshot for r in rows)
+        self.unfinished += merged.unfinished_ops
         wall = max((r.duration_s for r in rows), default=0.0)
         stage_path = self.results.stage_tsv(plan.index, plan.name)
         self.results.writes.attempt(
@@ -215,6 +218,23 @@ class RunReport:
 
     # -- end of run --
 
+    def write_aborted_status(self, reason: str) -> None:
+        """STATUS.txt ABORTED from what is known now, for a second Ctrl-C that exits at once (plain counters
+        of the stages done so far: no merge, no other file)."""
+        agents = [t.status() for t in self.tracks.values()]
+        for agent in agents:
+            if agent.state is AgentState.COMPLETED:
+                agent.state, agent.reason = AgentState.ABORTED, reason
+        write_status(
+            self.results.status_path,
+            RunStatus.ABORTED,
+            agents,
+            total_operations=sum(a.operations for a in agents),
+            total_errors=sum(a.errors for a in agents),
+            reason=reason,
+            unfinished_operations=self.unfinished,
+        )
+
     def finalize(
         self,
         status: RunStatus,
@@ -266,6 +286,7 @@ class RunReport:
                 reason=full(reason),
                 first_errors=self.first_errors,
                 left_lines=leftovers.lines(left_behind),
+                unfinished_operations=self.unfinished,
             )
 
         def summary_file(status: RunStatus, reason: str) -> object:

@@ -19,6 +19,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sbench.cluster.env import runtime_env
+from sbench.cluster.stagerun import ABORT_WAIT_S
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
@@ -29,8 +30,9 @@ from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 #: Objects per shard at most (about a second of work on a fast file system, ~10 s on a remote store).
 SHARD_MAX = 10_000
 COMMAND_POLL_S = 0.25
-#: How long a task waits for its shard after a stop/abort before returning what it has.
-TASK_ABANDON_S = 2.0
+#: How long a task waits for its shard after a stop/abort before giving up on it (the shard's own bounded
+#: finish returns after the engine's grace, GRACE_S, so this only catches a shard that cannot return).
+TASK_ABANDON_S = 1.5
 
 _REMOTE_FNS: dict[Callable[..., Any], Any] = {}
 
@@ -165,11 +167,12 @@ def verify_task(config: Any, identity: AgentIdentity) -> tuple[bool, list[str]]:
     return verify_prepared(config, identity, RunControl())
 
 
-def preflight_task(config: Any, identity: AgentIdentity) -> Any:
-    """One agent's preflight checks, on that agent's node (its mounts, credentials and network)."""
+def preflight_task(coordinator: Any, stage_index: int, config: Any, identity: AgentIdentity) -> Any:
+    """One agent's preflight checks, on that agent's node (its mounts, credentials and network); an abort
+    ends the waits between retries at once."""
     from sbench.preflight import run_preflight
 
-    return run_preflight(config, identity)
+    return _watched(coordinator, stage_index, lambda control: run_preflight(config, identity, control))
 
 
 @dataclass
@@ -271,6 +274,10 @@ def run_task_jobs(
                 if snap is not None:
                     state.per_agent.setdefault(job.agent_id, SnapshotAccumulator()).add(snap)
                     interval_parts.append((job.agent_id, snap))
+                if getattr(value, "aborted", False) and not state.aborted:
+                    # the shard ended itself (stalled, over its error budget): that agent's share failed
+                    why = getattr(value, "reason", "") or "aborted"
+                    state.failures.setdefault(job.agent_id, f"{job.label or 'task'}: {why}")
             state.durations[job.agent_id] = state.durations.get(job.agent_id, 0.0) + (
                 time.monotonic() - started
             )
@@ -283,11 +290,11 @@ def run_task_jobs(
         if abort_requested.is_set() and not state.aborted:
             state.aborted = True
             ray.get(coordinator.abort.remote(abort_reason()))
-            give_up_at = now + TASK_ABANDON_S + 1.0
+            give_up_at = now + ABORT_WAIT_S
         if timeout_s and now - t0 > timeout_s and not state.timed_out:
             state.timed_out = True
             ray.get(coordinator.stop_tasks.remote(stage_index, f"timeout_secs={timeout_s:g} exceeded"))
-            give_up_at = now + TASK_ABANDON_S + 1.0
+            give_up_at = now + ABORT_WAIT_S
         if give_up_at is not None and now >= give_up_at:
             break
     state.unfinished = len(queue) + len(in_flight)

@@ -698,6 +698,8 @@ def run_validation_stage(ctx: TaskStageContext, plan: StagePlan) -> tuple[StageR
             a.agent_id,
             preflight_task,
             (
+                ctx.coordinator,
+                plan.index,
                 ctx.agent_configs[a.agent_id],
                 AgentIdentity(agent_id=a.agent_id, index=a.index, count=len(ctx.agents)),
             ),

@@ -5,6 +5,9 @@ from __future__ import annotations
 from sbench.config.models import AgentConfig, Config, MultiEndpointConfig
 from sbench.storage.options import BackendOptions, Driver, RangeSettings
 
+#: Connecting gets at most this much of `request_timeout` (a dead host fails fast, a slow answer the rest).
+CONNECT_TIMEOUT_S = BackendOptions().connect_timeout_s
+
 
 def _endpoint_block(config: Config, agent: AgentConfig | None) -> MultiEndpointConfig | None:
     # sai3 priority: the agent's multi_endpoint replaces the global block for that agent.
@@ -36,6 +39,8 @@ def backend_options(config: Config, uri: str, *, agent: AgentConfig | None = Non
     return BackendOptions(
         driver=driver,
         concurrency=concurrency,
+        request_timeout_s=config.request_timeout,
+        connect_timeout_s=min(CONNECT_TIMEOUT_S, config.request_timeout),
         page_cache_mode=config.page_cache_mode,
         range=RangeSettings(
             enabled=rng.enabled,

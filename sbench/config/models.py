@@ -719,6 +719,21 @@ class Config(StrictModel):
     driver: Driver = Field(
         Driver.AUTO, description="sbench: client for cloud URIs: auto (native), sdk, native."
     )
+    request_timeout: Duration = Field(
+        120.0,
+        gt=0,
+        description="sbench: time limit of one object-store request (s3, az, gs; both drivers; connecting "
+        "gets at most 10 s of it); a call that takes longer fails as a `timeout` error. sai3-bench HEAD's "
+        "fixed op timeout is 120 s. Not applicable to file:// and direct://: a blocked system call cannot be "
+        "interrupted (stall_timeout catches a hung mount).",
+    )
+    stall_timeout: Duration = Field(
+        180.0,
+        ge=0,
+        description="sbench: a stage (preflight excepted) that makes no progress for this long fails as "
+        "stalled: no op succeeded and no object was created, found or deleted. Longer than request_timeout "
+        "by default, so one slow request that still answers in time never counts as a stall; 0 turns it off.",
+    )
     processes: PositiveCount | Literal["auto", "single"] | None = Field(
         None,
         description="sai3: run a standalone config as N local agent processes (one GIL each), splitting "

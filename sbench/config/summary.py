@@ -149,6 +149,11 @@ def _settings(console: Console, config: Config, options: RunOptions) -> None:
         ),
     )
     table.add_row("perf_log interval", format_duration(config.perf_log.interval))
+    table.add_row(
+        "timeouts",
+        f"request {format_duration(config.request_timeout)} (object stores); a stage stalled for "
+        + (format_duration(config.stall_timeout) + " fails" if config.stall_timeout else "any time: off"),
+    )
     if config.warmup_period:
         table.add_row("warmup_period", format_duration(config.warmup_period))
     if config.dynamic_put_pool:

@@ -209,8 +209,10 @@ class CleanupShard(IndexShard):
             out.append(self.deleter.leftover(self.labels[r], n))
         return left, out
 
-    def finish(self, timeout: float | None = None) -> CleanupShardResult:
-        self._thread.join(timeout)
+    def finish(self) -> CleanupShardResult:
+        """Wait for the shard (bounded by a stop, checking for a stall) and return its result; deletes still
+        in flight after the stop's grace are counted in the snapshot's unfinished_ops."""
+        in_flight = self.join_bounded()
         tallies = self.tallies()
         left, leftovers = self.left()
         result = CleanupShardResult(
@@ -233,8 +235,10 @@ class CleanupShard(IndexShard):
             retries=self.deleter.retries,
             leftovers=leftovers,
         )
+        result.snapshot.unfinished_ops = in_flight
         self.parent_control.release(self.control)
-        self.storage.close()
+        if not in_flight:
+            self.storage.close()  # never under a call still in flight: that client is left to its thread
         return result
 
 
@@ -357,6 +361,7 @@ def run_cleanup(
     emitter = IntervalEmitter(identity.agent_id, stage_name, on_interval)
     t0 = time.monotonic()
     put_job: PutCleanup | None = None
+    in_flight = 0
     try:
         if not cleanup_only:
             head = put_key_prefix(identity.run_id, identity.agent_id)
@@ -372,7 +377,7 @@ def run_cleanup(
             done = sum(j.done_count() for j in active)
             emitter(snap, objects_done=done, objects_deleted=sum(j.deleted_count() for j in active))
 
-        wait_ticking(active, interval, lambda: emit(Snapshot.merge_all(j.drain() for j in active)))
+        wait_ticking(active, interval, lambda: emit(Snapshot.merge_all(j.drain() for j in active)), control)
         results = [j.finish() for j in jobs]
         puts = put_job.result() if put_job is not None else None
         if state is not None:
@@ -382,15 +387,17 @@ def run_cleanup(
                     state.prepared.pop(job.params.entry, None)  # deleted: nothing of it is ours any more
                 elif record is not None:  # a later cleanup stage retries exactly what stays
                     record.created, record.complete = r.failed, False
+        in_flight = sum(r.snapshot.unfinished_ops for r in [*results, *([puts] if puts else [])])
         emit(Snapshot.merge_all([r.snapshot for r in results] + ([puts.snapshot] if puts else [])))
     finally:
-        backends.close()
+        if not in_flight:
+            backends.close()  # never under a call still in flight: those clients are left to their threads
     leftovers = [item for r in results for item in r.leftovers] + (puts.leftovers if puts else [])
     missing = sum(r.missing for r in results) + (puts.missing if puts else 0)
     first = next((r.first_error for r in results if r.first_error), "") or (puts.first_error if puts else "")
     aborted = control.aborted or any(r.aborted for r in results)
     if aborted:
-        reason = control.reason
+        reason = control.reason if control.aborted else next((r.reason for r in results if r.aborted), "")
     else:
         rmdirs = sum(r.rmdir_failed for r in results)
         reason = cleanup_failure(mode, leftovers, missing, rmdirs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -34,6 +35,9 @@ class RunControl:
         self.reason: str = ""
         #: plain-attribute copy of the event, for hot loops (an attribute read is cheaper than is_set())
         self.halted = False
+        #: monotonic ns of the first stop or abort (0 while running): every bounded wait measures its grace
+        #: from this one moment, so nested waits never add their grace periods up
+        self.halted_at_ns = 0
         self._children: list[RunControl] = []
 
     def child(self) -> RunControl:
@@ -44,7 +48,7 @@ class RunControl:
             self._children.append(child)
             kind, reason = self.kind, self.reason
         if kind is not None:
-            child._set(kind, reason)
+            child._set(kind, reason, self.halted_at_ns)
         return child
 
     def release(self, child: RunControl) -> None:
@@ -59,15 +63,17 @@ class RunControl:
     def abort(self, reason: str) -> None:
         self._set(StopKind.ABORT, reason)
 
-    def _set(self, kind: StopKind, reason: str) -> None:
+    def _set(self, kind: StopKind, reason: str, at_ns: int = 0) -> None:
         with self._lock:
             if self.kind is None or (kind is StopKind.ABORT and self.kind is StopKind.STOP):
                 self.kind, self.reason = kind, reason
             children = list(self._children)
+            if not self.halted_at_ns:
+                self.halted_at_ns = at_ns or time.monotonic_ns()
         self.halted = True
         self._event.set()
         for child in children:
-            child._set(kind, reason)
+            child._set(kind, reason, self.halted_at_ns)
 
     @property
     def stopping(self) -> bool:

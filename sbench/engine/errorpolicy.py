@@ -107,8 +107,7 @@ class ErrorPolicy:
     def should_retry(self, kind: ErrorClass, attempt: int) -> bool:
         """Retry attempt number `attempt` (1 = the first retry) after an error of class `kind`?"""
         s = self.settings
-        return (s.retry_on_error and attempt <= s.max_retries and kind not in _NO_RETRY
-                and not self.control.stopping)
+        return s.retry_on_error and attempt <= s.max_retries and kind not in _NO_RETRY
 
     def retry_delay(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait before retry `attempt`: exponential from the initial delay, capped, with jitter."""

@@ -239,6 +239,15 @@ def list_pattern(backend: Backend, pattern: Pattern) -> list[str]:
     return keys
 
 
+_POOL_LISTING = threading.local()
+
+
+def listing_a_pool() -> bool:
+    """True on a thread inside resolve_pool's LIST: a shared-listing backend (cluster.listing) shares these
+    LISTs between agents, never the LIST ops of a workload, whose measurements must be real."""
+    return bool(getattr(_POOL_LISTING, "active", False))
+
+
 def resolve_pool(backend: Backend, path: str, *, op: str, prepared: Sequence[PreparedSet] = (),
                  allow_empty: bool = False) -> KeyPool:
     """The pool of keys an op with this relative path draws from; ConfigError when nothing matches."""
@@ -249,7 +258,11 @@ def resolve_pool(backend: Backend, path: str, *, op: str, prepared: Sequence[Pre
         pools = ps.covers(pattern)
         if pools:
             return ps.pool(pools, label=f"{op} {path}")
-    keys = list_pattern(backend, pattern)
+    _POOL_LISTING.active = True
+    try:
+        keys = list_pattern(backend, pattern)
+    finally:
+        _POOL_LISTING.active = False
     if not keys and not allow_empty:
         raise ConfigError(
             f"workload {op.upper()} path {path!r} matches no object under {backend.root_uri} "

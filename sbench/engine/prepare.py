@@ -29,11 +29,13 @@ from typing import Any
 
 from sbench.data.payload import PayloadGenerator
 from sbench.data.sizes import SizeSampler, index_hash, sampler_from_spec, seed_for_uri
+from sbench.engine.bounded import Abandoned, call_bounded
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.engine.naming import PREPARED_POOL, parse_prepared_key, parse_tree_file, prepared_key
 from sbench.engine.paths import pools_for
 from sbench.engine.shards import IndexRange, IndexShard, IntervalEmitter, ThreadTally, wait_ticking
+from sbench.engine.stall import StallWatch
 from sbench.engine.state import PreparedRecord, RunState
 from sbench.engine.tree import TreeLayout, TreeSpec
 from sbench.errors import ConfigError
@@ -77,6 +79,8 @@ class PrepareParams:
     agent_count: int = 1
     options: BackendOptions = field(default_factory=BackendOptions)
     max_errors: int = DEFAULT_MAX_ERRORS
+    #: fail the shard (and its stage) after this long without progress (`stall_timeout`); None: never
+    stall_timeout_s: float | None = None
 
     @property
     def base_uri(self) -> str:
@@ -171,6 +175,7 @@ def prepare_params(
                 agent_index=identity.index if split else 0,
                 agent_count=identity.count if split else 1,
                 options=backend_options(config, base),
+                stall_timeout_s=getattr(config, "stall_timeout", None),
             )
         )
     return out
@@ -238,38 +243,57 @@ def scan_existing(
     """Indices whose object already exists, from one streaming LIST per root (sai3 gap fill).
 
     Flat pools list the base directory only (not recursively: PUT directories below it are not scanned);
-    tree files count only when found at their own path.
+    tree files count only when found at their own path. The LIST runs on its own thread: a stop abandons it
+    after the grace period (raising bounded.Abandoned), and a LIST that brings no key for stall_timeout aborts
+    `control` as stalled.
     """
+    control = control if control is not None else RunControl()
     own = storage is None
     storage = storage or ShardStorage(params)
-    existing = IndexSet(0, params.total)
-    stopping = control.stop_flag() if control is not None else (lambda: False)
+    listed = [0]
+    stall = StallWatch(f"the gap-fill LIST of {params.base_uri}", params.stall_timeout_s)
+
+    def watch() -> None:
+        reason = None if control.stopping else stall.check(listed[0])
+        if reason is not None:
+            control.abort(reason)
+
     try:
-        for backend in storage.backends:
-            if storage.layout is not None:
-                layout = storage.layout
-                for n, (key, _size) in enumerate(_list_or_empty(backend, "", True)):
-                    idx = parse_tree_file(key)
-                    if idx is not None and idx < params.total and layout.file_path(idx) == key.lstrip("/"):
-                        existing.add(idx)
-                    if n & 0xFFF == 0 and stopping():
-                        break
-                continue
-            pools, count = params.pools, params.count
-            for n, (key, _size) in enumerate(_list_or_empty(backend, "", False)):
-                parsed = parse_prepared_key(key)
-                if (
-                    parsed is not None
-                    and "/" not in key.strip("/")
-                    and parsed[0] in pools
-                    and parsed[1] < count
-                ):
-                    existing.add(pools.index(parsed[0]) * count + parsed[1])
-                if n & 0xFFF == 0 and stopping():
-                    break
+        return call_bounded(
+            lambda: _scan(params, storage, control.stop_flag(), listed),
+            control,
+            name=f"sbench-scan-{params.entry}",
+            on_poll=watch,
+        )
     finally:
         if own:
             storage.close()
+
+
+def _scan(
+    params: PrepareParams, storage: ShardStorage, stopping: Callable[[], bool], listed: list[int]
+) -> IndexSet:
+    """scan_existing's LIST; `listed[0]` counts the keys seen so far (its progress, for stall detection)."""
+    existing = IndexSet(0, params.total)
+    for backend in storage.backends:
+        if storage.layout is not None:
+            layout = storage.layout
+            for n, (key, _size) in enumerate(_list_or_empty(backend, "", True)):
+                listed[0] += 1
+                idx = parse_tree_file(key)
+                if idx is not None and idx < params.total and layout.file_path(idx) == key.lstrip("/"):
+                    existing.add(idx)
+                if n & 0xFFF == 0 and stopping():
+                    break
+            continue
+        pools, count = params.pools, params.count
+        for n, (key, _size) in enumerate(_list_or_empty(backend, "", False)):
+            listed[0] += 1
+            parsed = parse_prepared_key(key)
+            if parsed is not None and "/" not in key.strip("/") and parsed[0] in pools and parsed[1] < count:
+                existing.add(pools.index(parsed[0]) * count + parsed[1])
+            if n & 0xFFF == 0 and stopping():
+                break
     return existing
 
 
@@ -377,8 +401,8 @@ class PrepareShard(IndexShard):
                 attempt += 1
                 if err.retryable and attempt <= PUT_RETRIES and not self.control.stopping:
                     tally.recorder.record_retry(OpClass.PUT)
-                    self.control.wait(_retry_delay(attempt, rng))
-                    continue
+                    if not self.control.wait(_retry_delay(attempt, rng)):
+                        continue  # a stop during the wait ends the object here, as a failure
                 tally.recorder.record_error(OpClass.PUT, err.kind, f"PUT {key}: {err}")
                 if not tally.first_error:
                     tally.first_error = str(err)
@@ -492,9 +516,11 @@ class PrepareShard(IndexShard):
                     tally.created += 1
                     tally.failed -= 1
 
-    def finish(self, timeout: float | None = None) -> ShardResult:
-        """Wait for the shard (up to `timeout`) and return its result; closes the backends."""
-        self._thread.join(timeout)
+    def finish(self) -> ShardResult:
+        """Wait for the shard (bounded by a stop, checking for a stall) and return its result; closes the
+        backends. PUTs still in flight after the stop's grace are counted in the snapshot's unfinished_ops;
+        one that lands later is still recorded in `created`."""
+        in_flight = self.join_bounded()
         tallies = self.tallies()
         result = ShardResult(
             entry=self.params.entry,
@@ -512,9 +538,10 @@ class PrepareShard(IndexShard):
             reason=self.control.reason if self.control.aborted else "",
             dirs_created=self.dirs_created,
         )
+        result.snapshot.unfinished_ops = in_flight
         self.parent_control.release(self.control)
-        if self._own_storage:
-            self.storage.close()
+        if self._own_storage and not in_flight:
+            self.storage.close()  # never under a call still in flight: that client is left to its thread
         return result
 
 
@@ -591,6 +618,7 @@ def run_prepare(
         if control.stopping:
             break
         shards = []
+        listing = 0  # a gap-fill LIST left in flight by a stop
         for params in group:
             storage = ShardStorage(params)
             try:
@@ -599,6 +627,9 @@ def run_prepare(
                     if (params.skip_verification or params.force_overwrite)
                     else scan_existing(params, control, storage)
                 )
+            except Abandoned:
+                listing = 1  # its client stays open for the thread still inside the LIST
+                break
             except BaseException:
                 storage.close()
                 raise
@@ -607,13 +638,15 @@ def run_prepare(
                     params, 0, params.total, control, existing=existing, storage=storage, own_storage=True
                 ).begin()
             )
-        wait_ticking(shards, interval, partial(emit_live, shards, finished_done))
+        wait_ticking(shards, interval, partial(emit_live, shards, finished_done), control)
         group_results = [s.finish() for s in shards]
         results.extend(group_results)
         finished_done += sum(r.created_count + r.existed + len(r.failed) + r.skipped for r in group_results)
-        emit(Snapshot.merge_all(r.snapshot for r in group_results), finished_done)
+        last = Snapshot.merge_all(r.snapshot for r in group_results)
+        last.unfinished_ops += listing
+        emit(last, finished_done)
         if state is not None:
-            for params, r in zip(group, group_results, strict=True):
+            for params, r in zip(group[: len(group_results)], group_results, strict=True):
                 state.prepared[params.entry] = PreparedRecord(
                     entry=params.entry,
                     base_uri=params.base_uri,
@@ -648,15 +681,18 @@ def run_prepare(
 
 
 def verify_prepared(config: Any, identity: AgentIdentity, control: RunControl) -> tuple[bool, list[str]]:
-    """`--verify`: every prepared object must be listed and stat-able (sai3 verify_prepared_objects)."""
+    """`--verify`: every prepared object must be listed and stat-able (sai3 verify_prepared_objects). A stop
+    or a stall ends it within the grace period, with the entry reported as not verified."""
     lines, ok = [], True
     for params in prepare_params(config, identity):
+        if control.stopping:
+            break
         storage = ShardStorage(params)
+        in_flight = 0
         try:
             existing = scan_existing(params, control, storage)
             mine = params.owned_total()
             found = len(existing)
-            bad = 0
 
             def stat_task(
                 g: int, tally: ThreadTally, existing: IndexSet = existing, storage: ShardStorage = storage
@@ -664,20 +700,35 @@ def verify_prepared(config: Any, identity: AgentIdentity, control: RunControl) -
                 if g in existing:
                     try:
                         storage.backend_of(g).stat(storage.key_of(g))
+                        tally.existed += 1
                     except StorageError as exc:
                         tally.failed += 1
                         tally.first_error = tally.first_error or str(exc)
 
             rng = IndexRange(0, params.total, params.concurrency, stat_task, control, "sbench-verify").begin()
-            rng.join()
+            stall = StallWatch(f"verify of {params.base_uri}", params.stall_timeout_s)
+
+            def watch(rng: IndexRange = rng, stall: StallWatch = stall) -> None:
+                reason = None if control.stopping else stall.check(sum(t.existed for t in rng.tallies))
+                if reason is not None:
+                    control.abort(reason)
+
+            in_flight = rng.join_bounded(on_poll=watch)
             bad = sum(t.failed for t in rng.tallies)
             first = next((t.first_error for t in rng.tallies if t.first_error), "")
+        except Abandoned:
+            in_flight = 1
+            lines.append(f"{params.base_uri}: not verified: {control.reason} (its LIST did not return)")
+            ok = False
+            continue
         finally:
-            storage.close()
-        entry_ok = found >= mine and bad == 0
+            if not in_flight:
+                storage.close()
+        entry_ok = found >= mine and bad == 0 and not control.stopping
         ok = ok and entry_ok
+        stopped = f" -> not finished: {control.reason}" if control.stopping else ""
         lines.append(
             f"{params.base_uri}: {found:,} of {mine:,} objects found, {bad:,} failed stat"
-            + ("" if entry_ok else f" -> FAILED{': ' + first if first else ''}")
+            + (stopped or ("" if entry_ok else f" -> FAILED{': ' + first if first else ''}"))
         )
     return ok, lines

@@ -22,18 +22,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from sbench.engine.backends import BackendSet
+from sbench.engine.bounded import POLL_S, grace_over
 from sbench.engine.context import RunControl
 from sbench.engine.deletes import Deleter, as_storage_error
 from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover
 from sbench.engine.naming import put_key_prefix
 from sbench.engine.paths import join_key, op_name, put_directory
-from sbench.engine.shards import ThreadTally
+from sbench.engine.shards import ThreadTally, wait_ticking
+from sbench.engine.stall import StallWatch
 from sbench.metrics.snapshot import Snapshot
 from sbench.storage.base import Backend, ErrorClass
 from sbench.storage.multi import MultiEndpointBackend
-
-#: how long the producer waits for queue room before it checks the stop flag again
-_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -142,6 +141,9 @@ class PutCleanup:
         self._queue: queue.Queue[tuple[_PlaceState, str] | None] = queue.Queue(maxsize=4 * len(self.tallies))
         self._threads: list[threading.Thread] = []
         self.t0 = time.monotonic()
+        #: keys the listings brought so far (progress, with the deletes, for stall detection)
+        self.listed = 0
+        self.stall = StallWatch("cleanup of the workload PUT objects", getattr(config, "stall_timeout", None))
 
     @property
     def locations(self) -> list[PutPlace]:
@@ -152,7 +154,12 @@ class PutCleanup:
         rng = random.Random(index)
         deleter, control = self.deleter, self.control
         while True:
-            item = self._queue.get()
+            try:  # never blocks for long: a stop reaches every consumer within POLL_S
+                item = self._queue.get(timeout=POLL_S)
+            except queue.Empty:
+                if control.stopping:
+                    return  # keys still queued stay unresolved, and are counted as left
+                continue
             try:
                 if item is None:
                     return
@@ -168,9 +175,10 @@ class PutCleanup:
         """Queue a listed key for deletion; False when the stage stopped first (the key stays, counted)."""
         with place.lock:
             place.queued += 1
+        self.listed += 1
         while not self.control.stopping:
             try:
-                self._queue.put((place, key), timeout=_POLL_S)
+                self._queue.put((place, key), timeout=POLL_S)
                 return True
             except queue.Full:
                 continue
@@ -205,7 +213,7 @@ class PutCleanup:
         done = self._queue.all_tasks_done
         with done:
             while self._queue.unfinished_tasks and not self.control.stopping:
-                done.wait(_POLL_S)
+                done.wait(POLL_S)
 
     def _produce(self) -> None:
         rng = random.Random(len(self.places))
@@ -217,10 +225,23 @@ class PutCleanup:
                 self._drain()
         finally:
             for _ in self.tallies:
-                self._queue.put(None)
+                if not self._offer_end():
+                    break
+
+    def _offer_end(self) -> bool:
+        """Queue one consumer's end marker, waiting for room while the cleanup runs; False once it stops
+        (the consumers then leave on their own)."""
+        while not self.control.stopping:
+            try:
+                self._queue.put(None, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def begin(self) -> PutCleanup:
         self.t0 = time.monotonic()
+        self.stall.reset(self.t0)
         for i, tally in enumerate(self.tallies):
             t = threading.Thread(
                 target=self._consume, args=(i, tally), name=f"sbench-cleanup-put-{i}", daemon=True
@@ -234,7 +255,22 @@ class PutCleanup:
 
     # -- progress ----------------------------------------------------------------------------------------
     def alive(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
+        """Still working (once the stop is older than the grace period, what is left is in flight)."""
+        return any(t.is_alive() for t in self._threads) and not (
+            self.control.stopping and grace_over(self.control)
+        )
+
+    def in_flight(self) -> int:
+        """Threads still inside a call (a delete, or the producer's LIST) after the stop's grace."""
+        return sum(1 for t in self._threads if t.is_alive())
+
+    def watch(self) -> None:
+        """Abort the cleanup as stalled when no key was listed and nothing deleted for stall_timeout."""
+        if not self.control.stopping:
+            units = self.listed + sum(t.deleted + t.skipped for t in self.tallies)
+            reason = self.stall.check(units)
+            if reason is not None:
+                self.control.abort(reason)
 
     def wait(self, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -268,8 +304,10 @@ class PutCleanup:
 
     def result(self) -> PutCleanupResult:
         tallies = [self.list_tally, *self.tallies]
+        snapshot = self.drain()
+        snapshot.unfinished_ops = self.in_flight()
         return PutCleanupResult(
-            snapshot=self.drain(),
+            snapshot=snapshot,
             deleted=sum(t.deleted for t in tallies),
             missing=sum(t.skipped for t in tallies),
             failed=sum(t.failed for t in tallies),
@@ -294,9 +332,13 @@ def cleanup_puts(
     prep = getattr(config, "prepare", None)
     threads = int(concurrency or getattr(prep, "cleanup_concurrency", None) or config.concurrency)
     backends = BackendSet(config)
+    in_flight = 0
     try:
         job = PutCleanup(config, put_key_prefix(run_id, agent_id), control, backends, concurrency=threads)
-        job.begin().wait(None)
-        return job.result()
+        wait_ticking([job.begin()], POLL_S, lambda: None, control)
+        result = job.result()
+        in_flight = result.snapshot.unfinished_ops
+        return result
     finally:
-        backends.close()
+        if not in_flight:
+            backends.close()  # never under a call still in flight: those clients are left to their threads

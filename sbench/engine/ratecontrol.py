@@ -55,6 +55,11 @@ class OpenLoopSchedule:
         self._next_ns = float(self.start_ns)
         self._lock = threading.Lock()
 
+    @property
+    def next_ns(self) -> float:
+        """The next unclaimed intended start: in the future while every worker waits for its slot."""
+        return self._next_ns
+
     def claim(self) -> int:
         """The next intended start time; each call takes one slot (thread-safe, a few hundred ns)."""
         with self._lock:

@@ -16,8 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol, Self
 
+from sbench.engine.bounded import POLL_S, grace_over, join_bounded
 from sbench.engine.context import RunControl
 from sbench.engine.gil import worker_switch_interval
+from sbench.engine.stall import StallWatch
 from sbench.metrics.cpu import CpuSampler
 from sbench.metrics.progress import ProgressCounters
 from sbench.metrics.recorder import Recorder
@@ -82,15 +84,14 @@ class IndexRange:
             t.start()
         return self
 
-    def alive(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
+    def join_bounded(self, on_poll: Callable[[], object] | None = None) -> int:
+        """Wait for the threads, giving up once the stop is GRACE_S old (bounded.join_bounded); how many
+        are still inside a call (in flight)."""
+        return join_bounded(self._threads, self.control, on_poll=on_poll)
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the threads; False when some are still running after `timeout`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self._threads:
-            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return not self.alive()
+    def in_flight(self) -> int:
+        """Threads still running: after a stop, each one is inside a storage call."""
+        return sum(1 for t in self._threads if t.is_alive())
 
     def drain(self) -> Snapshot:
         """Take the current interval of every thread's recorder."""
@@ -118,6 +119,7 @@ class IndexShard(ABC):
         self.dir_tally = ThreadTally()
         self.range: IndexRange | None = None
         self.t0 = time.monotonic()
+        self.stall = StallWatch(f"{self.kind} of {params.base_uri}", params.stall_timeout_s)
 
     @abstractmethod
     def _task(self) -> IndexTask:
@@ -128,10 +130,30 @@ class IndexShard(ABC):
         """The shard's whole job, on its thread."""
 
     def _run_range(self, threads: int) -> None:
-        """Run `_task` over [start, stop) on `threads` threads and wait for them."""
+        """Run `_task` over [start, stop) on `threads` threads and wait for them (bounded by a stop)."""
         name = f"sbench-{self.kind}-{self.params.entry}"
         self.range = IndexRange(self.start, self.stop, threads, self._task(), self.control, name).begin()
-        self.range.join()
+        self.range.join_bounded()
+
+    def progress_units(self) -> int:
+        """Objects accounted for so far (created, found existing, deleted, not ours): stall detection's
+        progress count. Failed objects are not progress."""
+        return sum(t.created + t.existed + t.deleted + t.skipped for t in self.tallies())
+
+    def watch(self) -> None:
+        """Fail the shard (abort its own control, naming why) once it made no progress for stall_timeout."""
+        if not self.control.stopping:
+            reason = self.stall.check(self.progress_units())
+            if reason is not None:
+                self.control.abort(reason)
+
+    def join_bounded(self) -> int:
+        """Wait for the shard's thread (checking for a stall) until it ends or the stop's grace is over; the
+        ops still in flight: the range threads still inside a call, else the shard thread itself when it is
+        still inside one of its own calls (a tree mkdir, a deferred retry, an rmdir)."""
+        join_bounded([self._thread], self.control, on_poll=self.watch)
+        in_range = self.range.in_flight() if self.range is not None else 0
+        return in_range or int(self._thread.is_alive())
 
     def tallies(self) -> list[ThreadTally]:
         return [self.dir_tally] + (self.range.tallies if self.range else [])
@@ -141,6 +163,7 @@ class IndexShard(ABC):
 
     def begin(self) -> Self:
         self.t0 = time.monotonic()
+        self.stall.reset(self.t0)
         self._thread = threading.Thread(
             target=self._run, name=f"sbench-{self.kind}-{self.params.entry}", daemon=True
         )
@@ -148,7 +171,9 @@ class IndexShard(ABC):
         return self
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        """Still working: its thread runs and it was not stopped more than the grace period ago (then what
+        is left is inside a storage call and is abandoned)."""
+        return self._thread.is_alive() and not (self.control.stopping and grace_over(self.control))
 
     def wait(self, timeout: float | None) -> None:
         self._thread.join(timeout)
@@ -159,14 +184,23 @@ class _Job(Protocol):
 
     def wait(self, timeout: float | None) -> None: ...
 
+    def watch(self) -> None: ...
 
-def wait_ticking(jobs: Sequence[_Job], interval_s: float, tick: Callable[[], None]) -> None:
+
+def wait_ticking(
+    jobs: Sequence[_Job], interval_s: float, tick: Callable[[], None], control: RunControl | None = None
+) -> None:
     """Wait until every job has ended, calling `tick` every `interval_s` meanwhile (the live interval
-    snapshots); no wait is longer than 0.2 s, so a job that ends is noticed at once."""
+    snapshots) and each job's stall check; no wait is longer than POLL_S, so a job that ends is noticed at
+    once. Returns once `control` has been stopping for the grace period even if a job is still inside a
+    storage call (the job's own bounded finish counts it as in flight)."""
     next_tick = time.monotonic() + interval_s
     while any(j.alive() for j in jobs):
+        if control is not None and control.stopping and grace_over(control):
+            return
         for j in jobs:
-            j.wait(max(0.0, min(0.2, next_tick - time.monotonic())))
+            j.wait(max(0.0, min(POLL_S, next_tick - time.monotonic())))
+            j.watch()
         if time.monotonic() >= next_tick:
             tick()
             next_tick += interval_s

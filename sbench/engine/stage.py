@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from sbench.engine import leftovers
+from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.state import RunState
 from sbench.metrics.progress import ProgressCounters
@@ -211,7 +212,7 @@ def _execute(run: _StageRun) -> StageOutcome:
         state=run.state,
         backends=run.backends,
     )
-    status, reason = run.status(result.ended_by == "aborted", result.reason, result.reason)
+    status, reason = run.status(result.ended_by in ("aborted", "stalled"), result.reason, result.reason)
     details = {
         "ended_by": result.ended_by,
         "workers": result.workers,
@@ -283,7 +284,15 @@ def _cleanup(run: _StageRun) -> StageOutcome:
 def _validation(run: _StageRun) -> StageOutcome:
     from sbench.preflight import run_preflight
 
-    result = run_preflight(run.config, run.identity)
+    try:
+        # on its own thread: a check stuck in a call to a store that does not answer never holds up a stop
+        result = call_bounded(
+            lambda: run_preflight(run.config, run.identity, run.stage), run.stage, name="sbench-preflight"
+        )
+    except Abandoned:
+        status, reason = run.status(True, run.stage.reason, run.stage.reason)
+        details = {"unfinished_ops": 1, "notes": ["a preflight check was still waiting for its store"]}
+        return run.outcome(status, reason, Snapshot(unfinished_ops=1), details=details)
     failed = not result.passed
     reason = result.failure_message() if failed else result.summary_line()
     status, reason = run.status(failed, reason, reason)
@@ -308,15 +317,15 @@ def _custom(run: _StageRun) -> StageOutcome:
     reader = threading.Thread(target=lambda: chunks.extend(iter(stdout.readline, "")), daemon=True)
     reader.start()
     while proc.poll() is None:
-        if stage.wait(0.1):
+        if stage.wait(POLL_S):
             proc.terminate()
-            try:
-                proc.wait(2.0)
+            try:  # SIGTERM first; what is still running when the stop's grace is over gets SIGKILL
+                proc.wait(max(0.0, GRACE_S - (time.monotonic_ns() - stage.halted_at_ns) / 1e9))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
             break
-    reader.join(1.0)
+    reader.join(POLL_S if stage.stopping else 1.0)
     code = proc.returncode
     tail = scrub_message("".join(chunks)[-OUTPUT_TAIL:].strip())
     if run.soft_stopped:

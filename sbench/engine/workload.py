@@ -29,6 +29,7 @@ from typing import Any
 from sbench.data.payload import WEYL_STEP, PayloadGenerator, SliceWindow
 from sbench.data.sizes import MASK64, index_hash, sampler_for, sampler_from_spec, seed_for_uri
 from sbench.engine.backends import BackendSet, canonical
+from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.errorpolicy import ErrorHandling, ErrorPolicy
 from sbench.engine.gil import worker_switch_interval
@@ -47,6 +48,7 @@ from sbench.engine.paths import (
     resolve_pool,
 )
 from sbench.engine.ratecontrol import LATE_THRESHOLD_NS, OpenLoopSchedule, schedule_from_config
+from sbench.engine.stall import StallWatch
 from sbench.engine.state import RunState
 from sbench.engine.tree import TreeLayout
 from sbench.errors import ConfigError
@@ -67,8 +69,6 @@ OP_CLASS = {
     "mkdir": OpClass.META,
     "rmdir": OpClass.META,
 }
-#: how long an aborted stage waits for in-flight ops before returning partial results
-STOP_GRACE_S = 0.9
 #: how long a stage that reached its end (duration, expected tasks, stop) lets in-flight ops finish
 DRAIN_S = 10.0
 DEFAULT_PUT_SIZE = 1024 * 1024
@@ -750,10 +750,18 @@ class WorkloadRun:
         self.ended_by = ""
         self._ended_reason = ""
         self._counter = itertools.count(1)
+        #: workers still in their loop; when the stage ends, the ones left are inside an op (in flight)
         self._alive = 0
         self._alive_lock = threading.Lock()
         self._done = threading.Event()
         self.deadline_ns = 0
+        #: when the first worker started and the last finished worker left its loop (the measured window)
+        self._first_op_ns = 0
+        self._last_exit_ns = 0
+        #: ops cut off by the stop while they waited to retry (unfinished, like those left in flight)
+        self._cut = 0
+        #: successful ops so far (stall detection's progress count, fed once per interval)
+        self._progress_units = 0
 
     # -- setup -------------------------------------------------------------------------------------------
     def _make_workers(self, ops: list[_Op], seed: int) -> list[_Worker]:
@@ -788,7 +796,8 @@ class WorkloadRun:
     # -- worker loops ------------------------------------------------------------------------------------
     def _retryable(self, op: _Op, w: _Worker, exc: BaseException, attempt: int) -> StorageError | None:
         """The failure of try number `attempt` as a StorageError, counted as a retry, when the policy allows
-        another try; None (the op's final failure, recorded) when it does not."""
+        another try; None when it does not (the op's final failure, recorded) or when the stage has stopped
+        (the op is unfinished: counted with the ops in flight at the end)."""
         err = (
             exc
             if isinstance(exc, StorageError)
@@ -798,6 +807,9 @@ class WorkloadRun:
         )
         if not self.policy.should_retry(err.kind, attempt):
             self._final_failure(op, w, err)
+            return None
+        if self.control.stopping:
+            self._cut_short()  # the stage ended before the retry could run: unfinished, not failed
             return None
         self.policy.on_error(err.kind, final=False)
         w.recorder.record_retry(op.cls)
@@ -812,12 +824,18 @@ class WorkloadRun:
             if err is None:
                 return None
             if self.control.wait(self.policy.retry_delay(attempt, w.rng)):
-                self._final_failure(op, w, err)
+                self._cut_short()
                 return None
             try:
                 return op.redo(w)
             except Exception as again:
                 exc = again
+
+    def _cut_short(self) -> None:
+        """An op that was waiting to retry when the stage stopped: unfinished (neither a success nor a final
+        failure), counted with the ops still in flight at the end."""
+        with self._alive_lock:
+            self._cut += 1
 
     def _final_failure(self, op: _Op, w: _Worker, err: StorageError) -> None:
         message = f"{op.label}: {err}"
@@ -835,6 +853,8 @@ class WorkloadRun:
         return all(o.exhausted for o in ops)
 
     def _sync_worker(self, w: _Worker) -> None:
+        if not self._first_op_ns:
+            self._first_op_ns = time.monotonic_ns()
         try:
             with worker_switch_interval():
                 self._sync_loop(w)
@@ -1077,7 +1097,19 @@ class WorkloadRun:
             if t1 >= deadline:
                 return
             if policy.backoff_until and (pause := policy.backoff_until - time.monotonic()) > 0:
-                await asyncio.sleep(pause)
+                await self._asleep(pause)
+
+    async def _asleep(self, seconds: float) -> bool:
+        """Sleep up to `seconds` on the event loop, waking within 0.1 s of a stop (the duration's end is one);
+        True when stopping, as RunControl.wait."""
+        end = time.monotonic() + seconds
+        stopping = self.control.stop_flag()
+        while not stopping():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(left, 0.1))
+        return True
 
     async def _afailed(self, op: _Op, w: _Worker, exc: BaseException) -> int | None:
         """_failed for the asyncio loop: the wait between tries is an asyncio sleep."""
@@ -1087,9 +1119,8 @@ class WorkloadRun:
             err = self._retryable(op, w, exc, attempt)
             if err is None:
                 return None
-            await asyncio.sleep(self.policy.retry_delay(attempt, w.rng))
-            if self.control.stopping:
-                self._final_failure(op, w, err)
+            if await self._asleep(self.policy.retry_delay(attempt, w.rng)):
+                self._cut_short()
                 return None
             try:
                 return await op.aredo(w)
@@ -1097,9 +1128,16 @@ class WorkloadRun:
                 exc = again
 
     def _run_async(self) -> None:
+        async def worker(w: _Worker, sems: dict[int, asyncio.Semaphore]) -> None:
+            try:
+                await self._async_worker(w, sems)
+            finally:
+                self._worker_done()
+
         async def main() -> None:
+            self._first_op_ns = time.monotonic_ns()
             sems = {id(op): asyncio.Semaphore(op.limit) for op in self.ops if op.sem is not None}
-            await asyncio.gather(*(self._async_worker(w, sems) for w in self.workers))
+            await asyncio.gather(*(worker(w, sems) for w in self.workers))
 
         try:
             with worker_switch_interval():
@@ -1113,8 +1151,11 @@ class WorkloadRun:
             self._done.set()
 
     def _worker_done(self) -> None:
+        """A worker left its loop (once per worker): its last op, if any, ended just before."""
+        now = time.monotonic_ns()
         with self._alive_lock:
             self._alive -= 1
+            self._last_exit_ns = max(self._last_exit_ns, now)
             if self._alive <= 0:
                 self._done.set()
 
@@ -1127,10 +1168,13 @@ class WorkloadRun:
         start_ms: int,
         *,
         emit: bool = True,
+        unfinished: int = 0,
     ) -> None:
         snap = Snapshot.merge_all(w.recorder.take_interval() for w in self.workers)
+        self._progress_units += snap.total_ops()
         if not emit:
             return
+        snap.unfinished_ops = unfinished
         agent = self.identity.agent_id
         snap.set_cpu(agent, *cpu.sample())
         endpoints = backends.endpoint_interval()
@@ -1152,12 +1196,33 @@ class WorkloadRun:
     def _deleted(self) -> int:
         return sum(op.pool.taken for op in self.ops if op.kind == "delete" and op.pool is not None)
 
+    def _check_stall(self, stall: StallWatch, now_ns: int) -> None:
+        """Fail the stage when no op succeeded for stall_timeout (an open loop waiting for its next slot is
+        idle by design, not stalled)."""
+        if self.schedule is not None and self.schedule.next_ns > now_ns:
+            stall.reset()
+            return
+        reason = stall.check(self._progress_units)
+        if reason is not None:
+            self._stop_stage("stalled", reason)
+            self.control.abort(reason)
+
     # -- run ---------------------------------------------------------------------------------------------
     def run(self) -> WorkloadResult:
         seed = _seed(self.identity)
         backends = self.given_backends or BackendSet(self.config)
         try:
-            self.ops = build_ops(self.config, self.identity, backends, self.state, seed)
+            try:
+                # resolving the pools may LIST a store that does not answer: never block a stop on it
+                self.ops = call_bounded(
+                    lambda: build_ops(self.config, self.identity, backends, self.state, seed),
+                    self.control,
+                    name="sbench-resolve-pools",
+                )
+            except Abandoned as exc:
+                return WorkloadResult(
+                    Snapshot(unfinished_ops=1), 0.0, "aborted", f"{self.control.reason} ({exc})"
+                )
             return self._run(backends, seed)
         finally:
             self.parent_control.release(self.control)
@@ -1177,12 +1242,12 @@ class WorkloadRun:
         )
         cpu = CpuSampler()
         acc = SnapshotAccumulator()
+        stall = StallWatch(f"stage {self.stage_name!r}", getattr(self.config, "stall_timeout", None))
         threads: list[threading.Thread] = []
+        self._alive = len(self.workers)
         if use_async:
-            self._alive = 1
             threads.append(threading.Thread(target=self._run_async, name="sbench-async-workers", daemon=True))
         else:
-            self._alive = len(self.workers)
             threads.extend(
                 threading.Thread(
                     target=self._sync_worker, args=(w,), name=f"sbench-worker-{w.index}", daemon=True
@@ -1197,14 +1262,18 @@ class WorkloadRun:
         stop_deadline = None
         while not self._done.is_set():
             now = time.monotonic_ns()
+            if now >= self.deadline_ns and not self.control.stopping:
+                # wakes every worker asleep in a retry wait or an error backoff: none starts an op after this
+                self._stop_stage("duration", f"duration {self.duration_s:g} s reached")
             if self.control.aborted:
                 # also while draining after the duration ended: an abort never waits the full drain window
-                grace_end = now + int(STOP_GRACE_S * 1e9)
+                grace_end = self.control.halted_at_ns + int(GRACE_S * 1e9)
                 if stop_deadline is None or stop_deadline > grace_end:
                     stop_deadline = grace_end
-            elif stop_deadline is None and (self.control.stopping or now >= self.deadline_ns):
+            elif stop_deadline is None and self.control.stopping:
                 stop_deadline = now + int(DRAIN_S * 1e9)
-            wake = next_tick if stop_deadline is None else min(next_tick, stop_deadline)
+            wake = min(next_tick, self.deadline_ns if stop_deadline is None else stop_deadline)
+            wake = min(wake, now + int(POLL_S * 1e9))  # a stop is seen within POLL_S, whatever the interval
             if self._done.wait(max(0.0, (wake - now) / 1e9)):
                 break
             now = time.monotonic_ns()
@@ -1214,32 +1283,49 @@ class WorkloadRun:
                 self._collect(acc, cpu, backends, start_ms, emit=not in_warmup)
                 in_warmup = False
                 next_tick = max(next_tick + int(self.interval_s * 1e9), now + 1)
+                if not self.control.stopping:
+                    self._check_stall(stall, now)
         end_ns = time.monotonic_ns()
-        self._collect(acc, cpu, backends, start_ms, emit=not in_warmup)
-        elapsed = (end_ns - (start_ns if in_warmup else measure_from)) / 1e9
-        if self.control.aborted:
+        with self._alive_lock:
+            unfinished = max(0, self._alive) + self._cut
+            last_exit = self._last_exit_ns
+        self._collect(acc, cpu, backends, start_ms, emit=not in_warmup, unfinished=unfinished)
+        window_start = max(start_ns if in_warmup else measure_from, self._first_op_ns)
+        elapsed = (self._window_end(end_ns, last_exit) - window_start) / 1e9
+        if self.ended_by == "stalled":
+            ended_by, reason = "stalled", self._ended_reason
+        elif self.control.aborted:
             ended_by, reason = "aborted", self.control.reason
         elif self.ended_by:
             ended_by, reason = self.ended_by, self._ended_reason
         elif self.control.stopping:
             ended_by, reason = "stopped", self.control.reason
         else:
-            ended_by, reason = (
-                "duration",
-                f"duration {self.duration_s:g} s reached" if self.duration_s else "",
-            )
+            ended_by, reason = "duration", ""
         snapshot = acc.snapshot()
         return WorkloadResult(
             snapshot=snapshot,
-            elapsed_s=elapsed,
+            elapsed_s=max(0.0, elapsed),
             ended_by=ended_by,
             reason=reason,
             first_error=self.first_error,
             deleted=self._deleted(),
             workers=len(self.workers),
             open_loop=self.schedule is not None,
-            extra={"async": use_async, "retries": self.policy.retries, "backoffs": self.policy.backoffs},
+            extra={
+                "async": use_async,
+                "retries": self.policy.retries,
+                "backoffs": self.policy.backoffs,
+                "unfinished_ops": unfinished,
+            },
         )
+
+    def _window_end(self, end_ns: int, last_exit_ns: int) -> int:
+        """The end of the measured window: the moment the stage stopped (its deadline, or the stop or abort
+        that came first), or the end of the last op finished after it, whichever is later. Ops abandoned in
+        flight do not extend it; they are counted as unfinished."""
+        halted = self.control.halted_at_ns or end_ns
+        return max(min(self.deadline_ns, halted, end_ns), last_exit_ns)
 
 
 def run_workload(

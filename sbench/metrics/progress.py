@@ -78,7 +78,9 @@ class ProgressTracker:
     """Follows one agent (or the whole stage) through successive interval snapshots.
 
     Stuck = no progress (objects done/deleted and ops both unchanged) for `stuck_intervals` consecutive
-    updates while the stage is active. Errors are not progress: an agent failing every op is stuck too.
+    updates while the stage is active. Errors are not progress: an agent failing every op is stuck too. This
+    is the engine's definition of progress (engine.stall): the flag here is the early, non-fatal warning, and
+    the engine fails the stage as stalled once `stall_timeout` passes without progress.
     """
 
     def __init__(self, stuck_intervals: int = DEFAULT_STUCK_INTERVALS, source: str | None = None) -> None:

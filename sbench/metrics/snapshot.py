@@ -114,6 +114,9 @@ class Snapshot:
     #: open loop: ops that started after their intended time, and the histogram of their lag (µs)
     late_ops: int = 0
     lag_hist: bytes = b""
+    #: ops still in flight when their stage ended (abandoned after the stop's grace, or cut off while they
+    #: waited to retry): neither completed nor failed, so in no count above; set on a stage's last interval
+    unfinished_ops: int = 0
     #: per-endpoint counters of this interval (see `endpoint_entry`), merged by uri
     endpoints: list[dict[str, Any]] = field(default_factory=list)
     progress: dict[str, ProgressCounters] = field(default_factory=dict)
@@ -137,7 +140,7 @@ class Snapshot:
 
     @property
     def is_empty(self) -> bool:
-        return not self.ops and not self.errors and not self.late_ops
+        return not self.ops and not self.errors and not self.late_ops and not self.unfinished_ops
 
     def total_ops(self, op: OpClass | None = None) -> int:
         return sum(n for (o, _), n in self.ops.items() if op is None or o == op)
@@ -270,6 +273,7 @@ class Snapshot:
             "retries": {k.name: v for k, v in self.retries.items()},
             "late_ops": self.late_ops,
             "lag_hist": self.lag_hist.decode("ascii"),
+            "unfinished_ops": self.unfinished_ops,
             "endpoints": [{**e, "latency": e["latency"].decode("ascii")} for e in self.endpoints],
             "progress": {k: v.to_dict() for k, v in self.progress.items()},
             "cpu": {k: list(v) for k, v in self.cpu.items()},
@@ -299,6 +303,7 @@ class Snapshot:
             retries={OpClass[k]: int(v) for k, v in data.get("retries", {}).items()},
             late_ops=int(data.get("late_ops", 0)),
             lag_hist=data.get("lag_hist", "").encode("ascii"),
+            unfinished_ops=int(data.get("unfinished_ops", 0)),
             endpoints=[
                 {**e, "latency": e.get("latency", "").encode("ascii")} for e in data.get("endpoints", [])
             ],
@@ -323,6 +328,7 @@ class SnapshotAccumulator:
         self.retries: dict[OpClass, int] = {}
         self.late_ops = 0
         self.lag = LatencyHistogram()
+        self.unfinished_ops = 0
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.endpoint_hists: dict[str, LatencyHistogram] = {}
         self.progress: dict[str, ProgressCounters] = {}
@@ -358,6 +364,7 @@ class SnapshotAccumulator:
         self._add_counts(self.retries, snap.retries)
         self.late_ops += snap.late_ops
         self.lag.add_encoded(snap.lag_hist)
+        self.unfinished_ops += snap.unfinished_ops
         for entry in snap.endpoints:
             uri = entry["uri"]
             mine = self.endpoints.get(uri)
@@ -388,6 +395,7 @@ class SnapshotAccumulator:
             retries=dict(self.retries),
             late_ops=self.late_ops,
             lag_hist=self.lag.encode(),
+            unfinished_ops=self.unfinished_ops,
             endpoints=[
                 {**e, "latency": self.endpoint_hists[uri].encode()} for uri, e in self.endpoints.items()
             ],

@@ -26,6 +26,7 @@ from sbench.errors import ConfigError, RunFailed
 from sbench.preflight.net import DNS_TIMEOUT_S, resolve_host
 from sbench.preflight.plan import ReadTarget, RootPlan
 from sbench.preflight.result import CheckList, ErrorType
+from sbench.preflight.retry import Tries
 from sbench.storage.base import Backend, ErrorClass, StorageError
 from sbench.storage.options import BackendOptions
 from sbench.storage.registry import open_backend
@@ -114,12 +115,16 @@ class Access:
     auth_fix: str = ""
 
 
-def check_object_root(root: RootPlan, options: BackendOptions, checks: CheckList) -> None:
-    """Every object-storage check for one root, appending to `checks`."""
+def check_object_root(
+    root: RootPlan, options: BackendOptions, checks: CheckList, tries: Tries | None = None
+) -> None:
+    """Every object-storage check for one root, appending to `checks`; storage calls are retried on
+    transient errors (`tries`, see preflight.retry)."""
+    tries = tries or Tries()
     parsed = parse_uri(root.uri, https=options.https)
     label = _LABEL[parsed.scheme]
     access = _check_credentials(label, parsed, options, root, checks)
-    if access is None or not check_reachable(label, access, root, checks):
+    if access is None or not check_reachable(label, access, root, checks, tries):
         return
     short = replace(
         options,
@@ -134,12 +139,12 @@ def check_object_root(root: RootPlan, options: BackendOptions, checks: CheckList
         )
         return
     try:
-        if not _check_list(label, parsed, backend, access, root, checks):
+        if not _check_list(label, parsed, backend, access, root, checks, tries):
             return
         if root.write:
-            probe_write(label, backend, access, root, checks)
+            probe_write(label, backend, access, root, checks, tries)
         for read in root.reads:
-            check_read_target(label, backend, read, checks, access)
+            check_read_target(label, backend, read, checks, access, tries)
     finally:
         backend.close()
 
@@ -237,7 +242,9 @@ def _resolve_access(parsed: StorageUri, options: BackendOptions) -> Access:
 # -- reachability ----------------------------------------------------------------------------------------
 
 
-def check_reachable(label: str, access: Access, root: RootPlan, checks: CheckList) -> bool:
+def check_reachable(
+    label: str, access: Access, root: RootPlan, checks: CheckList, tries: Tries | None = None
+) -> bool:
     url = urlsplit(access.endpoint)
     host = url.hostname or ""
     port = url.port or (443 if url.scheme == "https" else 80)
@@ -256,20 +263,26 @@ def check_reachable(label: str, access: Access, root: RootPlan, checks: CheckLis
         )
         return False
     details["addresses"] = addresses
+    tries = tries or Tries()
     start = time.perf_counter()
     try:
-        sock = socket.create_connection((addresses[0], port), timeout=CONNECT_TIMEOUT_S)
+        sock = tries.call(
+            lambda: socket.create_connection((addresses[0], port), timeout=CONNECT_TIMEOUT_S),
+            retry_os_errors=True,
+        )
     except OSError as exc:
+        details["attempts"] = tries.last
         what = "refused the connection" if isinstance(exc, ConnectionRefusedError) else f"failed: {exc}"
         checks.error(
             name,
-            f"TCP connect to {addresses[0]}:{port} {what}",
+            f"TCP connect to {addresses[0]}:{port} {what}{tries.note()}",
             ErrorType.NETWORK,
             f"is the endpoint {access.endpoint} up? Start the server or fix the endpoint {fix_source}",
             details=details,
         )
         return False
     details["connect_ms"] = round((time.perf_counter() - start) * 1000, 2)
+    details["attempts"] = tries.last
     try:
         if url.scheme == "https":
             ca_var = _CA_VARIABLE.get(label, "REQUESTS_CA_BUNDLE")
@@ -360,11 +373,17 @@ def _failure_fix(kind: ErrorType, access: Access, what: str) -> str:
 
 
 def _check_list(
-    label: str, parsed: StorageUri, backend: Backend, access: Access, root: RootPlan, checks: CheckList
+    label: str,
+    parsed: StorageUri,
+    backend: Backend,
+    access: Access,
+    root: RootPlan,
+    checks: CheckList,
+    tries: Tries,
 ) -> bool:
     word = _BUCKET_WORD[parsed.scheme]
     try:
-        first = _first(backend.list("", recursive=True))
+        first = tries.call(lambda: _first(backend.list("", recursive=True)))
     except StorageError as exc:
         kind = classify(exc)
         if exc.kind is ErrorClass.NOT_FOUND or any(w in exc.message for w in _MISSING_BUCKET_WORDS):
@@ -373,38 +392,60 @@ def _check_list(
                 f"{word} {parsed.bucket} does not exist at {access.endpoint}",
                 ErrorType.CONFIGURATION,
                 _bucket_fix(parsed, access, root.source),
-                details={"error": exc.message[:500]},
+                details={"error": exc.message[:500], "attempts": tries.last},
             )
         else:
             checks.error(
                 f"{label}.list",
-                f"LIST of {root.uri} failed ({exc.kind.value}): {exc.message[:300]}",
+                f"LIST of {root.uri} failed ({exc.kind.value}){tries.note()}: {exc.message[:300]}",
                 kind,
                 _failure_fix(kind, access, f"list {word} {parsed.bucket}"),
-                details={"error_class": exc.kind.value},
+                details={"error_class": exc.kind.value, "attempts": tries.last},
             )
         return False
     checks.success(f"{label}.bucket", f"{word} {parsed.bucket} exists")
     seen = f"first key {first[0]!r}" if first else "prefix is empty"
     checks.success(
-        f"{label}.list", f"LIST (max 1) works: {seen}", details={"first_key": first[0] if first else None}
+        f"{label}.list",
+        f"LIST (max 1) works: {seen}",
+        details={"first_key": first[0] if first else None, "attempts": tries.last},
     )
     return True
 
 
-def probe_write(label: str, backend: Backend, access: Access, root: RootPlan, checks: CheckList) -> None:
+def probe_write(
+    label: str,
+    backend: Backend,
+    access: Access,
+    root: RootPlan,
+    checks: CheckList,
+    tries: Tries | None = None,
+) -> None:
     """PUT, GET (compare), DELETE and STAT-after-delete of one probe object; always deleted at the end."""
+    tries = tries or Tries()
     key = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
     payload = os.urandom(PROBE_SIZE)
     written = deleted = False
     step = "put"
     uri = backend.uri_of(key)
+
+    def delete() -> None:
+        try:
+            backend.delete(key)
+        except StorageError as exc:
+            if exc.kind is not ErrorClass.NOT_FOUND or tries.last == 1:
+                raise  # not found on a retry: the try whose answer was lost did delete it
+
     try:
-        backend.put(key, payload)
+        tries.call(lambda: backend.put(key, payload))
         written = True
-        checks.success(f"{label}.put", f"PUT of a {PROBE_SIZE}-byte probe object", details={"key": key})
+        checks.success(
+            f"{label}.put",
+            f"PUT of a {PROBE_SIZE}-byte probe object",
+            details={"key": key, "attempts": tries.last},
+        )
         step = "get"
-        got = bytes(backend.get(key))
+        got = bytes(tries.call(lambda: backend.get(key)))
         if got != payload:
             checks.error(
                 f"{label}.get",
@@ -413,12 +454,13 @@ def probe_write(label: str, backend: Backend, access: Access, root: RootPlan, ch
                 "the store or a proxy alters data: check its logs",
             )
         else:
-            checks.success(f"{label}.get", "GET returned the probe's bytes")
+            checks.success(f"{label}.get", "GET returned the probe's bytes", details={"attempts": tries.last})
         step = "delete"
-        backend.delete(key)
+        tries.call(delete)
         deleted = True
+        delete_tries = tries.last
         try:
-            backend.stat(key)
+            tries.call(lambda: backend.stat(key))
             checks.warning(
                 f"{label}.delete",
                 "the probe object is still visible after DELETE",
@@ -429,7 +471,9 @@ def probe_write(label: str, backend: Backend, access: Access, root: RootPlan, ch
         except StorageError as exc:
             if exc.kind is not ErrorClass.NOT_FOUND:
                 raise
-            checks.success(f"{label}.delete", "DELETE removed the probe object")
+            checks.success(
+                f"{label}.delete", "DELETE removed the probe object", details={"attempts": delete_tries}
+            )
     except StorageError as exc:
         # A PUT cut off by a timeout or a dropped connection may still have landed: delete it too.
         written = written or exc.kind in (ErrorClass.TIMEOUT, ErrorClass.NETWORK)
@@ -437,10 +481,10 @@ def probe_write(label: str, backend: Backend, access: Access, root: RootPlan, ch
         what = {"put": "write objects (PUT)", "get": "read objects (GET)", "delete": "delete objects"}[step]
         checks.error(
             f"{label}.{step}",
-            f"{step.upper()} of probe {uri} failed ({exc.kind.value}): {exc.message[:300]}",
+            f"{step.upper()} of probe {uri} failed ({exc.kind.value}){tries.note()}: {exc.message[:300]}",
             kind,
             _failure_fix(kind, access, what),
-            details={"key": key, "error_class": exc.kind.value},
+            details={"key": key, "error_class": exc.kind.value, "attempts": tries.last},
         )
     finally:
         if not deleted and written:
@@ -461,9 +505,15 @@ def _remove_probe(label: str, backend: Backend, key: str, uri: str, checks: Chec
 
 
 def check_read_target(
-    label: str, backend: Backend, read: ReadTarget, checks: CheckList, access: Access | None = None
+    label: str,
+    backend: Backend,
+    read: ReadTarget,
+    checks: CheckList,
+    access: Access | None = None,
+    tries: Tries | None = None,
 ) -> None:
     """STAT one object a GET/STAT op will read: the key itself, or the first match of a prefix or glob."""
+    tries = tries or Tries()
     name = f"{label}.{read.op}_target"
     where = backend.uri_of(read.pattern)
     try:
@@ -482,7 +532,7 @@ def check_read_target(
         if pattern.kind == "exact":
             key: str | None = pattern.key
         else:
-            key, exhausted = _first_match(backend, pattern)
+            key, exhausted = tries.call(lambda: _first_match(backend, pattern))
             if key is None:
                 if exhausted:
                     checks.error(
@@ -501,7 +551,7 @@ def check_read_target(
                         endpoint=where,
                     )
                 return
-        stat = backend.stat(key)
+        stat = tries.call(lambda: backend.stat(key))
     except StorageError as exc:
         if exc.kind is ErrorClass.NOT_FOUND:
             checks.error(
@@ -516,13 +566,19 @@ def check_read_target(
             fix = _failure_fix(kind, access, "read objects") if access else f"check `{read.source}`"
             checks.error(
                 name,
-                f"STAT of {where} failed ({exc.kind.value}): {exc.message[:300]}",
+                f"STAT of {where} failed ({exc.kind.value}){tries.note()}: {exc.message[:300]}",
                 kind,
                 fix,
                 endpoint=where,
+                details={"attempts": tries.last},
             )
         return
-    checks.success(name, f"STAT of {read.op} target {stat.key} works ({stat.size} bytes)", endpoint=where)
+    checks.success(
+        name,
+        f"STAT of {read.op} target {stat.key} works ({stat.size} bytes)",
+        endpoint=where,
+        details={"attempts": tries.last},
+    )
 
 
 def _first_match(backend: Backend, pattern: Pattern) -> tuple[str | None, bool]:

@@ -10,7 +10,7 @@ import os
 
 from sbench.config.backend import backend_options
 from sbench.config.models import Config
-from sbench.engine.context import AgentIdentity
+from sbench.engine.context import AgentIdentity, RunControl
 from sbench.errors import ConfigError, RunFailed
 from sbench.preflight.distributed import controller_check_names, controller_checks
 from sbench.preflight.filesystem import FsTarget, check_filesystem, check_identity, protected_reason
@@ -18,17 +18,22 @@ from sbench.preflight.need import human_bytes
 from sbench.preflight.object_storage import check_object_root, check_read_target
 from sbench.preflight.plan import RootPlan, agent_config, agent_plan
 from sbench.preflight.result import CheckList, ErrorType, Level, PreflightResult
+from sbench.preflight.retry import Tries
 from sbench.storage.registry import open_backend
 from sbench.storage.uri import parse_uri
 
 
-def run_preflight(config: Config, identity: AgentIdentity | None = None) -> PreflightResult:
+def run_preflight(
+    config: Config, identity: AgentIdentity | None = None, control: RunControl | None = None
+) -> PreflightResult:
     """Every check of one agent, before any benchmark I/O; `result.passed` is False when the run must stop.
 
     A single-agent run (no `distributed` block) has no separate controller, so its config checks
     (controller_checks) are included here; distributed runs call controller_checks once on the driver.
+    Storage calls are retried on transient errors; the waits between tries end at once when `control` stops.
     """
     identity = identity or AgentIdentity()
+    tries = Tries(control.wait if control is not None else None)
     agent, _ = agent_config(config, identity)
     checks = CheckList(agent_id=identity.agent_id)
     roots = agent_plan(config, identity)
@@ -40,7 +45,7 @@ def run_preflight(config: Config, identity: AgentIdentity | None = None) -> Pref
         if root.is_local:
             _check_local_root(root, checks)
         else:
-            check_object_root(root, options, checks)
+            check_object_root(root, options, checks, tries)
     result = checks.result()
     if config.distributed is None:
         result = result.merge(controller_checks(config))

@@ -4,7 +4,7 @@ interrupted run keeps every interval it measured.
 The first 30 columns are sai3's, in order and format. Unlike sai3 (§7.10) the latency columns describe the
 interval itself, not everything since the stage started, and `errors` counts real errors (seed item 4).
 sbench's own columns follow the 30: p99.9, service-time percentiles, open-loop late ops and schedule lag,
-retries and errors by class.
+retries, errors by class, and the ops still in flight when the stage ended (in its last interval).
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "sched_lag_p99_us",
     "retries",
     *(f"err_{kind.value}" for kind in ErrorClass),
+    # ops in flight when the stage ended (non-zero only in a stage's last interval)
+    "unfinished_ops",
 )
 MIB = 1024 * 1024
 
@@ -125,6 +127,7 @@ def perf_log_row(
     cells += [str(snapshot.late_ops), str(lag.percentile(99)), str(snapshot.retries_total())]
     by_class = snapshot.errors_by_class()
     cells += [str(by_class.get(kind, 0)) for kind in ErrorClass]
+    cells.append(str(snapshot.unfinished_ops))
     return cells
 
 

@@ -83,6 +83,7 @@ def format_status(
     timestamp: datetime | None = None,
     first_errors: Sequence[FirstError] = (),
     left_lines: Sequence[str] = (),
+    unfinished_operations: int = 0,
 ) -> str:
     """The text of STATUS.txt; `left_lines` (objects cleanup left behind, a failure or a warning) get a
     section of their own whatever the status."""
@@ -106,6 +107,10 @@ def format_status(
         f"Stuck: {sum(1 for a in agents if a.stuck)}",
         f"Total operations: {total_operations}",
         f"Total errors: {total_errors}",
+    ]
+    if unfinished_operations:
+        lines.append(f"Unfinished operations (in flight when their stage ended): {unfinished_operations}")
+    lines += [
         "",
         "=== Agent Details ===",
     ]
@@ -141,6 +146,7 @@ def write_status(
     timestamp: datetime | None = None,
     first_errors: Sequence[FirstError] = (),
     left_lines: Sequence[str] = (),
+    unfinished_operations: int = 0,
 ) -> Path:
     text = format_status(
         status,
@@ -151,5 +157,6 @@ def write_status(
         timestamp=timestamp,
         first_errors=first_errors,
         left_lines=left_lines,
+        unfinished_operations=unfinished_operations,
     )
     return write_text_atomic(path, text)

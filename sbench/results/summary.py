@@ -115,6 +115,7 @@ def summary_section(snapshot: Snapshot, wall_seconds: float) -> dict[str, Any]:
             "errors": errors,
             "error_rate": round(errors / attempts, 6) if attempts else 0.0,
             "retries": snapshot.retries_total(),
+            "unfinished_ops": snapshot.unfinished_ops,
             "latency_us": _lat(snapshot.latency()),
             "service_time_us": _lat(snapshot.service_latency()),
         },

@@ -42,7 +42,7 @@ class BackendOptions:
     driver: Driver = Driver.AUTO
     #: Workers that will share the backend; SDK connection pools are sized to it.
     concurrency: int = 16
-    #: Per-op timeout; a call that takes longer fails with ErrorClass.TIMEOUT.
+    #: Per-op timeout (YAML `request_timeout`); a call that takes longer fails with ErrorClass.TIMEOUT.
     request_timeout_s: float = 120.0
     connect_timeout_s: float = 10.0
     max_connections: int | None = None
