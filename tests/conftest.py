@@ -12,7 +12,11 @@ import pytest
 
 from tests import servers
 
-SHARED_CONFIGS = Path(__file__).resolve().parent.parent.parent / "shared" / "sai3-configs"
+#: The public sai3-bench configs next to the repository; SBENCH_SAI3_CONFIGS points elsewhere (a git worktree).
+SHARED_CONFIGS = Path(
+    os.environ.get("SBENCH_SAI3_CONFIGS")
+    or Path(__file__).resolve().parent.parent.parent / "shared" / "sai3-configs"
+)
 
 
 @pytest.fixture(scope="session")

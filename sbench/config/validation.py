@@ -9,6 +9,7 @@ import glob
 import itertools
 from pathlib import Path
 
+from sbench.config.confinement import lexical_problems, symlink_problems
 from sbench.config.errors import KeyPath, Problem
 from sbench.config.models import (
     Config,
@@ -46,6 +47,7 @@ def cross_check(config: Config, parsed: YamlSource) -> tuple[list[Problem], list
     _check_weights(config, out)
     _check_uris(config, out)
     _check_locations(config, out)
+    _check_confinement(config, out)
     _check_tree(config, out)
     _check_objects_exist(config, out)
     _check_sizes(config, out)
@@ -149,6 +151,16 @@ def _check_locations(config: Config, out: _Collector) -> None:
                 "has no `base_uri` and there is no `target` or multi-endpoint block to default to; "
                 "add `base_uri: <URI>`",
             )
+
+
+def _check_confinement(config: Config, out: _Collector) -> None:
+    """No key leaves its root (sbench.config.confinement). Symlinks are resolved here only when the run's
+    storage is this host's (no `distributed` block); agents on Ray check them in their preflight."""
+    found = lexical_problems(config)
+    if config.distributed is None:
+        found += symlink_problems(config)
+    for path, message in found:
+        out.error(path, message)
 
 
 def _check_tree(config: Config, out: _Collector) -> None:

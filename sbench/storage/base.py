@@ -23,6 +23,8 @@ class ErrorClass(StrEnum):
     AUTH = "auth"
     NETWORK = "network"
     TIMEOUT = "timeout"
+    #: a key that would leave its root (`..`, or a symlink out of a file:// target); refused, never followed
+    OUTSIDE_ROOT = "outside_root"
     OTHER = "other"
 
     @property

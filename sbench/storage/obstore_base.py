@@ -27,8 +27,9 @@ from sbench.storage.cloud_errors import classify_obstore, obstore_error, obstore
 from sbench.storage.options import BackendOptions
 from sbench.storage.ranged import RangeEngine
 
-#: What obstore raises: its own errors, and FileNotFoundError (an OSError) for missing objects.
-OBSTORE_ERRORS = (ObstoreBaseError, OSError)
+#: What obstore raises: its own errors, FileNotFoundError (an OSError) for missing objects, and ValueError
+#: for a key it cannot parse (a `..` segment among them: obstore refuses it; sbench counts it OUTSIDE_ROOT).
+OBSTORE_ERRORS = (ObstoreBaseError, OSError, ValueError)
 
 #: Builds the store for a given per-request timeout in seconds.
 StoreFactory = Callable[[float], Any]
