@@ -12,7 +12,7 @@ import pytest
 
 from tests import servers
 
-#: The public sai3-bench configs next to the repository; SBENCH_SAI3_CONFIGS points elsewhere (a git worktree).
+#: The public sai3-bench configs next to the repository; SBENCH_SAI3_CONFIGS points elsewhere (worktrees).
 SHARED_CONFIGS = Path(
     os.environ.get("SBENCH_SAI3_CONFIGS")
     or Path(__file__).resolve().parent.parent.parent / "shared" / "sai3-configs"
