@@ -152,8 +152,6 @@ def classify_obstore(exc: BaseException) -> ErrorClass:
     if isinstance(exc, FileNotFoundError):
         return ErrorClass.NOT_FOUND
     text = str(exc)
-    if isinstance(exc, ValueError) and 'sequence ".."' in text:  # object_store's Path refuses `..` segments
-        return ErrorClass.OUTSIDE_ROOT
     code_match = _XML_CODE_RE.search(text) or _JSON_CODE_RE.search(text)
     status = obstore_status(exc)
     if status is not None or code_match is not None:

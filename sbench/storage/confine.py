@@ -108,6 +108,8 @@ class RootGuard:
         """Refuse when `rel_dir` resolves outside the root; cache it once it exists and is inside."""
         if rel_dir in self.verified:
             return
+        if has_dotdot(rel_dir):  # checked on a cache miss only: verified directories never have one
+            raise outside_root(action, uri, f"the directory {rel_dir!r} has a `..` segment")
         real = self.check_path(rel_dir, action, uri)
         if os.path.isdir(real):  # a directory that does not exist yet is resolved again when it is used
             if len(self.verified) >= MAX_VERIFIED_DIRS:
