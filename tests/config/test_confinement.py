@@ -87,22 +87,38 @@ def _load(text: str) -> ConfigError:
 @pytest.mark.parametrize(
     ("body", "key"),
     [
-        ('prepare:\n  ensure_objects:\n    - {base_uri: "file://BENCH/../victim/", count: 1}\n',
-         "prepare.ensure_objects[0].base_uri"),
-        ('prepare:\n  ensure_objects:\n    - {base_uri: "file://VICTIM/", count: 1}\n',
-         "prepare.ensure_objects[0].base_uri"),
-        ('distributed:\n  shared_filesystem: false\n  path_template: "../{id}/"\n'
-         '  agents: [{address: "localhost:1"}]\n', "distributed.path_template"),
-        ('distributed:\n  shared_filesystem: false\n  agents:\n'
-         '    - {address: "localhost:1", path_template: "x/../../victim/"}\n',
-         "distributed.agents[0].path_template"),
-        ('distributed:\n  shared_filesystem: false\n  path_template: "{agent_id}/"\n'
-         '  agents: [{address: "localhost:1", id: ".."}]\n', "distributed.agents[0].id"),
-        ('distributed:\n  shared_filesystem: true\n'
-         '  agents: [{address: "localhost:1", target_override: "file://BENCH/../victim/"}]\n',
-         "distributed.agents[0].target_override"),
-        ('multi_endpoint:\n  endpoints: ["file://BENCH/", "file://BENCH/x/../../victim/"]\n',
-         "multi_endpoint.endpoints[1]"),
+        (
+            'prepare:\n  ensure_objects:\n    - {base_uri: "file://BENCH/../victim/", count: 1}\n',
+            "prepare.ensure_objects[0].base_uri",
+        ),
+        (
+            'prepare:\n  ensure_objects:\n    - {base_uri: "file://VICTIM/", count: 1}\n',
+            "prepare.ensure_objects[0].base_uri",
+        ),
+        (
+            'distributed:\n  shared_filesystem: false\n  path_template: "../{id}/"\n'
+            '  agents: [{address: "localhost:1"}]\n',
+            "distributed.path_template",
+        ),
+        (
+            "distributed:\n  shared_filesystem: false\n  agents:\n"
+            '    - {address: "localhost:1", path_template: "x/../../victim/"}\n',
+            "distributed.agents[0].path_template",
+        ),
+        (
+            'distributed:\n  shared_filesystem: false\n  path_template: "{agent_id}/"\n'
+            '  agents: [{address: "localhost:1", id: ".."}]\n',
+            "distributed.agents[0].id",
+        ),
+        (
+            "distributed:\n  shared_filesystem: true\n"
+            '  agents: [{address: "localhost:1", target_override: "file://BENCH/../victim/"}]\n',
+            "distributed.agents[0].target_override",
+        ),
+        (
+            'multi_endpoint:\n  endpoints: ["file://BENCH/", "file://BENCH/x/../../victim/"]\n',
+            "multi_endpoint.endpoints[1]",
+        ),
     ],
 )
 def test_every_place_a_key_is_built_is_checked(layout: tuple[Path, Path], body: str, key: str) -> None:
