@@ -19,25 +19,13 @@ from sbench.cluster.topology import AgentSlot, agent_config
 from sbench.config import load_config_text
 from sbench.errors import ConfigError
 from tests.cluster.conftest import run_driver, status_of
+from tests.victim import assert_untouched
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-VICTIM = {"a.txt": b"keep me", "b.txt": b"keep me too"}
 AGENTS = "    - {address: 'localhost:7761', id: a1}\n    - {address: 'localhost:7762', id: a2}\n"
 
 
-@pytest.fixture
-def layout(tmp_path: Path) -> tuple[Path, Path]:
-    bench, victim = tmp_path / "bench", tmp_path / "victim"
-    bench.mkdir()
-    victim.mkdir()
-    for name, data in VICTIM.items():
-        (victim / name).write_bytes(data)
-    return bench, victim
-
-
-def _untouched(victim: Path) -> None:
-    assert {p.name: p.read_bytes() for p in victim.iterdir()} == VICTIM
 
 
 def test_each_agents_preflight_refuses_a_symlink_out_of_the_target(
@@ -63,7 +51,7 @@ distributed:
     confined = [c for c in checks if c["name"] == "fs.confined"]
     assert sorted(c["agent_id"] for c in confined) == ["a1", "a2"]
     assert all("workload[0].path" in c["message"] and str(victim) in c["message"] for c in confined)
-    _untouched(victim)
+    assert_untouched(victim)
 
 
 def test_a_symlink_planted_mid_run_is_refused_on_every_agent(
@@ -96,7 +84,7 @@ distributed:
     assert "outside_root" in text, text[:2000]
     assert summary["workload"]["totals"]["ops"] == 0, summary["workload"]["totals"]
     assert code in (0, 1)  # the verdict on a run whose every op failed is issue item 3, not this test's
-    _untouched(victim)
+    assert_untouched(victim)
 
 
 def test_an_agent_id_that_climbs_is_refused_when_it_builds_its_prefix() -> None:

@@ -17,23 +17,7 @@ from sbench.cli import main
 from sbench.config import load_config_text
 from sbench.config.confinement import lexical_problems, symlink_problems
 from sbench.errors import ConfigError
-
-VICTIM = {"a.txt": b"keep me", "b.txt": b"keep me too"}
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> tuple[Path, Path]:
-    """(target dir, victim dir): siblings under tmp_path; the victim holds files that must survive."""
-    bench, victim = tmp_path / "bench", tmp_path / "victim"
-    bench.mkdir()
-    victim.mkdir()
-    for name, data in VICTIM.items():
-        (victim / name).write_bytes(data)
-    return bench, victim
-
-
-def _untouched(victim: Path) -> None:
-    assert {p.name: p.read_bytes() for p in victim.iterdir()} == VICTIM
+from tests.victim import assert_untouched
 
 
 def _cli(config: Path) -> subprocess.CompletedProcess[str]:
@@ -57,7 +41,7 @@ def test_issue_sibling_delete_is_refused_and_the_sibling_survives(layout: tuple[
     assert done.returncode == 2, done.stderr
     assert f"{config}:5: workload[0].path: '../victim/' contains a `..` segment" in done.stderr
     assert "Traceback" not in done.stderr
-    _untouched(victim)
+    assert_untouched(victim)
 
 
 def test_issue_etc_style_climb_is_refused_for_put_and_delete(layout: tuple[Path, Path]) -> None:
@@ -75,7 +59,7 @@ def test_issue_etc_style_climb_is_refused_for_put_and_delete(layout: tuple[Path,
     done = _cli(config)
     assert done.returncode == 2, done.stderr
     assert "workload[0].path" in done.stderr and "workload[1].path" in done.stderr
-    _untouched(victim)
+    assert_untouched(victim)
 
 
 def _load(text: str) -> ConfigError:
@@ -173,7 +157,7 @@ def test_a_symlink_out_of_the_target_is_refused_at_config_time(
     err = capsys.readouterr().err
     assert f"{config}:4: workload[0].path: {bench}/data resolves to {victim} (through a symlink)" in err
     assert f"{config}:5: workload[1].path" in err
-    _untouched(victim)
+    assert_untouched(victim)
 
 
 def test_a_prepare_base_uri_through_a_symlink_is_refused(layout: tuple[Path, Path]) -> None:

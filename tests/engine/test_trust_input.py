@@ -15,22 +15,7 @@ from sbench.engine.paths import KeyPool
 from sbench.engine.workload import PoolExhausted, _bind_pool_op, _Op, _Worker, run_workload
 from sbench.storage.base import ErrorClass
 from sbench.storage.registry import open_backend
-
-VICTIM = {"a.txt": b"keep me", "b.txt": b"keep me too"}
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> tuple[Path, Path]:
-    bench, victim = tmp_path / "bench", tmp_path / "victim"
-    bench.mkdir()
-    victim.mkdir()
-    for name, data in VICTIM.items():
-        (victim / name).write_bytes(data)
-    return bench, victim
-
-
-def _untouched(victim: Path) -> None:
-    assert {p.name: p.read_bytes() for p in victim.iterdir()} == VICTIM
+from tests.victim import assert_untouched
 
 
 def test_a_symlink_planted_after_the_config_was_checked_fails_preflight(
@@ -52,7 +37,7 @@ def test_a_symlink_planted_after_the_config_was_checked_fails_preflight(
     preflight = json.loads((results / "preflight.json").read_text())
     confined = [c for c in preflight["checks"] if c["name"] == "fs.confined"]
     assert confined and confined[0]["level"] == "error" and "workload[0].path" in confined[0]["message"]
-    _untouched(victim)
+    assert_untouched(victim)
 
 
 def test_a_symlink_planted_mid_run_is_refused_and_counted(layout: tuple[Path, Path]) -> None:
@@ -66,7 +51,7 @@ def test_a_symlink_planted_mid_run_is_refused_and_counted(layout: tuple[Path, Pa
     by_class = result.snapshot.errors_by_class()
     assert by_class.get(ErrorClass.OUTSIDE_ROOT, 0) > 0 and result.snapshot.total_ops() == 0
     assert "outside_root" in result.first_error and str(victim) in result.first_error
-    _untouched(victim)
+    assert_untouched(victim)
 
 
 # -- item 12 -----------------------------------------------------------------------------------------------
