@@ -186,7 +186,7 @@ class FileBackend(Backend):
 
     def stat(self, key: str) -> ObjectStat:
         try:
-            st = os.stat(self.path_of(key, "stat"), follow_symlinks=False)
+            st = os.lstat(self.path_of(key, "stat"))
             if stat_mod.S_ISLNK(st.st_mode):  # a symlink is followed only when it resolves inside the root
                 st = os.stat(self._guard.check_path(key.lstrip("/"), "stat", self.uri_of(key)))
         except OSError as exc:
