@@ -12,7 +12,14 @@ import pytest
 
 from tests import servers
 
-SHARED_CONFIGS = Path(__file__).resolve().parent.parent.parent / "shared" / "sai3-configs"
+#: the `layout` fixture (a target with a sibling victim directory) for the confinement tests
+pytest_plugins = ["tests.victim"]
+
+#: The public sai3-bench configs next to the repository; SBENCH_SAI3_CONFIGS points elsewhere (worktrees).
+SHARED_CONFIGS = Path(
+    os.environ.get("SBENCH_SAI3_CONFIGS")
+    or Path(__file__).resolve().parent.parent.parent / "shared" / "sai3-configs"
+)
 
 
 @pytest.fixture(scope="session")

@@ -426,6 +426,8 @@ class DistributedRun:
             abort_reason=lambda: self.signals.reason or "aborted",
             objects_total=totals,
         )
+        for note in run.notes:
+            self._say(f"   note: {note}")
         shared = [r.extra["shared_listings"] for r in run.results.values() if "shared_listings" in r.extra]
         if any(s["produced"] or s["fetched"] for s in shared):
             produced = sum(s["produced"] for s in shared)

@@ -164,6 +164,7 @@ class RunReport:
                 "aborted": run.aborted,
                 "timed_out": run.timed_out,
                 "agents_progress": run.progress,
+                "notes": run.notes,
             }
         )
         phase = _PHASE_OF.get(plan.type)

@@ -69,6 +69,15 @@ class StageRun:
     verdict: str = ""
 
     @property
+    def notes(self) -> list[str]:
+        """What the agents' stages say once (an op whose key pool ran dry...), each prefixed by its agent."""
+        return [
+            f"{agent_id}: {note}"
+            for agent_id, result in sorted(self.results.items())
+            for note in result.extra.get("notes", [])
+        ]
+
+    @property
     def failed_agents(self) -> list[str]:
         return sorted(a for a, s in self.states.items() if s in ("failed", "straggler"))
 

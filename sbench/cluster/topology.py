@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sbench.config.models import AgentConfig, Config, DistributedConfig
 from sbench.errors import ConfigError
+from sbench.storage.confine import dotdot_problem
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", ""})
 
@@ -153,6 +154,9 @@ def agent_config(config: Config, slot: AgentSlot, agent_id: str, index: int) -> 
     if isolated and not (entry is not None and entry.target_override) and target:
         template = (entry.path_template if entry is not None else None) or dist.path_template
         prefix = template.replace("{agent_id}", agent_id).replace("{id}", str(index + 1))
+        why = dotdot_problem(prefix)
+        if why is not None:  # validation refuses it first; an id from SBENCH_AGENT_ID can still bring one
+            raise ConfigError(f"distributed.path_template for agent {agent_id!r}: {why}")
         own_target = _join(target, prefix)
         update["target"] = own_target
         if prepare is not None:

@@ -40,11 +40,18 @@ class Problem:
         return f"{place}: {where}: {self.message}"
 
 
+#: Problems listed in one message; a generated file can have thousands, and the first ones show the pattern.
+MAX_LISTED_PROBLEMS = 20
+
+
 def config_error(problems: Sequence[Problem], source: Path | None) -> ConfigError:
-    """A ConfigError whose message is one paragraph per problem, sorted by line."""
+    """A ConfigError whose message is one paragraph per problem (the first MAX_LISTED_PROBLEMS), by line."""
     ordered = sorted(problems, key=lambda p: (p.line or 0, format_path(p.path)))
     head = f"{source}: the workload file is invalid" if source else "the workload config is invalid"
     if len(ordered) > 1:
-        head += f" ({len(ordered)} problems)"
-    body = "\n".join(p.render(source) for p in ordered)
+        head += f" ({len(ordered):,} problems)"
+    lines = [p.render(source) for p in ordered[:MAX_LISTED_PROBLEMS]]
+    if len(ordered) > MAX_LISTED_PROBLEMS:
+        lines.append(f"... and {len(ordered) - MAX_LISTED_PROBLEMS:,} more; fix these first")
+    body = "\n".join(lines)
     return ConfigError(f"{head}:\n{body}")

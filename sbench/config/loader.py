@@ -20,7 +20,7 @@ from sbench.config.errors import KeyPath, Problem, config_error, format_path
 from sbench.config.inert import strip_inert
 from sbench.config.models import Config
 from sbench.config.validation import cross_check
-from sbench.config.yamlsource import YamlSource, parse_yaml
+from sbench.config.yamlsource import MAX_DOCUMENT_CHARS, YamlLimitError, YamlSource, parse_yaml
 from sbench.errors import ConfigError
 
 
@@ -53,6 +53,12 @@ def load_config(path: Path | str) -> LoadedConfig:
     """Read and validate the workload file at `path` (ConfigError on any problem)."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > 4 * MAX_DOCUMENT_CHARS:  # refused before reading (a UTF-8 character is at most 4 bytes)
+            raise ConfigError(
+                f"{path}: is {size:,} bytes; sbench reads workload files of at most {MAX_DOCUMENT_CHARS:,} "
+                "characters (1 MiB; real ones are a few KB), so this is not a workload file: check the path"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
@@ -81,6 +87,8 @@ def load_config_text(text: str, *, source: Path | None = None) -> LoadedConfig:
     label = str(source) if source else "config"
     try:
         parsed = parse_yaml(text)
+    except YamlLimitError as exc:
+        raise ConfigError(f"{label}{f':{exc.line}' if exc.line else ''}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""

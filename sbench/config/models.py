@@ -4,6 +4,10 @@ Attribute names equal the YAML keys so users, docs and code speak the same words
 keys (sai3 silently ignored them, which hid typos for years); the loader turns those errors into messages with
 the key path, the YAML line and a did-you-mean. Units are normalised here: durations are float seconds, sizes
 int bytes, counts int. Cross-field rules that need the whole document live in `validation.py`.
+
+Every count, size and duration has a sanity bound, stated once below ("Sanity limits") with its reason: an
+absurd value (`concurrency: 1000000000`, `object_size: 1000000TiB`, `perf_log.interval: 1ns`) is a config
+error naming the key, the value and the bound, never a MemoryError or a run that quietly does nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 import psutil
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -25,7 +30,10 @@ from pydantic import (
     model_validator,
 )
 
-from sbench.config.units import Count, Duration, Size, parse_size
+from sbench.config.units import Count as _Count
+from sbench.config.units import Duration as _Duration
+from sbench.config.units import Limit, format_size, parse_size
+from sbench.config.units import Size as _Size
 from sbench.storage.options import Driver, PageCacheMode
 
 __all__ = [
@@ -97,8 +105,60 @@ def expand_env(value: Any) -> Any:
 
 
 Uri = Annotated[str, BeforeValidator(expand_env)]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Sanity limits: each bound once, with why. Every count, size and duration below carries one.
+
+#: Any count (objects, weights, errors, tasks): object indices are picked as int(random() * count) and rates
+#: are computed in float64, both exact only below 2^53 (~9 x 10^15; billions of objects are fine).
+COUNT_LIMIT = Limit(2**53, "counts are exact in float64 only below 2^53")
+#: Any object size: 5 TiB is the largest single object S3 and GCS accept (Azure block blobs go to ~190.7
+#: TiB, but sbench writes a blob in one call); sbench also builds each object in memory before writing it,
+#: so validation refuses an object larger than the memory of the machine that runs it (see validation.py).
+SIZE_LIMIT = Limit(5 * 2**40, "5 TiB is the largest object S3 and GCS store", kind="size")
+#: Any duration or timeout: a year. Longer waits overflow the thread-wait primitives (OverflowError), and no
+#: benchmark stage runs longer; a soak test of weeks fits.
+DURATION_LIMIT = Limit(31_557_600.0, "1 year; longer waits overflow timers", kind="duration")
+#: Workers of one agent (`concurrency`, per-op `concurrency`, overrides, cleanup): each is a thread (sync
+#: drivers) or an asyncio task (native drivers) with ~12 KB of its own state and, as a thread, a stack. 10^9
+#: workers ran out of memory; 16,384 is beyond what one interpreter lock keeps busy and near common OS thread
+#: limits (ulimit -u); use `processes` or more agents for more load.
+WORKER_LIMIT = Limit(16_384, "workers per agent: threads or tasks of one process; add processes or agents")
+#: Periodic work (perf-log rows, live snapshots, heartbeats): each tick merges every worker's histograms and,
+#: on Ray, sends a snapshot per agent; below 100 ms that work alone takes a large share of a core.
+TICK_MINIMUM = Limit(0.1, "each tick merges every worker's histograms", kind="duration", maximum=False)
+#: Open-loop rate: intended start times are float64 nanoseconds on the monotonic clock, whose spacing after
+#: months of uptime is a few ns, so gaps below ~10 ns (10^8 ops/s) vanish; no agent issues more than ~10^5.
+IOPS_LIMIT = Limit(1e8, "the schedule's float64 nanoseconds cannot space ops closer", kind="rate")
+#: Retries of one op: the delay grows as multiplier^attempt (a float, finite up to ~10^308 = 10^100 at the
+#: largest multiplier), and more than 100 tries turn one failure into minutes of retrying.
+RETRY_LIMIT = Limit(100, "more tries only hide a failure")
+#: A retry delay or its cap, in milliseconds: one hour.
+RETRY_DELAY_LIMIT = Limit(3_600_000, "one hour, in milliseconds")
+#: Growth of the retry delay per try (see RETRY_LIMIT for why it must stay small).
+BACKOFF_MULTIPLIER_LIMIT = Limit(10, "the delay grows as multiplier^attempt", kind="number")
+#: compress_factor N keeps 4096/N random bytes per 4 KiB block: above 4096 nothing changes.
+COMPRESS_LIMIT = Limit(4096, "a 4 KiB block keeps at least one random byte")
+#: Ranges of one GET run concurrently, each a request (a connection) of its own.
+RANGES_LIMIT = Limit(1024, "each range of a GET is a request in flight")
+#: Agents per node: each is a Ray actor process of ~250 MB.
+AGENTS_PER_NODE_LIMIT = Limit(256, "each agent is a process of ~250 MB")
+#: `processes: N` starts N agent processes on this machine, each a Ray worker of about this much memory.
+PROCESS_MEMORY = 256 * 2**20
+
+Count = Annotated[_Count, AfterValidator(COUNT_LIMIT)]
+Size = Annotated[_Size, AfterValidator(SIZE_LIMIT)]
+Duration = Annotated[_Duration, AfterValidator(DURATION_LIMIT)]
 PositiveCount = Annotated[Count, Field(ge=1)]
 NonNegativeCount = Annotated[Count, Field(ge=0)]
+Workers = Annotated[_Count, Field(ge=1), AfterValidator(WORKER_LIMIT)]
+Tick = Annotated[Duration, AfterValidator(TICK_MINIMUM)]
+
+
+def max_processes() -> int:
+    """How many agent processes this machine can hold (`processes`): its memory over PROCESS_MEMORY."""
+    return max(1, psutil.virtual_memory().total // PROCESS_MEMORY)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -179,7 +239,9 @@ class LognormalSize(StrictModel):
     mean: Size = Field(gt=0, description="Mean object size in bytes (linear space, not log space).")
     std_dev: Size = Field(gt=0, description="Standard deviation in bytes (linear space).")
     min: Size = Field(1, gt=0, description="Smallest size in bytes; draws below are rejected (default 1).")
-    max: Size = Field(2**64 - 1, gt=0, description="Largest size in bytes; draws above are rejected.")
+    max: Size = Field(
+        SIZE_LIMIT.bound, gt=0, description="Largest size in bytes; draws above are rejected (default 5 TiB)."
+    )
 
     @model_validator(mode="after")
     def _check_bounds(self) -> LognormalSize:
@@ -226,7 +288,7 @@ class _OpBase(StrictModel):
     weight: Count = Field(
         ge=0, description="Relative weight for the per-op random choice (0 = never chosen)."
     )
-    concurrency: PositiveCount | None = Field(
+    concurrency: Workers | None = Field(
         None,
         description="Cap on in-flight ops of this kind (sbench honours values above the global one too).",
     )
@@ -263,7 +325,9 @@ class PutOp(_PathOp):
         "After loading it is always set (object_size, or 1 MiB when neither is given).",
     )
     dedup_factor: PositiveCount = Field(1, description="About 1/N of the blocks are unique (1 = all unique).")
-    compress_factor: PositiveCount = Field(1, description="About (N-1)/N of each block is zeros (N:1).")
+    compress_factor: Annotated[PositiveCount, AfterValidator(COMPRESS_LIMIT)] = Field(
+        1, description="About (N-1)/N of each block is zeros (N:1)."
+    )
 
     @model_validator(mode="after")
     def _resolve_size(self) -> PutOp:
@@ -331,6 +395,19 @@ class DirectoryStructure(StrictModel):
         description="Directory name pattern: first %d = level (1-based), second = index within the parent.",
     )
 
+    @model_validator(mode="after")
+    def _bounded_totals(self) -> DirectoryStructure:
+        """The tree's directory and file totals are counts too (width 1000 at depth 64 is 10^192 files)."""
+        dirs = sum(self.width**level for level in range(1, self.depth + 1))
+        holders = self.width**self.depth if self.distribution == "bottom" else dirs
+        for what, total in (("directories", dirs), ("files", holders * self.files_per_dir)):
+            if total > COUNT_LIMIT.bound:
+                raise ValueError(
+                    f"width {self.width:,} and depth {self.depth} make more than {COUNT_LIMIT.bound:,} "
+                    f"{what} ({COUNT_LIMIT.why}); use a smaller width, depth or files_per_dir"
+                )
+        return self
+
     @field_validator("dir_mask")
     @classmethod
     def _two_placeholders(cls, mask: str) -> str:
@@ -363,7 +440,9 @@ class EnsureSpec(StrictModel):
     )
     fill: FillPattern = Field(FillPattern.RANDOM, description="Payload: zero, random or prand.")
     dedup_factor: PositiveCount = Field(1, description="About 1/N of the blocks are unique (1 = all unique).")
-    compress_factor: PositiveCount = Field(1, description="About (N-1)/N of each block is zeros (N:1).")
+    compress_factor: Annotated[PositiveCount, AfterValidator(COMPRESS_LIMIT)] = Field(
+        1, description="About (N-1)/N of each block is zeros (N:1)."
+    )
 
     @model_validator(mode="after")
     def _resolve_size(self) -> EnsureSpec:
@@ -404,7 +483,7 @@ class PrepareConfig(StrictModel):
         CleanupMode.TOLERANT,
         description="strict (failures count), tolerant (not-found is fine), besteffort (ignore errors).",
     )
-    cleanup_concurrency: PositiveCount | None = Field(
+    cleanup_concurrency: Workers | None = Field(
         None, description="sbench: parallel deletes during cleanup; after loading: `concurrency` if unset."
     )
     post_prepare_delay: Duration = Field(0.0, description="Pause after prepare when it created objects.")
@@ -441,23 +520,33 @@ class IoRateConfig(StrictModel):
                 raise ValueError(f"{value!r} is not a rate; use a number of ops/s, 0 or 'max'") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{value!r} is not a rate; use a number of ops/s, 0 or 'max'")
-        if value < 0:
-            raise ValueError(f"{value} is negative; use a number of ops/s, 0 or 'max'")
-        return float(value) if value > 0 else None
+        if value < 0 or value != value:
+            raise ValueError(f"{value} is not a rate; use a number of ops/s, 0 or 'max'")
+        return IOPS_LIMIT(float(value)) if value > 0 else None
 
 
 class ErrorHandlingConfig(StrictModel):
     """When the workload backs off, retries or aborts on errors."""
 
     max_total_errors: NonNegativeCount = Field(100, description="Abort the workload after this many errors.")
-    error_rate_threshold: float = Field(5.0, ge=0, description="Errors/s in the window that trigger backoff.")
+    error_rate_threshold: float = Field(
+        5.0, ge=0, allow_inf_nan=False, description="Errors/s in the window that trigger backoff."
+    )
     backoff_duration: Duration = Field(5.0, description="How long to back off once the threshold is hit.")
     error_rate_window: Duration = Field(1.0, gt=0, description="Window for the error rate, seconds.")
     retry_on_error: bool = Field(False, description="Retry failed ops up to max_retries times.")
-    max_retries: NonNegativeCount = Field(3, description="Retries per op when retry_on_error is set.")
-    initial_retry_delay_ms: NonNegativeCount = Field(100, description="First retry delay, milliseconds.")
-    max_retry_delay_ms: NonNegativeCount = Field(5000, description="Retry delay cap, milliseconds.")
-    retry_backoff_multiplier: float = Field(2.0, ge=1.0, description="Delay growth per retry.")
+    max_retries: Annotated[NonNegativeCount, AfterValidator(RETRY_LIMIT)] = Field(
+        3, description="Retries per op when retry_on_error is set (at most 100)."
+    )
+    initial_retry_delay_ms: Annotated[NonNegativeCount, AfterValidator(RETRY_DELAY_LIMIT)] = Field(
+        100, description="First retry delay, milliseconds (at most one hour)."
+    )
+    max_retry_delay_ms: Annotated[NonNegativeCount, AfterValidator(RETRY_DELAY_LIMIT)] = Field(
+        5000, description="Retry delay cap, milliseconds (at most one hour)."
+    )
+    retry_backoff_multiplier: Annotated[float, AfterValidator(BACKOFF_MULTIPLIER_LIMIT)] = Field(
+        2.0, ge=1.0, allow_inf_nan=False, description="Delay growth per retry (1 to 10)."
+    )
     retry_jitter_factor: float = Field(0.25, ge=0.0, le=1.0, description="Random +/- share of each delay.")
     min_success_ratio: float = Field(
         0.95,
@@ -475,8 +564,8 @@ class ErrorHandlingConfig(StrictModel):
 class PerfLogConfig(StrictModel):
     """The perf_log.tsv time series (sbench always writes it; the block sets the interval)."""
 
-    interval: Duration = Field(
-        1.0, gt=0, description="Seconds between perf-log rows and live-stat snapshots."
+    interval: Tick = Field(
+        1.0, gt=0, description="Seconds between perf-log rows and live-stat snapshots (at least 100 ms)."
     )
 
 
@@ -497,7 +586,9 @@ class RangeEngineConfig(StrictModel):
 
     enabled: bool = Field(False, description="Split large GETs into concurrent ranges.")
     chunk_size: Size = Field(64 * 1024 * 1024, gt=0, description="Bytes per range request.")
-    max_concurrent_ranges: PositiveCount = Field(16, description="Ranges in flight per GET.")
+    max_concurrent_ranges: Annotated[PositiveCount, AfterValidator(RANGES_LIMIT)] = Field(
+        16, description="Ranges in flight per GET (at most 1024)."
+    )
     min_split_size: Size = Field(
         16 * 1024 * 1024, gt=0, description="Objects smaller than this are not split."
     )
@@ -512,7 +603,7 @@ class PhaseBarrierConfig(StrictModel):
     """Barrier policy of one phase; unset timing keys fall back to barrier_sync's `default_*` values."""
 
     type: BarrierType = Field(description="all_or_nothing, majority or best_effort.")
-    heartbeat_interval: Duration | None = Field(None, gt=0, description="Seconds between agent heartbeats.")
+    heartbeat_interval: Tick | None = Field(None, gt=0, description="Seconds between agent heartbeats.")
     missed_threshold: PositiveCount | None = Field(
         None, description="Missed heartbeats before a liveness query."
     )
@@ -527,7 +618,7 @@ class BarrierSyncConfig(StrictModel):
     """Stage barriers across agents; per-phase blocks override the defaults."""
 
     enabled: bool = Field(False, description="sai3 needed this for stage sync; sbench always syncs stages.")
-    default_heartbeat_interval: Duration = Field(
+    default_heartbeat_interval: Tick = Field(
         30.0, gt=0, description="Default heartbeat interval, seconds."
     )
     default_missed_threshold: PositiveCount = Field(
@@ -630,7 +721,7 @@ class AgentConfig(StrictModel):
     )
     id: str | None = Field(None, min_length=1, description="Agent id (sbench honours it; default agent-N).")
     target_override: Uri | None = Field(None, description="Replaces `target` for this agent.")
-    concurrency_override: PositiveCount | None = Field(
+    concurrency_override: Workers | None = Field(
         None, description="Replaces `concurrency` for this agent."
     )
     path_template: str | None = Field(
@@ -647,7 +738,7 @@ class DistributedConfig(StrictModel):
     agents: list[AgentConfig] = Field(
         default_factory=list, description="Explicit agents; may be empty when agents_per_node is set."
     )
-    agents_per_node: PositiveCount | None = Field(
+    agents_per_node: Annotated[PositiveCount, AfterValidator(AGENTS_PER_NODE_LIMIT)] | None = Field(
         None, description="sbench: place N agents on every node of `nodes` (STRICT_SPREAD placement group)."
     )
     nodes: Literal["all"] | list[str] | None = Field(
@@ -696,7 +787,7 @@ class Config(StrictModel):
     """A whole workload file."""
 
     duration: Duration = Field(60.0, gt=0, description="Workload run time (humantime or seconds).")
-    concurrency: PositiveCount = Field(16, description="Worker count per agent.")
+    concurrency: Workers = Field(16, description="Worker count per agent (at most 16,384).")
     target: Uri | None = Field(None, description="Base URI; relative op paths are joined to it.")
     workload: list[OpSpec] = Field(min_length=1, description="Weighted operations (op: get|put|list|stat|…).")
     prepare: PrepareConfig | None = Field(None, description="Objects to create before, and clean up after.")
@@ -746,6 +837,20 @@ class Config(StrictModel):
     def _processes_word(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("auto", "single"):
             return value.strip().lower()
+        return value
+
+    @field_validator("processes")
+    @classmethod
+    def _processes_fit(cls, value: Any) -> Any:
+        """`processes: N` runs N agent processes on THIS machine, so its memory bounds N."""
+        limit = max_processes()
+        if isinstance(value, int) and value > limit:
+            memory = format_size(psutil.virtual_memory().total)
+            raise ValueError(
+                f"{value:,} is above this machine's limit of {limit:,} agent processes (each is a Ray "
+                f"worker of about {format_size(PROCESS_MEMORY)} and this machine has {memory} of memory); "
+                f"use at most {limit:,}, or `auto` for one per physical core"
+            )
         return value
 
     @model_validator(mode="after")

@@ -177,3 +177,44 @@ def format_duration(seconds: float) -> str:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Count = Annotated[int, BeforeValidator(parse_count)]
+
+
+def _show(kind: str, value: float) -> str:
+    if kind == "count":
+        return f"{int(value):,}"
+    if kind == "size":
+        return f"{format_size(value)} ({int(value):,} bytes)"
+    if kind == "rate":
+        return f"{value:,.0f} ops/s" if value >= 1 else f"{value:g} ops/s"
+    if kind == "number":
+        return f"{value:g}"
+    return format_duration(value) if value >= 1e-3 else f"{value:g} s"
+
+
+class Limit:
+    """A sanity bound on one kind of value, with the reason users read when they cross it.
+
+    Used as a pydantic AfterValidator: the loader turns the ValueError into `file:line: key: message`, so the
+    message names the key (by its position), the value given, the bound and why the bound exists.
+    """
+
+    __slots__ = ("bound", "kind", "maximum", "why")
+
+    def __init__(self, bound: float, why: str, *, kind: str = "count", maximum: bool = True) -> None:
+        self.bound = bound
+        self.why = why
+        self.kind = kind
+        self.maximum = maximum
+
+    def __call__(self, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if self.maximum and value > self.bound:
+            shown, bound = _show(self.kind, value), _show(self.kind, self.bound)
+            raise ValueError(f"{shown} is above the limit of {bound} ({self.why}); use a smaller value")
+        if not self.maximum and value < self.bound:
+            raise ValueError(
+                f"{_show(self.kind, value)} is below the minimum of {_show(self.kind, self.bound)} "
+                f"({self.why}); use a larger value"
+            )
+        return value

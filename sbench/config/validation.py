@@ -9,10 +9,14 @@ import glob
 import itertools
 from pathlib import Path
 
+import psutil
+
+from sbench.config.confinement import lexical_problems, symlink_problems
 from sbench.config.errors import KeyPath, Problem
 from sbench.config.models import (
     Config,
     DeleteOp,
+    FixedSize,
     GetOp,
     LognormalSize,
     MkdirOp,
@@ -20,7 +24,9 @@ from sbench.config.models import (
     RmdirOp,
     StageType,
     StatOp,
+    UniformSize,
 )
+from sbench.config.units import format_size
 from sbench.config.yamlsource import YamlSource
 from sbench.engine.tree import TreeLayout
 from sbench.errors import ConfigError
@@ -46,6 +52,7 @@ def cross_check(config: Config, parsed: YamlSource) -> tuple[list[Problem], list
     _check_weights(config, out)
     _check_uris(config, out)
     _check_locations(config, out)
+    _check_confinement(config, out)
     _check_tree(config, out)
     _check_objects_exist(config, out)
     _check_sizes(config, out)
@@ -151,6 +158,16 @@ def _check_locations(config: Config, out: _Collector) -> None:
             )
 
 
+def _check_confinement(config: Config, out: _Collector) -> None:
+    """No key leaves its root (sbench.config.confinement). Symlinks are resolved here only when the run's
+    storage is this host's (no `distributed` block); agents on Ray check them in their preflight."""
+    found = lexical_problems(config)
+    if config.distributed is None:
+        found += symlink_problems(config)
+    for path, message in found:
+        out.error(path, message)
+
+
 def _check_tree(config: Config, out: _Collector) -> None:
     tree_ops = [(i, op) for i, op in enumerate(config.workload) if isinstance(op, MkdirOp | RmdirOp)]
     tree = config.prepare.directory_structure if config.prepare else None
@@ -214,7 +231,11 @@ def _check_objects_exist(config: Config, out: _Collector) -> None:
 
 def _check_sizes(config: Config, out: _Collector) -> None:
     specs: list[tuple[KeyPath, object]] = [
-        (("workload", i, "size_spec"), getattr(op, "size_spec", None)) for i, op in enumerate(config.workload)
+        (
+            ("workload", i, "object_size" if getattr(op, "object_size", None) else "size_spec"),
+            getattr(op, "size_spec", None),
+        )
+        for i, op in enumerate(config.workload)
     ]
     if config.prepare:
         specs += [
@@ -224,13 +245,34 @@ def _check_sizes(config: Config, out: _Collector) -> None:
         for i, s in enumerate(config.prepare.ensure_objects):
             if s.count == 0 and config.prepare.directory_structure is None:
                 out.warn(("prepare", "ensure_objects", i, "count"), "is 0: this entry creates no objects")
+    memory = psutil.virtual_memory().total
     for path, spec in specs:
+        largest = _largest_size(spec)
+        if config.distributed is None and largest is not None and largest > memory:
+            out.error(
+                path,
+                f"objects of up to {format_size(largest)} are larger than this machine's memory "
+                f"({format_size(memory)}); sbench builds each object in memory before writing it, so use "
+                "smaller objects",
+            )
         if isinstance(spec, LognormalSize) and not spec.min <= spec.mean <= spec.max:
             out.warn(
                 path,
                 f"lognormal mean {spec.mean} lies outside [min {spec.min}, max {spec.max}]; "
                 "most draws will be clamped to a bound",
             )
+
+
+def _largest_size(spec: object) -> int | None:
+    """The largest object a size spec asks for: a lognormal's `max` only when given (its default, the 5 TiB
+    bound, is a cut-off rather than a size anyone asks for), else its mean."""
+    if isinstance(spec, FixedSize):
+        return spec.value
+    if isinstance(spec, UniformSize):
+        return spec.max
+    if isinstance(spec, LognormalSize):
+        return spec.max if "max" in spec.model_fields_set else spec.mean
+    return None
 
 
 def _check_distributed(config: Config, out: _Collector) -> None:

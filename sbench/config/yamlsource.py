@@ -1,4 +1,10 @@
-"""Read YAML while remembering the line of every key, so each error can point at the line to fix."""
+"""Read YAML while remembering the line of every key, so each error can point at the line to fix.
+
+Hostile input is refused before anything is built (`check_limits`): a document over MAX_DOCUMENT_CHARS, one
+nested deeper than MAX_DEPTH, or one whose aliases expand to more than MAX_NODES values (a "billion laughs"
+bomb of nine levels of 9x aliases is ~10^9 values from 500 bytes). The check walks the parser's event stream
+once, keeping the expanded size of each anchor, so it costs time linear in the text and stops at the limit.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,25 @@ try:  # libyaml is much faster on large files; the pure-Python loader behaves th
     _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _Loader = yaml.SafeLoader
+
+
+#: A workload file is a few KB (the largest public sai3 example is ~5 KB); 1 MiB leaves 200x room while
+#: keeping parsing well under a second.
+MAX_DOCUMENT_CHARS = 1024 * 1024
+#: Values (scalars, lists and mappings, each alias counted as what it expands to): a 1,000-agent distributed
+#: config has ~7,000; at 20,000 parsing and validating still take well under a second on a loaded core.
+MAX_NODES = 20_000
+#: Nesting levels: workload files nest about 6 deep; the line-mark walk recurses once per level.
+MAX_DEPTH = 64
+
+
+class YamlLimitError(ValueError):
+    """The document is too large, too deep or expands too much; the message names the limit and the fix,
+    `line` (1-based) where the parser was when the limit was crossed."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 @dataclass(slots=True)
@@ -32,10 +57,61 @@ class YamlSource:
         return None
 
 
+def check_limits(text: str) -> None:
+    """YamlLimitError when `text` breaks a limit of this module (see its docstring); yaml.YAMLError on bad
+    syntax found on the way."""
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise YamlLimitError(
+            f"is {len(text):,} characters long; sbench reads workload files of at most "
+            f"{MAX_DOCUMENT_CHARS:,} (1 MiB; real ones are a few KB), so this is not a workload file or it "
+            "was generated wrong: trim it"
+        )
+    loader = _Loader(text)
+    try:
+        anchors: dict[str, int] = {}
+        stack: list[list[Any]] = [[None, 0]]  # per open collection: its anchor and its expanded size so far
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+                stack.append([event.anchor, 1])
+                if len(stack) > MAX_DEPTH + 1:
+                    raise YamlLimitError(
+                        f"nests deeper than {MAX_DEPTH} levels (workload files nest about 6); flatten it",
+                        event.start_mark.line + 1,
+                    )
+                continue
+            if isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+                anchor, size = stack.pop()
+            elif isinstance(event, yaml.ScalarEvent):
+                anchor, size = event.anchor, 1
+            elif isinstance(event, yaml.AliasEvent):
+                anchor, size = None, anchors.get(event.anchor, 1)
+            else:
+                continue
+            if anchor is not None:
+                anchors[anchor] = size
+            stack[-1][1] += size
+            if stack[-1][1] > MAX_NODES:
+                raise YamlLimitError(
+                    f"the document expands to more than {MAX_NODES:,} values, the limit for a workload file "
+                    "(an alias such as `*name` counts as everything it repeats, so nested aliases grow "
+                    "exponentially); write the values out instead of repeating aliases, or split the file",
+                    event.start_mark.line + 1,
+                )
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str) -> YamlSource:
-    """Compose once for line marks, then construct the plain data; raises yaml.YAMLError on bad syntax."""
-    node = yaml.compose(text, Loader=_Loader)
-    data = yaml.load(text, Loader=_Loader) if node is not None else None
+    """Check the limits, then compose once (for line marks) and construct the plain data from the same node
+    graph; raises YamlLimitError, or yaml.YAMLError on bad syntax."""
+    check_limits(text)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
     source = YamlSource(data=data)
     if node is not None:
         source.lines[()] = node.start_mark.line + 1

@@ -3,7 +3,9 @@
 Relative op paths resolve against `target`; when a `multi_endpoint` block exists they go through one
 MultiEndpointBackend over its endpoints (sai3 HEAD semantics: the block applies to every op, so the per-op
 `use_multi_endpoint` flag is not needed). A URI that lies under the target is served by the target backend
-(so it is routed and counted like the rest); any other URI gets its own backend rooted at its directory.
+(so it is routed and counted like the rest); a URI under another endpoint gets its own backend rooted at its
+directory. A relative path with a `..` segment, or a URI under no root while the config has one, is a
+ConfigError (config validation refuses both first; this is the agent's own defence, with its own config).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from sbench.errors import ConfigError
 from sbench.storage.base import Backend
+from sbench.storage.confine import dotdot_problem, uri_under
 
 
 def canonical(uri: str) -> str:
@@ -111,15 +114,31 @@ class BackendSet:
             )
         return self._target
 
+    def _roots(self) -> list[str]:
+        me = getattr(self.config, "multi_endpoint", None)
+        return ([self.config.target] if self.config.target else []) + (list(me.endpoints) if me else [])
+
+    def _check_under_roots(self, uri: str) -> None:
+        roots = self._roots()
+        if roots and not any(uri_under(root, uri) for root in roots):
+            raise ConfigError(
+                f"{uri} is outside this agent's storage roots ({', '.join(roots)}); sbench never leaves them",
+                hint="Write the path relative to `target` (or under a multi_endpoint endpoint).",
+            )
+
     def locate(self, path: str) -> tuple[Backend, str]:
         """(backend, relative key or pattern) for an op path or URI."""
         if "://" not in path:
+            why = dotdot_problem(path)
+            if why is not None:
+                raise ConfigError(f"op path {why}")
             return self.target(), path.lstrip("/")
         target_uri = self.target_uri
         if target_uri is not None:
             rel = _relative(canonical(target_uri), _canonical_pattern(path))
             if rel is not None:
                 return self.target(), (rel + "/" if rel and path.endswith("/") else rel)
+        self._check_under_roots(path)
         directory, rest = _split_dir(path)
         return self.open(directory), rest
 
@@ -130,6 +149,7 @@ class BackendSet:
             rel = _relative(canonical(target_uri), canonical(uri))
             if rel is not None:
                 return self.target(), rel
+        self._check_under_roots(uri)
         return self.open(uri), ""
 
     def endpoint_interval(self) -> list[Any]:

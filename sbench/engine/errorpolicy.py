@@ -25,7 +25,6 @@ from typing import Any
 from sbench.engine.context import RunControl
 from sbench.storage.base import ErrorClass
 
-_NO_RETRY = (ErrorClass.NOT_FOUND, ErrorClass.AUTH, ErrorClass.NO_SPACE)
 #: Cleanup's retries per delete when `error_handling.max_retries` is not given: with 20 % of calls failing
 #: at random, 9 tries leave about 1 object in 2 million behind.
 CLEANUP_MAX_RETRIES = 8
@@ -107,7 +106,7 @@ class ErrorPolicy:
     def should_retry(self, kind: ErrorClass, attempt: int) -> bool:
         """Retry attempt number `attempt` (1 = the first retry) after an error of class `kind`?"""
         s = self.settings
-        return s.retry_on_error and attempt <= s.max_retries and kind not in _NO_RETRY
+        return s.retry_on_error and attempt <= s.max_retries and not kind.final
 
     def retry_delay(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait before retry `attempt`: exponential from the initial delay, capped, with jitter."""

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sbench.engine.naming import DELETABLE_POOL, PREPARED_POOL, prepared_key
+from sbench.engine.naming import DELETABLE_POOL, PREPARED_POOL, parse_prepared_key, prepared_key
 from sbench.engine.tree import TreeLayout
 from sbench.errors import ConfigError
 from sbench.storage.base import Backend
@@ -186,6 +186,21 @@ def delete_path(path: str, split: bool) -> str:
     return path.replace(f"{PREPARED_POOL}-", f"{DELETABLE_POOL}-") if split else path
 
 
+def allowed_pools(op: str, split: bool) -> tuple[str, ...] | None:
+    """The prepared pools an op may draw from: with the split, DELETE/RMDIR only `deletable-` and GET/STAT
+    only `prepared-`, whatever the path's glob (`data/`, `data/*`, `data/**`...) selects; None (any key)
+    without the split. So a DELETE never removes what a GET reads, and the two never share a pool."""
+    if not split:
+        return None
+    return (DELETABLE_POOL,) if op in REMOVE_OPS else (PREPARED_POOL,)
+
+
+def _allowed_key(key: str, allowed: tuple[str, ...]) -> bool:
+    """False for a prepare name of a pool outside `allowed`; any other name (PUT keys, user files) is kept."""
+    parsed = parse_prepared_key(key)
+    return parsed is None or parsed[0] in allowed
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedSet:
     """Objects a prepare entry guarantees: `count` of each pool under `directory` of a backend root."""
@@ -249,13 +264,18 @@ def listing_a_pool() -> bool:
 
 
 def resolve_pool(backend: Backend, path: str, *, op: str, prepared: Sequence[PreparedSet] = (),
-                 allow_empty: bool = False) -> KeyPool:
-    """The pool of keys an op with this relative path draws from; ConfigError when nothing matches."""
+                 allow_empty: bool = False, allowed: tuple[str, ...] | None = None) -> KeyPool:
+    """The pool of keys an op with this relative path draws from; ConfigError when nothing matches.
+
+    `allowed` (see allowed_pools) limits which prepared pools the op sees, for arithmetic pools and listed
+    ones alike."""
     pattern = Pattern.parse(path)
     for ps in prepared:
         if ps.root_uri.rstrip("/") != backend.root_uri.rstrip("/"):
             continue
         pools = ps.covers(pattern)
+        if pools and allowed is not None:
+            pools = tuple(p for p in pools if p in allowed)
         if pools:
             return ps.pool(pools, label=f"{op} {path}")
     _POOL_LISTING.active = True
@@ -263,10 +283,13 @@ def resolve_pool(backend: Backend, path: str, *, op: str, prepared: Sequence[Pre
         keys = list_pattern(backend, pattern)
     finally:
         _POOL_LISTING.active = False
+    if allowed is not None:
+        keys = [key for key in keys if _allowed_key(key, allowed)]
     if not keys and not allow_empty:
+        only = f"; {op.upper()} draws only from the {allowed[0]}- pool here" if allowed else ""
         raise ConfigError(
             f"workload {op.upper()} path {path!r} matches no object under {backend.root_uri} "
-            f"(listed {pattern.directory or '/'!r}). Run a prepare that creates them, or fix the path.")
+            f"(listed {pattern.directory or '/'!r}{only}). Run a prepare that creates them, or fix the path.")
     return KeyPool.of_keys(keys, label=f"{op} {path}")
 
 

@@ -221,6 +221,8 @@ def _execute(run: _StageRun) -> StageOutcome:
         "duration_s": duration,
         **result.extra,
     }
+    if result.notes:
+        details["notes"] = result.notes
     if max_ops:
         details["expected_tasks"] = max_ops
     return run.outcome(status, reason, result.snapshot, result.elapsed_s, details, result.first_error)

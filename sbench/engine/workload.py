@@ -39,6 +39,7 @@ from sbench.engine.paths import (
     Pattern,
     PreparedSet,
     TreeSelector,
+    allowed_pools,
     delete_path,
     join_key,
     needs_pool_split,
@@ -75,7 +76,7 @@ DEFAULT_PUT_SIZE = 1024 * 1024
 
 
 class PoolExhausted(Exception):
-    """A DELETE found its pool empty: every key it could delete is gone."""
+    """An op found its key pool empty (a DELETE removed every key it could): the op stops, said once."""
 
 
 @dataclass
@@ -91,6 +92,8 @@ class WorkloadResult:
     first_error: str = ""
     deleted: int = 0
     workers: int = 0
+    #: one line per condition the user should see once (an op whose pool ran dry), for console and summary
+    notes: list[str] = field(default_factory=list)
     open_loop: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -211,7 +214,7 @@ class _Context:
     tree_prefix: str
     selector: TreeSelector | None
     payload_seed: int
-    pools: dict[tuple[str, str], KeyPool] = field(default_factory=dict)
+    pools: dict[tuple[str, str, tuple[str, ...] | None], KeyPool] = field(default_factory=dict)
     #: ids of pools that change during the run (DELETE takes from them, dynamic PUTs add to them)
     mutable: set[int] = field(default_factory=set)
 
@@ -238,10 +241,13 @@ def prepared_sets(config: Any, backends: BackendSet, state: RunState | None) -> 
 
 
 def _pool(ctx: _Context, backend: Backend, rel: str, kind: str) -> KeyPool:
-    key = (canonical(backend.root_uri), rel)
+    """The op's pool, shared by ops of the same path and the same allowed prepared pools (two DELETEs of one
+    path share one, so a key is never deleted twice; a GET and a DELETE never share one when split)."""
+    allowed = allowed_pools(kind, ctx.split)
+    key = (canonical(backend.root_uri), rel, allowed)
     pool = ctx.pools.get(key)
     if pool is None:
-        pool = ctx.pools[key] = resolve_pool(backend, rel, op=kind, prepared=ctx.prepared)
+        pool = ctx.pools[key] = resolve_pool(backend, rel, op=kind, prepared=ctx.prepared, allowed=allowed)
     return pool
 
 
@@ -288,7 +294,10 @@ def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
         get = backend.get
 
         def call(w: _Worker) -> int:
-            key = w.key = pick(w.rng)
+            key = pick(w.rng)
+            if key is None:
+                raise PoolExhausted(op.label)
+            w.key = key
             return len(get(key))
 
         op.redo = _redo_read(get)
@@ -296,7 +305,10 @@ def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
             aget = backend.get_async  # type: ignore[attr-defined]
 
             async def acall(w: _Worker) -> int:
-                key = w.key = pick(w.rng)
+                key = pick(w.rng)
+                if key is None:
+                    raise PoolExhausted(op.label)
+                w.key = key
                 return len(await aget(key))
 
             op.acall, op.aredo = acall, _aredo_read(aget)
@@ -304,8 +316,11 @@ def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
         stat = backend.stat
 
         def call(w: _Worker) -> int:
-            w.key = pick(w.rng)
-            stat(w.key)
+            key = pick(w.rng)
+            if key is None:
+                raise PoolExhausted(op.label)
+            w.key = key
+            stat(key)
             return 0
 
         op.redo = _redo_void(stat)
@@ -313,8 +328,11 @@ def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
             astat = backend.stat_async  # type: ignore[attr-defined]
 
             async def acall(w: _Worker) -> int:
-                w.key = pick(w.rng)
-                await astat(w.key)
+                key = pick(w.rng)
+                if key is None:
+                    raise PoolExhausted(op.label)
+                w.key = key
+                await astat(key)
                 return 0
 
             op.acall, op.aredo = acall, _aredo_void(astat)
@@ -750,6 +768,8 @@ class WorkloadRun:
         self.ended_by = ""
         self._ended_reason = ""
         self._counter = itertools.count(1)
+        self.notes: list[str] = []
+        self._notes_lock = threading.Lock()
         #: workers still in their loop; when the stage ends, the ones left are inside an op (in flight)
         self._alive = 0
         self._alive_lock = threading.Lock()
@@ -846,10 +866,16 @@ class WorkloadRun:
         self.policy.on_error(err.kind, final=True, where=where)
 
     def _exhausted(self, op: _Op, ops: Sequence[_Op]) -> bool:
-        """Mark an op whose pool ran dry; True when this worker has nothing left to do."""
-        op.exhausted = True
+        """Mark an op whose pool ran dry (said once, in the stage's notes); True when this worker has nothing
+        left to do."""
+        with self._notes_lock:
+            if not op.exhausted:
+                op.exhausted = True
+                taken = op.pool.taken if op.pool is not None else 0
+                done = f" after {taken:,} deletes" if op.kind == "delete" else ""
+                self.notes.append(f"{op.label}: its pool of keys is empty{done}; this op stopped")
         if all(o.exhausted for o in self.ops):
-            self._stop_stage("exhausted", "every DELETE pool is empty (nothing left to delete)")
+            self._stop_stage("exhausted", "every op's pool of keys is empty (nothing left to read or delete)")
         return all(o.exhausted for o in ops)
 
     def _sync_worker(self, w: _Worker) -> None:
@@ -1311,6 +1337,7 @@ class WorkloadRun:
             first_error=self.first_error,
             deleted=self._deleted(),
             workers=len(self.workers),
+            notes=list(self.notes),
             open_loop=self.schedule is not None,
             extra={
                 "async": use_async,

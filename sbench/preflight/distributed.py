@@ -10,10 +10,11 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from sbench.config.models import Config, DeleteOp, GetOp, MultiEndpointConfig, StatOp
+from sbench.config.models import Config, MultiEndpointConfig
 from sbench.preflight.mounts import mount_of
 from sbench.preflight.net import resolve_host
 from sbench.preflight.result import CheckList, ErrorType, PreflightResult
+from sbench.storage.confine import uri_under
 from sbench.storage.uri import LOCAL_SCHEMES, parse_uri
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", ""})
@@ -244,17 +245,15 @@ def _check_prepare_locations(config: Config, checks: CheckList) -> None:
     if prep is None:
         return
     endpoints = list(config.multi_endpoint.endpoints) if config.multi_endpoint is not None else []
-    roots = ([config.target] if config.target else []) + endpoints
-    reads_relative = any(
-        isinstance(op, GetOp | StatOp | DeleteOp) and "://" not in op.path for op in config.workload
-    )
+    # A base_uri outside target and endpoints is a config error (sbench.config.confinement), so what is
+    # left to warn about is a base_uri under another endpoint than the first one.
     for i, spec in enumerate(prep.ensure_objects):
         key = f"prepare.ensure_objects[{i}]"
         if (
             spec.base_uri
             and spec.use_multi_endpoint
             and endpoints
-            and not _under(spec.base_uri, endpoints[0])
+            and not uri_under(endpoints[0], spec.base_uri)
         ):
             # The engine keeps only the part of base_uri below endpoints[0] and repeats it on every endpoint.
             checks.warning(
@@ -266,17 +265,3 @@ def _check_prepare_locations(config: Config, checks: CheckList) -> None:
                 "drop `use_multi_endpoint`",
             )
             continue
-        if spec.base_uri and reads_relative and roots and not any(_under(spec.base_uri, r) for r in roots):
-            checks.warning(
-                "config.base_uri",
-                f"{key}.base_uri {spec.base_uri} is outside target/multi_endpoint, but the workload reads "
-                "relative paths from there",
-                ErrorType.CONFIGURATION,
-                f"put `{key}.base_uri` under `target` (or the endpoints), or give the GET/STAT paths as full "
-                "URIs under the base_uri",
-            )
-
-
-def _under(uri: str, root: str) -> bool:
-    u, r = parse_uri(uri).root.rstrip("/"), parse_uri(root).root.rstrip("/")
-    return u == r or u.startswith(r + "/")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 
 from sbench.config.backend import backend_options
+from sbench.config.confinement import symlink_problems
+from sbench.config.errors import format_path
 from sbench.config.models import Config
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.errors import ConfigError, RunFailed
@@ -46,10 +48,25 @@ def run_preflight(
             _check_local_root(root, checks)
         else:
             check_object_root(root, options, checks, tries)
+    _check_confined(config, checks)
     result = checks.result()
     if config.distributed is None:
         result = result.merge(controller_checks(config))
     return result
+
+
+def _check_confined(config: Config, checks: CheckList) -> None:
+    """Every directory the run addresses under a file:// or direct:// root resolves inside it, on this host
+    (symlinks differ between hosts, so each agent looks at its own)."""
+    for path, message in symlink_problems(config):
+        checks.endpoint = ""
+        checks.error(
+            "fs.confined",
+            f"{format_path(path)}: {message}",
+            ErrorType.CONFIGURATION,
+            f"fix `{format_path(path)}` or the symlink it goes through",
+            details={"key": format_path(path)},
+        )
 
 
 def _errors(checks: CheckList) -> int:

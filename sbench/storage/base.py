@@ -24,14 +24,22 @@ class ErrorClass(StrEnum):
     NETWORK = "network"
     TIMEOUT = "timeout"
     OTHER = "other"
+    # Classes added later go last, so the per-class columns of older result files keep their positions.
     #: the storage is full (ENOSPC), a quota is exhausted (EDQUOT) or the store says so (507 Insufficient
     #: Storage, a quota error code): retrying cannot help, and the run must say so by name, not as `other`.
-    #: Last in the enum so the per-class columns of older result files keep their positions.
     NO_SPACE = "no_space"
+    #: a key that would leave its root (`..`, or a symlink out of a file:// target); refused, never followed
+    OUTSIDE_ROOT = "outside_root"
 
     @property
     def retryable(self) -> bool:
+        """Worth retrying whatever the settings: the store may answer differently a moment later."""
         return self in (ErrorClass.THROTTLED, ErrorClass.NETWORK, ErrorClass.TIMEOUT)
+
+    @property
+    def final(self) -> bool:
+        """Never retried: repeating the same call cannot change the answer."""
+        return self in (ErrorClass.NOT_FOUND, ErrorClass.AUTH, ErrorClass.NO_SPACE, ErrorClass.OUTSIDE_ROOT)
 
 
 class StorageError(Exception):

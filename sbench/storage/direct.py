@@ -62,11 +62,13 @@ class DirectBackend(FileBackend):
         self._scratch = _Scratch()
 
     def _open_direct(self, key: str, action: str, flags: int) -> int:
-        path = self.path_of(key)
+        path = self.path_of(key, action)
+        flags |= os.O_DIRECT | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
-            if flags & os.O_CREAT:
-                return self._open_for_write(path, flags | os.O_DIRECT | os.O_CLOEXEC)
-            return os.open(path, flags | os.O_DIRECT | os.O_CLOEXEC)
+            try:
+                return os.open(path, flags, 0o644)
+            except OSError as exc:
+                return self._reopen(exc, key, path, flags, action)
         except OSError as exc:
             if exc.errno == errno.EINVAL:
                 raise ConfigError(

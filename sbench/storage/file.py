@@ -5,6 +5,11 @@ the benchmark and the kernel, one syscall per op where the kernel allows it, and
 Keys map to paths under the root with `/` as separator; PUT creates missing parent directories, as object
 stores create "directories" implicitly. `request_timeout_s` does not apply: a blocked syscall cannot be
 interrupted from Python, so hung mounts are caught by the engine's stuck detection instead.
+
+Every key stays under the root (sbench.storage.confine): the directory of each key is resolved once and
+cached, a final component is opened with O_NOFOLLOW (a symlink is followed only when it resolves inside the
+root), STAT looks at a symlink before following it, DELETE unlinks a symlink itself, and LIST never descends
+into a symlinked directory. A key that would leave the root fails with ErrorClass.OUTSIDE_ROOT.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from sbench.storage.base import Backend, Buffer, ErrorClass, ObjectStat, StorageError
+from sbench.storage.confine import RootGuard
 from sbench.storage.errors_map import storage_error_from_os
 from sbench.storage.options import BackendOptions, PageCacheMode
 from sbench.storage.uri import StorageUri
@@ -32,8 +38,9 @@ _ADVICE = {
     PageCacheMode.NORMAL: getattr(os, "POSIX_FADV_NORMAL", 0),
 }
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 0)
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+#: O_NOFOLLOW: a final component that is a symlink fails with ELOOP, and `_reopen` decides (never blindly)
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
 class FileBackend(Backend):
@@ -48,12 +55,42 @@ class FileBackend(Backend):
         #: the root with one trailing `/`: keys are appended to it (os.path.join costs ~0.3 µs per op)
         self._root_slash = self.root if self.root.endswith("/") else self.root + "/"
         self.page_cache_mode = options.page_cache_mode
+        self._guard = RootGuard(self.root)
+        #: the guard's cache of directories known to resolve inside the root, looked up on every op
+        self._verified = self._guard.verified
 
     # -- paths -------------------------------------------------------------------------------------------
 
-    def path_of(self, key: str) -> str:
+    def path_of(self, key: str, action: str = "access") -> str:
+        """The absolute path of a key; OUTSIDE_ROOT when the key's directory resolves outside the root (one
+        set lookup per op once the directory is known)."""
         key = key.lstrip("/")
-        return self._root_slash + key if key else self.root
+        if not key:
+            return self.root
+        directory = key.rpartition("/")[0]
+        if directory not in self._verified:
+            self._guard.check_dir(directory, action, self.uri_of(key))
+        return self._root_slash + key
+
+    def _dir(self, rel: str, action: str) -> str:
+        """The absolute path of a directory key, the directory itself resolved (LIST, MKDIR, RMDIR)."""
+        rel = rel.strip("/")
+        self._guard.check_dir(rel, action, self.uri_of(rel))
+        return self._root_slash + rel if rel else self.root
+
+    def _reopen(self, exc: OSError, key: str, path: str, flags: int, action: str) -> int:
+        """The slow path after a failed open: a final symlink (ELOOP under O_NOFOLLOW) is opened only when it
+        resolves inside the root; a missing parent of a new file is created once its path is resolved again
+        (a symlink planted there since would lead out). Anything else re-raises the OSError."""
+        rel = key.lstrip("/")
+        if exc.errno == errno.ELOOP:
+            real = self._guard.check_path(rel, action, self.uri_of(key))
+            return os.open(real, flags & ~os.O_NOFOLLOW, 0o644)
+        if exc.errno == errno.ENOENT and flags & os.O_CREAT:
+            self._guard.check_path(rel.rpartition("/")[0], action, self.uri_of(key))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            return os.open(path, flags, 0o644)
+        raise exc
 
     def _error(self, exc: OSError, key: str, action: str) -> StorageError:
         return storage_error_from_os(exc, self.uri_of(key), action)
@@ -61,9 +98,12 @@ class FileBackend(Backend):
     # -- reads -------------------------------------------------------------------------------------------
 
     def get(self, key: str) -> Buffer:
-        path = self.path_of(key)
+        path = self.path_of(key, "get")
         try:
-            fd = os.open(path, _READ_FLAGS)
+            try:
+                fd = os.open(path, _READ_FLAGS)
+            except OSError as exc:
+                fd = self._reopen(exc, key, path, _READ_FLAGS, "get")
         except OSError as exc:
             raise self._error(exc, key, "get") from exc
         try:
@@ -81,9 +121,12 @@ class FileBackend(Backend):
 
     def get_range(self, key: str, offset: int, length: int) -> Buffer:
         self._check_range(key, offset, length)
-        path = self.path_of(key)
+        path = self.path_of(key, "get_range")
         try:
-            fd = os.open(path, _READ_FLAGS)
+            try:
+                fd = os.open(path, _READ_FLAGS)
+            except OSError as exc:
+                fd = self._reopen(exc, key, path, _READ_FLAGS, "get_range")
         except OSError as exc:
             raise self._error(exc, key, "get_range") from exc
         try:
@@ -124,12 +167,12 @@ class FileBackend(Backend):
     def put(self, key: str, data: Buffer) -> None:
         # The common case written out (open, one write, close): on tmpfs a create costs ~6 µs of kernel
         # time, so each Python call saved here is a measurable share of the op.
-        path = self.path_of(key)
+        path = self.path_of(key, "put")
         try:
             try:
                 fd = os.open(path, _WRITE_FLAGS, 0o644)
-            except FileNotFoundError:
-                fd = self._open_for_write(path, _WRITE_FLAGS)
+            except OSError as exc:
+                fd = self._reopen(exc, key, path, _WRITE_FLAGS, "put")
             try:
                 written = os.write(fd, data)
                 if written != len(data):  # a short write, or a buffer whose items are not bytes
@@ -139,26 +182,19 @@ class FileBackend(Backend):
         except OSError as exc:
             raise self._error(exc, key, "put") from exc
 
-    def _open_for_write(self, path: str, flags: int) -> int:
-        """Open for writing, creating the parent directories only when the first try says they are missing
-        (one failed open per new directory is cheaper than a makedirs on every PUT)."""
-        try:
-            return os.open(path, flags, 0o644)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            return os.open(path, flags, 0o644)
-
     # -- metadata ----------------------------------------------------------------------------------------
 
     def stat(self, key: str) -> ObjectStat:
         try:
-            st = os.stat(self.path_of(key))
+            st = os.lstat(self.path_of(key, "stat"))
+            if stat_mod.S_ISLNK(st.st_mode):  # a symlink is followed only when it resolves inside the root
+                st = os.stat(self._guard.check_path(key.lstrip("/"), "stat", self.uri_of(key)))
         except OSError as exc:
             raise self._error(exc, key, "stat") from exc
         return ObjectStat(key=key, size=st.st_size, mtime=st.st_mtime)
 
     def delete(self, key: str) -> None:
-        path = self.path_of(key)
+        path = self.path_of(key, "delete")  # unlink removes a symlink itself, never what it points to
         try:
             os.unlink(path)
         except OSError as exc:
@@ -168,23 +204,25 @@ class FileBackend(Backend):
 
     def mkdir(self, path: str) -> None:
         try:
-            os.makedirs(self.path_of(path), exist_ok=True)
+            os.makedirs(self._dir(path, "mkdir"), exist_ok=True)
         except OSError as exc:
             raise self._error(exc, path, "mkdir") from exc
 
     def rmdir(self, path: str, recursive: bool = False) -> None:
-        target = self.path_of(path)
+        target = self._dir(path, "rmdir")
         if os.path.realpath(target) == "/":  # a join bug or `file:///` must never become `rm -rf /`
             raise StorageError(
                 ErrorClass.OTHER, "refusing to remove the file system root /", uri=self.uri_of(path)
             )
         try:
             if recursive:
-                shutil.rmtree(target)
+                shutil.rmtree(target)  # never follows a symlink (it refuses one as the top directory)
             else:
                 os.rmdir(target)
         except OSError as exc:
             raise self._error(exc, path, "rmdir") from exc
+        finally:
+            self._guard.forget(path.strip("/"), recursive)
 
     # -- listing -----------------------------------------------------------------------------------------
 
@@ -198,7 +236,7 @@ class FileBackend(Backend):
         dir_part, _, name_start = prefix.rpartition("/")
         base_key = dir_part + "/" if dir_part else ""
         try:
-            yield from self._scan(self.path_of(dir_part), base_key, name_start, recursive)
+            yield from self._scan(self._dir(dir_part, "list"), base_key, name_start, recursive)
         except OSError as exc:
             raise self._error(exc, prefix, "list") from exc
 
@@ -217,6 +255,7 @@ class FileBackend(Backend):
                     if starts and not entry.name.startswith(starts):
                         continue
                     key = key_base + entry.name
+                    # never descends into a symlinked directory (it may lead out of the root)
                     if entry.is_dir(follow_symlinks=False):
                         if recursive:
                             stack.append((entry.path, key + "/", ""))

@@ -8,6 +8,8 @@ segment: the listing starts at the prefix's directory and filters. Non-recursive
 `list_with_delimiter`, which object_store gathers in memory across pages (it exposes no page stream for
 delimited listings); recursive listings stream in pages of 1,000.
 
+A key or prefix with a `..` segment is refused (OUTSIDE_ROOT, sbench.storage.confine) before obstore sees it.
+
 Directory operations: `mkdir` is a no-op; `rmdir(path, recursive=True)` deletes every object under the prefix,
 without `recursive` it is a no-op.
 """
@@ -24,6 +26,7 @@ from obstore.exceptions import BaseError as ObstoreBaseError
 from sbench.storage.base import AsyncBackend, Buffer, ErrorClass, ObjectStat, StorageError
 from sbench.storage.bulk_delete import PAGE_SIZE, batches_under
 from sbench.storage.cloud_errors import classify_obstore, obstore_error, obstore_past_end
+from sbench.storage.confine import confine_key
 from sbench.storage.options import BackendOptions
 from sbench.storage.ranged import RangeEngine
 
@@ -72,6 +75,7 @@ class ObstoreBackend(AsyncBackend):
 
     # --- sync -----------------------------------------------------------------------------------------
     def get(self, key: str) -> Buffer:
+        confine_key(key, "get", self.uri_of)
         try:
             if self._range is not None:
                 size = obstore.head(self._store, key)["size"]
@@ -82,6 +86,7 @@ class ObstoreBackend(AsyncBackend):
             raise self._error(exc, key) from exc
 
     def get_range(self, key: str, offset: int, length: int) -> Buffer:
+        confine_key(key, "get_range", self.uri_of)
         if length <= 0:
             return b""
         try:
@@ -92,12 +97,14 @@ class ObstoreBackend(AsyncBackend):
             raise self._error(exc, key) from exc
 
     def put(self, key: str, data: Buffer) -> None:
+        confine_key(key, "put", self.uri_of)
         try:
             obstore.put(self._store, key, data, **self._put_args(data))
         except OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
 
     def list(self, prefix: str = "", recursive: bool = True) -> Iterator[tuple[str, int]]:
+        confine_key(prefix, "list", self.uri_of)
         directory = _directory_of(prefix)
         try:
             if recursive:
@@ -111,12 +118,14 @@ class ObstoreBackend(AsyncBackend):
             raise self._error(exc, prefix) from exc
 
     def stat(self, key: str) -> ObjectStat:
+        confine_key(key, "stat", self.uri_of)
         try:
             return object_stat(key, obstore.head(self._store, key))
         except OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
 
     def delete(self, key: str) -> None:
+        confine_key(key, "delete", self.uri_of)
         try:
             obstore.delete(self._store, key)
         except OBSTORE_ERRORS as exc:
@@ -129,6 +138,7 @@ class ObstoreBackend(AsyncBackend):
         """Delete every object under `path` when `recursive`; otherwise a no-op (there is no directory
         object to remove). Deletes go out in batches of a listing page: Azure sends them as Blob Batch
         requests, GCS as concurrent DELETEs."""
+        confine_key(path, "rmdir", self.uri_of)
         if recursive:
             for batch in batches_under(self, path):
                 self._delete_batch(batch)
@@ -139,6 +149,7 @@ class ObstoreBackend(AsyncBackend):
 
     # --- async ----------------------------------------------------------------------------------------
     async def get_async(self, key: str) -> Buffer:
+        confine_key(key, "get", self.uri_of)
         try:
             if self._range is not None:
                 size = (await obstore.head_async(self._store, key))["size"]
@@ -152,6 +163,7 @@ class ObstoreBackend(AsyncBackend):
             raise self._error(exc, key) from exc
 
     async def get_range_async(self, key: str, offset: int, length: int) -> Buffer:
+        confine_key(key, "get_range", self.uri_of)
         if length <= 0:
             return b""
         try:
@@ -162,12 +174,14 @@ class ObstoreBackend(AsyncBackend):
             raise self._error(exc, key) from exc
 
     async def put_async(self, key: str, data: Buffer) -> None:
+        confine_key(key, "put", self.uri_of)
         try:
             await obstore.put_async(self._store, key, data, **self._put_args(data))
         except OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
 
     async def list_async(self, prefix: str = "", recursive: bool = True) -> AsyncIterator[tuple[str, int]]:
+        confine_key(prefix, "list", self.uri_of)
         directory = _directory_of(prefix)
         try:
             if recursive:
@@ -183,12 +197,14 @@ class ObstoreBackend(AsyncBackend):
             raise self._error(exc, prefix) from exc
 
     async def stat_async(self, key: str) -> ObjectStat:
+        confine_key(key, "stat", self.uri_of)
         try:
             return object_stat(key, await obstore.head_async(self._store, key))
         except OBSTORE_ERRORS as exc:
             raise self._error(exc, key) from exc
 
     async def delete_async(self, key: str) -> None:
+        confine_key(key, "delete", self.uri_of)
         try:
             await obstore.delete_async(self._store, key)
         except OBSTORE_ERRORS as exc:

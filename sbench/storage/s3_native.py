@@ -32,6 +32,7 @@ from obstore.store import S3Store
 from sbench.storage.base import AsyncBackend, Buffer, ErrorClass, ObjectStat, StorageError
 from sbench.storage.bulk_delete import batches_under
 from sbench.storage.cloud_errors import obstore_error, obstore_past_end
+from sbench.storage.confine import confine_key
 from sbench.storage.obstore_base import OBSTORE_ERRORS, object_stat
 from sbench.storage.options import BackendOptions
 from sbench.storage.ranged import RangeEngine
@@ -142,6 +143,7 @@ class S3NativeBackend(AsyncBackend):
     # --- async (asyncio tasks) ------------------------------------------------------------------------
 
     async def get_async(self, key: str) -> Buffer:
+        confine_key(key, "get", self.uri_of)
         if self._ranges is not None:
             return await self._get_ranged_async(key)
         try:
@@ -169,6 +171,7 @@ class S3NativeBackend(AsyncBackend):
         return await self._ranges.read_async(fetch, size, self.uri_of(key))
 
     async def get_range_async(self, key: str, offset: int, length: int) -> Buffer:
+        confine_key(key, "get_range", self.uri_of)
         if length <= 0 or offset < 0:
             return self._empty_range(key, offset, length)
         try:
@@ -179,6 +182,7 @@ class S3NativeBackend(AsyncBackend):
             raise self._error(exc, key) from exc
 
     async def put_async(self, key: str, data: Buffer) -> None:
+        confine_key(key, "put", self.uri_of)
         try:
             if len(data) < self._threshold:
                 await _put_async(self._store, key, data, use_multipart=False)
@@ -188,6 +192,7 @@ class S3NativeBackend(AsyncBackend):
             raise self._error(exc, key) from exc
 
     async def list_async(self, prefix: str = "", recursive: bool = True) -> AsyncIterator[tuple[str, int]]:
+        confine_key(prefix, "list", self.uri_of)
         prefix = prefix.lstrip("/")
         directory, partial = _split_prefix(prefix)
         try:
@@ -210,6 +215,7 @@ class S3NativeBackend(AsyncBackend):
             raise self._error(exc, prefix) from exc
 
     async def stat_async(self, key: str) -> ObjectStat:
+        confine_key(key, "stat", self.uri_of)
         try:
             meta = await _head_async(self._store, key)
         except OBSTORE_ERRORS as exc:
@@ -218,6 +224,7 @@ class S3NativeBackend(AsyncBackend):
 
     async def delete_async(self, key: str) -> None:
         """DELETE one key; S3 answers 204 whether or not it existed, so a missing key is not an error."""
+        confine_key(key, "delete", self.uri_of)
         try:
             await _delete_async(self._store, key)
         except OBSTORE_ERRORS as exc:
@@ -226,6 +233,7 @@ class S3NativeBackend(AsyncBackend):
     # --- sync (worker threads; obstore releases the GIL while it waits) ---------------------------------
 
     def get(self, key: str) -> Buffer:
+        confine_key(key, "get", self.uri_of)
         if self._ranges is not None:
             return self._get_ranged(key)
         try:
@@ -253,6 +261,7 @@ class S3NativeBackend(AsyncBackend):
 
     def get_range(self, key: str, offset: int, length: int) -> Buffer:
         """`length` bytes at `offset`, fewer at the end; empty at or past the end (as pread at EOF)."""
+        confine_key(key, "get_range", self.uri_of)
         if length <= 0 or offset < 0:
             return self._empty_range(key, offset, length)
         try:
@@ -269,6 +278,7 @@ class S3NativeBackend(AsyncBackend):
         return b""
 
     def put(self, key: str, data: Buffer) -> None:
+        confine_key(key, "put", self.uri_of)
         try:
             if len(data) < self._threshold:
                 _put(self._store, key, data, use_multipart=False)
@@ -279,6 +289,7 @@ class S3NativeBackend(AsyncBackend):
 
     def list(self, prefix: str = "", recursive: bool = True) -> Iterator[tuple[str, int]]:
         """Pages of 1,000 keys, streamed (recursive); one level (non-recursive), directories as `dir/`."""
+        confine_key(prefix, "list", self.uri_of)
         prefix = prefix.lstrip("/")
         directory, partial = _split_prefix(prefix)
         try:
@@ -300,6 +311,7 @@ class S3NativeBackend(AsyncBackend):
             raise self._error(exc, prefix) from exc
 
     def stat(self, key: str) -> ObjectStat:
+        confine_key(key, "stat", self.uri_of)
         try:
             meta = _head(self._store, key)
         except OBSTORE_ERRORS as exc:
@@ -308,6 +320,7 @@ class S3NativeBackend(AsyncBackend):
 
     def delete(self, key: str) -> None:
         """DELETE one key; S3 answers 204 whether or not it existed, so a missing key is not an error."""
+        confine_key(key, "delete", self.uri_of)
         try:
             _delete(self._store, key)
         except OBSTORE_ERRORS as exc:
@@ -318,6 +331,7 @@ class S3NativeBackend(AsyncBackend):
 
     def rmdir(self, path: str, recursive: bool = False) -> None:
         """With `recursive`, bulk-delete every key under `path/` (batches of 1,000); otherwise a no-op."""
+        confine_key(path, "rmdir", self.uri_of)
         if recursive:
             for batch in batches_under(self, path):
                 self._delete_many(batch, path)

@@ -31,6 +31,7 @@ import urllib3.exceptions
 from sbench.storage.base import Backend, Buffer, ErrorClass, ObjectStat, StorageError
 from sbench.storage.bulk_delete import batches_under
 from sbench.storage.cloud_errors import classify_status, classify_transport
+from sbench.storage.confine import confine_key
 from sbench.storage.options import BackendOptions
 from sbench.storage.ranged import RangeEngine
 from sbench.storage.s3 import S3Settings
@@ -138,6 +139,11 @@ class S3SdkBackend(Backend):
             self._clients.add(client)
         return client
 
+    def _key(self, key: str) -> str:
+        """The S3 key of a relative key; one with a `..` segment is refused, never sent (some HTTP layers
+        normalise `a/../b` in the URL path, which would leave the prefix)."""
+        return self._prefix + confine_key(key, "access", self.uri_of)
+
     def _error(self, exc: BaseException, key: str) -> StorageError:
         return StorageError(classify_botocore(exc), str(exc), uri=self.uri_of(key))
 
@@ -151,7 +157,7 @@ class S3SdkBackend(Backend):
     def _get_whole(self, key: str) -> Buffer:
         started = time.monotonic()
         try:
-            resp = self._client().get_object(Bucket=self._bucket, Key=self._prefix + key)
+            resp = self._client().get_object(Bucket=self._bucket, Key=self._key(key))
             length = resp.get("ContentLength")
             if length is None or length <= _WHOLE_READ_MAX:  # no length: a chunked reply, read to the end
                 return resp["Body"].read()
@@ -195,7 +201,7 @@ class S3SdkBackend(Backend):
             raise self._error(exc, key) from exc
 
     def _get_range_with(self, client: Any, key: str, offset: int, length: int) -> Buffer:
-        resp = client.get_object(Bucket=self._bucket, Key=self._prefix + key,
+        resp = client.get_object(Bucket=self._bucket, Key=self._key(key),
                                  Range=f"bytes={offset}-{offset + length - 1}")
         return resp["Body"].read()
 
@@ -223,13 +229,13 @@ class S3SdkBackend(Backend):
                 return
             # botocore accepts bytes/bytearray/file objects only; a memoryview payload slice is copied once.
             body = data if isinstance(data, bytes | bytearray) else bytes(data)
-            self._client().put_object(Bucket=self._bucket, Key=self._prefix + key, Body=body)
+            self._client().put_object(Bucket=self._bucket, Key=self._key(key), Body=body)
         except _SDK_ERRORS as exc:
             raise self._error(exc, key) from exc
 
     def _put_multipart(self, key: str, view: memoryview, size: int) -> None:
         client = self._client()
-        full_key = self._prefix + key
+        full_key = self._key(key)
         upload_id = client.create_multipart_upload(Bucket=self._bucket, Key=full_key)["UploadId"]
         part_size = self.options.multipart_part_size
         pool = self._part_pool()
@@ -268,7 +274,7 @@ class S3SdkBackend(Backend):
     def list(self, prefix: str = "", recursive: bool = True) -> Iterator[tuple[str, int]]:
         """ListObjectsV2 pages of 1,000 keys, streamed; non-recursive yields common prefixes as `dir/`."""
         strip = len(self._prefix)
-        kwargs: dict[str, Any] = {"Bucket": self._bucket, "Prefix": self._prefix + prefix.lstrip("/"),
+        kwargs: dict[str, Any] = {"Bucket": self._bucket, "Prefix": self._key(prefix.lstrip("/")),
                                   "PaginationConfig": {"PageSize": _LIST_PAGE}}
         if not recursive:
             kwargs["Delimiter"] = "/"
@@ -283,7 +289,7 @@ class S3SdkBackend(Backend):
 
     def stat(self, key: str) -> ObjectStat:
         try:
-            resp = self._client().head_object(Bucket=self._bucket, Key=self._prefix + key)
+            resp = self._client().head_object(Bucket=self._bucket, Key=self._key(key))
         except _SDK_ERRORS as exc:
             raise self._error(exc, key) from exc
         modified = resp.get("LastModified")
@@ -295,7 +301,7 @@ class S3SdkBackend(Backend):
     def delete(self, key: str) -> None:
         """DELETE one key. S3 answers 204 whether or not the key existed, so a missing key is not an error."""
         try:
-            self._client().delete_object(Bucket=self._bucket, Key=self._prefix + key)
+            self._client().delete_object(Bucket=self._bucket, Key=self._key(key))
         except _SDK_ERRORS as exc:
             raise self._error(exc, key) from exc
 
@@ -306,7 +312,7 @@ class S3SdkBackend(Backend):
         """With `recursive`, delete every key under `path/` (batches of 1,000); otherwise a no-op."""
         if recursive:
             for batch in batches_under(self, path):
-                self._delete_batch([{"Key": self._prefix + key} for key in batch], path)
+                self._delete_batch([{"Key": self._key(key)} for key in batch], path)
 
     def _delete_batch(self, batch: list[dict[str, str]], path: str) -> None:
         try:

@@ -10,6 +10,9 @@ in one place:
 - for the cloud schemes, an authority with a port names the endpoint, as sai3 multi-endpoint configs do:
   `s3://HOST:PORT/bucket/prefix`, `gs://HOST:PORT/bucket/prefix`, `az://HOST:PORT/ACCOUNT/CONTAINER/prefix`.
   The endpoint is `http://HOST:PORT` unless `https` is asked for (BackendOptions.https).
+
+No path may have a `..` segment (sbench.storage.confine says why): a URI with one is a ConfigError, and
+`object_key` refuses a key with one (StorageError OUTSIDE_ROOT), so no driver ever sends it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import re
 from dataclasses import dataclass, replace
 
 from sbench.errors import ConfigError
+from sbench.storage.confine import DOTDOT_WHY, confine_key, has_dotdot
 
 #: Scheme aliases users write -> the canonical scheme drivers are registered under.
 SCHEME_ALIASES: dict[str, str] = {
@@ -69,8 +73,12 @@ class StorageUri:
         return self.prefix + "/"
 
     def object_key(self, key: str) -> str:
-        """The store-level key (or absolute path) of a key relative to this URI."""
-        return self.key_prefix + key.lstrip("/")
+        """The store-level key (or absolute path) of a key relative to this URI; a key with a `..` segment
+        is refused (StorageError OUTSIDE_ROOT) instead of being joined."""
+        return self.key_prefix + confine_key(key, "access", self._uri_of).lstrip("/")
+
+    def _uri_of(self, key: str) -> str:
+        return self.root.rstrip("/") + "/" + key.lstrip("/")
 
     def relative_key(self, store_key: str) -> str:
         """Inverse of `object_key`: strip this URI's prefix from a store-level key (used by listings)."""
@@ -111,6 +119,11 @@ def parse_uri(uri: str, *, https: bool = False) -> StorageUri:
             hint=f"Write it with a scheme, for example file://{_abs_hint(text)} or s3://bucket/prefix.",
         )
     raw_scheme, rest = text.split("://", 1)
+    if has_dotdot(rest):
+        raise ConfigError(
+            f"Storage URI {text!r} contains a `..` segment ({DOTDOT_WHY}).",
+            hint="Write the URI without `..`: name the directory or prefix itself.",
+        )
     scheme = SCHEME_ALIASES.get(raw_scheme.lower())
     if scheme is None:
         known = ", ".join(sorted(SCHEME_ALIASES))

@@ -117,7 +117,7 @@ concurrency: 8
 prepare:
   ensure_objects:
     - {{base_uri: "file:///data/pool/", count: 10}}
-    - {{base_uri: "file:///elsewhere/", count: 10}}
+    - {{count: 10}}
 workload:
   - {{op: get, path: "pool/*", weight: 1}}
 distributed:
@@ -138,10 +138,9 @@ def test_agent_config_isolated_prefix_and_overrides() -> None:
     slots = declared_slots(config)
     first = agent_config(config, slots[0], "one", 0)
     assert first.target == "file:///data/agent-1/" and first.concurrency == 8 // 4
-    assert [p.base_uri for p in first.prepare.ensure_objects] == [
-        "file:///data/agent-1/pool/",
-        "file:///elsewhere/",
-    ]
+    # (a base_uri outside the target is a config error now, so every pool follows the agent's prefix or,
+    # without a base_uri, defaults to the agent's own target)
+    assert [p.base_uri for p in first.prepare.ensure_objects] == ["file:///data/agent-1/pool/", None]
     second = agent_config(config, slots[1], "agent-2", 1)
     assert second.target == "file:///data/node-agent-2/"
     third = agent_config(config, slots[2], "agent-3", 2)

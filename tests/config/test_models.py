@@ -56,12 +56,12 @@ def test_size_spec_forms(lines: str, expected: object) -> None:
     assert ensure(lines).prepare.ensure_objects[0].size_spec == expected  # type: ignore[union-attr]
 
 
-def test_lognormal_defaults_to_unbounded_above() -> None:
+def test_lognormal_defaults_to_the_largest_object_size() -> None:
     spec = (
         ensure("size_spec: {type: lognormal, mean: 4096, std_dev: 2048}").prepare.ensure_objects[0].size_spec
     )
     assert isinstance(spec, LognormalSize)
-    assert (spec.min, spec.max, spec.kind) == (1, 2**64 - 1, "lognormal")
+    assert (spec.min, spec.max, spec.kind) == (1, 5 * 2**40, "lognormal")
 
 
 def test_put_object_size_wins_over_size_spec() -> None:

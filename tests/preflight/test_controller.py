@@ -103,12 +103,14 @@ distributed:
     assert "config.endpoint_sets" in [w.name for w in result.warnings]
 
 
-def test_base_uri_outside_the_reads_warns() -> None:
+def test_multi_endpoint_base_uri_under_another_endpoint_warns() -> None:
+    """(A base_uri outside target and endpoints is a config error now: tests/config/test_confinement.py.)"""
     result = controller_checks(
         config_of("""
-target: s3://b/work/
+multi_endpoint:
+  endpoints: ["s3://10.0.0.1:9000/b/p/", "s3://10.0.0.2:9000/b/p/"]
 prepare:
-  ensure_objects: [{base_uri: "s3://elsewhere/pool/", count: 1}]
+  ensure_objects: [{base_uri: "s3://10.0.0.2:9000/b/p/pool/", use_multi_endpoint: true, count: 1}]
 workload:
   - {op: get, path: "prepared-*.dat", weight: 1}
 """)

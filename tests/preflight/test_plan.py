@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from sbench.engine.context import AgentIdentity
+from sbench.errors import ConfigError
 from sbench.preflight import planned_checks
 from sbench.preflight.plan import agent_plan, execute_seconds, mean_size, workload_writes
 from tests.preflight.conftest import config_of
@@ -37,8 +40,11 @@ workload:
     assert read.prepared and read.pattern == "prepared-*.dat"
 
 
-def test_base_uri_outside_target_is_its_own_root_created_by_the_run() -> None:
-    roots = roots_by_uri("""
+def test_base_uri_outside_target_is_refused() -> None:
+    """No key leaves its root: a base_uri (and an op URI) outside the target is a config error now, so it can
+    no longer become a root of its own."""
+    with pytest.raises(ConfigError, match="outside the run's storage root"):
+        roots_by_uri("""
 target: s3://bucket/work/
 prepare:
   ensure_objects:
@@ -46,10 +52,20 @@ prepare:
 workload:
   - {op: get, path: "s3://other/pool/prepared-00000001.dat", weight: 1}
 """)
-    pool = roots["s3://other/pool/"]
-    assert not pool.must_exist and pool.write and pool.need.nbytes == 10 * 4096
-    assert pool.reads[0].prepared and pool.reads[0].pattern == "prepared-00000001.dat"
-    assert roots["s3://bucket/work/"].need.parts == ()
+
+
+def test_base_uri_under_target_adds_to_the_target_root() -> None:
+    roots = roots_by_uri("""
+target: s3://bucket/work/
+prepare:
+  ensure_objects:
+    - {base_uri: "s3://bucket/work/pool/", count: 10, size_spec: 4096}
+workload:
+  - {op: get, path: "pool/prepared-00000001.dat", weight: 1}
+""")
+    (root,) = roots.values()
+    assert root.write and root.need.nbytes == 10 * 4096
+    assert root.reads[0].prepared and root.reads[0].pattern == "pool/prepared-00000001.dat"
 
 
 def test_multi_endpoint_spreads_prepare_and_routes_relative_reads() -> None:

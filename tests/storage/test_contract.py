@@ -207,3 +207,20 @@ def test_util_commands(
     assert "OK – found 0 objects" in out
     code, _, err = util("stat", "--uri", base + "obj_000001.bin")
     assert code == 1 and "not_found" in err
+
+
+@pytest.mark.parametrize("key", ["../escape/obj", "sub/../../escape/obj", "sub/../obj"])
+def test_a_key_with_dotdot_is_refused_never_joined(backend: Backend, key: str) -> None:
+    """No key leaves its root: every driver refuses a `..` segment (also one that stays inside, since stores
+    disagree on what it means) with OUTSIDE_ROOT, before any request or syscall that could follow it."""
+    calls = [
+        lambda: backend.put(key, b"x"),
+        lambda: backend.get(key),
+        lambda: backend.stat(key),
+        lambda: backend.delete(key),
+        lambda: list(backend.list(key.rsplit("/", 1)[0] + "/")),
+    ]
+    for call in calls:
+        with pytest.raises(StorageError) as excinfo:
+            call()
+        assert _kind(excinfo) is ErrorClass.OUTSIDE_ROOT, excinfo.value
