@@ -7,6 +7,7 @@ process, so the fixture disconnects the session instance for the module and rest
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -156,6 +157,26 @@ def results_tsv_all(path: Path) -> dict[str, int]:
         if row[1] == "ALL" and row[0] in out:
             out[row[0]] = int(row[header.index("count")])
     return out
+
+
+COLUMNS = {"GET": "get_ops", "PUT": "put_ops", "META": "meta_ops"}
+
+
+def assert_files_agree(results: Path, stage: str, section: str, table: str) -> None:
+    """perf_log.tsv rows of `stage` == summary.json `section` == `table` ALL rows, per op class; and the same
+    per agent (agents/<id>/perf_log.tsv against agents/<id>/<results table>)."""
+    summary = json.loads((results / "summary.json").read_text())
+    ops = (summary.get(section) or {}).get("operations", {})
+    perf = perf_log_ops(results / "perf_log.tsv", stage)
+    rows = results_tsv_all(results / table)
+    for op, column in COLUMNS.items():
+        in_summary = ops.get(op, {}).get("ops", 0)
+        assert perf[column] == in_summary == rows[op], (op, perf[column], in_summary, rows[op])
+    agent_table = "results.tsv" if section == "workload" else "prepare_results.tsv"
+    for agent_dir in sorted((results / "agents").iterdir()):
+        perf = perf_log_ops(agent_dir / "perf_log.tsv", stage)
+        rows = results_tsv_all(agent_dir / agent_table)
+        assert all(perf[c] == rows[op] for op, c in COLUMNS.items()), (agent_dir.name, perf, rows)
 
 
 def run_id_of(results: Path) -> str:

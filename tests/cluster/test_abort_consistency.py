@@ -15,12 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.conftest import agent_lines, perf_log_ops, results_tsv_all, run_driver, status_of
+from tests.cluster.conftest import agent_lines, assert_files_agree, results_tsv_all, run_driver, status_of
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-COLUMNS = {"GET": "get_ops", "PUT": "put_ops", "META": "meta_ops"}
-
 
 def _when_console_says(results: Path, text: str, then: callable, delay_s: float = 0.0) -> threading.Thread:
     """Call `then(run_id)` once the run's console shows `text` (plus `delay_s`)."""
@@ -39,23 +36,6 @@ def _when_console_says(results: Path, text: str, then: callable, delay_s: float 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
-
-
-def assert_files_agree(results: Path, stage: str, section: str, table: str) -> None:
-    """perf_log.tsv rows of `stage` == summary.json `section` == `table` ALL rows, per op class; and the same
-    per agent (agents/<id>/perf_log.tsv against agents/<id>/<results table>)."""
-    summary = json.loads((results / "summary.json").read_text())
-    ops = (summary.get(section) or {}).get("operations", {})
-    perf = perf_log_ops(results / "perf_log.tsv", stage)
-    rows = results_tsv_all(results / table)
-    for op, column in COLUMNS.items():
-        in_summary = ops.get(op, {}).get("ops", 0)
-        assert perf[column] == in_summary == rows[op], (op, perf[column], in_summary, rows[op])
-    agent_table = "results.tsv" if section == "workload" else "prepare_results.tsv"
-    for agent_dir in sorted((results / "agents").iterdir()):
-        perf = perf_log_ops(agent_dir / "perf_log.tsv", stage)
-        rows = results_tsv_all(agent_dir / agent_table)
-        assert all(perf[c] == rows[op] for op, c in COLUMNS.items()), (agent_dir.name, perf, rows)
 
 
 def test_a_killed_agent_reports_its_lost_window_and_the_files_agree(ray_session, tmp_path: Path) -> None:
