@@ -282,6 +282,7 @@ class CoordinatorActor:
                 f"silent for {silent:g}s and no answer to {attempts} status queries "
                 f"({spec.query_timeout:g}s each)",
                 _now()[1],
+                time.monotonic(),
             )
         finally:
             self._queries.pop(agent_id, None)

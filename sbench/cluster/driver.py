@@ -29,7 +29,7 @@ from sbench.cluster.fleet import Fleet, start_fleet
 from sbench.cluster.listing import listing_scope
 from sbench.cluster.metadata_cache import default_db_path
 from sbench.cluster.monitor import Drained
-from sbench.cluster.report import RunReport
+from sbench.cluster.report import RunReport, uncollected_text
 from sbench.cluster.stagerun import AgentRef, StageRun, run_agent_stage
 from sbench.cluster.taskstages import (
     TaskStageContext,
@@ -249,6 +249,8 @@ class DistributedRun:
                 run.elapsed_s,
             )
             self.report.stage_done(run, optional=plan.optional)
+            for agent_id, window in run.lost.items():
+                self._say(f"[{plan.name}] {agent_id}: {uncollected_text(window)}")
             if run.start_skew_ms is not None:
                 self.extra["start_skew_ms"][plan.name] = run.start_skew_ms
             self._say(self._stage_line(run))

@@ -199,10 +199,10 @@ class StageMonitor:
         if ok:
             self.barrier.arrive(agent_id, now_s)
         else:
-            self.fail(agent_id, "aborted" if status == "aborted" else "failed", reason, now_ms)
+            self.fail(agent_id, "aborted" if status == "aborted" else "failed", reason, now_ms, now_s)
         self._sync_state(agent_id)
 
-    def fail(self, agent_id: str, kind: str, reason: str, now_ms: int, now_s: float = 0.0) -> None:
+    def fail(self, agent_id: str, kind: str, reason: str, now_ms: int, now_s: float) -> None:
         if kind in DEATHS and agent_id in self.views:
             self._died(agent_id, now_s, now_ms)
         if agent_id not in self.views or self.barrier.states[agent_id] is AgentStageState.FAILED:
@@ -324,7 +324,7 @@ class StageMonitor:
             del self._slots[self._next_slot]
             self._next_slot += 1
 
-    def flush(self, now_s: float = 0.0, now_ms: int = 0) -> None:
+    def flush(self, now_s: float, now_ms: int) -> None:
         """End of stage: every agent's open parts become its last interval, and every interval still open
         becomes an aggregate row, in order."""
         for agent_id in self._open:
