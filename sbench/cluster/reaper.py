@@ -9,8 +9,10 @@ and the reaper then kills, with SIGKILL, every process of the instance:
 
 - every process that references the instance's private temp dir (command line or an open file: the GCS
   server, raylet, dashboard, log monitor, the agents and every worker keep their logs open there), and
-- every descendant of the driver seen while it ran (sampled every 0.5 s; custom-stage commands that agents
-  start hold no such file), if it is still the same process (pid and start time).
+- every process seen under the instance while the driver ran (sampled every 0.5 s: the driver's children
+  that belong to the instance and all their descendants, e.g. custom-stage commands that agents start,
+  which hold no such file), if it is still the same process (pid and start time). Other children of the
+  driver (when sbench runs inside a larger program) are not the instance's and are left alone.
 
 It never touches the driver's pid or itself, and a cluster sbench joined (RAY_ADDRESS) never gets one.
 It runs in its own session, so Ctrl-C in the terminal does not stop it before it has done its job. It
@@ -79,15 +81,16 @@ def _pids() -> list[int]:
         return []
 
 
-def descendants(root: int) -> dict[int, int]:
-    """pid -> start time of every live descendant of `root`."""
+def instance_tree(driver: int, temp_dir: str) -> dict[int, int]:
+    """pid -> start time of the driver's children that reference `temp_dir` (the processes `ray.init`
+    started) and of all their live descendants."""
     children: dict[int, list[tuple[int, int]]] = {}
     for pid in _pids():
         stat = _stat(pid)
         if stat is not None:
             children.setdefault(stat[0], []).append((pid, stat[1]))
-    out: dict[int, int] = {}
-    stack = [root]
+    out = {pid: started for pid, started in children.get(driver, []) if references(pid, temp_dir)}
+    stack = list(out)
     while stack:
         for pid, started in children.get(stack.pop(), []):
             if pid not in out:
@@ -116,7 +119,8 @@ def references(pid: int, temp_dir: str) -> bool:
 
 
 def targets(driver: int, temp_dir: str, seen: dict[int, int]) -> list[int]:
-    """The processes to kill: the instance's own, and the driver's descendants that are still themselves."""
+    """The processes to kill: those referencing `temp_dir` now, and those seen in the instance's tree that
+    are still themselves."""
     spared = {driver, os.getpid()}
     found = {pid for pid, started in seen.items() if (_stat(pid) or (0, -1))[1] == started}
     found.update(pid for pid in _pids() if pid not in found and references(pid, temp_dir))
@@ -138,11 +142,11 @@ def reap(driver: int, temp_dir: str, seen: dict[int, int]) -> list[int]:
 
 
 def watch(driver: int, temp_dir: str) -> None:
-    """Sample the driver's descendants until stdin reaches EOF (the driver is gone), then reap."""
+    """Sample the instance's process tree until stdin reaches EOF (the driver is gone), then reap."""
     seen: dict[int, int] = {}
     stdin = sys.stdin.fileno()
     while True:
-        seen.update(descendants(driver))
+        seen.update(instance_tree(driver, temp_dir))
         ready, _, _ = select.select([stdin], [], [], SAMPLE_S)
         if ready and not os.read(stdin, 4096):
             break
