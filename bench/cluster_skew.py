@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import ray
 
-from sbench.cluster.actors import create_coordinator
+from sbench.cluster.actors import actor_name, create_coordinator
 from sbench.cluster.fleet import start_fleet
 from sbench.cluster.stagerun import run_agent_stage
 from sbench.config import load_config_text, stage_plan
@@ -45,11 +45,14 @@ distributed:
 """
 
 
-def _coordinator_process() -> psutil.Process:
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if "CoordinatorActor" in cmd:
-            return proc
+def _coordinator_process(run_id: str) -> psutil.Process:
+    """This run's coordinator, by the pid in the GCS actor table (other Ray instances on the machine may
+    run coordinators of their own)."""
+    from ray._private import state
+
+    for info in state.actors().values():
+        if info.get("Name") == actor_name("coordinator", run_id) and info.get("Pid"):
+            return psutil.Process(info["Pid"])
     raise RuntimeError("coordinator process not found")
 
 
@@ -76,7 +79,7 @@ def main() -> None:
     fleet = start_fleet(config, run_id, coordinator, interval_s=1.0)
     abort = threading.Event()
     try:
-        proc = _coordinator_process()
+        proc = _coordinator_process(run_id)
         t0, c0 = time.monotonic(), _cpu_s(proc)
         time.sleep(5.0)
         idle_share = (_cpu_s(proc) - c0) / (time.monotonic() - t0)

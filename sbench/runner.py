@@ -1,7 +1,7 @@
 """`sbench run` after the config is loaded: pick the in-process runner or the Ray driver, run the stages,
 write the results directory.
 
-Single-agent configs (no `distributed` block, `processes` unset or 1, no RAY_ADDRESS) run here, in this
+Single-agent configs (no `distributed` block, `processes` unset or 1, no Ray address given) run here, in this
 process, without Ray: the engine is the same one the Ray agents run, and a local Ray instance would only add
 3-5 s of start-up and about 0.8 GB of memory for one process that needs no coordination. Distributed configs
 (and `processes: N`, which becomes N local agents) go to `sbench.cluster.driver.run_distributed`.
@@ -54,15 +54,17 @@ EXIT_SIGINT = 130
 _WORKLOAD_TYPES = ("execute", "hybrid")
 
 
-def is_distributed(loaded: LoadedConfig) -> bool:
-    """Ray runs it: a `distributed` block, `processes` above one (local agent processes), or RAY_ADDRESS."""
+def is_distributed(loaded: LoadedConfig, ray_address: str | None = None) -> bool:
+    """Ray runs it: a `distributed` block, `processes` above one (local agent processes), or a named
+    cluster (--ray-address or RAY_ADDRESS)."""
     config = loaded.config
-    return config.distributed is not None or config.process_count > 1 or bool(os.environ.get("RAY_ADDRESS"))
+    named = bool(ray_address or os.environ.get("RAY_ADDRESS"))
+    return config.distributed is not None or config.process_count > 1 or named
 
 
 def run(loaded: LoadedConfig, options: Any, config_path: Path) -> int:
     """Run a loaded config with the CLI options; returns the process exit code."""
-    if is_distributed(loaded):
+    if is_distributed(loaded, getattr(options, "ray_address", None)):
         try:
             driver = importlib.import_module("sbench.cluster.driver")
         except ModuleNotFoundError as exc:
@@ -73,7 +75,7 @@ def run(loaded: LoadedConfig, options: Any, config_path: Path) -> int:
                 if loaded.config.distributed is not None
                 else "it sets `processes`"
                 if loaded.config.process_count > 1
-                else "RAY_ADDRESS is set"
+                else "a Ray cluster is named (--ray-address or RAY_ADDRESS)"
             )
             raise RunFailed(
                 f"{config_path} needs the Ray driver ({why}), which is not built in this version of sbench "

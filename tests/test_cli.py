@@ -13,6 +13,7 @@ import pytest
 from sbench.cli import EXIT_INTERRUPTED, main
 from sbench.commands.run import CONFLICTS, RunOptions
 from sbench.errors import RunFailed
+from sbench.runner import is_distributed  # the real one: the fake_runner fixture replaces the module
 from sbench.storage.base import ErrorClass, StorageError
 
 CONFIG = """\
@@ -120,6 +121,18 @@ def test_real_run_hands_over_to_the_runner(
     loaded = fake_runner["loaded"]
     assert loaded.config.prepare.cleanup is False  # --no-cleanup forces prepare.cleanup=false (sai3)
     assert [p.name for p in options.stages(loaded)] == ["preflight", "execute"]
+
+
+def test_ray_address_flag_reaches_the_runner_and_sends_a_single_agent_config_to_ray(
+    config_file: Path, fake_runner: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert main(["run", str(config_file), "--ray-address", "10.0.0.10:6379"]) == 0
+    options: RunOptions = fake_runner["options"]
+    assert options.ray_address == "10.0.0.10:6379"
+    loaded = fake_runner["loaded"]
+    assert is_distributed(loaded, options.ray_address)
+    assert not is_distributed(loaded, None)  # no named cluster: in process, no Ray at all
 
 
 def test_mode_flags_reach_the_runner(config_file: Path, fake_runner: dict[str, Any]) -> None:

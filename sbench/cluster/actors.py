@@ -14,7 +14,6 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sbench.cluster.agent import CONTROL_GROUP, AgentActor, StageFn
 from sbench.cluster.coordinator import CoordinatorActor
-from sbench.cluster.env import runtime_env
 from sbench.cluster.metadata_cache import MetadataCacheActor
 
 NAMESPACE = "sbench"
@@ -54,7 +53,9 @@ def create_coordinator(run_id: str, interval_s: float, stuck_intervals: int) -> 
 
 
 def create_agent(run_id: str, position: int, strategy: Any, num_cpus: float, stage_fn: StageFn | None) -> Any:
-    """One agent actor: stage calls in the default group, ping/status/stop/abort in the control group."""
+    """One agent actor: stage calls in the default group, ping/status/stop/abort in the control group.
+
+    No runtime_env: Ray logs it in full; the forwarded credentials reach the agent in `configure`."""
     cls = ray.remote(concurrency_groups={CONTROL_GROUP: 2})(AgentActor)
     return cls.options(
         name=actor_name("agent", run_id, str(position)),
@@ -62,5 +63,4 @@ def create_agent(run_id: str, position: int, strategy: Any, num_cpus: float, sta
         num_cpus=num_cpus,
         scheduling_strategy=strategy,
         max_restarts=0,
-        runtime_env=runtime_env(),
     ).remote(stage_fn)

@@ -1,8 +1,11 @@
 """The agent actor: one engine loop for its share of the work, reporting to the coordinator every interval.
 
-The engine runs in a worker thread of the actor; the actor's stage thread sends one report per interval (all
-interval snapshots the engine produced since the last one, never a call per op), watches the stage deadline,
-and turns the coordinator's answer into stop/abort. `ping`, `status`, `stop` and `abort` live in their own
+The engine runs in a worker thread of the actor, ticking every `FLUSH_S` (a whole number of ticks per
+perf-log interval); the actor's stage thread hands each tick's snapshot to the coordinator at once (a few
+calls per interval, never one per op), marking the ones that end a perf-log interval, so an agent that is
+killed loses at most its last tick. It also watches the stage deadline and turns the coordinator's answer
+into stop/abort. Its last report of a stage is confirmed before the stage call returns, so what the stage
+result counts is what the perf logs show. `ping`, `status`, `stop` and `abort` live in their own
 concurrency group, so a stage that keeps every worker busy can still be stopped within an interval.
 """
 
@@ -18,6 +21,7 @@ from typing import Any
 
 import ray
 
+from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.listing import ShareStats, listing_scope, shared_backends
 from sbench.cluster.monitor import AgentReport
 from sbench.config.models import Config, StageType
@@ -35,6 +39,10 @@ DURATION_SLACK_S = 15.0
 #: Extra time past timeout_secs before the agent gives up on an engine that did not honour it.
 TIMEOUT_SLACK_S = 2.0
 CONTROL_GROUP = "control"
+#: Target time between an agent's reports within a perf-log interval: what a killed agent can lose.
+FLUSH_S = 0.25
+#: How long an agent waits for the coordinator to take its last report of a stage.
+FINAL_REPORT_TIMEOUT_S = 10.0
 
 #: the engine's run_stage signature (plan, config, identity, control, on_interval, *, state)
 StageFn = Callable[..., Any]
@@ -74,6 +82,20 @@ class AgentStageResult:
         return self.status in ("ok", "stopped")
 
 
+def flush_ticks(interval_s: float) -> tuple[float, int]:
+    """(engine tick in seconds, ticks per perf-log interval): about FLUSH_S, dividing the interval evenly,
+    so every k-th tick ends an interval at the same instant as the in-process engine's would."""
+    ticks = max(1, round(interval_s / FLUSH_S))
+    return interval_s / ticks, ticks
+
+
+def ticking_config(config: Config, tick_s: float) -> Config:
+    """The config the engine runs with in an agent: its interval is the flush tick (not validated again:
+    this is no user input)."""
+    perf = config.perf_log.model_copy(update={"interval": tick_s})
+    return config.model_copy(update={"perf_log": perf})
+
+
 def default_stage_fn() -> StageFn:
     from sbench.engine.stage import run_stage
 
@@ -105,6 +127,11 @@ class AgentActor:
         self._stage_fn = stage_fn
         self.identity = AgentIdentity()
         self.config: Config | None = None
+        #: the config with the perf-log interval set to the flush tick, for the engine
+        self._engine_config: Config | None = None
+        self._ticks_per_interval = 1
+        #: ticks received in the current stage (every `_ticks_per_interval`-th ends an interval)
+        self._ticks = 0
         self._coordinator: Any = None
         self._cache: Any = None
         self._interval_s = 1.0
@@ -142,7 +169,12 @@ class AgentActor:
         interval_s: float,
         clock_offset_ms: int,
         cache: Any = None,
+        env: ForwardedEnv | None = None,
     ) -> str:
+        """Who this agent is and what it runs; `env` (the driver's storage variables) is set in this
+        process before any stage builds a storage client, and custom commands inherit it."""
+        if env is not None:
+            env.apply()
         self.identity = identity
         self.config = config
         self._coordinator = coordinator
@@ -155,6 +187,8 @@ class AgentActor:
             SBENCH_RUN_ID=identity.run_id,
         )
         self._interval_s = interval_s
+        tick_s, self._ticks_per_interval = flush_ticks(interval_s)
+        self._engine_config = ticking_config(config, tick_s)
         self._clock_offset_ms = clock_offset_ms
         return identity.agent_id
 
@@ -201,6 +235,7 @@ class AgentActor:
         self._phase = "waiting"
         with self._lock:
             self._pending = []
+        self._ticks = 0
         self._seen = SnapshotAccumulator()
         self._wake.clear()
         try:
@@ -251,8 +286,12 @@ class AgentActor:
             if has_data or now >= heartbeat_at:
                 heartbeat_at = now + self._interval_s
                 pending_ref = self._report(plan.index, counters, started_ms, pending_ref, control)
-        self._report(plan.index, counters, started_ms, pending_ref, control, final=True)
+        last = self._report(plan.index, counters, started_ms, pending_ref, control, final=True)
         result = self._result(plan, box, control, start)
+        if self._coordinator is not None and not self._confirmed(last):
+            # The coordinator may not have this stage's last parts: the driver then takes the stage's
+            # figures from what the coordinator has, so the result and the perf logs still agree.
+            result.extra["final_report"] = "unconfirmed"
         if self._coordinator is not None:
             self._coordinator.arrive.remote(
                 self.identity.agent_id, plan.index, result.ok, result.reason, result.status
@@ -285,7 +324,7 @@ class AgentActor:
                     self.config, self._cache, scope, self.identity.agent_id, stats
                 )
             try:
-                outcome = fn(plan, self.config, self.identity, control, self._on_interval, **kwargs)
+                outcome = fn(plan, self._engine_config, self.identity, control, self._on_interval, **kwargs)
             finally:
                 if "backends" in kwargs:
                     kwargs["backends"].close()
@@ -331,12 +370,28 @@ class AgentActor:
         with self._lock:
             snaps, self._pending = self._pending, []
         now_ms = time.time_ns() // 1_000_000
+        ends = []
         for snap in snaps:
             counters.fold(snap)
             self._seen.add(snap)
+            self._ticks += 1
+            ends.append(self._ticks % self._ticks_per_interval == 0)
         # No snapshot: a heartbeat (the coordinator counts the silent interval as idle by itself).
-        report = AgentReport(self.identity.agent_id, index, snaps, started_ms=started_ms, sent_ms=now_ms)
+        report = AgentReport(
+            self.identity.agent_id, index, snaps, started_ms, now_ms, ends=ends, final=final
+        )
         return self._coordinator.report.remote(report)
+
+    @staticmethod
+    def _confirmed(ref: Any) -> bool:
+        """Wait (bounded) until the coordinator has taken the stage's last report."""
+        if ref is None:
+            return False
+        try:
+            ray.get(ref, timeout=FINAL_REPORT_TIMEOUT_S)
+        except Exception:  # timed out, or the coordinator is gone
+            return False
+        return True
 
     def _result(
         self, plan: StagePlan, box: dict[str, Any], control: RunControl, start: float
@@ -350,10 +405,9 @@ class AgentActor:
             if box.get("timeout"):
                 result.status, result.reason = "timeout", control.reason
             return result
+        # What was reported (the final report took everything pending): a hung engine's later ticks are
+        # left out here as they are from the perf logs.
         partial = self._seen
-        with self._lock:
-            for snap in self._pending:
-                partial.add(snap)
         if "error" in box:
             return AgentStageResult(agent_id, plan.index, "failed", box["error"], partial.snapshot(), elapsed)
         # The engine did not return after stop/abort/deadline: a backend call hangs. Return what we have.

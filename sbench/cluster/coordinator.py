@@ -99,13 +99,13 @@ class CoordinatorActor:
     async def report(self, report: AgentReport) -> str:
         """An agent's interval report. The answer tells it what to do: continue, stop (its stage is over
         without it) or abort (the run is being aborted), so a lost abort call is caught within an interval."""
-        if self._aborted:
-            return "abort"
         stage = self._stage
         if stage is None or stage.stage_index != report.stage_index:
-            return "continue"
+            return "abort" if self._aborted else "continue"
         now_s, now_ms = _now()
-        stage.on_report(report, now_s, now_ms)
+        stage.on_report(report, now_s, now_ms)  # also after an abort: these ops belong in the results
+        if self._aborted:
+            return "abort"
         state = stage.barrier.states.get(report.agent_id)
         return "stop" if state in (AgentStageState.STRAGGLER, AgentStageState.FAILED) else "continue"
 
@@ -122,7 +122,8 @@ class CoordinatorActor:
             self._excluded.setdefault(agent_id, reason)
         stage = self._stage
         if stage is not None and stage.stage_index == index:
-            stage.fail(agent_id, kind, reason, _now()[1])
+            now_s, now_ms = _now()
+            stage.fail(agent_id, kind, reason, now_ms, now_s)
 
     async def poll(self, index: int) -> Drained | None:
         """Barrier verdict, new intervals and events, and the per-agent view (the driver polls ~5x/s)."""
@@ -140,7 +141,7 @@ class CoordinatorActor:
         if self._stage_open:
             self._stage_open = False
             self._past_events.extend(stage.all_events)
-        stage.flush()
+        stage.flush(*_now())
         status = stage.status(time.monotonic())
         for agent_id in stage.barrier.excluded_after():
             self._excluded.setdefault(agent_id, stage.barrier.reasons.get(agent_id, "failed"))
@@ -151,6 +152,7 @@ class CoordinatorActor:
             "stuck_at_end": stage.stuck_at_end(),
             "states": {a: s.value for a, s in stage.barrier.states.items()},
             "reasons": dict(stage.barrier.reasons),
+            "lost": dict(stage.lost),
         }
 
     async def excluded(self) -> dict[str, str]:
@@ -237,7 +239,7 @@ class CoordinatorActor:
             reason = f"Ray node {node_id[:12]} ({addr}) is no longer alive (removed or crashed)"
             self._dead.add(agent_id)
             self._excluded.setdefault(agent_id, reason)
-            stage.fail(agent_id, "node_removed", reason, _now()[1])
+            stage.fail(agent_id, "node_removed", reason, _now()[1], time.monotonic())
 
     async def _act_on_verdict(self, stage: StageMonitor) -> None:
         """all_or_nothing failed: stop everyone now. Released without stragglers: stop the stragglers."""
@@ -267,7 +269,7 @@ class CoordinatorActor:
                 except RayActorError as exc:
                     self._dead.add(agent_id)
                     self._excluded.setdefault(agent_id, f"actor died: {exc}")
-                    stage.fail(agent_id, "died", f"agent actor died: {exc}", _now()[1])
+                    stage.fail(agent_id, "died", f"agent actor died: {exc}", _now()[1], time.monotonic())
                     return
                 except TimeoutError:
                     pass
@@ -281,6 +283,7 @@ class CoordinatorActor:
                 f"silent for {silent:g}s and no answer to {attempts} status queries "
                 f"({spec.query_timeout:g}s each)",
                 _now()[1],
+                time.monotonic(),
             )
         finally:
             self._queries.pop(agent_id, None)

@@ -1,24 +1,22 @@
 """`run_distributed`: the Ray driver of a distributed run (one code path for a laptop and a cluster).
 
-It connects to Ray (RAY_ADDRESS or a running cluster, else a local instance), creates the coordinator, the
-metadata cache and the agents, runs the stages in order (prepare/cleanup/preflight as tasks, execute/hybrid/
-custom in the agents), writes every result file, and always tears its actors and placement group down.
-Ctrl-C or SIGTERM (also what `ray job stop` sends) stops every agent mid-stage, keeps partial results and
-ends with STATUS `ABORTED`; a second Ctrl-C writes STATUS.txt `ABORTED` and exits at once.
+It connects to Ray (the cluster --ray-address or RAY_ADDRESS names, else a private local instance: see
+`cluster.connect`), creates the coordinator, the metadata cache and the agents, runs the stages in order
+(prepare/cleanup/preflight as tasks, execute/hybrid/custom in the agents), writes every result file, and
+always tears its actors and placement group down. Ctrl-C or SIGTERM (also what `ray job stop` sends) stops
+every agent mid-stage, keeps partial results and ends with STATUS `ABORTED`; a second Ctrl-C writes STATUS.txt
+`ABORTED` and exits at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,12 +27,13 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from sbench.cluster.actors import create_coordinator, create_metadata_cache
 from sbench.cluster.agent import StageFn
 from sbench.cluster.barrier import BarrierStatus
-from sbench.cluster.env import forwarded_env
+from sbench.cluster.connect import RayConnection, ray_connection
+from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.fleet import Fleet, start_fleet
 from sbench.cluster.listing import listing_scope
 from sbench.cluster.metadata_cache import default_db_path
 from sbench.cluster.monitor import Drained
-from sbench.cluster.report import RunReport
+from sbench.cluster.report import RunReport, uncollected_text
 from sbench.cluster.stagerun import AgentRef, StageRun, run_agent_stage
 from sbench.cluster.stageverdict import apply_verdict
 from sbench.cluster.taskstages import (
@@ -61,73 +60,10 @@ from sbench.ui.report import describe_load, first_error_lines, phase_table, prin
 
 #: Exit code of a second Ctrl-C (128 + SIGINT); an aborted run exits 1 like a failed one (as locally).
 EXIT_SIGINT = 130
-RAY_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
 #: set by Ray's job supervisor in the environment of a submitted job's entrypoint
 RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 #: how long a live agent has to answer the ping before cleanup (a control-group call, normally ~1 ms)
 PING_TIMEOUT_S = 5.0
-
-
-@contextlib.contextmanager
-def ray_connection() -> Iterator[str]:
-    """Connect to RAY_ADDRESS or a running cluster, else start a local instance; disconnect at the end
-    (a connection made by the caller, e.g. a test, is left alone)."""
-    if ray.is_initialized():
-        yield "existing"
-        return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
-    address = os.environ.get("RAY_ADDRESS") or _running_cluster()
-    if address:
-        problem = _unreachable(address)
-        if problem:
-            raise RunFailed(
-                f"could not connect to the Ray cluster at RAY_ADDRESS={address}: {problem}",
-                hint="RAY_ADDRESS is the head's GCS host:port (e.g. 10.0.0.10:6379); check that `ray status` "
-                "works on this host, or unset RAY_ADDRESS to run on a local Ray instance",
-            )
-        ray.init(address=address, **quiet)
-        mode = f"cluster at {address}"
-    else:
-        # address="local": a plain ray.init() would still try a stale /tmp/ray/ray_current_cluster address
-        ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, **quiet)
-        mode = "local"
-    try:
-        yield mode
-    finally:
-        ray.shutdown()
-
-
-def _unreachable(address: str) -> str:
-    """Why a host:port GCS address cannot be reached ("" when it answers, or when it is not host:port).
-
-    `ray.init` would otherwise retry an unreachable address for minutes before failing."""
-    if "://" in address or address == "auto" or ":" not in address:
-        return ""
-    host, port = address.rsplit(":", 1)
-    try:
-        with socket.create_connection((host, int(port)), timeout=3.0):
-            return ""
-    except ValueError:
-        return f"{port!r} is not a port number"
-    except OSError as exc:
-        return exc.strerror or str(exc)
-
-
-def _running_cluster() -> str | None:
-    """The GCS address of a cluster started on this host with `ray start`, if it answers.
-
-    Ray records it in /tmp/ray/ray_current_cluster; a stale file (the cluster was stopped, or belongs to
-    another network namespace) would make `ray.init(address="auto")` retry for a long time, so the address
-    is probed first with a short TCP connect.
-    """
-    try:
-        address = RAY_CLUSTER_FILE.read_text().strip()
-        host, port = address.rsplit(":", 1)
-        with socket.create_connection((host, int(port)), timeout=0.5):
-            return address
-    except (OSError, ValueError):
-        return None
 
 
 class AbortSignals:
@@ -188,8 +124,10 @@ class DistributedRun:
         self.preflight: Any = None
         self.extra: dict[str, Any] = {"run_id": self.run_id, "start_skew_ms": {}, "events": []}
         self.ui: LiveProgress | None = None
-        #: how the driver reached Ray ("local", "cluster at ADDRESS", "existing"), shown in the header
-        self.connection = "existing"
+        #: which Ray the run uses, shown in the header and kept in metadata.json
+        self.connection = RayConnection("existing", "", 0)
+        #: the driver's storage variables, handed to every agent and task in memory (names only on disk)
+        self.env = ForwardedEnv.capture()
         self._current_task_stage: StagePlan | None = None
         #: what the last cleanup stage left behind (leftovers.report), None when no cleanup ran
         self.left_behind: dict[str, Any] | None = None
@@ -216,7 +154,9 @@ class DistributedRun:
         )
         self.ui = LiveProgress(self.results.console)
         load = describe_load(load_model_of(self.config))
-        self._say(f"sbench run {self.config_path} (run id {self.run_id}, {load}; Ray: {self.connection})")
+        self._say(f"sbench run {self.config_path} (run id {self.run_id}, {load})")
+        self._say(f"Ray: {self.connection.describe()}")
+        self.extra["ray"] = self.connection.as_dict()
         for warning in self.loaded.warnings:
             self.ui.log.record(f"warning: {warning}")
         if getattr(self.options, "op_log", None) is not None:
@@ -274,10 +214,11 @@ class DistributedRun:
             interval_s=self.interval_s,
             stage_fn=self.stage_fn,
             cache=self.cache,
+            env=self.env,
         )
         agents = self.fleet.agents
         self.results.metadata.agents = [a.agent_id for a in agents]
-        self.extra["forwarded_env"] = sorted(forwarded_env())  # names only, never values
+        self.extra["forwarded_env"] = self.env.names  # names only, never values
         self.extra["clock_offsets_ms"] = dict(self.fleet.clock_offsets_ms)
         self.results.save_metadata()
         nodes = sorted({a.node_id for a in agents})
@@ -322,6 +263,8 @@ class DistributedRun:
                 run.elapsed_s,
             )
             merged = self.report.stage_done(run, optional=plan.optional)
+            for agent_id, window in run.lost.items():
+                self._say(f"[{plan.name}] {agent_id}: {uncollected_text(window)}")
             if run.start_skew_ms is not None:
                 self.extra["start_skew_ms"][plan.name] = run.start_skew_ms
             self._say(self._stage_line(run))
@@ -389,6 +332,7 @@ class DistributedRun:
             on_interval=self._task_interval,
             say=self._say,
             cleanup_only=bool(getattr(self.options, "cleanup_only", False)),
+            env=self.env,
         )
 
     def _run_stage(self, plan: StagePlan, participants: list[AgentRef]) -> StageRun:
@@ -572,6 +516,7 @@ class DistributedRun:
             preflight=self.preflight,
             extra=self.extra,
             left_behind=self.left_behind,
+            phases=("workload", "prepare") if self.config.has_prepare else ("workload",),
         )
 
 
@@ -611,7 +556,7 @@ def run_distributed(loaded: Any, options: Any, config_path: Path, stage_fn: Stag
     if loaded.config.distributed is None:
         # `processes: N`, or RAY_ADDRESS without a `distributed` block: local agents on the driver's node.
         loaded = dataclasses.replace(loaded, config=local_agents(loaded.config))
-    with ray_connection() as mode:
+    with ray_connection(getattr(options, "ray_address", None)) as connection:
         run = DistributedRun(loaded, options, config_path, stage_fn)
-        run.connection = mode
+        run.connection = connection
         return run.execute()

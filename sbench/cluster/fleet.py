@@ -16,6 +16,7 @@ from ray.exceptions import GetTimeoutError
 
 from sbench.cluster.actors import create_agent
 from sbench.cluster.agent import StageFn
+from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.placement import Placement, plan_placement
 from sbench.cluster.stagerun import AgentRef
 from sbench.cluster.topology import agent_config, assign_ids, share_io_rate
@@ -70,8 +71,11 @@ def start_fleet(
     interval_s: float,
     stage_fn: StageFn | None = None,
     cache: Any = None,
+    env: ForwardedEnv | None = None,
 ) -> Fleet:
-    """Place, create, identify and configure every agent; register them with the coordinator."""
+    """Place, create, identify and configure every agent (`env`: the driver's storage variables, set in
+    each agent's process by `configure`); register them with the coordinator."""
+    env = env if env is not None else ForwardedEnv({})
     dist = config.distributed
     ready_timeout = dist.agent_ready_timeout if dist is not None else 120.0
     placement = plan_placement(config, ready_timeout, run_id)
@@ -109,7 +113,7 @@ def start_fleet(
             fleet.clock_offsets_ms[agent_id] = offsets[index]
             identity = AgentIdentity(agent_id=agent_id, index=index, count=count, run_id=run_id)
             refs.append(
-                actor.configure.remote(identity, own, coordinator, interval_s, offsets[index], cache)
+                actor.configure.remote(identity, own, coordinator, interval_s, offsets[index], cache, env)
             )
             fleet.agents.append(AgentRef(agent_id, index, actor, probe["node_id"], placed.node_ip))
         ray.get(refs)

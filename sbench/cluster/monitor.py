@@ -3,10 +3,14 @@
 Pure bookkeeping with no Ray in it, so it is tested directly; the coordinator actor feeds it reports and clock
 ticks and carries out what it asks for (liveness queries, abort of stragglers).
 
-Live stats: every agent report carries the interval snapshots its engine produced since the last report
-(normally one). On each tick the monitor merges what arrived from every agent into one aggregate interval
-(histograms decoded and added, never averaged percentiles), and keeps each agent's own intervals for its
-per-agent perf log. The driver drains both.
+Live stats: an agent hands over its measurements in parts, several per perf-log interval (every
+`agent.FLUSH_S`), so a killed agent loses only its last part, not a whole interval; each report says which
+of its parts end one of the agent's intervals. The monitor merges an agent's parts into that agent's
+interval (the final report of a stage, the agent's death and the end of the stage close what is open), and
+on each tick merges the agents' intervals into one aggregate interval (histograms decoded and added, never
+averaged percentiles), keeping each agent's own intervals for its per-agent perf log. The driver drains both.
+For a dead agent it keeps the window whose ops could not be collected (from the end of its last part to the
+moment its death was seen), for STATUS.txt and summary.json.
 """
 
 from __future__ import annotations
@@ -22,14 +26,19 @@ from sbench.metrics.snapshot import Snapshot
 
 @dataclass(slots=True)
 class AgentReport:
-    """One agent -> coordinator call per interval (never per op)."""
+    """One agent -> coordinator call per part of an interval (a few per interval, never per op)."""
 
     agent_id: str
     stage_index: int
+    #: the parts the agent measured since its last report, in order
     snapshots: list[Snapshot]
     #: wall-clock ms when the agent actually started the stage (0 while it waits for the start time)
     started_ms: int = 0
     sent_ms: int = 0
+    #: per snapshot, whether it ends one of the agent's intervals (None: every snapshot is a whole interval)
+    ends: list[bool] | None = None
+    #: the agent's last report of the stage: what it left open is its last (short) interval
+    final: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +88,23 @@ class Drained:
     start_skew_ms: int | None
 
 
+#: failure kinds that mean the agent's process is gone (its unsent measurements with it)
+DEATHS = frozenset({"died", "node_removed"})
+
+
+def merge_parts(agent_id: str, parts: list[Snapshot]) -> Snapshot:
+    """One agent's parts as one interval: counts and histograms summed exactly; the agent's CPU gauge is the
+    parts' time-weighted mean (a merge alone would keep only the last part's)."""
+    merged = Snapshot.merge_all(parts)
+    if len(parts) > 1 and agent_id in merged.cpu:
+        weighted = [(p.cpu[agent_id], max(1, p.end_ms - p.start_ms)) for p in parts if agent_id in p.cpu]
+        total = sum(w for _, w in weighted)
+        merged.cpu[agent_id] = tuple(  # type: ignore[assignment]
+            sum(v[i] * w for v, w in weighted) / total for i in range(3)
+        )
+    return merged
+
+
 class StageMonitor:
     """Barrier + live stats + stuck detection + liveness bookkeeping for one stage."""
 
@@ -109,6 +135,11 @@ class StageMonitor:
         self._received = dict.fromkeys(participants, 0)
         self._next_slot = 0
         self._agent_out: dict[str, list[Snapshot]] = {a: [] for a in participants}
+        #: parts of each agent's current interval, and the end (epoch ms) of the last part received
+        self._open: dict[str, list[Snapshot]] = {a: [] for a in participants}
+        self._last_part_ms: dict[str, int] = {}
+        #: agent -> the window whose ops died with it (from_ms, to_ms, seconds)
+        self.lost: dict[str, dict[str, Any]] = {}
         self._aggregate_out: list[Snapshot] = []
         self._events: list[StageEvent] = []
         self.all_events: list[StageEvent] = []
@@ -123,17 +154,32 @@ class StageMonitor:
         view.queries_failed = 0
         if report.started_ms and not view.started_ms:
             view.started_ms = report.started_ms
-        for snap in report.snapshots:
-            self._agent_out[report.agent_id].append(snap)
-            slot = self._received[report.agent_id]
-            self._received[report.agent_id] = slot + 1
-            if slot >= self._next_slot:
-                self._slots.setdefault(slot, (now_s, []))[1].append(snap)
-            else:  # its slot was already written without it (it was late): fold into the oldest open one
-                self._slots.setdefault(self._next_slot, (now_s, []))[1].append(snap)
-            self._update_progress(report.agent_id, snap, now_ms)
+        ends = report.ends if report.ends is not None else [True] * len(report.snapshots)
+        for snap, end in zip(report.snapshots, ends, strict=True):
+            self._open[report.agent_id].append(snap)
+            self._last_part_ms[report.agent_id] = max(snap.end_ms, self._last_part_ms.get(report.agent_id, 0))
+            if end:
+                self._close(report.agent_id, now_s, now_ms)
+        if report.final:
+            self._close(report.agent_id, now_s, now_ms)
         if report.snapshots:
             self._last_report_s[report.agent_id] = now_s
+
+    def _close(self, agent_id: str, now_s: float, now_ms: int) -> None:
+        """The agent's open parts become one interval of its own and a share of an aggregate slot."""
+        parts = self._open[agent_id]
+        if not parts:
+            return
+        self._open[agent_id] = []
+        snap = merge_parts(agent_id, parts)
+        self._agent_out[agent_id].append(snap)
+        slot = self._received[agent_id]
+        self._received[agent_id] = slot + 1
+        if slot >= self._next_slot:
+            self._slots.setdefault(slot, (now_s, []))[1].append(snap)
+        else:  # its slot was already written without it (it was late): fold into the oldest open one
+            self._slots.setdefault(self._next_slot, (now_s, []))[1].append(snap)
+        self._update_progress(agent_id, snap, now_ms)
 
     def on_contact(self, agent_id: str, now_s: float) -> None:
         """A liveness query answered: the agent is alive even if its reports are late."""
@@ -153,10 +199,12 @@ class StageMonitor:
         if ok:
             self.barrier.arrive(agent_id, now_s)
         else:
-            self.fail(agent_id, "aborted" if status == "aborted" else "failed", reason, now_ms)
+            self.fail(agent_id, "aborted" if status == "aborted" else "failed", reason, now_ms, now_s)
         self._sync_state(agent_id)
 
-    def fail(self, agent_id: str, kind: str, reason: str, now_ms: int) -> None:
+    def fail(self, agent_id: str, kind: str, reason: str, now_ms: int, now_s: float) -> None:
+        if kind in DEATHS and agent_id in self.views:
+            self._died(agent_id, now_s, now_ms)
         if agent_id not in self.views or self.barrier.states[agent_id] is AgentStageState.FAILED:
             return
         if self.barrier.states[agent_id] is AgentStageState.READY and kind not in ("failed", "aborted"):
@@ -164,6 +212,17 @@ class StageMonitor:
         self.barrier.fail(agent_id, reason)
         self._sync_state(agent_id)
         self._event(now_ms, agent_id, kind, reason)
+
+    def _died(self, agent_id: str, now_s: float, now_ms: int) -> None:
+        """Its process is gone: what it handed over is its last interval; what it measured after its last
+        part (up to when the death was seen) is lost, and that window is kept for the report."""
+        self._close(agent_id, now_s, now_ms)
+        view = self.views[agent_id]
+        if agent_id in self.lost or not view.started_ms or view.state is not AgentStageState.RUNNING:
+            return
+        since = max(self._last_part_ms.get(agent_id, 0), view.started_ms)
+        until = max(now_ms, since)
+        self.lost[agent_id] = {"from_ms": since, "to_ms": until, "seconds": round((until - since) / 1000, 3)}
 
     def _sync_state(self, agent_id: str) -> None:
         view = self.views[agent_id]
@@ -272,8 +331,11 @@ class StageMonitor:
             del self._slots[self._next_slot]
             self._next_slot += 1
 
-    def flush(self) -> None:
-        """End of stage: every interval still open becomes an aggregate row, in order."""
+    def flush(self, now_s: float, now_ms: int) -> None:
+        """End of stage: every agent's open parts become its last interval, and every interval still open
+        becomes an aggregate row, in order."""
+        for agent_id in self._open:
+            self._close(agent_id, now_s, now_ms)
         for slot in sorted(self._slots):
             self._aggregate_out.append(Snapshot.merge_all(self._slots[slot][1]))
         self._slots.clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,18 @@ class AgentTrack:
             operations=self.operations,
             errors=self.errors,
         )
+
+
+def uncollected_text(window: dict[str, Any]) -> str:
+    """The ops a dead agent measured but never handed over, as a time window (STATUS.txt, console)."""
+
+    def at(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000).astimezone().isoformat(timespec="milliseconds")
+
+    return (
+        f"ops between {at(window['from_ms'])} and {at(window['to_ms'])} ({window['seconds']:.3f} s) could "
+        "not be collected (the agent died; the end is when its death was seen)"
+    )
 
 
 class RunReport:
@@ -165,6 +178,7 @@ class RunReport:
                 "timed_out": run.timed_out,
                 "agents_progress": run.progress,
                 "notes": run.notes,
+                "uncollected": run.lost,
             }
         )
         phase = _PHASE_OF.get(plan.type)
@@ -185,6 +199,10 @@ class RunReport:
 
     def _fold_agents(self, run: StageRun, optional: bool) -> None:
         plan = run.plan
+        for agent_id, window in run.lost.items():
+            track = self.tracks.get(agent_id)
+            if track is not None:
+                track.notes.append(f"stage {plan.name!r}: {uncollected_text(window)}")
         for agent_id, result in run.results.items():
             track = self.tracks.get(agent_id)
             if track is None:
@@ -246,10 +264,18 @@ class RunReport:
         preflight: Any,
         extra: dict[str, Any],
         left_behind: dict[str, Any] | None = None,
+        phases: tuple[str, ...] = ("workload",),
     ) -> tuple[RunStatus, str]:
         """STATUS.txt first, then summary.json, workload/prepare results (merged and per agent) and
         metadata.json, each on its own (results.final); returns the final verdict. `left_behind`: what
-        cleanup left (count and place), reported whatever the status."""
+        cleanup left (count and place), reported whatever the status.
+
+        Every file of `phases` (`workload`, and `prepare` when the config prepares) is written on every path,
+        with zero rows for a phase that never ran (an abort or failure before it), as the in-process runner
+        does, and every agent gets its perf log."""
+        for agent_id in self.tracks:
+            if agent_id not in self._agent_logs:
+                self._agent_logs[agent_id] = self.results.perf_log(agent_id)
         self._aggregate_log.close()
         for log in self._agent_logs.values():
             log.close()
@@ -258,14 +284,14 @@ class RunReport:
                 if track.state is AgentState.COMPLETED:
                     track.state, track.reason = AgentState.ABORTED, reason
         files: list[tuple[Path, Callable[[], object]]] = []
-        for phase, kind in (("workload", "workload"), ("prepare", "prepare")):
-            main = self._main.get(phase)
-            if main is None:
+        for kind in ("workload", "prepare"):
+            if kind not in phases and kind not in self._main:
                 continue
-            merged, wall, per_agent = main
+            merged, wall, per_agent = self._main.get(kind, (Snapshot(), 0.0, {}))
             write_phase = partial(self.results.write_phase, kind, merged, wall)
             files.append((self.results.results_tsv(kind), write_phase))
-            for agent_id, (snap, secs) in per_agent.items():
+            for agent_id in dict.fromkeys([*self.tracks, *per_agent]):
+                snap, secs = per_agent.get(agent_id, (Snapshot(), 0.0))
                 name = "results.tsv" if kind == "workload" else "prepare_results.tsv"
                 write = partial(_write_agent_tsv, self.results, agent_id, name, snap, secs, kind)
                 files.append((self.results.agent_path(agent_id) / name, write))

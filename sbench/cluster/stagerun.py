@@ -63,6 +63,8 @@ class StageRun:
     #: per agent, the rich progress fields at the end of the stage (objects done/total/deleted/remaining,
     #: errors, throughput, progress rate, elapsed, stuck flag and reason)
     progress: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per dead agent, the window whose ops died with it: from_ms, to_ms (epoch ms), seconds
+    lost: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the agents still stuck when the stage ended (a subset of `stuck`, which keeps recovered ones too)
     stuck_at_end: dict[str, str] = field(default_factory=dict)
     #: why the stage failed the rules of results.verdict although its barrier passed ("" = it did not)
@@ -170,8 +172,11 @@ def run_agent_stage(
             )
             results[agent.agent_id] = AgentStageResult(agent.agent_id, plan.index, status, reason)
     for agent_id, result in results.items():
-        if result.snapshot.is_empty and not partial[agent_id].snapshot().is_empty:
-            result.snapshot = partial[agent_id].snapshot()  # lost agent: what it reported live
+        unconfirmed = result.extra.pop("final_report", "") == "unconfirmed"
+        if unconfirmed or (result.snapshot.is_empty and not partial[agent_id].snapshot().is_empty):
+            # lost agent, or one whose last report the coordinator may not have: what it reported live,
+            # which is exactly what the perf logs hold
+            result.snapshot = partial[agent_id].snapshot()
     states = dict(summary.get("states", {}))
     reasons = dict(summary.get("reasons", {}))
     for agent_id, result in results.items():
@@ -194,4 +199,5 @@ def run_agent_stage(
         timed_out=timed_out,
         events=events,
         progress=progress,
+        lost=dict(summary.get("lost", {})),
     )

@@ -18,7 +18,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from sbench.cluster.env import runtime_env
+from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.stagerun import ABORT_WAIT_S
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.errorpolicy import ErrorHandling
@@ -38,11 +38,26 @@ _REMOTE_FNS: dict[Callable[..., Any], Any] = {}
 
 
 def _remote(fn: Callable[..., Any]) -> Any:
-    """One RemoteFunction per task function (registering a function with Ray on every call is slow)."""
+    """One RemoteFunction per task function (registering a function with Ray on every call is slow); it
+    takes the forwarded environment as its first argument (see `_with_env`)."""
     remote = _REMOTE_FNS.get(fn)
     if remote is None:
-        remote = _REMOTE_FNS[fn] = ray.remote(fn)
+        remote = _REMOTE_FNS[fn] = ray.remote(_with_env(fn))
     return remote
+
+
+def _with_env(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` run with the driver's forwarded variables set in the worker, and the worker's own environment
+    put back afterwards (Ray reuses the process for later tasks). The variables come as an argument, never
+    as a runtime_env, which Ray would log (see cluster.env)."""
+
+    def task(env: ForwardedEnv, *args: Any) -> Any:
+        with env.applied():
+            return fn(*args)
+
+    # fn's name in Ray's task list; no __wrapped__, or Ray would check the call against fn's signature
+    task.__name__, task.__qualname__, task.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+    return task
 
 
 def shard_ranges(total: int, workers: int, shard_max: int = SHARD_MAX) -> list[tuple[int, int]]:
@@ -219,17 +234,19 @@ def run_task_jobs(
     on_interval: Callable[[Snapshot, dict[str, Snapshot]], None],
     snapshot_of: Callable[[Any], Snapshot | None] = lambda r: getattr(r, "snapshot", None),
     state: TaskStageState | None = None,
+    env: ForwardedEnv | None = None,
 ) -> TaskStageState:
-    """Run `jobs` with at most `max_in_flight` at once; every `interval_s` hand the snapshots of the shards
-    that finished in that interval to `on_interval` (aggregate, per agent)."""
+    """Run `jobs` with at most `max_in_flight` at once, each with `env` set in its worker; every
+    `interval_s` hand the snapshots of the shards that finished in that interval to `on_interval`
+    (aggregate, per agent)."""
     state = state or TaskStageState()
+    env = env if env is not None else ForwardedEnv({})
     queue = list(reversed(jobs))
     in_flight: dict[Any, tuple[TaskJob, float]] = {}
     t0 = time.monotonic()
     next_interval = t0 + interval_s
     interval_parts: list[tuple[str, Snapshot]] = []
     give_up_at: float | None = None
-    env = runtime_env()
 
     def flush() -> None:
         if not interval_parts:
@@ -252,10 +269,8 @@ def run_task_jobs(
             strategy = NodeAffinitySchedulingStrategy(node_id=job.node_id, soft=not job.hard)
             ref = (
                 _remote(job.fn)
-                .options(
-                    num_cpus=job.num_cpus, scheduling_strategy=strategy, max_retries=0, runtime_env=env
-                )
-                .remote(*job.args)
+                .options(num_cpus=job.num_cpus, scheduling_strategy=strategy, max_retries=0)
+                .remote(env, *job.args)
             )
             in_flight[ref] = (job, time.monotonic())
         if not in_flight:

@@ -21,6 +21,7 @@ import ray
 
 from sbench.cluster.agent import AgentStageResult
 from sbench.cluster.barrier import BarrierStatus, StageBarrier
+from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.metadata_cache import (
     WRITE_BATCH,
     ObjectState,
@@ -75,6 +76,8 @@ class TaskStageContext:
     on_interval: Callable[[Snapshot, dict[str, Snapshot]], None]
     say: Callable[[str], None]
     cleanup_only: bool = False
+    #: the driver's storage variables, set in every task's worker (names only in any output)
+    env: ForwardedEnv = field(default_factory=lambda: ForwardedEnv({}))
 
 
 @dataclass
@@ -219,6 +222,7 @@ def _run(
     return run_task_jobs(
         jobs,
         max_in_flight=ctx.max_in_flight,
+        env=ctx.env,
         coordinator=ctx.coordinator,
         stage_index=plan.index,
         abort_requested=ctx.abort_requested,
@@ -715,6 +719,7 @@ def run_validation_stage(ctx: TaskStageContext, plan: StagePlan) -> tuple[StageR
     run_task_jobs(
         jobs,
         max_in_flight=max(1, len(jobs)),
+        env=ctx.env,
         coordinator=ctx.coordinator,
         stage_index=plan.index,
         abort_requested=ctx.abort_requested,
@@ -768,6 +773,7 @@ def run_verify(ctx: TaskStageContext) -> tuple[bool, list[str]]:
     run_task_jobs(
         jobs,
         max_in_flight=max(1, len(jobs)),
+        env=ctx.env,
         coordinator=ctx.coordinator,
         stage_index=0,
         abort_requested=ctx.abort_requested,

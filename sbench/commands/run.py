@@ -41,6 +41,8 @@ class RunOptions:
     preflight_only: bool = False
     op_log: Path | None = None
     verbose: int = 0
+    #: the Ray cluster to join (beats RAY_ADDRESS); None: RAY_ADDRESS, else a private local instance
+    ray_address: str | None = None
 
     def stages(self, loaded: LoadedConfig) -> list[StagePlan]:
         """The stages to execute with these flags applied (empty for --verify, which runs no stage)."""
@@ -101,6 +103,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preflight-only", action="store_true", help="run only the preflight checks")
     parser.add_argument("--op-log", type=Path, metavar="PATH", help="write a per-op log to PATH")
     parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="run on the Ray cluster at ADDR (head's GCS host:port; beats RAY_ADDRESS); without it and "
+        "without RAY_ADDRESS a private local Ray instance is started, never a cluster found in /tmp/ray",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="count",
@@ -131,6 +139,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
         preflight_only=args.preflight_only,
         op_log=args.op_log,
         verbose=getattr(args, "verbose", 0),
+        ray_address=args.ray_address or None,
     )
     return config_path, options
 

@@ -6,13 +6,23 @@ process, so the fixture disconnects the session instance for the module and rest
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests import servers
 
 ray = pytest.importorskip("ray")
 
@@ -64,7 +74,13 @@ def ray_cluster() -> Iterator[ClusterHandle]:
         ray.shutdown()
         cluster.shutdown()
         if was_connected:  # give the rest of the session its single-node instance back
-            ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+            ray.init(
+                address="local",
+                num_cpus=2,
+                include_dashboard=False,
+                ignore_reinit_error=True,
+                log_to_driver=False,
+            )
 
 
 def run_driver(config_text: str, tmp: Path, name: str = "run", **flags: Any) -> tuple[int, Path]:
@@ -118,15 +134,49 @@ def assert_merged_equals_sum(results: Path) -> None:
             assert counts.get(f"{op}/ALL", 0) == sum(int(a[column]) for a in agents), (path.name, op)
 
 
-def perf_log_ops(path: Path) -> dict[str, int]:
+def perf_log_ops(path: Path, stage: str | None = None) -> dict[str, int]:
+    """GET/PUT/META op sums over the rows of a perf_log.tsv (only those of `stage` when given)."""
     lines = path.read_text().splitlines()
     header = lines[0].split("\t")
     out = dict.fromkeys(("get_ops", "put_ops", "meta_ops"), 0)
     for line in lines[1:]:
         cells = line.split("\t")
+        if stage is not None and cells[header.index("stage")] != stage:
+            continue
         for col in out:
             out[col] += int(cells[header.index(col)])
     return out
+
+
+def results_tsv_all(path: Path) -> dict[str, int]:
+    """`count` of the GET/PUT/META `ALL` rows of a workload_results.tsv-style table (absent: 0)."""
+    lines = [line.split("\t") for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    header, rows = lines[0], lines[1:]
+    out = {"GET": 0, "PUT": 0, "META": 0}
+    for row in rows:
+        if row[1] == "ALL" and row[0] in out:
+            out[row[0]] = int(row[header.index("count")])
+    return out
+
+
+COLUMNS = {"GET": "get_ops", "PUT": "put_ops", "META": "meta_ops"}
+
+
+def assert_files_agree(results: Path, stage: str, section: str, table: str) -> None:
+    """perf_log.tsv rows of `stage` == summary.json `section` == `table` ALL rows, per op class; and the same
+    per agent (agents/<id>/perf_log.tsv against agents/<id>/<results table>)."""
+    summary = json.loads((results / "summary.json").read_text())
+    ops = (summary.get(section) or {}).get("operations", {})
+    perf = perf_log_ops(results / "perf_log.tsv", stage)
+    rows = results_tsv_all(results / table)
+    for op, column in COLUMNS.items():
+        in_summary = ops.get(op, {}).get("ops", 0)
+        assert perf[column] == in_summary == rows[op], (op, perf[column], in_summary, rows[op])
+    agent_table = "results.tsv" if section == "workload" else "prepare_results.tsv"
+    for agent_dir in sorted((results / "agents").iterdir()):
+        perf = perf_log_ops(agent_dir / "perf_log.tsv", stage)
+        rows = results_tsv_all(agent_dir / agent_table)
+        assert all(perf[c] == rows[op] for op, c in COLUMNS.items()), (agent_dir.name, perf, rows)
 
 
 def run_id_of(results: Path) -> str:
@@ -160,3 +210,96 @@ def rewrite(text: str, mapping: dict[str, str]) -> str:
     for old, new in mapping.items():
         text = re.sub(old, new, text)
     return text
+
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class HeadNode:
+    """A `ray start --head --block` node: its dashboard URL (jobs API), GCS address and CLI environment."""
+
+    url: str
+    gcs: str
+    env: dict[str, str]
+    temp_dir: Path | None
+
+
+@contextlib.contextmanager
+def ray_head_node(
+    log_dir: Path, *, temp_dir: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[HeadNode]:
+    """`ray start --head` in the namespace, every port explicit (the session's own Ray instance already
+    holds the defaults, the dashboard agent's 52365 in particular, without which no job can be submitted).
+    With `temp_dir` its sessions and its `ray_current_cluster` file go there, not to the shared /tmp/ray.
+
+    Stopped by signalling its process group, not with `ray stop`, which kills every Ray process of the
+    machine, other test sessions' instances included."""
+    ray_bin = VENV_BIN / "ray"
+    if not ray_bin.exists():
+        pytest.skip("the `ray` CLI is not installed next to this Python")
+    port, dashboard, client, agent_http, agent_grpc, runtime_env, metrics = (
+        servers.free_port() for _ in range(7)
+    )
+    env = {
+        **(os.environ if env is None else env),
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+    }
+    log_path = log_dir / "ray-head.log"
+    log = log_path.open("wb")
+    cmd = [
+        str(ray_bin),
+        "start",
+        "--head",
+        "--block",
+        f"--port={port}",
+        "--node-ip-address=127.0.0.1",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard}",
+        f"--ray-client-server-port={client}",
+        f"--dashboard-agent-listen-port={agent_http}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--runtime-env-agent-port={runtime_env}",
+        f"--metrics-export-port={metrics}",
+        "--num-cpus=2",
+        "--disable-usage-stats",
+    ]
+    if temp_dir is not None:
+        cmd.append(f"--temp-dir={temp_dir}")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{dashboard}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            try:
+                urllib.request.urlopen(f"{url}/api/version", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield HeadNode(url, f"127.0.0.1:{port}", env, temp_dir)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # `ray start --block` stops its processes on Ctrl-C
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
+        default_file = Path("/tmp/ray/ray_current_cluster")
+        if default_file.exists() and default_file.read_text().strip() == f"127.0.0.1:{port}":
+            default_file.unlink()  # ours, and now stale: later drivers must not try to join it
+
+
+def submit_job(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """`ray job submit`, retried while the head's job agent is still starting (it answers 500 until then)."""
+    deadline = time.monotonic() + 60
+    while True:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        if "No available agent to submit job" not in done.stdout + done.stderr or time.monotonic() > deadline:
+            return done
+        time.sleep(1.0)

@@ -248,7 +248,7 @@ def test_monitor_counts_silent_intervals_and_asks_for_liveness_queries() -> None
 def test_unreachable_ray_address_is_reported_at_once() -> None:
     import socket
 
-    from sbench.cluster.driver import _unreachable
+    from sbench.cluster.connect import _unreachable
 
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

@@ -8,100 +8,23 @@ The head is started with `--block` and stopped by signalling that process group,
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests import servers
-from tests.cluster.conftest import agent_lines, status_of
+from tests.cluster.conftest import VENV_BIN, agent_lines, ray_head_node, status_of, submit_job
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-VENV_BIN = Path(sys.executable).parent
-RAY_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
-
-
-def _submit(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    """`ray job submit`, retried while the head's job agent is still starting (it answers 500 until then)."""
-    deadline = time.monotonic() + 60
-    while True:
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-        if "No available agent to submit job" not in done.stdout + done.stderr or time.monotonic() > deadline:
-            return done
-        time.sleep(1.0)
 
 
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("ray-head")
-    ray_bin = VENV_BIN / "ray"
-    if not ray_bin.exists():
-        pytest.skip("the `ray` CLI is not installed next to this Python")
-    # Every port explicit: the session's own Ray instance in this namespace already holds the defaults
-    # (the dashboard agent's 52365 in particular, without which no job can be submitted).
-    port, dashboard, client, agent_http, agent_grpc, runtime_env, metrics = (
-        servers.free_port() for _ in range(7)
-    )
-    env = {
-        **os.environ,
-        "RAY_AUTH_MODE": "disabled",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-    }
-    log = (tmp_path / "ray-head.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(ray_bin),
-            "start",
-            "--head",
-            "--block",
-            f"--port={port}",
-            "--node-ip-address=127.0.0.1",
-            "--dashboard-host=127.0.0.1",
-            f"--dashboard-port={dashboard}",
-            f"--ray-client-server-port={client}",
-            f"--dashboard-agent-listen-port={agent_http}",
-            f"--dashboard-agent-grpc-port={agent_grpc}",
-            f"--runtime-env-agent-port={runtime_env}",
-            f"--metrics-export-port={metrics}",
-            "--num-cpus=2",
-            "--disable-usage-stats",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{dashboard}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "ray-head.log").read_text()[-3000:]
-            try:
-                urllib.request.urlopen(f"{url}/api/version", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield url, env, f"127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)  # `ray start --block` stops its processes on Ctrl-C
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
-        if RAY_CLUSTER_FILE.exists() and RAY_CLUSTER_FILE.read_text().strip() == f"127.0.0.1:{port}":
-            RAY_CLUSTER_FILE.unlink()  # ours, and now stale: later drivers must not try to join it
+    with ray_head_node(tmp_path) as head:
+        yield head.url, head.env, head.gcs
 
 
 def test_ray_job_submit_runs_a_workload_to_success(ray_head, tmp_path: Path) -> None:
@@ -147,7 +70,7 @@ distributed:
         "--results-dir",
         str(results),
     ]
-    done = _submit(cmd, env, timeout=180)
+    done = submit_job(cmd, env, timeout=180)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "succeeded" in (done.stdout + done.stderr).lower()
     assert status_of(results) == "SUCCESS"
@@ -159,7 +82,7 @@ distributed:
         "04_cleanup_results.tsv",
     ]
     console = (results / "console_log.txt").read_text()
-    assert "Ray: cluster at" in console  # the job's driver joined the running cluster
+    assert "Ray: joined the cluster at" in console  # the job's driver joined the running cluster
 
 
 def test_ray_job_stop_aborts_the_run_with_partial_results(ray_head, tmp_path: Path) -> None:
@@ -189,7 +112,7 @@ distributed:
     submit = [ray_cli, "job", "submit", "--address", url, "--submission-id", job_id, "--no-wait"]
     submit += ["--working-dir", str(job_dir), "--", "python", "-m", "sbench", "run", "long.yaml"]
     submit += ["--results-dir", str(results)]
-    done = _submit(submit, env, timeout=120)
+    done = submit_job(submit, env, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     log = results / "console_log.txt"
     deadline = time.monotonic() + 90

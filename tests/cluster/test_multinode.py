@@ -145,7 +145,7 @@ def s3_bucket(seaweedfs, monkeypatch) -> str:
         aws_access_key_id=servers.S3_ACCESS_KEY,
         aws_secret_access_key=servers.S3_SECRET_KEY,
     ).create_bucket(Bucket=bucket)
-    # Forwarded to every agent and shard task by the driver (runtime_env), as a user's shell would be.
+    # Forwarded to every agent and shard task by the driver (in memory), as a user's shell would be.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", servers.S3_ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", servers.S3_SECRET_KEY)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
