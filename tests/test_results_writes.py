@@ -17,7 +17,7 @@ from tests.preflight import mountns
 from tests.test_verdict_runs import _needs_mounts, _reason
 
 _WORKLOAD = (
-    "duration: 1s\nconcurrency: 2\n"
+    "duration: DURATION\nconcurrency: 2\n"
     "prepare:\n  ensure_objects:\n    - {base_uri: 'file://ROOT/data/', count: 20, size_spec: 1024}\n"
     "  cleanup: CLEANUP\n"
     "workload:\n  - {op: get, path: 'data/', weight: 1}\n"
@@ -28,13 +28,16 @@ _WORKLOAD = (
 #: short perf-log intervals make the perf log grow past the page it started in once the disk is full
 _NO_RULES = (
     "error_handling: {max_total_errors: 0, error_rate_threshold: 0, min_success_ratio: 0}\n"
-    "perf_log: {interval: 0.05s}\n"
+    "perf_log: {interval: 0.1s}\n"
 )
 
 
-def _config(tmp_path: Path, root: Path, *, cleanup: bool = True, obj: str = "1KiB", extra: str = "") -> Path:
+def _config(
+    tmp_path: Path, root: Path, *, cleanup: bool = True, obj: str = "1KiB", extra: str = "", duration: str = "1s"
+) -> Path:
     cfg = tmp_path / "run.yaml"
     body = _WORKLOAD.replace("ROOT", str(root)).replace("CLEANUP", str(cleanup).lower()).replace("OBJ", obj)
+    body = body.replace("DURATION", duration)
     cfg.write_text(f"target: file://{root}/\n{extra or 'perf_log: {interval: 0.25s}'}\n{body}")
     return cfg
 
@@ -92,7 +95,8 @@ def test_results_on_a_file_system_that_fills_up_during_the_run(tmp_path: Path) -
     _needs_mounts()
     mount = tmp_path / "mnt"
     mount.mkdir()
-    cfg = _config(tmp_path, mount, obj="96KiB", extra=_NO_RULES)
+    # 3 s of 100 ms intervals: the perf log outgrows the page it started in after the disk filled
+    cfg = _config(tmp_path, mount, obj="96KiB", extra=_NO_RULES, duration="3s")
     out = mount / "results"
     keep = tmp_path / "kept"
     argv = ["run", str(cfg), "--results-dir", str(out)]
