@@ -35,6 +35,7 @@ from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.naming import new_run_id
 from sbench.engine.stage import StageOutcome, StageStatus, run_stage
 from sbench.engine.state import RunState
+from sbench.engine.uncleaned import uncleaned_report
 from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed, SbenchError
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.atomic import write_text_atomic
@@ -147,6 +148,7 @@ class LocalRun:
         self.control = RunControl()
         self.state = RunState()
         self.outcomes: list[tuple[Any, StageOutcome]] = []
+        self.plans: list[Any] = []
         self.phases = {"prepare": _Phase(), "workload": _Phase(), "cleanup": _Phase()}
         self.preflight: Any = None
         #: what the last cleanup stage left behind (leftovers.report), None when no cleanup ran
@@ -220,7 +222,7 @@ class LocalRun:
         return outcome
 
     def _stages(self, results: ResultsDir, perf: PerfLogWriter, ui: LiveProgress) -> tuple[RunStatus, str]:
-        plans = self._plans()
+        plans = self.plans = self._plans()
         status, reason = RunStatus.SUCCESS, ""
         for plan in plans:
             stype = str(getattr(plan.type, "value", plan.type))
@@ -298,6 +300,8 @@ class LocalRun:
             | {"details": _plain_details(outcome.details)}
             for i, (plan, outcome) in enumerate(self.outcomes, start=1)
         ]
+        if self.left_behind is None:
+            self.left_behind = self._uncleaned(status, reason)
         total = Snapshot.merge_all(o.snapshot for _, o in self.outcomes)
         first_errors = [e for plan, o in self.outcomes for e in first_errors_of(plan.name, o.snapshot)]
         unfinished = sum(o.snapshot.unfinished_ops for _, o in self.outcomes)
@@ -350,6 +354,24 @@ class LocalRun:
 
         return write_final_results(
             results, status, reason, status_file=status_file, summary_file=summary_file, files=files
+        )
+
+    def _uncleaned(self, status: RunStatus, reason: str) -> dict[str, Any] | None:
+        """What stays on the storage when no cleanup stage reported on it."""
+        cleanup_planned = any(str(getattr(p.type, "value", p.type)) == "cleanup" for p in self.plans)
+        if not cleanup_planned:
+            why = "this run has no cleanup stage (prepare.cleanup is false, or --no-cleanup/--prepare-only)"
+        else:
+            why = f"the run ended before its cleanup stage ({status.value}: {reason or 'no reason given'})"
+        work = [o for p, o in self.outcomes if str(getattr(p.type, "value", p.type)) in _WORKLOAD_TYPES]
+        return uncleaned_report(
+            self.config,
+            self.identity.run_id,
+            self.state.prepared.values(),
+            self.phases["prepare"].snapshot(),
+            self.phases["workload"].snapshot(),
+            deleted_in_workload=sum(int(o.details.get("deleted", 0)) for o in work),
+            why=why,
         )
 
     def _last_words(self) -> None:

@@ -33,7 +33,13 @@ _NO_RULES = (
 
 
 def _config(
-    tmp_path: Path, root: Path, *, cleanup: bool = True, obj: str = "1KiB", extra: str = "", duration: str = "1s"
+    tmp_path: Path,
+    root: Path,
+    *,
+    cleanup: bool = True,
+    obj: str = "1KiB",
+    extra: str = "",
+    duration: str = "1s",
 ) -> Path:
     cfg = tmp_path / "run.yaml"
     body = _WORKLOAD.replace("ROOT", str(root)).replace("CLEANUP", str(cleanup).lower()).replace("OBJ", obj)
@@ -119,9 +125,7 @@ def test_results_on_a_full_file_system_at_the_end(tmp_path: Path) -> None:
     _needs_mounts()
     mount = tmp_path / "mnt"
     mount.mkdir()
-    cfg = _config(
-        tmp_path, mount, cleanup=False, obj="96KiB", extra=_NO_RULES
-    )
+    cfg = _config(tmp_path, mount, cleanup=False, obj="96KiB", extra=_NO_RULES)
     out = mount / "results"
     listing = tmp_path / "listing.txt"
     argv = ["run", str(cfg), "--results-dir", str(out)]

@@ -39,7 +39,8 @@ def _first_errors(out: Path) -> list[str]:
     text = (out / "STATUS.txt").read_text()
     if "=== First Error of Each Class ===" not in text:
         return []
-    return text.split("=== First Error of Each Class ===", 1)[1].strip().splitlines()
+    section = text.split("=== First Error of Each Class ===", 1)[1].split("\n===", 1)[0]
+    return section.strip().splitlines()
 
 
 def _summary(out: Path) -> dict:

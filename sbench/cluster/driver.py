@@ -48,6 +48,8 @@ from sbench.config.models import Completion, Config, StageType
 from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.engine import leftovers
 from sbench.engine.naming import new_run_id
+from sbench.engine.state import PreparedRecord
+from sbench.engine.uncleaned import uncleaned_report
 from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.atomic import write_text_atomic
@@ -131,6 +133,9 @@ class DistributedRun:
         self._current_task_stage: StagePlan | None = None
         #: what the last cleanup stage left behind (leftovers.report), None when no cleanup ran
         self.left_behind: dict[str, Any] | None = None
+        self.plans: list[StagePlan] = []
+        #: the prepared objects this run created, per entry (what stays when no cleanup runs)
+        self.prepared: dict[int, PreparedRecord] = {}
 
     # -- output --
 
@@ -143,7 +148,7 @@ class DistributedRun:
     # -- life cycle --
 
     def execute(self) -> int:
-        plans = self._plans()
+        plans = self.plans = self._plans()
         self.results = ResultsDir.create(
             self.options.results_dir or _job_results_dir(self.config_path),
             self.config_path,
@@ -350,6 +355,8 @@ class DistributedRun:
             return run
         if plan.type is StageType.PREPARE:
             run, records = run_prepare_stage(self._task_context(participants), plan)
+            for per_agent in records.values():
+                self.prepared.update(per_agent)
             ray.get([a.actor.set_prepared.remote(records.get(a.agent_id, {})) for a in participants])
             delay = float(self.config.prepare.post_prepare_delay) if self.config.prepare else 0.0
             if delay > 0 and any(r.snapshot.total_ops() for r in run.results.values()):
@@ -479,6 +486,29 @@ class DistributedRun:
         except OSError as exc:  # exiting anyway: say why the file is missing
             print(f"sbench: could not write STATUS.txt before exiting: {exc}", file=sys.stderr)
 
+    def _uncleaned(self, status: RunStatus, reason: str) -> dict[str, Any] | None:
+        """What stays on the storage when no cleanup stage reported on it."""
+        assert self.report is not None
+        if not any(p.type is StageType.CLEANUP for p in self.plans):
+            why = "this run has no cleanup stage (prepare.cleanup is false, or --no-cleanup/--prepare-only)"
+        else:
+            why = f"the run ended before its cleanup stage ({status.value}: {reason or 'no reason given'})"
+
+        def merged(*types: StageType) -> list[Any]:
+            runs = [run for run in self.report.stage_runs if run.plan.type in types]
+            return [r for run in runs for r in run.results.values()]
+
+        work = merged(StageType.EXECUTE, StageType.HYBRID)
+        return uncleaned_report(
+            self.config,
+            self.run_id,
+            self.prepared.values(),
+            Snapshot.merge_all(r.snapshot for r in merged(StageType.PREPARE)),
+            Snapshot.merge_all(r.snapshot for r in work),
+            deleted_in_workload=sum(int(r.extra.get("deleted", 0)) for r in work),
+            why=why,
+        )
+
     def _final_report(self, status: RunStatus, reason: str) -> None:
         """The closing tables (main prepare and workload stages, merged over agents) and status lines."""
         assert self.ui is not None and self.results is not None
@@ -508,6 +538,8 @@ class DistributedRun:
         assert self.results is not None
         if self.report is None:
             self.report = RunReport(self.results, [], int(time.time() * 1000))
+        if self.left_behind is None:
+            self.left_behind = self._uncleaned(status, reason)
         return self.report.finalize(
             status,
             reason,

@@ -689,6 +689,7 @@ def run_validation_stage(ctx: TaskStageContext, plan: StagePlan) -> tuple[StageR
     import time
 
     from sbench.preflight import controller_checks
+    from sbench.preflight.result import PreflightResult, unfinished_check
 
     t0 = time.monotonic()
     controller = controller_checks(ctx.config)
@@ -730,18 +731,24 @@ def run_validation_stage(ctx: TaskStageContext, plan: StagePlan) -> tuple[StageR
         snapshot_of=lambda _r: None,
         state=state,
     )
+    for agent in ctx.agents:
+        if not hasattr(results.get(agent.agent_id), "passed"):
+            # stopped, lost or failed: preflight.json says which agent's checks did not finish
+            lost = str(results.get(agent.agent_id, "its task did not return"))
+            why = ctx.abort_reason() if ctx.abort_requested.is_set() else lost
+            check = unfinished_check(why, agent_id=agent.agent_id, endpoint=None)
+            results[agent.agent_id] = PreflightResult(checks=[check])
     for agent_id, result in results.items():
-        if hasattr(result, "passed") and not result.passed:
+        if not result.passed:
             state.failures.setdefault(agent_id, result.failure_message())
     if not controller.passed:
         for agent in ctx.agents:
             state.failures.setdefault(agent.agent_id, "controller checks: " + controller.failure_message())
     for agent_id, result in results.items():
-        if hasattr(result, "summary_line"):
-            ctx.say(f"preflight {agent_id}: {result.summary_line()}")
+        ctx.say(f"preflight {agent_id}: {result.summary_line()}")
     ctx.say(f"preflight controller: {controller.summary_line()}")
     run = _stage_run(plan, list(ctx.agents), state, time.monotonic() - t0)
-    return run, [controller, *(r for r in results.values() if hasattr(r, "passed"))]
+    return run, [controller, *results.values()]
 
 
 # -- --verify --

@@ -8,6 +8,9 @@ listing of PUT keys did not finish, the count at that place is a lower bound and
 The rule (one place): cleanup that leaves objects fails the run unless `cleanup_mode: besteffort`, where it
 is a warning; this holds even for a cleanup stage marked `optional`. STATUS.txt, summary.json and the
 console all render the same report built here.
+
+When no cleanup stage reported (the run was aborted before it, or cleanup is off on purpose),
+`engine.uncleaned` builds the same report from what the run knows it created.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Leftover:
     exact: bool = True
     #: error class -> first message
     errors: dict[str, str] = field(default_factory=dict)
+    #: a command that removes exactly these objects (set when cleanup did not run)
+    remove: str = ""
 
     @property
     def matters(self) -> bool:
@@ -52,6 +57,7 @@ class Leftover:
             "left": self.left,
             "exact": self.exact,
             "errors": dict(self.errors),
+            **({"remove": self.remove} if self.remove else {}),
         }
 
 
@@ -85,15 +91,20 @@ def summary(items: Sequence[Leftover]) -> str:
     return f"cleanup left {head} of this run: {where}"
 
 
-def report(mode: str, items: Sequence[Leftover], *, aborted: bool = False) -> dict[str, Any]:
-    """The summary.json form (also what a stage outcome carries in `details["left_behind"]`)."""
+def report(
+    mode: str, items: Sequence[Leftover], *, aborted: bool = False, not_run: str = ""
+) -> dict[str, Any]:
+    """The summary.json form (also what a stage outcome carries in `details["left_behind"]`). `not_run`:
+    why no cleanup removed these objects (then they never fail the run on their own: the run was already
+    aborted or failed, or keeping them was asked for)."""
     kept = [i for i in items if i.matters]
     return {
         "total": sum(i.left for i in kept),
         "exact": all(i.exact for i in kept),
         "cleanup_mode": mode,
-        "fails_run": fails_run(mode, kept) and not aborted,
+        "fails_run": fails_run(mode, kept) and not aborted and not not_run,
         "aborted": aborted,
+        **({"cleanup_not_run": not_run} if not_run else {}),
         "locations": [i.to_dict() for i in kept],
     }
 
@@ -103,7 +114,9 @@ def from_report(data: dict[str, Any] | None) -> list[Leftover]:
     if not data:
         return []
     return [
-        Leftover(d["location"], int(d["left"]), bool(d["exact"]), dict(d.get("errors") or {}))
+        Leftover(
+            d["location"], int(d["left"]), bool(d["exact"]), dict(d.get("errors") or {}), d.get("remove", "")
+        )
         for d in data.get("locations", [])
     ]
 
@@ -114,10 +127,17 @@ def lines(data: dict[str, Any] | None) -> list[str]:
     if not data or not items:
         return []
     total = f"{data['total']:,}" if data["exact"] else f"at least {data['total']:,}"
-    if data.get("aborted"):
+    if data.get("cleanup_not_run"):
+        verdict = f"not cleaned up: {data['cleanup_not_run']}"
+    elif data.get("aborted"):
         verdict = "the run was aborted during cleanup"
     elif data["fails_run"]:
         verdict = f"cleanup_mode={data['cleanup_mode']}: the run fails"
     else:
         verdict = f"WARNING only (cleanup_mode={data['cleanup_mode']})"
-    return [f"Objects left: {total} ({verdict})", *(f"- {i.line()}" for i in items)]
+    out = [f"Objects left: {total} ({verdict})"]
+    for item in items:
+        out.append(f"- {item.line()}")
+        if item.remove:
+            out.append(f"  remove with: {item.remove}")
+    return out

@@ -285,15 +285,24 @@ def _cleanup(run: _StageRun) -> StageOutcome:
 
 def _validation(run: _StageRun) -> StageOutcome:
     from sbench.preflight import run_preflight
+    from sbench.preflight.result import CheckList, PreflightResult, unfinished_check
 
+    checks = CheckList(agent_id=run.identity.agent_id)
     try:
         # on its own thread: a check stuck in a call to a store that does not answer never holds up a stop
         result = call_bounded(
-            lambda: run_preflight(run.config, run.identity, run.stage), run.stage, name="sbench-preflight"
+            lambda: run_preflight(run.config, run.identity, run.stage, checks),
+            run.stage,
+            name="sbench-preflight",
         )
     except Abandoned:
         status, reason = run.status(True, run.stage.reason, run.stage.reason)
-        details = {"unfinished_ops": 1, "notes": ["a preflight check was still waiting for its store"]}
+        stuck = unfinished_check(run.stage.reason, agent_id=run.identity.agent_id, endpoint=checks.endpoint)
+        details = {
+            "unfinished_ops": 1,
+            "notes": ["a preflight check was still waiting for its store"],
+            "preflight": PreflightResult(checks=[*checks.checks, stuck]),
+        }
         return run.outcome(status, reason, Snapshot(unfinished_ops=1), details=details)
     failed = not result.passed
     reason = result.failure_message() if failed else result.summary_line()

@@ -181,6 +181,21 @@ class PreflightResult(BaseModel):
             )
 
 
+def unfinished_check(why: str, *, agent_id: str | None, endpoint: str | None) -> Check:
+    """Stands for the check that was still running when the preflight was stopped or lost, so
+    preflight.json of an interrupted run lists what finished and says where it stopped."""
+    where = f"a check of {endpoint}" if endpoint else "a check"
+    return Check(
+        level=Level.ERROR,
+        error_type=ErrorType.NETWORK,
+        name="preflight.unfinished",
+        message=f"preflight did not finish ({why}) while {where} was still waiting for an answer",
+        suggestion="Check that the endpoint answers (the checks listed before this one finished).",
+        agent_id=agent_id,
+        endpoint=endpoint,
+    )
+
+
 class CheckList:
     """Collects checks for one agent and one endpoint without repeating agent_id/endpoint on every call."""
 

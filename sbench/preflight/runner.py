@@ -26,18 +26,23 @@ from sbench.storage.uri import parse_uri
 
 
 def run_preflight(
-    config: Config, identity: AgentIdentity | None = None, control: RunControl | None = None
+    config: Config,
+    identity: AgentIdentity | None = None,
+    control: RunControl | None = None,
+    checks: CheckList | None = None,
 ) -> PreflightResult:
     """Every check of one agent, before any benchmark I/O; `result.passed` is False when the run must stop.
 
     A single-agent run (no `distributed` block) has no separate controller, so its config checks
     (controller_checks) are included here; distributed runs call controller_checks once on the driver.
     Storage calls are retried on transient errors; the waits between tries end at once when `control` stops.
+    `checks`: the caller's list, so the checks done before one that never returns are not lost.
     """
     identity = identity or AgentIdentity()
     tries = Tries(control.wait if control is not None else None)
     agent, _ = agent_config(config, identity)
-    checks = CheckList(agent_id=identity.agent_id)
+    if checks is None:
+        checks = CheckList(agent_id=identity.agent_id)
     roots = agent_plan(config, identity)
     if any(root.is_local for root in roots):
         check_identity(checks)
