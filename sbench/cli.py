@@ -7,15 +7,14 @@ failed); anything else is a bug and keeps its traceback. `-v` shows tracebacks f
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 import traceback
 from collections.abc import Sequence
-from types import ModuleType
 
 from sbench import __version__
 from sbench.commands import run as run_command
+from sbench.commands import util as util_command
 from sbench.errors import EXIT_RUN_FAILED, EXIT_USAGE, SbenchError
 
 EXIT_INTERRUPTED = 130
@@ -41,40 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run_command.add_parser(subparsers)
-    _add_util(subparsers)
+    util_command.add_parser(subparsers)
     return parser
-
-
-def _util_module() -> ModuleType | None:
-    """`sbench util` lives in its own module; a build without it still runs `sbench run`."""
-    try:
-        return importlib.import_module("sbench.commands.util")
-    except ModuleNotFoundError as exc:
-        if exc.name != "sbench.commands.util":
-            raise
-        return None
-
-
-def _add_util(subparsers: argparse._SubParsersAction) -> None:
-    util = _util_module()
-    if util is None:
-        missing = subparsers.add_parser("util", help="storage utilities (not available in this build)")
-        missing.add_argument("rest", nargs=argparse.REMAINDER)
-        return
-    util.add_parser(subparsers)
 
 
 def _execute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "run":
         return run_command.execute(args)
     if args.command == "util":
-        util = _util_module()
-        if util is None:
-            raise SbenchError(
-                "`sbench util` is not available in this build (sbench/commands/util.py is "
-                "missing); use `sbench run` instead"
-            ) from None
-        return util.execute(args)
+        return util_command.execute(args)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

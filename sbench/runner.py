@@ -16,7 +16,6 @@ and why it ended.
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import sys
@@ -36,7 +35,7 @@ from sbench.engine.naming import new_run_id
 from sbench.engine.stage import StageOutcome, StageStatus, run_stage
 from sbench.engine.state import RunState
 from sbench.engine.uncleaned import uncleaned_report
-from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed, SbenchError
+from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, SbenchError
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.atomic import write_text_atomic
 from sbench.results.final import write_final_results
@@ -66,24 +65,9 @@ def is_distributed(loaded: LoadedConfig, ray_address: str | None = None) -> bool
 def run(loaded: LoadedConfig, options: Any, config_path: Path) -> int:
     """Run a loaded config with the CLI options; returns the process exit code."""
     if is_distributed(loaded, getattr(options, "ray_address", None)):
-        try:
-            driver = importlib.import_module("sbench.cluster.driver")
-        except ModuleNotFoundError as exc:
-            if exc.name != "sbench.cluster.driver":
-                raise
-            why = (
-                "it has a `distributed` block"
-                if loaded.config.distributed is not None
-                else "it sets `processes`"
-                if loaded.config.process_count > 1
-                else "a Ray cluster is named (--ray-address or RAY_ADDRESS)"
-            )
-            raise RunFailed(
-                f"{config_path} needs the Ray driver ({why}), which is not built in this version of sbench "
-                "(sbench/cluster/driver.py is missing)",
-                hint="Run a single-agent config (no `distributed` block, RAY_ADDRESS unset) for now.",
-            ) from None
-        return int(driver.run_distributed(loaded, options, config_path))
+        from sbench.cluster.driver import run_distributed  # Ray takes seconds to import: only when used
+
+        return int(run_distributed(loaded, options, config_path))
     return LocalRun(loaded, options, config_path).run()
 
 

@@ -28,7 +28,7 @@ from sbench.config.models import Config, StageType
 from sbench.config.stages import StagePlan
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.state import PreparedRecord, RunState
-from sbench.metrics.progress import ProgressCounters
+from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 
 #: How long after a stop/abort (or past its deadline) the agent waits for the engine before returning

@@ -20,7 +20,8 @@ from typing import Any
 
 from sbench.cluster.barrier import AgentStageState, BarrierStatus, StageBarrier, silence_limit_s
 from sbench.config.stages import PhaseBarrier
-from sbench.metrics.progress import PhaseProgress, ProgressCounters, ProgressTracker
+from sbench.metrics.counters import ProgressCounters
+from sbench.metrics.progress import PhaseProgress, ProgressTracker
 from sbench.metrics.snapshot import Snapshot
 
 

@@ -23,7 +23,8 @@ from sbench.cluster.stagerun import ABORT_WAIT_S
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
-from sbench.engine.prepare import PrepareParams, ShardResult
+from sbench.engine.prepare import ShardResult
+from sbench.engine.prepareparams import PrepareParams
 from sbench.engine.putcleanup import PutCleanupResult
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 

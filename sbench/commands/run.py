@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from sbench.config import LoadedConfig, StagePlan, load_config, select_stages, stage_plan
-from sbench.errors import EXIT_OK, RunFailed, UsageError
+from sbench.errors import EXIT_OK, UsageError
 
 #: Flag pairs sai3-bench refuses (main.rs:1003-1032), plus sbench's --preflight-only against every mode flag.
 CONFLICTS: tuple[tuple[str, str, str], ...] = (
@@ -157,16 +156,9 @@ def execute(args: argparse.Namespace) -> int:
 
         print_dry_run(loaded, options, config_path)
         return EXIT_OK
-    try:
-        runner = importlib.import_module("sbench.runner")
-    except ModuleNotFoundError as exc:
-        if exc.name != "sbench.runner":
-            raise
-        raise RunFailed(
-            "this sbench build has no run engine yet (sbench/runner.py is missing), so only "
-            "`sbench run --dry-run CONFIG` works; the config itself is valid"
-        ) from None
-    return runner.run(loaded, options, config_path)
+    from sbench.runner import run  # the engine is imported only when something runs (not for --dry-run)
+
+    return run(loaded, options, config_path)
 
 
 def _check_mode(loaded: LoadedConfig, options: RunOptions) -> None:

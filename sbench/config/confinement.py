@@ -25,8 +25,8 @@ from sbench.config.errors import KeyPath, format_path
 from sbench.config.models import Config, MkdirOp, PutOp, RmdirOp
 from sbench.engine.paths import Pattern, put_directory
 from sbench.errors import ConfigError
-from sbench.storage.confine import DOTDOT_WHY, dotdot_problem, glob_head, has_dotdot, real_inside, uri_under
-from sbench.storage.uri import LOCAL_SCHEMES, parse_uri
+from sbench.storage.confine import DOTDOT_WHY, dotdot_problem, has_dotdot, real_inside
+from sbench.storage.uri import LOCAL_SCHEMES, glob_head, parse_uri, uri_under
 
 Found = tuple[KeyPath, str]
 

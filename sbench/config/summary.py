@@ -8,7 +8,6 @@ naming, size samplers), timed, and the RSS growth reported; counts of any size c
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -466,14 +465,9 @@ def _multi_endpoint(console: Console, config: Config) -> None:
 
 
 def _preflight(console: Console, config: Config) -> None:
-    try:
-        module = importlib.import_module("sbench.preflight")
-    except ModuleNotFoundError:
-        return
-    planned = getattr(module, "planned_checks", None)
-    if planned is None:
-        return
-    checks = planned(config)
+    from sbench.preflight import planned_checks
+
+    checks = planned_checks(config)
     if checks:
         console.print("[bold]Preflight checks[/bold]")
         for check in checks:

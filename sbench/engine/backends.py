@@ -14,7 +14,8 @@ from typing import Any
 
 from sbench.errors import ConfigError
 from sbench.storage.base import Backend
-from sbench.storage.confine import dotdot_problem, uri_under
+from sbench.storage.confine import dotdot_problem
+from sbench.storage.uri import uri_under
 
 
 def canonical(uri: str) -> str:

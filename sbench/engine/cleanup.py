@@ -34,7 +34,8 @@ from sbench.engine.indexset import IndexSet
 from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover, fails_run, summary
 from sbench.engine.naming import put_key_prefix
 from sbench.engine.paths import op_name
-from sbench.engine.prepare import PrepareParams, ShardResult, ShardStorage, prepare_params
+from sbench.engine.prepare import ShardResult, ShardStorage
+from sbench.engine.prepareparams import PrepareParams, prepare_params
 from sbench.engine.putcleanup import PutCleanup
 from sbench.engine.shards import IndexShard, IntervalEmitter, ThreadTally, wait_ticking
 from sbench.engine.state import RunState

@@ -28,157 +28,23 @@ from functools import partial
 from typing import Any
 
 from sbench.data.payload import PayloadGenerator
-from sbench.data.sizes import SizeSampler, index_hash, sampler_from_spec, seed_for_uri
 from sbench.engine.bounded import Abandoned, call_bounded
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.indexset import IndexSet
-from sbench.engine.naming import PREPARED_POOL, parse_prepared_key, parse_tree_file, prepared_key
-from sbench.engine.paths import pools_for
+from sbench.engine.naming import parse_prepared_key, parse_tree_file, prepared_key
+from sbench.engine.prepareparams import PrepareParams, prepare_params
 from sbench.engine.shards import IndexRange, IndexShard, IntervalEmitter, ThreadTally, wait_ticking
 from sbench.engine.stall import StallWatch
 from sbench.engine.state import PreparedRecord, RunState
-from sbench.engine.tree import TreeLayout, TreeSpec
-from sbench.errors import ConfigError
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
 from sbench.storage.base import Backend, ErrorClass, StorageError
 from sbench.storage.multi import EndpointStats, MultiEndpointBackend, open_multi
-from sbench.storage.options import BackendOptions
 
-#: sai3's prepare error budget (DEFAULT_PREPARE_MAX_ERRORS): more objects than this failing ends the shard
-DEFAULT_MAX_ERRORS = 100
 #: immediate retries of one PUT on a retryable error (throttled, network, timeout)
 PUT_RETRIES = 3
 #: deferred rounds over the objects that still failed after the main pass
 RETRY_ROUNDS = 3
-_PAYLOAD_SALT = 0x5EED_0F_DA7A
-
-
-@dataclass(frozen=True)
-class PrepareParams:
-    """Everything a prepare (or cleanup) shard of one `ensure_objects` entry needs; picklable for Ray."""
-
-    entry: int
-    #: where the objects live; with multi-endpoint, one root per endpoint and object i goes to roots[i % n]
-    roots: tuple[str, ...]
-    #: objects per pool (tree: the tree's file count)
-    count: int
-    sampler: SizeSampler
-    size_seed: int
-    payload_seed: int
-    fill: str = "random"
-    dedup_factor: int = 1
-    compress_factor: int = 1
-    pools: tuple[str, ...] = (PREPARED_POOL,)
-    tree: TreeSpec | None = None
-    skip_verification: bool = False
-    force_overwrite: bool = False
-    concurrency: int = 16
-    #: shared storage in a distributed run: this agent handles indices i with i % agent_count == agent_index
-    agent_index: int = 0
-    agent_count: int = 1
-    options: BackendOptions = field(default_factory=BackendOptions)
-    max_errors: int = DEFAULT_MAX_ERRORS
-    #: fail the shard (and its stage) after this long without progress (`stall_timeout`); None: never
-    stall_timeout_s: float | None = None
-
-    @property
-    def base_uri(self) -> str:
-        return self.roots[0]
-
-    @property
-    def total(self) -> int:
-        """Size of the global index space: pool p, index i -> p * count + i."""
-        return self.count * (1 if self.tree else len(self.pools))
-
-    def layout(self) -> TreeLayout | None:
-        return TreeLayout(self.tree) if self.tree else None
-
-    def owned_total(self) -> int:
-        """How many indices of the whole space this agent handles."""
-        if self.agent_count <= 1:
-            return self.total
-        per_pool = (
-            0
-            if self.agent_index >= self.count
-            else (self.count - 1 - self.agent_index) // self.agent_count + 1
-        )
-        return per_pool * (self.total // self.count if self.count else 0)
-
-    def mine(self, g: int) -> bool:
-        return (
-            self.agent_count <= 1
-            or (g % self.count if self.count else g) % self.agent_count == self.agent_index
-        )
-
-    def size_of(self, g: int) -> int:
-        return self.sampler.size_for_index(g % self.count if self.count else g, self.size_seed)
-
-    def root_of(self, g: int) -> int:
-        return (g % self.count) % len(self.roots) if self.count else 0
-
-
-def prepare_params(
-    config: Any, identity: AgentIdentity, *, concurrency: int | None = None
-) -> list[PrepareParams]:
-    """One PrepareParams per `ensure_objects` entry (entry 0 carries the tree when one is configured)."""
-    prep = config.prepare
-    if prep is None:
-        return []
-    from sbench.config.backend import backend_options
-
-    dist = getattr(config, "distributed", None)
-    shared = bool(getattr(dist, "shared_filesystem", False)) if dist is not None else False
-    split = identity.count > 1 and shared
-    pools = pools_for(config.workload)
-    me = getattr(config, "multi_endpoint", None)
-    out = []
-    entries = list(prep.ensure_objects)
-    if not entries and prep.directory_structure is not None:
-        raise ConfigError(
-            "prepare.directory_structure needs an ensure_objects entry (its base_uri roots the "
-            "tree, its size_spec sizes the files)"
-        )
-    for i, entry in enumerate(entries):
-        base = (
-            entry.base_uri or config.target or (me.endpoints[0] if me is not None and me.endpoints else None)
-        )
-        if base is None:
-            raise ConfigError(
-                f"prepare.ensure_objects[{i}] has no base_uri and there is no `target`",
-                hint="Set base_uri on the entry, or a top-level target.",
-            )
-        roots: tuple[str, ...] = (base,)
-        if getattr(entry, "use_multi_endpoint", False) and me is not None and me.endpoints:
-            first = me.endpoints[0].rstrip("/")
-            rel = base.rstrip("/")[len(first) :].strip("/") if base.rstrip("/").startswith(first) else ""
-            roots = tuple(ep.rstrip("/") + ("/" + rel if rel else "") for ep in me.endpoints)
-        tree = TreeSpec.from_config(prep.directory_structure) if i == 0 and prep.directory_structure else None
-        count = TreeLayout(tree).total_files if tree else int(entry.count)
-        size_seed = seed_for_uri(base)
-        out.append(
-            PrepareParams(
-                entry=i,
-                roots=roots,
-                count=count,
-                sampler=sampler_from_spec(entry.size_spec),
-                size_seed=size_seed,
-                payload_seed=index_hash(size_seed, _PAYLOAD_SALT),
-                fill=str(getattr(entry.fill, "value", entry.fill)),
-                dedup_factor=int(entry.dedup_factor),
-                compress_factor=int(entry.compress_factor),
-                pools=(PREPARED_POOL,) if tree else pools,
-                tree=tree,
-                skip_verification=bool(prep.skip_verification),
-                force_overwrite=bool(prep.force_overwrite),
-                concurrency=int(concurrency or config.concurrency),
-                agent_index=identity.index if split else 0,
-                agent_count=identity.count if split else 1,
-                options=backend_options(config, base),
-                stall_timeout_s=getattr(config, "stall_timeout", None),
-            )
-        )
-    return out
 
 
 # -- backends and names ------------------------------------------------------------------------------------

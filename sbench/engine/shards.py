@@ -14,19 +14,17 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol, Self
+from typing import ClassVar, Protocol, Self
 
 from sbench.engine.bounded import POLL_S, grace_over, join_bounded
 from sbench.engine.context import RunControl
 from sbench.engine.gil import worker_switch_interval
+from sbench.engine.prepareparams import PrepareParams
 from sbench.engine.stall import StallWatch
+from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.cpu import CpuSampler
-from sbench.metrics.progress import ProgressCounters
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
-
-if TYPE_CHECKING:
-    from sbench.engine.prepare import PrepareParams
 
 
 @dataclass

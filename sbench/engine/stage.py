@@ -23,7 +23,7 @@ from sbench.engine import leftovers
 from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.state import RunState
-from sbench.metrics.progress import ProgressCounters
+from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.snapshot import Snapshot
 from sbench.storage.scrub import scrub_message
 

@@ -55,8 +55,8 @@ from sbench.engine.tree import TreeLayout
 from sbench.errors import ConfigError
 from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS as SIZE_BOUNDS
 from sbench.metrics.buckets import OpClass
+from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.cpu import CpuSampler
-from sbench.metrics.progress import ProgressCounters
 from sbench.metrics.recorder import SLOT_BITS, Recorder, slot_for
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 from sbench.storage.base import Backend, ErrorClass, StorageError

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sbench.metrics.buckets import NUM_BUCKETS, OpClass
+from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.histogram import LatencyHistogram
-from sbench.metrics.progress import ProgressCounters
 from sbench.storage.base import ErrorClass
 
 OpBucket = tuple[OpClass, int]

@@ -14,8 +14,7 @@ from sbench.config.models import Config, MultiEndpointConfig
 from sbench.preflight.mounts import mount_of
 from sbench.preflight.net import resolve_host
 from sbench.preflight.result import CheckList, ErrorType, PreflightResult
-from sbench.storage.confine import uri_under
-from sbench.storage.uri import LOCAL_SCHEMES, parse_uri
+from sbench.storage.uri import LOCAL_SCHEMES, parse_uri, uri_under
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", ""})
 

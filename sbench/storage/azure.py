@@ -1,4 +1,4 @@
-"""az:// URIs: resolve credentials and endpoint once, then open the sdk or native driver (auto = native).
+"""az:// URIs: resolve credentials and endpoint once (cloud_open then opens the sdk or native driver).
 
 Credentials come only from what the user set, in this order: `AZURE_STORAGE_CONNECTION_STRING`, then
 `AZURE_STORAGE_ACCOUNT_KEY` / `AZURE_STORAGE_KEY` (with `AZURE_STORAGE_ACCOUNT`, which must match the account
@@ -22,8 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sbench.errors import RunFailed
-from sbench.storage.base import Backend
-from sbench.storage.options import BackendOptions, Driver
+from sbench.storage.options import BackendOptions
 from sbench.storage.uri import StorageUri
 
 #: The variables a user can set, in the order they are looked at; named in every "no credentials" message.
@@ -56,18 +55,6 @@ class AzureCredentials:
     @property
     def is_http(self) -> bool:
         return self.endpoint.startswith("http://")
-
-
-def open_azure(parsed: StorageUri, options: BackendOptions) -> Backend:
-    """The Backend for an az:// URI: `driver: sdk` uses azure-storage-blob, `auto`/`native` obstore."""
-    creds = resolve_credentials(parsed, options)
-    if options.driver is Driver.SDK:
-        from sbench.storage.azure_sdk import AzureSdkBackend
-
-        return AzureSdkBackend(parsed, creds, options)
-    from sbench.storage.azure_native import AzureNativeBackend
-
-    return AzureNativeBackend(parsed, creds, options)
 
 
 def resolve_credentials(

@@ -63,22 +63,6 @@ def confine_key(key: str, action: str, uri_of: Callable[[str], str]) -> str:
     return key
 
 
-def glob_head(uri: str) -> str:
-    """The part of a path or URI before its first glob component (`s3://b/p/data/*` -> `s3://b/p/data/`)."""
-    star = uri.find("*")
-    return uri if star < 0 else uri[: uri.rfind("/", 0, star) + 1]
-
-
-def uri_under(root: str, uri: str) -> bool:
-    """True when `uri` (a URI, possibly with a glob) names the root itself or something below it; both are
-    compared in their canonical spelling (scheme aliases, endpoint authority)."""
-    from sbench.storage.uri import parse_uri  # uri.py imports this module for the lexical rule
-
-    root_c = parse_uri(root).root.rstrip("/")
-    uri_c = parse_uri(glob_head(uri)).root.rstrip("/")
-    return uri_c == root_c or uri_c.startswith(root_c + "/")
-
-
 def real_inside(root_real: str, path: str) -> tuple[bool, str]:
     """(is the resolved `path` the root or below it, the resolved path); symlinks and `..` resolved."""
     real = os.path.realpath(path)

@@ -1,5 +1,5 @@
-"""gs:// (and gcs://) URIs: resolve credentials and endpoint once, then open the sdk or native driver
-(auto = native).
+"""gs:// (and gcs://) URIs: resolve credentials and endpoint once (cloud_open then opens the sdk or native
+driver).
 
 Credentials, first match wins:
 1. `STORAGE_EMULATOR_HOST` (fake-gcs-server and other emulators): anonymous; the variable is also the
@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sbench.errors import RunFailed
-from sbench.storage.base import Backend
-from sbench.storage.options import BackendOptions, Driver
+from sbench.storage.options import BackendOptions
 from sbench.storage.uri import StorageUri
 
 CREDENTIAL_VARIABLES = (
@@ -55,18 +54,6 @@ class GcsCredentials:
     @property
     def is_http(self) -> bool:
         return bool(self.endpoint and self.endpoint.startswith("http://"))
-
-
-def open_gcs(parsed: StorageUri, options: BackendOptions) -> Backend:
-    """The Backend for a gs:// URI: `driver: sdk` uses google-cloud-storage, `auto`/`native` obstore."""
-    creds = resolve_credentials(parsed, options)
-    if options.driver is Driver.SDK:
-        from sbench.storage.gcs_sdk import GcsSdkBackend
-
-        return GcsSdkBackend(parsed, creds, options)
-    from sbench.storage.gcs_native import GcsNativeBackend
-
-    return GcsNativeBackend(parsed, creds, options)
 
 
 def resolve_credentials(

@@ -22,9 +22,9 @@ Factory = Callable[[StorageUri, BackendOptions], Backend]
 _REGISTRY: dict[str, str] = {
     "file": "sbench.storage.file:open_file",
     "direct": "sbench.storage.direct:open_direct",
-    "s3": "sbench.storage.s3:open_s3",
-    "az": "sbench.storage.azure:open_azure",
-    "gs": "sbench.storage.gcs:open_gcs",
+    "s3": "sbench.storage.cloud_open:open_s3",
+    "az": "sbench.storage.cloud_open:open_azure",
+    "gs": "sbench.storage.cloud_open:open_gcs",
 }
 
 #: top-level import name -> the pip distribution that provides it

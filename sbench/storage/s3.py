@@ -1,4 +1,4 @@
-"""s3:// URIs: resolve endpoint, region, addressing and credentials once, then open a driver.
+"""s3:// URIs: resolve endpoint, region, addressing and credentials once (cloud_open then opens a driver).
 
 Both drivers start from the same `S3Settings`, so `driver: sdk` and `driver: native` talk to the same
 place with the same identity. Resolution order (first match wins):
@@ -16,16 +16,12 @@ place with the same identity. Resolution order (first match wins):
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
 from sbench.errors import ConfigError, RunFailed
-from sbench.storage.base import Backend
-from sbench.storage.options import BackendOptions, Driver
+from sbench.storage.options import BackendOptions
 from sbench.storage.uri import StorageUri
-
-log = logging.getLogger(__name__)
 
 DEFAULT_REGION = "us-east-1"
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
@@ -54,22 +50,6 @@ class S3Settings:
     def where(self) -> str:
         """Endpoint description for error messages."""
         return f"{self.endpoint_url or 'AWS S3'} (from {self.endpoint_source}, region {self.region})"
-
-
-def open_s3(parsed: StorageUri, options: BackendOptions) -> Backend:
-    """The Backend for an s3:// URI: `driver: sdk` uses boto3, `auto`/`native` obstore."""
-    session = botocore_session()
-    settings = resolve_settings(parsed, options, session)
-    credentials = resolve_credentials(session, settings)
-    log.debug("s3 %s: endpoint %s, path_style=%s, credentials from %s, driver %s", settings.root_uri,
-              settings.where, settings.path_style, getattr(credentials, "method", "?"), options.driver.value)
-    if options.driver is Driver.SDK:
-        from sbench.storage.s3_sdk import S3SdkBackend
-
-        return S3SdkBackend(settings, options, session)
-    from sbench.storage.s3_native import S3NativeBackend
-
-    return S3NativeBackend(settings, options, credentials)
 
 
 def botocore_session():  # -> botocore.session.Session (botocore imported lazily: registry contract)

@@ -205,3 +205,17 @@ def _name(text: str, value: str, what: str, example: str) -> str:
 
 def _abs_hint(path: str) -> str:
     return path if path.startswith("/") else "/abs/" + path.lstrip("./")
+
+
+def glob_head(uri: str) -> str:
+    """The part of a path or URI before its first glob component (`s3://b/p/data/*` -> `s3://b/p/data/`)."""
+    star = uri.find("*")
+    return uri if star < 0 else uri[: uri.rfind("/", 0, star) + 1]
+
+
+def uri_under(root: str, uri: str) -> bool:
+    """True when `uri` (a URI, possibly with a glob) names the root itself or something below it; both are
+    compared in their canonical spelling (scheme aliases, endpoint authority)."""
+    root_c = parse_uri(root).root.rstrip("/")
+    uri_c = parse_uri(glob_head(uri)).root.rstrip("/")
+    return uri_c == root_c or uri_c.startswith(root_c + "/")

@@ -20,7 +20,8 @@ import pytest
 from sbench.engine.cleanup import CleanupShard, root_label, run_cleanup
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.leftovers import NOT_ATTEMPTED
-from sbench.engine.prepare import prepare_params, run_prepare
+from sbench.engine.prepare import run_prepare
+from sbench.engine.prepareparams import prepare_params
 from sbench.engine.state import RunState
 from sbench.engine.workload import run_workload
 from sbench.metrics.buckets import OpClass

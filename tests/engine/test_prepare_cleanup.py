@@ -11,7 +11,8 @@ from sbench.data.payload import PayloadGenerator
 from sbench.engine.cleanup import run_cleanup
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.indexset import IndexSet
-from sbench.engine.prepare import PrepareShard, ShardStorage, prepare_params, run_prepare, scan_existing
+from sbench.engine.prepare import PrepareShard, ShardStorage, run_prepare, scan_existing
+from sbench.engine.prepareparams import prepare_params
 from sbench.engine.state import RunState
 from sbench.engine.tree import TreeLayout, TreeSpec
 from sbench.engine.workload import run_workload

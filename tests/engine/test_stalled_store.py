@@ -16,7 +16,8 @@ from sbench.config import Completion, StageType
 from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.indexset import IndexSet
-from sbench.engine.prepare import prepare_params, verify_prepared
+from sbench.engine.prepare import verify_prepared
+from sbench.engine.prepareparams import prepare_params
 from sbench.engine.stage import StageOutcome, StageStatus, run_stage
 from sbench.engine.state import PreparedRecord, RunState
 from tests.engine.helpers import config_from

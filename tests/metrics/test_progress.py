@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sbench.metrics.buckets import OpClass
-from sbench.metrics.progress import ProgressCounters, ProgressTracker
+from sbench.metrics.counters import ProgressCounters
+from sbench.metrics.progress import ProgressTracker
 from sbench.metrics.snapshot import Snapshot
 from sbench.storage.base import ErrorClass
 

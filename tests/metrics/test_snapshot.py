@@ -7,8 +7,8 @@ import pickle
 import random
 
 from sbench.metrics.buckets import OpClass
+from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.histogram import LatencyHistogram
-from sbench.metrics.progress import ProgressCounters
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator, endpoint_entry
 from sbench.storage.base import ErrorClass

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from sbench.metrics.buckets import OpClass
-from sbench.metrics.progress import ProgressCounters
+from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.resultsdir import ResultsDir

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from sbench.storage.base import Backend, ErrorClass, StorageError
-from sbench.storage.confine import RootGuard, has_dotdot, uri_under
+from sbench.storage.confine import RootGuard, has_dotdot
 from sbench.storage.registry import open_backend
+from sbench.storage.uri import uri_under
 
 VICTIM_FILES = {"passwd": b"root:x:0:0", "hosts": b"127.0.0.1 localhost"}
 

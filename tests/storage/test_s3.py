@@ -27,10 +27,11 @@ import pytest
 from sbench.errors import ConfigError, RunFailed
 from sbench.storage.base import Backend, ErrorClass, StorageError
 from sbench.storage.cloud_errors import classify_obstore, classify_status, obstore_summary
+from sbench.storage.cloud_open import open_s3
 from sbench.storage.options import BackendOptions, Driver, RangeSettings
 from sbench.storage.ranged import RangeEngine, split_ranges
 from sbench.storage.registry import open_backend
-from sbench.storage.s3 import botocore_session, open_s3, resolve_settings
+from sbench.storage.s3 import botocore_session, resolve_settings
 from sbench.storage.s3_native import S3NativeBackend, build_store
 from sbench.storage.s3_sdk import S3SdkBackend, classify_botocore
 from sbench.storage.uri import parse_uri
