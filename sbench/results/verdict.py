@@ -15,14 +15,15 @@ rule and its figures, and the stage fails with them:
   outage the error backoff (and the retry waits) keep the failed-op count low: 28 errors in 10 s of a dead
   server stay far under any ratio, so the ratio rule alone would call that run a success. `OutageWatch`
   follows the stage's aggregate perf-log intervals (the ones both drivers already produce, merged over
-  agents on Ray): an outage starts with an interval in which ops failed (or were retried) and none
-  succeeded, and the next interval with a success ends it. Intervals with no completed op at all between
-  two such failing intervals (workers asleep in the error backoff or a retry wait) belong to it; idle
-  intervals after its last failure do not, since nothing was learnt about the store in them (a long op still
-  in flight, or the backoff of a store that came back). Its length runs from the start of its first failing
-  interval to the end of its last, so a blip the backoff sleeps through is as long as the failures seen,
-  while a dead store, probed again after every backoff, shows its whole outage. Whole intervals, so the
-  partial intervals at either edge (where some ops still succeeded) are not counted. 0 disables the rule.
+  agents on Ray). An outage is a run of intervals in which ops failed (or were retried) and none
+  succeeded, together with the interval just before it when that one saw failures among its successes (the
+  store died inside it); the next interval with a success ends it. It is measured in whole intervals, from
+  the start of its first interval to the end of its last failing one. Intervals with no completed
+  op at all between two failing ones (workers asleep in the error backoff or a retry wait) belong to it;
+  idle intervals after its last failure do not, since nothing was learnt about the store in them (a long
+  op still in flight, or the backoff of a store that came back). So a blip that the 5 s error backoff
+  sleeps through is as long as the failures seen, while a dead store, probed again after every backoff,
+  shows its whole outage. 0 disables the rule.
 - **stuck**: a stage that ends with an agent flagged stuck (no progress for `stuck_intervals` intervals) is
   not a success, whatever its barrier decided; the agent is named with the reason it was flagged.
 
@@ -100,6 +101,27 @@ class Outage:
         }
 
 
+class _Open:
+    """The outage being followed: where it starts, where its last failure was seen, what failed in it."""
+
+    __slots__ = ("end_ms", "failed", "first", "retries", "start_ms")
+
+    def __init__(self, start_ms: int) -> None:
+        self.start_ms = start_ms
+        self.end_ms = start_ms
+        self.failed = 0
+        self.retries = 0
+        self.first: tuple[int, ErrorClass, str] | None = None
+
+    def take(self, interval: Snapshot) -> None:
+        """Count the failures of `interval` (and keep the earliest error message)."""
+        self.failed += interval.errors_total()
+        self.retries += interval.retries_total()
+        for kind, at_ms, message in interval.first_error_list():
+            if self.first is None or at_ms < self.first[0]:
+                self.first = (at_ms, kind, message)
+
+
 class OutageWatch:
     """Follows one stage's aggregate intervals, in order, and keeps its longest outage (module docstring).
 
@@ -110,30 +132,29 @@ class OutageWatch:
         #: start of the stage's first interval: outages are placed relative to it
         self.stage_start_ms: int | None = None
         self.longest: Outage | None = None
-        self._start_ms: int | None = None
-        self._end_ms = 0
-        self._failed = 0
-        self._retries = 0
-        self._first: tuple[int, ErrorClass, str] | None = None
+        self._open: _Open | None = None
+        #: the failures of the last interval that also saw successes: where an outage that follows began
+        self._lead: _Open | None = None
 
     def add(self, interval: Snapshot) -> None:
         """One aggregate interval of the stage (intervals arrive in time order)."""
         if self.stage_start_ms is None:
             self.stage_start_ms = interval.start_ms
+        failing = bool(interval.errors_total() or interval.retries_total())
         if interval.total_ops():
             self._close()
+            self._lead = None
+            if failing:  # the store may have died inside this interval
+                self._lead = _Open(interval.start_ms)
+                self._lead.take(interval)
             return
-        failed, retries = interval.errors_total(), interval.retries_total()
-        if not (failed or retries):
+        if not failing:
             return  # idle: part of an outage only if another failure follows (module docstring)
-        if self._start_ms is None:
-            self._start_ms = interval.start_ms
-        self._end_ms = max(self._end_ms, interval.end_ms)
-        self._failed += failed
-        self._retries += retries
-        for kind, at_ms, message in interval.first_error_list():
-            if self._first is None or at_ms < self._first[0]:
-                self._first = (at_ms, kind, message)
+        if self._open is None:
+            self._open = self._lead or _Open(interval.start_ms)
+            self._lead = None
+        self._open.take(interval)
+        self._open.end_ms = max(self._open.end_ms, interval.end_ms)
 
     def add_all(self, intervals: Iterable[Snapshot]) -> None:
         for interval in intervals:
@@ -145,19 +166,19 @@ class OutageWatch:
         return self.longest
 
     def _close(self) -> None:
-        if self._start_ms is None:
+        current, self._open = self._open, None
+        if current is None:
             return
-        origin = self.stage_start_ms if self.stage_start_ms is not None else self._start_ms
+        origin = self.stage_start_ms if self.stage_start_ms is not None else current.start_ms
         outage = Outage(
-            start_s=max(0, self._start_ms - origin) / 1000,
-            length_s=max(0, self._end_ms - self._start_ms) / 1000,
-            failed=self._failed,
-            retries=self._retries,
-            first_error=(self._first[1].value, self._first[2]) if self._first else None,
+            start_s=max(0, current.start_ms - origin) / 1000,
+            length_s=max(0, current.end_ms - current.start_ms) / 1000,
+            failed=current.failed,
+            retries=current.retries,
+            first_error=(current.first[1].value, current.first[2]) if current.first else None,
         )
         if self.longest is None or outage.length_s > self.longest.length_s:
             self.longest = outage
-        self._start_ms, self._end_ms, self._failed, self._retries, self._first = None, 0, 0, 0, None
 
 
 def _first_error(snapshot: Snapshot) -> str:

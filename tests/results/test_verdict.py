@@ -169,6 +169,26 @@ def test_retries_without_final_errors_count_and_a_success_ends_the_outage() -> N
     assert "no op succeeded for 7.0 s from 5.0 s into the stage (0 failed ops, 14 retries in it)" in reason
 
 
+def test_an_outage_that_begins_inside_an_interval_starts_at_its_first_error() -> None:
+    """The server dies 2.01 s into the stage: interval 2 still saw successes, then the backoff's silence and
+    the next probe's failures at 7 s. The outage runs from interval 2 (where the store died) to the end of
+    the probe's interval: 6 s, past the default 5 s (from interval 3 it would read 5 s and pass)."""
+    intervals = (
+        [_interval(s, ok=100) for s in range(2)]
+        + [_interval(2, ok=40, failed=5)]
+        + [_interval(s) for s in range(3, 7)]
+        + [_interval(7, failed=4)]
+        + [_interval(s) for s in range(8, 10)]
+    )
+    outage = _outage_of(intervals)
+    assert outage is not None and (outage.start_s, outage.length_s, outage.failed) == (2.0, 6.0, 9)
+    assert outage.first_error == ("network", "GET k: connection refused (at 2 s)")
+    [reason] = _judge(intervals)
+    assert "no op succeeded for 6.0 s from 2.0 s into the stage (9 failed ops" in reason
+    # errors among successes with no failing interval after them are no outage at all
+    assert _outage_of([_interval(0, ok=9, failed=1), *[_interval(s) for s in range(1, 9)]]) is None
+
+
 def test_idle_intervals_count_only_between_failures() -> None:
     """Intervals with nothing completed and nothing failed (one long op in flight, the backoff of a store
     that came back) never start an outage and do not stretch its end; between two failing intervals (a
@@ -196,9 +216,12 @@ def test_a_stage_with_no_success_at_all_says_so_once_and_other_stage_types_are_n
 
 def test_max_outage_is_a_config_key_with_a_default_bounds_and_a_clear_message() -> None:
     base = "target: file:///tmp/x/\nduration: 1s\nworkload:\n  - {op: put, path: '', weight: 1}\n"
-    assert load_config_text(base).config.error_handling.max_outage == 5.0
-    assert load_config_text(base + "error_handling: {max_outage: 30s}\n").config.error_handling.max_outage == 30
-    assert load_config_text(base + "error_handling: {max_outage: 0}\n").config.error_handling.max_outage == 0
+    def max_outage(text: str) -> float:
+        return load_config_text(base + text).config.error_handling.max_outage
+
+    assert max_outage("") == 5.0
+    assert max_outage("error_handling: {max_outage: 30s}\n") == 30
+    assert max_outage("error_handling: {max_outage: 0}\n") == 0
     with pytest.raises(ConfigError, match=r"error_handling\.max_outage: -1 is not a valid duration"):
         load_config_text(base + "error_handling: {max_outage: -1}\n")
     with pytest.raises(
