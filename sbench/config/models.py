@@ -563,12 +563,11 @@ class ErrorHandlingConfig(StrictModel):
         5.0,
         ge=0,
         description=(
-            "sbench: an execute, hybrid or prepare stage fails when, after ops failed, no op succeeded for "
+            "sbench: an execute, hybrid or prepare stage fails when ops failed and none succeeded for "
             "longer than this (humantime or seconds), however few errors were counted: during an outage the "
             "error backoff and retry waits keep the failed-op count far below min_success_ratio's budget. "
             "Measured in whole perf_log intervals (it must be at least perf_log.interval); STATUS.txt names "
-            "the outage's start, length and first error. Raise it for ops that take longer than this to "
-            "complete; 0 disables the rule."
+            "the outage's start, length and first error. 0 disables the rule."
         ),
     )
 
