@@ -44,7 +44,7 @@ from sbench.results.resultsdir import ResultsDir
 from sbench.results.status import AgentState, AgentStatus, RunStatus, first_errors_of, write_status
 from sbench.results.summary import build_summary, load_model_of, stage_entry, summary_section, write_summary
 from sbench.results.tsv import write_results_tsv
-from sbench.results.verdict import judge_stage
+from sbench.results.verdict import OutageWatch, judge_stage
 from sbench.storage.base import StorageError
 from sbench.ui.live import LiveProgress
 from sbench.ui.report import describe_load, errors_line, first_error_lines, phase_table, print_report
@@ -172,8 +172,11 @@ class LocalRun:
             expected = self.config.duration
         ui.stage_started(plan.name, stype, expected)
 
+        outages = OutageWatch()
+
         def on_interval(snap: Snapshot) -> None:
             perf.write(snap, stage=label, elapsed_s=time.monotonic() - self.t0)
+            outages.add(snap)
             ui.interval(snap, self.identity.agent_id)
 
         outcome = run_stage(
@@ -185,9 +188,17 @@ class LocalRun:
             state=self.state,
             cleanup_only=bool(self.options.cleanup_only),
         )
+        outage = outages.result()
+        if outage is not None:
+            outcome.details["longest_outage"] = outage.to_dict()
         if outcome.ok:
+            rules = self.config.error_handling
             broken = judge_stage(
-                stype, outcome.snapshot, min_success_ratio=self.config.error_handling.min_success_ratio
+                stype,
+                outcome.snapshot,
+                min_success_ratio=rules.min_success_ratio,
+                outage=outage,
+                max_outage=rules.max_outage,
             )
             if broken:
                 outcome.status, outcome.reason = StageStatus.FAILED, "; ".join(broken)
@@ -281,7 +292,10 @@ class LocalRun:
                 wall_seconds=outcome.elapsed_s,
                 reason=outcome.reason,
             )
-            | {"details": _plain_details(outcome.details)}
+            | {
+                "details": _plain_details(outcome.details),
+                "longest_outage": outcome.details.get("longest_outage"),
+            }
             for i, (plan, outcome) in enumerate(self.outcomes, start=1)
         ]
         if self.left_behind is None:
@@ -465,5 +479,5 @@ class LocalRun:
 
 
 def _plain_details(details: dict[str, Any]) -> dict[str, Any]:
-    """Stage details for summary.json (the preflight result has its own section)."""
-    return {k: v for k, v in details.items() if k != "preflight"}
+    """Stage details for summary.json (the preflight result and the longest outage have their own keys)."""
+    return {k: v for k, v in details.items() if k not in ("preflight", "longest_outage")}

@@ -35,7 +35,7 @@ from sbench.cluster.metadata_cache import default_db_path
 from sbench.cluster.monitor import Drained
 from sbench.cluster.report import RunReport, uncollected_text
 from sbench.cluster.stagerun import AgentRef, StageRun, run_agent_stage
-from sbench.cluster.stageverdict import apply_verdict
+from sbench.cluster.stageverdict import StageOutages, apply_verdict
 from sbench.cluster.taskstages import (
     TaskStageContext,
     run_cleanup_shards,
@@ -136,6 +136,8 @@ class DistributedRun:
         self.plans: list[StagePlan] = []
         #: the prepared objects this run created, per entry (what stays when no cleanup runs)
         self.prepared: dict[int, PreparedRecord] = {}
+        #: the running stage's outage watches (results.verdict), fed with the intervals the perf logs get
+        self.outages = StageOutages()
 
     # -- output --
 
@@ -260,7 +262,7 @@ class DistributedRun:
             assert self.ui is not None
             self.ui.stage_started(plan.name, plan.type.value, _expected_s(plan, self.config))
             run = self._run_stage(plan, participants)
-            apply_verdict(run, self.config.error_handling.min_success_ratio)
+            apply_verdict(run, self.config.error_handling, self.outages)
             self.ui.stage_ended(
                 plan.name,
                 run.status.value,
@@ -342,6 +344,7 @@ class DistributedRun:
 
     def _run_stage(self, plan: StagePlan, participants: list[AgentRef]) -> StageRun:
         self._current_task_stage = plan
+        self.outages = StageOutages()
         if plan.type is StageType.VALIDATION:
             run, results = run_validation_stage(self._task_context(participants), plan)
             merged = results[0].merge(*results[1:])
@@ -419,6 +422,7 @@ class DistributedRun:
     def _agent_poll(self, plan: StagePlan, drained: Drained) -> None:
         assert self.report is not None and self.ui is not None
         self.report.write_intervals(self._label(plan), drained.aggregate, drained.per_agent)
+        self.outages.add(drained.aggregate, drained.per_agent)
         for event in drained.events:
             self._say(f"[{plan.name}] {event.agent_id}: {event.kind}: {event.message}")
         for snap in drained.aggregate:
@@ -428,7 +432,9 @@ class DistributedRun:
         assert self.report is not None and self.ui is not None
         stage = self._current_task_stage
         assert stage is not None
-        self.report.write_intervals(self._label(stage), [aggregate], {a: [s] for a, s in per_agent.items()})
+        per = {a: [s] for a, s in per_agent.items()}
+        self.report.write_intervals(self._label(stage), [aggregate], per)
+        self.outages.add([aggregate], per)
         self.ui.interval(aggregate)
 
     # -- teardown and results --

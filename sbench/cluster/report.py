@@ -179,6 +179,7 @@ class RunReport:
                 "agents_progress": run.progress,
                 "notes": run.notes,
                 "uncollected": run.lost,
+                "longest_outage": run.longest_outage,
             }
         )
         phase = _PHASE_OF.get(plan.type)

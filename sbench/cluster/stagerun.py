@@ -69,6 +69,8 @@ class StageRun:
     stuck_at_end: dict[str, str] = field(default_factory=dict)
     #: why the stage failed the rules of results.verdict although its barrier passed ("" = it did not)
     verdict: str = ""
+    #: the stage's longest outage over its aggregate intervals (results.verdict.Outage.to_dict), if any
+    longest_outage: dict[str, Any] | None = None
 
     @property
     def notes(self) -> list[str]:

@@ -559,6 +559,17 @@ class ErrorHandlingConfig(StrictModel):
             "healthy run ride out a short burst of errors. 0 disables the rule."
         ),
     )
+    max_outage: Duration = Field(
+        5.0,
+        ge=0,
+        description=(
+            "sbench: an execute, hybrid or prepare stage fails when ops failed and none succeeded for "
+            "longer than this (humantime or seconds), however few errors were counted: during an outage the "
+            "error backoff and retry waits keep the failed-op count far below min_success_ratio's budget. "
+            "Measured in whole perf_log intervals (it must be at least perf_log.interval); STATUS.txt names "
+            "the outage's start, length and first error. 0 disables the rule."
+        ),
+    )
 
 
 class PerfLogConfig(StrictModel):
@@ -852,6 +863,18 @@ class Config(StrictModel):
                 f"use at most {limit:,}, or `auto` for one per physical core"
             )
         return value
+
+    @model_validator(mode="after")
+    def _outage_measurable(self) -> Config:
+        """An outage is measured in perf-log intervals: one shorter than an interval cannot be seen."""
+        outage, interval = self.error_handling.max_outage, self.perf_log.interval
+        if 0 < outage < interval:
+            raise ValueError(
+                f"error_handling.max_outage {outage:g} s is shorter than perf_log.interval {interval:g} s: "
+                "outages are measured in whole perf-log intervals; set max_outage to at least "
+                f"{interval:g} s, or 0 to turn the outage rule off"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fill_cross_defaults(self) -> Config:

@@ -145,6 +145,11 @@ def _settings(console: Console, config: Config, options: RunOptions) -> None:
                 if eh.min_success_ratio > 0
                 else "; no success-ratio check"
             )
+            + (
+                f"; a stage fails after an outage over {format_duration(eh.max_outage)}"
+                if eh.max_outage > 0
+                else "; no outage check"
+            )
         ),
     )
     table.add_row("perf_log interval", format_duration(config.perf_log.interval))

@@ -5,6 +5,13 @@ and `failed` (it stays). Throttled, network and timeout failures are retried wit
 exponential backoff (`ErrorPolicy.retry_delay`, settings from `ErrorHandling.for_cleanup`); each retry is
 counted in the stage's figures, and a retry sleep wakes at once when the stage stops. Every error class
 keeps its first message per location, so a report can say why objects stayed where they did.
+
+A dead store bounds the job: when an object's whole retry sequence (about 16 s with the defaults) ends
+in failure and no delete of the job succeeded since that object's first try, the store is taken as down.
+Nothing more is retried or tried then: every object still to delete is reported left at once, with the
+reason (`STORE_DOWN`) next to the first error. Retrying each object for 16 s in turn would take minutes
+for a few hundred objects and end with the same leftovers. A store that answers some deletes (20 % 503
+SlowDown) never trips it: its successes keep coming during every sequence.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from sbench.metrics.buckets import OpClass
 from sbench.storage.base import Backend, ErrorClass, StorageError
 
 MODES = ("strict", "tolerant", "besteffort")
+#: the leftover reason of objects not tried because the store was found down (module docstring)
+STORE_DOWN = "store_down"
 
 
 def cleanup_mode(config: Any) -> str:
@@ -53,6 +62,10 @@ class Deleter:
         self._lock = threading.Lock()
         #: (location, error class) -> first message
         self._first: dict[tuple[str, str], str] = {}
+        #: monotonic time of the job's last confirmed delete (the job's start before the first)
+        self._last_ok = time.monotonic()
+        #: why the store is taken as down ("" while it is not): the job tries nothing more
+        self.down = ""
 
     @classmethod
     def for_config(cls, config: Any, control: RunControl) -> Deleter:
@@ -76,7 +89,7 @@ class Deleter:
         """Before retry `attempt` after an error of class `kind`: counts the retry and sleeps its backoff;
         False (no retry) for classes that are not retried, past max_retries, or when the stage stops
         before or during the sleep."""
-        if not (kind.retryable and self.policy.should_retry(kind, attempt)):
+        if self.down or not (kind.retryable and self.policy.should_retry(kind, attempt)):
             return False
         self.policy.on_error(kind, final=False)
         tally.recorder.record_retry(OpClass.META)
@@ -89,11 +102,33 @@ class Deleter:
         tally.first_error = tally.first_error or str(err)
         self.note(location, err.kind.value, str(err))
 
+    def _check_down(self, err: StorageError, attempt: int, began: float) -> None:
+        """After an object's last try failed: the store is down when its whole retry sequence (all of
+        max_retries, not cut short by a stop) saw no delete of this job succeed."""
+        s = self.policy.settings
+        whole = err.kind.retryable and attempt > s.max_retries > 0 and not self.control.stopping
+        if whole and not self.down and self._last_ok < began:
+            seconds = time.monotonic() - began
+            self.down = (
+                f"no delete succeeded during a whole retry sequence ({s.max_retries} retries over "
+                f"{seconds:.1f} s); the store is taken as down and the objects still to delete were not "
+                f"tried (last error: {err.kind.value})"
+            )
+
+    def not_tried(self, tally: ThreadTally, location: str) -> bool:
+        """An object skipped because the store is down: it stays, with the reason noted. False."""
+        tally.failed += 1
+        self.note(location, STORE_DOWN, self.down)
+        return False
+
     def delete(
         self, backend: Backend, key: str, tally: ThreadTally, rng: random.Random, location: str
     ) -> bool:
         """Delete one object; True when it is gone (deleted or not found), False when it stays."""
+        if self.down:
+            return self.not_tried(tally, location)
         attempt = 0
+        began = time.monotonic()
         while True:
             t0 = time.monotonic_ns()
             try:
@@ -112,9 +147,12 @@ class Deleter:
                     continue
                 self.failed(err, tally, location)
                 tally.failed += 1
+                self._check_down(err, attempt, began)
                 return False
-            tally.recorder.record(OpClass.META, 0, (time.monotonic_ns() - t0) // 1000)
+            t1 = time.monotonic_ns()
+            tally.recorder.record(OpClass.META, 0, (t1 - t0) // 1000)
             tally.deleted += 1
+            self._last_ok = t1 / 1e9
             return True
 
     @property

@@ -67,7 +67,10 @@ class ErrorHandling:
         """Cleanup's policy: it always retries throttled, network and timeout failures (an object left
         behind is worse than a slow cleanup), with the retry keys of `error_handling` where the config
         gives them and CLEANUP_MAX_RETRIES otherwise. No error budget and no rate pause: every object
-        gets its retries, and `max_retries: 0` turns cleanup retries off."""
+        gets its retries, and `max_retries: 0` turns cleanup retries off. With the defaults one object's
+        tries span about 16 s (delays capped at max_retry_delay_ms, jittered); a store that answers no
+        delete for one whole sequence is given up on (`deletes.Deleter`), which bounds a cleanup against
+        a dead store to about that long, whatever the object count."""
         given = _given_keys(cfg)
         values: dict[str, Any] = {"max_retries": CLEANUP_MAX_RETRIES}
         for name in _RETRY_KEYS:

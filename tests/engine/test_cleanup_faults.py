@@ -19,6 +19,7 @@ import pytest
 
 from sbench.engine.cleanup import CleanupShard, root_label, run_cleanup
 from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.deletes import STORE_DOWN
 from sbench.engine.leftovers import NOT_ATTEMPTED
 from sbench.engine.prepare import run_prepare
 from sbench.engine.prepareparams import prepare_params
@@ -117,6 +118,29 @@ def test_a_retry_sleep_wakes_on_abort_and_what_stays_is_counted(
     assert where.location == f"s3://127.0.0.1:{proxy.port}/{bucket}/run/data/"
     assert "SlowDown" in where.errors["throttled"]
     assert "interrupted by the test" in where.errors[NOT_ATTEMPTED]
+
+
+def test_a_store_that_refuses_every_delete_for_a_whole_retry_sequence_is_given_up_on(
+    seaweedfs: servers.LocalServer, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every delete answered 503 (8 threads, 3 retries each, a few ms apart): once one object's whole
+    sequence failed with no delete succeeding meanwhile, the store is taken as down and the other objects
+    are reported left without a try. Far fewer requests than objects x tries, every object counted."""
+    hermetic_aws_env(monkeypatch, tmp_path)
+    with DeleteProxy(seaweedfs.port, share=1.0) as proxy:
+        quick = "error_handling: {max_retries: 3, initial_retry_delay_ms: 5, max_retry_delay_ms: 10}\n"
+        cfg = _s3_config(proxy.port, bucket, 200, quick)
+        ident = AgentIdentity(run_id="down")
+        state = RunState()
+        assert run_prepare(cfg, ident, RunControl(), state=state).created == 200
+        out = run_cleanup(cfg, ident, RunControl(), state=state)
+        tries = proxy.injected
+    assert len(_keys(seaweedfs, bucket, "run/data/")) == 200
+    assert [(o.left, o.exact) for o in out.leftovers] == [(200, True)]
+    where = out.leftovers[0]
+    assert "SlowDown" in where.errors["throttled"]
+    assert where.errors[STORE_DOWN].startswith("no delete succeeded during a whole retry sequence (3 retries")
+    assert tries <= 2 * 8 * 4, tries  # a sequence or two per thread, not 200 x 4 tries
 
 
 def test_multi_endpoint_puts_are_cleaned_up_in_both_buckets(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import pytest
 
 from tests.faults.checks import ABORT_WAIT_S, Expect, aborted, check_run
 from tests.faults.conftest import S3Target, ServerControl, write_config
+from tests.faults.proxy import Fault, FaultProxy, rule
 from tests.faults.sbenchrun import SbenchProcess
 from tests.faults.table import Outcome
-from tests.faults.workloads import SHORT_RETRIES, workload
+from tests.faults.workloads import TWO_AGENTS, workload
 
 CONCURRENCY = 4
 
@@ -25,54 +27,118 @@ def test_healthy_run_keeps_every_promise(own_target: S3Target, tmp_path: Path, o
         check_run(run, done, Expect(code=0, status="SUCCESS", within_s=20), outcome, own_target.count)
 
 
-def test_server_killed_mid_execute_fails_and_reports_what_is_left(
+#: How long a cleanup against a dead store may take with the default cleanup retries (8 retries, delays
+#: capped at 5 s, jittered: one object's whole sequence is about 16 s, 20 s at most): one sequence, then
+#: every object still to delete is reported left without being tried.
+DEAD_STORE_CLEANUP_S = 30.0
+
+
+def test_server_killed_mid_execute_fails_and_cleanup_gives_up_within_seconds(
     own_seaweed: ServerControl, own_target: S3Target, tmp_path: Path, outcome: Outcome
 ) -> None:
-    """The server killed 1 s into execute and down until the run ends is a FAILURE that reports the objects
-    cleanup could not delete (the server is restarted afterwards, same port and data, to count them)."""
-    config = write_config(
-        tmp_path, workload(own_target.uri, duration="3s", concurrency=CONCURRENCY, extra=SHORT_RETRIES)
-    )
+    """The server killed 1 s into execute and down until the run ends, default settings: a FAILURE whose
+    cleanup stops retrying once a whole retry sequence saw no delete succeed, so it ends within
+    DEAD_STORE_CLEANUP_S (not minutes of retrying object by object) and reports the objects it left, exactly
+    (the server is restarted afterwards, same port and data, to count them)."""
+    config = write_config(tmp_path, workload(own_target.uri, duration="3s", concurrency=CONCURRENCY))
     with SbenchProcess(config, tmp_path / "results", env=own_target.env()) as run:
         run.wait_for_stage("execute")
         time.sleep(1.0)
         own_seaweed.kill()
-        done = run.wait(90)
+        done = run.wait(180)
         own_seaweed.restart()
         check_run(
-            run, done, Expect(code=1, status="FAILURE", within_s=60, left=None), outcome, own_target.count
+            run,
+            done,
+            Expect(code=1, status="FAILURE", within_s=60, left=None, reason=("objects left",)),
+            outcome,
+            own_target.count,
         )
+    cleanup = next(s for s in _summary(run.results)["stages"] if s["name"] == "cleanup")
+    assert cleanup["wall_seconds"] < DEAD_STORE_CLEANUP_S, cleanup["wall_seconds"]
+    assert "no delete succeeded" in (run.results / "STATUS.txt").read_text()
 
 
-def test_server_killed_and_restarted_mid_execute_fails_on_the_success_ratio(
+def test_server_restarted_within_execute_fails_on_the_outage_with_default_settings(
     own_seaweed: ServerControl, own_target: S3Target, tmp_path: Path, outcome: Outcome
 ) -> None:
-    """The server killed 1 s into a 6 s execute and restarted 2 s later (same port, same data), with
-    min_success_ratio 0.999, is a FAILURE naming the network errors; cleanup after the restart leaves
-    nothing."""
-    config = write_config(
-        tmp_path,
-        workload(
-            own_target.uri,
-            duration="6s",
-            concurrency=CONCURRENCY,
-            extra="error_handling: {min_success_ratio: 0.999}\n",
-        ),
-    )
+    """The server killed 1 s into an 8 s execute and back about 6.5 s later (same port, same data), default
+    settings: the error backoff keeps the failed ops to a few bursts, far under min_success_ratio, but the
+    store was seen failing for longer than error_handling.max_outage (5 s), so the run is a FAILURE whose
+    STATUS.txt names the outage (start, length, first error). Cleanup after the restart leaves nothing."""
+    config = write_config(tmp_path, workload(own_target.uri, duration="8s", concurrency=CONCURRENCY))
     with SbenchProcess(config, tmp_path / "results", env=own_target.env()) as run:
         run.wait_for_stage("execute")
         time.sleep(1.0)
         own_seaweed.kill()
-        time.sleep(2.0)
+        time.sleep(5.5)  # past the first 5 s error backoff: its probe must fail too
         own_seaweed.restart()
         done = run.wait(90)
         check_run(
             run,
             done,
-            Expect(code=1, status="FAILURE", within_s=60, reason=("network",)),
+            Expect(
+                code=1,
+                status="FAILURE",
+                within_s=60,
+                reason=("storage outage longer than error_handling.max_outage 5 s", "first error (network)"),
+            ),
             outcome,
             own_target.count,
         )
+    execute = next(s for s in _summary(run.results)["stages"] if s["name"] == "execute")
+    outage = execute["longest_outage"]
+    assert 5.0 < outage["length_secs"] < 9.0 and 0.0 <= outage["start_offset_secs"] < 3.0, outage
+    assert outage["first_error"]["kind"] == "network"
+    assert "storage outage" in run.output  # the console names it too
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_store_unreachable_within_execute_fails_on_the_outage_on_ray(
+    s3_target: S3Target, proxy: FaultProxy, tmp_path: Path, outcome: Outcome
+) -> None:
+    """The same outage on the Ray path: two agents, every request reset by the proxy for 6 s from 1 s into
+    an 8 s execute. The outage is judged on the merged intervals of both agents: FAILURE naming it, each
+    agent named with its own outage, and cleanup (after the store is back) leaves nothing. The success-ratio
+    rule is off: the agents' first second is too short to outweigh the outage's errors, and this scenario
+    shows the outage rule alone."""
+    config = write_config(
+        tmp_path,
+        workload(
+            s3_target.uri,
+            duration="8s",
+            concurrency=CONCURRENCY,
+            extra=TWO_AGENTS + "error_handling: {min_success_ratio: 0}\n",
+        ),
+    )
+    with SbenchProcess(config, tmp_path / "results", env=s3_target.env()) as run:
+        run.wait_for_stage("execute", timeout=90)
+        time.sleep(1.0)
+        proxy.set_rules(rule(Fault.RESET))
+        time.sleep(6.0)
+        proxy.set_rules()
+        done = run.wait(120)
+        check_run(
+            run,
+            done,
+            Expect(
+                code=1,
+                status="FAILURE",
+                within_s=90,
+                reason=("storage outage longer than error_handling.max_outage 5 s", "first error (network)"),
+                distributed=True,
+            ),
+            outcome,
+            s3_target.count,
+        )
+    execute = next(s for s in _summary(run.results)["stages"] if s["name"] == "execute")
+    outage = execute["longest_outage"]
+    assert 5.0 < outage["length_secs"] < 9.0 and outage["first_error"]["kind"] == "network", outage
+    status = (run.results / "STATUS.txt").read_text()
+    for agent in ("a1", "a2"):
+        line = next(x for x in status.splitlines() if x.lstrip().startswith(f"{agent}"))
+        assert "storage outage" in line, line
 
 
 @pytest.mark.parametrize("stage", ["prepare", "execute", "cleanup"])
@@ -94,3 +160,7 @@ def test_ctrl_c_with_a_frozen_server_aborts_within_seconds(
         own_seaweed.thaw()
         time.sleep(0.5)  # requests the frozen server had accepted complete now; count after them
         check_run(run, done, aborted(left_slack=CONCURRENCY), outcome, own_target.count)
+
+
+def _summary(results: Path) -> dict:
+    return json.loads((results / "summary.json").read_text())
