@@ -20,8 +20,8 @@ from pathlib import Path
 import ray
 
 from sbench.cluster.driver import run_distributed
-from sbench.commands.run import RunOptions
 from sbench.config import load_config
+from sbench.config.runoptions import RunOptions
 
 
 def _config(data: Path, agents: int, duration: float) -> str:

@@ -31,11 +31,11 @@ from sbench.config import Completion, LoadedConfig, StageType
 from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.engine import leftovers
 from sbench.engine.context import AgentIdentity, RunControl
-from sbench.engine.naming import new_run_id
 from sbench.engine.stage import StageOutcome, StageStatus, run_stage
 from sbench.engine.state import RunState
 from sbench.engine.uncleaned import uncleaned_report
 from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, SbenchError
+from sbench.layout.naming import new_run_id
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.atomic import write_text_atomic
 from sbench.results.final import write_final_results

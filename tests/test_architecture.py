@@ -1,7 +1,6 @@
 """The import graph of sbench/, read with `ast` (imports inside functions and under TYPE_CHECKING count too):
-no cycles, the config layer below the engine, the engine free of Ray, and importlib only where a module is
-truly optional. Edges that issue 11's plan layer still has to remove are listed by name in KNOWN_TO_FIX; the
-test also fails when one of them is gone, so the list can only shrink."""
+no cycles, the config layer below everything that runs or prints, the engine free of Ray, and importlib only
+where a module is truly optional."""
 
 from __future__ import annotations
 
@@ -11,23 +10,12 @@ from pathlib import Path
 
 SBENCH = Path(__file__).resolve().parent.parent / "sbench"
 
-#: (importer, imported) edges that break a rule today, to be removed by the plan layer (issue 11): config
-#: must not import the engine or the commands; the dry-run summary printer belongs to the UI layer.
-KNOWN_TO_FIX = {
-    ("sbench.config.summary", "sbench.commands.run"),
-    ("sbench.config.summary", "sbench.engine.naming"),
-    ("sbench.config.summary", "sbench.engine.paths"),
-    ("sbench.config.summary", "sbench.engine.tree"),
-    ("sbench.config.confinement", "sbench.engine.paths"),
-    ("sbench.config.tree_math", "sbench.engine.tree"),
-    ("sbench.config.validation", "sbench.engine.tree"),
-}
 #: modules allowed to use importlib, and why
 IMPORTLIB_ALLOWED = {
     "sbench.storage.registry": "drivers are optional: a missing cloud package must not break file:// runs",
 }
-#: layers config/ must never import
-ABOVE_CONFIG = ("sbench.engine", "sbench.cluster", "sbench.commands", "sbench.ui")
+#: what config/ may import: the rules below it (object layout, storage URIs and options, error types)
+BELOW_CONFIG = ("sbench.config", "sbench.layout", "sbench.storage", "sbench.errors", "sbench.data")
 
 
 def _modules() -> dict[str, Path]:
@@ -102,12 +90,8 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def _without_known(graph: dict[str, set[str]]) -> dict[str, set[str]]:
-    return {m: {d for d in deps if (m, d) not in KNOWN_TO_FIX} for m, deps in graph.items()}
-
-
 def test_there_is_no_import_cycle() -> None:
-    assert _cycles(_without_known(_graph())) == []
+    assert _cycles(_graph()) == []
 
 
 def test_the_config_layer_imports_nothing_above_it() -> None:
@@ -117,15 +101,9 @@ def test_the_config_layer_imports_nothing_above_it() -> None:
         for m, deps in graph.items()
         if m.startswith("sbench.config")
         for d in deps
-        if d.startswith(ABOVE_CONFIG)
+        if not d.startswith(BELOW_CONFIG)
     }
-    assert wrong - KNOWN_TO_FIX == set()
-
-
-def test_every_known_exception_still_exists_so_the_list_only_shrinks() -> None:
-    graph = _graph()
-    gone = {(m, d) for m, d in KNOWN_TO_FIX if d not in graph.get(m, set())}
-    assert gone == set(), f"remove these from KNOWN_TO_FIX, they are fixed: {sorted(gone)}"
+    assert wrong == set()
 
 
 def test_the_engine_never_imports_ray() -> None:

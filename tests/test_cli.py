@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from sbench.cli import EXIT_INTERRUPTED, main
-from sbench.commands.run import CONFLICTS, RunOptions
+from sbench.commands.run import CONFLICTS
+from sbench.config.runoptions import RunOptions
 from sbench.errors import RunFailed
 from sbench.runner import is_distributed  # the real one: the fake_runner fixture replaces the module
 from sbench.storage.base import ErrorClass, StorageError

@@ -47,10 +47,10 @@ from sbench.cluster.topology import local_agents
 from sbench.config.models import Completion, Config, StageType
 from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.engine import leftovers
-from sbench.engine.naming import new_run_id
 from sbench.engine.state import PreparedRecord
 from sbench.engine.uncleaned import uncleaned_report
 from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed
+from sbench.layout.naming import new_run_id
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.atomic import write_text_atomic
 from sbench.results.perf_log import stage_label

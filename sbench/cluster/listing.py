@@ -5,7 +5,7 @@ same prefix. Here the backends an agent hands the engine are wrapped: the first 
 the listing into the metadata-cache actor in pages while it uses it; the others wait for it and read it back
 in pages of `PAGE` entries (never one Ray call per key).
 
-Only pool resolution is shared (`engine.paths.listing_a_pool`: resolve_pool marks its own LIST, on whichever
+Only pool resolution is shared (`layout.paths.listing_a_pool`: resolve_pool marks its own LIST, on whichever
 thread it runs), while LIST ops of the workload are always real LISTs, so their measurements are never
 replaced by cache reads. Listings are keyed by run and stage, so a later stage lists again and sees
 what earlier stages created or deleted.
@@ -20,7 +20,7 @@ from typing import Any
 
 import ray
 
-from sbench.engine.paths import listing_a_pool
+from sbench.layout.paths import listing_a_pool
 from sbench.storage.base import AsyncBackend, Backend, Buffer, ObjectStat
 
 PAGE = 10_000

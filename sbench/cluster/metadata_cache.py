@@ -9,8 +9,8 @@ fetched by every agent in pages.
 `MetadataStore` is the storage logic as a plain class (testable without Ray); `MetadataCacheActor` wraps it.
 
 Schema choices for 10 M+ objects: one row per object in a `WITHOUT ROWID` table clustered on the INTEGER key
-(scope, idx). Paths are not stored: they are a pure function of (pool, index) (`engine.naming`,
-`engine.tree.TreeLayout`), so a row is a few bytes. Writes go in one transaction per batch with `executemany`
+(scope, idx). Paths are not stored: they are a pure function of (pool, index) (`layout.naming`,
+`layout.tree.TreeLayout`), so a row is a few bytes. Writes go in one transaction per batch with `executemany`
 (about 1 M rows/s here); range queries walk the primary key in order.
 """
 

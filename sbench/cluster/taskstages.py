@@ -50,11 +50,11 @@ from sbench.engine.deletes import cleanup_mode
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
 from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover, merge
-from sbench.engine.paths import op_name
 from sbench.engine.prepare import ShardResult
 from sbench.engine.prepareparams import PrepareParams, prepare_params
 from sbench.engine.putcleanup import PutCleanupResult
 from sbench.engine.state import PreparedRecord
+from sbench.layout.paths import op_name
 from sbench.metrics.snapshot import Snapshot
 from sbench.storage.uri import parse_uri
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from sbench.config import LoadedConfig, StagePlan, load_config, select_stages, stage_plan
+from sbench.config import LoadedConfig, load_config
+from sbench.config.runoptions import RunOptions
 from sbench.errors import EXIT_OK, UsageError
 
 #: Flag pairs sai3-bench refuses (main.rs:1003-1032), plus sbench's --preflight-only against every mode flag.
@@ -24,46 +24,6 @@ CONFLICTS: tuple[tuple[str, str, str], ...] = (
     ("preflight_only", "verify", "--preflight-only runs only the preflight checks"),
     ("preflight_only", "skip_prepare", "--preflight-only stops before prepare anyway"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """The `sbench run` flags, as the runner sees them."""
-
-    results_dir: Path | None = None
-    dry_run: bool = False
-    prepare_only: bool = False
-    cleanup_only: bool = False
-    verify: bool = False
-    skip_prepare: bool = False
-    no_cleanup: bool = False
-    preflight_only: bool = False
-    op_log: Path | None = None
-    verbose: int = 0
-    #: the Ray cluster to join (beats RAY_ADDRESS); None: RAY_ADDRESS, else a private local instance
-    ray_address: str | None = None
-
-    def stages(self, loaded: LoadedConfig) -> list[StagePlan]:
-        """The stages to execute with these flags applied (empty for --verify, which runs no stage)."""
-        if self.verify:
-            return []
-        plans = stage_plan(loaded.config, force_cleanup=self.cleanup_only)
-        return select_stages(
-            plans,
-            preflight_only=self.preflight_only,
-            prepare_only=self.prepare_only,
-            cleanup_only=self.cleanup_only,
-            skip_prepare=self.skip_prepare,
-            no_cleanup=self.no_cleanup,
-        )
-
-    @property
-    def mode(self) -> str:
-        """One word for logs and summaries."""
-        for flag in ("preflight_only", "prepare_only", "cleanup_only", "verify"):
-            if getattr(self, flag):
-                return flag.replace("_", "-")
-        return "full"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -152,7 +112,7 @@ def execute(args: argparse.Namespace) -> int:
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if options.dry_run:
-        from sbench.config.summary import print_dry_run
+        from sbench.ui.dryrun import print_dry_run
 
         print_dry_run(loaded, options, config_path)
         return EXIT_OK

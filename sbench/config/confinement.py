@@ -23,8 +23,8 @@ from collections.abc import Iterator
 
 from sbench.config.errors import KeyPath, format_path
 from sbench.config.models import Config, MkdirOp, PutOp, RmdirOp
-from sbench.engine.paths import Pattern, put_directory
 from sbench.errors import ConfigError
+from sbench.layout.paths import Pattern, put_directory
 from sbench.storage.confine import DOTDOT_WHY, dotdot_problem, has_dotdot, real_inside
 from sbench.storage.uri import LOCAL_SCHEMES, glob_head, parse_uri, uri_under
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sbench.config.models import DirectoryStructure
-from sbench.engine.tree import TreeLayout
+from sbench.layout.tree import TreeLayout
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,8 @@ from sbench.config.models import (
 )
 from sbench.config.units import format_size
 from sbench.config.yamlsource import YamlSource
-from sbench.engine.tree import TreeLayout
 from sbench.errors import ConfigError
+from sbench.layout.tree import TreeLayout
 from sbench.storage.uri import LOCAL_SCHEMES, parse_uri
 
 

@@ -26,10 +26,10 @@ from sbench.engine.bounded import POLL_S, grace_over
 from sbench.engine.context import RunControl
 from sbench.engine.deletes import Deleter, as_storage_error
 from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover
-from sbench.engine.naming import put_key_prefix
-from sbench.engine.paths import join_key, op_name, put_directory
 from sbench.engine.shards import ThreadTally, wait_ticking
 from sbench.engine.stall import StallWatch
+from sbench.layout.naming import put_key_prefix
+from sbench.layout.paths import join_key, op_name, put_directory
 from sbench.metrics.snapshot import Snapshot
 from sbench.storage.base import Backend, ErrorClass
 from sbench.storage.multi import MultiEndpointBackend

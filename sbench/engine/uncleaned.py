@@ -16,9 +16,9 @@ from typing import Any
 from sbench.engine.backends import BackendSet
 from sbench.engine.deletes import cleanup_mode
 from sbench.engine.leftovers import Leftover, report
-from sbench.engine.naming import DELETABLE_POOL, put_key_prefix
 from sbench.engine.putcleanup import put_places
 from sbench.engine.state import PreparedRecord
+from sbench.layout.naming import DELETABLE_POOL, put_key_prefix
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
 

@@ -33,8 +33,12 @@ from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.errorpolicy import ErrorHandling, ErrorPolicy
 from sbench.engine.gil import worker_switch_interval
-from sbench.engine.naming import put_key_prefix
-from sbench.engine.paths import (
+from sbench.engine.ratecontrol import LATE_THRESHOLD_NS, OpenLoopSchedule, schedule_from_config
+from sbench.engine.stall import StallWatch
+from sbench.engine.state import RunState
+from sbench.errors import ConfigError
+from sbench.layout.naming import put_key_prefix
+from sbench.layout.paths import (
     KeyPool,
     Pattern,
     PreparedSet,
@@ -48,11 +52,7 @@ from sbench.engine.paths import (
     put_directory,
     resolve_pool,
 )
-from sbench.engine.ratecontrol import LATE_THRESHOLD_NS, OpenLoopSchedule, schedule_from_config
-from sbench.engine.stall import StallWatch
-from sbench.engine.state import RunState
-from sbench.engine.tree import TreeLayout
-from sbench.errors import ConfigError
+from sbench.layout.tree import TreeLayout
 from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS as SIZE_BOUNDS
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.counters import ProgressCounters

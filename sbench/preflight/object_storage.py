@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sbench.engine.paths import Pattern, pattern_regex
 from sbench.errors import ConfigError, RunFailed
+from sbench.layout.paths import Pattern, pattern_regex
 from sbench.preflight.net import DNS_TIMEOUT_S, resolve_host
 from sbench.preflight.plan import ReadTarget, RootPlan
 from sbench.preflight.result import CheckList, ErrorType

@@ -28,7 +28,7 @@ from sbench.config.models import (
 from sbench.config.stages import stage_plan
 from sbench.config.tree_math import tree_counts
 from sbench.engine.context import AgentIdentity
-from sbench.engine.paths import Pattern, pools_for
+from sbench.layout.paths import Pattern, pools_for
 from sbench.preflight.need import NeedPart, SpaceNeed, human_bytes
 from sbench.storage.uri import LOCAL_SCHEMES, parse_uri
 

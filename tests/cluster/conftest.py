@@ -87,8 +87,8 @@ def run_driver(config_text: str, tmp: Path, name: str = "run", **flags: Any) -> 
     """Write the config, run the real distributed driver in this process, return (exit code, results).
     `flags` are RunOptions fields (prepare_only=True, verify=True, ...)."""
     from sbench.cluster.driver import run_distributed
-    from sbench.commands.run import RunOptions
     from sbench.config import load_config
+    from sbench.config.runoptions import RunOptions
 
     path = tmp / f"{name}.yaml"
     path.write_text(config_text)

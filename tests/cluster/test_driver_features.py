@@ -273,8 +273,8 @@ def test_a_stage_ending_with_a_stuck_agent_fails_the_run(ray_session, tmp_path: 
     The barrier lets the stage pass, but a stage that ends with an agent stuck is not a success: FAILURE,
     exit 1, the stuck agent named. The first throttled message travels through Ray, scrubbed."""
     from sbench.cluster.driver import run_distributed
-    from sbench.commands.run import RunOptions
     from sbench.config import load_config
+    from sbench.config.runoptions import RunOptions
     from tests.cluster.fakes import FLAKY_SIGNATURE, fake_stage
 
     path = tmp_path / "stuck.yaml"

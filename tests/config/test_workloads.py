@@ -37,7 +37,7 @@ def test_workload_dry_runs(
 
 def test_quickstart_shape() -> None:
     from sbench.config import load_config
-    from sbench.engine.paths import op_name
+    from sbench.layout.paths import op_name
 
     config = load_config(WORKLOADS / "quickstart.yaml").config
     assert config.target is not None and config.target.startswith("file:///")

@@ -14,8 +14,8 @@ from sbench.engine.indexset import IndexSet
 from sbench.engine.prepare import PrepareShard, ShardStorage, run_prepare, scan_existing
 from sbench.engine.prepareparams import prepare_params
 from sbench.engine.state import RunState
-from sbench.engine.tree import TreeLayout, TreeSpec
 from sbench.engine.workload import run_workload
+from sbench.layout.tree import TreeLayout, TreeSpec
 from sbench.metrics.buckets import OpClass
 from sbench.storage.base import ErrorClass, StorageError
 from sbench.storage.file import FileBackend

@@ -11,8 +11,8 @@ import pytest
 from sbench.cli import main
 from sbench.config import load_config, load_config_text
 from sbench.engine.context import AgentIdentity, RunControl
-from sbench.engine.paths import KeyPool
 from sbench.engine.workload import PoolExhausted, _bind_pool_op, _Op, _Worker, run_workload
+from sbench.layout.paths import KeyPool
 from sbench.storage.base import ErrorClass
 from sbench.storage.registry import open_backend
 from tests.victim import assert_untouched
@@ -29,7 +29,7 @@ def test_a_symlink_planted_after_the_config_was_checked_fails_preflight(
     )
     loaded = load_config(config)  # valid now: uploads/ does not exist yet
     (bench / "uploads").symlink_to(victim, target_is_directory=True)
-    from sbench.commands.run import RunOptions
+    from sbench.config.runoptions import RunOptions
     from sbench.runner import run
 
     results = tmp_path / "res"

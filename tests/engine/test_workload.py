@@ -13,9 +13,9 @@ import pytest
 
 from sbench.data.payload import PayloadGenerator
 from sbench.engine.context import AgentIdentity, RunControl
-from sbench.engine.naming import parse_put_key
 from sbench.engine.workload import WorkloadResult, run_workload
 from sbench.engine.workload import _seed as workload_seed
+from sbench.layout.naming import parse_put_key
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
 from sbench.storage.base import ErrorClass, StorageError

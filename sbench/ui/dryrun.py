@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import psutil
 from rich.console import Console
@@ -30,18 +29,16 @@ from sbench.config.models import (
     SizeSpec,
     UniformSize,
 )
+from sbench.config.runoptions import RunOptions
 from sbench.config.stages import StagePlan, stage_plan
 from sbench.config.tree_math import tree_counts
 from sbench.config.units import format_duration, format_size
 from sbench.data.sizes import sampler_from_spec, seed_for_uri
-from sbench.engine.naming import prepared_key
-from sbench.engine.paths import pools_for
-from sbench.engine.tree import TreeLayout
 from sbench.errors import ConfigError
+from sbench.layout.naming import prepared_key
+from sbench.layout.paths import pools_for
+from sbench.layout.tree import TreeLayout
 from sbench.storage.uri import parse_uri
-
-if TYPE_CHECKING:
-    from sbench.commands.run import RunOptions
 
 SANITY_SAMPLE = 100_000
 

@@ -6,7 +6,7 @@ import tracemalloc
 
 import pytest
 
-from sbench.engine.tree import TreeLayout, TreeSpec
+from sbench.layout.tree import TreeLayout, TreeSpec
 
 
 def test_counts_bottom_and_all() -> None:

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sbench.engine.naming import DELETABLE_POOL, PREPARED_POOL, parse_prepared_key, prepared_key
-from sbench.engine.tree import TreeLayout
 from sbench.errors import ConfigError
+from sbench.layout.naming import DELETABLE_POOL, PREPARED_POOL, parse_prepared_key, prepared_key
+from sbench.layout.tree import TreeLayout
 from sbench.storage.base import Backend
 
 READ_OPS = ("get", "stat")

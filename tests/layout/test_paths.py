@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from sbench.engine import paths
-from sbench.engine.paths import KeyPool, Pattern, PreparedSet, TreeSelector
-from sbench.engine.tree import TreeLayout, TreeSpec
 from sbench.errors import ConfigError
+from sbench.layout import paths
+from sbench.layout.paths import KeyPool, Pattern, PreparedSet, TreeSelector
+from sbench.layout.tree import TreeLayout, TreeSpec
 
 
 def test_take_never_returns_a_key_twice_and_empties() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sbench.engine import naming
+from sbench.layout import naming
 
 
 def test_prepared_names_round_trip() -> None:

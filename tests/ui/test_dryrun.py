@@ -9,10 +9,10 @@ from pathlib import Path
 import psutil
 from rich.console import Console
 
-from sbench.commands.run import RunOptions
 from sbench.config import load_config_text
-from sbench.config.summary import prepare_paths, print_dry_run, sanity_check
-from sbench.engine.tree import TreeLayout
+from sbench.config.runoptions import RunOptions
+from sbench.layout.tree import TreeLayout
+from sbench.ui.dryrun import prepare_paths, print_dry_run, sanity_check
 
 TREE_64M = """\
 target: "s3://bench/tree/"

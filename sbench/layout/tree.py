@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sbench.engine.naming import tree_file_name
+from sbench.layout.naming import tree_file_name
 
 DEFAULT_DIR_MASK = "sai3bench.d%d_w%d.dir"
 

@@ -1,0 +1,51 @@
+"""The `sbench run` flags as one typed record, and how they select the stages of a config's plan. The CLI
+builds it, the dry run prints from it, and the runners take it, so it sits with the config it applies to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sbench.config.loader import LoadedConfig
+from sbench.config.stages import StagePlan, select_stages, stage_plan
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """The `sbench run` flags, as the runner sees them."""
+
+    results_dir: Path | None = None
+    dry_run: bool = False
+    prepare_only: bool = False
+    cleanup_only: bool = False
+    verify: bool = False
+    skip_prepare: bool = False
+    no_cleanup: bool = False
+    preflight_only: bool = False
+    op_log: Path | None = None
+    verbose: int = 0
+    #: the Ray cluster to join (beats RAY_ADDRESS); None: RAY_ADDRESS, else a private local instance
+    ray_address: str | None = None
+
+    def stages(self, loaded: LoadedConfig) -> list[StagePlan]:
+        """The stages to execute with these flags applied (empty for --verify, which runs no stage)."""
+        if self.verify:
+            return []
+        plans = stage_plan(loaded.config, force_cleanup=self.cleanup_only)
+        return select_stages(
+            plans,
+            preflight_only=self.preflight_only,
+            prepare_only=self.prepare_only,
+            cleanup_only=self.cleanup_only,
+            skip_prepare=self.skip_prepare,
+            no_cleanup=self.no_cleanup,
+        )
+
+    @property
+    def mode(self) -> str:
+        """One word for logs and summaries."""
+        for flag in ("preflight_only", "prepare_only", "cleanup_only", "verify"):
+            if getattr(self, flag):
+                return flag.replace("_", "-")
+        return "full"
