@@ -47,7 +47,7 @@ from sbench.results.tsv import write_results_tsv
 from sbench.results.verdict import OutageWatch, judge_stage
 from sbench.storage.base import StorageError
 from sbench.ui.live import LiveProgress
-from sbench.ui.report import describe_load, errors_line, first_error_lines, phase_table, print_report
+from sbench.ui.tables import describe_load, errors_line, first_error_lines, phase_table, print_report
 
 #: exit code of a second Ctrl-C (the shell convention for "killed by SIGINT")
 EXIT_SIGINT = 130

@@ -58,7 +58,7 @@ from sbench.results.resultsdir import ResultsDir
 from sbench.results.status import RunStatus, write_status
 from sbench.results.summary import load_model_of
 from sbench.ui.live import LiveProgress
-from sbench.ui.report import describe_load, first_error_lines, phase_table, print_report
+from sbench.ui.tables import describe_load, first_error_lines, phase_table, print_report
 
 #: Exit code of a second Ctrl-C (128 + SIGINT); an aborted run exits 1 like a failed one (as locally).
 EXIT_SIGINT = 130

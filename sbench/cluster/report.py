@@ -31,8 +31,7 @@ from sbench.results.status import (
     write_status,
 )
 from sbench.results.summary import build_summary, stage_entry, summary_section, write_summary
-from sbench.results.tsv import AgentStageResult as TsvAgentRow
-from sbench.results.tsv import Kind, write_endpoint_stats_tsv, write_results_tsv, write_stage_tsv
+from sbench.results.tsv import AgentRow, Kind, write_endpoint_stats_tsv, write_results_tsv, write_stage_tsv
 
 #: Which summary.json section / legacy file a stage type feeds.
 _PHASE_OF = {
@@ -130,7 +129,7 @@ class RunReport:
         plan = run.plan
         self.stage_runs.append(run)
         rows = [
-            TsvAgentRow(agent_id, result.snapshot, result.elapsed_s)
+            AgentRow(agent_id, result.snapshot, result.elapsed_s)
             for agent_id, result in sorted(run.results.items(), key=lambda kv: self._order(kv[0]))
         ]
         merged = Snapshot.merge_all(r.snapshot for r in rows)

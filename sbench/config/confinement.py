@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from sbench.config.errors import KeyPath, format_path
 from sbench.config.models import Config, MkdirOp, PutOp, RmdirOp
+from sbench.config.problems import KeyPath, format_path
 from sbench.errors import ConfigError
 from sbench.layout.paths import Pattern, put_directory
 from sbench.storage.confine import DOTDOT_WHY, dotdot_problem, has_dotdot, real_inside

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sbench.config.errors import KeyPath
+from sbench.config.problems import KeyPath
 
 
 @dataclass(frozen=True, slots=True)

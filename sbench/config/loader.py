@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from sbench.config.errors import KeyPath, Problem, config_error, format_path
 from sbench.config.inert import strip_inert
 from sbench.config.models import Config
+from sbench.config.problems import KeyPath, Problem, config_error, format_path
 from sbench.config.validation import cross_check
 from sbench.config.yamlsource import MAX_DOCUMENT_CHARS, YamlLimitError, YamlSource, parse_yaml
 from sbench.errors import ConfigError

@@ -12,7 +12,6 @@ from pathlib import Path
 import psutil
 
 from sbench.config.confinement import lexical_problems, symlink_problems
-from sbench.config.errors import KeyPath, Problem
 from sbench.config.models import (
     Config,
     DeleteOp,
@@ -26,6 +25,7 @@ from sbench.config.models import (
     StatOp,
     UniformSize,
 )
+from sbench.config.problems import KeyPath, Problem
 from sbench.config.units import format_size
 from sbench.config.yamlsource import YamlSource
 from sbench.errors import ConfigError

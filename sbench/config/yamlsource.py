@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from sbench.config.errors import KeyPath, Problem
+from sbench.config.problems import KeyPath, Problem
 
 try:  # libyaml is much faster on large files; the pure-Python loader behaves the same.
     _Loader: type = yaml.CSafeLoader

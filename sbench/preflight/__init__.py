@@ -11,7 +11,7 @@ RunFailed, exit 1); warnings are shown and the run goes on.
 
 from sbench.preflight.distributed import controller_checks
 from sbench.preflight.result import Check, CheckList, ErrorType, Level, PreflightResult
-from sbench.preflight.runner import planned_checks, run_preflight
+from sbench.preflight.suite import planned_checks, run_preflight
 
 __all__ = [
     "Check",

@@ -17,7 +17,7 @@ from sbench.metrics.buckets import BUCKET_LABELS, OpClass
 from sbench.metrics.snapshot import LatencyStats, Snapshot
 from sbench.results.atomic import write_text_atomic
 from sbench.results.status import AgentStatus, FirstError, RunStatus, first_errors_of
-from sbench.results.tsv import MIB, AgentStageResult, endpoint_rows
+from sbench.results.tsv import MIB, AgentRow, endpoint_rows
 
 SCHEMA_VERSION = 1
 
@@ -148,7 +148,7 @@ def stage_entry(
     snapshot: Snapshot,
     wall_seconds: float,
     reason: str = "",
-    agents: Sequence[AgentStageResult] = (),
+    agents: Sequence[AgentRow] = (),
 ) -> dict[str, Any]:
     return {
         "number": number,

@@ -148,7 +148,7 @@ def write_results_tsv(
 
 
 @dataclass(frozen=True, slots=True)
-class AgentStageResult:
+class AgentRow:
     """One agent's share of a stage, for the `# Per-Agent Details` table."""
 
     agent_id: str
@@ -176,7 +176,7 @@ def write_stage_tsv(
     stage_name: str,
     stage_type: str,
     snapshot: Snapshot,
-    agents: Sequence[AgentStageResult],
+    agents: Sequence[AgentRow],
     wall_seconds: float | None = None,
     include_p999: bool = True,
 ) -> Path:

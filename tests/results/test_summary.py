@@ -14,7 +14,7 @@ from sbench.metrics.snapshot import Snapshot
 from sbench.results.resultsdir import ResultsDir
 from sbench.results.status import AgentState, AgentStatus, write_status
 from sbench.results.summary import build_summary, load_model_of, stage_entry, summary_section, write_summary
-from sbench.results.tsv import AgentStageResult, write_endpoint_stats_tsv, write_results_tsv
+from sbench.results.tsv import AgentRow, write_endpoint_stats_tsv, write_results_tsv
 from sbench.storage.base import ErrorClass
 
 
@@ -88,7 +88,7 @@ def test_all_files_agree(tmp_path: Path) -> None:
         status="completed",
         snapshot=total,
         wall_seconds=3.0,
-        agents=[AgentStageResult("standalone", total, 3.0)],
+        agents=[AgentRow("standalone", total, 3.0)],
     )
     summary = build_summary(
         "SUCCESS",

@@ -9,7 +9,7 @@ from sbench.metrics.buckets import OpClass
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.tsv import (
-    AgentStageResult,
+    AgentRow,
     stage_tsv_name,
     write_endpoint_stats_tsv,
     write_results_tsv,
@@ -116,7 +116,7 @@ def test_stage_tsv_preamble_and_per_agent_errors(tmp_path: Path) -> None:
         stage_name="execute",
         stage_type="execute",
         snapshot=merged,
-        agents=[AgentStageResult("agent-1", a1, 9.5), AgentStageResult("agent-2", a2, 10.0)],
+        agents=[AgentRow("agent-1", a1, 9.5), AgentRow("agent-2", a2, 10.0)],
         include_p999=False,
     )
     lines = path.read_text().splitlines()

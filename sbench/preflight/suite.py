@@ -10,8 +10,8 @@ import os
 
 from sbench.config.backend import backend_options
 from sbench.config.confinement import symlink_problems
-from sbench.config.errors import format_path
 from sbench.config.models import Config
+from sbench.config.problems import format_path
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.errors import ConfigError, RunFailed
 from sbench.preflight.distributed import controller_check_names, controller_checks
