@@ -866,9 +866,13 @@ class Config(StrictModel):
 
     @model_validator(mode="after")
     def _outage_measurable(self) -> Config:
-        """An outage is measured in perf-log intervals: one shorter than an interval cannot be seen."""
+        """An outage is measured in perf-log intervals: one shorter than an interval cannot be seen. The
+        default follows a longer interval (the shortest outage it can see); a value the config sets must
+        be at least one interval."""
         outage, interval = self.error_handling.max_outage, self.perf_log.interval
-        if 0 < outage < interval:
+        if 0 < outage < interval and "max_outage" not in self.error_handling.model_fields_set:
+            self.error_handling.max_outage = interval
+        elif 0 < outage < interval:
             raise ValueError(
                 f"error_handling.max_outage {outage:g} s is shorter than perf_log.interval {interval:g} s: "
                 "outages are measured in whole perf-log intervals; set max_outage to at least "

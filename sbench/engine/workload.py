@@ -21,19 +21,19 @@ import itertools
 import random
 import threading
 import time
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sbench.data.payload import WEYL_STEP, PayloadGenerator, SliceWindow
-from sbench.data.sizes import MASK64, index_hash, sampler_for, sampler_from_spec, seed_for_uri
+from sbench.data.payload import PayloadGenerator, SliceWindow
+from sbench.data.sizes import index_hash, sampler_for, sampler_from_spec, seed_for_uri
 from sbench.engine.backends import BackendSet, canonical
 from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.errorpolicy import ErrorHandling, ErrorPolicy
 from sbench.engine.gil import worker_switch_interval
-from sbench.engine.ratecontrol import LATE_THRESHOLD_NS, OpenLoopSchedule, schedule_from_config
+from sbench.engine.loops import LoopShape, loop_for, pool_call_maker
+from sbench.engine.ratecontrol import OpenLoopSchedule, schedule_from_config
 from sbench.engine.stall import StallWatch
 from sbench.engine.state import RunState
 from sbench.errors import ConfigError
@@ -53,11 +53,10 @@ from sbench.layout.paths import (
     resolve_pool,
 )
 from sbench.layout.tree import TreeLayout
-from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS as SIZE_BOUNDS
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.cpu import CpuSampler
-from sbench.metrics.recorder import SLOT_BITS, Recorder, slot_for
+from sbench.metrics.recorder import Recorder, slot_for
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 from sbench.storage.base import Backend, ErrorClass, StorageError
 
@@ -73,10 +72,6 @@ OP_CLASS = {
 #: how long a stage that reached its end (duration, expected tasks, stop) lets in-flight ops finish
 DRAIN_S = 10.0
 DEFAULT_PUT_SIZE = 1024 * 1024
-
-
-class PoolExhausted(Exception):
-    """An op found its key pool empty (a DELETE removed every key it could): the op stops, said once."""
 
 
 @dataclass
@@ -129,7 +124,6 @@ class _Op:
     __slots__ = (
         "acall",
         "aredo",
-        "asem",
         "backend",
         "base_slot",
         "call",
@@ -167,7 +161,6 @@ class _Op:
         self.aredo: Any = None
         self.limit: int | None = None
         self.sem: threading.Semaphore | None = None
-        self.asem: asyncio.Semaphore | None = None
         self.exhausted = False
         self.pool: KeyPool | None = None
         #: set for a fixed-size PUT whose payload is a plain buffer slice: `_fixed_put_loop` can run it
@@ -289,79 +282,17 @@ def _bind(op_cfg: Any, ctx: _Context, index: int) -> _Op:
 
 
 def _bind_pool_op(op: _Op, kind: str, backend: Backend, pool: KeyPool) -> None:
-    pick = pool.pick
-    if kind == "get":
-        get = backend.get
-
-        def call(w: _Worker) -> int:
-            key = pick(w.rng)
-            if key is None:
-                raise PoolExhausted(op.label)
-            w.key = key
-            return len(get(key))
-
-        op.redo = _redo_read(get)
-        if backend.is_async:
-            aget = backend.get_async  # type: ignore[attr-defined]
-
-            async def acall(w: _Worker) -> int:
-                key = pick(w.rng)
-                if key is None:
-                    raise PoolExhausted(op.label)
-                w.key = key
-                return len(await aget(key))
-
-            op.acall, op.aredo = acall, _aredo_read(aget)
-    elif kind == "stat":
-        stat = backend.stat
-
-        def call(w: _Worker) -> int:
-            key = pick(w.rng)
-            if key is None:
-                raise PoolExhausted(op.label)
-            w.key = key
-            stat(key)
-            return 0
-
-        op.redo = _redo_void(stat)
-        if backend.is_async:
-            astat = backend.stat_async  # type: ignore[attr-defined]
-
-            async def acall(w: _Worker) -> int:
-                key = pick(w.rng)
-                if key is None:
-                    raise PoolExhausted(op.label)
-                w.key = key
-                await astat(key)
-                return 0
-
-            op.acall, op.aredo = acall, _aredo_void(astat)
-    else:
-        take = pool.take
-        delete = backend.delete
-
-        def call(w: _Worker) -> int:
-            key = take(w.rng)
-            if key is None:
-                raise PoolExhausted(op.label)
-            w.key = key
-            delete(key)
-            return 0
-
-        op.redo = _redo_void(delete)
-        if backend.is_async:
-            adelete = backend.delete_async  # type: ignore[attr-defined]
-
-            async def acall(w: _Worker) -> int:
-                key = take(w.rng)
-                if key is None:
-                    raise PoolExhausted(op.label)
-                w.key = key
-                await adelete(key)
-                return 0
-
-            op.acall, op.aredo = acall, _aredo_void(adelete)
-    op.call = call
+    """GET, STAT and DELETE of a pool's keys: DELETE takes its key out of the pool, the others pick one; a
+    GET's result is its bytes, the others' nothing."""
+    choose = pool.take if kind == "delete" else pool.pick
+    action = {"get": backend.get, "stat": backend.stat, "delete": backend.delete}[kind]
+    reads = kind == "get"
+    op.call = pool_call_maker(reads=reads, asynchronous=False)(op, choose, action)
+    op.redo = (_redo_read if reads else _redo_void)(action)
+    if backend.is_async:
+        aaction = getattr(backend, f"{kind}_async")
+        op.acall = pool_call_maker(reads=reads, asynchronous=True)(op, choose, aaction)
+        op.aredo = (_aredo_read if reads else _aredo_void)(aaction)
 
 
 # A retry repeats the failed call on the worker's current key (and payload). Retries are off the hot path,
@@ -570,24 +501,7 @@ def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> _Op:
             f"workload[{index}]: {kind} in tree mode needs files "
             "(prepare.directory_structure.files_per_dir > 0)"
         )
-    if kind == "get":
-        get = backend.get
-
-        def call(w: _Worker) -> int:
-            key = w.key = join_key(base, file_path(select_file(w.rng)))
-            return len(get(key))
-
-        op.redo = _redo_read(get)
-    elif kind == "stat":
-        stat = backend.stat
-
-        def call(w: _Worker) -> int:
-            w.key = join_key(base, file_path(select_file(w.rng)))
-            stat(w.key)
-            return 0
-
-        op.redo = _redo_void(stat)
-    elif kind == "put":
+    if kind == "put":
         sampler, payload = _put_source(op_cfg, ctx)
         put = backend.put
 
@@ -601,45 +515,37 @@ def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> _Op:
             put(key, w.data)
             return size
 
-        op.redo = _redo_put(put, ())
-    elif kind == "delete":
+        op.call, op.redo = call, _redo_put(put, ())
+        return op
+
+    def a_file(rng: random.Random) -> str:
+        return join_key(base, file_path(select_file(rng)))
+
+    def a_dir(rng: random.Random) -> str:
+        return join_key(base, dir_path(select_dir(rng)))
+
+    choose: Callable[[random.Random], str | None]
+    if kind == "delete":
         pool = op.pool = selector.delete_pool()
         take = pool.take
-        delete = backend.delete
 
-        def call(w: _Worker) -> int:
-            rel_key = take(w.rng)
-            if rel_key is None:
-                raise PoolExhausted(op.label)
-            w.key = join_key(base, rel_key)
-            delete(w.key)
-            return 0
+        def choose(rng: random.Random) -> str | None:
+            rel_key = take(rng)
+            return None if rel_key is None else join_key(base, rel_key)
 
-        op.redo = _redo_void(delete)
-    elif kind == "mkdir":
-        mkdir = backend.mkdir
-
-        def call(w: _Worker) -> int:
-            w.key = join_key(base, dir_path(select_dir(w.rng)))
-            mkdir(w.key)
-            return 0
-
-        op.redo = _redo_void(mkdir)
     else:
-        rmdir = backend.rmdir
-        recursive = bool(getattr(op_cfg, "recursive", False))
-
-        def call(w: _Worker) -> int:
-            w.key = join_key(base, dir_path(select_dir(w.rng)))
-            rmdir(w.key, recursive)
-            return 0
-
-        def redo(w: _Worker) -> int:
-            rmdir(w.key, recursive)
-            return 0
-
-        op.redo = redo
-    op.call = call
+        choose = a_file if kind in ("get", "stat") else a_dir
+    recursive = bool(getattr(op_cfg, "recursive", False))
+    action = {
+        "get": backend.get,
+        "stat": backend.stat,
+        "delete": backend.delete,
+        "mkdir": backend.mkdir,
+        "rmdir": lambda key: backend.rmdir(key, recursive),
+    }[kind]
+    reads = kind == "get"
+    op.call = pool_call_maker(reads=reads, asynchronous=False)(op, choose, action)
+    op.redo = (_redo_read if reads else _redo_void)(action)
     return op
 
 
@@ -701,19 +607,6 @@ def build_ops(
 
 
 # -- the run -----------------------------------------------------------------------------------------------
-
-
-def _sink_recorder(recorder: Recorder) -> Callable[[_Op, int, int], None]:
-    """`record(op, nbytes, latency_us)` through the recorder's lock-free sink, for closed-loop ops outside
-    the inlined fast loop."""
-    append, bytes_by_slot = recorder.sink()
-
-    def record(op: _Op, nbytes: int, latency_us: int) -> None:
-        slot = op.slot if op.slot is not None else slot_for(op.cls, nbytes)
-        append(latency_us << SLOT_BITS | slot)
-        bytes_by_slot[slot] += nbytes
-
-    return record
 
 
 def _seed(identity: AgentIdentity) -> int:
@@ -835,22 +728,6 @@ class WorkloadRun:
         w.recorder.record_retry(op.cls)
         return err
 
-    def _failed(self, op: _Op, w: _Worker, exc: BaseException) -> int | None:
-        """Retry per the policy; the bytes of a successful retry, or None when the op finally failed."""
-        attempt = 0
-        while True:
-            attempt += 1
-            err = self._retryable(op, w, exc, attempt)
-            if err is None:
-                return None
-            if self.control.wait(self.policy.retry_delay(attempt, w.rng)):
-                self._cut_short()
-                return None
-            try:
-                return op.redo(w)
-            except Exception as again:
-                exc = again
-
     def _cut_short(self) -> None:
         """An op that was waiting to retry when the stage stopped: unfinished (neither a success nor a final
         failure), counted with the ops still in flight at the end."""
@@ -878,252 +755,33 @@ class WorkloadRun:
             self._stop_stage("exhausted", "every op's pool of keys is empty (nothing left to read or delete)")
         return all(o.exhausted for o in ops)
 
+    def _shape(self, w: _Worker, *, asynchronous: bool) -> LoopShape:
+        """The steps this worker's loop needs (engine.loops): the inline fixed-size PUT or static GET when
+        its one op is one of those, a schedule wait only in an open loop, limiters and a task budget only
+        when configured."""
+        single = w.ops[0] if len(w.ops) == 1 else None
+        pick = "mixed"
+        if single is not None and not asynchronous:
+            pick = "fixed_put" if single.fixed_put else "static_get" if single.static_get else "mixed"
+        return LoopShape(
+            asynchronous=asynchronous,
+            pick=pick,
+            open_loop=self.schedule is not None,
+            limited=any(op.sem is not None for op in w.ops),
+            counted=bool(self.max_ops),
+        )
+
     def _sync_worker(self, w: _Worker) -> None:
         if not self._first_op_ns:
             self._first_op_ns = time.monotonic_ns()
         try:
             with worker_switch_interval():
-                self._sync_loop(w)
+                loop_for(self._shape(w, asynchronous=False))(self, w)
         except BaseException as exc:
             self._crashed(f"worker {w.index}", exc)
             raise
         finally:
             self._worker_done()
-
-    def _closed_loop(self, w: _Worker) -> None:
-        """The common case (closed loop, no per-op limit, no op budget) with nothing else in the loop: per op
-        a choice, two clock reads, the call, and the recorder's sink (one append, one add), written out
-        inline because each function call here is GIL time the other workers wait for."""
-        ops, cum, total = w.ops, w.cum, w.total
-        single = ops[0] if len(ops) == 1 else None
-        if single is not None and single.fixed_put is not None:
-            self._fixed_put_loop(w, single, single.fixed_put)
-            return
-        if single is not None and single.static_get is not None:
-            self._static_get_loop(w, single, single.static_get)
-            return
-        rnd = w.rng.random
-        append, bytes_by_slot = w.recorder.sink()
-        bounds, bits = SIZE_BOUNDS, SLOT_BITS
-        clock = time.monotonic_ns
-        control = self.control
-        deadline = self.deadline_ns
-        policy = self.policy
-        while not control.halted:
-            op = single or ops[bisect_right(cum, rnd() * total)]
-            if op.exhausted:
-                if all(o.exhausted for o in ops):
-                    return
-                continue
-            t0 = clock()
-            try:
-                nbytes = op.call(w)
-            except PoolExhausted:
-                if self._exhausted(op, ops):
-                    return
-                continue
-            except Exception as exc:
-                nbytes = self._failed(op, w, exc)
-            t1 = clock()
-            if nbytes is not None:
-                slot = op.slot
-                if slot is None:
-                    slot = op.base_slot + bisect_left(bounds, nbytes)
-                append((t1 - t0) // 1000 << bits | slot)
-                bytes_by_slot[slot] += nbytes
-            if t1 >= deadline:
-                return
-            if policy.backoff_until:
-                policy.pause_if_backing_off()
-
-    def _fixed_put_loop(self, w: _Worker, op: _Op, fixed: _FixedPut) -> None:
-        """`_closed_loop` for a worker whose one op is a fixed-size PUT (the classic write benchmark), with
-        the op's key, payload slice (PayloadGenerator.slice_window) and call written out as well: with two
-        workers on tmpfs, a create costs ~6 µs of kernel time, and the engine's Python per op weighs several
-        times its own cost in the rate, because it is GIL time the other worker waits for."""
-        put, size, slot = fixed.put, fixed.size, op.slot
-        assert slot is not None
-        head = f"{fixed.head}{w.tag}"
-        view, positions, seed_mix = fixed.window
-        append, bytes_by_slot = w.recorder.sink()
-        bits, clock = SLOT_BITS, time.monotonic_ns
-        control, deadline, policy = self.control, self.deadline_ns, self.policy
-        seq = w.seq
-        # The Weyl state of object id (worker << 40) | seq, the id `payload` would get; the next id's state
-        # is one step further, so each op adds instead of multiplying.
-        weyl = ((((w.index << 40) | seq) * WEYL_STEP) + seed_mix) & MASK64
-        while not control.halted:
-            key = f"{head}{seq}.dat"
-            offset = (weyl * positions) >> 64
-            data = view[offset : offset + size]
-            weyl = (weyl + WEYL_STEP) & MASK64
-            seq += 1
-            t0 = clock()
-            try:
-                put(key, data)
-                nbytes: int | None = size
-            except Exception as exc:
-                w.key, w.data, w.seq = key, data, seq
-                nbytes = self._failed(op, w, exc)
-            t1 = clock()
-            if nbytes is not None:
-                append((t1 - t0) // 1000 << bits | slot)
-                bytes_by_slot[slot] += nbytes
-            if t1 >= deadline:
-                break
-            if policy.backoff_until:
-                policy.pause_if_backing_off()
-        w.seq = seq
-
-    def _static_get_loop(self, w: _Worker, op: _Op, source: _StaticGet) -> None:
-        """`_closed_loop` for a worker whose one op is a GET from an unchanging pool, with the key pick and
-        the call written out (the same picks as the op's own call), for the reason `_fixed_put_loop` gives."""
-        get, key_of, count = source.get, source.key_of, source.count
-        rnd, base_slot = w.rng.random, op.base_slot
-        append, bytes_by_slot = w.recorder.sink()
-        bounds, bits, clock = SIZE_BOUNDS, SLOT_BITS, time.monotonic_ns
-        control, deadline, policy = self.control, self.deadline_ns, self.policy
-        while not control.halted:
-            key = key_of(int(rnd() * count))
-            t0 = clock()
-            try:
-                nbytes: int | None = len(get(key))
-            except Exception as exc:
-                w.key = key
-                nbytes = self._failed(op, w, exc)
-            t1 = clock()
-            if nbytes is not None:
-                slot = base_slot + bisect_left(bounds, nbytes)
-                append((t1 - t0) // 1000 << bits | slot)
-                bytes_by_slot[slot] += nbytes
-            if t1 >= deadline:
-                return
-            if policy.backoff_until:
-                policy.pause_if_backing_off()
-
-    def _sync_loop(self, w: _Worker) -> None:
-        if self.schedule is None and not self.max_ops and all(op.sem is None for op in w.ops):
-            self._closed_loop(w)
-            return
-        ops, cum, total = w.ops, w.cum, w.total
-        single = ops[0] if len(ops) == 1 else None
-        rnd = w.rng.random
-        record, record_late = w.recorder.record, w.recorder.record_late
-        record_closed = _sink_recorder(w.recorder)
-        clock = time.monotonic_ns
-        stopping = self.control.stop_flag()
-        wait = self.control.wait
-        deadline = self.deadline_ns
-        schedule = self.schedule
-        policy = self.policy
-        counter = self._counter if self.max_ops else None
-        max_ops = self.max_ops or 0
-        intended = 0
-        while not stopping():
-            op = single if single is not None else ops[bisect_right(cum, rnd() * total)]
-            if op.exhausted:
-                if all(o.exhausted for o in ops):
-                    return
-                continue
-            if schedule is not None:
-                intended = schedule.claim()
-                if intended >= deadline:
-                    return
-                delay = intended - clock()
-                if delay > 0 and wait(delay / 1e9):
-                    return
-            sem = op.sem
-            if sem is not None:
-                while not sem.acquire(timeout=0.2):
-                    if stopping():
-                        return
-            t0 = clock()
-            try:
-                nbytes = op.call(w)
-            except PoolExhausted:
-                nbytes = None
-                if self._exhausted(op, ops):
-                    return
-            except Exception as exc:
-                nbytes = self._failed(op, w, exc)
-            finally:
-                if sem is not None:
-                    sem.release()
-            t1 = clock()
-            if nbytes is not None:
-                if schedule is None:
-                    record_closed(op, nbytes, (t1 - t0) // 1000)
-                else:
-                    record(op.cls, nbytes, (t1 - intended) // 1000, (t1 - t0) // 1000)
-                    if t0 - intended > LATE_THRESHOLD_NS:
-                        record_late((t0 - intended) // 1000)
-                if counter is not None and next(counter) >= max_ops:
-                    self._stop_stage("tasks", f"expected_tasks={max_ops} ops done")
-                    return
-            if t1 >= deadline:
-                return
-            if policy.backoff_until:
-                policy.pause_if_backing_off()
-
-    async def _async_worker(self, w: _Worker, sems: dict[int, asyncio.Semaphore]) -> None:
-        ops, cum, total = w.ops, w.cum, w.total
-        single = ops[0] if len(ops) == 1 else None
-        rnd = w.rng.random
-        record, record_late = w.recorder.record, w.recorder.record_late
-        record_closed = _sink_recorder(w.recorder)
-        clock = time.monotonic_ns
-        stopping = self.control.stop_flag()
-        deadline = self.deadline_ns
-        schedule = self.schedule
-        policy = self.policy
-        counter = self._counter if self.max_ops else None
-        max_ops = self.max_ops or 0
-        intended = 0
-        while not stopping():
-            op = single if single is not None else ops[bisect_right(cum, rnd() * total)]
-            if op.exhausted:
-                if all(o.exhausted for o in ops):
-                    return
-                await asyncio.sleep(0)
-                continue
-            if schedule is not None:
-                intended = schedule.claim()
-                if intended >= deadline:
-                    return
-                while (delay := intended - clock()) > 0:
-                    await asyncio.sleep(min(delay / 1e9, 0.1))
-                    if stopping():
-                        return
-            sem = sems.get(id(op))
-            if sem is not None:
-                await sem.acquire()
-            t0 = clock()
-            try:
-                nbytes = await op.acall(w)
-            except PoolExhausted:
-                nbytes = None
-                if self._exhausted(op, ops):
-                    return
-            except Exception as exc:
-                nbytes = await self._afailed(op, w, exc)
-            finally:
-                if sem is not None:
-                    sem.release()
-            t1 = clock()
-            if nbytes is not None:
-                if schedule is None:
-                    record_closed(op, nbytes, (t1 - t0) // 1000)
-                else:
-                    record(op.cls, nbytes, (t1 - intended) // 1000, (t1 - t0) // 1000)
-                    if t0 - intended > LATE_THRESHOLD_NS:
-                        record_late((t0 - intended) // 1000)
-                if counter is not None and next(counter) >= max_ops:
-                    self._stop_stage("tasks", f"expected_tasks={max_ops} ops done")
-                    return
-            if t1 >= deadline:
-                return
-            if policy.backoff_until and (pause := policy.backoff_until - time.monotonic()) > 0:
-                await self._asleep(pause)
 
     async def _asleep(self, seconds: float) -> bool:
         """Sleep up to `seconds` on the event loop, waking within 0.1 s of a stop (the duration's end is one);
@@ -1137,26 +795,10 @@ class WorkloadRun:
             await asyncio.sleep(min(left, 0.1))
         return True
 
-    async def _afailed(self, op: _Op, w: _Worker, exc: BaseException) -> int | None:
-        """_failed for the asyncio loop: the wait between tries is an asyncio sleep."""
-        attempt = 0
-        while True:
-            attempt += 1
-            err = self._retryable(op, w, exc, attempt)
-            if err is None:
-                return None
-            if await self._asleep(self.policy.retry_delay(attempt, w.rng)):
-                self._cut_short()
-                return None
-            try:
-                return await op.aredo(w)
-            except Exception as again:
-                exc = again
-
     def _run_async(self) -> None:
         async def worker(w: _Worker, sems: dict[int, asyncio.Semaphore]) -> None:
             try:
-                await self._async_worker(w, sems)
+                await loop_for(self._shape(w, asynchronous=True))(self, w, sems)
             finally:
                 self._worker_done()
 

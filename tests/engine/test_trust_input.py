@@ -11,7 +11,8 @@ import pytest
 from sbench.cli import main
 from sbench.config import load_config, load_config_text
 from sbench.engine.context import AgentIdentity, RunControl
-from sbench.engine.workload import PoolExhausted, _bind_pool_op, _Op, _Worker, run_workload
+from sbench.engine.loops import PoolExhausted
+from sbench.engine.workload import _bind_pool_op, _Op, _Worker, run_workload
 from sbench.layout.paths import KeyPool
 from sbench.storage.base import ErrorClass
 from sbench.storage.registry import open_backend

@@ -228,5 +228,7 @@ def test_max_outage_is_a_config_key_with_a_default_bounds_and_a_clear_message() 
         ConfigError, match=r"error_handling\.max_outage 0\.5 s is shorter than perf_log\.interval 1 s"
     ):
         load_config_text(base + "error_handling: {max_outage: 500ms}\n")
+    # the default follows a perf-log interval longer than itself (the shortest outage it can see)
+    assert max_outage("perf_log: {interval: 10s}\n") == 10
     short_ticks = base + "perf_log: {interval: 250ms}\nerror_handling: {max_outage: 500ms}\n"
     assert load_config_text(short_ticks).config.error_handling.max_outage == 0.5
