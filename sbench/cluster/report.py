@@ -18,6 +18,7 @@ from sbench.cluster.barrier import BarrierStatus
 from sbench.cluster.stagerun import StageRun
 from sbench.config.models import StageType
 from sbench.engine import leftovers
+from sbench.engine.stage import StageStatus
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.final import write_final_results
 from sbench.results.perf_log import PerfLogWriter
@@ -68,6 +69,20 @@ class AgentTrack:
             operations=self.operations,
             errors=self.errors,
         )
+
+
+def stage_status(run: StageRun) -> str:
+    """A stage's status in the words the in-process runner writes too (engine.stage.StageStatus), plus
+    `degraded` for a barrier that released with some agents failed; an abort or a timeout says so."""
+    if run.aborted:
+        return StageStatus.ABORTED.value
+    if run.timed_out:
+        return StageStatus.TIMEOUT.value
+    return {
+        BarrierStatus.READY: StageStatus.OK.value,
+        BarrierStatus.DEGRADED: "degraded",
+        BarrierStatus.FAILED: StageStatus.FAILED.value,
+    }.get(run.status, run.status.value)
 
 
 def uncollected_text(window: dict[str, Any]) -> str:
@@ -153,7 +168,7 @@ class RunReport:
             path = self.results.file(stage_path.name.replace("_results.tsv", "_endpoint_stats.tsv"))
             self.results.writes.attempt(path, partial(write_endpoint_stats_tsv, path, merged.endpoints))
         self.first_errors.extend(first_errors_of(plan.name, merged))
-        status = run.status.value
+        status = stage_status(run)
         reason = "; ".join(
             ([run.verdict] if run.verdict else []) + [f"{a}: {r}" for a, r in sorted(run.reasons.items())]
         )

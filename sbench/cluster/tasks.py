@@ -222,6 +222,8 @@ class TaskStageState:
     unfinished: int = 0
 
 
+
+
 def run_task_jobs(
     jobs: list[TaskJob],
     *,
@@ -248,6 +250,13 @@ def run_task_jobs(
     next_interval = t0 + interval_s
     interval_parts: list[tuple[str, Snapshot]] = []
     give_up_at: float | None = None
+
+    def cut_off(agent_id: str) -> None:
+        """A task the stop left without a result: at least one of its calls was in flight (how many more,
+        only the lost task knew), counted as unfinished in the agent's figures and the perf log."""
+        cut = Snapshot(unfinished_ops=1)
+        state.per_agent.setdefault(agent_id, SnapshotAccumulator()).add(cut)
+        interval_parts.append((agent_id, cut))
 
     def flush() -> None:
         if not interval_parts:
@@ -285,6 +294,8 @@ def run_task_jobs(
                 value = exc
                 first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
                 state.failures.setdefault(job.agent_id, f"{job.label or 'task'} failed: {first}")
+                if state.aborted or state.timed_out:
+                    cut_off(job.agent_id)  # it gave up on a call that never returned
             else:
                 snap = snapshot_of(value)
                 if snap is not None:
@@ -314,7 +325,8 @@ def run_task_jobs(
         if give_up_at is not None and now >= give_up_at:
             break
     state.unfinished = len(queue) + len(in_flight)
-    for ref in in_flight:
+    for ref, (job, _started) in in_flight.items():
         ray.cancel(ref, force=True)
+        cut_off(job.agent_id)
     flush()
     return state

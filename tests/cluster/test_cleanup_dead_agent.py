@@ -84,7 +84,7 @@ def test_survivors_clean_up_what_a_dead_agent_created(
     assert "a2 is out (dead or excluded); the live agents clean up its objects" in console
     summary = json.loads((results / "summary.json").read_text())
     cleanup = next(s for s in summary["stages"] if s["type"] == "cleanup")
-    assert cleanup["status"] == "ready", cleanup["reason"]
+    assert cleanup["status"] == "ok", cleanup["reason"]
     assert [a["agent_id"] for a in cleanup["agents"]] == ["a1"]  # never scheduled on the dead agent
     assert cleanup["operations"]["META"]["ops"] >= seen["files"]  # deletes, each one confirmed
     assert summary["left_behind"]["total"] == 0 and summary["left_behind"]["locations"] == []

@@ -40,7 +40,7 @@ distributed:
     assert code == 0, (results / "console_log.txt").read_text()[-2000:]
     summary = json.loads((results / "summary.json").read_text())
     execute = next(s for s in summary["stages"] if s["type"] == "execute")
-    assert execute["status"] == "ready"
+    assert execute["status"] == "ok"
     console = (results / "console_log.txt").read_text()
     assert "shared listings: 1 LIST(s) done once, read back by 2 agent(s)" in console
     _, agents = stage_tables(results / "02_execute_results.tsv")
@@ -129,7 +129,7 @@ distributed:
     assert sorted(p.name for p in marker.iterdir()) == ["a1", "a2"]  # ran once on each agent
     summary = json.loads((results / "summary.json").read_text())
     by_name = {s["name"]: s for s in summary["stages"]}
-    assert by_name["flaky"]["status"] == "failed" and by_name["last"]["status"] == "ready"
+    assert by_name["flaky"]["status"] == "failed" and by_name["last"]["status"] == "ok"
     assert "false exited with code 1" in by_name["flaky"]["reason"]
     lines = agent_lines(results)
     assert all(
@@ -230,7 +230,7 @@ distributed:
     summary = json.loads((results / "summary.json").read_text())
     by_name = {s["name"]: s for s in summary["stages"]}
     burst = by_name["burst"]
-    assert burst["status"] == "ready"
+    assert burst["status"] == "ok"
     assert all(a["duration_s"] < 15 for a in burst["agents"])  # ended by expected_tasks, not max_duration
     assert all(a["ops"] >= 3000 for a in burst["agents"])
     slow = by_name["slow"]

@@ -4,8 +4,11 @@ in process and on the Ray path (two local agents)."""
 
 from __future__ import annotations
 
+import csv
+import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,11 +41,39 @@ def _abort_in(
     with SbenchProcess(config, tmp / "results", env=target.env()) as run:
         run.wait_for_stage(stage, timeout=90 if distributed else 30)
         proxy.set_rules(rule(Fault.STALL))
+        _until(lambda: proxy.counts[Fault.STALL.value] >= 1, 20)  # a call is in flight, stalled
         time.sleep(1.0)
         run.interrupt(sig)
         done = run.wait(ABORT_WAIT_S)
         proxy.set_rules()
         check_run(run, done, aborted(distributed=distributed), outcome, target.count)
+    if stage != "preflight":
+        _cut_off_in(stage, run.results, distributed)
+
+
+def _cut_off_in(stage: str, results: Path, distributed: bool) -> None:
+    """The stage the signal hit is the last in summary.json, aborted, with the calls the stalled store never
+    answered counted as unfinished: in summary.json, on STATUS.txt and in the stage's last perf-log row."""
+    summary = json.loads((results / "summary.json").read_text())
+    last = summary["stages"][-1]
+    assert last["name"] == stage and last["status"] == "aborted", last
+    unfinished = last["totals"]["unfinished_ops"]
+    assert unfinished > 0
+    status = (results / "STATUS.txt").read_text()
+    assert f"Unfinished operations (in flight when their stage ended): {unfinished}" in status
+    rows = list(csv.DictReader((results / "perf_log.tsv").open(), delimiter="\t"))
+    assert sum(int(r["unfinished_ops"]) for r in rows) == unfinished
+    if distributed:  # each shard task reports its own when it returns
+        assert list(results.glob(f"[0-9][0-9]_{stage}_results.tsv"))
+    else:  # all in the stage's last row
+        assert int(rows[-1]["unfinished_ops"]) == unfinished
+
+
+def _until(condition: Callable[[], bool], timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "no request reached the stalled store"
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize(
