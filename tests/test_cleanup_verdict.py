@@ -24,7 +24,7 @@ import pytest
 
 from sbench.cli import main
 from tests import servers
-from tests.deleteproxy import DeleteProxy
+from tests.faults.proxy import Fault, FaultProxy, delete_rules
 from tests.storage.fixtures_s3 import hermetic_aws_env, s3_admin_client
 
 REPO = Path(__file__).resolve().parent.parent
@@ -184,7 +184,7 @@ def test_ctrl_c_during_cleanup_reports_exactly_what_stays(
     bucket = f"abort-{uuid.uuid4().hex[:8]}"
     client = s3_admin_client(seaweedfs)
     client.create_bucket(Bucket=bucket)
-    with DeleteProxy(seaweedfs.port) as proxy:  # deletes fail once the workload runs (preflight deletes too)
+    with FaultProxy(seaweedfs.port) as proxy:  # deletes fail once the workload runs (preflight deletes too)
         root = f"s3://127.0.0.1:{proxy.port}/{bucket}/run"
         cfg = tmp_path / "abort.yaml"
         cfg.write_text(
@@ -209,10 +209,11 @@ def test_ctrl_c_during_cleanup_reports_exactly_what_stays(
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not (perf.is_file() and "\tWorkload\t" in perf.read_text()):
                 time.sleep(0.05)
-            proxy.share = 1.0
-            while time.monotonic() < deadline and proxy.injected < 2:  # both delete threads asleep
+            proxy.set_rules(*delete_rules(Fault.SLOWDOWN))
+            throttled = Fault.SLOWDOWN.value
+            while time.monotonic() < deadline and proxy.counts[throttled] < 2:  # both delete threads asleep
                 time.sleep(0.05)
-            assert proxy.injected >= 2, console.read_text() if console.exists() else ""
+            assert proxy.counts[throttled] >= 2, console.read_text() if console.exists() else ""
             time.sleep(0.5)
             sent = time.monotonic()
             proc.send_signal(signal.SIGINT)

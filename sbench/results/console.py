@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from sbench.results.writeguard import stop_writing
+
 
 class ConsoleLog:
     def __init__(
@@ -55,14 +57,9 @@ class ConsoleLog:
             self._failed(exc)
 
     def _failed(self, exc: OSError) -> None:
-        """Stop writing the transcript (a partial line may be in it) and report why, once."""
+        """Stop writing the transcript and report why, once."""
         fh, self._fh = self._fh, None
-        if fh is not None:
-            with contextlib.suppress(OSError):
-                fh.close()
-        if self._on_error is None or self.path is None:
-            raise exc
-        self._on_error(self.path, exc)
+        stop_writing(fh, self.path, exc, self._on_error)
 
     def reopen(self) -> None:
         """Append to the transcript's path again (its directory was recreated: the old file is gone)."""

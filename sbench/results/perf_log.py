@@ -9,7 +9,6 @@ retries, errors by class, and the ops still in flight when the stage ended (in i
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import TextIO
 
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
+from sbench.results.writeguard import stop_writing
 from sbench.storage.base import ErrorClass
 
 PERF_LOG_COLUMNS: tuple[str, ...] = (
@@ -160,12 +160,7 @@ class PerfLogWriter:
 
     def _failed(self, exc: OSError) -> None:
         fh, self._fh = self._fh, None
-        if fh is not None:
-            with contextlib.suppress(OSError):
-                fh.close()
-        if self._on_error is None:
-            raise exc
-        self._on_error(self.path, exc)
+        stop_writing(fh, self.path, exc, self._on_error)
 
     def write(
         self,

@@ -9,17 +9,32 @@ path and the OS's own words, the writer goes on with the next file, and at the e
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 
 def os_error_text(exc: OSError) -> str:
     """`No space left on device [ENOSPC]`: the OS's words plus the errno name a user can search for."""
     name = errno.errorcode.get(exc.errno, "") if exc.errno is not None else ""
     return f"{exc.strerror or exc}" + (f" [{name}]" if name else "")
+
+
+def stop_writing(
+    fh: TextIO | None, path: Path | None, exc: OSError, on_error: Callable[[Path, OSError], None] | None
+) -> None:
+    """A growing file (perf log, transcript) whose write failed: close it quietly (a partial line may be in
+    it) and hand the error to `on_error` (a WriteGuard's note), or raise it when there is nobody to tell."""
+    if fh is not None:
+        with contextlib.suppress(OSError):
+            fh.close()
+    if on_error is None or path is None:
+        raise exc
+    on_error(path, exc)
 
 
 @dataclass(frozen=True, slots=True)

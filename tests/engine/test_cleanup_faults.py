@@ -1,5 +1,5 @@
 """Cleanup under faults (issue 10 #5, #13, and the #3 count of what stays), against real SeaweedFS behind a
-small loopback proxy that throttles a share of the DELETEs, and on real file:// storage:
+the loopback fault proxy (tests/faults/proxy.py) throttling a share of the DELETEs, and on file://:
 
 - throttled deletes are retried with backoff until nothing of the run is left, and the retries are counted;
 - a retry sleep wakes at once when the run is aborted, and what stays is counted exactly;
@@ -30,8 +30,8 @@ from sbench.storage.file import FileBackend
 from sbench.storage.options import BackendOptions
 from sbench.storage.uri import parse_uri
 from tests import servers
-from tests.deleteproxy import DeleteProxy
 from tests.engine.helpers import config_from
+from tests.faults.proxy import Fault, FaultProxy, delete_rules
 from tests.storage.fixtures_s3 import hermetic_aws_env, s3_admin_client
 
 
@@ -71,7 +71,8 @@ def test_throttled_deletes_are_retried_until_nothing_is_left(
     client = s3_admin_client(seaweedfs)
     client.put_object(Bucket=bucket, Key="run/puts/foreign.dat", Body=b"not ours")
     client.close()
-    with DeleteProxy(seaweedfs.port, share=0.2, seed=7) as proxy:
+    with FaultProxy(seaweedfs.port, seed=7) as proxy:
+        proxy.set_rules(*delete_rules(Fault.SLOWDOWN, 0.2))
         cfg = _s3_config(proxy.port, bucket, 150)  # error_handling: retry_on_error stays false
         ident = AgentIdentity(run_id="retry503")
         state = RunState()
@@ -80,11 +81,12 @@ def test_throttled_deletes_are_retried_until_nothing_is_left(
         puts = work.snapshot.total_ops(OpClass.PUT)
         assert puts > 0
         out = run_cleanup(cfg, ident, RunControl(), state=state)
-        assert proxy.injected > 0.1 * (150 + puts)  # a fifth of the deletes were answered 503 SlowDown
+        throttled = proxy.counts[Fault.SLOWDOWN.value]
+        assert throttled > 0.1 * (150 + puts)  # a fifth of the deletes were answered 503 SlowDown
     assert _keys(seaweedfs, bucket) == ["run/puts/foreign.dat"]
     assert out.leftovers == [] and not out.reason
     assert (out.deleted, out.put_deleted) == (150, puts)
-    assert out.retries == proxy.injected == out.snapshot.retries.get(OpClass.META, 0)
+    assert out.retries == throttled == out.snapshot.retries.get(OpClass.META, 0)
     assert out.snapshot.errors_total() == 0  # every throttled delete succeeded on a retry
 
 
@@ -92,7 +94,8 @@ def test_a_retry_sleep_wakes_on_abort_and_what_stays_is_counted(
     seaweedfs: servers.LocalServer, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hermetic_aws_env(monkeypatch, tmp_path)
-    with DeleteProxy(seaweedfs.port, share=1.0) as proxy:
+    with FaultProxy(seaweedfs.port) as proxy:
+        proxy.set_rules(*delete_rules(Fault.SLOWDOWN))
         slow = "error_handling: {initial_retry_delay_ms: 30000, max_retry_delay_ms: 60000}\n"
         cfg = _s3_config(proxy.port, bucket, 12, slow)
         ident = AgentIdentity(run_id="wake")
@@ -127,14 +130,15 @@ def test_a_store_that_refuses_every_delete_for_a_whole_retry_sequence_is_given_u
     sequence failed with no delete succeeding meanwhile, the store is taken as down and the other objects
     are reported left without a try. Far fewer requests than objects x tries, every object counted."""
     hermetic_aws_env(monkeypatch, tmp_path)
-    with DeleteProxy(seaweedfs.port, share=1.0) as proxy:
+    with FaultProxy(seaweedfs.port) as proxy:
+        proxy.set_rules(*delete_rules(Fault.SLOWDOWN))
         quick = "error_handling: {max_retries: 3, initial_retry_delay_ms: 5, max_retry_delay_ms: 10}\n"
         cfg = _s3_config(proxy.port, bucket, 200, quick)
         ident = AgentIdentity(run_id="down")
         state = RunState()
         assert run_prepare(cfg, ident, RunControl(), state=state).created == 200
         out = run_cleanup(cfg, ident, RunControl(), state=state)
-        tries = proxy.injected
+        tries = proxy.counts[Fault.SLOWDOWN.value]
     assert len(_keys(seaweedfs, bucket, "run/data/")) == 200
     assert [(o.left, o.exact) for o in out.leftovers] == [(200, True)]
     where = out.leftovers[0]
