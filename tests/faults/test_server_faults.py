@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
 
 from tests.faults.checks import ABORT_WAIT_S, Expect, aborted, check_run
 from tests.faults.conftest import S3Target, ServerControl, write_config
@@ -96,13 +97,14 @@ def test_server_restarted_within_execute_fails_on_the_outage_with_default_settin
 @pytest.mark.ray
 @pytest.mark.slow
 def test_store_unreachable_within_execute_fails_on_the_outage_on_ray(
-    s3_target: S3Target, proxy: FaultProxy, tmp_path: Path, outcome: Outcome
+    ray_session: None, s3_target: S3Target, proxy: FaultProxy, tmp_path: Path, outcome: Outcome
 ) -> None:
     """The same outage on the Ray path: two agents, every request reset by the proxy for 6 s from 1 s into
     an 8 s execute. The outage is judged on the merged intervals of both agents: FAILURE naming it, each
     agent named with its own outage, and cleanup (after the store is back) leaves nothing. The success-ratio
     rule is off: the agents' first second is too short to outweigh the outage's errors, and this scenario
-    shows the outage rule alone."""
+    shows the outage rule alone. The run joins the session's Ray instance (a private one's start-up is not
+    the point here; tests/faults/test_stops.py and tests/cluster/test_ray_lifecycle.py cover it)."""
     config = write_config(
         tmp_path,
         workload(
@@ -112,7 +114,8 @@ def test_store_unreachable_within_execute_fails_on_the_outage_on_ray(
             extra=TWO_AGENTS + "error_handling: {min_success_ratio: 0}\n",
         ),
     )
-    with SbenchProcess(config, tmp_path / "results", env=s3_target.env()) as run:
+    joined = s3_target.env() | {"RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    with SbenchProcess(config, tmp_path / "results", env=joined) as run:
         run.wait_for_stage("execute", timeout=90)
         time.sleep(1.0)
         proxy.set_rules(rule(Fault.RESET))
