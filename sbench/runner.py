@@ -33,7 +33,7 @@ from sbench.engine import leftovers
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.stage import StageOutcome, StageStatus, run_stage
 from sbench.engine.state import RunState
-from sbench.engine.uncleaned import uncleaned_report
+from sbench.engine.uncleaned import uncleaned_report, why_not_cleaned, with_known_puts
 from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, SbenchError
 from sbench.layout.naming import new_run_id
 from sbench.metrics.snapshot import Snapshot
@@ -300,6 +300,16 @@ class LocalRun:
         ]
         if self.left_behind is None:
             self.left_behind = self._uncleaned(status, reason)
+        else:
+            cleanups = [o for p, o in self.outcomes if _kind(p) == "cleanup"]
+            self.left_behind = with_known_puts(
+                self.left_behind,
+                self.config,
+                self.identity.run_id,
+                self.phases["workload"].snapshot(),
+                put_gone=sum(int(o.details.get("put_gone", 0)) for o in cleanups),
+                deletes_in_flight=sum(o.snapshot.unfinished_ops for o in cleanups),
+            )
         total = Snapshot.merge_all(o.snapshot for _, o in self.outcomes)
         first_errors = [e for plan, o in self.outcomes for e in first_errors_of(plan.name, o.snapshot)]
         unfinished = sum(o.snapshot.unfinished_ops for _, o in self.outcomes)
@@ -356,11 +366,7 @@ class LocalRun:
 
     def _uncleaned(self, status: RunStatus, reason: str) -> dict[str, Any] | None:
         """What stays on the storage when no cleanup stage reported on it."""
-        cleanup_planned = any(str(getattr(p.type, "value", p.type)) == "cleanup" for p in self.plans)
-        if not cleanup_planned:
-            why = "this run has no cleanup stage (prepare.cleanup is false, or --no-cleanup/--prepare-only)"
-        else:
-            why = f"the run ended before its cleanup stage ({status.value}: {reason or 'no reason given'})"
+        why = why_not_cleaned(any(_kind(p) == "cleanup" for p in self.plans), status.value, reason)
         work = [o for p, o in self.outcomes if str(getattr(p.type, "value", p.type)) in _WORKLOAD_TYPES]
         return uncleaned_report(
             self.config,
@@ -476,6 +482,10 @@ class LocalRun:
             self._report(results, ui, status, reason)
             results.close()
         return EXIT_OK if status is RunStatus.SUCCESS else EXIT_RUN_FAILED
+
+
+def _kind(plan: Any) -> str:
+    return str(getattr(plan.type, "value", plan.type))
 
 
 def _plain_details(details: dict[str, Any]) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from sbench.config.models import Completion, Config, StageType
 from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.engine import leftovers
 from sbench.engine.state import PreparedRecord
-from sbench.engine.uncleaned import uncleaned_report
+from sbench.engine.uncleaned import uncleaned_report, why_not_cleaned, with_known_puts
 from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed
 from sbench.layout.naming import new_run_id
 from sbench.metrics.snapshot import Snapshot
@@ -134,6 +134,9 @@ class DistributedRun:
         #: what the last cleanup stage left behind (leftovers.report), None when no cleanup ran
         self.left_behind: dict[str, Any] | None = None
         self.plans: list[StagePlan] = []
+        #: workload PUT objects the cleanup stages confirmed gone, and cleanup tasks that never returned
+        self.put_gone = 0
+        self.cleanup_lost_tasks = 0
         #: the prepared objects this run created, per entry (what stays when no cleanup runs)
         self.prepared: dict[int, PreparedRecord] = {}
         #: the running stage's outage watches (results.verdict), fed with the intervals the perf logs get
@@ -407,6 +410,8 @@ class DistributedRun:
             self._say(f"cleanup: {note}")
         aborted = stage.run.aborted or self.signals.event.is_set()
         self.left_behind = leftovers.report(stage.mode, stage.leftovers, aborted=aborted)
+        self.put_gone += stage.put_gone
+        self.cleanup_lost_tasks += stage.lost_jobs
         for line in leftovers.lines(self.left_behind):
             self._say(f"cleanup: {line}")
         return stage.run
@@ -492,24 +497,21 @@ class DistributedRun:
         except OSError as exc:  # exiting anyway: say why the file is missing
             print(f"sbench: could not write STATUS.txt before exiting: {exc}", file=sys.stderr)
 
+    def _results_of(self, *types: StageType) -> list[Any]:
+        """Every agent's result of every stage of these types so far."""
+        assert self.report is not None
+        return [r for run in self.report.stage_runs if run.plan.type in types for r in run.results.values()]
+
     def _uncleaned(self, status: RunStatus, reason: str) -> dict[str, Any] | None:
         """What stays on the storage when no cleanup stage reported on it."""
         assert self.report is not None
-        if not any(p.type is StageType.CLEANUP for p in self.plans):
-            why = "this run has no cleanup stage (prepare.cleanup is false, or --no-cleanup/--prepare-only)"
-        else:
-            why = f"the run ended before its cleanup stage ({status.value}: {reason or 'no reason given'})"
-
-        def merged(*types: StageType) -> list[Any]:
-            runs = [run for run in self.report.stage_runs if run.plan.type in types]
-            return [r for run in runs for r in run.results.values()]
-
-        work = merged(StageType.EXECUTE, StageType.HYBRID)
+        why = why_not_cleaned(any(p.type is StageType.CLEANUP for p in self.plans), status.value, reason)
+        work = self._results_of(*_WORKLOAD_TYPES)
         return uncleaned_report(
             self.config,
             self.run_id,
             self.prepared.values(),
-            Snapshot.merge_all(r.snapshot for r in merged(StageType.PREPARE)),
+            Snapshot.merge_all(r.snapshot for r in self._results_of(StageType.PREPARE)),
             Snapshot.merge_all(r.snapshot for r in work),
             deleted_in_workload=sum(int(r.extra.get("deleted", 0)) for r in work),
             why=why,
@@ -546,6 +548,17 @@ class DistributedRun:
             self.report = RunReport(self.results, [], int(time.time() * 1000))
         if self.left_behind is None:
             self.left_behind = self._uncleaned(status, reason)
+        else:
+            workload = Snapshot.merge_all(r.snapshot for r in self._results_of(*_WORKLOAD_TYPES))
+            in_flight = sum(r.snapshot.unfinished_ops for r in self._results_of(StageType.CLEANUP))
+            self.left_behind = with_known_puts(
+                self.left_behind,
+                self.config,
+                self.run_id,
+                workload,
+                put_gone=self.put_gone,
+                deletes_in_flight=None if self.cleanup_lost_tasks else in_flight,
+            )
         return self.report.finalize(
             status,
             reason,
@@ -556,6 +569,9 @@ class DistributedRun:
             left_behind=self.left_behind,
             phases=("workload", "prepare") if self.config.has_prepare else ("workload",),
         )
+
+
+_WORKLOAD_TYPES = (StageType.EXECUTE, StageType.HYBRID)
 
 
 def _job_results_dir(config_path: Path) -> Path | None:

@@ -439,6 +439,10 @@ class CleanupStage:
     notes: list[str]
     leftovers: list[Leftover]
     mode: str
+    #: workload PUT objects confirmed gone (deleted or not found) by the tasks that returned
+    put_gone: int = 0
+    #: tasks whose result never came back (how many deletes they had in flight is unknown)
+    lost_jobs: int = 0
 
 
 @dataclass
@@ -454,6 +458,8 @@ class _CleanupJobs:
     #: id(job) -> its failure reason for the barrier ("" when nothing stays)
     failures: dict[int, str] = field(default_factory=dict)
     leftovers: list[Leftover] = field(default_factory=list)
+    put_gone: int = 0
+    lost_jobs: int = 0
 
     def stand_in(self, owner: AgentRef) -> AgentRef:
         """The live agent that does (and answers for) a share: the owner itself, or for a dead owner a
@@ -473,6 +479,7 @@ class _CleanupJobs:
         """A job that failed or never finished: none of its objects is confirmed gone."""
         make = self.unreturned.pop(id(job), None)
         if make is not None:
+            self.lost_jobs += 1
             items = make(why)
             self.leftovers.extend(items)
             self.failures[id(job)] = cleanup_failure(self.mode, items)
@@ -516,7 +523,7 @@ def run_cleanup_shards(
         if reason and not state.aborted:
             state.failures.setdefault(job.agent_id, reason)
     run = _stage_run(plan, book.live, state, time.monotonic() - t0)
-    return CleanupStage(run, notes, merge(book.leftovers), mode)
+    return CleanupStage(run, notes, merge(book.leftovers), mode, book.put_gone, book.lost_jobs)
 
 
 def _prepared_jobs(
@@ -634,6 +641,7 @@ def _put_unknown(location: str, why: str) -> list[Leftover]:
 def _put_done(book: _CleanupJobs) -> Callable[[TaskJob, Any], None]:
     def done(job: TaskJob, value: Any) -> None:
         if isinstance(value, PutCleanupResult):
+            book.put_gone += value.deleted + value.missing
             book.returned(job, value.leftovers, value.missing)
         else:
             book.lost(job, f"{job.label} failed: {value}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sbench.config.models import Config
 from sbench.errors import ConfigError
 from sbench.storage.base import Backend
 from sbench.storage.confine import dotdot_problem
@@ -58,7 +59,7 @@ def _split_dir(uri: str) -> tuple[str, str]:
 class BackendSet:
     """Opens and caches the backends of one agent for one stage; `close()` releases them all."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
         self._by_root: dict[str, Backend] = {}
         self._target: Backend | None = None
@@ -88,7 +89,7 @@ class BackendSet:
 
     @property
     def target_uri(self) -> str | None:
-        me = getattr(self.config, "multi_endpoint", None)
+        me = self.config.multi_endpoint
         if self.config.target:
             return self.config.target
         return me.endpoints[0] if me is not None and me.endpoints else None
@@ -97,7 +98,7 @@ class BackendSet:
         """The backend relative paths use: the multi-endpoint router when configured, else `target`."""
         if self._target is not None:
             return self._target
-        me = getattr(self.config, "multi_endpoint", None)
+        me = self.config.multi_endpoint
         if me is not None and me.endpoints:
             from sbench.storage.multi import MultiEndpointBackend
 
@@ -116,7 +117,7 @@ class BackendSet:
         return self._target
 
     def _roots(self) -> list[str]:
-        me = getattr(self.config, "multi_endpoint", None)
+        me = self.config.multi_endpoint
         return ([self.config.target] if self.config.target else []) + (list(me.endpoints) if me else [])
 
     def _check_under_roots(self, uri: str) -> None:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sbench.config.models import Config
 from sbench.engine.backends import BackendSet
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.deletes import Deleter, cleanup_mode
@@ -306,10 +307,12 @@ class CleanupOutcome:
     retries: int = 0
     #: this run's objects that stay, per location
     leftovers: list[Leftover] = field(default_factory=list)
+    #: workload PUT objects confirmed gone (deleted or not found)
+    put_gone: int = 0
 
 
 def run_cleanup(
-    config: Any,
+    config: Config,
     identity: AgentIdentity,
     control: RunControl,
     on_interval: Callable[[Snapshot], None] | None = None,
@@ -322,9 +325,9 @@ def run_cleanup(
     """Delete this run's prepared objects (per the RunState record) and its workload PUT objects."""
     prep = config.prepare
     mode = cleanup_mode(config)
-    retry = ErrorHandling.for_cleanup(getattr(config, "error_handling", None))
-    concurrency = int(getattr(prep, "cleanup_concurrency", None) or config.concurrency)
-    interval = float(interval_s or getattr(getattr(config, "perf_log", None), "interval", 1.0) or 1.0)
+    retry = ErrorHandling.for_cleanup(config.error_handling)
+    concurrency = int((prep.cleanup_concurrency if prep else None) or config.concurrency)
+    interval = float(interval_s or config.perf_log.interval)
     notes: list[str] = []
     jobs: list[CleanupShard] = []
     for params in prepare_params(config, identity, concurrency=concurrency):
@@ -416,4 +419,5 @@ def run_cleanup(
         missing=missing,
         retries=sum(r.retries for r in results) + (puts.retries if puts else 0),
         leftovers=leftovers,
+        put_gone=puts.deleted + puts.missing if puts else 0,
     )

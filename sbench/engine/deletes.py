@@ -19,8 +19,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import Any
 
+from sbench.config.models import Config
 from sbench.engine.context import RunControl
 from sbench.engine.errorpolicy import ErrorHandling, ErrorPolicy
 from sbench.engine.leftovers import Leftover
@@ -33,10 +33,10 @@ MODES = ("strict", "tolerant", "besteffort")
 STORE_DOWN = "store_down"
 
 
-def cleanup_mode(config: Any) -> str:
+def cleanup_mode(config: Config) -> str:
     """`prepare.cleanup_mode` as a plain string (tolerant when unset), checked against MODES."""
-    prep = getattr(config, "prepare", None)
-    raw = getattr(prep, "cleanup_mode", None)
+    prep = config.prepare
+    raw = prep.cleanup_mode if prep is not None else None
     mode = str(getattr(raw, "value", raw) or "tolerant")
     if mode not in MODES:
         raise ValueError(f"cleanup_mode {mode!r} is not one of {', '.join(MODES)}")
@@ -68,9 +68,9 @@ class Deleter:
         self.down = ""
 
     @classmethod
-    def for_config(cls, config: Any, control: RunControl) -> Deleter:
+    def for_config(cls, config: Config, control: RunControl) -> Deleter:
         return cls(
-            ErrorHandling.for_cleanup(getattr(config, "error_handling", None)), control, cleanup_mode(config)
+            ErrorHandling.for_cleanup(config.error_handling), control, cleanup_mode(config)
         )
 
     def note(self, location: str, kind: str, message: str) -> None:

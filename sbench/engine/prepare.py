@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
 
+from sbench.config.models import Config
 from sbench.data.payload import PayloadGenerator
 from sbench.engine.bounded import Abandoned, call_bounded
 from sbench.engine.context import AgentIdentity, RunControl
@@ -449,7 +449,7 @@ class PrepareOutcome:
 
 
 def run_prepare(
-    config: Any,
+    config: Config,
     identity: AgentIdentity,
     control: RunControl,
     on_interval: Callable[[Snapshot], None] | None = None,
@@ -462,7 +462,7 @@ def run_prepare(
     entries at once, sharing `concurrency`), emitting interval snapshots, then honour post_prepare_delay."""
     prep = config.prepare
     all_params = prepare_params(config, identity)
-    interval = float(interval_s or getattr(getattr(config, "perf_log", None), "interval", 1.0) or 1.0)
+    interval = float(interval_s or config.perf_log.interval)
     parallel = prep is not None and prep.prepare_strategy == "parallel" and len(all_params) > 1
     if parallel:
         share = max(1, int(config.concurrency) // len(all_params))
@@ -529,7 +529,7 @@ def run_prepare(
     reason = control.reason if control.aborted else next((r.reason for r in results if r.aborted), "")
     if not aborted and failed:
         reason = f"{failed} objects could not be created after retries"
-    delay = float(getattr(prep, "post_prepare_delay", 0) or 0) if prep is not None else 0.0
+    delay = float(prep.post_prepare_delay) if prep is not None else 0.0
     if created and delay > 0 and not control.stopping:
         control.wait(delay)
     return PrepareOutcome(
@@ -546,7 +546,7 @@ def run_prepare(
     )
 
 
-def verify_prepared(config: Any, identity: AgentIdentity, control: RunControl) -> tuple[bool, list[str]]:
+def verify_prepared(config: Config, identity: AgentIdentity, control: RunControl) -> tuple[bool, list[str]]:
     """`--verify`: every prepared object must be listed and stat-able (sai3 verify_prepared_objects). A stop
     or a stall ends it within the grace period, with the entry reported as not verified."""
     lines, ok = [], True

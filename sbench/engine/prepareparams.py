@@ -7,8 +7,8 @@ item 12), so they can never disagree on names, sizes or shares.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from sbench.config.models import Config
 from sbench.data.sizes import SizeSampler, index_hash, sampler_from_spec, seed_for_uri
 from sbench.engine.context import AgentIdentity
 from sbench.errors import ConfigError
@@ -87,7 +87,7 @@ class PrepareParams:
 
 
 def prepare_params(
-    config: Any, identity: AgentIdentity, *, concurrency: int | None = None
+    config: Config, identity: AgentIdentity, *, concurrency: int | None = None
 ) -> list[PrepareParams]:
     """One PrepareParams per `ensure_objects` entry (entry 0 carries the tree when one is configured)."""
     prep = config.prepare
@@ -95,11 +95,11 @@ def prepare_params(
         return []
     from sbench.config.backend import backend_options
 
-    dist = getattr(config, "distributed", None)
-    shared = bool(getattr(dist, "shared_filesystem", False)) if dist is not None else False
+    dist = config.distributed
+    shared = bool(dist.shared_filesystem) if dist is not None else False
     split = identity.count > 1 and shared
     pools = pools_for(config.workload)
-    me = getattr(config, "multi_endpoint", None)
+    me = config.multi_endpoint
     out = []
     entries = list(prep.ensure_objects)
     if not entries and prep.directory_structure is not None:
@@ -117,7 +117,7 @@ def prepare_params(
                 hint="Set base_uri on the entry, or a top-level target.",
             )
         roots: tuple[str, ...] = (base,)
-        if getattr(entry, "use_multi_endpoint", False) and me is not None and me.endpoints:
+        if entry.use_multi_endpoint and me is not None and me.endpoints:
             first = me.endpoints[0].rstrip("/")
             rel = base.rstrip("/")[len(first) :].strip("/") if base.rstrip("/").startswith(first) else ""
             roots = tuple(ep.rstrip("/") + ("/" + rel if rel else "") for ep in me.endpoints)
@@ -143,7 +143,7 @@ def prepare_params(
                 agent_index=identity.index if split else 0,
                 agent_count=identity.count if split else 1,
                 options=backend_options(config, base),
-                stall_timeout_s=getattr(config, "stall_timeout", None),
+                stall_timeout_s=config.stall_timeout,
             )
         )
     return out

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sbench.config.models import Config
 from sbench.engine.backends import BackendSet
 from sbench.engine.bounded import POLL_S, grace_over
 from sbench.engine.context import RunControl
@@ -51,9 +52,9 @@ def _endpoints(backend: Backend) -> list[Backend]:
     return [backend]
 
 
-def put_places(config: Any, backends: BackendSet, head: str) -> list[PutPlace]:
+def put_places(config: Config, backends: BackendSet, head: str) -> list[PutPlace]:
     """The places of every non-tree PUT op, deduplicated; `head` is the key-name prefix cleanup deletes."""
-    if getattr(getattr(config, "prepare", None), "directory_structure", None) is not None:
+    if config.prepare is not None and config.prepare.directory_structure is not None:
         return []  # tree PUTs overwrite tree files; those belong to prepare's record
     seen: set[str] = set()
     out: list[PutPlace] = []
@@ -124,7 +125,7 @@ class PutCleanup:
 
     def __init__(
         self,
-        config: Any,
+        config: Config,
         head: str,
         control: RunControl,
         backends: BackendSet,
@@ -143,7 +144,7 @@ class PutCleanup:
         self.t0 = time.monotonic()
         #: keys the listings brought so far (progress, with the deletes, for stall detection)
         self.listed = 0
-        self.stall = StallWatch("cleanup of the workload PUT objects", getattr(config, "stall_timeout", None))
+        self.stall = StallWatch("cleanup of the workload PUT objects", config.stall_timeout)
 
     @property
     def locations(self) -> list[PutPlace]:
@@ -320,7 +321,7 @@ class PutCleanup:
 
 
 def cleanup_puts(
-    config: Any,
+    config: Config,
     run_id: str,
     control: RunControl,
     *,
@@ -329,8 +330,8 @@ def cleanup_puts(
 ) -> PutCleanupResult:
     """Delete the workload PUT objects of `run_id` (of one agent, or of every agent when None) wherever the
     config's PUT ops could have written them; what a Ray cleanup task runs for one agent config."""
-    prep = getattr(config, "prepare", None)
-    threads = int(concurrency or getattr(prep, "cleanup_concurrency", None) or config.concurrency)
+    prep = config.prepare
+    threads = int(concurrency or (prep.cleanup_concurrency if prep else None) or config.concurrency)
     backends = BackendSet(config)
     in_flight = 0
     try:

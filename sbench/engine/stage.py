@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sbench.config.models import Config
 from sbench.engine import leftovers
 from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
 from sbench.engine.context import AgentIdentity, RunControl
@@ -105,7 +106,7 @@ class _StageRun:
     (`parent`) and the stage's own (`stage`, which the timers stop or abort)."""
 
     plan: Any
-    config: Any
+    config: Config
     identity: AgentIdentity
     parent: RunControl
     stage: RunControl
@@ -161,7 +162,7 @@ class _StageRun:
 
 def run_stage(
     plan: Any,
-    config: Any,
+    config: Config,
     identity: AgentIdentity,
     control: RunControl,
     on_interval: Callable[[Snapshot], None],
@@ -252,7 +253,7 @@ def _prepare(run: _StageRun) -> StageOutcome:
 def _cleanup(run: _StageRun) -> StageOutcome:
     from sbench.engine.cleanup import run_cleanup
 
-    if getattr(run.config, "prepare", None) is None:
+    if run.config.prepare is None:
         return run.outcome(StageStatus.OK, "no prepare block: nothing to clean up", elapsed_s=0.0)
     out = run_cleanup(
         run.config,
@@ -274,6 +275,7 @@ def _cleanup(run: _StageRun) -> StageOutcome:
     details = {
         "deleted": out.deleted,
         "put_deleted": out.put_deleted,
+        "put_gone": out.put_gone,
         "failed": out.failed,
         "missing": out.missing,
         "retries": out.retries,

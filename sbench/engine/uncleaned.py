@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from sbench.config.models import Config
 from sbench.engine.backends import BackendSet
 from sbench.engine.deletes import cleanup_mode
-from sbench.engine.leftovers import Leftover, report
+from sbench.engine.leftovers import Leftover, from_report, report
 from sbench.engine.putcleanup import put_places
 from sbench.engine.state import PreparedRecord
 from sbench.layout.naming import DELETABLE_POOL, put_key_prefix
@@ -24,7 +25,7 @@ from sbench.metrics.snapshot import Snapshot
 
 
 def uncleaned_report(
-    config: Any,
+    config: Config,
     run_id: str,
     prepared: Iterable[PreparedRecord],
     prepare: Snapshot,
@@ -49,7 +50,49 @@ def uncleaned_report(
     return report(cleanup_mode(config), items, not_run=why) if items else None
 
 
-def put_labels(config: Any, run_id: str) -> list[str]:
+def why_not_cleaned(cleanup_planned: bool, status: str, reason: str) -> str:
+    """The reason no cleanup stage removed this run's objects, as reports say it."""
+    if not cleanup_planned:
+        return "this run has no cleanup stage (prepare.cleanup is false, or --no-cleanup/--prepare-only)"
+    return f"the run ended before its cleanup stage ({status}: {reason or 'no reason given'})"
+
+
+def with_known_puts(
+    left_behind: dict[str, Any],
+    config: Config,
+    run_id: str,
+    workload: Snapshot,
+    put_gone: int,
+    deletes_in_flight: int | None,
+) -> dict[str, Any]:
+    """A cleanup report whose PUT listing did not finish (an abort, a dead store) counts only the keys it
+    listed; the run knows better: of its successful PUTs, those cleanup confirmed gone are gone and those
+    whose delete was still in flight may be, the rest stay. That floor replaces a smaller listed count; it
+    is exact when one place had PUTs, no PUT was in doubt and no delete was in flight. `deletes_in_flight`
+    None: cleanup lost a task, so how many deletes it had in flight is unknown and the report stays."""
+    if deletes_in_flight is None:
+        return left_behind
+    labels = put_labels(config, run_id) if workload.total_ops(OpClass.PUT) else []
+    items = from_report(left_behind)
+    puts = [i for i in items if any(i.location.startswith(label) for label in labels)]
+    unsure = [i for i in puts if not i.exact]
+    known = workload.total_ops(OpClass.PUT) - put_gone - deletes_in_flight
+    listed = sum(i.left for i in puts)
+    if not unsure or known <= listed:
+        return left_behind
+    unsure[0].left += known - listed
+    in_doubt = workload.unfinished_ops or workload.errors_total(OpClass.PUT) or deletes_in_flight
+    if len(puts) == 1 and not in_doubt:
+        unsure[0].exact = True
+    return report(
+        left_behind["cleanup_mode"],
+        items,
+        aborted=bool(left_behind.get("aborted")),
+        not_run=left_behind.get("cleanup_not_run", ""),
+    )
+
+
+def put_labels(config: Config, run_id: str) -> list[str]:
     """The `put_<run id>_` key prefix of every place a workload PUT of this run could have written to, as
     URIs (no storage call: backends only build names here)."""
     backends = BackendSet(config)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sbench.config.models import Config
 from sbench.data.payload import PayloadGenerator, SliceWindow
 from sbench.data.sizes import index_hash, sampler_for, sampler_from_spec, seed_for_uri
 from sbench.engine.backends import BackendSet, canonical
@@ -197,7 +198,7 @@ class _FixedPut:
 
 @dataclass
 class _Context:
-    config: Any
+    config: Config
     identity: AgentIdentity
     backends: BackendSet
     prepared: list[PreparedSet]
@@ -212,10 +213,10 @@ class _Context:
     mutable: set[int] = field(default_factory=set)
 
 
-def prepared_sets(config: Any, backends: BackendSet, state: RunState | None) -> list[PreparedSet]:
+def prepared_sets(config: Config, backends: BackendSet, state: RunState | None) -> list[PreparedSet]:
     """Pools this run can address by index instead of listing: prepared by this run without failures, or
     declared present with `skip_verification`."""
-    prep = getattr(config, "prepare", None)
+    prep = config.prepare
     if prep is None or prep.directory_structure is not None:
         return []
     out = []
@@ -363,7 +364,7 @@ def _bind_static(op: _Op) -> None:
 def _dynamic_pools(ctx: _Context, backend: Backend, directory: str) -> list[KeyPool]:
     """GET/STAT pools a PUT into `directory` feeds with `dynamic_put_pool`: those listing the same
     directory of the same backend (any GET pool when none does, as sai3 HEAD has a single GET pool)."""
-    if not getattr(ctx.config, "dynamic_put_pool", False):
+    if not ctx.config.dynamic_put_pool:
         return []
     root = canonical(backend.root_uri)
     read_pools = []
@@ -549,7 +550,7 @@ def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> _Op:
     return op
 
 
-def tree_root(config: Any, backends: BackendSet) -> tuple[Backend, str]:
+def tree_root(config: Config, backends: BackendSet) -> tuple[Backend, str]:
     """Where the directory tree lives: ensure_objects[0]'s base_uri, else the target (sai3 §1.8)."""
     prep = config.prepare
     base = (
@@ -566,17 +567,17 @@ def tree_root(config: Any, backends: BackendSet) -> tuple[Backend, str]:
 
 
 def build_ops(
-    config: Any, identity: AgentIdentity, backends: BackendSet, state: RunState | None, payload_seed: int
+    config: Config, identity: AgentIdentity, backends: BackendSet, state: RunState | None, payload_seed: int
 ) -> list[_Op]:
     """Bind every workload entry with weight > 0 to its backend and key source; resolves patterns (LIST)."""
-    prep = getattr(config, "prepare", None)
+    prep = config.prepare
     layout = selector = tree_backend = None
     tree_prefix = ""
     if prep is not None and prep.directory_structure is not None:
         layout = TreeLayout(prep.directory_structure)
-        dist = getattr(config, "distributed", None)
-        strategy = str(getattr(dist, "path_selection", "random") or "random") if dist else "random"
-        overlap = float(getattr(dist, "partition_overlap", 0.3)) if dist else 0.3
+        dist = config.distributed
+        strategy = str(dist.path_selection) if dist else "random"
+        overlap = float(dist.partition_overlap) if dist else 0.3
         selector = TreeSelector(
             layout,
             strategy,
@@ -618,7 +619,7 @@ class WorkloadRun:
 
     def __init__(
         self,
-        config: Any,
+        config: Config,
         identity: AgentIdentity,
         control: RunControl,
         on_interval: Callable[[Snapshot], None] | None,
@@ -646,14 +647,9 @@ class WorkloadRun:
         self.stage_name = stage_name
         self.state = state
         self.concurrency = int(concurrency or config.concurrency)
-        perf = getattr(config, "perf_log", None)
-        self.interval_s = float(interval_s or getattr(perf, "interval", 1.0) or 1.0)
-        self.warmup_s = float(
-            warmup_s if warmup_s is not None else (getattr(config, "warmup_period", 0) or 0)
-        )
-        self.policy = ErrorPolicy(
-            ErrorHandling.from_config(getattr(config, "error_handling", None)), self.control
-        )
+        self.interval_s = float(interval_s or config.perf_log.interval)
+        self.warmup_s = float(warmup_s if warmup_s is not None else (config.warmup_period or 0))
+        self.policy = ErrorPolicy(ErrorHandling.from_config(config.error_handling), self.control)
         self.schedule: OpenLoopSchedule | None = None
         self.workers: list[_Worker] = []
         self.ops: list[_Op] = []
@@ -906,11 +902,11 @@ class WorkloadRun:
         duration_ns = int(self.duration_s * 1e9) if self.duration_s else 10**18
         self.deadline_ns = start_ns + warmup_ns + duration_ns
         self.schedule = schedule_from_config(
-            getattr(self.config, "io_rate", None), seed=seed, start_ns=start_ns
+            self.config.io_rate, seed=seed, start_ns=start_ns
         )
         cpu = CpuSampler()
         acc = SnapshotAccumulator()
-        stall = StallWatch(f"stage {self.stage_name!r}", getattr(self.config, "stall_timeout", None))
+        stall = StallWatch(f"stage {self.stage_name!r}", self.config.stall_timeout)
         threads: list[threading.Thread] = []
         self._alive = len(self.workers)
         if use_async:
@@ -998,7 +994,7 @@ class WorkloadRun:
 
 
 def run_workload(
-    config: Any,
+    config: Config,
     identity: AgentIdentity,
     control: RunControl,
     on_interval: Callable[[Snapshot], None] | None = None,

@@ -8,10 +8,14 @@ import shlex
 from pathlib import Path
 
 from sbench.cli import main
+from sbench.config import load_config_text
 from sbench.engine.indexset import IndexSet
-from sbench.engine.leftovers import lines, report
+from sbench.engine.leftovers import Leftover, lines, report
 from sbench.engine.state import PreparedRecord
-from sbench.engine.uncleaned import not_cleaned
+from sbench.engine.uncleaned import not_cleaned, with_known_puts
+from sbench.metrics.buckets import OpClass
+from sbench.metrics.recorder import Recorder
+from sbench.metrics.snapshot import Snapshot
 
 
 def _record(
@@ -84,3 +88,28 @@ def test_a_kept_run_reports_what_stays_and_the_command_removes_exactly_that(tmp_
             assert argv[:3] == ["sbench", "util", "delete"]
             assert main(argv[1:]) == 0
     assert sorted(p.name for p in root.rglob("*") if p.is_file()) == [foreign.name]
+
+
+def _puts(n: int) -> Snapshot:
+    rec = Recorder()
+    for _ in range(n):
+        rec.record(OpClass.PUT, 512, 100)
+    return rec.take_interval()
+
+
+def test_a_cut_off_put_listing_is_floored_by_the_puts_the_run_made() -> None:
+    config = load_config_text(
+        "target: file:///t/\nworkload: [{op: put, path: out/, object_size: 512, weight: 1}]\n"
+    ).config
+    place = "file:///t/out/put_r1_standalone_"
+    listed = [Leftover(place, 40, False), Leftover("file:///t/data/", 10, True)]
+    cut = report("tolerant", listed, aborted=True)
+    # 500 PUTs, 300 confirmed gone, none in flight: 200 stay, exactly
+    floored = with_known_puts(cut, config, "r1", _puts(500), put_gone=300, deletes_in_flight=0)
+    assert floored["total"] == 210 and floored["exact"] and floored["aborted"]
+    # deletes in flight may land: 200 - 8 at least
+    unsure = with_known_puts(cut, config, "r1", _puts(500), put_gone=300, deletes_in_flight=8)
+    assert unsure["total"] == 202 and not unsure["exact"]
+    # a lost cleanup task: nothing more is known; a listing that saw more than the floor is kept
+    assert with_known_puts(cut, config, "r1", _puts(500), put_gone=300, deletes_in_flight=None) is cut
+    assert with_known_puts(cut, config, "r1", _puts(60), put_gone=30, deletes_in_flight=0) is cut
