@@ -1,18 +1,14 @@
-"""The results directory under faults, in-process: deleted during the run, or on a file system that fills
-up. The verdict still lands (STATUS.txt first, each file on its own), the summary still reaches the console,
-no traceback, no `.tmp` left behind, exit 1 naming the paths and the OS errors. And summary.json's
-`run.end_time` / `run.duration_secs` are set, equal to metadata.json's."""
+"""The results directory under faults, in-process: on a file system that fills up (deleted during the run:
+tests/faults/test_disk_faults.py). The verdict still lands (STATUS.txt first, each file on its own), the
+summary still reaches the console, no traceback, no `.tmp` left behind, exit 1 naming the paths and the OS
+errors. And summary.json's `run.end_time` / `run.duration_secs` are set, equal to metadata.json's."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import pytest
-
 from sbench.cli import main
-from sbench.ui.live import LiveProgress
 from tests.preflight import mountns
 from tests.test_verdict_runs import _needs_mounts, _reason
 
@@ -62,37 +58,6 @@ def test_summary_end_time_and_duration_are_set_and_agree_with_metadata(tmp_path:
         meta["duration_secs"],
     )
     assert 1.0 <= run["duration_secs"] < 30
-
-
-def test_results_directory_deleted_during_the_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    root = tmp_path / "store"
-    root.mkdir()
-    out = tmp_path / "r"
-    started = LiveProgress.stage_started
-
-    def delete_at_execute(self: LiveProgress, name: str, stage_type: str, expected: float | None) -> None:
-        started(self, name, stage_type, expected)
-        if name == "execute":
-            shutil.rmtree(out)
-
-    monkeypatch.setattr(LiveProgress, "stage_started", delete_at_execute)
-    code = main(["run", str(_config(tmp_path, root)), "--results-dir", str(out)])
-    printed = capsys.readouterr().out
-    assert code == 1
-    status = (out / "STATUS.txt").read_text()
-    assert status.startswith("TEST STATUS: FAILURE")
-    reason = _reason(out)
-    assert f"{out}: the directory was deleted during the run (No such file or directory [ENOENT])" in reason
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "FAILURE" and summary["workload"]["totals"]["ops"] > 0
-    assert json.loads((out / "metadata.json").read_text())["status"] == "FAILURE"
-    assert (out / "workload_results.tsv").is_file()
-    assert not list(out.glob("*.tmp"))
-    # the closing summary reached the terminal and the new transcript, with the verdict and the path
-    assert "STATUS: FAILURE" in printed and "the directory was deleted during the run" in printed
-    assert "STATUS: FAILURE" in (out / "console_log.txt").read_text()
 
 
 def test_results_on_a_file_system_that_fills_up_during_the_run(tmp_path: Path) -> None:

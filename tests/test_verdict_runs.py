@@ -1,6 +1,7 @@
 """Whole in-process runs that used to end SUCCESS with exit 0 although they measured failures: a workload
 throttled to the end under a small error budget, a success ratio far below the threshold, an S3 server
-killed as the workload starts, PUTs into a full file system (no_space). Each asserts the exit code, the
+killed as the workload starts. (PUTs into a full file system, no_space: tests/faults/test_disk_faults.py.)
+Each asserts the exit code, the
 STATUS.txt verdict and reason, and the first message of every error class in STATUS.txt, summary.json and
 the console."""
 
@@ -214,30 +215,3 @@ def _needs_mounts() -> None:
     why = mountns.unavailable_reason()
     if why:
         pytest.skip(why)
-
-
-def test_puts_into_a_full_file_system_are_no_space_and_fail_the_run(tmp_path: Path) -> None:
-    """A 256 KiB tmpfs target: a few 64 KiB PUTs fit, the rest fail with ENOSPC. The class is no_space (not
-    retried), its first message is shown, and the run fails (it used to pass as `other` errors)."""
-    _needs_mounts()
-    target = tmp_path / "tiny"
-    target.mkdir()
-    cfg = tmp_path / "full.yaml"
-    cfg.write_text(
-        f"target: file://{target}/\nduration: 2s\nconcurrency: 2\n"
-        "error_handling: {retry_on_error: true, max_retries: 3}\n"
-        "workload:\n  - {op: put, path: 'w/', object_size: 64KiB, weight: 1}\n"
-    )
-    out = tmp_path / "r"
-    proc = mountns.run_in_tmpfs("256k", target, ["run", str(cfg), "--results-dir", str(out)])
-    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
-    reason = _reason(out)
-    assert "stage execute failed" in reason and "no_space=" in reason, reason
-    summary = _summary(out)
-    totals = summary["workload"]["totals"]
-    assert totals["retries"] == 0  # a full file system stays full: never retried
-    assert summary["workload"]["errors"]["by_class"].keys() == {"no_space"}
-    [line] = _first_errors(out)
-    assert line.startswith("stage execute: no_space") and "[ENOSPC]" in line and "disk full" in line, line
-    assert "first no_space error" in proc.stdout

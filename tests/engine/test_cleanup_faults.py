@@ -1,7 +1,7 @@
-"""Cleanup under faults (issue 10 #5, #13, and the #3 count of what stays), against real SeaweedFS behind a
-the loopback fault proxy (tests/faults/proxy.py) throttling a share of the DELETEs, and on file://:
+"""Cleanup under faults (issue 10 #5, #13, and the #3 count of what stays), against real SeaweedFS behind
+the loopback fault proxy (tests/faults/proxy.py) throttling the DELETEs, and on file://. (Throttled deletes
+retried until nothing is left: tests/faults/test_store_faults.py, S3 and Azure.)
 
-- throttled deletes are retried with backoff until nothing of the run is left, and the retries are counted;
 - a retry sleep wakes at once when the run is aborted, and what stays is counted exactly;
 - workload PUTs spread over two buckets by a multi-endpoint block are cleaned up in both;
 - an abort in the middle of a cleanup reports exactly the objects still on the storage.
@@ -62,32 +62,6 @@ def _s3_config(port: int, bucket: str, count: int, extra: str = "") -> object:
         "workload:\n  - {op: get, path: 'data/', weight: 1}\n"
         "  - {op: put, path: 'puts/', weight: 1, object_size: 500}\n"
     )
-
-
-def test_throttled_deletes_are_retried_until_nothing_is_left(
-    seaweedfs: servers.LocalServer, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    hermetic_aws_env(monkeypatch, tmp_path)
-    client = s3_admin_client(seaweedfs)
-    client.put_object(Bucket=bucket, Key="run/puts/foreign.dat", Body=b"not ours")
-    client.close()
-    with FaultProxy(seaweedfs.port, seed=7) as proxy:
-        proxy.set_rules(*delete_rules(Fault.SLOWDOWN, 0.2))
-        cfg = _s3_config(proxy.port, bucket, 150)  # error_handling: retry_on_error stays false
-        ident = AgentIdentity(run_id="retry503")
-        state = RunState()
-        assert run_prepare(cfg, ident, RunControl(), state=state).created == 150
-        work = run_workload(cfg, ident, RunControl(), duration_s=0.5, state=state)
-        puts = work.snapshot.total_ops(OpClass.PUT)
-        assert puts > 0
-        out = run_cleanup(cfg, ident, RunControl(), state=state)
-        throttled = proxy.counts[Fault.SLOWDOWN.value]
-        assert throttled > 0.1 * (150 + puts)  # a fifth of the deletes were answered 503 SlowDown
-    assert _keys(seaweedfs, bucket) == ["run/puts/foreign.dat"]
-    assert out.leftovers == [] and not out.reason
-    assert (out.deleted, out.put_deleted) == (150, puts)
-    assert out.retries == throttled == out.snapshot.retries.get(OpClass.META, 0)
-    assert out.snapshot.errors_total() == 0  # every throttled delete succeeded on a retry
 
 
 def test_a_retry_sleep_wakes_on_abort_and_what_stays_is_counted(

@@ -3,6 +3,7 @@ directory is deleted or full when the results are written."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -13,14 +14,19 @@ from tests.faults.conftest import files_under, tmpfs_wrapper, write_config
 from tests.faults.sbenchrun import SbenchProcess
 from tests.faults.table import Outcome
 from tests.faults.workloads import PUT_ONLY, workload
+from tests.test_verdict_runs import _first_errors, _reason
 
 
 def test_full_target_fails_with_the_no_space_error_first(tmp_path: Path, outcome: Outcome) -> None:
     """PUTs that fill a 1 MiB tmpfs target are a FAILURE whose STATUS.txt gives the no_space class and its
-    first message; cleanup still removes what was written."""
+    first message; cleanup still removes what was written. With retries on, no PUT is retried: a full file
+    system stays full."""
     tiny, count_file = tmp_path / "tiny", tmp_path / "left.txt"
     tiny.mkdir()
-    config = write_config(tmp_path, workload(f"file://{tiny}/", duration="3s", objects=1, ops=PUT_ONLY))
+    retries = "error_handling: {retry_on_error: true, max_retries: 3}\n"
+    config = write_config(
+        tmp_path, workload(f"file://{tiny}/", duration="3s", objects=1, ops=PUT_ONLY, extra=retries)
+    )
     with SbenchProcess(config, tmp_path / "results", wrapper=tmpfs_wrapper(tiny, "1m", count_file)) as run:
         done = run.wait(60)
         check_run(
@@ -30,6 +36,14 @@ def test_full_target_fails_with_the_no_space_error_first(tmp_path: Path, outcome
             outcome,
             lambda: int(count_file.read_text()),
         )
+    reason = _reason(run.results)
+    assert "stage execute failed" in reason and "no_space=" in reason, reason
+    summary = json.loads((run.results / "summary.json").read_text())
+    assert summary["workload"]["totals"]["retries"] == 0
+    assert summary["workload"]["errors"]["by_class"].keys() == {"no_space"}
+    [line] = _first_errors(run.results)
+    assert line.startswith("stage execute: no_space") and "[ENOSPC]" in line and "disk full" in line, line
+    assert "first no_space error" in done.output
 
 
 #: Lines that name the results directory whatever happens (the run's first line and its last).
@@ -66,3 +80,20 @@ def test_results_write_failure_exits_1_naming_the_path(how: str, tmp_path: Path,
     if status not in ("FAILURE", "-"):  # results that could not be written are a failed run
         problems.append(f"STATUS {status}, expected FAILURE (or no STATUS.txt at all)")
     assert_none(problems, done, status_text)
+    if how == "deleted":
+        _deleted_results_still_land(results, done.output)
+
+
+def _deleted_results_still_land(results: Path, output: str) -> None:
+    """A results directory deleted mid-run is made again: the verdict lands in every file, each file on its
+    own, naming the deleted directory and the OS error, with no `.tmp` left, and the closing summary reaches
+    both the terminal and the new transcript."""
+    gone = f"{results}: the directory was deleted during the run (No such file or directory [ENOENT])"
+    assert gone in _reason(results)
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["status"] == "FAILURE" and summary["workload"]["totals"]["ops"] > 0
+    assert json.loads((results / "metadata.json").read_text())["status"] == "FAILURE"
+    assert (results / "workload_results.tsv").is_file()
+    assert not list(results.glob("*.tmp"))
+    assert "STATUS: FAILURE" in output and "the directory was deleted during the run" in output
+    assert "STATUS: FAILURE" in (results / "console_log.txt").read_text()

@@ -42,7 +42,8 @@ def test_cleanup_retries_throttled_deletes(
     throttling_store: tuple[S3Target | AzureTarget, FaultProxy], tmp_path: Path, outcome: Outcome
 ) -> None:
     """20% of the deletes answered 503 (S3 SlowDown, Azure ServerBusy): cleanup retries them, nothing is
-    left, SUCCESS."""
+    left, SUCCESS. Every prepared object and workload PUT is deleted, and every throttled delete is one
+    counted retry that then succeeded."""
     target, proxy = throttling_store
     config = write_config(tmp_path, workload(target.uri, duration="2s", objects=200))
     with SbenchProcess(config, tmp_path / "results", env=target.env()) as run:
@@ -50,7 +51,14 @@ def test_cleanup_retries_throttled_deletes(
         proxy.set_rules(*delete_rules(Fault.SLOWDOWN, share=0.2))
         done = run.wait(60)
         check_run(run, done, Expect(code=0, status="SUCCESS", within_s=40), outcome, target.count)
-    assert proxy.counts["slowdown"] > 10
+    throttled = proxy.counts["slowdown"]
+    assert throttled > 10
+    summary = _summary(run.results)
+    puts = summary["workload"]["operations"]["PUT"]["ops"]
+    cleanup = next(s for s in summary["stages"] if s["name"] == "cleanup")
+    assert f"deleted 200 prepared and {puts:,} workload objects" in cleanup["reason"], cleanup["reason"]
+    assert cleanup["totals"]["retries"] == throttled == cleanup["operations"]["META"]["retries"]
+    assert cleanup["totals"]["errors"] == 0  # every throttled delete succeeded on a retry
 
 
 def test_strict_cleanup_that_cannot_delete_fails_and_reports_what_is_left(
