@@ -10,8 +10,9 @@ must cost nothing per op, since every line of Python here is GIL time the other 
 engine's whole cost is ~0.2 µs per op; bench/engine_overhead.py).
 
 So, as `dataclasses` generates methods, `loop_for(shape)` keeps the lines of `_TEMPLATE` whose tags the
-shape has, compiles the result once, and registers its source with `linecache`, so tracebacks and profilers
-show the generated lines. A line's tags (`@tag`, all must hold) are:
+shape has (engine.codegen), compiles the result once, and registers its source with `linecache`, so
+tracebacks and profilers show the generated lines. A line's tags (`@tag`, all must hold; `@!tag`, must
+not) are:
 
     sync / async   thread worker or asyncio task           open / closed   open-loop schedule or not
     mixed          op picked by weight, called via op      fixed_put / static_get   the inline single ops
@@ -19,6 +20,7 @@ show the generated lines. A line's tags (`@tag`, all must hold) are:
 
 `LOOP` becomes the shape's function name, `AWAIT ` becomes `await ` in async loops and nothing in sync ones,
 `CALL` becomes `acall` or `call`, `RETRY` the retry path of the same kind (`_RETRY`, generated the same way).
+What a mixed op's call does is generated the same way, per op kind (engine.opcalls).
 """
 
 from __future__ import annotations
@@ -86,11 +88,9 @@ def LOOP(run, w):  @sync
 async def LOOP(run, w, sems):  @async
     ops, cum, total = w.ops, w.cum, w.total  @mixed
     single = ops[0] if len(ops) == 1 else None  @mixed
-    rnd = w.rng.random  @mixed
-    rnd = w.rng.random  @static_get
+    rnd = w.rng.random  @!fixed_put
     append, bytes_by_slot, bits = *w.recorder.sink(), SLOT_BITS  @closed
-    bounds = SIZE_BOUNDS  @closed @mixed
-    bounds = SIZE_BOUNDS  @closed @static_get
+    bounds = SIZE_BOUNDS  @closed @!fixed_put
     clock, control, deadline, policy = time.monotonic_ns, run.control, run.deadline_ns, run.policy
     schedule, record, record_late = run.schedule, w.recorder.record, w.recorder.record_late  @open
     intended = 0  @open

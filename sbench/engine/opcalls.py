@@ -48,6 +48,8 @@ class CallShape:
             raise ValueError(f"a payload and fed pools go with a PUT, and only with one: {self}")
         if (self.action == "list") != (self.key == "none"):
             raise ValueError(f"a LIST, and only a LIST, has no key: {self}")
+        if (self.key == "seq" and self.action != "put") or (self.key == "index" and self.action == "put"):
+            raise ValueError(f"new keys are for PUTs, keys by index for reads: {self}")
 
     @property
     def tags(self) -> frozenset[str]:
