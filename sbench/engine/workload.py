@@ -7,6 +7,11 @@ open loop, take the op's limiter when it has one, resolve its key, run it, recor
 Recorder. Nothing else is shared on the success path, so the engine's cost per op stays a small fraction of
 the client's (bench/engine_overhead.py measures it against a bare loop).
 
+Three modules, one job each: engine.binding binds the config's ops to backends, pools and calls (the calls
+generated per op kind by engine.opcalls); engine.loops generates each worker's loop from one template; this
+module runs the stage around them (workers, intervals, stall and stop handling, the retry bookkeeping the
+loop calls back into, the result).
+
 Differences from sai3 on purpose (reference §7): every PUT draws its own size from the distribution with the
 worker's generator (§7.1); DELETE removes keys from its pool and never deletes one twice (§7.3); a per-op
 `concurrency` above the global value gets extra workers dedicated to that op, so its in-flight count can
