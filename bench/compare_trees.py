@@ -7,8 +7,8 @@ Why: a change to the worker loop must not cost throughput, but on a shared 2-cor
 by more than the difference being looked for, so two runs of `bench/engine_overhead.py` minutes apart say
 little. This runs that script (this tree's copy, so both sides are measured the same way) once per tree in
 turn, with PYTHONPATH switched to each tree, the order alternating every invocation, so drifting load
-falls on both sides alike; then it prints, per tree, the median over the invocations of each ratio
-(sbench/bare) and of the engine's cost per op, and each invocation's figures.
+falls on both sides alike; then it prints each invocation's figures and, per tree, the median of every
+round's ratio (sbench/bare) over all its invocations and the median of the engine's cost per op.
 """
 
 from __future__ import annotations
@@ -39,13 +39,17 @@ def _measure(tree: Path, options: list[str]) -> dict[str, Any]:
             check=False,
         )
         if done.returncode != 0:
-            raise SystemExit(f"engine_overhead.py on {tree} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+            raise SystemExit(
+                f"engine_overhead.py on {tree} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
         figures: dict[str, Any] = json.loads(out.read_text())
         return figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tree", action="append", required=True, help="NAME=PATH of a tree to measure")
     parser.add_argument("--invocations", type=int, default=6, help="runs of engine_overhead.py per tree")
     parser.add_argument("options", nargs=argparse.REMAINDER, help="options for engine_overhead.py, after --")
@@ -67,12 +71,21 @@ def main() -> None:
                 flush=True,
             )
     keys = [k for k in runs[trees[0][0]][0]["ratios"] if "bare" not in k]
-    print(f"\nmedians over {args.invocations} invocations per tree (engine_overhead.py {' '.join(options)})")
+    print(f"\nper tree, over {args.invocations} invocations (engine_overhead.py {' '.join(options)}):")
+    print("  ratio: median of every round's ratio to its bare loop, all invocations pooled (n rounds)")
+    print("  engine µs/op: median of the invocations' figures")
     print(f"{'tree':<10}" + "".join(f"{k:>16}" for k in keys) + f"{'engine µs/op':>14}")
     for name, _ in trees:
-        cells = "".join(f"{statistics.median(r['ratios'][k] for r in runs[name]):>16.1%}" for k in keys)
+        cells = "".join(f"{_pooled(runs[name], k):>16}" for k in keys)
         cost = statistics.median(r["engine_cost_us"] for r in runs[name])
         print(f"{name:<10}{cells}{cost:>14.2f}")
+
+
+def _pooled(runs: list[dict[str, Any]], key: str) -> str:
+    """The median of the per-round ratios `key` ("PUT threads") of all runs, and how many rounds."""
+    op, side = key.split()
+    ratios = [s / b for r in runs for s, b in zip(r["rates"][op][side], r["rates"][op]["bare"], strict=True)]
+    return f"{statistics.median(ratios):.1%} ({len(ratios)})"
 
 
 if __name__ == "__main__":
