@@ -6,9 +6,10 @@ Run:  .venv/bin/python bench/compare_trees.py --tree before=/path/to/old --tree 
 Why: a change to the worker loop must not cost throughput, but on a shared 2-core machine the load drifts
 by more than the difference being looked for, so two runs of `bench/engine_overhead.py` minutes apart say
 little. This runs that script (this tree's copy, so both sides are measured the same way) once per tree in
-turn, with PYTHONPATH switched to each tree, the order alternating every invocation, so drifting load
-falls on both sides alike; then it prints each invocation's figures and, per tree, the median of every
-round's ratio (sbench/bare) over all its invocations and the median of the engine's cost per op.
+turn, with PYTHONPATH switched to each tree, the order rotating every invocation, so drifting load falls
+on all sides alike; then it prints each invocation's figures and, per tree, the median of every round's
+ratio (sbench/bare) over all its invocations and the median of the engine's cost per op. Give one tree
+twice under two names to see the spread of the method itself.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def main() -> None:
     options = [o for o in args.options if o != "--"]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in trees}
     for n in range(args.invocations):
-        order = trees if n % 2 == 0 else trees[::-1]
+        order = trees[n % len(trees) :] + trees[: n % len(trees)]  # who goes first rotates
         for name, path in order:
             figures = _measure(path, options)
             runs[name].append(figures)
