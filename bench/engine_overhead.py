@@ -1,7 +1,7 @@
 """Engine overhead: sbench's workload loop against a bare Python loop making the same storage calls.
 
 Run:  scripts/netns-run .venv/bin/python bench/engine_overhead.py [--seconds 3] [--rounds 5] [--dir DIR]
-      [--workers 2] [--no-processes]
+      [--workers 2] [--no-processes] [--json FILE]
 
 (through scripts/netns-run because the `processes` side starts a local Ray instance, which must never bind a
 non-loopback address.)
