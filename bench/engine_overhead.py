@@ -1,7 +1,7 @@
 """Engine overhead: sbench's workload loop against a bare Python loop making the same storage calls.
 
 Run:  scripts/netns-run .venv/bin/python bench/engine_overhead.py [--seconds 3] [--rounds 5] [--dir DIR]
-      [--workers 2] [--no-processes]
+      [--workers 2] [--no-processes] [--json FILE]
 
 (through scripts/netns-run because the `processes` side starts a local Ray instance, which must never bind a
 non-loopback address.)
@@ -44,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -223,6 +224,9 @@ def main() -> None:
         help="which ops to measure (PUT,GET); on a disk file system, measure GET alone: the write-back of "
         "the PUT phase's files would otherwise run during the GET rounds",
     )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the figures to this file (bench/compare_trees.py)"
+    )
     args = parser.parse_args()
     ops = [op.strip().upper() for op in args.ops.split(",") if op.strip()]
     if not ops or set(ops) - {"PUT", "GET"}:
@@ -240,6 +244,7 @@ def main() -> None:
         for i in range(GET_OBJECTS):
             (root / "getdata" / f"obj-{i:05d}.dat").write_bytes(os.urandom(SIZE))
         rates: dict[str, dict[str, list[float]]] = {op: {side: [] for side in sides} for op in ops}
+        figures: dict[str, Any] = {"load": os.getloadavg()[0], "ratios": {}, "rates": rates}
         for n in range(args.rounds):
             order = sides[n % len(sides) :] + sides[: n % len(sides)]  # rotate which side goes first
             for op in ops:
@@ -258,6 +263,7 @@ def main() -> None:
                 ratio = statistics.median(s / b for s, b in zip(rates[op][side], bare, strict=True))
                 per_round = ", ".join(f"{r:,.0f}" for r in rates[op][side])
                 median = statistics.median(rates[op][side])
+                figures["ratios"][f"{op} {side}"] = ratio
                 print(f"{op:<5}{side:<11}{median:>16,.0f}{ratio:>15.1%}   {per_round}")
         print("ratio: median of the per-round ratios (each side against the bare loop of the same round)")
         costs = [engine_cost_us(root, 1.0) for _ in range(3)]
@@ -267,6 +273,9 @@ def main() -> None:
             f"engine cost per op (GET that returns at once, 1 worker): bare loop {bare_us:.2f} µs, "
             f"sbench {sb_us:.2f} µs -> the engine adds {sb_us - bare_us:.2f} µs per op"
         )
+        if args.json is not None:
+            figures["engine_cost_us"] = sb_us - bare_us
+            args.json.write_text(json.dumps(figures))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -10,8 +10,9 @@ must cost nothing per op, since every line of Python here is GIL time the other 
 engine's whole cost is ~0.2 µs per op; bench/engine_overhead.py).
 
 So, as `dataclasses` generates methods, `loop_for(shape)` keeps the lines of `_TEMPLATE` whose tags the
-shape has, compiles the result once, and registers its source with `linecache`, so tracebacks and profilers
-show the generated lines. A line's tags (`@tag`, all must hold) are:
+shape has (engine.codegen), compiles the result once, and registers its source with `linecache`, so
+tracebacks and profilers show the generated lines. A line's tags (`@tag`, all must hold; `@!tag`, must
+not) are:
 
     sync / async   thread worker or asyncio task           open / closed   open-loop schedule or not
     mixed          op picked by weight, called via op      fixed_put / static_get   the inline single ops
@@ -19,12 +20,12 @@ show the generated lines. A line's tags (`@tag`, all must hold) are:
 
 `LOOP` becomes the shape's function name, `AWAIT ` becomes `await ` in async loops and nothing in sync ones,
 `CALL` becomes `acall` or `call`, `RETRY` the retry path of the same kind (`_RETRY`, generated the same way).
+What a mixed op's call does is generated the same way, per op kind (engine.opcalls).
 """
 
 from __future__ import annotations
 
 import asyncio
-import linecache
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
@@ -34,15 +35,13 @@ from typing import Any
 
 from sbench.data.payload import WEYL_STEP
 from sbench.data.sizes import MASK64
+from sbench.engine.codegen import compile_source, select, substitute
+from sbench.engine.opcalls import WORDS, PoolExhausted
 from sbench.engine.ratecontrol import LATE_THRESHOLD_NS
 from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS as SIZE_BOUNDS
 from sbench.metrics.recorder import SLOT_BITS
 
 PICKS = ("mixed", "fixed_put", "static_get")
-
-
-class PoolExhausted(Exception):
-    """An op found its key pool empty (a DELETE removed every key it could): the op stops, said once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +79,7 @@ class LoopShape:
         return "-".join(["async" if self.asynchronous else "sync", self.pick, load, *extras])
 
 
-# The template. `run` is the WorkloadRun, `w` the worker (engine.workload._Worker), `sems` the asyncio
+# The template. `run` is the WorkloadRun, `w` the worker (engine.binding.WorkerState), `sems` the asyncio
 # semaphores of limited ops by id(op); a line's tags follow two spaces. The fixed-size PUT keeps `weyl`, the
 # Weyl state of object id (worker << 40) | seq, the id PayloadGenerator.payload would give it: the next id's
 # state is one step further, so each op adds instead of multiplying (the bytes are the same).
@@ -89,25 +88,23 @@ def LOOP(run, w):  @sync
 async def LOOP(run, w, sems):  @async
     ops, cum, total = w.ops, w.cum, w.total  @mixed
     single = ops[0] if len(ops) == 1 else None  @mixed
-    rnd = w.rng.random  @mixed
-    rnd = w.rng.random  @static_get
+    rnd = w.rng.random  @!fixed_put
     append, bytes_by_slot, bits = *w.recorder.sink(), SLOT_BITS  @closed
-    bounds = SIZE_BOUNDS  @closed @mixed
-    bounds = SIZE_BOUNDS  @closed @static_get
+    bounds = SIZE_BOUNDS  @closed @!fixed_put
     clock, control, deadline, policy = time.monotonic_ns, run.control, run.deadline_ns, run.policy
     schedule, record, record_late = run.schedule, w.recorder.record, w.recorder.record_late  @open
     intended = 0  @open
     wait = control.wait  @open @sync
     counter, max_ops = run._counter, run.max_ops  @counted
     op = w.ops[0]  @fixed_put
-    fixed = op.fixed_put  @fixed_put
+    fixed = op.inline  @fixed_put
     put, size, slot = fixed.put, fixed.size, op.slot  @fixed_put
     head = f"{fixed.head}{w.tag}"  @fixed_put
     view, positions, seed_mix = fixed.window  @fixed_put
     seq = w.seq  @fixed_put
     weyl = ((((w.index << 40) | seq) * WEYL_STEP) + seed_mix) & MASK64  @fixed_put
     op = w.ops[0]  @static_get
-    source = op.static_get  @static_get
+    source = op.inline  @static_get
     get, key_of, count, base_slot = source.get, source.key_of, source.count, op.base_slot  @static_get
     try:  @fixed_put
         while not control.halted:
@@ -198,14 +195,15 @@ _NAMESPACE: dict[str, Any] = {
 # The retry path of a failed op: retry per the policy, the wait between tries ending at once when the stage
 # stops (an op cut off there is unfinished, not failed); the bytes of a successful retry, or None.
 _RETRY = """
-ASYNC def NAME(run, op, w, exc):
+ASYNC def RETRY(run, op, w, exc):
     attempt = 0
     while True:
         attempt += 1
         err = run._retryable(op, w, exc, attempt)
         if err is None:
             return None
-        if AWAIT SLEEP(run.policy.retry_delay(attempt, w.rng)):
+        if AWAIT run._asleep(run.policy.retry_delay(attempt, w.rng)):  @async
+        if run.control.wait(run.policy.retry_delay(attempt, w.rng)):  @sync
             run._cut_short()
             return None
         try:
@@ -215,88 +213,41 @@ ASYNC def NAME(run, op, w, exc):
 """
 
 
-def _compile(source: str, filename: str, name: str) -> Callable[..., Any]:
-    """Compile generated source, registered with linecache so tracebacks show its lines."""
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    namespace = dict(_NAMESPACE)
-    exec(compile(source, filename, "exec"), namespace)  # our own template: no outside text reaches it
-    function: Callable[..., Any] = namespace[name]
-    return function
-
-
 def _retry_path(asynchronous: bool) -> Callable[..., Any]:
-    name = "retry_async" if asynchronous else "retry_sync"
-    source = (
-        _RETRY.replace("ASYNC ", "async " if asynchronous else "")
-        .replace("NAME(", f"{name}(")
-        .replace("AWAIT ", "await " if asynchronous else "")
-        .replace("SLEEP(", "run._asleep(" if asynchronous else "run.control.wait(")
-        .replace("REDO(", "aredo(" if asynchronous else "redo(")
+    source = substitute(
+        "\n".join(select(_RETRY, {"async" if asynchronous else "sync"})) + "\n", WORDS[asynchronous]
     )
-    return _compile(source, f"<sbench {name}>", name)
+    name = "retry_async" if asynchronous else "retry_sync"
+    return compile_source(source, f"<sbench {name}>", name, _NAMESPACE)
 
 
 _NAMESPACE["retry_sync"] = _retry_path(asynchronous=False)
 _NAMESPACE["retry_async"] = _retry_path(asynchronous=True)
 
+#: the first line of the worker's loop: where the lines move out one level when the loop needs no try/finally
+_LOOP_START = "        while not control.halted:"
+
 
 def loop_source(shape: LoopShape) -> str:
     """The template's lines for `shape`, tags removed and words substituted. The loop sits in a
     try/finally only where the finally has work (the fixed-size PUT hands its sequence number back);
-    elsewhere the lines between the two move out one level."""
-    have = shape.tags
-    wrapped = shape.pick == "fixed_put"
-    out = []
-    in_try = False
-    for line in _TEMPLATE.strip("\n").splitlines():
-        code, _, tagged = line.partition("  @")
-        code = code.rstrip()
-        if code in ("    try:", "    finally:"):  # the loop's own try/finally (the op's are deeper)
-            in_try = code == "    try:"
-        if not {t.lstrip("@") for t in ("@" + tagged).split()} - {""} <= have:
-            continue
-        out.append(code[4:] if in_try and not wrapped and code.startswith("        ") else code)
-    source = "\n".join(out) + "\n"
-    asynchronous = shape.asynchronous
-    return (
-        source.replace("LOOP(", f"{function_name(shape)}(")
-        .replace("AWAIT ", "await " if asynchronous else "")
-        .replace("CALL(", "acall(" if asynchronous else "call(")
-        .replace("RETRY(", "retry_async(" if asynchronous else "retry_sync(")
-    )
+    elsewhere the lines from the loop's start on move out one level."""
+    lines = select(_TEMPLATE, shape.tags)
+    if shape.pick != "fixed_put":
+        start = lines.index(_LOOP_START)
+        lines[start:] = [line[4:] for line in lines[start:]]
+    words = {**WORDS[shape.asynchronous], "LOOP(": f"{function_name(shape)}("}
+    return substitute("\n".join(lines) + "\n", words)
 
 
 @cache
 def loop_for(shape: LoopShape) -> Callable[..., Any]:
     """The compiled loop of `shape` (once per shape and process); its source is in linecache."""
-    return _compile(loop_source(shape), f"<sbench worker loop {shape.name}>", function_name(shape))
+    return compile_source(
+        loop_source(shape), f"<sbench worker loop {shape.name}>", function_name(shape), _NAMESPACE
+    )
 
 
 def function_name(shape: LoopShape) -> str:
     """What profilers and tracebacks call the loop of `shape`."""
     return "worker_loop_" + shape.name.replace("-", "_")
-
-
-# One call of a pool op (GET, STAT, DELETE): choose the key (PoolExhausted when none is left), keep it on the
-# worker for a retry, run the action; a GET's result is its bytes, the others' nothing. The same generation,
-# for the same reason: the closure does nothing else per op.
-_POOL_CALL = """
-def make(op, choose, action):
-    ASYNC def call(w):
-        key = choose(w.rng)
-        if key is None:
-            raise PoolExhausted(op.label)
-        w.key = key
-        RESULT
-    return call
-"""
-
-
-@cache
-def pool_call_maker(*, reads: bool, asynchronous: bool) -> Callable[..., Any]:
-    """`make(op, choose, action)` -> the op's call (async when `asynchronous`), compiled once per variant."""
-    awaited = "await " if asynchronous else ""
-    result = f"return len({awaited}action(key))" if reads else f"{awaited}action(key)\n        return 0"
-    source = _POOL_CALL.replace("ASYNC ", "async " if asynchronous else "").replace("RESULT", result)
-    filename = f"<sbench pool call {'read' if reads else 'void'}{' async' if asynchronous else ''}>"
-    return _compile(source, filename, "make")

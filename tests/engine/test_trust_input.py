@@ -10,9 +10,12 @@ import pytest
 
 from sbench.cli import main
 from sbench.config import load_config, load_config_text
+from sbench.engine.binding import WorkerState as _Worker
+from sbench.engine.binding import WorkloadOp as _Op
+from sbench.engine.binding import bind_pool_op as _bind_pool_op
 from sbench.engine.context import AgentIdentity, RunControl
-from sbench.engine.loops import PoolExhausted
-from sbench.engine.workload import _bind_pool_op, _Op, _Worker, run_workload
+from sbench.engine.opcalls import PoolExhausted
+from sbench.engine.workload import run_workload
 from sbench.layout.paths import KeyPool
 from sbench.storage.base import ErrorClass
 from sbench.storage.registry import open_backend
