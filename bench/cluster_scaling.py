@@ -19,9 +19,9 @@ from pathlib import Path
 
 import ray
 
-from sbench.cluster.driver import run_distributed
 from sbench.config import load_config
 from sbench.config.runoptions import RunOptions
+from sbench.run.launch import run
 
 
 def _config(data: Path, agents: int, duration: float) -> str:
@@ -68,7 +68,7 @@ def main() -> None:
                 path = root / f"run{n}.yaml"
                 path.write_text(_config(data, agents, args.duration))
                 results = root / f"run{n}"
-                code = run_distributed(load_config(path), RunOptions(results_dir=results), path)
+                code = run(load_config(path), RunOptions(results_dir=results), path, on_ray=True)
                 if code != 0:
                     raise RuntimeError((results / "STATUS.txt").read_text())
                 rates[agents].append(_ops_per_s(results))

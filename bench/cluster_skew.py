@@ -25,7 +25,7 @@ import psutil
 import ray
 
 from sbench.cluster.actors import actor_name, create_coordinator
-from sbench.cluster.fleet import start_fleet
+from sbench.cluster.actorset import start_fleet
 from sbench.cluster.stagerun import run_agent_stage
 from sbench.config import load_config_text, stage_plan
 

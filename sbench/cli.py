@@ -15,9 +15,7 @@ from collections.abc import Sequence
 from sbench import __version__
 from sbench.commands import run as run_command
 from sbench.commands import util as util_command
-from sbench.errors import EXIT_RUN_FAILED, EXIT_USAGE, SbenchError
-
-EXIT_INTERRUPTED = 130
+from sbench.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, SbenchError
 
 
 class _Parser(argparse.ArgumentParser):

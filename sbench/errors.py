@@ -8,6 +8,9 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
+#: a second Ctrl-C, or Ctrl-C outside a run (the shell's 128 + SIGINT); an aborted run exits 1 as a
+#: failed one does
+EXIT_INTERRUPTED = 130
 
 
 class SbenchError(Exception):

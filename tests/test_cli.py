@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,8 @@ from sbench.cli import EXIT_INTERRUPTED, main
 from sbench.commands.run import CONFLICTS
 from sbench.config.runoptions import RunOptions
 from sbench.errors import RunFailed
-from sbench.runner import is_distributed  # the real one: the fake_runner fixture replaces the module
+from sbench.run import launch
+from sbench.run.launch import is_distributed
 from sbench.storage.base import ErrorClass, StorageError
 
 CONFIG = """\
@@ -38,9 +38,8 @@ def config_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fake_runner(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Stands in for sbench.runner (another engineer's module) to check what the CLI hands over."""
+    """Stands in for the run launcher to check what the CLI hands over."""
     seen: dict[str, Any] = {"result": 0}
-    module = types.ModuleType("sbench.runner")
 
     def run(loaded: Any, options: RunOptions, config_path: Path) -> int:
         seen.update(loaded=loaded, options=options, config_path=config_path)
@@ -48,8 +47,7 @@ def fake_runner(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             raise seen["raise"]
         return seen["result"]
 
-    module.run = run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "sbench.runner", module)
+    monkeypatch.setattr(launch, "run", run)
     return seen
 
 

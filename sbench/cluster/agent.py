@@ -16,20 +16,21 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.listing import ShareStats, listing_scope, shared_backends
-from sbench.cluster.monitor import AgentReport
 from sbench.config.models import Config, StageType
 from sbench.config.stages import StagePlan
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.state import PreparedRecord, RunState
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.run.monitor import AgentReport
+from sbench.run.stagerecord import AgentStageResult
 
 #: How long after a stop/abort (or past its deadline) the agent waits for the engine before returning
 #: what it has; the engine's own abort grace is shorter, so this only matters when a backend call hangs.
@@ -61,27 +62,6 @@ class StageRequest:
     objects_total: int = 0
 
 
-@dataclass(slots=True)
-class AgentStageResult:
-    """What an agent returns for one stage (cumulative snapshot, why it ended, how long it took)."""
-
-    agent_id: str
-    stage_index: int
-    #: ok | failed | aborted | stopped | timeout
-    status: str
-    reason: str = ""
-    snapshot: Snapshot = field(default_factory=Snapshot)
-    elapsed_s: float = 0.0
-    started_ms: int = 0
-    ended_ms: int = 0
-    #: the engine's stage details (custom: exit code and output tail; execute: ended_by; ...)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("ok", "stopped")
-
-
 def flush_ticks(interval_s: float) -> tuple[float, int]:
     """(engine tick in seconds, ticks per perf-log interval): about FLUSH_S, dividing the interval evenly,
     so every k-th tick ends an interval at the same instant as the in-process engine's would."""
@@ -100,24 +80,6 @@ def default_stage_fn() -> StageFn:
     from sbench.engine.stage import run_stage
 
     return run_stage
-
-
-def outcome_to_result(agent_id: str, index: int, outcome: Any) -> AgentStageResult:
-    """Map the engine's StageOutcome onto the cluster's result record (details travel as `extra`)."""
-    extra = dict(getattr(outcome, "details", None) or {})
-    first_error = getattr(outcome, "first_error", "")
-    if first_error:
-        extra["first_error"] = first_error
-    status = getattr(outcome, "status", "ok")
-    return AgentStageResult(
-        agent_id=agent_id,
-        stage_index=index,
-        status=str(getattr(status, "value", status)),
-        reason=str(getattr(outcome, "reason", "") or ""),
-        snapshot=getattr(outcome, "snapshot", None) or Snapshot(),
-        elapsed_s=float(getattr(outcome, "elapsed_s", 0.0) or 0.0),
-        extra=extra,
-    )
 
 
 class AgentActor:
@@ -328,7 +290,7 @@ class AgentActor:
             finally:
                 if "backends" in kwargs:
                     kwargs["backends"].close()
-            result = outcome_to_result(self.identity.agent_id, plan.index, outcome)
+            result = AgentStageResult.of(self.identity.agent_id, plan.index, outcome)
             if "backends" in kwargs:
                 result.extra["shared_listings"] = stats.as_dict()
             box["result"] = result

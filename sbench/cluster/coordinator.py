@@ -18,10 +18,10 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
-from sbench.cluster.barrier import AgentStageState, BarrierStatus
-from sbench.cluster.monitor import AgentReport, Drained, StageEvent, StageMonitor
 from sbench.config.models import BarrierType
 from sbench.config.stages import PhaseBarrier
+from sbench.run.barrier import AgentStageState, BarrierStatus
+from sbench.run.monitor import AgentReport, Drained, StageEvent, StageMonitor
 
 #: Bounds of the lead time between "begin stage" and the synchronized start.
 log = logging.getLogger(__name__)

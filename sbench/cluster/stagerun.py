@@ -8,21 +8,22 @@ returned, or when the barrier is decided and the agents it released without have
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-from sbench.cluster.agent import AgentStageResult, StageRequest
-from sbench.cluster.barrier import BarrierStatus
-from sbench.cluster.monitor import Drained, StageEvent
+from sbench.cluster.agent import StageRequest
 from sbench.config.models import StageType
 from sbench.config.stages import StagePlan
+from sbench.engine.context import RunControl
 from sbench.metrics.snapshot import SnapshotAccumulator
+from sbench.run.barrier import BarrierStatus
+from sbench.run.monitor import Drained, StageEvent
+from sbench.run.stagerecord import AgentStageResult, StageRun
 
 POLL_S = 0.2
 #: After an abort, how long the driver waits for agents to hand back partial results.
@@ -45,47 +46,6 @@ class AgentRef:
     node_ip: str
 
 
-@dataclass
-class StageRun:
-    """Everything the results writers need about one finished agent stage."""
-
-    plan: StagePlan
-    status: BarrierStatus
-    results: dict[str, AgentStageResult]
-    states: dict[str, str]
-    reasons: dict[str, str]
-    stuck: dict[str, str]
-    start_skew_ms: int | None
-    elapsed_s: float
-    aborted: bool = False
-    timed_out: bool = False
-    events: list[StageEvent] = field(default_factory=list)
-    #: per agent, the rich progress fields at the end of the stage (objects done/total/deleted/remaining,
-    #: errors, throughput, progress rate, elapsed, stuck flag and reason)
-    progress: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: per dead agent, the window whose ops died with it: from_ms, to_ms (epoch ms), seconds
-    lost: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: the agents still stuck when the stage ended (a subset of `stuck`, which keeps recovered ones too)
-    stuck_at_end: dict[str, str] = field(default_factory=dict)
-    #: why the stage failed the rules of results.verdict although its barrier passed ("" = it did not)
-    verdict: str = ""
-    #: the stage's longest outage over its aggregate intervals (results.verdict.Outage.to_dict), if any
-    longest_outage: dict[str, Any] | None = None
-
-    @property
-    def notes(self) -> list[str]:
-        """What the agents' stages say once (an op whose key pool ran dry...), each prefixed by its agent."""
-        return [
-            f"{agent_id}: {note}"
-            for agent_id, result in sorted(self.results.items())
-            for note in result.extra.get("notes", [])
-        ]
-
-    @property
-    def failed_agents(self) -> list[str]:
-        return sorted(a for a, s in self.states.items() if s in ("failed", "straggler"))
-
-
 def _died_kind(exc: BaseException) -> str:
     text = str(exc).lower()
     return "node_removed" if "node" in text and ("died" in text or "dead" in text) else "died"
@@ -97,8 +57,7 @@ def run_agent_stage(
     plan: StagePlan,
     *,
     on_poll: Callable[[Drained], None],
-    abort_requested: threading.Event,
-    abort_reason: Callable[[], str],
+    control: RunControl,
     objects_total: dict[str, int] | None = None,
     lead_s: float | None = None,
 ) -> StageRun:
@@ -150,9 +109,9 @@ def run_agent_stage(
             )
         drained = drain()
         now = time.monotonic()
-        if abort_requested.is_set() and not aborted:
+        if control.aborted and not aborted:
             aborted = True
-            ray.get(coordinator.abort.remote(abort_reason()))
+            ray.get(coordinator.abort.remote(control.reason or "aborted"))
             give_up_at = now + ABORT_WAIT_S
         if limit is not None and now - started > limit and not timed_out:
             timed_out = True

@@ -230,8 +230,7 @@ def run_task_jobs(
     max_in_flight: int,
     coordinator: Any,
     stage_index: int,
-    abort_requested: threading.Event,
-    abort_reason: Callable[[], str],
+    control: RunControl,
     timeout_s: float | None,
     interval_s: float,
     on_interval: Callable[[Snapshot, dict[str, Snapshot]], None],
@@ -314,9 +313,9 @@ def run_task_jobs(
         if now >= next_interval:
             flush()
             next_interval += interval_s
-        if abort_requested.is_set() and not state.aborted:
+        if control.aborted and not state.aborted:
             state.aborted = True
-            ray.get(coordinator.abort.remote(abort_reason()))
+            ray.get(coordinator.abort.remote(control.reason or "aborted"))
             give_up_at = now + ABORT_WAIT_S
         if timeout_s and now - t0 > timeout_s and not state.timed_out:
             state.timed_out = True

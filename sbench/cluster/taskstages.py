@@ -11,7 +11,6 @@ agents as prepared records (no agent lists the prepared objects again).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -19,8 +18,6 @@ from typing import Any
 
 import ray
 
-from sbench.cluster.agent import AgentStageResult
-from sbench.cluster.barrier import BarrierStatus, StageBarrier
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.metadata_cache import (
     WRITE_BATCH,
@@ -29,7 +26,7 @@ from sbench.cluster.metadata_cache import (
     config_hash,
     subtract_ranges,
 )
-from sbench.cluster.stagerun import AgentRef, StageRun
+from sbench.cluster.stagerun import AgentRef
 from sbench.cluster.tasks import (
     TaskJob,
     TaskStageState,
@@ -45,7 +42,7 @@ from sbench.cluster.tasks import (
 from sbench.config.models import Config
 from sbench.config.stages import StagePlan
 from sbench.engine.cleanup import CleanupShardResult, cleanup_failure, unconfirmed
-from sbench.engine.context import AgentIdentity
+from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.deletes import cleanup_mode
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
@@ -56,6 +53,8 @@ from sbench.engine.putcleanup import PutCleanupResult
 from sbench.engine.state import PreparedRecord
 from sbench.layout.paths import op_name
 from sbench.metrics.snapshot import Snapshot
+from sbench.run.barrier import BarrierStatus, StageBarrier
+from sbench.run.stagerecord import AgentStageResult, StageRun
 from sbench.storage.uri import parse_uri
 
 LOCAL_SCHEMES = ("file", "direct")
@@ -70,8 +69,8 @@ class TaskStageContext:
     agent_configs: dict[str, Config]
     coordinator: Any
     cache: Any
-    abort_requested: threading.Event
-    abort_reason: Callable[[], str]
+    #: the run's stop (a Ctrl-C on the driver aborts it)
+    control: RunControl
     interval_s: float
     max_in_flight: int
     on_interval: Callable[[Snapshot, dict[str, Snapshot]], None]
@@ -226,8 +225,7 @@ def _run(
         env=ctx.env,
         coordinator=ctx.coordinator,
         stage_index=plan.index,
-        abort_requested=ctx.abort_requested,
-        abort_reason=ctx.abort_reason,
+        control=ctx.control,
         timeout_s=t_limit,
         interval_s=ctx.interval_s,
         on_interval=ctx.on_interval,
@@ -732,8 +730,7 @@ def run_validation_stage(ctx: TaskStageContext, plan: StagePlan) -> tuple[StageR
         env=ctx.env,
         coordinator=ctx.coordinator,
         stage_index=plan.index,
-        abort_requested=ctx.abort_requested,
-        abort_reason=ctx.abort_reason,
+        control=ctx.control,
         timeout_s=plan.timeout_s,
         interval_s=ctx.interval_s,
         on_interval=ctx.on_interval,
@@ -744,7 +741,7 @@ def run_validation_stage(ctx: TaskStageContext, plan: StagePlan) -> tuple[StageR
         if not hasattr(results.get(agent.agent_id), "passed"):
             # stopped, lost or failed: preflight.json says which agent's checks did not finish
             lost = str(results.get(agent.agent_id, "its task did not return"))
-            why = ctx.abort_reason() if ctx.abort_requested.is_set() else lost
+            why = (ctx.control.reason or "aborted") if ctx.control.aborted else lost
             check = unfinished_check(why, agent_id=agent.agent_id, endpoint=None)
             results[agent.agent_id] = PreflightResult(checks=[check])
     for agent_id, result in results.items():
@@ -792,8 +789,7 @@ def run_verify(ctx: TaskStageContext) -> tuple[bool, list[str]]:
         env=ctx.env,
         coordinator=ctx.coordinator,
         stage_index=0,
-        abort_requested=ctx.abort_requested,
-        abort_reason=ctx.abort_reason,
+        control=ctx.control,
         timeout_s=None,
         interval_s=ctx.interval_s,
         on_interval=ctx.on_interval,

@@ -116,7 +116,7 @@ def execute(args: argparse.Namespace) -> int:
 
         print_dry_run(loaded, options, config_path)
         return EXIT_OK
-    from sbench.runner import run  # the engine is imported only when something runs (not for --dry-run)
+    from sbench.run.launch import run  # the engine is imported only when something runs (not for --dry-run)
 
     return run(loaded, options, config_path)
 

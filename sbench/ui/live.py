@@ -118,14 +118,15 @@ class LiveProgress:
             table.add_row("late (open loop)", f"{view.late:,}")
         return table
 
-    def stage_started(self, name: str, stage_type: str, expected_s: float | None) -> None:
+    def stage_started(self, name: str, stage_type: str, expected_s: float | None, where: str = "") -> None:
+        """`where`: what the line adds after "started" (the agents and barrier of a multi-agent stage)."""
         self.view = StageView(name, stage_type, time.monotonic(), expected_s)
-        self.log.print(f"== stage {name} ({stage_type}) started")
+        self.log.print(f"== stage {name} ({stage_type}) started{where}")
         if self.tty:
             self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)
             self._live.start()
 
-    def interval(self, snap: Snapshot, agent_id: str | None = None) -> None:
+    def interval(self, snap: Snapshot) -> None:
         view = self.view
         if view is None:
             return

@@ -86,14 +86,14 @@ def ray_cluster() -> Iterator[ClusterHandle]:
 def run_driver(config_text: str, tmp: Path, name: str = "run", **flags: Any) -> tuple[int, Path]:
     """Write the config, run the real distributed driver in this process, return (exit code, results).
     `flags` are RunOptions fields (prepare_only=True, verify=True, ...)."""
-    from sbench.cluster.driver import run_distributed
     from sbench.config import load_config
     from sbench.config.runoptions import RunOptions
+    from sbench.run.launch import run
 
     path = tmp / f"{name}.yaml"
     path.write_text(config_text)
     results = tmp / f"{name}-results"
-    code = run_distributed(load_config(path), RunOptions(results_dir=results, **flags), path)
+    code = run(load_config(path), RunOptions(results_dir=results, **flags), path, on_ray=True)
     return code, results
 
 

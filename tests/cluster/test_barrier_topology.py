@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sbench.cluster.barrier import AgentStageState, BarrierStatus, StageBarrier
 from sbench.cluster.env import forwarded_env
-from sbench.cluster.monitor import AgentReport, StageMonitor
 from sbench.cluster.topology import (
     AgentSlot,
     address_host,
@@ -23,6 +21,8 @@ from sbench.config.stages import PhaseBarrier
 from sbench.errors import ConfigError
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.recorder import Recorder
+from sbench.run.barrier import AgentStageState, BarrierStatus, StageBarrier
+from sbench.run.monitor import AgentReport, StageMonitor
 
 
 def _barrier(kind: str, n: int = 3, timeout: float = 10.0) -> StageBarrier:

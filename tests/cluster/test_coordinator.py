@@ -13,13 +13,14 @@ import uuid
 import pytest
 
 from sbench.cluster.actors import create_coordinator
-from sbench.cluster.barrier import BarrierStatus
-from sbench.cluster.fleet import start_fleet
+from sbench.cluster.actorset import start_fleet
 from sbench.cluster.stagerun import run_agent_stage
 from sbench.config import load_config_text, stage_plan
 from sbench.config.stages import PhaseBarrier
+from sbench.engine.context import RunControl
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
+from sbench.run.barrier import BarrierStatus
 from tests.cluster.fakes import fake_stage
 
 ray = pytest.importorskip("ray")
@@ -63,7 +64,7 @@ class _Run:
             config, self.run_id, self.coordinator, interval_s=INTERVAL, stage_fn=fake_stage
         )
         self.polls = []
-        self.abort = threading.Event()
+        self.control = RunControl()
 
     def stage(self, plan, **kw):
         return run_agent_stage(
@@ -71,8 +72,7 @@ class _Run:
             self.fleet.agents,
             plan,
             on_poll=self.polls.append,
-            abort_requested=self.abort,
-            abort_reason=lambda: "test abort",
+            control=self.control,
             **kw,
         )
 
@@ -149,7 +149,7 @@ def test_stuck_agent_is_flagged_within_k_intervals(make_run) -> None:
 def test_abort_stops_every_agent_mid_stage(make_run) -> None:
     config = _config(["a1", "a2"], duration=30)
     run = make_run(config)
-    timer = threading.Timer(1.0, run.abort.set)
+    timer = threading.Timer(1.0, run.control.abort, args=("test abort",))
     timer.start()
     t0 = time.monotonic()
     result = run.stage(_execute_plan(config))
@@ -173,7 +173,7 @@ def test_hung_engine_is_abandoned_and_control_group_answers(make_run) -> None:
     assert ray.get(agent.ping.remote(), timeout=2) == "hang-1"
     assert ray.get(agent.status.remote(), timeout=2)["state"] == "running"
     assert time.monotonic() - t0 < 1.0
-    run.abort.set()
+    run.control.abort("test abort")
     worker.join(timeout=10)
     result = box["result"]
     assert result.results["hang-1"].status == "aborted"

@@ -272,9 +272,9 @@ def test_a_stage_ending_with_a_stuck_agent_fails_the_run(ray_session, tmp_path: 
     """Two agents under best_effort: flaky-1 works (with a few throttled GETs), stuck-2 never progresses.
     The barrier lets the stage pass, but a stage that ends with an agent stuck is not a success: FAILURE,
     exit 1, the stuck agent named. The first throttled message travels through Ray, scrubbed."""
-    from sbench.cluster.driver import run_distributed
     from sbench.config import load_config
     from sbench.config.runoptions import RunOptions
+    from sbench.run.launch import run
     from tests.cluster.fakes import FLAKY_SIGNATURE, fake_stage
 
     path = tmp_path / "stuck.yaml"
@@ -298,7 +298,7 @@ distributed:
 """
     )
     results = tmp_path / "stuck-results"
-    code = run_distributed(load_config(path), RunOptions(results_dir=results), path, stage_fn=fake_stage)
+    code = run(load_config(path), RunOptions(results_dir=results), path, stage_fn=fake_stage, on_ray=True)
     assert code == 1
     status = (results / "STATUS.txt").read_text()
     assert status_of(results) == "FAILURE"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from sbench.cluster.actors import create_coordinator
-from sbench.cluster.fleet import start_fleet
+from sbench.cluster.actorset import start_fleet
 from sbench.config import load_config_text
 from tests import servers
 from tests.cluster.conftest import (

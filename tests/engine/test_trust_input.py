@@ -34,7 +34,7 @@ def test_a_symlink_planted_after_the_config_was_checked_fails_preflight(
     loaded = load_config(config)  # valid now: uploads/ does not exist yet
     (bench / "uploads").symlink_to(victim, target_is_directory=True)
     from sbench.config.runoptions import RunOptions
-    from sbench.runner import run
+    from sbench.run.launch import run
 
     results = tmp_path / "res"
     assert run(loaded, RunOptions(results_dir=results), config) == 1

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sbench.cluster.barrier import BarrierStatus
-from sbench.cluster.stagerun import StageRun
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.verdict import OutageWatch, judge_stage
+from sbench.run.barrier import BarrierStatus
+from sbench.run.stagerecord import StageRun
 
 _FAILED_STATES = ("failed", "straggler")
 

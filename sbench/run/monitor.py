@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sbench.cluster.barrier import AgentStageState, BarrierStatus, StageBarrier, silence_limit_s
 from sbench.config.stages import PhaseBarrier
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.progress import PhaseProgress, ProgressTracker
 from sbench.metrics.snapshot import Snapshot
+from sbench.run.barrier import AgentStageState, BarrierStatus, StageBarrier, silence_limit_s
 
 
 @dataclass(slots=True)

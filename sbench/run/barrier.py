@@ -122,8 +122,6 @@ class StageBarrier:
         """
         if self.spec.type is BarrierType.MAJORITY:
             return {
-                a
-                for a, s in self.states.items()
-                if s in (AgentStageState.FAILED, AgentStageState.STRAGGLER)
+                a for a, s in self.states.items() if s in (AgentStageState.FAILED, AgentStageState.STRAGGLER)
             }
         return set()

@@ -14,8 +14,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sbench.cluster.barrier import BarrierStatus
-from sbench.cluster.stagerun import StageRun
 from sbench.config.models import StageType
 from sbench.engine import leftovers
 from sbench.engine.stage import StageStatus
@@ -33,6 +31,8 @@ from sbench.results.status import (
 )
 from sbench.results.summary import build_summary, stage_entry, summary_section, write_summary
 from sbench.results.tsv import AgentRow, Kind, write_endpoint_stats_tsv, write_results_tsv, write_stage_tsv
+from sbench.run.barrier import BarrierStatus
+from sbench.run.stagerecord import StageRun
 
 #: Which summary.json section / legacy file a stage type feeds.
 _PHASE_OF = {
@@ -97,25 +97,58 @@ def uncollected_text(window: dict[str, Any]) -> str:
     )
 
 
+#: agent stage details that have a place of their own in summary.json (or are no JSON)
+_OWN_PLACE = ("first_error", "preflight", "final_report", "shared_listings")
+
+
+def stage_details(run: StageRun) -> dict[str, Any]:
+    """The engine's stage details over every agent: counts add up, lists (notes) join, values every agent
+    agrees on are kept (a custom stage's exit code, the load model), values the agents disagree on are
+    left out."""
+    merged: dict[str, Any] = {}
+    disagree: set[str] = set()
+    for result in run.results.values():
+        for key, value in result.extra.items():
+            if key in _OWN_PLACE or key in disagree:
+                continue
+            if key not in merged:
+                merged[key] = value
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                merged[key] += value
+            elif isinstance(value, list):
+                merged[key] = [*merged[key], *value]
+            elif merged[key] != value:
+                disagree.add(key)
+                del merged[key]
+    return merged
+
+
 class RunReport:
     """Collects stage results as they finish and writes every result file of the run."""
 
     def __init__(self, results: ResultsDir, agents: list[tuple[str, str]], run_start_ms: int) -> None:
         self.results = results
         self.run_start_ms = run_start_ms
-        self.tracks = {agent_id: AgentTrack(agent_id, ip) for agent_id, ip in agents}
+        self.tracks: dict[str, AgentTrack] = {}
+        self.add_agents(agents)
         self.stage_entries: list[dict[str, Any]] = []
-        self.sections: dict[str, dict[str, Any] | None] = {}
+        #: summary.json sections per phase, None for a phase that did not run
+        self.sections: dict[str, dict[str, Any] | None] = dict.fromkeys(("prepare", "workload", "cleanup"))
         self.stage_runs: list[StageRun] = []
         self.degraded: list[str] = []
         #: per stage, the first failed op of every error class (STATUS.txt, summary.json)
         self.first_errors: list[FirstError] = []
         self._aggregate_log = results.perf_log()
         self._agent_logs: dict[str, PerfLogWriter] = {}
-        #: phase -> (merged snapshot, wall seconds) of the main (first) stage of that phase
-        self._main: dict[str, tuple[Snapshot, float, dict[str, tuple[Snapshot, float]]]] = {}
+        #: phase -> every stage of that phase so far, merged: (snapshot, wall seconds, per agent the same)
+        self._phases: dict[str, tuple[Snapshot, float, dict[str, tuple[Snapshot, float]]]] = {}
         #: ops in flight when their stage ended, over every stage so far
         self.unfinished = 0
+
+    def add_agents(self, agents: list[tuple[str, str]]) -> None:
+        """The fleet's agents (id, node IP), in the order the result files list them."""
+        for agent_id, ip in agents:
+            self.tracks.setdefault(agent_id, AgentTrack(agent_id, ip))
 
     # -- live intervals --
 
@@ -194,13 +227,12 @@ class RunReport:
                 "notes": run.notes,
                 "uncollected": run.lost,
                 "longest_outage": run.longest_outage,
+                "details": stage_details(run),
             }
         )
         phase = _PHASE_OF.get(plan.type)
-        if phase is not None and phase not in self._main:
-            per_agent = {r.agent_id: (r.snapshot, r.duration_s) for r in rows}
-            self._main[phase] = (merged, wall, per_agent)
-            self.sections[phase] = summary_section(merged, wall)
+        if phase is not None:
+            self._add_to_phase(phase, merged, wall, rows)
         if run.status is BarrierStatus.DEGRADED:
             self.degraded.append(
                 f"stage {plan.name!r} went on without {', '.join(run.failed_agents)} "
@@ -208,6 +240,16 @@ class RunReport:
             )
         self._fold_agents(run, optional)
         return merged
+
+    def _add_to_phase(self, phase: str, merged: Snapshot, wall: float, rows: list[AgentRow]) -> None:
+        """A phase (prepare, workload, cleanup) is every stage of its kind merged, their walls added."""
+        total, total_wall, per_agent = self._phases.get(phase, (Snapshot(), 0.0, {}))
+        for row in rows:
+            snap, secs = per_agent.get(row.agent_id, (Snapshot(), 0.0))
+            per_agent[row.agent_id] = (Snapshot.merge(snap, row.snapshot), secs + row.duration_s)
+        total, total_wall = Snapshot.merge(total, merged), total_wall + wall
+        self._phases[phase] = (total, total_wall, per_agent)
+        self.sections[phase] = summary_section(total, total_wall)
 
     def _order(self, agent_id: str) -> int:
         return list(self.tracks).index(agent_id) if agent_id in self.tracks else len(self.tracks)
@@ -300,9 +342,9 @@ class RunReport:
                     track.state, track.reason = AgentState.ABORTED, reason
         files: list[tuple[Path, Callable[[], object]]] = []
         for kind in ("workload", "prepare"):
-            if kind not in phases and kind not in self._main:
+            if kind not in phases and kind not in self._phases:
                 continue
-            merged, wall, per_agent = self._main.get(kind, (Snapshot(), 0.0, {}))
+            merged, wall, per_agent = self._phases.get(kind, (Snapshot(), 0.0, {}))
             write_phase = partial(self.results.write_phase, kind, merged, wall)
             files.append((self.results.results_tsv(kind), write_phase))
             for agent_id in dict.fromkeys([*self.tracks, *per_agent]):

@@ -26,7 +26,7 @@ from sbench.errors import RunFailed
 
 
 @dataclass
-class Fleet:
+class AgentActors:
     """The run's agents; `shutdown()` is safe to call more than once and on every exit path."""
 
     agents: list[AgentRef]
@@ -72,14 +72,14 @@ def start_fleet(
     stage_fn: StageFn | None = None,
     cache: Any = None,
     env: ForwardedEnv | None = None,
-) -> Fleet:
+) -> AgentActors:
     """Place, create, identify and configure every agent (`env`: the driver's storage variables, set in
     each agent's process by `configure`); register them with the coordinator."""
     env = env if env is not None else ForwardedEnv({})
     dist = config.distributed
     ready_timeout = dist.agent_ready_timeout if dist is not None else 120.0
     placement = plan_placement(config, ready_timeout, run_id)
-    fleet = Fleet(agents=[], placement=placement)
+    fleet = AgentActors(agents=[], placement=placement)
     try:
         actors = [
             create_agent(run_id, i, p.strategy, p.num_cpus, stage_fn) for i, p in enumerate(placement.slots)

@@ -1,0 +1,455 @@
+"""The one driver of `sbench run`, whatever runs the work (run.fleet: in this process or on Ray agents).
+
+How a run flows:
+ 1. commands.run loads and validates the config; run.launch picks the fleet and opens Ray when it is one.
+ 2. The stage plan: the config's stages with the CLI flags applied, a preflight first when it has none.
+ 3. The results directory and the console transcript exist before anything else happens.
+ 4. Signals: a first SIGINT/SIGTERM aborts the run (every stage stops within about 2 s and partial results
+    are kept); a second writes STATUS.txt ABORTED, kills the fleet and exits 130 at once.
+ 5. The fleet starts its agents; then each stage runs on the agents still in the run. Its intervals become
+    perf_log.tsv rows (merged and per agent), outage watches and the live display as they arrive.
+ 6. A finished stage is judged (run.stageverdict: no op succeeded, success ratio, outage, stuck agents)
+    and written (NN_<stage>_results.tsv); a failed stage skips the rest except cleanup, a failed preflight
+    stops the run before any I/O, a majority barrier drops the agents that failed.
+ 7. At the end, whatever happened: the fleet stops, what stays on the storage is counted (engine.uncleaned),
+    STATUS.txt, summary.json, the phase TSVs and metadata.json are written (run.report), the closing tables
+    are shown, and the exit code is 0 only for SUCCESS.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from functools import partial
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sbench.config import LoadedConfig
+from sbench.config.models import BarrierType, Completion, Config, StageType
+from sbench.config.runoptions import RunOptions
+from sbench.config.stages import PhaseBarrier, StagePlan
+from sbench.engine import leftovers
+from sbench.engine.context import RunControl
+from sbench.engine.state import PreparedRecord
+from sbench.engine.uncleaned import uncleaned_report, why_not_cleaned, with_known_puts
+from sbench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, SbenchError
+from sbench.metrics.snapshot import Snapshot
+from sbench.preflight.result import PreflightResult
+from sbench.results.atomic import write_text_atomic
+from sbench.results.perf_log import stage_label
+from sbench.results.resultsdir import ResultsDir
+from sbench.results.status import RunStatus
+from sbench.results.summary import load_model_of
+from sbench.run.barrier import BarrierStatus
+from sbench.run.fleet import AgentInfo, Fleet, StageCall
+from sbench.run.report import RunReport, stage_status, uncollected_text
+from sbench.run.stagerecord import StageRun
+from sbench.run.stageverdict import StageOutages, apply_verdict
+from sbench.storage.base import StorageError
+from sbench.ui.live import LiveProgress
+from sbench.ui.tables import describe_load, errors_line, first_error_lines, phase_table, print_report
+
+#: set by Ray's job supervisor in the environment of a submitted job's entrypoint
+RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+_WORKLOAD_TYPES = (StageType.EXECUTE, StageType.HYBRID)
+
+
+def preflight_plan() -> StagePlan:
+    """The preflight stage a plan without a validation stage starts with."""
+    return StagePlan(
+        name="preflight",
+        order=0,
+        type=StageType.VALIDATION,
+        completion=Completion.VALIDATION_PASSED,
+        barrier=PhaseBarrier(),
+        index=0,
+        timeout_s=300.0,
+    )
+
+
+def stage_plans(loaded: LoadedConfig, options: RunOptions) -> list[StagePlan]:
+    """The stages this run goes through: the config's with the CLI flags applied, a preflight first."""
+    plans = list(options.stages(loaded))
+    if plans and not options.verify and not any(p.type is StageType.VALIDATION for p in plans):
+        plans.insert(0, preflight_plan())
+    return plans
+
+
+class StopSignals:
+    """First SIGINT/SIGTERM: abort the run (partial results get written). Second: `last_words` (STATUS.txt
+    ABORTED, the fleet killed) and exit 130 at once. Installed until the last file is written."""
+
+    def __init__(self, control: RunControl, say: Any, last_words: Any) -> None:
+        self.control = control
+        self._say = say
+        self._last_words = last_words
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.control.aborted:
+            self._say(f"{name} again: exiting now")
+            self._last_words()
+            os._exit(EXIT_INTERRUPTED)
+        how = " (Ctrl-C)" if signum == signal.SIGINT else ""
+        self.control.abort(f"interrupted by {name}{how}")
+        self._say(f"{name}: aborting the run, stopping every agent (press Ctrl-C again to exit at once)")
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():  # not when embedded in another thread
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class RunDriver:
+    """One run from the stage plan to the last result file, over any fleet (see the module docstring)."""
+
+    def __init__(
+        self, loaded: LoadedConfig, options: RunOptions, config_path: Path, fleet: Fleet, run_id: str
+    ) -> None:
+        self.loaded = loaded
+        self.config = loaded.config
+        self.options = options
+        self.config_path = config_path
+        self.fleet = fleet
+        self.run_id = run_id
+        self.control = RunControl()
+        self.plans = stage_plans(loaded, options)
+        self.results: ResultsDir | None = None
+        self.ui: LiveProgress | None = None
+        self.report: RunReport | None = None
+        self.agents: list[AgentInfo] = []
+        self.runs: list[StageRun] = []
+        self.preflight: PreflightResult | None = None
+        self.prepared: dict[int, PreparedRecord] = {}
+        #: what the last cleanup stage left behind (leftovers.report), None when no cleanup ran
+        self.left_behind: dict[str, Any] | None = None
+        self.notes: list[str] = []
+        self.extra: dict[str, Any] = {"run_id": run_id, "start_skew_ms": {}}
+        self.outages = StageOutages()
+        self._label = ""
+
+    # -- output --
+
+    def say(self, text: str) -> None:
+        if self.ui is not None:
+            self.ui.log.print(text)
+        else:
+            print(text, flush=True)
+
+    @property
+    def many(self) -> bool:
+        """More than one agent: the console names agents and barriers."""
+        return len(self.agents) > 1
+
+    # -- the run --
+
+    def execute(self) -> int:
+        """Run every stage and write every result file; returns the exit code."""
+        results = self.results = ResultsDir.create(
+            self.options.results_dir or _job_results_dir(self.config_path),
+            self.config_path,
+            config_text=self.loaded.source_text or None,
+            distributed=self.fleet.distributed,
+            run_id=self.run_id,
+            load_model=load_model_of(self.config),
+        )
+        self.ui = LiveProgress(results.console)
+        self.report = RunReport(results, [], int(time.time() * 1000))
+        load = describe_load(load_model_of(self.config))
+        self.say(f"sbench run {self.config_path} (run id {self.run_id}, {load})")
+        if self.fleet.describe():
+            self.say(self.fleet.describe())
+        for warning in self.loaded.warnings:
+            self.ui.log.record(f"warning: {warning}")
+        if self.options.op_log is not None:
+            note = f"--op-log {self.options.op_log}: op-log capture is not built yet; no op-log is written"
+            self.notes.append(note)
+            self.say(f"note: {note}")
+        status, reason = RunStatus.FAILURE, "the run did not finish"
+        with StopSignals(self.control, self.say, self._last_words):
+            try:
+                status, reason = self._run(results)
+            except (SbenchError, StorageError) as exc:
+                # the CLI prints it and picks the exit code; the results directory still records it
+                status, reason = RunStatus.FAILURE, str(exc)
+                raise
+            finally:
+                if self.control.aborted:
+                    status, reason = RunStatus.ABORTED, self.control.reason
+                    self.say(f"run aborted: {reason}; results so far are in {results.path}")
+                self.ui.close()
+                self.fleet.stop()
+                status, reason = self._finalize(status, reason)
+                self._final_report(status, reason)
+                results.close()
+        return EXIT_OK if status is RunStatus.SUCCESS else EXIT_RUN_FAILED
+
+    def _run(self, results: ResultsDir) -> tuple[RunStatus, str]:
+        self.agents = self.fleet.start(self.control, self.say, results.path)
+        assert self.report is not None
+        self.report.add_agents([(a.agent_id, a.node_ip) for a in self.agents])
+        results.metadata.agents = [a.agent_id for a in self.agents]
+        results.save_metadata()
+        if self.many:
+            self.say(f"results in {results.path}")
+        if self.options.verify:
+            ok, lines = self.fleet.verify()
+            for line in lines:
+                self.say(line)
+            if ok:
+                return RunStatus.SUCCESS, ""
+            return RunStatus.FAILURE, "prepared objects missing or unreadable"
+        return self._stages()
+
+    def _stages(self) -> tuple[RunStatus, str]:
+        """The stage loop (see the module docstring); the verdict before the result files."""
+        assert self.report is not None
+        dropped: dict[str, str] = {}
+        status, reason = RunStatus.SUCCESS, ""
+        for plan in self.plans:
+            if self.control.aborted:
+                break
+            if status is not RunStatus.SUCCESS and plan.type is not StageType.CLEANUP:
+                self.say(f"== stage {plan.name} skipped (an earlier stage failed)")
+                continue
+            participants = [a.agent_id for a in self.agents if a.agent_id not in dropped]
+            for agent_id, why in dropped.items():
+                self.report.excluded(agent_id, f"sat out stage {plan.name!r}: {why}")
+            if not participants:
+                return RunStatus.FAILURE, f"no agent left to run stage {plan.name!r}"
+            run = self._run_stage(plan, participants)
+            if run.aborted or self.control.aborted:
+                break
+            if plan.type is StageType.CLEANUP and (run.left_behind or {}).get("fails_run"):
+                # objects left behind fail the run, even from an optional cleanup stage
+                if status is RunStatus.SUCCESS:
+                    status, reason = (
+                        RunStatus.FAILURE,
+                        f"stage {plan.name!r}: " + leftovers.summary(leftovers.from_report(run.left_behind)),
+                    )
+                continue
+            if run.status is BarrierStatus.FAILED:
+                why = self._failure_reason(run)
+                if plan.optional:
+                    self.say(f"optional stage {plan.name!r} failed ({why}); the run goes on")
+                    continue
+                if status is RunStatus.SUCCESS:
+                    status, reason = RunStatus.FAILURE, why
+                if plan.type is StageType.VALIDATION:
+                    break  # nothing touches storage after a failed preflight
+                continue
+            dropped.update(self.fleet.dropped())
+            if run.status is BarrierStatus.DEGRADED and plan.barrier.type is BarrierType.MAJORITY:
+                for agent_id in run.failed_agents:
+                    dropped.setdefault(agent_id, f"failed stage {plan.name!r} (majority barrier)")
+        return status, reason
+
+    def _run_stage(self, plan: StagePlan, participants: list[str]) -> StageRun:
+        assert self.ui is not None and self.report is not None
+        self.outages = StageOutages()
+        self._label = self._stage_label(plan)
+        where = f" on {len(participants)} agents, {plan.barrier.type.value} barrier" if self.many else ""
+        self.ui.stage_started(plan.name, plan.type.value, _expected_s(plan, self.config), where)
+        run = self.fleet.run_stage(StageCall(plan, participants, self._intervals, self.say))
+        apply_verdict(run, self.config.error_handling, self.outages)
+        self.runs.append(run)
+        failed = run.status is BarrierStatus.FAILED or run.aborted or run.timed_out or bool(run.verdict)
+        self.ui.stage_ended(
+            plan.name, stage_status(run), self._failure_reason(run) if failed else "", run.elapsed_s
+        )
+        merged = self.report.stage_done(run, optional=plan.optional)
+        for agent_id, window in run.lost.items():
+            self.say(f"[{plan.name}] {agent_id}: {uncollected_text(window)}")
+        if run.start_skew_ms is not None:
+            self.extra["start_skew_ms"][plan.name] = run.start_skew_ms
+        if self.many:
+            self.say(self._stage_line(run, merged))
+        lines = first_error_lines(merged)
+        if not lines and failed:
+            lines = [
+                f"   first error: {e}" for r in run.results.values() if (e := r.extra.get("first_error"))
+            ]
+        for line in lines:
+            self.say(line)
+        for note in run.notes:
+            self.say(f"   note: {note}")
+        self._keep(run)
+        return run
+
+    def _keep(self, run: StageRun) -> None:
+        """What a stage hands to the rest of the run: preflight result, prepared objects, leftovers."""
+        assert self.results is not None and self.ui is not None
+        self.prepared.update(run.prepared)
+        if run.preflight is not None:
+            self.preflight = run.preflight
+            path = self.results.file("preflight.json")
+            self.results.writes.attempt(
+                path, partial(write_text_atomic, path, run.preflight.to_json() + "\n")
+            )
+            if not run.preflight.passed or run.preflight.warnings:
+                run.preflight.render(self.ui.console, show_success=False)
+        if run.left_behind is not None:
+            self.left_behind = run.left_behind
+            for line in leftovers.lines(run.left_behind):
+                self.say(f"   {line}")
+
+    def _failure_reason(self, run: StageRun) -> str:
+        plan = run.plan
+        if run.verdict:
+            return f"stage {plan.name!r} failed: {run.verdict}"
+        if not self.many:
+            result = next(iter(run.results.values()), None)
+            if result is not None:
+                return f"stage {plan.name!r} {result.status}: {result.reason}"
+        failed = run.failed_agents or sorted(run.reasons)
+        detail = "; ".join(f"{a}: {run.reasons.get(a, 'failed')}" for a in failed)
+        return f"stage {plan.name!r} failed its {plan.barrier.type.value} barrier: {detail}"
+
+    @staticmethod
+    def _stage_line(run: StageRun, merged: Snapshot) -> str:
+        skew = f", start skew {run.start_skew_ms} ms" if run.start_skew_ms is not None else ""
+        stuck = f", STUCK: {', '.join(sorted(run.stuck))}" if run.stuck else ""
+        return (
+            f"stage {run.plan.name}: {run.status.value.upper()} in {run.elapsed_s:.1f} s, "
+            f"{merged.total_ops():,} ops, {merged.errors_total():,} errors{skew}{stuck}"
+        )
+
+    # -- live intervals --
+
+    def _stage_label(self, plan: StagePlan) -> str:
+        """perf-log `stage`: sai3 labels default stages Prepare/Workload/Cleanup, explicit ones by name."""
+        dist = self.config.distributed
+        explicit = dist is not None and bool(dist.stages)
+        return stage_label(plan.type.value, plan.name if explicit or plan.type is StageType.CUSTOM else None)
+
+    def _intervals(self, aggregate: list[Snapshot], per_agent: dict[str, list[Snapshot]]) -> None:
+        """A fleet's intervals: perf logs, outage watches, live display."""
+        assert self.report is not None and self.ui is not None
+        self.report.write_intervals(self._label, aggregate, per_agent)
+        self.outages.add(aggregate, per_agent)
+        for snap in aggregate:
+            self.ui.interval(snap)
+
+    # -- end of run --
+
+    def _of(self, *types: StageType) -> list[StageRun]:
+        return [run for run in self.runs if run.plan.type in types]
+
+    def _uncleaned(self, status: RunStatus, reason: str) -> dict[str, Any] | None:
+        """What stays on the storage when no cleanup stage reported on it."""
+        why = why_not_cleaned(any(p.type is StageType.CLEANUP for p in self.plans), status.value, reason)
+        work = [r for run in self._of(*_WORKLOAD_TYPES) for r in run.results.values()]
+        return uncleaned_report(
+            self.config,
+            self.run_id,
+            self.prepared.values(),
+            Snapshot.merge_all(run.merged for run in self._of(StageType.PREPARE)),
+            Snapshot.merge_all(r.snapshot for r in work),
+            deleted_in_workload=sum(int(r.extra.get("deleted", 0)) for r in work),
+            why=why,
+        )
+
+    def _left_behind(self, status: RunStatus, reason: str) -> dict[str, Any] | None:
+        if self.left_behind is None:
+            return self._uncleaned(status, reason)
+        cleanups = self._of(StageType.CLEANUP)
+        lost = any(run.lost_jobs for run in cleanups)
+        return with_known_puts(
+            self.left_behind,
+            self.config,
+            self.run_id,
+            Snapshot.merge_all(run.merged for run in self._of(*_WORKLOAD_TYPES)),
+            put_gone=sum(run.put_gone for run in cleanups),
+            deletes_in_flight=None if lost else sum(run.merged.unfinished_ops for run in cleanups),
+        )
+
+    def _finalize(self, status: RunStatus, reason: str) -> tuple[RunStatus, str]:
+        """Write every end-of-run file; the final verdict (an unwritable results file fails the run)."""
+        assert self.report is not None
+        self.left_behind = self._left_behind(status, reason)
+        return self.report.finalize(
+            status,
+            reason,
+            load_model=load_model_of(self.config),
+            warnings=list(self.loaded.warnings) + self.notes,
+            preflight=self.preflight.model_dump(mode="json") if self.preflight is not None else None,
+            extra={**self.extra, **self.fleet.metadata()},
+            left_behind=self.left_behind,
+            phases=("workload", "prepare") if self.config.has_prepare else ("workload",),
+        )
+
+    def _final_report(self, status: RunStatus, reason: str) -> None:
+        """The closing tables (one per stage that did anything, merged over agents) and status lines."""
+        assert self.ui is not None and self.results is not None and self.report is not None
+        tables, lines = [], []
+        for run in self.runs:
+            snap = run.merged
+            if snap.total_ops() or snap.errors_total():
+                wall = max((r.elapsed_s for r in run.results.values()), default=0.0)
+                agents = f", {len(run.results)} agents" if self.many else ""
+                title = f"{run.plan.name} ({run.plan.type.value}{agents}, {wall:.1f} s)"
+                open_loop = self.config.open_loop and run.plan.type in _WORKLOAD_TYPES
+                tables.append(phase_table(title, snap, wall, open_loop=open_loop))
+        work = Snapshot.merge_all(run.merged for run in self._of(*_WORKLOAD_TYPES))
+        if self._of(*_WORKLOAD_TYPES):
+            lines.append(describe_load(load_model_of(self.config)))
+            if work.late_ops:
+                lines.append(
+                    f"late ops (started > 1 ms after their intended time): {work.late_ops:,}, "
+                    f"schedule lag p99 {work.lag_histogram().percentile(99):,} µs"
+                )
+            errors = errors_line(work)
+            if errors:
+                lines.append(errors)
+        if self.many:
+            for track in self.report.tracks.values():
+                stuck = f" [STUCK: {track.stuck_reason}]" if track.stuck_reason else ""
+                why = f" ({track.reason})" if track.reason else ""
+                lines.append(f"{track.agent_id}@{track.node_ip}: {track.state.value}{why}{stuck}")
+        lines.extend(leftovers.lines(self.left_behind))
+        if self.report.unfinished:
+            lines.append(
+                "unfinished ops (in flight when their stage ended; neither done nor failed): "
+                f"{self.report.unfinished:,}"
+            )
+        lines.append(f"STATUS: {status.value}" + (f" ({reason})" if reason else ""))
+        lines.append(f"results: {self.results.path}")
+        print_report(self.ui.log, self.ui.console, tables, lines)
+
+    def _last_words(self) -> None:
+        """A second Ctrl-C exits at once; before that, STATUS.txt says ABORTED with the totals known so far
+        (plain counters of the stages done, one small file), and the fleet is killed without waiting."""
+        first = self.control.reason or "interrupted"
+        reason = f"{first}; interrupted again, exited at once (other result files may be incomplete)"
+        try:
+            if self.report is not None:
+                self.report.write_aborted_status(reason)
+        except OSError as exc:  # exiting anyway: say why the file is missing
+            print(f"sbench: could not write STATUS.txt before exiting: {exc}", file=sys.stderr)
+        self.fleet.kill()
+
+
+def _job_results_dir(config_path: Path) -> Path | None:
+    """Under `ray job submit` the working directory is a temporary copy that Ray garbage-collects, so the
+    default results directory goes to ~/sbench-results/ on the driver's node instead (None elsewhere)."""
+    if RAY_JOB_ENV not in os.environ:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path.home() / "sbench-results" / f"sbench-{stamp}-{config_path.stem or 'run'}-{os.getpid()}"
+
+
+def _expected_s(plan: StagePlan, config: Config) -> float | None:
+    """How long the live display expects a stage to take (workload stages only)."""
+    if plan.type not in _WORKLOAD_TYPES:
+        return None
+    return (plan.max_duration if plan.type is StageType.HYBRID else plan.duration) or config.duration

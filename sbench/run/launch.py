@@ -1,0 +1,59 @@
+"""Which fleet runs a config: in this process, or Ray agents (then Ray is connected here, and only here).
+
+Single-agent configs (no `distributed` block, `processes` unset or 1, no Ray address given) run on the
+in-process fleet: no Ray, no start-up cost. A `distributed` block, `processes: N` (N local agents) or a
+named cluster (--ray-address, RAY_ADDRESS) run on the Ray fleet. Either way the same driver runs the stages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sbench.config import LoadedConfig
+from sbench.config.runoptions import RunOptions
+from sbench.layout.naming import new_run_id
+from sbench.run.driver import RunDriver
+from sbench.run.inprocess import InProcessFleet
+
+
+def is_distributed(loaded: LoadedConfig, ray_address: str | None = None) -> bool:
+    """Ray runs it: a `distributed` block, `processes` above one (local agent processes), or a named
+    cluster (--ray-address or RAY_ADDRESS)."""
+    config = loaded.config
+    named = bool(ray_address or os.environ.get("RAY_ADDRESS"))
+    return config.distributed is not None or config.process_count > 1 or named
+
+
+def run(
+    loaded: LoadedConfig,
+    options: RunOptions,
+    config_path: Path,
+    stage_fn: Callable[..., Any] | None = None,
+    *,
+    on_ray: bool | None = None,
+) -> int:
+    """Run a loaded config with the CLI options; returns the process exit code. `on_ray` forces the
+    fleet (None: `is_distributed` decides); `stage_fn` replaces the engine in Ray agents (tests)."""
+    run_id = new_run_id()
+    if on_ray is None:
+        on_ray = is_distributed(loaded, options.ray_address)
+    if not on_ray:
+        fleet = InProcessFleet(loaded.config, run_id, cleanup_only=options.cleanup_only)
+        return RunDriver(loaded, options, config_path, fleet, run_id).execute()
+    # Ray takes seconds to import: only when it is used
+    from sbench.cluster.connect import ray_connection
+    from sbench.cluster.rayfleet import RayFleet
+    from sbench.cluster.topology import local_agents
+
+    if loaded.config.distributed is None:
+        # `processes: N`, or RAY_ADDRESS without a `distributed` block: local agents on the driver's node
+        loaded = dataclasses.replace(loaded, config=local_agents(loaded.config))
+    with ray_connection(options.ray_address) as connection:
+        ray_fleet = RayFleet(
+            loaded.config, run_id, connection, cleanup_only=options.cleanup_only, stage_fn=stage_fn
+        )
+        return RunDriver(loaded, options, config_path, ray_fleet, run_id).execute()
