@@ -80,7 +80,7 @@ def test_throttled_to_the_end_fails_on_the_error_budget(
     assert code == 1
     assert _status_lines(out)[0] == "TEST STATUS: FAILURE"
     reason = _reason(out)
-    assert "stage execute failed" in reason and "error_handling.max_total_errors=5" in reason, reason
+    assert "stage 'execute' failed" in reason and "error_handling.max_total_errors=5" in reason, reason
     assert "throttled=" in reason
     assert proxy.throttled >= 5 * 3  # every failed op made its try and two retries
     [line] = _first_errors(out)
@@ -149,7 +149,7 @@ def test_success_ratio_below_the_threshold_fails(tmp_path: Path) -> None:
     assert main(["run", str(cfg), "--results-dir", str(out)]) == 1
     assert _status_lines(out)[0] == "TEST STATUS: FAILURE"
     reason = _reason(out)
-    assert "stage execute failed" in reason, reason
+    assert "stage 'execute' failed" in reason, reason
     assert "is below error_handling.min_success_ratio 0.95" in reason
     totals = _summary(out)["workload"]["totals"]
     ratio = totals["ops"] / (totals["ops"] + totals["errors"])
@@ -186,11 +186,13 @@ def test_s3_server_killed_as_the_workload_starts_fails_no_op_succeeded(
         client.close()
         started = LiveProgress.stage_started
 
-        def kill_at_execute(self: LiveProgress, name: str, stage_type: str, expected: float | None) -> None:
+        def kill_at_execute(
+            self: LiveProgress, name: str, stage_type: str, expected: float | None, where: str = ""
+        ) -> None:
             if name == "execute":
                 os.killpg(server.proc.pid, signal.SIGKILL)
                 server.proc.wait(10)
-            started(self, name, stage_type, expected)
+            started(self, name, stage_type, expected, where)
 
         monkeypatch.setattr(LiveProgress, "stage_started", kill_at_execute)
         root = f"s3://127.0.0.1:{server.port}/{BUCKET}/killed/"
@@ -206,7 +208,7 @@ def test_s3_server_killed_as_the_workload_starts_fails_no_op_succeeded(
         server.stop()
     assert code == 1
     reason = _reason(out)
-    assert "stage execute failed: no operation succeeded:" in reason, reason
+    assert "stage 'execute' failed: no operation succeeded:" in reason, reason
     assert "all failed (network=" in reason and "first error (network)" in reason
     assert any(line.startswith("stage execute: network") for line in _first_errors(out))
 

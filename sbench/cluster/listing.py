@@ -20,8 +20,12 @@ from typing import Any
 
 import ray
 
+from sbench.config.backend import backend_options
+from sbench.config.models import Config
+from sbench.engine.backends import BackendSet
 from sbench.layout.paths import listing_a_pool
 from sbench.storage.base import AsyncBackend, Backend, Buffer, ObjectStat
+from sbench.storage.registry import open_backend
 
 PAGE = 10_000
 #: How long a waiting agent waits for the producing agent's LIST before listing itself.
@@ -172,14 +176,12 @@ def listing_scope(run_id: str, stage_index: int) -> str:
     return f"{run_id}/stage-{stage_index}/"
 
 
-def shared_backends(config: Any, cache: Any, scope: str, agent_id: str, stats: ShareStats) -> Any:
+def shared_backends(
+    config: Config, cache: Any, scope: str, agent_id: str, stats: ShareStats
+) -> BackendSet:
     """A BackendSet for one stage whose target and endpoint backends share their pool LISTs."""
-    from sbench.config.backend import backend_options
-    from sbench.engine.backends import BackendSet
-    from sbench.storage.registry import open_backend
-
     backends = BackendSet(config)
-    me = getattr(config, "multi_endpoint", None)
+    me = config.multi_endpoint
     roots = list(me.endpoints) if me is not None and me.endpoints else []
     if config.target:
         roots.append(config.target)

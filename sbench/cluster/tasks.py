@@ -20,13 +20,17 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.stagerun import ABORT_WAIT_S
+from sbench.config.models import Config
+from sbench.engine.cleanup import cleanup_shard
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
-from sbench.engine.prepare import ShardResult
+from sbench.engine.prepare import ShardResult, prepare_shard, scan_existing, verify_prepared
 from sbench.engine.prepareparams import PrepareParams
-from sbench.engine.putcleanup import PutCleanupResult
+from sbench.engine.putcleanup import PutCleanupResult, cleanup_puts
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.preflight import run_preflight
+from sbench.preflight.result import PreflightResult
 
 #: Objects per shard at most (about a second of work on a fast file system, ~10 s on a remote store).
 SHARD_MAX = 10_000
@@ -113,8 +117,6 @@ def prepare_task(
     stop: int,
     existing: IndexSet | None,
 ) -> ShardResult:
-    from sbench.engine.prepare import prepare_shard
-
     if existing is None:  # skip_verification / force_overwrite, or a resume: nothing to look up
         existing = IndexSet(0, params.total)
     return _watched(
@@ -136,8 +138,6 @@ def cleanup_task(
     dirs: IndexSet | None,
     retry: ErrorHandling | None = None,
 ) -> ShardResult:
-    from sbench.engine.cleanup import cleanup_shard
-
     return _watched(
         coordinator,
         stage_index,
@@ -156,12 +156,10 @@ def cleanup_task(
 
 
 def put_cleanup_task(
-    coordinator: Any, stage_index: int, config: Any, run_id: str, concurrency: int
+    coordinator: Any, stage_index: int, config: Config, run_id: str, concurrency: int
 ) -> PutCleanupResult:
     """Delete the workload PUT objects of every agent of `run_id` at the places one agent config's PUT ops
     could have written to; run by any live agent's node, so a dead agent's objects are cleaned up too."""
-    from sbench.engine.putcleanup import cleanup_puts
-
     return _watched(
         coordinator,
         stage_index,
@@ -171,23 +169,19 @@ def put_cleanup_task(
 
 def scan_task(coordinator: Any, stage_index: int, params: PrepareParams) -> IndexSet:
     """The gap-fill LIST of one prepare entry, done once for every agent (sai3 had each agent list)."""
-    from sbench.engine.prepare import scan_existing
-
     return _watched(coordinator, stage_index, lambda control: scan_existing(params, control))
 
 
-def verify_task(config: Any, identity: AgentIdentity) -> tuple[bool, list[str]]:
+def verify_task(config: Config, identity: AgentIdentity) -> tuple[bool, list[str]]:
     """`--verify` for one agent's share: every prepared object listed and stat-able."""
-    from sbench.engine.prepare import verify_prepared
-
     return verify_prepared(config, identity, RunControl())
 
 
-def preflight_task(coordinator: Any, stage_index: int, config: Any, identity: AgentIdentity) -> Any:
+def preflight_task(
+    coordinator: Any, stage_index: int, config: Config, identity: AgentIdentity
+) -> PreflightResult:
     """One agent's preflight checks, on that agent's node (its mounts, credentials and network); an abort
     ends the waits between retries at once."""
-    from sbench.preflight import run_preflight
-
     return _watched(coordinator, stage_index, lambda control: run_preflight(config, identity, control))
 
 

@@ -389,15 +389,16 @@ class RunDriver:
         )
 
     def _final_report(self, status: RunStatus, reason: str) -> None:
-        """The closing tables (one per stage that did anything, merged over agents) and status lines."""
+        """The closing tables (one per stage that did anything, merged over agents, titled as in perf_log.tsv)
+        and the status lines."""
         assert self.ui is not None and self.results is not None and self.report is not None
         tables, lines = [], []
         for run in self.runs:
             snap = run.merged
             if snap.total_ops() or snap.errors_total():
                 wall = max((r.elapsed_s for r in run.results.values()), default=0.0)
-                agents = f", {len(run.results)} agents" if self.many else ""
-                title = f"{run.plan.name} ({run.plan.type.value}{agents}, {wall:.1f} s)"
+                agents = f"{len(run.results)} agents, " if self.many else ""
+                title = f"{self._stage_label(run.plan)} ({agents}{wall:.1f} s)"
                 open_loop = self.config.open_loop and run.plan.type in _WORKLOAD_TYPES
                 tables.append(phase_table(title, snap, wall, open_loop=open_loop))
         work = Snapshot.merge_all(run.merged for run in self._of(*_WORKLOAD_TYPES))

@@ -97,6 +97,18 @@ def uncollected_text(window: dict[str, Any]) -> str:
     )
 
 
+def stage_reason(run: StageRun) -> str:
+    """Why a stage ended as it did: the verdict and each failed agent's reason; for a stage that went well,
+    what the agents said it did (one agent: its own words)."""
+    failures = ([run.verdict] if run.verdict else []) + [f"{a}: {r}" for a, r in sorted(run.reasons.items())]
+    if failures:
+        return "; ".join(failures)
+    said = {a: r.reason for a, r in sorted(run.results.items()) if r.reason}
+    if len(run.results) == 1:
+        return "".join(said.values())
+    return "; ".join(f"{a}: {r}" for a, r in said.items())
+
+
 #: agent stage details that have a place of their own in summary.json (or are no JSON)
 _OWN_PLACE = ("first_error", "preflight", "final_report", "shared_listings")
 
@@ -202,9 +214,7 @@ class RunReport:
             self.results.writes.attempt(path, partial(write_endpoint_stats_tsv, path, merged.endpoints))
         self.first_errors.extend(first_errors_of(plan.name, merged))
         status = stage_status(run)
-        reason = "; ".join(
-            ([run.verdict] if run.verdict else []) + [f"{a}: {r}" for a, r in sorted(run.reasons.items())]
-        )
+        reason = stage_reason(run)
         self.stage_entries.append(
             stage_entry(
                 number=plan.index,

@@ -10,12 +10,12 @@ throttled GET per tick whose message quotes a signed URL (`FLAKY_SIGNATURE` must
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
+from sbench.engine.stage import StageOutcome, StageStatus
 from sbench.metrics.buckets import OpClass
+from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.recorder import Recorder
-from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.metrics.snapshot import SnapshotAccumulator
 from sbench.storage.base import ErrorClass
 
 OPS_PER_TICK = 50
@@ -23,16 +23,7 @@ TICK_S = 0.05
 FLAKY_SIGNATURE = "f1a4c0ffee5167"
 
 
-@dataclass
-class FakeOutcome:
-    status: str
-    snapshot: Snapshot
-    elapsed_s: float
-    reason: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def fake_stage(plan, config, identity, control, on_interval, **_kw) -> FakeOutcome:
+def fake_stage(plan, config, identity, control, on_interval, **_kw) -> StageOutcome:
     agent = identity.agent_id
     if agent.startswith("fail-"):
         raise RuntimeError(f"{agent} cannot reach its storage")
@@ -62,5 +53,7 @@ def fake_stage(plan, config, identity, control, on_interval, **_kw) -> FakeOutco
     snap = rec.take_interval()
     total.add(snap)
     on_interval(snap)
-    status = "aborted" if control.aborted else ("stopped" if control.stopping else "ok")
-    return FakeOutcome(status, total.snapshot(), time.monotonic() - start, control.reason)
+    status = StageStatus.ABORTED if control.aborted else StageStatus.OK  # a stop ends a stage cleanly
+    elapsed = time.monotonic() - start
+    snapshot, progress = total.snapshot(), ProgressCounters(stage=plan.name)
+    return StageOutcome(plan.name, plan.type.value, status, control.reason, snapshot, progress, elapsed)

@@ -37,7 +37,7 @@ def test_full_target_fails_with_the_no_space_error_first(tmp_path: Path, outcome
             lambda: int(count_file.read_text()),
         )
     reason = _reason(run.results)
-    assert "stage execute failed" in reason and "no_space=" in reason, reason
+    assert "stage 'execute' failed" in reason and "no_space=" in reason, reason
     summary = json.loads((run.results / "summary.json").read_text())
     assert summary["workload"]["totals"]["retries"] == 0
     assert summary["workload"]["errors"]["by_class"].keys() == {"no_space"}
