@@ -31,6 +31,7 @@ from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 from sbench.run.monitor import AgentReport
 from sbench.run.stagerecord import AgentStageResult
+from sbench.status import StageStatus
 
 #: How long after a stop/abort (or past its deadline) the agent waits for the engine before returning
 #: what it has; the engine's own abort grace is shorter, so this only matters when a backend call hangs.
@@ -190,7 +191,7 @@ class AgentActor:
         plan = request.plan
         agent_id = self.identity.agent_id
         if self._run_control.aborted:
-            return AgentStageResult(agent_id, plan.index, "aborted", self._run_control.reason)
+            return AgentStageResult(agent_id, plan.index, StageStatus.ABORTED, self._run_control.reason)
         control = self._run_control.child()
         self._control = control
         self._stage_name = plan.name
@@ -203,7 +204,7 @@ class AgentActor:
         try:
             wait_s = (request.start_at_ms + self._clock_offset_ms) / 1000 - time.time()
             if wait_s > 0 and control.wait(wait_s):
-                return AgentStageResult(agent_id, plan.index, "aborted", control.reason)
+                return AgentStageResult(agent_id, plan.index, StageStatus.ABORTED, control.reason)
             started_ms = time.time_ns() // 1_000_000
             self._phase = "running"
             result = self._run_with_reports(request, control, started_ms)
@@ -362,18 +363,24 @@ class AgentActor:
         elapsed = time.monotonic() - start
         if "result" in box:
             result: AgentStageResult = box["result"]
-            if control.aborted and result.status == "ok":
-                result.status, result.reason = "aborted", control.reason
+            if control.aborted and result.status is StageStatus.OK:
+                result.status, result.reason = StageStatus.ABORTED, control.reason
             if box.get("timeout"):
-                result.status, result.reason = "timeout", control.reason
+                result.status, result.reason = StageStatus.TIMEOUT, control.reason
             return result
         # What was reported (the final report took everything pending): a hung engine's later ticks are
         # left out here as they are from the perf logs.
         partial = self._seen
         if "error" in box:
-            return AgentStageResult(agent_id, plan.index, "failed", box["error"], partial.snapshot(), elapsed)
+            return AgentStageResult(
+                agent_id, plan.index, StageStatus.FAILED, box["error"], partial.snapshot(), elapsed
+            )
         # The engine did not return after stop/abort/deadline: a backend call hangs. Return what we have.
-        status = "timeout" if box.get("timeout") else ("aborted" if control.aborted else "failed")
+        status = (
+            StageStatus.TIMEOUT
+            if box.get("timeout")
+            else (StageStatus.ABORTED if control.aborted else StageStatus.FAILED)
+        )
         reason = control.reason or "stage did not finish"
         reason += f"; the engine did not return within {ABANDON_AFTER_S:g}s (a storage call hangs)"
         return AgentStageResult(agent_id, plan.index, status, reason, partial.snapshot(), elapsed)

@@ -22,6 +22,7 @@ from sbench.config.models import BarrierType
 from sbench.config.stages import PhaseBarrier
 from sbench.run.barrier import AgentStageState, BarrierStatus
 from sbench.run.monitor import AgentReport, Drained, StageEvent, StageMonitor
+from sbench.status import StageStatus
 
 #: Bounds of the lead time between "begin stage" and the synchronized start.
 log = logging.getLogger(__name__)
@@ -109,7 +110,9 @@ class CoordinatorActor:
         state = stage.barrier.states.get(report.agent_id)
         return "stop" if state in (AgentStageState.STRAGGLER, AgentStageState.FAILED) else "continue"
 
-    async def arrive(self, agent_id: str, index: int, ok: bool, reason: str = "", status: str = "") -> None:
+    async def arrive(
+        self, agent_id: str, index: int, ok: bool, reason: str = "", status: StageStatus = StageStatus.FAILED
+    ) -> None:
         stage = self._stage
         if stage is not None and stage.stage_index == index:
             now_s, now_ms = _now()

@@ -24,6 +24,7 @@ from sbench.metrics.snapshot import SnapshotAccumulator
 from sbench.run.barrier import BarrierStatus
 from sbench.run.monitor import Drained, StageEvent
 from sbench.run.stagerecord import AgentStageResult, StageRun
+from sbench.status import StageStatus
 
 POLL_S = 0.2
 #: After an abort, how long the driver waits for agents to hand back partial results.
@@ -102,7 +103,7 @@ def run_agent_stage(
                 kind = _died_kind(exc)
                 reason = f"agent actor died during stage {plan.name!r}: {str(exc).splitlines()[0]}"
                 ray.get(coordinator.agent_failed.remote(agent.agent_id, plan.index, kind, reason))
-                result = AgentStageResult(agent.agent_id, plan.index, "failed", reason)
+                result = AgentStageResult(agent.agent_id, plan.index, StageStatus.FAILED, reason)
             results[agent.agent_id] = result
             ray.get(
                 coordinator.arrive.remote(agent.agent_id, plan.index, result.ok, result.reason, result.status)
@@ -127,7 +128,11 @@ def run_agent_stage(
     drain()
     for agent in agents:
         if agent.agent_id not in results:
-            status = "aborted" if aborted else ("timeout" if timed_out else "failed")
+            status = (
+                StageStatus.ABORTED
+                if aborted
+                else (StageStatus.TIMEOUT if timed_out else StageStatus.FAILED)
+            )
             reason = summary.get("reasons", {}).get(agent.agent_id) or (
                 "did not return after the stage was decided"
             )

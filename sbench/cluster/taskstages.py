@@ -55,6 +55,7 @@ from sbench.layout.paths import op_name
 from sbench.metrics.snapshot import Snapshot
 from sbench.run.barrier import BarrierStatus, StageBarrier
 from sbench.run.stagerecord import AgentStageResult, StageRun
+from sbench.status import StageStatus
 from sbench.storage.uri import parse_uri
 
 LOCAL_SCHEMES = ("file", "direct")
@@ -187,13 +188,13 @@ def _stage_run(plan: StagePlan, agents: list[AgentRef], state: TaskStageState, e
         acc = state.per_agent.get(agent.agent_id)
         why = failures.get(agent.agent_id, "")
         if not why:
-            result_status = "ok"
+            result_status = StageStatus.OK
         elif state.aborted:
-            result_status = "aborted"
+            result_status = StageStatus.ABORTED
         elif state.timed_out:
-            result_status = "timeout"
+            result_status = StageStatus.TIMEOUT
         else:
-            result_status = "failed"
+            result_status = StageStatus.FAILED
         results[agent.agent_id] = AgentStageResult(
             agent.agent_id,
             plan.index,

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from sbench.config.models import Config
@@ -26,17 +25,11 @@ from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.state import RunState
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.snapshot import Snapshot
+from sbench.status import StageStatus
 from sbench.storage.scrub import scrub_message
 
 #: how much of a custom command's output is kept for the console and STATUS.txt
 OUTPUT_TAIL = 2000
-
-
-class StageStatus(StrEnum):
-    OK = "ok"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    ABORTED = "aborted"
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sbench.results.resultsdir import ResultsDir
-from sbench.results.status import RunStatus
+from sbench.status import RunStatus
 
 #: writes STATUS.txt (or summary.json) for a verdict
 VerdictWriter = Callable[[RunStatus, str], object]

@@ -10,27 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.atomic import write_text_atomic
-
-
-class RunStatus(StrEnum):
-    SUCCESS = "SUCCESS"
-    FAILURE = "FAILURE"
-    ABORTED = "ABORTED"
-
-
-class AgentState(StrEnum):
-    IDLE = "Idle"
-    RUNNING = "Running"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    DISCONNECTED = "Disconnected"
-    ABORTING = "Aborting"
-    ABORTED = "Aborted"
+from sbench.status import AgentState, RunStatus
 
 
 @dataclass(slots=True)

@@ -17,8 +17,9 @@ from sbench.config.models import Config
 from sbench.metrics.buckets import BUCKET_LABELS, OpClass
 from sbench.metrics.snapshot import LatencyStats, Snapshot
 from sbench.results.atomic import write_text_atomic
-from sbench.results.status import AgentStatus, FirstError, RunStatus, first_errors_of
+from sbench.results.status import AgentStatus, FirstError, first_errors_of
 from sbench.results.tsv import MIB, AgentRow, endpoint_rows
+from sbench.status import RunStatus, StageStatus
 
 SCHEMA_VERSION = 1
 
@@ -141,7 +142,7 @@ def stage_entry(
     number: int,
     name: str,
     stage_type: str,
-    status: str,
+    status: StageStatus,
     snapshot: Snapshot,
     wall_seconds: float,
     reason: str = "",

@@ -42,13 +42,13 @@ from sbench.preflight.result import PreflightResult
 from sbench.results.atomic import write_text_atomic
 from sbench.results.perf_log import stage_label
 from sbench.results.resultsdir import ResultsDir
-from sbench.results.status import RunStatus
 from sbench.results.summary import load_model_of
 from sbench.run.barrier import BarrierStatus
 from sbench.run.fleet import AgentInfo, Fleet, StageCall
 from sbench.run.report import RunReport, stage_status, uncollected_text
 from sbench.run.stagerecord import StageRun
 from sbench.run.stageverdict import StageOutages, apply_verdict
+from sbench.status import RunStatus
 from sbench.storage.base import StorageError
 from sbench.ui.live import LiveProgress
 from sbench.ui.tables import describe_load, errors_line, first_error_lines, phase_table, print_report

@@ -23,6 +23,7 @@ from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.progress import PhaseProgress, ProgressTracker
 from sbench.metrics.snapshot import Snapshot
 from sbench.run.barrier import AgentStageState, BarrierStatus, StageBarrier, silence_limit_s
+from sbench.status import StageStatus
 
 
 @dataclass(slots=True)
@@ -190,7 +191,13 @@ class StageMonitor:
             view.queries_failed = 0
 
     def arrive(
-        self, agent_id: str, ok: bool, reason: str, now_s: float, now_ms: int, status: str = ""
+        self,
+        agent_id: str,
+        ok: bool,
+        reason: str,
+        now_s: float,
+        now_ms: int,
+        status: StageStatus = StageStatus.FAILED,
     ) -> None:
         """The agent finished the stage (ok) or failed it (reason; `status` aborted/timeout/failed)."""
         view = self.views.get(agent_id)
@@ -200,7 +207,8 @@ class StageMonitor:
         if ok:
             self.barrier.arrive(agent_id, now_s)
         else:
-            self.fail(agent_id, "aborted" if status == "aborted" else "failed", reason, now_ms, now_s)
+            kind = "aborted" if status is StageStatus.ABORTED else "failed"
+            self.fail(agent_id, kind, reason, now_ms, now_s)
         self._sync_state(agent_id)
 
     def fail(self, agent_id: str, kind: str, reason: str, now_ms: int, now_s: float) -> None:

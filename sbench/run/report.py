@@ -16,23 +16,16 @@ from typing import Any
 
 from sbench.config.models import StageType
 from sbench.engine import leftovers
-from sbench.engine.stage import StageStatus
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.final import write_final_results
 from sbench.results.perf_log import PerfLogWriter
 from sbench.results.resultsdir import ResultsDir
-from sbench.results.status import (
-    AgentState,
-    AgentStatus,
-    FirstError,
-    RunStatus,
-    first_errors_of,
-    write_status,
-)
+from sbench.results.status import AgentStatus, FirstError, first_errors_of, write_status
 from sbench.results.summary import build_summary, stage_entry, summary_section, write_summary
 from sbench.results.tsv import AgentRow, Kind, write_endpoint_stats_tsv, write_results_tsv, write_stage_tsv
 from sbench.run.barrier import BarrierStatus
 from sbench.run.stagerecord import StageRun
+from sbench.status import AgentState, RunStatus, StageStatus
 
 #: Which summary.json section / legacy file a stage type feeds.
 _PHASE_OF = {
@@ -71,18 +64,17 @@ class AgentTrack:
         )
 
 
-def stage_status(run: StageRun) -> str:
-    """A stage's status in the words the in-process runner writes too (engine.stage.StageStatus), plus
-    `degraded` for a barrier that released with some agents failed; an abort or a timeout says so."""
+def stage_status(run: StageRun) -> StageStatus:
+    """How the stage ended over all its agents: an abort or a timeout first, then the barrier's decision
+    (a barrier that released without some agents is `degraded`)."""
     if run.aborted:
-        return StageStatus.ABORTED.value
+        return StageStatus.ABORTED
     if run.timed_out:
-        return StageStatus.TIMEOUT.value
+        return StageStatus.TIMEOUT
     return {
-        BarrierStatus.READY: StageStatus.OK.value,
-        BarrierStatus.DEGRADED: "degraded",
-        BarrierStatus.FAILED: StageStatus.FAILED.value,
-    }.get(run.status, run.status.value)
+        BarrierStatus.READY: StageStatus.OK,
+        BarrierStatus.DEGRADED: StageStatus.DEGRADED,
+    }.get(run.status, StageStatus.FAILED)
 
 
 def uncollected_text(window: dict[str, Any]) -> str:
@@ -288,7 +280,7 @@ class RunReport:
             if track.state is not AgentState.COMPLETED:
                 continue  # keep the first failure: later stages ran without this agent
             stopped = state == "straggler" and run.status is BarrierStatus.FAILED
-            if (result.status == "aborted" and run.aborted) or stopped:
+            if (result.status is StageStatus.ABORTED and run.aborted) or stopped:
                 track.state, track.reason = AgentState.ABORTED, f"stage {plan.name!r}: {why}"
             elif any(k in why for k in ("no longer alive", "actor died", "silent for")):
                 track.state, track.reason = AgentState.DISCONNECTED, f"stage {plan.name!r}: {why}"

@@ -18,6 +18,7 @@ from sbench.metrics.snapshot import Snapshot
 from sbench.preflight.result import PreflightResult
 from sbench.run.barrier import BarrierStatus
 from sbench.run.monitor import StageEvent
+from sbench.status import StageStatus
 
 
 @dataclass(slots=True)
@@ -26,8 +27,7 @@ class AgentStageResult:
 
     agent_id: str
     stage_index: int
-    #: ok | failed | aborted | stopped | timeout
-    status: str
+    status: StageStatus
     reason: str = ""
     snapshot: Snapshot = field(default_factory=Snapshot)
     elapsed_s: float = 0.0
@@ -38,7 +38,7 @@ class AgentStageResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("ok", "stopped")
+        return self.status is StageStatus.OK
 
     @classmethod
     def of(cls, agent_id: str, index: int, outcome: StageOutcome) -> AgentStageResult:
@@ -49,7 +49,7 @@ class AgentStageResult:
         return cls(
             agent_id=agent_id,
             stage_index=index,
-            status=outcome.status.value,
+            status=outcome.status,
             reason=outcome.reason or "",
             snapshot=outcome.snapshot,
             elapsed_s=outcome.elapsed_s,
@@ -105,7 +105,7 @@ class StageRun:
             reasons={} if ok else {result.agent_id: result.reason},
             elapsed_s=result.elapsed_s,
             aborted=aborted,
-            timed_out=result.status == "timeout",
+            timed_out=result.status is StageStatus.TIMEOUT,
         )
 
     @property

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 
-from sbench.engine.stage import StageOutcome, StageStatus
+from sbench.engine.stage import StageOutcome
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import SnapshotAccumulator
+from sbench.status import StageStatus
 from sbench.storage.base import ErrorClass
 
 OPS_PER_TICK = 50

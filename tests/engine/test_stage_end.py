@@ -14,9 +14,10 @@ from sbench.config import Completion, StageType
 from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.engine import workload
 from sbench.engine.context import AgentIdentity, RunControl
-from sbench.engine.stage import StageStatus, run_stage
+from sbench.engine.stage import run_stage
 from sbench.engine.workload import run_workload
 from sbench.metrics.snapshot import Snapshot
+from sbench.status import StageStatus
 from sbench.storage.base import ErrorClass, StorageError
 from tests.engine.helpers import ProbeBackend, backends_with, config_from, make_files
 

@@ -18,8 +18,9 @@ from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.engine.prepare import verify_prepared
 from sbench.engine.prepareparams import prepare_params
-from sbench.engine.stage import StageOutcome, StageStatus, run_stage
+from sbench.engine.stage import StageOutcome, run_stage
 from sbench.engine.state import PreparedRecord, RunState
+from sbench.status import StageStatus
 from tests.engine.helpers import config_from
 from tests.stallproxy import StallProxy
 from tests.storage.fixtures_s3 import hermetic_aws_env

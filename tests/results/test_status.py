@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sbench.results.status import AgentState, AgentStatus, RunStatus, write_status
+from sbench.results.status import AgentStatus, write_status
+from sbench.status import AgentState, RunStatus
 
 TS = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

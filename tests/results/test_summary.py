@@ -12,9 +12,10 @@ from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.resultsdir import ResultsDir
-from sbench.results.status import AgentState, AgentStatus, write_status
+from sbench.results.status import AgentStatus, write_status
 from sbench.results.summary import build_summary, load_model_of, stage_entry, summary_section, write_summary
 from sbench.results.tsv import AgentRow, write_endpoint_stats_tsv, write_results_tsv
+from sbench.status import AgentState
 from sbench.storage.base import ErrorClass
 
 
@@ -40,10 +41,10 @@ def _intervals(n: int) -> list[Snapshot]:
 
 
 def test_load_model_labels() -> None:
-    closed = load_model_of(SimpleNamespace(concurrency=8, io_rate=None))
+    closed = load_model_of(SimpleNamespace(concurrency=8, io_rate=None, distributed=None))
     assert closed == {"kind": "closed", "concurrency": 8}
     rate = SimpleNamespace(iops=500.0, distribution="uniform")
-    opened = load_model_of(SimpleNamespace(concurrency=4, io_rate=rate))
+    opened = load_model_of(SimpleNamespace(concurrency=4, io_rate=rate, distributed=None))
     assert (opened["kind"], opened["iops"], opened["distribution"]) == ("open", 500.0, "uniform")
 
 

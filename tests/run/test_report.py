@@ -12,10 +12,10 @@ from sbench.metrics.buckets import OpClass
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.resultsdir import ResultsDir
-from sbench.results.status import AgentState, RunStatus
 from sbench.run.barrier import BarrierStatus
 from sbench.run.report import RunReport, stage_details, stage_status
 from sbench.run.stagerecord import AgentStageResult, StageRun
+from sbench.status import AgentState, RunStatus, StageStatus
 from tests.cluster.conftest import stage_tables
 
 
@@ -41,7 +41,7 @@ def _plan(index: int, name: str, kind: StageType = StageType.EXECUTE) -> StagePl
 
 def _run(plan: StagePlan, per_agent: dict[str, Snapshot], **extra: object) -> StageRun:
     results = {
-        a: AgentStageResult(a, plan.index, "ok", snapshot=s, elapsed_s=1.0, extra=dict(extra))
+        a: AgentStageResult(a, plan.index, StageStatus.OK, snapshot=s, elapsed_s=1.0, extra=dict(extra))
         for a, s in per_agent.items()
     }
     return StageRun(plan, BarrierStatus.READY, results, dict.fromkeys(per_agent, "ready"), {})
@@ -90,7 +90,7 @@ def test_stage_details_add_counts_join_lists_and_drop_disagreements() -> None:
 def test_agent_states_follow_their_stages(tmp_path: Path) -> None:
     report = _report(tmp_path)
     run = _run(_plan(1, "execute"), {"a1": _snap(5), "a2": _snap(0)})
-    run.results["a2"].status, run.results["a2"].reason = "failed", "store said no"
+    run.results["a2"].status, run.results["a2"].reason = StageStatus.FAILED, "store said no"
     run.states["a2"], run.reasons["a2"] = "failed", "store said no"
     run.status = BarrierStatus.DEGRADED
     report.stage_done(run, optional=False)
