@@ -266,9 +266,8 @@ class AgentActor:
         if request.timeout_s:  # the engine enforces it; this only catches an engine that cannot return
             limits.append(request.timeout_s + TIMEOUT_SLACK_S)
         plan = request.plan
-        run_for = plan.duration if plan.type is StageType.EXECUTE else plan.max_duration
-        if run_for and plan.type in (StageType.EXECUTE, StageType.HYBRID):
-            limits.append(run_for + DURATION_SLACK_S)
+        if plan.run_for_s:
+            limits.append(plan.run_for_s + DURATION_SLACK_S)
         return start + min(limits) if limits else None
 
     def _body(self, request: StageRequest, control: RunControl, box: dict[str, Any]) -> None:

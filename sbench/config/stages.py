@@ -68,6 +68,16 @@ class StagePlan:
     timeout_s: float | None = None
     optional: bool = False
 
+    @property
+    def run_for_s(self) -> float | None:
+        """How long a workload stage runs (execute: `duration`, hybrid: at most `max_duration`); None for
+        every other stage type. The one place this rule is stated."""
+        if self.type is StageType.EXECUTE:
+            return self.duration
+        if self.type is StageType.HYBRID:
+            return self.max_duration
+        return None
+
 
 def resolve_barrier(
     sync: BarrierSyncConfig | None, stage_type: StageType, own: PhaseBarrierConfig | None = None
@@ -108,9 +118,11 @@ def stage_plan(config: Config, *, force_cleanup: bool = False) -> list[StagePlan
     plans = []
     for index, stage in enumerate(sorted(stages, key=lambda s: s.order), start=1):
         assert stage.completion is not None  # set by StageConfig's validator
-        duration = stage.duration
+        duration, max_duration = stage.duration, stage.max_duration
         if stage.type is StageType.EXECUTE and duration is None:
             duration = config.duration
+        if stage.type is StageType.HYBRID and max_duration is None:
+            max_duration = config.duration  # a hybrid stage without a limit runs the config's duration
         plans.append(
             StagePlan(
                 name=stage.name,
@@ -120,7 +132,7 @@ def stage_plan(config: Config, *, force_cleanup: bool = False) -> list[StagePlan
                 barrier=resolve_barrier(sync, stage.type, stage.barrier),
                 index=index,
                 duration=duration,
-                max_duration=stage.max_duration,
+                max_duration=max_duration,
                 expected_objects=stage.expected_objects,
                 expected_tasks=stage.expected_tasks,
                 command=stage.command,

@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from sbench.config.models import ErrorHandlingConfig
 from sbench.engine.context import RunControl
 from sbench.storage.base import ErrorClass
 
@@ -34,21 +35,25 @@ _RETRY_KEYS = (
 )
 
 
+#: the defaults of `error_handling`, as the config model states them (sai3's)
+_DEFAULTS = ErrorHandlingConfig()
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorHandling:
-    """The `error_handling` keys with sai3's defaults; durations in seconds."""
+    """The `error_handling` keys the engine acts on, with the model's defaults; durations in seconds."""
 
-    max_total_errors: int = 100
+    max_total_errors: int = _DEFAULTS.max_total_errors
     #: Failed calls per second, averaged over `error_rate_window`, that trigger a pause of `backoff_duration`.
-    error_rate_threshold: float = 5.0
-    error_rate_window: float = 1.0
-    backoff_duration: float = 5.0
-    retry_on_error: bool = False
-    max_retries: int = 3
-    initial_retry_delay_ms: float = 100.0
-    max_retry_delay_ms: float = 5000.0
-    retry_backoff_multiplier: float = 2.0
-    retry_jitter_factor: float = 0.25
+    error_rate_threshold: float = _DEFAULTS.error_rate_threshold
+    error_rate_window: float = _DEFAULTS.error_rate_window
+    backoff_duration: float = _DEFAULTS.backoff_duration
+    retry_on_error: bool = _DEFAULTS.retry_on_error
+    max_retries: int = _DEFAULTS.max_retries
+    initial_retry_delay_ms: float = _DEFAULTS.initial_retry_delay_ms
+    max_retry_delay_ms: float = _DEFAULTS.max_retry_delay_ms
+    retry_backoff_multiplier: float = _DEFAULTS.retry_backoff_multiplier
+    retry_jitter_factor: float = _DEFAULTS.retry_jitter_factor
 
     @classmethod
     def from_config(cls, cfg: Any) -> ErrorHandling:

@@ -193,7 +193,7 @@ def _execute(run: _StageRun) -> StageOutcome:
 
     plan, config = run.plan, run.config
     hybrid = _type(plan) == "hybrid"
-    duration = (plan.max_duration if hybrid else plan.duration) or config.duration
+    duration = plan.run_for_s or config.duration
     max_ops = plan.expected_tasks if hybrid else None
     result = run_workload(
         config,

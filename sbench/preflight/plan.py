@@ -21,7 +21,6 @@ from sbench.config.models import (
     MkdirOp,
     PutOp,
     RmdirOp,
-    StageType,
     StatOp,
     UniformSize,
 )
@@ -99,17 +98,9 @@ def mean_size(spec: object) -> int:
     raise TypeError(f"unknown size spec {spec!r}")
 
 
-def execute_seconds(config: Config) -> float | None:
-    """Seconds of workload the stages run (execute durations + hybrid max_durations); None if unbounded."""
-    total = 0.0
-    for stage in stage_plan(config):
-        if stage.type is StageType.EXECUTE:
-            total += stage.duration or config.duration
-        elif stage.type is StageType.HYBRID:
-            if stage.max_duration is None:
-                return None
-            total += stage.max_duration
-    return total
+def execute_seconds(config: Config) -> float:
+    """Seconds of workload the stages run (execute durations + hybrid max_durations)."""
+    return sum(stage.run_for_s or 0.0 for stage in stage_plan(config))
 
 
 def _norm(uri: str) -> str:

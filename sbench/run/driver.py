@@ -29,7 +29,7 @@ from types import FrameType
 from typing import Any
 
 from sbench.config import LoadedConfig
-from sbench.config.models import BarrierType, Completion, Config, StageType
+from sbench.config.models import BarrierType, Completion, StageType
 from sbench.config.runoptions import RunOptions
 from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.engine import leftovers
@@ -259,7 +259,7 @@ class RunDriver:
         self.outages = StageOutages()
         self._label = self._stage_label(plan)
         where = f" on {len(participants)} agents, {plan.barrier.type.value} barrier" if self.many else ""
-        self.ui.stage_started(plan.name, plan.type.value, _expected_s(plan, self.config), where)
+        self.ui.stage_started(plan.name, plan.type.value, plan.run_for_s, where)
         run = self.fleet.run_stage(StageCall(plan, participants, self._intervals, self.say))
         apply_verdict(run, self.config.error_handling, self.outages)
         self.runs.append(run)
@@ -447,10 +447,3 @@ def _job_results_dir(config_path: Path) -> Path | None:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path.home() / "sbench-results" / f"sbench-{stamp}-{config_path.stem or 'run'}-{os.getpid()}"
-
-
-def _expected_s(plan: StagePlan, config: Config) -> float | None:
-    """How long the live display expects a stage to take (workload stages only)."""
-    if plan.type not in _WORKLOAD_TYPES:
-        return None
-    return (plan.max_duration if plan.type is StageType.HYBRID else plan.duration) or config.duration
