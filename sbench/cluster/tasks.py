@@ -1,7 +1,7 @@
 """Ray tasks for the stages that are plain batches of work: prepare and cleanup shards, the gap-fill LIST and
 per-agent preflight, and the driver-side loop that keeps a bounded number of them in flight.
 
-Each shard runs the engine's own `prepare_shard` / `cleanup_shard` on a range of the object index space, in a
+Each shard runs the engine's own `prepare_shard` / `CleanupShard` on a range of the object index space, in a
 worker thread of the task; the task's main thread asks the coordinator every 0.25 s whether to go on, so an
 abort or a stage timeout stops every shard mid-range and still returns what it did (which objects it
 created), instead of losing it to a task cancellation.
@@ -21,7 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.stagerun import ABORT_WAIT_S
 from sbench.config.models import Config
-from sbench.engine.cleanup import cleanup_shard
+from sbench.engine.cleanup import CleanupShard
 from sbench.engine.context import AgentIdentity, RunControl
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
@@ -141,16 +141,20 @@ def cleanup_task(
     return _watched(
         coordinator,
         stage_index,
-        lambda control: cleanup_shard(
-            params,
-            start,
-            stop,
-            control,
-            created=created,
-            mode=mode,
-            concurrency=concurrency,
-            dirs=dirs,
-            retry=retry,
+        lambda control: (
+            CleanupShard(
+                params,
+                start,
+                stop,
+                control,
+                created=created,
+                mode=mode,
+                concurrency=concurrency,
+                dirs=dirs,
+                retry=retry,
+            )
+            .begin()
+            .finish()
         ),
     )
 
@@ -214,8 +218,6 @@ class TaskStageState:
     aborted: bool = False
     timed_out: bool = False
     unfinished: int = 0
-
-
 
 
 def run_task_jobs(

@@ -109,8 +109,9 @@ def unconfirmed(
 
 
 class CleanupShard(IndexShard):
-    """Deletes the indices of [start, stop) that `created` holds (all of this agent's when `created` is
-    None), retrying per `retry` (default: `ErrorHandling.for_cleanup`)."""
+    """Deletes the indices of [start, stop) that `created` holds (all of this agent's prepare names when
+    `created` is None: `--cleanup-only`), retrying per `retry` (default: `ErrorHandling.for_cleanup`);
+    `begin()`, then `finish()`. What stays is in the result's `failed` and `leftovers`."""
 
     kind = "cleanup"
 
@@ -214,22 +215,14 @@ class CleanupShard(IndexShard):
     def finish(self) -> CleanupShardResult:
         """Wait for the shard (bounded by a stop, checking for a stall) and return its result; deletes still
         in flight after the stop's grace are counted in the snapshot's unfinished_ops."""
-        in_flight = self.join_bounded()
+        in_flight, common = self._finish()
         tallies = self.tallies()
         left, leftovers = self.left()
         result = CleanupShardResult(
-            entry=self.params.entry,
-            start=self.start,
-            stop=self.stop,
+            **common,
             created=IndexSet(0, 0),
             failed=left,
-            skipped=sum(t.skipped for t in tallies),
             deleted=sum(t.deleted for t in tallies),
-            snapshot=self.drain(),
-            elapsed_s=time.monotonic() - self.t0,
-            first_error=self.first_error(),
-            aborted=self.control.aborted,
-            reason=self.control.reason if self.control.aborted else "",
             gone=self.gone,
             missing=sum(t.skipped for t in tallies),
             failed_deletes=sum(t.failed for t in tallies if t is not self.dir_tally),
@@ -237,42 +230,9 @@ class CleanupShard(IndexShard):
             retries=self.deleter.retries,
             leftovers=leftovers,
         )
-        result.snapshot.unfinished_ops = in_flight
-        self.parent_control.release(self.control)
         if not in_flight:
             self.storage.close()  # never under a call still in flight: that client is left to its thread
         return result
-
-
-def cleanup_shard(
-    params: PrepareParams,
-    start_index: int,
-    stop_index: int,
-    control: RunControl,
-    *,
-    created: IndexSet | None,
-    mode: str = "tolerant",
-    concurrency: int | None = None,
-    dirs: IndexSet | None = None,
-    retry: ErrorHandling | None = None,
-) -> CleanupShardResult:
-    """Delete the created objects of [start_index, stop_index); `created=None` deletes every prepare name of
-    this agent's share (`--cleanup-only`). What stays is in `result.failed` and `result.leftovers`."""
-    return (
-        CleanupShard(
-            params,
-            start_index,
-            stop_index,
-            control,
-            created=created,
-            mode=mode,
-            concurrency=concurrency,
-            dirs=dirs,
-            retry=retry,
-        )
-        .begin()
-        .finish()
-    )
 
 
 def cleanup_failure(mode: str, leftovers: list[Leftover], missing: int = 0, rmdir_failed: int = 0) -> str:

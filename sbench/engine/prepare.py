@@ -386,26 +386,16 @@ class PrepareShard(IndexShard):
         """Wait for the shard (bounded by a stop, checking for a stall) and return its result; closes the
         backends. PUTs still in flight after the stop's grace are counted in the snapshot's unfinished_ops;
         one that lands later is still recorded in `created`."""
-        in_flight = self.join_bounded()
+        in_flight, common = self._finish()
         tallies = self.tallies()
         result = ShardResult(
-            entry=self.params.entry,
-            start=self.start,
-            stop=self.stop,
+            **common,
             created=self.created,
             failed=self.failed,
             existed=sum(t.existed for t in tallies),
-            skipped=sum(t.skipped for t in tallies),
             nbytes=sum(t.nbytes for t in tallies),
-            snapshot=self.drain(),
-            elapsed_s=time.monotonic() - self.t0,
-            first_error=self.first_error(),
-            aborted=self.control.aborted,
-            reason=self.control.reason if self.control.aborted else "",
             dirs_created=self.dirs_created,
         )
-        result.snapshot.unfinished_ops = in_flight
-        self.parent_control.release(self.control)
         if self._own_storage and not in_flight:
             self.storage.close()  # never under a call still in flight: that client is left to its thread
         return result

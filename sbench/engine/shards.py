@@ -14,7 +14,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 from sbench.engine.bounded import POLL_S, grace_over, join_bounded
 from sbench.engine.context import RunControl
@@ -155,6 +155,31 @@ class IndexShard(ABC):
 
     def tallies(self) -> list[ThreadTally]:
         return [self.dir_tally] + (self.range.tallies if self.range else [])
+
+    @abstractmethod
+    def drain(self) -> Snapshot:
+        """What the shard measured since the last drain."""
+
+    def _finish(self) -> tuple[int, dict[str, Any]]:
+        """Wait for the shard (bounded by a stop, checking for a stall): the ops still in flight after the
+        stop's grace (counted in the snapshot's unfinished_ops; one that lands later is still recorded), and
+        the fields every kind of shard result fills the same way."""
+        in_flight = self.join_bounded()
+        snapshot = self.drain()
+        snapshot.unfinished_ops = in_flight
+        common = {
+            "entry": self.params.entry,
+            "start": self.start,
+            "stop": self.stop,
+            "skipped": sum(t.skipped for t in self.tallies()),
+            "snapshot": snapshot,
+            "elapsed_s": time.monotonic() - self.t0,
+            "first_error": self.first_error(),
+            "aborted": self.control.aborted,
+            "reason": self.control.reason if self.control.aborted else "",
+        }
+        self.parent_control.release(self.control)
+        return in_flight, common
 
     def first_error(self) -> str:
         return next((t.first_error for t in self.tallies() if t.first_error), "")
