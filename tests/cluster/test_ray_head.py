@@ -1,14 +1,20 @@
-"""No storage credential reaches a disk or any of Ray's views, yet every agent and shard task gets it
-(issue 10 #2).
+"""Runs on a Ray cluster the way users drive one (`ray start --head`, then a driver that joins it through
+RAY_ADDRESS, `ray job submit`, `ray job stop`), and no storage credential reaches a disk or any of Ray's
+views, yet every agent and shard task gets it (issue 10 #2).
+
+The head is started with `--block` and stopped by signalling that process group, not with `ray stop`:
+`ray stop` kills every Ray process of the machine, including other test sessions' instances.
 
 A head node started for this module with a Ray temp dir of its own (so the grep covers exactly its sessions)
 and with no credential in its environment runs two things against SeaweedFS: a 2-agent `sbench -vv run`
 whose driver joins it through RAY_ADDRESS with distinctive values in AWS_SECRET_ACCESS_KEY,
 AZURE_STORAGE_CONNECTION_STRING and GOOGLE_OAUTH_ACCESS_TOKEN, and a `ray job submit` run whose entrypoint
-sources the same values from a file outside the session dir. After each, none of the values (nor their
+sources the same values from a file outside the session dir (and must reach SUCCESS with the declared agent
+ids and every stage's results file, as any job). After each, none of the values (nor their
 distinctive core) may be found in any file under the head's temp dir (logs, runtime resources, everything,
 read as bytes), in the results directory, in the driver's output or the job's logs, or in the state API's
-actors, tasks and jobs. That the values still arrived is proven by the run itself: prepare shard tasks and
+actors, tasks and jobs. `ray job stop` on a long job aborts it with partial results and STATUS ABORTED. That
+the values still arrived is proven by the run itself: prepare shard tasks and
 agents read and write SeaweedFS with the AWS secret (nothing else on the head has it), and a custom stage on
 every agent writes the SHA-256 of each of the three values (never a value) to a file the test checks.
 """
@@ -22,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +37,15 @@ import pytest
 
 from sbench.cluster.env import forwarded_env
 from tests import servers
-from tests.cluster.conftest import VENV_BIN, HeadNode, ray_head_node, stage_tables, status_of, submit_job
+from tests.cluster.conftest import (
+    VENV_BIN,
+    HeadNode,
+    agent_lines,
+    ray_head_node,
+    stage_tables,
+    status_of,
+    submit_job,
+)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -222,7 +237,16 @@ def test_a_ray_job_submit_run_leaves_no_secret_on_disk_or_in_rays_views(
     cmd += ["--working-dir", str(job_dir), "--", "sh", "-c", entrypoint]  # the CLI shell-quotes each word
     done = submit_job(cmd, head.env, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "succeeded" in (done.stdout + done.stderr).lower()
     _check_the_run(results, hashes)
+    assert set(agent_lines(results)) == {"s1", "s2"}
+    assert sorted(p.name for p in results.glob("[0-9][0-9]_*_results.tsv")) == [
+        "01_preflight_results.tsv",
+        "02_prepare_results.tsv",
+        "03_hashes_results.tsv",
+        "04_execute_results.tsv",
+        "05_cleanup_results.tsv",
+    ]
     assert "Ray: joined the cluster at" in (results / "console_log.txt").read_text()
     assert head.temp_dir is not None
     job_logs = JobSubmissionClient(head.url).get_job_logs(job_id)
@@ -231,3 +255,55 @@ def test_a_ray_job_submit_run_leaves_no_secret_on_disk_or_in_rays_views(
     leaks += _leaks_in_text("the job's logs", job_logs)
     leaks += _leaks_in_text("the state API", _state_views(head))
     assert leaks == []
+
+
+def test_ray_job_stop_aborts_the_run_with_partial_results(head: HeadNode, tmp_path: Path) -> None:
+    url, env = head.url, head.env
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(100):
+        (data / f"f{i:03d}").write_bytes(b"z" * 1024)
+    results = tmp_path / "results"
+    (job_dir / "long.yaml").write_text(
+        f"""
+target: "file://{data}/"
+duration: 120s
+concurrency: 2
+workload:
+  - {{op: stat, path: "*", weight: 1}}
+distributed:
+  shared_filesystem: true
+  agents:
+    - {{address: "localhost:7761", id: long-1}}
+"""
+    )
+    job_id = f"sbench-stop-{uuid.uuid4().hex[:8]}"
+    ray_cli = str(VENV_BIN / "ray")
+    submit = [ray_cli, "job", "submit", "--address", url, "--submission-id", job_id, "--no-wait"]
+    submit += ["--working-dir", str(job_dir), "--", "python", "-m", "sbench", "run", "long.yaml"]
+    submit += ["--results-dir", str(results)]
+    done = submit_job(submit, env, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    log = results / "console_log.txt"
+    deadline = time.monotonic() + 90
+    while not (log.exists() and "stage execute (execute) started" in log.read_text()):
+        assert time.monotonic() < deadline, "the job never reached its execute stage"
+        time.sleep(0.2)
+    time.sleep(2.0)
+    t0 = time.monotonic()
+    stop = subprocess.run(
+        [ray_cli, "job", "stop", "--address", url, job_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.monotonic() - t0
+    assert stop.returncode == 0, stop.stdout[-2000:] + stop.stderr[-2000:]
+    assert status_of(results) == "ABORTED"
+    assert "SIGTERM" in (results / "STATUS.txt").read_text()
+    text = (results / "02_execute_results.tsv").read_text()
+    assert "META\tALL" in text  # partial results of the aborted stage
+    assert took < 15, f"`ray job stop` took {took:.1f}s"
