@@ -27,7 +27,8 @@ import ray
 from sbench.cluster.actors import actor_name, create_coordinator
 from sbench.cluster.actorset import start_fleet
 from sbench.cluster.stagerun import run_agent_stage
-from sbench.config import load_config_text, stage_plan
+from sbench.config import load_config_text
+from sbench.plan.stages import stage_plan
 
 
 def _config(data: Path, agents: int, duration: float) -> str:

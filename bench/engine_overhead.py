@@ -51,9 +51,10 @@ import psutil
 from sbench.config import load_config_text
 from sbench.data.payload import PayloadGenerator
 from sbench.engine.backends import BackendSet
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.workload import run_workload
 from sbench.layout.naming import new_run_id, put_key_prefix
+from sbench.plan.agents import AgentIdentity
 from sbench.storage.file import FileBackend
 from sbench.storage.options import BackendOptions
 from sbench.storage.registry import open_backend

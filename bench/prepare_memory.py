@@ -25,8 +25,9 @@ from pathlib import Path
 
 from sbench.config import load_config_text
 from sbench.data.sizes import sampler_for
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.prepare import prepare_params, prepare_shard
+from sbench.plan.agents import AgentIdentity
 
 MB = 1024 * 1024
 

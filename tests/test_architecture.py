@@ -16,6 +16,10 @@ IMPORTLIB_ALLOWED = {
 }
 #: what config/ may import: the rules below it (object layout, storage URIs and options, error types)
 BELOW_CONFIG = ("sbench.config", "sbench.layout", "sbench.storage", "sbench.errors", "sbench.data")
+#: what plan/ may import: the config and what is below it
+BELOW_PLAN = (*BELOW_CONFIG, "sbench.plan")
+#: the one module of run/ that may reach the Ray fleet (it picks the fleet, importing Ray only for it)
+FLEET_CHOOSER = "sbench.run.launch"
 
 
 def _modules() -> dict[str, Path]:
@@ -106,11 +110,39 @@ def test_the_config_layer_imports_nothing_above_it() -> None:
     assert wrong == set()
 
 
+def test_the_plan_layer_imports_only_the_config_and_below() -> None:
+    graph = _graph()
+    wrong = {
+        (m, d)
+        for m, deps in graph.items()
+        if m.startswith("sbench.plan")
+        for d in deps
+        if not d.startswith(BELOW_PLAN)
+    }
+    assert wrong == set()
+
+
+def test_the_driver_knows_no_fleet_but_its_interface() -> None:
+    """run/ (driver, in-process fleet, records, report) never imports the Ray fleet; only the chooser does."""
+    graph = _graph()
+    wrong = {
+        (m, d)
+        for m, deps in graph.items()
+        if m.startswith("sbench.run") and m != FLEET_CHOOSER
+        for d in deps
+        if d.startswith("sbench.cluster")
+    }
+    assert wrong == set()
+
+
 def test_the_engine_never_imports_ray() -> None:
     offenders = [
         name
         for name, path in _modules().items()
-        if name.startswith(("sbench.engine", "sbench.storage", "sbench.metrics", "sbench.config"))
+        if name.startswith(
+            ("sbench.engine", "sbench.storage", "sbench.metrics", "sbench.config", "sbench.plan")
+        )
+        or (name.startswith("sbench.run") and name != FLEET_CHOOSER)
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Import | ast.ImportFrom)
         and any((getattr(node, "module", None) or alias.name).split(".")[0] == "ray" for alias in node.names)

@@ -13,6 +13,7 @@ from sbench.cli import EXIT_INTERRUPTED, main
 from sbench.commands.run import CONFLICTS
 from sbench.config.runoptions import RunOptions
 from sbench.errors import RunFailed
+from sbench.plan.stages import flagged_stages
 from sbench.run import launch
 from sbench.run.launch import is_distributed
 from sbench.storage.base import ErrorClass, StorageError
@@ -119,7 +120,7 @@ def test_real_run_hands_over_to_the_runner(
     assert fake_runner["config_path"] == config_file
     loaded = fake_runner["loaded"]
     assert loaded.config.prepare.cleanup is False  # --no-cleanup forces prepare.cleanup=false (sai3)
-    assert [p.name for p in options.stages(loaded)] == ["preflight", "execute"]
+    assert [p.name for p in flagged_stages(loaded.config, options)] == ["preflight", "execute"]
 
 
 def test_ray_address_flag_reaches_the_runner_and_sends_a_single_agent_config_to_ray(
@@ -138,9 +139,9 @@ def test_mode_flags_reach_the_runner(config_file: Path, fake_runner: dict[str, A
     assert main(["run", str(config_file), "--cleanup-only"]) == 0
     options: RunOptions = fake_runner["options"]
     assert options.mode == "cleanup-only"
-    assert [p.name for p in options.stages(fake_runner["loaded"])] == ["cleanup"]
+    assert [p.name for p in flagged_stages(fake_runner["loaded"].config, options)] == ["cleanup"]
     assert main(["run", str(config_file), "--verify"]) == 0
-    assert fake_runner["options"].stages(fake_runner["loaded"]) == []
+    assert flagged_stages(fake_runner["loaded"].config, fake_runner["options"]) == []
 
 
 @pytest.mark.parametrize(

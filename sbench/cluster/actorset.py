@@ -19,10 +19,9 @@ from sbench.cluster.agent import StageFn
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.placement import Placement, plan_placement
 from sbench.cluster.stagerun import AgentRef
-from sbench.cluster.topology import agent_config, assign_ids, share_io_rate
 from sbench.config.models import Config
-from sbench.engine.context import AgentIdentity
 from sbench.errors import RunFailed
+from sbench.plan.agents import AgentIdentity, agent_config, assign_ids, share_io_rate
 
 
 @dataclass

@@ -24,11 +24,12 @@ import ray
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.listing import ShareStats, listing_scope, shared_backends
 from sbench.config.models import Config, StageType
-from sbench.config.stages import StagePlan
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.state import PreparedRecord, RunState
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.plan.agents import AgentIdentity
+from sbench.plan.stages import StagePlan
 from sbench.run.monitor import AgentReport
 from sbench.run.stagerecord import AgentStageResult
 from sbench.status import StageStatus

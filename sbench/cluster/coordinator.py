@@ -19,7 +19,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from sbench.config.models import BarrierType
-from sbench.config.stages import PhaseBarrier
+from sbench.plan.stages import PhaseBarrier
 from sbench.run.barrier import AgentStageState, BarrierStatus
 from sbench.run.monitor import AgentReport, Drained, StageEvent, StageMonitor
 from sbench.status import StageStatus

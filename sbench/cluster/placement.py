@@ -18,9 +18,9 @@ from ray.util.scheduling_strategies import (
     PlacementGroupSchedulingStrategy,
 )
 
-from sbench.cluster.topology import AgentSlot, declared_slots, is_local_host
 from sbench.config.models import Config
 from sbench.errors import ConfigError, RunFailed
+from sbench.plan.agents import AgentSlot, declared_slots, is_local_host
 
 #: CPU share each placement-group bundle reserves: agents are I/O processes, the bundle only pins the node.
 BUNDLE_CPU = 0.01

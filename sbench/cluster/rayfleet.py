@@ -33,9 +33,9 @@ from sbench.cluster.taskstages import (
     run_verify,
 )
 from sbench.config.models import Config, StageType
-from sbench.config.stages import StagePlan
 from sbench.engine import leftovers
 from sbench.engine.context import RunControl
+from sbench.plan.stages import StagePlan
 from sbench.run.fleet import AgentInfo, StageCall
 from sbench.run.monitor import Drained
 from sbench.run.stagerecord import StageRun

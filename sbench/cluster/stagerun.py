@@ -18,9 +18,9 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from sbench.cluster.agent import StageRequest
 from sbench.config.models import StageType
-from sbench.config.stages import StagePlan
 from sbench.engine.context import RunControl
 from sbench.metrics.snapshot import SnapshotAccumulator
+from sbench.plan.stages import StagePlan
 from sbench.run.barrier import BarrierStatus
 from sbench.run.monitor import Drained, StageEvent
 from sbench.run.stagerecord import AgentStageResult, StageRun

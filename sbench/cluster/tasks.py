@@ -22,13 +22,14 @@ from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.stagerun import ABORT_WAIT_S
 from sbench.config.models import Config
 from sbench.engine.cleanup import CleanupShard
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
 from sbench.engine.prepare import ShardResult, prepare_shard, scan_existing, verify_prepared
-from sbench.engine.prepareparams import PrepareParams
 from sbench.engine.putcleanup import PutCleanupResult, cleanup_puts
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.plan.agents import AgentIdentity
+from sbench.plan.objectspaces import PrepareParams
 from sbench.preflight import run_preflight
 from sbench.preflight.result import PreflightResult
 

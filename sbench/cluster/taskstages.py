@@ -40,19 +40,20 @@ from sbench.cluster.tasks import (
     verify_task,
 )
 from sbench.config.models import Config
-from sbench.config.stages import StagePlan
 from sbench.engine.cleanup import CleanupShardResult, cleanup_failure, unconfirmed
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.deletes import cleanup_mode
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
 from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover, merge
 from sbench.engine.prepare import ShardResult
-from sbench.engine.prepareparams import PrepareParams, prepare_params
 from sbench.engine.putcleanup import PutCleanupResult
 from sbench.engine.state import PreparedRecord
 from sbench.layout.paths import op_name
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.agents import AgentIdentity
+from sbench.plan.objectspaces import PrepareParams, prepare_params
+from sbench.plan.stages import StagePlan
 from sbench.run.barrier import BarrierStatus, StageBarrier
 from sbench.run.stagerecord import AgentStageResult, StageRun
 from sbench.status import StageStatus

@@ -1,4 +1,5 @@
-"""Workload configuration: sai3-bench-compatible YAML models, loading with located errors, stage plan.
+"""Workload configuration: sai3-bench-compatible YAML models and loading with located errors (the stage
+plan built from it is sbench.plan).
 
 Import from here; submodules are implementation detail.
 """
@@ -38,7 +39,6 @@ from sbench.config.models import (
     StatOp,
     UniformSize,
 )
-from sbench.config.stages import PhaseBarrier, StagePlan, resolve_barrier, select_stages, stage_plan
 
 __all__ = [
     "AgentConfig",
@@ -63,7 +63,6 @@ __all__ = [
     "MultiEndpointConfig",
     "OpSpec",
     "PerfLogConfig",
-    "PhaseBarrier",
     "PhaseBarrierConfig",
     "PrepareConfig",
     "PutOp",
@@ -71,14 +70,10 @@ __all__ = [
     "RmdirOp",
     "SizeSpec",
     "StageConfig",
-    "StagePlan",
     "StageType",
     "StatOp",
     "UniformSize",
     "backend_options",
     "load_config",
     "load_config_text",
-    "resolve_barrier",
-    "select_stages",
-    "stage_plan",
 ]

@@ -7,9 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sbench.config.loader import LoadedConfig
-from sbench.config.stages import StagePlan, select_stages, stage_plan
-
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
@@ -27,20 +24,6 @@ class RunOptions:
     verbose: int = 0
     #: the Ray cluster to join (beats RAY_ADDRESS); None: RAY_ADDRESS, else a private local instance
     ray_address: str | None = None
-
-    def stages(self, loaded: LoadedConfig) -> list[StagePlan]:
-        """The stages to execute with these flags applied (empty for --verify, which runs no stage)."""
-        if self.verify:
-            return []
-        plans = stage_plan(loaded.config, force_cleanup=self.cleanup_only)
-        return select_stages(
-            plans,
-            preflight_only=self.preflight_only,
-            prepare_only=self.prepare_only,
-            cleanup_only=self.cleanup_only,
-            skip_prepare=self.skip_prepare,
-            no_cleanup=self.no_cleanup,
-        )
 
     @property
     def mode(self) -> str:

@@ -18,7 +18,6 @@ from sbench.config.models import Config
 from sbench.data.payload import PayloadGenerator, SliceWindow
 from sbench.data.sizes import sampler_for, sampler_from_spec
 from sbench.engine.backends import BackendSet, canonical
-from sbench.engine.context import AgentIdentity
 from sbench.engine.opcalls import CallShape, op_calls
 from sbench.engine.state import RunState
 from sbench.errors import ConfigError
@@ -40,6 +39,7 @@ from sbench.layout.paths import (
 from sbench.layout.tree import TreeLayout
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.recorder import Recorder, slot_for
+from sbench.plan.agents import AgentIdentity
 from sbench.storage.base import Backend
 
 OP_CLASS = {

@@ -28,13 +28,12 @@ from typing import Any
 
 from sbench.config.models import Config
 from sbench.engine.backends import BackendSet
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.deletes import Deleter, cleanup_mode
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
 from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover, fails_run, summary
 from sbench.engine.prepare import ShardResult, ShardStorage
-from sbench.engine.prepareparams import PrepareParams, prepare_params
 from sbench.engine.putcleanup import PutCleanup
 from sbench.engine.shards import IndexShard, IntervalEmitter, ThreadTally, wait_ticking
 from sbench.engine.state import RunState
@@ -42,6 +41,8 @@ from sbench.layout.naming import put_key_prefix
 from sbench.layout.paths import op_name
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.agents import AgentIdentity
+from sbench.plan.objectspaces import PrepareParams, prepare_params
 from sbench.storage.base import ErrorClass, StorageError
 
 

@@ -1,23 +1,11 @@
-"""Who an agent is and how it is told to stop: the two things every engine entry point takes."""
+"""How an agent is told to stop: the flag every engine entry point takes (who it is: plan.agents)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
-
-
-@dataclass(frozen=True, slots=True)
-class AgentIdentity:
-    """An agent's id, 0-based index and the agent count; path selection and sharding use the real index."""
-
-    agent_id: str = "standalone"
-    index: int = 0
-    count: int = 1
-    #: Short id of this run; workload PUT keys carry it so cleanup finds what the run wrote.
-    run_id: str = "run"
 
 
 class StopKind(StrEnum):

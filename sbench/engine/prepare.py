@@ -29,15 +29,16 @@ from functools import partial
 from sbench.config.models import Config
 from sbench.data.payload import PayloadGenerator
 from sbench.engine.bounded import Abandoned, call_bounded
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.indexset import IndexSet
-from sbench.engine.prepareparams import PrepareParams, prepare_params
 from sbench.engine.shards import IndexRange, IndexShard, IntervalEmitter, ThreadTally, wait_ticking
 from sbench.engine.stall import StallWatch
 from sbench.engine.state import PreparedRecord, RunState
 from sbench.layout.naming import parse_prepared_key, parse_tree_file, prepared_key
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.agents import AgentIdentity
+from sbench.plan.objectspaces import PrepareParams, prepare_params
 from sbench.storage.base import Backend, ErrorClass, StorageError
 from sbench.storage.multi import EndpointStats, MultiEndpointBackend, open_multi
 

@@ -19,12 +19,12 @@ from typing import Any, ClassVar, Protocol, Self
 from sbench.engine.bounded import POLL_S, grace_over, join_bounded
 from sbench.engine.context import RunControl
 from sbench.engine.gil import worker_switch_interval
-from sbench.engine.prepareparams import PrepareParams
 from sbench.engine.stall import StallWatch
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.cpu import CpuSampler
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.plan.objectspaces import PrepareParams
 
 
 @dataclass

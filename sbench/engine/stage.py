@@ -21,10 +21,11 @@ from typing import Any
 from sbench.config.models import Config
 from sbench.engine import leftovers
 from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.state import RunState
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.agents import AgentIdentity
 from sbench.status import StageStatus
 from sbench.storage.scrub import scrub_message
 

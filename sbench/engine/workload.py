@@ -34,7 +34,7 @@ from sbench.data.sizes import index_hash, seed_for_uri
 from sbench.engine.backends import BackendSet
 from sbench.engine.binding import WorkerState, WorkloadOp, build_ops
 from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.errorpolicy import ErrorHandling, ErrorPolicy
 from sbench.engine.gil import worker_switch_interval
 from sbench.engine.loops import LoopShape, loop_for
@@ -44,6 +44,7 @@ from sbench.engine.state import RunState
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.cpu import CpuSampler
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.plan.agents import AgentIdentity
 from sbench.storage.base import ErrorClass, StorageError
 
 #: how long a stage that reached its end (duration, expected tasks, stop) lets in-flight ops finish

@@ -24,10 +24,10 @@ from sbench.config.models import (
     StatOp,
     UniformSize,
 )
-from sbench.config.stages import stage_plan
 from sbench.config.tree_math import tree_counts
-from sbench.engine.context import AgentIdentity
 from sbench.layout.paths import Pattern, pools_for
+from sbench.plan.agents import AgentIdentity
+from sbench.plan.stages import stage_plan
 from sbench.preflight.need import NeedPart, SpaceNeed, human_bytes
 from sbench.storage.uri import LOCAL_SCHEMES, parse_uri
 

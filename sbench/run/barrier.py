@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sbench.config.models import BarrierType
-from sbench.config.stages import PhaseBarrier
+from sbench.plan.stages import PhaseBarrier
 
 
 class BarrierStatus(StrEnum):

@@ -29,15 +29,15 @@ from types import FrameType
 from typing import Any
 
 from sbench.config import LoadedConfig
-from sbench.config.models import BarrierType, Completion, StageType
+from sbench.config.models import BarrierType, StageType
 from sbench.config.runoptions import RunOptions
-from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.engine import leftovers
 from sbench.engine.context import RunControl
 from sbench.engine.state import PreparedRecord
 from sbench.engine.uncleaned import uncleaned_report, why_not_cleaned, with_known_puts
 from sbench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, SbenchError
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.stages import StagePlan, run_stages
 from sbench.preflight.result import PreflightResult
 from sbench.results.atomic import write_text_atomic
 from sbench.results.perf_log import stage_label
@@ -56,27 +56,6 @@ from sbench.ui.tables import describe_load, errors_line, first_error_lines, phas
 #: set by Ray's job supervisor in the environment of a submitted job's entrypoint
 RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 _WORKLOAD_TYPES = (StageType.EXECUTE, StageType.HYBRID)
-
-
-def preflight_plan() -> StagePlan:
-    """The preflight stage a plan without a validation stage starts with."""
-    return StagePlan(
-        name="preflight",
-        order=0,
-        type=StageType.VALIDATION,
-        completion=Completion.VALIDATION_PASSED,
-        barrier=PhaseBarrier(),
-        index=0,
-        timeout_s=300.0,
-    )
-
-
-def stage_plans(loaded: LoadedConfig, options: RunOptions) -> list[StagePlan]:
-    """The stages this run goes through: the config's with the CLI flags applied, a preflight first."""
-    plans = list(options.stages(loaded))
-    if plans and not options.verify and not any(p.type is StageType.VALIDATION for p in plans):
-        plans.insert(0, preflight_plan())
-    return plans
 
 
 class StopSignals:
@@ -123,7 +102,7 @@ class RunDriver:
         self.fleet = fleet
         self.run_id = run_id
         self.control = RunControl()
-        self.plans = stage_plans(loaded, options)
+        self.plans = run_stages(loaded.config, options)
         self.results: ResultsDir | None = None
         self.ui: LiveProgress | None = None
         self.report: RunReport | None = None

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sbench.config.stages import StagePlan
 from sbench.engine.context import RunControl
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.stages import StagePlan
 from sbench.run.stagerecord import StageRun
 
 #: the interval hook: the stage's merged intervals and each agent's own, as they arrive

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from sbench.config.models import Config
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.prepare import verify_prepared
 from sbench.engine.stage import run_stage
 from sbench.engine.state import RunState
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.agents import AgentIdentity
 from sbench.run.fleet import AgentInfo, StageCall
 from sbench.run.stagerecord import AgentStageResult, StageRun
 from sbench.status import StageStatus

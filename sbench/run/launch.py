@@ -47,7 +47,7 @@ def run(
     # Ray takes seconds to import: only when it is used
     from sbench.cluster.connect import ray_connection
     from sbench.cluster.rayfleet import RayFleet
-    from sbench.cluster.topology import local_agents
+    from sbench.plan.agents import local_agents
 
     if loaded.config.distributed is None:
         # `processes: N`, or RAY_ADDRESS without a `distributed` block: local agents on the driver's node

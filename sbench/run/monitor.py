@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sbench.config.stages import PhaseBarrier
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.progress import PhaseProgress, ProgressTracker
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.stages import PhaseBarrier
 from sbench.run.barrier import AgentStageState, BarrierStatus, StageBarrier, silence_limit_s
 from sbench.status import StageStatus
 

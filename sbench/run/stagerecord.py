@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sbench.config.stages import StagePlan
 from sbench.engine.stage import StageOutcome
 from sbench.engine.state import PreparedRecord
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.stages import StagePlan
 from sbench.preflight.result import PreflightResult
 from sbench.run.barrier import BarrierStatus
 from sbench.run.monitor import StageEvent

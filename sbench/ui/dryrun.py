@@ -30,7 +30,6 @@ from sbench.config.models import (
     UniformSize,
 )
 from sbench.config.runoptions import RunOptions
-from sbench.config.stages import StagePlan, stage_plan
 from sbench.config.tree_math import tree_counts
 from sbench.config.units import format_duration, format_size
 from sbench.data.sizes import sampler_from_spec, seed_for_uri
@@ -38,6 +37,7 @@ from sbench.errors import ConfigError
 from sbench.layout.naming import prepared_key
 from sbench.layout.paths import pools_for
 from sbench.layout.tree import TreeLayout
+from sbench.plan.stages import StagePlan, flagged_stages, stage_plan
 from sbench.storage.uri import parse_uri
 
 SANITY_SAMPLE = 100_000
@@ -323,7 +323,7 @@ def _prepare(console: Console, config: Config) -> None:
 def _stages(console: Console, loaded: LoadedConfig, options: RunOptions) -> None:
     config = loaded.config
     every = stage_plan(config, force_cleanup=options.cleanup_only)
-    chosen = {p.name for p in options.stages(loaded)}
+    chosen = {p.name for p in flagged_stages(loaded.config, options)}
     explicit = bool(config.distributed and config.distributed.stages)
     title = "Stage plan" + ("" if explicit else " (default stages)")
     distributed = config.distributed is not None

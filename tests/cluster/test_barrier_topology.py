@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 
 from sbench.cluster.env import forwarded_env
-from sbench.cluster.topology import (
+from sbench.config import load_config_text
+from sbench.config.models import BarrierType
+from sbench.errors import ConfigError
+from sbench.metrics.buckets import OpClass
+from sbench.metrics.recorder import Recorder
+from sbench.plan.agents import (
     AgentSlot,
     address_host,
     agent_config,
@@ -15,12 +20,7 @@ from sbench.cluster.topology import (
     local_agents,
     share_io_rate,
 )
-from sbench.config import load_config_text
-from sbench.config.models import BarrierType
-from sbench.config.stages import PhaseBarrier
-from sbench.errors import ConfigError
-from sbench.metrics.buckets import OpClass
-from sbench.metrics.recorder import Recorder
+from sbench.plan.stages import PhaseBarrier
 from sbench.run.barrier import AgentStageState, BarrierStatus, StageBarrier
 from sbench.run.monitor import AgentReport, StageMonitor
 

@@ -15,11 +15,11 @@ import pytest
 from sbench.cluster.actors import create_coordinator
 from sbench.cluster.actorset import start_fleet
 from sbench.cluster.stagerun import run_agent_stage
-from sbench.config import load_config_text, stage_plan
-from sbench.config.stages import PhaseBarrier
+from sbench.config import load_config_text
 from sbench.engine.context import RunControl
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.stages import PhaseBarrier, stage_plan
 from sbench.run.barrier import BarrierStatus
 from tests.cluster.fakes import fake_stage
 

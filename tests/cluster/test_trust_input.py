@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from sbench.cluster.topology import AgentSlot, agent_config
 from sbench.config import load_config_text
 from sbench.errors import ConfigError
+from sbench.plan.agents import AgentSlot, agent_config
 from tests.cluster.conftest import run_driver, status_of
 from tests.victim import assert_untouched
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import textwrap
 
-from sbench.config import BarrierType, Completion, StageType, load_config_text, select_stages, stage_plan
+from sbench.config import BarrierType, Completion, StageType, load_config_text
 from sbench.config.models import Config
+from sbench.plan.stages import select_stages, stage_plan
 
 WORKLOAD = 'target: "s3://b/p/"\nduration: 7s\nworkload: [{op: get, path: "", weight: 1}]\n'
 

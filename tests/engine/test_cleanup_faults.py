@@ -18,14 +18,15 @@ from pathlib import Path
 import pytest
 
 from sbench.engine.cleanup import CleanupShard, root_label, run_cleanup
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.deletes import STORE_DOWN
 from sbench.engine.leftovers import NOT_ATTEMPTED
 from sbench.engine.prepare import run_prepare
-from sbench.engine.prepareparams import prepare_params
 from sbench.engine.state import RunState
 from sbench.engine.workload import run_workload
 from sbench.metrics.buckets import OpClass
+from sbench.plan.agents import AgentIdentity
+from sbench.plan.objectspaces import prepare_params
 from sbench.storage.file import FileBackend
 from sbench.storage.options import BackendOptions
 from sbench.storage.uri import parse_uri

@@ -14,10 +14,11 @@ import pytest
 
 from sbench.engine.backends import BackendSet
 from sbench.engine.binding import WorkerState, WorkloadOp, build_ops
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.opcalls import ACTIONS, KEYS, PAYLOADS, CallShape, PoolExhausted, call_source, op_calls
 from sbench.engine.prepare import run_prepare
 from sbench.engine.state import RunState
+from sbench.plan.agents import AgentIdentity
 from sbench.storage.base import StorageError
 from tests.engine.helpers import config_from, make_files
 

@@ -9,14 +9,15 @@ from pathlib import Path
 
 from sbench.data.payload import PayloadGenerator
 from sbench.engine.cleanup import run_cleanup
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.engine.prepare import PrepareShard, ShardStorage, run_prepare, scan_existing
-from sbench.engine.prepareparams import prepare_params
 from sbench.engine.state import RunState
 from sbench.engine.workload import run_workload
 from sbench.layout.tree import TreeLayout, TreeSpec
 from sbench.metrics.buckets import OpClass
+from sbench.plan.agents import AgentIdentity
+from sbench.plan.objectspaces import prepare_params
 from sbench.storage.base import ErrorClass, StorageError
 from sbench.storage.file import FileBackend
 from sbench.storage.options import BackendOptions

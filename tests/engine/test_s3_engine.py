@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from sbench.engine.cleanup import run_cleanup
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.prepare import run_prepare
 from sbench.engine.state import RunState
 from sbench.engine.workload import run_workload
 from sbench.metrics.buckets import OpClass
+from sbench.plan.agents import AgentIdentity
 from tests import servers
 from tests.engine.helpers import config_from
 from tests.storage.fixtures_s3 import hermetic_aws_env, s3_admin_client

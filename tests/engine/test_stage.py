@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sbench.config import Completion, StageType
-from sbench.config.stages import PhaseBarrier, StagePlan
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.stage import StageOutcome, run_stage
 from sbench.engine.state import RunState
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.agents import AgentIdentity
+from sbench.plan.stages import PhaseBarrier, StagePlan
 from sbench.status import StageStatus
 from tests.engine.helpers import config_from, make_files
 

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from sbench.config import Completion, StageType
-from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.engine import workload
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.stage import run_stage
 from sbench.engine.workload import run_workload
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.agents import AgentIdentity
+from sbench.plan.stages import PhaseBarrier, StagePlan
 from sbench.status import StageStatus
 from sbench.storage.base import ErrorClass, StorageError
 from tests.engine.helpers import ProbeBackend, backends_with, config_from, make_files

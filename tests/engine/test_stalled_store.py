@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from sbench.config import Completion, StageType
-from sbench.config.stages import PhaseBarrier, StagePlan
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.engine.prepare import verify_prepared
-from sbench.engine.prepareparams import prepare_params
 from sbench.engine.stage import StageOutcome, run_stage
 from sbench.engine.state import PreparedRecord, RunState
+from sbench.plan.agents import AgentIdentity
+from sbench.plan.objectspaces import prepare_params
+from sbench.plan.stages import PhaseBarrier, StagePlan
 from sbench.status import StageStatus
 from tests.engine.helpers import config_from
 from tests.stallproxy import StallProxy

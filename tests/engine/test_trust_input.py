@@ -13,10 +13,11 @@ from sbench.config import load_config, load_config_text
 from sbench.engine.binding import WorkerState as _Worker
 from sbench.engine.binding import WorkloadOp as _Op
 from sbench.engine.binding import bind_pool_op as _bind_pool_op
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.opcalls import PoolExhausted
 from sbench.engine.workload import run_workload
 from sbench.layout.paths import KeyPool
+from sbench.plan.agents import AgentIdentity
 from sbench.storage.base import ErrorClass
 from sbench.storage.registry import open_backend
 from tests.victim import assert_untouched

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from sbench.data.payload import PayloadGenerator
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
 from sbench.engine.workload import WorkloadResult, run_workload
 from sbench.engine.workload import _seed as workload_seed
 from sbench.layout.naming import parse_put_key
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.agents import AgentIdentity
 from sbench.storage.base import ErrorClass, StorageError
 from tests.engine.helpers import ProbeBackend, backends_with, config_from, make_files
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from sbench.config import Config
-from sbench.engine.context import AgentIdentity
+from sbench.plan.agents import AgentIdentity
 from sbench.preflight import controller_checks, run_preflight
 from sbench.preflight.result import ErrorType, Level
 from tests.preflight.conftest import config_of

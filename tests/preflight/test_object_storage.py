@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sbench.engine.context import AgentIdentity
+from sbench.plan.agents import AgentIdentity
 from sbench.preflight import run_preflight
 from sbench.preflight.result import ErrorType, Level, PreflightResult
 from tests import servers

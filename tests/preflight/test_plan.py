@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from sbench.engine.context import AgentIdentity
 from sbench.errors import ConfigError
+from sbench.plan.agents import AgentIdentity
 from sbench.preflight import planned_checks
 from sbench.preflight.plan import agent_plan, execute_seconds, mean_size, workload_writes
 from tests.preflight.conftest import config_of

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sbench.engine.context import AgentIdentity
+from sbench.plan.agents import AgentIdentity
 from sbench.preflight import PreflightResult, controller_checks, run_preflight
 from sbench.preflight.result import ErrorType
 from tests.preflight.conftest import config_of

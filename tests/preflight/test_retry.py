@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sbench.engine.context import AgentIdentity, RunControl
+from sbench.engine.context import RunControl
+from sbench.plan.agents import AgentIdentity
 from sbench.preflight import run_preflight
 from sbench.preflight.result import ErrorType
 from sbench.preflight.retry import ATTEMPTS

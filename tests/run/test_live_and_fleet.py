@@ -17,9 +17,10 @@ from sbench.engine.context import RunControl
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.stages import run_stages
 from sbench.results.console import ConsoleLog
 from sbench.run.barrier import BarrierStatus
-from sbench.run.driver import StopSignals, stage_plans
+from sbench.run.driver import StopSignals
 from sbench.run.fleet import StageCall
 from sbench.run.inprocess import InProcessFleet
 from sbench.ui.live import LiveProgress
@@ -86,7 +87,7 @@ def test_in_process_fleet_returns_stage_records_with_what_the_run_carries(tmp_pa
     assert [a.agent_id for a in agents] == ["standalone"]
     intervals: list[tuple[list[Snapshot], dict[str, list[Snapshot]]]] = []
     runs = {}
-    for plan in stage_plans(loaded, RunOptions()):
+    for plan in run_stages(loaded.config, RunOptions()):
         call = StageCall(plan, ["standalone"], lambda a, p: intervals.append((a, p)), lambda _line: None)
         runs[plan.type] = fleet.run_stage(call)
     assert {t: run.status for t, run in runs.items()} == dict.fromkeys(runs, BarrierStatus.READY), runs

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 from sbench.config.models import BarrierType, Completion, StageType
-from sbench.config.stages import PhaseBarrier, StagePlan
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.stages import PhaseBarrier, StagePlan
 from sbench.results.resultsdir import ResultsDir
 from sbench.run.barrier import BarrierStatus
 from sbench.run.report import RunReport, stage_details, stage_status

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from sbench.config.models import Config
 from sbench.data.sizes import SizeSampler, index_hash, sampler_from_spec, seed_for_uri
-from sbench.engine.context import AgentIdentity
 from sbench.errors import ConfigError
 from sbench.layout.naming import PREPARED_POOL
 from sbench.layout.paths import pools_for
 from sbench.layout.tree import TreeLayout, TreeSpec
+from sbench.plan.agents import AgentIdentity
 from sbench.storage.options import BackendOptions
 
 #: sai3's prepare error budget (DEFAULT_PREPARE_MAX_ERRORS): more objects than this failing ends the shard

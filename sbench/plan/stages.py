@@ -18,6 +18,7 @@ from sbench.config.models import (
     StageConfig,
     StageType,
 )
+from sbench.config.runoptions import RunOptions
 
 DEFAULT_AGENT_BARRIER_TIMEOUT = 120.0
 PREFLIGHT_TIMEOUT = 300.0
@@ -189,3 +190,39 @@ def select_stages(
     if no_cleanup:
         chosen = [p for p in chosen if p.type is not StageType.CLEANUP]
     return chosen
+
+
+def preflight_plan() -> StagePlan:
+    """The preflight stage a plan without a validation stage starts with."""
+    return StagePlan(
+        name="preflight",
+        order=0,
+        type=StageType.VALIDATION,
+        completion=Completion.VALIDATION_PASSED,
+        barrier=PhaseBarrier(),
+        index=0,
+        timeout_s=PREFLIGHT_TIMEOUT,
+    )
+
+
+def flagged_stages(config: Config, options: RunOptions) -> list[StagePlan]:
+    """The config's stages with the CLI flags applied (empty for --verify, which runs no stage)."""
+    if options.verify:
+        return []
+    return select_stages(
+        stage_plan(config, force_cleanup=options.cleanup_only),
+        preflight_only=options.preflight_only,
+        prepare_only=options.prepare_only,
+        cleanup_only=options.cleanup_only,
+        skip_prepare=options.skip_prepare,
+        no_cleanup=options.no_cleanup,
+    )
+
+
+def run_stages(config: Config, options: RunOptions) -> list[StagePlan]:
+    """The stages a run goes through: `flagged_stages`, and a preflight first when they have none (nothing
+    touches storage before the checks)."""
+    plans = flagged_stages(config, options)
+    if plans and not any(p.type is StageType.VALIDATION for p in plans):
+        plans.insert(0, preflight_plan())
+    return plans

@@ -1,4 +1,5 @@
-"""Who the agents are and what each one runs: ids, indices, hosts and the per-agent view of the config.
+"""Who the agents are and what each one runs: identities, ids, indices, hosts and the per-agent view of the
+config.
 
 sai3 parsed `agents[].id`, `target_override`, `concurrency_override` and `path_template` but ignored most of
 them (reference §1.11, §7.5). Here each one changes what that agent does, computed once on the driver and
@@ -12,6 +13,19 @@ from dataclasses import dataclass
 from sbench.config.models import AgentConfig, Config, DistributedConfig
 from sbench.errors import ConfigError
 from sbench.storage.confine import dotdot_problem
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    """An agent's id, 0-based index and the agent count; path selection and sharding use the real index."""
+
+    agent_id: str = "standalone"
+    index: int = 0
+    count: int = 1
+    #: Short id of this run; workload PUT keys carry it so cleanup finds what the run wrote.
+    run_id: str = "run"
+
+
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", ""})
 
