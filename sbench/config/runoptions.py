@@ -1,5 +1,5 @@
-"""The `sbench run` flags as one typed record, and how they select the stages of a config's plan. The CLI
-builds it, the dry run prints from it, and the runners take it, so it sits with the config it applies to.
+"""The `sbench run` flags as one typed record. The CLI builds it, the dry run prints from it, the driver
+takes it; plan.stages applies it to a config's stages.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
-    """The `sbench run` flags, as the runner sees them."""
+    """The `sbench run` flags, as the driver and the dry run see them."""
 
     results_dir: Path | None = None
     dry_run: bool = False

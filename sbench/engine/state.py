@@ -1,6 +1,6 @@
 """What one agent remembers between the stages of a run: which prepared objects exist and which it created.
 
-run_stage's contract has no room for cross-stage data, so the runner (or the Ray agent actor) keeps one
+run_stage's contract has no room for cross-stage data, so the fleet's agent (in process, or the Ray agent actor) keeps one
 RunState per agent and passes it to every stage. The record is what makes cleanup safe: it deletes the
 indices prepare created, never objects that were there before.
 """

@@ -51,7 +51,7 @@ class PhaseBarrier:
 
 @dataclass(frozen=True, slots=True)
 class StagePlan:
-    """One stage as the runner executes it: defaults applied, durations in seconds."""
+    """One stage as the fleets execute it: defaults applied, durations in seconds."""
 
     name: str
     order: int
@@ -176,7 +176,7 @@ def select_stages(
 
     `--cleanup-only` runs the cleanup stages even when `prepare.cleanup` is false (that is its purpose): the
     caller passes `stage_plan(config, force_cleanup=True)` for it. `--verify` is not a stage selection; the
-    runner checks prepared objects instead of running stages.
+    driver checks prepared objects instead of running stages.
     """
     if preflight_only:
         return [p for p in plans if p.type is StageType.VALIDATION]

@@ -1,7 +1,7 @@
-"""The rules a stage must pass besides its own status: stated once here, applied by both drivers.
+"""The rules a stage must pass besides its own status: stated once here, applied by the run driver.
 
 A stage can end "ok" by its own account (the duration ran out, the barrier released it) and still have
-measured nothing worth reporting. Both the in-process runner and the Ray driver call `judge_stage` on the
+measured nothing worth reporting. The run driver (through run.stageverdict) calls `judge_stage` on the
 stage's merged snapshot (all agents) and its stuck flags; every broken rule gives a reason that names the
 rule and its figures, and the stage fails with them:
 

@@ -330,8 +330,8 @@ class RunReport:
         cleanup left (count and place), reported whatever the status.
 
         Every file of `phases` (`workload`, and `prepare` when the config prepares) is written on every path,
-        with zero rows for a phase that never ran (an abort or failure before it), as the in-process runner
-        does, and every agent gets its perf log."""
+        with zero rows for a phase that never ran (an abort or failure before it), and every agent gets its
+        perf log."""
         for agent_id in self.tracks:
             if agent_id not in self._agent_logs:
                 self._agent_logs[agent_id] = self.results.perf_log(agent_id)
