@@ -1,8 +1,8 @@
 """What one agent remembers between the stages of a run: which prepared objects exist and which it created.
 
-run_stage's contract has no room for cross-stage data, so the fleet's agent (in process, or the Ray agent actor) keeps one
-RunState per agent and passes it to every stage. The record is what makes cleanup safe: it deletes the
-indices prepare created, never objects that were there before.
+run_stage's contract has no room for cross-stage data, so each agent (the in-process fleet's, or a Ray
+agent actor) keeps one RunState and passes it to every stage. The record is what makes cleanup safe: it
+deletes the indices prepare created, never objects that were there before.
 """
 
 from __future__ import annotations
