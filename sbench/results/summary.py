@@ -13,7 +13,6 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from sbench.config.models import Config
 from sbench.metrics.buckets import BUCKET_LABELS, OpClass
 from sbench.metrics.snapshot import LatencyStats, Snapshot
 from sbench.results.atomic import write_text_atomic
@@ -22,22 +21,6 @@ from sbench.results.tsv import MIB, AgentRow, endpoint_rows
 from sbench.status import RunStatus, StageStatus
 
 SCHEMA_VERSION = 1
-
-
-def load_model_of(config: Config) -> dict[str, Any]:
-    """The load model label every output carries (closed loop, or open loop with its aggregate rate)."""
-    iops = config.io_rate.iops if config.io_rate is not None else None
-    model: dict[str, Any] = {"kind": "open" if iops else "closed", "concurrency": config.concurrency}
-    dist = config.distributed
-    if dist is not None and dist.agents:
-        model["agents"] = len(dist.agents)  # concurrency is then per agent
-    if iops and config.io_rate is not None:
-        model["iops"] = iops
-        model["distribution"] = config.io_rate.distribution
-        model["note"] = (
-            "aggregate rate over all workers of all agents (sai3 delivered iops/concurrency for two modes)"
-        )
-    return model
 
 
 def _rates(ops: int, nbytes: int, wall: float) -> dict[str, float]:

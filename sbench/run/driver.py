@@ -37,12 +37,12 @@ from sbench.engine.state import PreparedRecord
 from sbench.engine.uncleaned import uncleaned_report, why_not_cleaned, with_known_puts
 from sbench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, SbenchError
 from sbench.metrics.snapshot import Snapshot
-from sbench.plan.stages import StagePlan, run_stages
+from sbench.plan.runplan import build_plan
+from sbench.plan.stages import StagePlan
 from sbench.preflight.result import PreflightResult
 from sbench.results.atomic import write_text_atomic
 from sbench.results.perf_log import stage_label
 from sbench.results.resultsdir import ResultsDir
-from sbench.results.summary import load_model_of
 from sbench.run.barrier import BarrierStatus
 from sbench.run.fleet import AgentInfo, Fleet, StageCall
 from sbench.run.report import RunReport, stage_status, uncollected_text
@@ -102,7 +102,7 @@ class RunDriver:
         self.fleet = fleet
         self.run_id = run_id
         self.control = RunControl()
-        self.plans = run_stages(loaded.config, options)
+        self.plan = build_plan(loaded.config, options)
         self.results: ResultsDir | None = None
         self.ui: LiveProgress | None = None
         self.report: RunReport | None = None
@@ -140,11 +140,11 @@ class RunDriver:
             config_text=self.loaded.source_text or None,
             distributed=self.fleet.distributed,
             run_id=self.run_id,
-            load_model=load_model_of(self.config),
+            load_model=self.plan.load_model,
         )
         self.ui = LiveProgress(results.console)
         self.report = RunReport(results, [], int(time.time() * 1000))
-        load = describe_load(load_model_of(self.config))
+        load = describe_load(self.plan.load_model)
         self.say(f"sbench run {self.config_path} (run id {self.run_id}, {load})")
         if self.fleet.describe():
             self.say(self.fleet.describe())
@@ -195,7 +195,7 @@ class RunDriver:
         assert self.report is not None
         dropped: dict[str, str] = {}
         status, reason = RunStatus.SUCCESS, ""
-        for plan in self.plans:
+        for plan in self.plan.stages:
             if self.control.aborted:
                 break
             if status is not RunStatus.SUCCESS and plan.type is not StageType.CLEANUP:
@@ -326,7 +326,8 @@ class RunDriver:
 
     def _uncleaned(self, status: RunStatus, reason: str) -> dict[str, Any] | None:
         """What stays on the storage when no cleanup stage reported on it."""
-        why = why_not_cleaned(any(p.type is StageType.CLEANUP for p in self.plans), status.value, reason)
+        has_cleanup = any(p.type is StageType.CLEANUP for p in self.plan.stages)
+        why = why_not_cleaned(has_cleanup, status.value, reason)
         work = [r for run in self._of(*_WORKLOAD_TYPES) for r in run.results.values()]
         return uncleaned_report(
             self.config,
@@ -359,7 +360,7 @@ class RunDriver:
         return self.report.finalize(
             status,
             reason,
-            load_model=load_model_of(self.config),
+            load_model=self.plan.load_model,
             warnings=list(self.loaded.warnings) + self.notes,
             preflight=self.preflight.model_dump(mode="json") if self.preflight is not None else None,
             extra={**self.extra, **self.fleet.metadata()},
@@ -382,7 +383,7 @@ class RunDriver:
                 tables.append(phase_table(title, snap, wall, open_loop=open_loop))
         work = Snapshot.merge_all(run.merged for run in self._of(*_WORKLOAD_TYPES))
         if self._of(*_WORKLOAD_TYPES):
-            lines.append(describe_load(load_model_of(self.config)))
+            lines.append(describe_load(self.plan.load_model))
             if work.late_ops:
                 lines.append(
                     f"late ops (started > 1 ms after their intended time): {work.late_ops:,}, "

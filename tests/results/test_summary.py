@@ -11,9 +11,10 @@ from sbench.metrics.buckets import OpClass
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.runplan import load_model_of
 from sbench.results.resultsdir import ResultsDir
 from sbench.results.status import AgentStatus, write_status
-from sbench.results.summary import build_summary, load_model_of, stage_entry, summary_section, write_summary
+from sbench.results.summary import build_summary, stage_entry, summary_section, write_summary
 from sbench.results.tsv import AgentRow, write_endpoint_stats_tsv, write_results_tsv
 from sbench.status import AgentState
 from sbench.storage.base import ErrorClass
