@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from sbench.config.models import Config
+from sbench.config.models import Config, OpSpec, PutOp, RmdirOp
 from sbench.data.payload import PayloadGenerator, SliceWindow
-from sbench.data.sizes import sampler_for, sampler_from_spec
+from sbench.data.sizes import SizeSampler, sampler_from_spec
 from sbench.engine.backends import BackendSet, canonical
 from sbench.engine.opcalls import CallShape, op_calls
 from sbench.engine.state import RunState
@@ -51,7 +51,6 @@ OP_CLASS = {
     "mkdir": OpClass.META,
     "rmdir": OpClass.META,
 }
-DEFAULT_PUT_SIZE = 1024 * 1024
 
 
 class WorkerState:
@@ -204,19 +203,16 @@ def _pool(ctx: _Context, backend: Backend, rel: str, kind: str) -> KeyPool:
     return pool
 
 
-def _put_sampler(op: Any) -> Any:
-    if getattr(op, "object_size", None):
-        return sampler_for("fixed", value=op.object_size)
-    if getattr(op, "size_spec", None) is not None:
-        return sampler_from_spec(op.size_spec)
-    return sampler_for("fixed", value=DEFAULT_PUT_SIZE)
+def _put_sampler(op: PutOp) -> SizeSampler:
+    assert op.size_spec is not None  # the model always resolves it (object_size, or its default size)
+    return sampler_from_spec(op.size_spec)
 
 
-def _bind(op_cfg: Any, ctx: _Context, index: int) -> WorkloadOp:
+def _bind(op_cfg: OpSpec, ctx: _Context, index: int) -> WorkloadOp:
     kind = op_name(op_cfg)
     if kind not in OP_CLASS:
         raise ConfigError(f"workload[{index}]: unknown op {kind!r}")
-    path = str(getattr(op_cfg, "path", "") or "")
+    path = str(op_cfg.path)
     tree = ctx.layout is not None
     if tree and kind in ("get", "put", "stat", "delete", "mkdir", "rmdir"):
         return _bind_tree(op_cfg, kind, ctx, index)
@@ -234,7 +230,7 @@ def _bind(op_cfg: Any, ctx: _Context, index: int) -> WorkloadOp:
         if kind == "delete":
             ctx.mutable.add(id(pool))
         bind_pool_op(op, kind, backend, pool)
-    elif kind == "put":
+    elif isinstance(op_cfg, PutOp):
         _bind_put(op, op_cfg, ctx, backend, put_directory(rel))
     else:
         _bind_list(op, backend, rel)
@@ -297,21 +293,16 @@ def _warm(payload: PayloadGenerator, sampler: Any) -> None:
     payload.payload(max(1, min(int(sampler.max_size), payload.buffer_size // 2)), 0)
 
 
-def _put_source(op_cfg: Any, ctx: _Context) -> tuple[Any, PayloadGenerator]:
-    """A PUT's size sampler and payload generator, the payload buffer already built."""
+def _put_source(op_cfg: PutOp, ctx: _Context) -> tuple[SizeSampler, PayloadGenerator]:
+    """A PUT's size sampler and payload generator (random data, with the op's dedup and compress
+    factors), the payload buffer already built."""
     sampler = _put_sampler(op_cfg)
-    fill = str(getattr(getattr(op_cfg, "fill", None), "value", getattr(op_cfg, "fill", None)) or "random")
-    payload = PayloadGenerator(
-        fill,
-        int(getattr(op_cfg, "dedup_factor", 1) or 1),
-        int(getattr(op_cfg, "compress_factor", 1) or 1),
-        ctx.payload_seed,
-    )
+    payload = PayloadGenerator("random", op_cfg.dedup_factor, op_cfg.compress_factor, ctx.payload_seed)
     _warm(payload, sampler)
     return sampler, payload
 
 
-def _bind_put(op: WorkloadOp, op_cfg: Any, ctx: _Context, backend: Backend, directory: str) -> None:
+def _bind_put(op: WorkloadOp, op_cfg: PutOp, ctx: _Context, backend: Backend, directory: str) -> None:
     sampler, payload = _put_source(op_cfg, ctx)
     ident = ctx.identity
     # keys: put_<run>_<agent>_<worker>_<seq>.dat (naming.put_key), built from pre-formatted parts
@@ -341,7 +332,7 @@ def _bind_list(op: WorkloadOp, backend: Backend, rel: str) -> None:
     _set_calls(op, CallShape("none", "list"), backend, "list", prefix=prefix)
 
 
-def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> WorkloadOp:
+def _bind_tree(op_cfg: OpSpec, kind: str, ctx: _Context, index: int) -> WorkloadOp:
     layout, selector, backend = ctx.layout, ctx.selector, ctx.tree_backend
     assert layout is not None and selector is not None and backend is not None
     base = ctx.tree_prefix
@@ -360,7 +351,7 @@ def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> WorkloadOp:
     def a_dir(rng: random.Random) -> str:
         return join_key(base, dir_path(select_dir(rng)))
 
-    if kind == "put":
+    if isinstance(op_cfg, PutOp):
         sampler, payload = _put_source(op_cfg, ctx)
         shape = CallShape("pool", "put", "sampled")
         parts = {"choose": a_file, "sample": sampler.sample, "payload": payload.payload}
@@ -378,7 +369,7 @@ def _bind_tree(op_cfg: Any, kind: str, ctx: _Context, index: int) -> WorkloadOp:
 
     else:
         choose = a_file if kind in ("get", "stat") else a_dir
-    recursive = bool(getattr(op_cfg, "recursive", False))
+    recursive = isinstance(op_cfg, RmdirOp) and op_cfg.recursive
     action = {
         "get": backend.get,
         "stat": backend.stat,
