@@ -9,15 +9,13 @@ retries, errors by class, and the ops still in flight when the stage ended (in i
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
 
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
-from sbench.results.writeguard import stop_writing
+from sbench.results.growingfile import GrowingFile
 from sbench.storage.base import ErrorClass
 
 PERF_LOG_COLUMNS: tuple[str, ...] = (
@@ -132,10 +130,8 @@ def perf_log_row(
 
 
 class PerfLogWriter:
-    """Appends interval rows to one perf_log.tsv (one writer per file; thread-safe).
-
-    With `on_error`, a failed write (full disk, deleted directory) is reported there once and the writer
-    stops (the file keeps the rows written before); without it the OSError is raised."""
+    """Appends interval rows to one perf_log.tsv (one writer per file; thread-safe; a failed write is
+    handled as results.growingfile says)."""
 
     def __init__(
         self,
@@ -146,21 +142,7 @@ class PerfLogWriter:
         self.path = path
         self.agent_id = agent_id
         self.rows = 0
-        self._on_error = on_error
-        self._lock = threading.Lock()
-        self._closed = False
-        self._fh: TextIO | None = None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = path.open("w", encoding="utf-8")
-            self._fh.write("\t".join(PERF_LOG_COLUMNS + EXTRA_COLUMNS) + "\n")
-            self._fh.flush()
-        except OSError as exc:
-            self._failed(exc)
-
-    def _failed(self, exc: OSError) -> None:
-        fh, self._fh = self._fh, None
-        stop_writing(fh, self.path, exc, self._on_error)
+        self._file = GrowingFile(path, ["\t".join(PERF_LOG_COLUMNS + EXTRA_COLUMNS)], on_error)
 
     def write(
         self,
@@ -173,38 +155,19 @@ class PerfLogWriter:
         agent_id: str | None = None,
     ) -> None:
         """One interval. `cpu` defaults to the CPU figures carried by the snapshot (mean over sources)."""
-        line = "\t".join(
-            perf_log_row(
-                snapshot,
-                agent_id=agent_id or self.agent_id,
-                stage=stage,
-                elapsed_s=elapsed_s,
-                cpu=cpu,
-                timestamp_ms=timestamp_ms,
-            )
+        row = perf_log_row(
+            snapshot,
+            agent_id=agent_id or self.agent_id,
+            stage=stage,
+            elapsed_s=elapsed_s,
+            cpu=cpu,
+            timestamp_ms=timestamp_ms,
         )
-        with self._lock:
-            if self._closed:
-                raise ValueError(f"perf log {self.path} is closed")
-            if self._fh is None:
-                return  # a write failed before: reported once, the rest of the run goes on without it
-            try:
-                self._fh.write(line + "\n")
-                self._fh.flush()
-            except OSError as exc:
-                self._failed(exc)
-                return
+        if self._file.append(["\t".join(row)]):
             self.rows += 1
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._fh is not None:
-                try:
-                    self._fh.close()
-                except OSError as exc:
-                    self._failed(exc)
-                self._fh = None
+        self._file.close()
 
     def __enter__(self) -> PerfLogWriter:
         return self

@@ -28,7 +28,7 @@ from sbench.metrics.snapshot import Snapshot
 from sbench.results.atomic import write_text_atomic
 from sbench.results.console import ConsoleLog
 from sbench.results.perf_log import PerfLogWriter
-from sbench.results.tsv import Kind, stage_tsv_name, write_endpoint_stats_tsv, write_results_tsv
+from sbench.results.tsv import Kind, stage_file_name, write_endpoint_stats_tsv, write_results_tsv
 from sbench.results.writeguard import WriteGuard, os_error_text
 
 CONFIG_FILE = "config.yaml"
@@ -156,7 +156,11 @@ class ResultsDir:
         return self.path / f"{kind}_endpoint_stats.tsv"
 
     def stage_tsv(self, stage_number: int, stage_name: str) -> Path:
-        return self.path / stage_tsv_name(stage_number, stage_name)
+        return self.path / stage_file_name(stage_number, stage_name)
+
+    def stage_hlog(self, stage_number: int, stage_name: str) -> Path:
+        """`NN_<name>.hlog`, the stage's HdrHistogram interval log (results.hlog)."""
+        return self.path / stage_file_name(stage_number, stage_name, ".hlog")
 
     def agent_path(self, agent_id: str) -> Path:
         """agents/<id>/ (not created: see `agent_dir`)."""

@@ -201,10 +201,11 @@ def write_stage_tsv(
     return path
 
 
-def stage_tsv_name(stage_number: int, stage_name: str) -> str:
-    """`NN_<name>_results.tsv` with NN 1-based and zero-padded, the name made safe for a file name."""
+def stage_file_name(stage_number: int, stage_name: str, suffix: str = "_results.tsv") -> str:
+    """`NN_<name><suffix>` (`NN_<name>_results.tsv` by default) with NN 1-based and zero-padded, the name
+    made safe for a file name."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stage_name) or "stage"
-    return f"{stage_number:02d}_{safe}_results.tsv"
+    return f"{stage_number:02d}_{safe}{suffix}"
 
 
 def endpoint_rows(endpoint_stats: Iterable[Any]) -> list[list[str]]:

@@ -239,6 +239,7 @@ class RunDriver:
         self._label = self._stage_label(plan)
         where = f" on {len(participants)} agents, {plan.barrier.type.value} barrier" if self.many else ""
         self.ui.stage_started(plan.name, plan.type.value, plan.run_for_s, where)
+        self.report.stage_started(plan, open_loop=self.config.open_loop and plan.run_for_s is not None)
         run = self.fleet.run_stage(StageCall(plan, participants, self._intervals, self.say))
         apply_verdict(run, self.config.error_handling, self.outages)
         self.runs.append(run)

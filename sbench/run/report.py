@@ -17,7 +17,9 @@ from typing import Any
 from sbench.config.models import StageType
 from sbench.engine import leftovers
 from sbench.metrics.snapshot import Snapshot
+from sbench.plan.stages import StagePlan
 from sbench.results.final import write_final_results
+from sbench.results.hlog import HistogramLog
 from sbench.results.perf_log import PerfLogWriter
 from sbench.results.resultsdir import ResultsDir
 from sbench.results.status import AgentStatus, FirstError, first_errors_of, write_status
@@ -146,6 +148,7 @@ class RunReport:
         self._agent_logs: dict[str, PerfLogWriter] = {}
         #: phase -> every stage of that phase so far, merged: (snapshot, wall seconds, per agent the same)
         self._phases: dict[str, tuple[Snapshot, float, dict[str, tuple[Snapshot, float]]]] = {}
+        self._hlog: HistogramLog | None = None
         #: ops in flight when their stage ended, over every stage so far
         self.unfinished = 0
 
@@ -156,14 +159,26 @@ class RunReport:
 
     # -- live intervals --
 
+    def stage_started(self, plan: StagePlan, *, open_loop: bool) -> None:
+        """The stage's HdrHistogram interval log (NN_<stage>.hlog) takes its merged intervals from now on."""
+        self._hlog = HistogramLog(
+            self.results.stage_hlog(plan.index, plan.name),
+            self.run_start_ms,
+            service_time=open_loop,
+            on_error=self.results.writes.note,
+        )
+
     def write_intervals(
         self, label: str, aggregate: list[Snapshot], per_agent: dict[str, list[Snapshot]]
     ) -> None:
-        """Perf-log rows: the merged intervals (perf_log.tsv) and each agent's (agents/<id>/perf_log.tsv)."""
+        """Perf-log rows: the merged intervals (perf_log.tsv) and each agent's (agents/<id>/perf_log.tsv);
+        the merged intervals' histograms go to the stage's interval log too."""
         for snap in aggregate:
             self._aggregate_log.write(
                 snap, stage=label, elapsed_s=self._elapsed(snap), timestamp_ms=snap.end_ms
             )
+            if self._hlog is not None:
+                self._hlog.write(snap)
         for agent_id, snaps in per_agent.items():
             log = self._agent_logs.get(agent_id)
             if log is None:
@@ -180,6 +195,9 @@ class RunReport:
         """Write NN_<stage>_results.tsv (and its endpoint stats) and fold the stage into agent states."""
         plan = run.plan
         self.stage_runs.append(run)
+        if self._hlog is not None:
+            self._hlog.close()
+            self._hlog = None
         rows = [
             AgentRow(agent_id, result.snapshot, result.elapsed_s)
             for agent_id, result in sorted(run.results.items(), key=lambda kv: self._order(kv[0]))
@@ -332,6 +350,8 @@ class RunReport:
         Every file of `phases` (`workload`, and `prepare` when the config prepares) is written on every path,
         with zero rows for a phase that never ran (an abort or failure before it), and every agent gets its
         perf log."""
+        if self._hlog is not None:  # the run ended inside a stage
+            self._hlog.close()
         for agent_id in self.tracks:
             if agent_id not in self._agent_logs:
                 self._agent_logs[agent_id] = self.results.perf_log(agent_id)

@@ -4,7 +4,8 @@ Each config runs twice through `sbench.run.launch.run`, once on the in-process f
 fleet (one agent per Ray node, one node here), and both results directories must have the same files
 (agents/<id>/ compared by file name), the same TSV headers, and counts that agree inside each directory:
 summary.json's phases equal the phase tables' ALL rows, which equal the sum of the phase's stage tables,
-which equal the perf-log rows of those stages; every stage table's merged counts equal its agents' rows.
+which equal the perf-log rows of those stages; every stage table's merged counts equal its agents' rows and
+the counts of its HdrHistogram interval log (NN_<stage>.hlog, read with hdrh's own log reader).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
 
 from sbench.config import load_config
 from sbench.config.runoptions import RunOptions
+from sbench.metrics.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 from sbench.run.launch import run
 from tests.cluster.conftest import stage_tables
 from tests.faults.checks import OP_COLUMNS, all_rows, stage_tables_agree
@@ -144,10 +148,26 @@ def _perf_sums(path: Path, stages: set[str]) -> dict[str, int]:
     return sums
 
 
+def _hlog_counts(path: Path) -> dict[str, int]:
+    """Op count per tag over every interval of an HdrHistogram interval log."""
+    reader = HistogramLogReader(str(path), HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS))
+    counts: dict[str, int] = {}
+    while (hist := reader.get_next_interval_histogram()) is not None:
+        counts[hist.get_tag()] = counts.get(hist.get_tag(), 0) + hist.get_total_count()
+    return counts
+
+
 def _consistency_problems(results: Path) -> list[str]:
     """The counts of one results directory that should be the same number and are not."""
     summary: dict[str, Any] = json.loads((results / "summary.json").read_text())
     problems = stage_tables_agree(results)
+    for table in sorted(results.glob("[0-9][0-9]_*_results.tsv")):
+        counts, _ = stage_tables(table)
+        in_table = {op: counts[f"{op}/ALL"] for op in OP_COLUMNS if counts.get(f"{op}/ALL")}
+        hlog = table.with_name(table.name.replace("_results.tsv", ".hlog"))
+        in_hlog = _hlog_counts(hlog) if hlog.exists() else {}
+        if in_table != in_hlog:
+            problems.append(f"{table.name}: table {in_table} != interval log {in_hlog}")
     stage_files = {int(p.name[:2]): p for p in results.glob("[0-9][0-9]_*_results.tsv")}
     for phase, table, types in (
         ("workload", "workload_results.tsv", {"execute", "hybrid"}),

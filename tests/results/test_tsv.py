@@ -10,7 +10,7 @@ from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.tsv import (
     AgentRow,
-    stage_tsv_name,
+    stage_file_name,
     write_endpoint_stats_tsv,
     write_results_tsv,
     write_stage_tsv,
@@ -108,7 +108,7 @@ def test_stage_tsv_preamble_and_per_agent_errors(tmp_path: Path) -> None:
     a1, a2 = _snapshot(), _snapshot()
     a2.errors[(OpClass.PUT, ErrorClass.THROTTLED)] = 4
     merged = Snapshot.merge(a1, a2)
-    name = stage_tsv_name(3, "execute")
+    name = stage_file_name(3, "execute")
     assert name == "03_execute_results.tsv"
     path = write_stage_tsv(
         tmp_path / name,
