@@ -16,10 +16,17 @@ from sbench.results.writeguard import stop_writing
 
 
 class GrowingFile:
-    """See the module docstring; `header` lines are written when the file is created."""
+    """See the module docstring; `header` lines are written when the file is created. With `make_parent`
+    its folder is created if missing (agents/<id>/); a file at the top of the results directory must not
+    recreate a directory deleted during the run (the end of the run notices and says what was lost)."""
 
     def __init__(
-        self, path: Path, header: Sequence[str], on_error: Callable[[Path, OSError], None] | None = None
+        self,
+        path: Path,
+        header: Sequence[str],
+        on_error: Callable[[Path, OSError], None] | None = None,
+        *,
+        make_parent: bool = False,
     ) -> None:
         self.path = path
         self._on_error = on_error
@@ -27,7 +34,8 @@ class GrowingFile:
         self._closed = False
         self._fh: TextIO | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if make_parent:
+                path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = path.open("w", encoding="utf-8")
             self._fh.write("".join(f"{line}\n" for line in header))
             self._fh.flush()

@@ -142,7 +142,8 @@ class PerfLogWriter:
         self.path = path
         self.agent_id = agent_id
         self.rows = 0
-        self._file = GrowingFile(path, ["\t".join(PERF_LOG_COLUMNS + EXTRA_COLUMNS)], on_error)
+        header = ["\t".join(PERF_LOG_COLUMNS + EXTRA_COLUMNS)]
+        self._file = GrowingFile(path, header, on_error, make_parent=True)
 
     def write(
         self,
