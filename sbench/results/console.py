@@ -8,14 +8,13 @@ line: the user still sees the run and its summary.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from sbench.results.writeguard import stop_writing
+from sbench.results.growingfile import GrowingFile
 
 
 class ConsoleLog:
@@ -29,7 +28,10 @@ class ConsoleLog:
         self._stream = stream
         self._on_error = on_error
         self._lock = threading.Lock()
-        self._fh: TextIO | None = path.open("a", encoding="utf-8") if path is not None else None
+        self._file = self._open()
+
+    def _open(self) -> GrowingFile | None:
+        return None if self.path is None else GrowingFile(self.path, [], self._on_error, append=True)
 
     @property
     def stream(self) -> TextIO:
@@ -48,38 +50,19 @@ class ConsoleLog:
             self._append(text)
 
     def _append(self, text: str) -> None:
-        if self._fh is None:
-            return
-        try:
-            self._fh.write(text + "\n")
-            self._fh.flush()
-        except OSError as exc:
-            self._failed(exc)
-
-    def _failed(self, exc: OSError) -> None:
-        """Stop writing the transcript and report why, once."""
-        fh, self._fh = self._fh, None
-        stop_writing(fh, self.path, exc, self._on_error)
+        if self._file is not None:
+            self._file.append([text])
 
     def reopen(self) -> None:
         """Append to the transcript's path again (its directory was recreated: the old file is gone)."""
         with self._lock:
-            if self.path is None:
-                return
-            if self._fh is not None:
-                with contextlib.suppress(OSError):
-                    self._fh.close()
-            try:
-                self._fh = self.path.open("a", encoding="utf-8")
-            except OSError as exc:
-                self._fh = None
-                self._failed(exc)
+            if self._file is not None:
+                self._file.close()
+            self._file = self._open()
 
     def close(self) -> None:
+        """The transcript ends; lines printed later still reach the terminal."""
         with self._lock:
-            if self._fh is not None:
-                try:
-                    self._fh.close()
-                except OSError as exc:
-                    self._failed(exc)
-                self._fh = None
+            if self._file is not None:
+                self._file.close()
+                self._file = None

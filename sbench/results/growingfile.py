@@ -16,9 +16,10 @@ from sbench.results.writeguard import stop_writing
 
 
 class GrowingFile:
-    """See the module docstring; `header` lines are written when the file is created. With `make_parent`
-    its folder is created if missing (agents/<id>/); a file at the top of the results directory must not
-    recreate a directory deleted during the run (the end of the run notices and says what was lost)."""
+    """See the module docstring; `header` lines are written when the file is created (`append`: added to
+    what the file has). With `make_parent` its folder is created if missing (agents/<id>/); a file at the
+    top of the results directory must not recreate a directory deleted during the run (the end of the run
+    notices and says what was lost)."""
 
     def __init__(
         self,
@@ -27,6 +28,7 @@ class GrowingFile:
         on_error: Callable[[Path, OSError], None] | None = None,
         *,
         make_parent: bool = False,
+        append: bool = False,
     ) -> None:
         self.path = path
         self._on_error = on_error
@@ -36,7 +38,7 @@ class GrowingFile:
         try:
             if make_parent:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = path.open("w", encoding="utf-8")
+            self._fh = path.open("a" if append else "w", encoding="utf-8")
             self._fh.write("".join(f"{line}\n" for line in header))
             self._fh.flush()
         except OSError as exc:

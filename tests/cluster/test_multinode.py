@@ -35,6 +35,7 @@ from tests.cluster.conftest import (
     stage_tables,
     status_of,
 )
+from tests.storage.fixtures_s3 import ready_bucket
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -135,16 +136,8 @@ def test_four_stage_run_on_file(ray_cluster, tmp_path: Path) -> None:
 
 @pytest.fixture
 def s3_bucket(seaweedfs, monkeypatch) -> str:
-    import boto3
-
     bucket = f"cluster-{uuid.uuid4().hex[:8]}"
-    boto3.client(
-        "s3",
-        endpoint_url=seaweedfs.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=servers.S3_ACCESS_KEY,
-        aws_secret_access_key=servers.S3_SECRET_KEY,
-    ).create_bucket(Bucket=bucket)
+    ready_bucket(seaweedfs, bucket)
     # Forwarded to every agent and shard task by the driver (in memory), as a user's shell would be.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", servers.S3_ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", servers.S3_SECRET_KEY)

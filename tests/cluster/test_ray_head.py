@@ -46,6 +46,7 @@ from tests.cluster.conftest import (
     status_of,
     submit_job,
 )
+from tests.storage.fixtures_s3 import ready_bucket
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -89,16 +90,8 @@ def head(tmp_path_factory) -> Iterator[HeadNode]:
 
 @pytest.fixture
 def bucket(seaweedfs) -> str:
-    import boto3
-
     name = f"secrets-{uuid.uuid4().hex[:8]}"
-    boto3.client(
-        "s3",
-        endpoint_url=seaweedfs.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=servers.S3_ACCESS_KEY,
-        aws_secret_access_key=servers.S3_SECRET_KEY,
-    ).create_bucket(Bucket=name)
+    ready_bucket(seaweedfs, name)
     return name
 
 
