@@ -54,6 +54,7 @@ from sbench.engine.backends import BackendSet
 from sbench.engine.context import RunControl
 from sbench.engine.workload import run_workload
 from sbench.layout.naming import new_run_id, put_key_prefix
+
 try:  # where AgentIdentity lives since the plan layer; compare_trees.py also runs this against older trees
     from sbench.plan.agents import AgentIdentity
 except ImportError:
