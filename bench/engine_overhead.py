@@ -51,14 +51,14 @@ import psutil
 from sbench.config import load_config_text
 from sbench.data.payload import PayloadGenerator
 from sbench.engine.backends import BackendSet
-from sbench.engine.context import RunControl
 from sbench.engine.workload import run_workload
 from sbench.layout.naming import new_run_id, put_key_prefix
 
-try:  # where AgentIdentity lives since the plan layer; compare_trees.py also runs this against older trees
+try:  # where these live since the plan layer; compare_trees.py also runs this against older trees
+    from sbench.control import RunControl
     from sbench.plan.agents import AgentIdentity
 except ImportError:
-    from sbench.engine.context import AgentIdentity  # type: ignore[attr-defined,no-redef]
+    from sbench.engine.context import AgentIdentity, RunControl  # type: ignore[no-redef]
 from sbench.storage.file import FileBackend
 from sbench.storage.options import BackendOptions
 from sbench.storage.registry import open_backend

@@ -24,8 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from sbench.config import load_config_text
+from sbench.control import RunControl
 from sbench.data.sizes import sampler_for
-from sbench.engine.context import RunControl
 from sbench.engine.prepare import prepare_params, prepare_shard
 from sbench.plan.agents import AgentIdentity
 

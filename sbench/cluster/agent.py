@@ -24,7 +24,7 @@ import ray
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.listing import ShareStats, listing_scope, shared_backends
 from sbench.config.models import Config, StageType
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.engine.state import PreparedRecord, RunState
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator

@@ -33,8 +33,8 @@ from sbench.cluster.taskstages import (
     run_verify,
 )
 from sbench.config.models import Config, StageType
+from sbench.control import RunControl
 from sbench.engine import leftovers
-from sbench.engine.context import RunControl
 from sbench.plan.stages import StagePlan
 from sbench.run.fleet import AgentInfo, StageCall
 from sbench.run.monitor import Drained

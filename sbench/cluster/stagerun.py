@@ -18,7 +18,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from sbench.cluster.agent import StageRequest
 from sbench.config.models import StageType
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.metrics.snapshot import SnapshotAccumulator
 from sbench.plan.stages import StagePlan
 from sbench.run.barrier import BarrierStatus

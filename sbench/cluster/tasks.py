@@ -21,8 +21,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.stagerun import ABORT_WAIT_S
 from sbench.config.models import Config
+from sbench.control import RunControl
 from sbench.engine.cleanup import CleanupShard
-from sbench.engine.context import RunControl
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
 from sbench.engine.prepare import ShardResult, prepare_shard, scan_existing, verify_prepared

@@ -40,8 +40,8 @@ from sbench.cluster.tasks import (
     verify_task,
 )
 from sbench.config.models import Config
+from sbench.control import RunControl
 from sbench.engine.cleanup import CleanupShardResult, cleanup_failure, unconfirmed
-from sbench.engine.context import RunControl
 from sbench.engine.deletes import cleanup_mode
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 
 #: How long a stopped stage lets in-flight storage calls finish before it abandons them.
 GRACE_S = 0.9

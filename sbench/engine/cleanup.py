@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sbench.config.models import Config
+from sbench.control import RunControl
 from sbench.engine.backends import BackendSet
-from sbench.engine.context import RunControl
 from sbench.engine.deletes import Deleter, cleanup_mode
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet

@@ -21,7 +21,7 @@ import threading
 import time
 
 from sbench.config.models import Config
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.engine.errorpolicy import ErrorHandling, ErrorPolicy
 from sbench.engine.leftovers import Leftover
 from sbench.engine.shards import ThreadTally

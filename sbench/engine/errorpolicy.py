@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sbench.config.models import ErrorHandlingConfig
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.storage.base import ErrorClass
 
 #: Cleanup's retries per delete when `error_handling.max_retries` is not given: with 20 % of calls failing

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 from sbench.config.models import Config
+from sbench.control import RunControl
 from sbench.data.payload import PayloadGenerator
 from sbench.engine.bounded import Abandoned, call_bounded
-from sbench.engine.context import RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.engine.shards import IndexRange, IndexShard, IntervalEmitter, ThreadTally, wait_ticking
 from sbench.engine.stall import StallWatch

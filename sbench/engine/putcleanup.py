@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sbench.config.models import Config
+from sbench.control import RunControl
 from sbench.engine.backends import BackendSet
 from sbench.engine.bounded import POLL_S, grace_over
-from sbench.engine.context import RunControl
 from sbench.engine.deletes import Deleter, as_storage_error
 from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover
 from sbench.engine.shards import ThreadTally, wait_ticking

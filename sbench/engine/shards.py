@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, Self
 
+from sbench.control import RunControl
 from sbench.engine.bounded import POLL_S, grace_over, join_bounded
-from sbench.engine.context import RunControl
 from sbench.engine.gil import worker_switch_interval
 from sbench.engine.stall import StallWatch
 from sbench.metrics.counters import ProgressCounters

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sbench.config.models import Config
+from sbench.control import RunControl
 from sbench.engine import leftovers
 from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
-from sbench.engine.context import RunControl
 from sbench.engine.state import RunState
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.snapshot import Snapshot

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sbench.config.models import Config
+from sbench.control import RunControl
 from sbench.data.sizes import index_hash, seed_for_uri
 from sbench.engine.backends import BackendSet
 from sbench.engine.binding import WorkerState, WorkloadOp, build_ops
 from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
-from sbench.engine.context import RunControl
 from sbench.engine.errorpolicy import ErrorHandling, ErrorPolicy
 from sbench.engine.gil import worker_switch_interval
 from sbench.engine.loops import LoopShape, loop_for

@@ -12,7 +12,7 @@ from sbench.config.backend import backend_options
 from sbench.config.confinement import symlink_problems
 from sbench.config.models import Config
 from sbench.config.problems import format_path
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.errors import ConfigError, RunFailed
 from sbench.plan.agents import AgentIdentity
 from sbench.preflight.distributed import controller_check_names, controller_checks

@@ -31,8 +31,8 @@ from typing import Any
 from sbench.config import LoadedConfig
 from sbench.config.models import BarrierType, StageType
 from sbench.config.runoptions import RunOptions
+from sbench.control import RunControl
 from sbench.engine import leftovers
-from sbench.engine.context import RunControl
 from sbench.engine.state import PreparedRecord
 from sbench.engine.uncleaned import uncleaned_report, why_not_cleaned, with_known_puts
 from sbench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, SbenchError

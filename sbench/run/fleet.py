@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.metrics.snapshot import Snapshot
 from sbench.plan.stages import StagePlan
 from sbench.run.stagerecord import StageRun

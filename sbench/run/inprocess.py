@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sbench.config.models import Config
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.engine.prepare import verify_prepared
 from sbench.engine.stage import run_stage
 from sbench.engine.state import RunState

@@ -16,7 +16,7 @@ from sbench.cluster.actors import create_coordinator
 from sbench.cluster.actorset import start_fleet
 from sbench.cluster.stagerun import run_agent_stage
 from sbench.config import load_config_text
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
 from sbench.plan.stages import PhaseBarrier, stage_plan

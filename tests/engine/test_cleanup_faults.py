@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from sbench.control import RunControl
 from sbench.engine.cleanup import CleanupShard, root_label, run_cleanup
-from sbench.engine.context import RunControl
 from sbench.engine.deletes import STORE_DOWN
 from sbench.engine.leftovers import NOT_ATTEMPTED
 from sbench.engine.prepare import run_prepare

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.engine.errorpolicy import ErrorHandling, ErrorPolicy
 from sbench.storage.base import ErrorClass
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from sbench.control import RunControl
 from sbench.engine.backends import BackendSet
 from sbench.engine.binding import WorkerState, WorkloadOp, build_ops
-from sbench.engine.context import RunControl
 from sbench.engine.opcalls import ACTIONS, KEYS, PAYLOADS, CallShape, PoolExhausted, call_source, op_calls
 from sbench.engine.prepare import run_prepare
 from sbench.engine.state import RunState

@@ -7,9 +7,9 @@ import os
 import threading
 from pathlib import Path
 
+from sbench.control import RunControl
 from sbench.data.payload import PayloadGenerator
 from sbench.engine.cleanup import run_cleanup
-from sbench.engine.context import RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.engine.prepare import PrepareShard, ShardStorage, run_prepare, scan_existing
 from sbench.engine.state import RunState

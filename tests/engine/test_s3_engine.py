@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from sbench.control import RunControl
 from sbench.engine.cleanup import run_cleanup
-from sbench.engine.context import RunControl
 from sbench.engine.prepare import run_prepare
 from sbench.engine.state import RunState
 from sbench.engine.workload import run_workload

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sbench.config import Completion, StageType
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.engine.stage import StageOutcome, run_stage
 from sbench.engine.state import RunState
 from sbench.metrics.snapshot import Snapshot

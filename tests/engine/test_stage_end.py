@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from sbench.config import Completion, StageType
+from sbench.control import RunControl
 from sbench.engine import workload
-from sbench.engine.context import RunControl
 from sbench.engine.stage import run_stage
 from sbench.engine.workload import run_workload
 from sbench.metrics.snapshot import Snapshot

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sbench.config import Completion, StageType
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.engine.prepare import verify_prepared
 from sbench.engine.stage import StageOutcome, run_stage

@@ -10,10 +10,10 @@ import pytest
 
 from sbench.cli import main
 from sbench.config import load_config, load_config_text
+from sbench.control import RunControl
 from sbench.engine.binding import WorkerState as _Worker
 from sbench.engine.binding import WorkloadOp as _Op
 from sbench.engine.binding import bind_pool_op as _bind_pool_op
-from sbench.engine.context import RunControl
 from sbench.engine.opcalls import PoolExhausted
 from sbench.engine.workload import run_workload
 from sbench.layout.paths import KeyPool

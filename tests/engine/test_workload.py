@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from sbench.control import RunControl
 from sbench.data.payload import PayloadGenerator
-from sbench.engine.context import RunControl
 from sbench.engine.workload import WorkloadResult, run_workload
 from sbench.engine.workload import _seed as workload_seed
 from sbench.layout.naming import parse_put_key

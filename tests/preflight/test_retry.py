@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.plan.agents import AgentIdentity
 from sbench.preflight import run_preflight
 from sbench.preflight.result import ErrorType

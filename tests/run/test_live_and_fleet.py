@@ -13,7 +13,7 @@ import pytest
 from sbench.config import load_config_text
 from sbench.config.models import StageType
 from sbench.config.runoptions import RunOptions
-from sbench.engine.context import RunControl
+from sbench.control import RunControl
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot

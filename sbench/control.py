@@ -1,4 +1,5 @@
-"""How an agent is told to stop: the flag every engine entry point takes (who it is: plan.agents)."""
+"""How a run, a stage or a shard is told to stop: the flag every worker checks between ops and every wait
+wakes on. Below everything that runs (engine, preflight, fleets), like the status words."""
 
 from __future__ import annotations
 
