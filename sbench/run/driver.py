@@ -209,13 +209,13 @@ class RunDriver:
             run = self._run_stage(plan, participants)
             if run.aborted or self.control.aborted:
                 break
-            if plan.type is StageType.CLEANUP and (run.left_behind or {}).get("fails_run"):
-                # objects left behind fail the run, even from an optional cleanup stage
+            if plan.type is StageType.CLEANUP and (self.left_behind or {}).get("fails_run"):
+                # objects left behind fail the run, even from an optional cleanup stage; the reason gives
+                # the same count as STATUS.txt's list (the cleanup's own, floored by the run's PUTs)
                 if status is RunStatus.SUCCESS:
-                    status, reason = (
-                        RunStatus.FAILURE,
-                        f"stage {plan.name!r}: " + leftovers.summary(leftovers.from_report(run.left_behind)),
-                    )
+                    assert self.left_behind is not None
+                    left = leftovers.summary(leftovers.from_report(self.left_behind))
+                    status, reason = RunStatus.FAILURE, f"stage {plan.name!r}: {left}"
                 continue
             if run.status is BarrierStatus.FAILED:
                 why = self._failure_reason(run)
@@ -279,8 +279,8 @@ class RunDriver:
             if not run.preflight.passed or run.preflight.warnings:
                 run.preflight.render(self.ui.console, show_success=False)
         if run.left_behind is not None:
-            self.left_behind = run.left_behind
-            for line in leftovers.lines(run.left_behind):
+            self.left_behind = self._with_known_puts(run.left_behind)
+            for line in leftovers.lines(self.left_behind):
                 self.say(f"   {line}")
 
     def _failure_reason(self, run: StageRun) -> str:
@@ -340,13 +340,12 @@ class RunDriver:
             why=why,
         )
 
-    def _left_behind(self, status: RunStatus, reason: str) -> dict[str, Any] | None:
-        if self.left_behind is None:
-            return self._uncleaned(status, reason)
+    def _with_known_puts(self, left_behind: dict[str, Any]) -> dict[str, Any]:
+        """A cleanup's report floored by what the run knows of its own PUTs (engine.uncleaned)."""
         cleanups = self._of(StageType.CLEANUP)
         lost = any(run.lost_jobs for run in cleanups)
         return with_known_puts(
-            self.left_behind,
+            left_behind,
             self.config,
             self.run_id,
             Snapshot.merge_all(run.merged for run in self._of(*_WORKLOAD_TYPES)),
@@ -357,7 +356,8 @@ class RunDriver:
     def _finalize(self, status: RunStatus, reason: str) -> tuple[RunStatus, str]:
         """Write every end-of-run file; the final verdict (an unwritable results file fails the run)."""
         assert self.report is not None
-        self.left_behind = self._left_behind(status, reason)
+        if self.left_behind is None:
+            self.left_behind = self._uncleaned(status, reason)
         return self.report.finalize(
             status,
             reason,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -57,7 +58,12 @@ def test_server_killed_mid_execute_fails_and_cleanup_gives_up_within_seconds(
         )
     cleanup = next(s for s in _summary(run.results)["stages"] if s["name"] == "cleanup")
     assert cleanup["wall_seconds"] < DEAD_STORE_CLEANUP_S, cleanup["wall_seconds"]
-    assert "no delete succeeded" in (run.results / "STATUS.txt").read_text()
+    status = (run.results / "STATUS.txt").read_text()
+    assert "no delete succeeded" in status
+    # the verdict's reason gives the count of the list below it (cleanup's own, floored by the run's PUTs)
+    total = re.search(r"^Objects left: ((?:at least )?[\d,]+)", status, re.M)
+    reason = next(line for line in status.splitlines() if line.startswith("Reason:"))
+    assert total is not None and f"left {total.group(1)} objects" in reason, (total, reason)
 
 
 def test_server_restarted_within_execute_fails_on_the_outage_with_default_settings(
