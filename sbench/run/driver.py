@@ -33,7 +33,6 @@ from sbench.config.models import BarrierType, StageType
 from sbench.config.runoptions import RunOptions
 from sbench.control import RunControl
 from sbench.engine import leftovers
-from sbench.engine.state import PreparedRecord
 from sbench.engine.uncleaned import uncleaned_report, why_not_cleaned, with_known_puts
 from sbench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, SbenchError
 from sbench.metrics.snapshot import Snapshot
@@ -109,7 +108,6 @@ class RunDriver:
         self.agents: list[AgentInfo] = []
         self.runs: list[StageRun] = []
         self.preflight: PreflightResult | None = None
-        self.prepared: dict[int, PreparedRecord] = {}
         #: what the last cleanup stage left behind (leftovers.report), None when no cleanup ran
         self.left_behind: dict[str, Any] | None = None
         self.notes: list[str] = []
@@ -269,7 +267,6 @@ class RunDriver:
     def _keep(self, run: StageRun) -> None:
         """What a stage hands to the rest of the run: preflight result, prepared objects, leftovers."""
         assert self.results is not None and self.ui is not None
-        self.prepared.update(run.prepared)
         if run.preflight is not None:
             self.preflight = run.preflight
             path = self.results.file("preflight.json")
@@ -333,7 +330,7 @@ class RunDriver:
         return uncleaned_report(
             self.config,
             self.run_id,
-            self.prepared.values(),
+            {e: rec for run in self._of(StageType.PREPARE) for e, rec in run.prepared.items()}.values(),
             Snapshot.merge_all(run.merged for run in self._of(StageType.PREPARE)),
             Snapshot.merge_all(r.snapshot for r in work),
             deleted_in_workload=sum(int(r.extra.get("deleted", 0)) for r in work),

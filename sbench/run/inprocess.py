@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sbench.config.models import Config
+from sbench.config.models import Config, StageType
 from sbench.control import RunControl
 from sbench.engine.prepare import verify_prepared
 from sbench.engine.stage import run_stage
@@ -61,7 +61,8 @@ class InProcessFleet:
         run.preflight = preflight
         run.left_behind = outcome.details.get("left_behind")
         run.put_gone = int(outcome.details.get("put_gone", 0))
-        run.prepared = dict(self.state.prepared)
+        if call.plan.type is StageType.PREPARE:
+            run.prepared = dict(self.state.prepared)
         return run
 
     def describe(self) -> str:
