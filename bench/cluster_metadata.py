@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sbench.cluster.metadata_cache import WRITE_BATCH, MetadataStore, ObjectState
+from sbench.cluster.metadata_cache import WRITE_BATCH, MetadataStore
+from sbench.run.objectbook import ObjectState
 
 FLOOR = 50_000
 

@@ -1,13 +1,14 @@
-"""Prepare memory: peak RSS growth while preparing 1,000,000 zero-byte objects on file://.
+"""Prepare memory: peak RSS growth while preparing 1,000,000 one-byte objects on file://.
 
 Run:  .venv/bin/python bench/prepare_memory.py [--count 1000000] [--baseline 10000] [--dir /dev/shm/x]
 
 Prepare streams indices from a counter and remembers existing/created objects in bitmaps (one bit each), so
 its memory must not grow with the object count (the issue's bound: < 150 MB for 1M objects). The script
-prepares a small baseline count first and then the large count, each into a fresh directory through
-`prepare_shard` (the same call a Ray task makes: LIST for gap fill, then create), and prints the peak RSS
-growth of each and their ratio. Peak RSS is the kernel's high-water mark (VmHWM), reset before each phase;
-where the reset is not allowed, a 20 ms sampler thread tracks the peak instead.
+prepares a small baseline count first and then the large count, each into a fresh directory through the
+prepare stage of the in-process fleet (the gap-fill LIST, then 10,000-object shards recorded in the object
+book, as in `sbench run`), and prints the peak RSS growth of each and their ratio. Peak RSS is the
+kernel's high-water mark (VmHWM), reset before each phase; where the reset is not allowed, a 20 ms
+sampler thread tracks the peak instead.
 
 The default directory is tmpfs (/dev/shm) so a million file creates finish in tens of seconds; pass --dir to
 use another file system.
@@ -20,14 +21,13 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from sbench.config import load_config_text
-from sbench.control import RunControl
-from sbench.data.sizes import sampler_for
-from sbench.engine.prepare import prepare_params, prepare_shard
-from sbench.plan.agents import AgentIdentity
+from sbench.config.models import Completion, StageType
+from sbench.plan.stages import PhaseBarrier, StagePlan
+from sbench.run.fleet import StageCall
+from sbench.run.inprocess import InProcessFleet
 
 MB = 1024 * 1024
 
@@ -73,22 +73,23 @@ class PeakRss:
 
 
 def prepare(root: Path, count: int, concurrency: int) -> tuple[float, int, float]:
-    """(peak RSS growth bytes, objects created, seconds) of preparing `count` zero-byte objects."""
+    """(peak RSS growth bytes, objects created, seconds) of preparing `count` one-byte objects."""
     cfg = load_config_text(
         f"target: file://{root}/\nconcurrency: {concurrency}\n"
         "prepare:\n  ensure_objects:\n"
-        f"    - {{base_uri: 'file://{root}/data/', count: {count}, size_spec: 1}}\n"
+        f"    - {{base_uri: 'file://{root}/data/', count: {count}, size_spec: 1, fill: zero}}\n"
         "workload:\n  - {op: get, path: 'data/', weight: 1}\n"
     ).config
-    params = replace(
-        prepare_params(cfg, AgentIdentity())[0], sampler=sampler_for("fixed", value=0), fill="zero"
-    )
+    fleet = InProcessFleet(cfg, "bench")
+    plan = StagePlan("prepare", 1, StageType.PREPARE, Completion.TASKS_DONE, PhaseBarrier())
+    call = StageCall(plan, [fleet.identity.agent_id], lambda aggregate, per_agent: None, lambda line: None)
     t0 = time.monotonic()
     with PeakRss() as rss:
-        result = prepare_shard(params, 0, params.total, RunControl())
-    if result.failed or result.aborted:
-        raise SystemExit(f"prepare failed: {result.first_error or result.reason}")
-    return rss.growth, result.created_count, time.monotonic() - t0
+        run = fleet.run_stage(call)
+    (result,) = run.results.values()
+    if not result.ok:
+        raise SystemExit(f"prepare failed: {result.reason}")
+    return rss.growth, int(result.extra["created"]), time.monotonic() - t0
 
 
 def main() -> None:
@@ -110,7 +111,7 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
         rows.append((count, growth, created, seconds))
     print(
-        f"prepare of zero-byte objects on file:// under {base}, {args.concurrency} threads (VmHWM reset: "
+        f"prepare of one-byte objects on file:// under {base}, {args.concurrency} threads (VmHWM reset: "
         f"{'yes' if _reset_peak() else 'no, sampled'})"
     )
     print(f"{'objects':>12}{'created':>12}{'seconds':>10}{'objects/s':>12}{'peak RSS growth':>18}")

@@ -61,6 +61,8 @@ class CoordinatorActor:
         self._stage_open = False
         #: stage index -> reason, for task-based stages told to stop (timeout, failed barrier)
         self._task_stops: dict[int, str] = {}
+        #: stage index -> the interval reports of running shard tasks, until the driver takes them
+        self._task_reports: dict[int, list[tuple[int, Any, int]]] = {}
 
     async def register(self, agents: dict[str, Any], nodes: dict[str, str]) -> None:
         """The agent handles (for abort and liveness queries) and the node id each one runs on."""
@@ -176,6 +178,13 @@ class CoordinatorActor:
 
     async def stop_tasks(self, index: int, reason: str) -> None:
         self._task_stops[index] = reason
+
+    async def task_report(self, index: int, key: int, snapshot: Any, done: int) -> None:
+        """An interval of a running shard task (its job `key`): what it measured, and its objects done."""
+        self._task_reports.setdefault(index, []).append((key, snapshot, done))
+
+    async def take_task_reports(self, index: int) -> list[tuple[int, Any, int]]:
+        return self._task_reports.pop(index, [])
 
     # -- abort --
 

@@ -16,90 +16,22 @@ Schema choices for 10 M+ objects: one row per object in a `WITHOUT ROWID` table 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
+
+from sbench.run.objectbook import ObjectState, Range, compress_ranges, subtract_ranges
 
 DB_FILE_NAME = "metadata.sqlite"
 #: Directory under the results dir when `distributed.kv_cache_dir` is not set.
 DEFAULT_SUBDIR = ".sbench-metadata"
 #: Rows per transaction when callers hand over an unbounded iterable.
 WRITE_BATCH = 50_000
-
-
-class ObjectState(IntEnum):
-    """Life cycle of one planned object (sai3's numbering, without its DirectoryNonExistent=0)."""
-
-    PLANNED = 1
-    CREATING = 2
-    CREATED = 3
-    FAILED = 4
-    DELETED = 5
-
-
-Range = tuple[int, int]  # half-open [start, stop)
-
-
-def config_hash(spec: Any) -> str:
-    """Stable hash of whatever defines a set of objects (pool URI, count, sizes, fill...).
-
-    Only the definition of the objects goes in, not the whole config: changing the workload or the duration
-    must not throw away a 10 M-object prepare that is still valid.
-    """
-    text = json.dumps(spec, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def default_db_path(results_dir: Path | None, kv_cache_dir: str | Path | None) -> Path:
-    """Where the database lives: `kv_cache_dir` persists across runs (resume); else inside the results dir."""
-    if kv_cache_dir:
-        return Path(kv_cache_dir) / DB_FILE_NAME
-    if results_dir is None:
-        raise ValueError("a results directory or distributed.kv_cache_dir is needed for the metadata cache")
-    return Path(results_dir) / DEFAULT_SUBDIR / DB_FILE_NAME
-
-
-def compress_ranges(indices: Iterable[int]) -> list[Range]:
-    """Sorted indices -> half-open runs, so a 10k-object shard travels as a handful of pairs."""
-    out: list[Range] = []
-    start = prev = None
-    for idx in indices:
-        if start is None:
-            start = prev = idx
-        elif idx == prev + 1:
-            prev = idx
-        else:
-            out.append((start, prev + 1))
-            start = prev = idx
-    if start is not None:
-        out.append((start, prev + 1))
-    return out
-
-
-def subtract_ranges(start: int, stop: int, taken: Sequence[Range]) -> list[Range]:
-    """The parts of [start, stop) not covered by the sorted, disjoint `taken` ranges."""
-    out: list[Range] = []
-    cursor = start
-    for lo, hi in taken:
-        if lo > cursor:
-            out.append((cursor, min(lo, stop)))
-        cursor = max(cursor, hi)
-        if cursor >= stop:
-            break
-    if cursor < stop:
-        out.append((cursor, stop))
-    return out
-
-
-def ranges_len(ranges: Iterable[Range]) -> int:
-    return sum(hi - lo for lo, hi in ranges)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
 """The Ray fleet: agent actors, the coordinator and the metadata cache, behind the driver's fleet interface.
 
 Execute, hybrid and custom stages run in the agent actors (cluster.stagerun follows them through the
-coordinator's barrier); preflight, prepare and cleanup are split into shard tasks (cluster.taskstages), and
-cleanup is handed only to agents that still answer, so a dead agent's objects are removed by the others.
-Everything goes back to the driver as `StageRun` records and interval snapshots, exactly as from the
-in-process fleet.
+coordinator's barrier); preflight, prepare and cleanup are the shard stages (run.shardstages) with their
+jobs as Ray tasks (cluster.rayjobs) and the metadata cache as their object book, and cleanup is handed only
+to agents that still answer, so a dead agent's objects are removed by the others. Everything goes back to
+the driver as `StageRun` records and interval snapshots, exactly as from the in-process fleet.
 """
 
 from __future__ import annotations
@@ -24,20 +24,21 @@ from sbench.cluster.connect import RayConnection
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.listing import listing_scope
 from sbench.cluster.metadata_cache import default_db_path
+from sbench.cluster.rayjobs import ActorBook, RayJobRunner
 from sbench.cluster.stagerun import AgentRef, run_agent_stage
-from sbench.cluster.taskstages import (
-    TaskStageContext,
-    run_cleanup_shards,
+from sbench.config.models import Config, StageType
+from sbench.control import RunControl
+from sbench.plan.stages import StagePlan
+from sbench.run.fleet import AgentInfo, StageCall
+from sbench.run.monitor import Drained
+from sbench.run.shardstages import (
+    ShardStageContext,
+    StageAgent,
+    run_cleanup_stage,
     run_prepare_stage,
     run_validation_stage,
     run_verify,
 )
-from sbench.config.models import Config, StageType
-from sbench.control import RunControl
-from sbench.engine import leftovers
-from sbench.plan.stages import StagePlan
-from sbench.run.fleet import AgentInfo, StageCall
-from sbench.run.monitor import Drained
 from sbench.run.stagerecord import StageRun
 
 #: how long a live agent has to answer the ping before cleanup (a control-group call, normally ~1 ms)
@@ -110,24 +111,23 @@ class RayFleet:
         wanted = set(agent_ids)
         return [a for a in self.actors.agents if a.agent_id in wanted]
 
-    def _task_context(
+    def _shard_context(
         self, participants: list[AgentRef], on_interval: Callable[..., None] | None = None
-    ) -> TaskStageContext:
+    ) -> ShardStageContext:
         assert self.actors is not None
         cpus = int(ray.cluster_resources().get("CPU", 2))
-        return TaskStageContext(
+        return ShardStageContext(
             config=self.config,
-            agents=participants,
+            agents=[_stage_agent(a) for a in participants],
             agent_configs=self.actors.configs,
-            coordinator=self.coordinator,
-            cache=self.cache,
+            runner=RayJobRunner(self.coordinator, self.env, self.interval_s),
+            book=ActorBook(self.cache),
             control=self.control,
             interval_s=self.interval_s,
             max_in_flight=max(2, min(64, 2 * cpus)),
             on_interval=on_interval or (lambda aggregate, per_agent: None),
             say=self.say,
             cleanup_only=self.cleanup_only,
-            env=self.env,
         )
 
     def run_stage(self, call: StageCall) -> StageRun:
@@ -137,17 +137,10 @@ class RayFleet:
             call.on_intervals([aggregate], {a: [s] for a, s in per_agent.items()})
 
         if plan.type is StageType.VALIDATION:
-            run, results = run_validation_stage(self._task_context(participants, on_task_interval), plan)
-            run.preflight = results[0].merge(*results[1:])
-            return run
+            return run_validation_stage(self._shard_context(participants, on_task_interval), plan)
         if plan.type is StageType.PREPARE:
-            run, records = run_prepare_stage(self._task_context(participants, on_task_interval), plan)
-            for per_agent in records.values():
-                run.prepared.update(per_agent)
+            run, records = run_prepare_stage(self._shard_context(participants, on_task_interval), plan)
             ray.get([a.actor.set_prepared.remote(records.get(a.agent_id, {})) for a in participants])
-            delay = float(self.config.prepare.post_prepare_delay) if self.config.prepare else 0.0
-            if delay > 0 and any(r.snapshot.total_ops() for r in run.results.values()):
-                self.control.wait(delay)
             return run
         if plan.type is StageType.CLEANUP:
             return self._cleanup(plan, participants, on_task_interval)
@@ -189,21 +182,14 @@ class RayFleet:
             if agent.agent_id not in answered:
                 who = agent.agent_id
                 self.say(f"cleanup: {who} is out (dead or excluded); the live agents clean up its objects")
-        stage = run_cleanup_shards(
-            self._task_context(live, on_interval), plan, owners=list(self.actors.agents), run_id=self.run_id
+        owners = [_stage_agent(a) for a in self.actors.agents]
+        return run_cleanup_stage(
+            self._shard_context(live, on_interval), plan, owners=owners, run_id=self.run_id
         )
-        for note in stage.notes:
-            self.say(f"cleanup: {note}")
-        run = stage.run
-        run.left_behind = leftovers.report(
-            stage.mode, stage.leftovers, aborted=run.aborted or self.control.aborted
-        )
-        run.put_gone, run.lost_jobs = stage.put_gone, stage.lost_jobs
-        return run
 
     def verify(self) -> tuple[bool, list[str]]:
         assert self.actors is not None
-        return run_verify(self._task_context(self.actors.agents))
+        return run_verify(self._shard_context(self.actors.agents))
 
     def dropped(self) -> dict[str, str]:
         return dict(ray.get(self.coordinator.excluded.remote()))
@@ -251,6 +237,10 @@ class RayFleet:
             for actor in (self.coordinator, self.cache):
                 if actor is not None:
                     ray.kill(actor, no_restart=True)
+
+
+def _stage_agent(agent: AgentRef) -> StageAgent:
+    return StageAgent(agent.agent_id, agent.index, agent.node_id)
 
 
 def _alive(agents: list[AgentRef]) -> list[AgentRef]:

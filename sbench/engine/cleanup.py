@@ -23,26 +23,18 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
-from sbench.config.models import Config
 from sbench.control import RunControl
-from sbench.engine.backends import BackendSet
-from sbench.engine.deletes import Deleter, cleanup_mode
+from sbench.engine.deletes import Deleter
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
 from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover, fails_run, summary
 from sbench.engine.prepare import ShardResult, ShardStorage
-from sbench.engine.putcleanup import PutCleanup
-from sbench.engine.shards import IndexShard, IntervalEmitter, ThreadTally, wait_ticking
-from sbench.engine.state import RunState
-from sbench.layout.naming import put_key_prefix
-from sbench.layout.paths import op_name
+from sbench.engine.shards import IndexShard, ThreadTally
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
-from sbench.plan.agents import AgentIdentity
-from sbench.plan.objectspaces import PrepareParams, prepare_params
+from sbench.plan.objectspaces import PrepareParams
 from sbench.storage.base import ErrorClass, StorageError
 
 
@@ -246,139 +238,3 @@ def cleanup_failure(mode: str, leftovers: list[Leftover], missing: int = 0, rmdi
         parts += [f"{rmdir_failed:,} directories could not be removed"] if rmdir_failed else []
         return ", ".join(parts) + " (cleanup_mode=strict)"
     return ""
-
-
-# -- the local cleanup stage -------------------------------------------------------------------------------
-
-
-@dataclass
-class CleanupOutcome:
-    snapshot: Snapshot
-    elapsed_s: float
-    deleted: int
-    failed: int
-    put_deleted: int
-    aborted: bool
-    reason: str
-    first_error: str
-    notes: list[str]
-    mode: str = "tolerant"
-    #: deletes that found no object (gone all the same)
-    missing: int = 0
-    retries: int = 0
-    #: this run's objects that stay, per location
-    leftovers: list[Leftover] = field(default_factory=list)
-    #: workload PUT objects confirmed gone (deleted or not found)
-    put_gone: int = 0
-
-
-def run_cleanup(
-    config: Config,
-    identity: AgentIdentity,
-    control: RunControl,
-    on_interval: Callable[[Snapshot], None] | None = None,
-    *,
-    state: RunState | None = None,
-    cleanup_only: bool = False,
-    interval_s: float | None = None,
-    stage_name: str = "Cleanup",
-) -> CleanupOutcome:
-    """Delete this run's prepared objects (per the RunState record) and its workload PUT objects."""
-    prep = config.prepare
-    mode = cleanup_mode(config)
-    retry = ErrorHandling.for_cleanup(config.error_handling)
-    concurrency = int((prep.cleanup_concurrency if prep else None) or config.concurrency)
-    interval = float(interval_s or config.perf_log.interval)
-    notes: list[str] = []
-    jobs: list[CleanupShard] = []
-    for params in prepare_params(config, identity, concurrency=concurrency):
-        record = state.prepared.get(params.entry) if state is not None else None
-        if record is not None:
-            if len(record.created) == 0 and not record.created_dirs:
-                notes.append(f"{params.base_uri}: prepare created nothing in this run; nothing to delete")
-                continue
-            created, dirs = record.created, record.created_dirs
-        elif cleanup_only:
-            created, dirs = None, None
-            notes.append(
-                f"{params.base_uri}: --cleanup-only has no record of which objects existed before, so "
-                f"every prepare name ({params.owned_total():,} objects) is deleted"
-            )
-        else:
-            notes.append(
-                f"{params.base_uri}: prepare did not run in this invocation; prepared objects are kept"
-            )
-            continue
-        jobs.append(
-            CleanupShard(
-                replace(params, concurrency=concurrency),
-                0,
-                params.total,
-                control,
-                created=created,
-                mode=mode,
-                concurrency=concurrency,
-                dirs=dirs,
-                retry=retry,
-            )
-        )
-    backends = BackendSet(config)
-    emitter = IntervalEmitter(identity.agent_id, stage_name, on_interval)
-    t0 = time.monotonic()
-    put_job: PutCleanup | None = None
-    in_flight = 0
-    try:
-        if not cleanup_only:
-            head = put_key_prefix(identity.run_id, identity.agent_id)
-            deleter = Deleter(retry, control, mode)
-            put_job = PutCleanup(config, head, control, backends, concurrency=concurrency, deleter=deleter)
-            if not put_job.locations:
-                put_job = None
-        elif any(op_name(op) == "put" for op in config.workload):
-            notes.append("workload PUT objects of earlier runs are kept: their keys carry those runs' ids")
-        active: list[Any] = [j.begin() for j in jobs] + ([put_job.begin()] if put_job is not None else [])
-
-        def emit(snap: Snapshot) -> None:
-            done = sum(j.done_count() for j in active)
-            emitter(snap, objects_done=done, objects_deleted=sum(j.deleted_count() for j in active))
-
-        wait_ticking(active, interval, lambda: emit(Snapshot.merge_all(j.drain() for j in active)), control)
-        results = [j.finish() for j in jobs]
-        puts = put_job.result() if put_job is not None else None
-        if state is not None:
-            for job, r in zip(jobs, results, strict=True):
-                record = state.prepared.get(job.params.entry)
-                if not r.leftovers:
-                    state.prepared.pop(job.params.entry, None)  # deleted: nothing of it is ours any more
-                elif record is not None:  # a later cleanup stage retries exactly what stays
-                    record.created, record.complete = r.failed, False
-        in_flight = sum(r.snapshot.unfinished_ops for r in [*results, *([puts] if puts else [])])
-        emit(Snapshot.merge_all([r.snapshot for r in results] + ([puts.snapshot] if puts else [])))
-    finally:
-        if not in_flight:
-            backends.close()  # never under a call still in flight: those clients are left to their threads
-    leftovers = [item for r in results for item in r.leftovers] + (puts.leftovers if puts else [])
-    missing = sum(r.missing for r in results) + (puts.missing if puts else 0)
-    first = next((r.first_error for r in results if r.first_error), "") or (puts.first_error if puts else "")
-    aborted = control.aborted or any(r.aborted for r in results)
-    if aborted:
-        reason = control.reason if control.aborted else next((r.reason for r in results if r.aborted), "")
-    else:
-        rmdirs = sum(r.rmdir_failed for r in results)
-        reason = cleanup_failure(mode, leftovers, missing, rmdirs)
-    return CleanupOutcome(
-        snapshot=emitter.acc.snapshot(),
-        elapsed_s=time.monotonic() - t0,
-        deleted=sum(r.deleted for r in results),
-        failed=sum(r.failed_deletes for r in results) + (puts.failed if puts else 0),
-        put_deleted=puts.deleted if puts else 0,
-        aborted=aborted,
-        reason=reason,
-        first_error=first,
-        notes=notes,
-        mode=mode,
-        missing=missing,
-        retries=sum(r.retries for r in results) + (puts.retries if puts else 0),
-        leftovers=leftovers,
-        put_gone=puts.deleted + puts.missing if puts else 0,
-    )

@@ -1,9 +1,9 @@
 """Prepare: make sure the objects (and directory tree) a workload reads exist, creating only what is missing.
 
-The unit of work is a shard: `prepare_shard(params, start, stop, control)` handles object indices
-[start, stop) of one `ensure_objects` entry. Locally one shard per entry runs on `concurrency` threads; the
-Ray layer can instead spread many shards over the cluster as tasks. All a shard needs is in one picklable
-`PrepareParams` (sai3 passed eleven positional arguments, seed item 12).
+The unit of work is a shard: `PrepareShard(params, start, stop, control)` creates the missing objects of
+indices [start, stop) of one `ensure_objects` entry on `concurrency` threads; the shard stages
+(`run.shardstages`) run many of them, on threads in process or as Ray tasks over a cluster. All a shard needs
+is in one picklable `PrepareParams` (sai3 passed eleven positional arguments, seed item 12).
 
 Guarantees:
 - Names come from `naming` (`prepared-NNNNNNNN.dat`, `deletable-…`, tree `…/file_NNNNNNNN.dat`), sizes from
@@ -23,17 +23,15 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from functools import partial
+from dataclasses import dataclass, field
 
 from sbench.config.models import Config
 from sbench.control import RunControl
 from sbench.data.payload import PayloadGenerator
 from sbench.engine.bounded import Abandoned, call_bounded
 from sbench.engine.indexset import IndexSet
-from sbench.engine.shards import IndexRange, IndexShard, IntervalEmitter, ThreadTally, wait_ticking
+from sbench.engine.shards import IndexRange, IndexShard, ThreadTally
 from sbench.engine.stall import StallWatch
-from sbench.engine.state import PreparedRecord, RunState
 from sbench.layout.naming import parse_prepared_key, parse_tree_file, prepared_key
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
@@ -186,6 +184,8 @@ class ShardResult:
     aborted: bool = False
     reason: str = ""
     dirs_created: IndexSet | None = None
+    #: objects of the shard accounted for (its progress)
+    done: int = 0
 
     @property
     def created_count(self) -> int:
@@ -198,7 +198,7 @@ def _retry_delay(attempt: int, rng: random.Random, base_s: float = 0.1, cap_s: f
 
 
 class PrepareShard(IndexShard):
-    """One prepare shard in progress; `begin()`, then `finish()` (or use `prepare_shard`)."""
+    """One prepare shard in progress; `begin()`, then `finish()`."""
 
     kind = "prepare"
 
@@ -400,141 +400,6 @@ class PrepareShard(IndexShard):
         if self._own_storage and not in_flight:
             self.storage.close()  # never under a call still in flight: that client is left to its thread
         return result
-
-
-def prepare_shard(
-    params: PrepareParams,
-    start_index: int,
-    stop_index: int,
-    control: RunControl,
-    *,
-    existing: IndexSet | None = None,
-) -> ShardResult:
-    """Create the missing objects of [start_index, stop_index) and return what was done.
-
-    `existing` is the gap-fill bitmap from `scan_existing` (list once per prepare and pass it to every
-    shard); when None and neither skip_verification nor force_overwrite is set, the shard lists itself.
-    """
-    if existing is None and not (params.skip_verification or params.force_overwrite):
-        existing = scan_existing(params, control)
-    return PrepareShard(params, start_index, stop_index, control, existing=existing).begin().finish()
-
-
-# -- the local prepare stage -------------------------------------------------------------------------------
-
-
-@dataclass
-class PrepareOutcome:
-    """The prepare stage of one agent."""
-
-    snapshot: Snapshot
-    elapsed_s: float
-    created: int
-    existed: int
-    failed: int
-    nbytes: int
-    aborted: bool
-    reason: str
-    first_error: str
-    results: list[ShardResult]
-
-
-def run_prepare(
-    config: Config,
-    identity: AgentIdentity,
-    control: RunControl,
-    on_interval: Callable[[Snapshot], None] | None = None,
-    *,
-    state: RunState | None = None,
-    interval_s: float | None = None,
-    stage_name: str = "Prepare",
-) -> PrepareOutcome:
-    """Prepare every ensure_objects entry on this agent (sequential: one entry at a time; parallel: all
-    entries at once, sharing `concurrency`), emitting interval snapshots, then honour post_prepare_delay."""
-    prep = config.prepare
-    all_params = prepare_params(config, identity)
-    interval = float(interval_s or config.perf_log.interval)
-    parallel = prep is not None and prep.prepare_strategy == "parallel" and len(all_params) > 1
-    if parallel:
-        share = max(1, int(config.concurrency) // len(all_params))
-        all_params = [replace(p, concurrency=share) for p in all_params]
-    groups = [all_params] if parallel else [[p] for p in all_params]
-    emitter = IntervalEmitter(identity.agent_id, stage_name, on_interval)
-    t0 = time.monotonic()
-    results: list[ShardResult] = []
-    totals = sum(p.total for p in all_params)
-    finished_done = 0
-
-    def emit(snap: Snapshot, done: int) -> None:
-        emitter(snap, objects_done=done, objects_total=totals)
-
-    def emit_live(shards: list[PrepareShard], done_before: int) -> None:
-        emit(Snapshot.merge_all(s.drain() for s in shards), done_before + sum(s.done_count() for s in shards))
-
-    for group in groups:
-        if control.stopping:
-            break
-        shards = []
-        listing = 0  # a gap-fill LIST left in flight by a stop
-        for params in group:
-            storage = ShardStorage(params)
-            try:
-                existing = (
-                    None
-                    if (params.skip_verification or params.force_overwrite)
-                    else scan_existing(params, control, storage)
-                )
-            except Abandoned:
-                listing = 1  # its client stays open for the thread still inside the LIST
-                break
-            except BaseException:
-                storage.close()
-                raise
-            shards.append(
-                PrepareShard(
-                    params, 0, params.total, control, existing=existing, storage=storage, own_storage=True
-                ).begin()
-            )
-        wait_ticking(shards, interval, partial(emit_live, shards, finished_done), control)
-        group_results = [s.finish() for s in shards]
-        results.extend(group_results)
-        finished_done += sum(r.created_count + r.existed + len(r.failed) + r.skipped for r in group_results)
-        last = Snapshot.merge_all(r.snapshot for r in group_results)
-        last.unfinished_ops += listing
-        emit(last, finished_done)
-        if state is not None:
-            for params, r in zip(group[: len(group_results)], group_results, strict=True):
-                state.prepared[params.entry] = PreparedRecord(
-                    entry=params.entry,
-                    base_uri=params.base_uri,
-                    pools=params.pools,
-                    count=params.count,
-                    created=r.created,
-                    complete=not r.aborted and len(r.failed) == 0,
-                    tree=params.tree is not None,
-                    created_dirs=r.dirs_created,
-                )
-    created = sum(r.created_count for r in results)
-    failed = sum(len(r.failed) for r in results)
-    aborted = control.aborted or any(r.aborted for r in results)
-    reason = control.reason if control.aborted else next((r.reason for r in results if r.aborted), "")
-    if not aborted and failed:
-        reason = f"{failed} objects could not be created after retries"
-    delay = float(prep.post_prepare_delay) if prep is not None else 0.0
-    if created and delay > 0 and not control.stopping:
-        control.wait(delay)
-    return PrepareOutcome(
-        snapshot=emitter.acc.snapshot(),
-        elapsed_s=time.monotonic() - t0,
-        created=created,
-        existed=sum(r.existed for r in results),
-        failed=failed,
-        nbytes=sum(r.nbytes for r in results),
-        aborted=aborted,
-        reason=reason,
-        first_error=next((r.first_error for r in results if r.first_error), ""),
-        results=results,
-    )
 
 
 def verify_prepared(config: Config, identity: AgentIdentity, control: RunControl) -> tuple[bool, list[str]]:

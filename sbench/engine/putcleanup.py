@@ -17,7 +17,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +118,8 @@ class PutCleanupResult:
     first_error: str
     aborted: bool
     elapsed_s: float
+    #: keys accounted for (deleted, found gone, failed): the job's progress
+    done: int = 0
 
 
 class PutCleanup:
@@ -317,6 +319,7 @@ class PutCleanup:
             first_error=next((t.first_error for t in tallies if t.first_error), ""),
             aborted=self.control.aborted,
             elapsed_s=time.monotonic() - self.t0,
+            done=self.done_count(),
         )
 
 
@@ -327,16 +330,19 @@ def cleanup_puts(
     *,
     agent_id: str | None = None,
     concurrency: int | None = None,
+    report: Callable[[Snapshot, int], None] | None = None,
+    interval_s: float = POLL_S,
 ) -> PutCleanupResult:
     """Delete the workload PUT objects of `run_id` (of one agent, or of every agent when None) wherever the
-    config's PUT ops could have written them; what a Ray cleanup task runs for one agent config."""
+    config's PUT ops could have written them; `report` gets each interval's snapshot and keys done so far."""
     prep = config.prepare
     threads = int(concurrency or (prep.cleanup_concurrency if prep else None) or config.concurrency)
     backends = BackendSet(config)
     in_flight = 0
     try:
         job = PutCleanup(config, put_key_prefix(run_id, agent_id), control, backends, concurrency=threads)
-        wait_ticking([job.begin()], POLL_S, lambda: None, control)
+        tick = (lambda: report(job.drain(), job.done_count())) if report is not None else lambda: None
+        wait_ticking([job.begin()], interval_s, tick, control)
         result = job.result()
         in_flight = result.snapshot.unfinished_ops
         return result

@@ -20,10 +20,8 @@ from sbench.control import RunControl
 from sbench.engine.bounded import POLL_S, grace_over, join_bounded
 from sbench.engine.gil import worker_switch_interval
 from sbench.engine.stall import StallWatch
-from sbench.metrics.counters import ProgressCounters
-from sbench.metrics.cpu import CpuSampler
 from sbench.metrics.recorder import Recorder
-from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
+from sbench.metrics.snapshot import Snapshot
 from sbench.plan.objectspaces import PrepareParams
 
 
@@ -160,6 +158,10 @@ class IndexShard(ABC):
     def drain(self) -> Snapshot:
         """What the shard measured since the last drain."""
 
+    @abstractmethod
+    def done_count(self) -> int:
+        """Objects of the shard accounted for so far (its progress)."""
+
     def _finish(self) -> tuple[int, dict[str, Any]]:
         """Wait for the shard (bounded by a stop, checking for a stall): the ops still in flight after the
         stop's grace (counted in the snapshot's unfinished_ops; one that lands later is still recorded), and
@@ -172,6 +174,7 @@ class IndexShard(ABC):
             "start": self.start,
             "stop": self.stop,
             "skipped": sum(t.skipped for t in self.tallies()),
+            "done": self.done_count(),
             "snapshot": snapshot,
             "elapsed_s": time.monotonic() - self.t0,
             "first_error": self.first_error(),
@@ -227,27 +230,3 @@ def wait_ticking(
         if time.monotonic() >= next_tick:
             tick()
             next_tick += interval_s
-
-
-class IntervalEmitter:
-    """Stamps an interval snapshot with this agent's CPU and progress, adds it to the stage's cumulative
-    accumulator and hands it to the caller's live view; prepare and cleanup report their intervals alike."""
-
-    def __init__(self, agent_id: str, stage: str, on_interval: Callable[[Snapshot], None] | None) -> None:
-        self.agent_id = agent_id
-        self.stage = stage
-        self.on_interval = on_interval
-        self.acc = SnapshotAccumulator()
-        self.cpu = CpuSampler()
-        self.start_ms = time.time_ns() // 1_000_000
-
-    def __call__(self, snap: Snapshot, **counts: int) -> None:
-        """`counts`: the ProgressCounters object counts (objects_done, objects_total, objects_deleted)."""
-        snap.set_cpu(self.agent_id, *self.cpu.sample())
-        progress = ProgressCounters(
-            **counts, phase_start_ms=self.start_ms, at_ms=time.time_ns() // 1_000_000, stage=self.stage
-        )
-        snap.set_progress(self.agent_id, progress)
-        self.acc.add(snap)
-        if self.on_interval is not None:
-            self.on_interval(snap)

@@ -20,12 +20,12 @@ from typing import Any
 
 from sbench.config.models import Config
 from sbench.control import RunControl
-from sbench.engine import leftovers
 from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
 from sbench.engine.state import RunState
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.snapshot import Snapshot
 from sbench.plan.agents import AgentIdentity
+from sbench.plan.stages import StagePlan
 from sbench.status import StageStatus
 from sbench.storage.scrub import scrub_message
 
@@ -55,10 +55,6 @@ class StageOutcome:
 
 def _type(plan: Any) -> str:
     return str(getattr(plan.type, "value", plan.type))
-
-
-def _completion(plan: Any) -> str:
-    return str(getattr(plan.completion, "value", plan.completion) or "")
 
 
 class _StageTimers:
@@ -107,7 +103,6 @@ class _StageRun:
     timers: _StageTimers
     on_interval: Callable[[Snapshot], None]
     state: RunState | None
-    cleanup_only: bool
     backends: Any
     t0: float
 
@@ -155,24 +150,19 @@ class _StageRun:
 
 
 def run_stage(
-    plan: Any,
+    plan: StagePlan,
     config: Config,
     identity: AgentIdentity,
     control: RunControl,
     on_interval: Callable[[Snapshot], None],
     *,
     state: RunState | None = None,
-    cleanup_only: bool = False,
     backends: Any = None,
 ) -> StageOutcome:
     """Run one stage on this agent and report what it did; never raises for storage or stage failures."""
     stype = _type(plan)
-    completion = _completion(plan)
-    soft = None
-    if completion == "duration_or_tasks" and stype in ("prepare", "cleanup", "custom"):
-        soft = plan.duration or plan.max_duration
     stage_control = control.child()
-    timers = _StageTimers(stage_control, plan.timeout_s, soft)
+    timers = _StageTimers(stage_control, plan.timeout_s, plan.soft_limit_s)
     t0 = time.monotonic()
     try:
         runner = _RUNNERS.get(stype)
@@ -180,8 +170,16 @@ def run_stage(
             raise ValueError(f"stage {plan.name!r}: unknown stage type {stype!r}")
         return runner(
             _StageRun(
-                plan, config, identity, control, stage_control, timers, on_interval, state, cleanup_only,
-                backends, t0,
+                plan,
+                config,
+                identity,
+                control,
+                stage_control,
+                timers,
+                on_interval,
+                state,
+                backends,
+                t0,
             )
         )
     finally:
@@ -221,62 +219,6 @@ def _execute(run: _StageRun) -> StageOutcome:
     if max_ops:
         details["expected_tasks"] = max_ops
     return run.outcome(status, reason, result.snapshot, result.elapsed_s, details, result.first_error)
-
-
-def _prepare(run: _StageRun) -> StageOutcome:
-    from sbench.engine.prepare import run_prepare
-
-    out = run_prepare(
-        run.config, run.identity, run.stage, run.on_interval, state=run.state, stage_name=run.plan.name
-    )
-    counts = f"created {out.created:,} objects, {out.existed:,} existed"
-    if run.soft_stopped:
-        status, reason = StageStatus.OK, f"{run.stage.reason}; {counts}"
-    else:
-        status, reason = run.status(out.aborted or out.failed > 0, out.reason, out.reason or counts)
-    details = {
-        "created": out.created,
-        "existed": out.existed,
-        "failed": out.failed,
-        "bytes": out.nbytes,
-        "expected_objects": run.plan.expected_objects,
-    }
-    return run.outcome(status, reason, out.snapshot, out.elapsed_s, details, out.first_error)
-
-
-def _cleanup(run: _StageRun) -> StageOutcome:
-    from sbench.engine.cleanup import run_cleanup
-
-    if run.config.prepare is None:
-        return run.outcome(StageStatus.OK, "no prepare block: nothing to clean up", elapsed_s=0.0)
-    out = run_cleanup(
-        run.config,
-        run.identity,
-        run.stage,
-        run.on_interval,
-        state=run.state,
-        cleanup_only=run.cleanup_only,
-        stage_name=run.plan.name,
-    )
-    default = f"deleted {out.deleted:,} prepared and {out.put_deleted:,} workload objects"
-    left = leftovers.report(out.mode, out.leftovers, aborted=run.parent.aborted)
-    if run.soft_stopped and not left["fails_run"]:
-        status, reason = StageStatus.OK, f"{run.stage.reason}; {default}"
-    else:
-        status, reason = run.status(out.aborted or bool(out.reason), out.reason, default)
-        if status is StageStatus.TIMEOUT and out.leftovers:
-            reason = f"{reason}; {leftovers.summary(out.leftovers)}"
-    details = {
-        "deleted": out.deleted,
-        "put_deleted": out.put_deleted,
-        "put_gone": out.put_gone,
-        "failed": out.failed,
-        "missing": out.missing,
-        "retries": out.retries,
-        "left_behind": left,
-        "notes": out.notes,
-    }
-    return run.outcome(status, reason, out.snapshot, out.elapsed_s, details, out.first_error)
 
 
 def _validation(run: _StageRun) -> StageOutcome:
@@ -349,8 +291,6 @@ def _custom(run: _StageRun) -> StageOutcome:
 _RUNNERS = {
     "execute": _execute,
     "hybrid": _execute,
-    "prepare": _prepare,
-    "cleanup": _cleanup,
     "validation": _validation,
     "custom": _custom,
 }

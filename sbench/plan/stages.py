@@ -79,6 +79,18 @@ class StagePlan:
             return self.max_duration
         return None
 
+    @property
+    def soft_limit_s(self) -> float | None:
+        """When a prepare, cleanup or custom stage with `completion: duration_or_tasks` ends cleanly (a
+        success) even if its work is not done: `duration`, else `max_duration`. The one place this rule is
+        stated."""
+        if self.completion == Completion.DURATION_OR_TASKS and self.type in _SOFT_LIMITED:
+            return self.duration or self.max_duration
+        return None
+
+
+_SOFT_LIMITED = (StageType.PREPARE, StageType.CLEANUP, StageType.CUSTOM)
+
 
 def resolve_barrier(
     sync: BarrierSyncConfig | None, stage_type: StageType, own: PhaseBarrierConfig | None = None

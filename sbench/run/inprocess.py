@@ -1,8 +1,10 @@
 """The in-process fleet: one agent, the engine on this process's threads, no Ray.
 
 A single-agent run needs no coordination, and a local Ray instance would add 3-5 s of start-up and about
-0.8 GB of memory, so the default laptop run happens here. Its one agent runs each stage with the same
-engine call a Ray agent actor makes (engine.stage.run_stage), and its barrier is its own outcome.
+0.8 GB of memory, so the default laptop run happens here. Its one agent runs the workload, custom and
+preflight stages with the same engine call a Ray agent actor makes (engine.stage.run_stage), and its
+barrier is its own outcome; prepare and cleanup are the same shard stages as on Ray (run.shardstages), with
+the jobs on threads and an in-memory object book.
 """
 
 from __future__ import annotations
@@ -19,8 +21,15 @@ from sbench.engine.state import RunState
 from sbench.metrics.snapshot import Snapshot
 from sbench.plan.agents import AgentIdentity
 from sbench.run.fleet import AgentInfo, StageCall
+from sbench.run.objectbook import MemoryBook
+from sbench.run.shardjobs import ThreadJobRunner
+from sbench.run.shardstages import ShardStageContext, StageAgent, run_cleanup_stage, run_prepare_stage
 from sbench.run.stagerecord import AgentStageResult, StageRun
 from sbench.status import StageStatus
+
+
+#: shard size and jobs in flight in process: unbounded (one shard per object space, all at once)
+ONE_SHARD_EACH = 2**62
 
 
 class InProcessFleet:
@@ -35,12 +44,15 @@ class InProcessFleet:
         #: what one stage hands the next on this agent (the prepared objects, for the workload and cleanup)
         self.state = RunState()
         self.control = RunControl()
+        self.book = MemoryBook()
 
     def start(self, control: RunControl, say: Callable[[str], None], results_path: Path) -> list[AgentInfo]:
         self.control = control
         return [AgentInfo(self.identity.agent_id, "127.0.0.1")]
 
     def run_stage(self, call: StageCall) -> StageRun:
+        if call.plan.type in (StageType.PREPARE, StageType.CLEANUP):
+            return self._shard_stage(call)
         agent_id = self.identity.agent_id
 
         def on_interval(snap: Snapshot) -> None:
@@ -53,16 +65,40 @@ class InProcessFleet:
             self.control,
             on_interval,
             state=self.state,
-            cleanup_only=self.cleanup_only,
         )
         preflight = outcome.details.pop("preflight", None)
         result = AgentStageResult.of(agent_id, call.plan.index, outcome)
         run = StageRun.of_one_agent(call.plan, result, aborted=outcome.status is StageStatus.ABORTED)
         run.preflight = preflight
-        run.left_behind = outcome.details.get("left_behind")
-        run.put_gone = int(outcome.details.get("put_gone", 0))
-        if call.plan.type is StageType.PREPARE:
-            run.prepared = dict(self.state.prepared)
+        return run
+
+    def _shard_stage(self, call: StageCall) -> StageRun:
+        """Prepare or cleanup: the shard stages with their jobs on threads of this process. One shard per
+        object space, all started at once (prepare_strategy still orders the entries): each runs on the
+        agent's `concurrency` threads, so the objects of a space share one pool of threads and nothing waits
+        for a shard's last, slowest objects before the next shard starts."""
+        interval_s = float(self.config.perf_log.interval)
+        agent = StageAgent(self.identity.agent_id)
+        ctx = ShardStageContext(
+            config=self.config,
+            agents=[agent],
+            agent_configs={agent.agent_id: self.config},
+            runner=ThreadJobRunner(self.control, interval_s),
+            book=self.book,
+            control=self.control,
+            interval_s=interval_s,
+            max_in_flight=ONE_SHARD_EACH,
+            shard_max=ONE_SHARD_EACH,
+            on_interval=lambda aggregate, per_agent: call.on_intervals(
+                [aggregate], {a: [s] for a, s in per_agent.items()}
+            ),
+            say=call.say,
+            cleanup_only=self.cleanup_only,
+        )
+        if call.plan.type is StageType.CLEANUP:
+            return run_cleanup_stage(ctx, call.plan, run_id=self.identity.run_id)
+        run, records = run_prepare_stage(ctx, call.plan)
+        self.state.prepared.update(records.get(agent.agent_id, {}))
         return run
 
     def describe(self) -> str:

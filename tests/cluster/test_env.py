@@ -44,7 +44,7 @@ def worker_view(name: str) -> tuple[int, str | None]:
 def test_a_task_sees_its_runs_variables_and_a_later_task_on_the_same_worker_does_not(ray_session) -> None:
     import ray
 
-    from sbench.cluster.tasks import _remote
+    from sbench.cluster.rayjobs import _remote
 
     task = _remote(worker_view).options(num_cpus=0.25, max_retries=0)
     name = "GOOGLE_OAUTH_ACCESS_TOKEN"

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sbench.cluster.metadata_cache import (
-    MetadataStore,
-    ObjectState,
-    compress_ranges,
-    config_hash,
-    default_db_path,
-    subtract_ranges,
-)
+from sbench.cluster.metadata_cache import MetadataStore, default_db_path
+from sbench.run.objectbook import ObjectState, compress_ranges, config_hash, subtract_ranges
 
 
 @pytest.fixture

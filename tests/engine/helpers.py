@@ -1,4 +1,5 @@
-"""Shared pieces of the engine tests: configs from YAML text, prepared files, and a probing file backend.
+"""Shared pieces of the engine tests: configs from YAML text, prepared files, a probing file backend, and one
+agent's prepare and cleanup stages run as the in-process fleet runs them.
 
 ProbeBackend is the real file:// backend with two test hooks around each call: it counts calls in flight per
 method (to check per-op concurrency limits) and can pause every call during a time window (an injected
@@ -9,11 +10,26 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sbench.config.loader import load_config_text
+from sbench.config.models import Completion, StageType
+from sbench.control import RunControl
 from sbench.engine.backends import BackendSet
+from sbench.engine.leftovers import Leftover, from_report
+from sbench.engine.state import RunState
+from sbench.metrics.snapshot import Snapshot
+from sbench.plan.agents import AgentIdentity
+from sbench.plan.objectspaces import prepare_params
+from sbench.plan.stages import PhaseBarrier, StagePlan
+from sbench.run.fleet import StageCall
+from sbench.run.inprocess import InProcessFleet
+from sbench.run.objectbook import ObjectState
+from sbench.run.shardstages import Space, StageAgent
+from sbench.run.stagerecord import AgentStageResult, StageRun
+from sbench.status import StageStatus
 from sbench.storage.file import FileBackend
 from sbench.storage.options import BackendOptions
 from sbench.storage.uri import parse_uri
@@ -97,3 +113,95 @@ def backends_with(config: Any, uri: str, backend: Any) -> BackendSet:
     bs = BackendSet(config)
     bs.adopt(uri, backend)
     return bs
+
+
+@dataclass
+class StageDone:
+    """What one prepare or cleanup stage of a single agent did, read from its StageRun."""
+
+    run: StageRun
+
+    @property
+    def result(self) -> AgentStageResult:
+        (result,) = self.run.results.values()
+        return result
+
+    def _count(self, name: str) -> int:
+        return int(self.result.extra.get(name, 0))
+
+    created = property(lambda self: self._count("created"))
+    existed = property(lambda self: self._count("existed"))
+    failed = property(lambda self: self._count("failed"))
+    deleted = property(lambda self: self._count("deleted"))
+    put_deleted = property(lambda self: self._count("put_deleted"))
+    missing = property(lambda self: self._count("missing"))
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.run.merged
+
+    @property
+    def status(self) -> StageStatus:
+        return self.result.status
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return self.result.extra
+
+    @property
+    def ok(self) -> bool:
+        return self.status is StageStatus.OK
+
+    @property
+    def reason(self) -> str:
+        """Why the stage failed ("" when it did not)."""
+        return "" if self.ok else self.result.reason
+
+    @property
+    def aborted(self) -> bool:
+        return self.run.aborted
+
+    @property
+    def notes(self) -> list[str]:
+        return self.run.notes
+
+    @property
+    def leftovers(self) -> list[Leftover]:
+        return from_report(self.run.left_behind)
+
+
+class OneAgent:
+    """One agent's prepare and cleanup stages as the in-process fleet runs them (shard jobs on threads, its
+    own object book), keeping what one stage hands the next (`state`: the prepared records)."""
+
+    def __init__(self, config: Any, *, run_id: str = "run", cleanup_only: bool = False) -> None:
+        self.fleet = InProcessFleet(config, run_id, cleanup_only=cleanup_only)
+        self.lines: list[str] = []
+
+    @property
+    def state(self) -> RunState:
+        return self.fleet.state
+
+    @property
+    def identity(self) -> AgentIdentity:
+        return self.fleet.identity
+
+    def _stage(self, kind: StageType, control: RunControl | None, plan: StagePlan | None) -> StageDone:
+        self.fleet.control = control or RunControl()
+        plan = plan or StagePlan(kind.value, 1, kind, Completion.TASKS_DONE, PhaseBarrier())
+        call = StageCall(plan, [self.identity.agent_id], lambda aggregate, per_agent: None, self.lines.append)
+        return StageDone(self.fleet.run_stage(call))
+
+    def prepare(self, control: RunControl | None = None, plan: StagePlan | None = None) -> StageDone:
+        return self._stage(StageType.PREPARE, control, plan)
+
+    def cleanup(self, control: RunControl | None = None, plan: StagePlan | None = None) -> StageDone:
+        return self._stage(StageType.CLEANUP, control, plan)
+
+    def record_created(self, entry: int = 0) -> None:
+        """Record every object of prepare entry `entry` as created by this run, as its prepare would."""
+        params = prepare_params(self.fleet.config, self.identity)[entry]
+        agent = StageAgent(self.identity.agent_id)
+        space = Space(f"{agent.agent_id}/entry-{entry}", params, [agent], True, {})
+        space.open(self.fleet.book)
+        self.fleet.book.mark(space.scope, [(0, params.total)], ObjectState.CREATED)

@@ -18,11 +18,9 @@ from pathlib import Path
 import pytest
 
 from sbench.control import RunControl
-from sbench.engine.cleanup import CleanupShard, root_label, run_cleanup
+from sbench.engine.cleanup import CleanupShard, root_label
 from sbench.engine.deletes import STORE_DOWN
 from sbench.engine.leftovers import NOT_ATTEMPTED
-from sbench.engine.prepare import run_prepare
-from sbench.engine.state import RunState
 from sbench.engine.workload import run_workload
 from sbench.metrics.buckets import OpClass
 from sbench.plan.agents import AgentIdentity
@@ -31,7 +29,7 @@ from sbench.storage.file import FileBackend
 from sbench.storage.options import BackendOptions
 from sbench.storage.uri import parse_uri
 from tests import servers
-from tests.engine.helpers import config_from
+from tests.engine.helpers import OneAgent, config_from
 from tests.faults.proxy import Fault, FaultProxy, delete_rules
 from tests.storage.fixtures_s3 import hermetic_aws_env, s3_admin_client
 
@@ -73,14 +71,11 @@ def test_a_retry_sleep_wakes_on_abort_and_what_stays_is_counted(
         proxy.set_rules(*delete_rules(Fault.SLOWDOWN))
         slow = "error_handling: {initial_retry_delay_ms: 30000, max_retry_delay_ms: 60000}\n"
         cfg = _s3_config(proxy.port, bucket, 12, slow)
-        ident = AgentIdentity(run_id="wake")
-        state = RunState()
-        assert run_prepare(cfg, ident, RunControl(), state=state).created == 12
+        agent = OneAgent(cfg, run_id="wake")
+        assert agent.prepare().created == 12
         control = RunControl()
         box: dict[str, object] = {}
-        worker = threading.Thread(
-            target=lambda: box.update(out=run_cleanup(cfg, ident, control, state=state))
-        )
+        worker = threading.Thread(target=lambda: box.update(out=agent.cleanup(control)))
         worker.start()
         time.sleep(1.0)  # every delete is now asleep in a 30 s backoff
         aborted_at = time.monotonic()
@@ -109,10 +104,9 @@ def test_a_store_that_refuses_every_delete_for_a_whole_retry_sequence_is_given_u
         proxy.set_rules(*delete_rules(Fault.SLOWDOWN))
         quick = "error_handling: {max_retries: 3, initial_retry_delay_ms: 5, max_retry_delay_ms: 10}\n"
         cfg = _s3_config(proxy.port, bucket, 200, quick)
-        ident = AgentIdentity(run_id="down")
-        state = RunState()
-        assert run_prepare(cfg, ident, RunControl(), state=state).created == 200
-        out = run_cleanup(cfg, ident, RunControl(), state=state)
+        agent = OneAgent(cfg, run_id="down")
+        assert agent.prepare().created == 200
+        out = agent.cleanup()
         tries = proxy.counts[Fault.SLOWDOWN.value]
     assert len(_keys(seaweedfs, bucket, "run/data/")) == 200
     assert [(o.left, o.exact) for o in out.leftovers] == [(200, True)]
@@ -140,13 +134,12 @@ def test_multi_endpoint_puts_are_cleaned_up_in_both_buckets(
         "count: 10, size_spec: 100}\n  cleanup: true\n"
         "workload:\n  - {op: put, path: 'out/', weight: 1, object_size: 100}\n"
     )
-    ident = AgentIdentity(run_id="twobuckets")
-    state = RunState()
-    assert run_prepare(cfg, ident, RunControl(), state=state).created == 10
-    work = run_workload(cfg, ident, RunControl(), duration_s=0.5, state=state)
+    agent = OneAgent(cfg, run_id="twobuckets")
+    assert agent.prepare().created == 10
+    work = run_workload(cfg, agent.identity, RunControl(), duration_s=0.5, state=agent.state)
     puts = work.snapshot.total_ops(OpClass.PUT)
     assert _keys(seaweedfs, first, "w/out/") and len(_keys(seaweedfs, second, "w/out/")) > 1
-    out = run_cleanup(cfg, ident, RunControl(), state=state)
+    out = agent.cleanup()
     assert _keys(seaweedfs, first) == []
     assert _keys(seaweedfs, second) == ["w/out/foreign.dat"]
     assert (out.deleted, out.put_deleted, out.leftovers) == (10, puts, [])
@@ -175,8 +168,9 @@ def test_an_aborted_cleanup_reports_exactly_the_objects_that_stay(tmp_path: Path
         f"prepare:\n  ensure_objects:\n    - {{base_uri: 'file://{root}/data/', count: 300, size_spec: 64}}\n"
         "  cleanup: true\nworkload:\n  - {op: get, path: 'data/', weight: 1}\n"
     )
-    state = RunState()
-    assert run_prepare(cfg, AgentIdentity(), RunControl(), state=state).created == 300
+    agent = OneAgent(cfg)
+    assert agent.prepare().created == 300
+    state = agent.state
     params = prepare_params(cfg, AgentIdentity())[0]
     control = RunControl()
     shard = CleanupShard(params, 0, params.total, control, created=state.prepared[0].created, concurrency=4)

@@ -12,15 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from sbench.control import RunControl
 from sbench.engine.backends import BackendSet
 from sbench.engine.binding import WorkerState, WorkloadOp, build_ops
 from sbench.engine.opcalls import ACTIONS, KEYS, PAYLOADS, CallShape, PoolExhausted, call_source, op_calls
-from sbench.engine.prepare import run_prepare
-from sbench.engine.state import RunState
 from sbench.plan.agents import AgentIdentity
 from sbench.storage.base import StorageError
-from tests.engine.helpers import config_from, make_files
+from tests.engine.helpers import OneAgent, config_from, make_files
 
 
 def _valid(*fields: object) -> CallShape | None:
@@ -150,8 +147,9 @@ def test_every_tree_op_calls_generated_code(tmp_path: Path) -> None:
         + "".join(f"  - {{op: {kind}, path: x, weight: 1}}\n" for kind in ("get", "stat", "delete", "mkdir"))
         + "  - {op: put, path: x, weight: 1, object_size: 100}\n"
     )
-    state = RunState()
-    run_prepare(cfg, AgentIdentity(), RunControl(), state=state)
+    agent = OneAgent(cfg)
+    agent.prepare()
+    state = agent.state
     backends = BackendSet(cfg)
     try:
         ops = build_ops(cfg, AgentIdentity(), backends, state, 7)

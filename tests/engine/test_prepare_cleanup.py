@@ -9,10 +9,8 @@ from pathlib import Path
 
 from sbench.control import RunControl
 from sbench.data.payload import PayloadGenerator
-from sbench.engine.cleanup import run_cleanup
 from sbench.engine.indexset import IndexSet
-from sbench.engine.prepare import PrepareShard, ShardStorage, run_prepare, scan_existing
-from sbench.engine.state import RunState
+from sbench.engine.prepare import PrepareShard, ShardStorage, scan_existing
 from sbench.engine.workload import run_workload
 from sbench.layout.tree import TreeLayout, TreeSpec
 from sbench.metrics.buckets import OpClass
@@ -22,7 +20,7 @@ from sbench.storage.base import ErrorClass, StorageError
 from sbench.storage.file import FileBackend
 from sbench.storage.options import BackendOptions
 from sbench.storage.uri import parse_uri
-from tests.engine.helpers import config_from
+from tests.engine.helpers import OneAgent, config_from
 
 LOGNORMAL = "{type: lognormal, mean: 2048, std_dev: 1024, min: 1, max: 16384}"
 
@@ -73,8 +71,9 @@ def test_interrupted_prepare_resumes_with_only_missing_objects_and_same_sizes(tm
     victim_bytes = (tmp_path / "data" / victim).read_bytes()
     os.unlink(tmp_path / "data" / victim)  # a hole in the middle of the created range
 
-    state = RunState()
-    out = run_prepare(cfg, AgentIdentity(), RunControl(), state=state)
+    agent = OneAgent(cfg)
+    state = agent.state
+    out = agent.prepare()
     assert out.created == params.total - len(before) + 1
     assert out.existed == len(before) - 1 and out.failed == 0
     after = _sizes(tmp_path / "data")
@@ -107,14 +106,14 @@ def test_cleanup_deletes_only_what_this_run_created(tmp_path: Path) -> None:
         '  - {op: get, path: "data/", weight: 5}\n  - {op: put, path: "puts/", weight: 5, object_size: 100}\n'
     )
     cfg = _cfg(tmp_path, 10, body)
-    ident = AgentIdentity(run_id="myrun")
-    state = RunState()
-    prep = run_prepare(cfg, ident, RunControl(), state=state)
+    agent = OneAgent(cfg, run_id="myrun")
+    ident, state = agent.identity, agent.state
+    prep = agent.prepare()
     assert (prep.created, prep.existed) == (9, 1)
     work = run_workload(cfg, ident, RunControl(), duration_s=0.5, state=state)
     assert work.snapshot.total_ops(OpClass.PUT) > 0
     assert len(list(puts.iterdir())) > len(foreign) - 2
-    out = run_cleanup(cfg, ident, RunControl(), state=state)
+    out = agent.cleanup()
     assert out.deleted == 9 and out.put_deleted == work.snapshot.total_ops(OpClass.PUT)
     assert out.failed == 0 and not out.reason
     for path, content in foreign.items():
@@ -126,17 +125,17 @@ def test_cleanup_deletes_only_what_this_run_created(tmp_path: Path) -> None:
 
 def test_cleanup_without_prepare_record_keeps_prepared_objects(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, 5)
-    run_prepare(cfg, AgentIdentity(), RunControl(), state=RunState())
-    out = run_cleanup(cfg, AgentIdentity(), RunControl(), state=RunState())
+    OneAgent(cfg).prepare()
+    out = OneAgent(cfg).cleanup()
     assert out.deleted == 0 and len(list((tmp_path / "data").iterdir())) == 5
-    assert any("prepare did not run" in n for n in out.notes)
+    assert any("nothing recorded as created" in n for n in out.notes)
 
 
 def test_cleanup_only_rebuilds_the_names_prepare_used(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, 25)
-    run_prepare(cfg, AgentIdentity(), RunControl(), state=RunState())
+    OneAgent(cfg).prepare()
     (tmp_path / "data" / "data-00000000.dat").write_bytes(b"sai3 7.13 name, not ours")
-    out = run_cleanup(cfg, AgentIdentity(), RunControl(), state=RunState(), cleanup_only=True)
+    out = OneAgent(cfg, cleanup_only=True).cleanup()
     assert out.deleted == 25
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["data-00000000.dat"]
     assert any("--cleanup-only" in n for n in out.notes)
@@ -148,8 +147,9 @@ def test_read_and_delete_workload_splits_pools(tmp_path: Path) -> None:
         '  - {op: delete, path: "data/prepared-*.dat", weight: 5}\n'
     )
     cfg = _cfg(tmp_path, 30, body)
-    state = RunState()
-    prep = run_prepare(cfg, AgentIdentity(), RunControl(), state=state)
+    agent = OneAgent(cfg)
+    state = agent.state
+    prep = agent.prepare()
     assert prep.created == 60  # 30 prepared- and 30 deletable-
     res = run_workload(cfg, AgentIdentity(), RunControl(), duration_s=2.0, state=state)
     left = sorted(p.name for p in (tmp_path / "data").iterdir())
@@ -170,15 +170,16 @@ def test_tree_prepare_records_mkdir_and_cleanup_removes_tree(tmp_path: Path) -> 
     (tmp_path / "tree").mkdir()
     (tmp_path / "tree" / "keep.txt").write_text("foreign")
     layout = TreeLayout(TreeSpec(width=3, depth=2, files_per_dir=2))
-    state = RunState()
-    prep = run_prepare(cfg, AgentIdentity(), RunControl(), state=state)
+    agent = OneAgent(cfg)
+    state = agent.state
+    prep = agent.prepare()
     assert prep.created == layout.total_files == 18
     assert prep.snapshot.total_ops(OpClass.META) == layout.total_dirs == 12  # every mkdir timed
     for _idx, path in layout.iter_files():
         assert (tmp_path / "tree" / path).stat().st_size == 100
     res = run_workload(cfg, AgentIdentity(), RunControl(), duration_s=0.3, state=state)
     assert res.snapshot.errors_total() == 0 and res.snapshot.total_ops(OpClass.GET) > 0
-    out = run_cleanup(cfg, AgentIdentity(), RunControl(), state=state)
+    out = agent.cleanup()
     assert out.deleted == 18 and out.failed == 0
     assert [p.name for p in (tmp_path / "tree").iterdir()] == ["keep.txt"]
 
@@ -191,7 +192,7 @@ def test_multi_endpoint_prepare_places_index_modulo_endpoints(tmp_path: Path) ->
         "size_spec: 10}\n"
         "workload:\n  - {op: get, path: '', weight: 1}\n"
     )
-    out = run_prepare(cfg, AgentIdentity(), RunControl(), state=RunState())
+    out = OneAgent(cfg).prepare()
     assert out.created == 10
     assert sorted(p.name for p in a.iterdir()) == [f"prepared-{i:08d}.dat" for i in range(0, 10, 2)]
     assert sorted(p.name for p in b.iterdir()) == [f"prepared-{i:08d}.dat" for i in range(1, 10, 2)]
@@ -205,8 +206,10 @@ def test_shared_storage_split_by_agent(tmp_path: Path) -> None:
         "  path_selection: random\n  agents: [{address: 'localhost:1'}, {address: 'localhost:2'}]\n"
         "workload:\n  - {op: get, path: 'd/', weight: 1}\n"
     )
-    out = run_prepare(cfg, AgentIdentity("agent-2", 1, 2), RunControl(), state=RunState())
-    assert out.created == 4
+    params = prepare_params(cfg, AgentIdentity("agent-2", 1, 2))[0]
+    shard = PrepareShard(params, 0, params.total, RunControl(), existing=IndexSet(0, params.total))
+    out = shard.begin().finish()
+    assert out.created_count == 4
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
         f"prepared-{i:08d}.dat" for i in (1, 3, 5, 7)
     ]

@@ -9,14 +9,10 @@ from pathlib import Path
 import pytest
 
 from sbench.control import RunControl
-from sbench.engine.cleanup import run_cleanup
-from sbench.engine.prepare import run_prepare
-from sbench.engine.state import RunState
 from sbench.engine.workload import run_workload
 from sbench.metrics.buckets import OpClass
-from sbench.plan.agents import AgentIdentity
 from tests import servers
-from tests.engine.helpers import config_from
+from tests.engine.helpers import OneAgent, config_from
 from tests.storage.fixtures_s3 import hermetic_aws_env, s3_admin_client
 
 BUCKET = "sbench-engine"
@@ -45,19 +41,18 @@ def test_s3_round_trip(seaweedfs: servers.LocalServer, bucket: str, driver: str,
         "workload:\n  - {op: get, path: 'data/prepared-*.dat', weight: 6}\n"
         "  - {op: put, path: 'puts/', weight: 2, object_size: 2000}\n"
         "  - {op: stat, path: 'data/prepared-*.dat', weight: 1}\n  - {op: list, path: 'data/', weight: 1}\n")
-    ident = AgentIdentity(run_id=f"s3{driver}")
-    state = RunState()
-    prep = run_prepare(cfg, ident, RunControl(), state=state)
+    agent = OneAgent(cfg, run_id=f"s3{driver}")
+    prep = agent.prepare()
     assert (prep.created, prep.failed) == (40, 0)
-    again = run_prepare(cfg, ident, RunControl(), state=RunState())
+    again = OneAgent(cfg).prepare()
     assert (again.created, again.existed) == (0, 40)  # gap fill by LIST on S3 too
-    res = run_workload(cfg, ident, RunControl(), duration_s=1.0, state=state)
+    res = run_workload(cfg, agent.identity, RunControl(), duration_s=1.0, state=agent.state)
     snap = res.snapshot
     assert res.extra["async"] is (driver == "native")
     assert snap.errors_total() == 0, res.first_error
     assert snap.total_ops(OpClass.GET) > 0 and snap.total_ops(OpClass.PUT) > 0
     assert snap.total_bytes(OpClass.GET) == 3000 * snap.total_ops(OpClass.GET)
-    out = run_cleanup(cfg, ident, RunControl(), state=state)
+    out = agent.cleanup()
     assert out.deleted == 40 and out.put_deleted == snap.total_ops(OpClass.PUT) and out.failed == 0
     left = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=f"{driver}/").get("Contents", [])]
     client.close()

@@ -16,7 +16,7 @@ from sbench.metrics.snapshot import Snapshot
 from sbench.plan.agents import AgentIdentity
 from sbench.plan.stages import PhaseBarrier, StagePlan
 from sbench.status import StageStatus
-from tests.engine.helpers import config_from, make_files
+from tests.engine.helpers import OneAgent, config_from, make_files
 
 
 def _plan(stype: StageType, completion: Completion, **kw: object) -> StagePlan:
@@ -143,11 +143,10 @@ def test_custom_stage_timeout_and_duration_or_tasks(tmp_path: Path) -> None:
 
 
 def test_prepare_and_cleanup_stages_share_state(tmp_path: Path) -> None:
-    cfg = _cfg(tmp_path, count=30)
-    state = RunState()
-    prep = _run(_plan(StageType.PREPARE, Completion.TASKS_DONE), cfg, state=state)
+    agent = OneAgent(_cfg(tmp_path, count=30))
+    prep = agent.prepare(plan=_plan(StageType.PREPARE, Completion.TASKS_DONE))
     assert prep.status is StageStatus.OK and prep.details["created"] == 30
-    clean = _run(_plan(StageType.CLEANUP, Completion.TASKS_DONE), cfg, state=state)
+    clean = agent.cleanup(plan=_plan(StageType.CLEANUP, Completion.TASKS_DONE))
     assert clean.status is StageStatus.OK and clean.details["deleted"] == 30
     assert not list((tmp_path / "data").iterdir())
 

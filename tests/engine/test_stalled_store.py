@@ -9,20 +9,19 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sbench.config import Completion, StageType
 from sbench.control import RunControl
-from sbench.engine.indexset import IndexSet
 from sbench.engine.prepare import verify_prepared
-from sbench.engine.stage import StageOutcome, run_stage
-from sbench.engine.state import PreparedRecord, RunState
+from sbench.engine.stage import run_stage
+from sbench.engine.state import RunState
 from sbench.plan.agents import AgentIdentity
-from sbench.plan.objectspaces import prepare_params
 from sbench.plan.stages import PhaseBarrier, StagePlan
 from sbench.status import StageStatus
-from tests.engine.helpers import config_from
+from tests.engine.helpers import OneAgent, config_from
 from tests.stallproxy import StallProxy
 from tests.storage.fixtures_s3 import hermetic_aws_env
 
@@ -53,13 +52,18 @@ def _plan(stype: StageType, completion: Completion) -> StagePlan:
     )
 
 
-def _aborted_run(
-    plan: StagePlan, config: object, state: RunState | None = None
-) -> tuple[StageOutcome, float]:
+def _aborted_run(plan: StagePlan, config: object, agent: OneAgent | None = None) -> tuple[Any, float]:
+    """The stage aborted after ABORT_AT_S: prepare and cleanup as the in-process fleet runs them, the other
+    stage types by the engine."""
     control = RunControl()
     threading.Timer(ABORT_AT_S, control.abort, args=("test abort",)).start()
     t0 = time.monotonic()
-    out = run_stage(plan, config, AgentIdentity(), control, lambda s: None, state=state or RunState())
+    if plan.type is StageType.PREPARE:
+        out: Any = (agent or OneAgent(config)).prepare(control, plan)
+    elif plan.type is StageType.CLEANUP:
+        out = (agent or OneAgent(config)).cleanup(control, plan)
+    else:
+        out = run_stage(plan, config, AgentIdentity(), control, lambda s: None, state=RunState())
     return out, time.monotonic() - t0
 
 
@@ -85,20 +89,9 @@ def test_abort_while_prepare_puts_hang_is_bounded(silent_s3: tuple[StallProxy, s
 def test_abort_while_cleanup_deletes_and_lists_hang_is_bounded(silent_s3: tuple[StallProxy, str]) -> None:
     _, root = silent_s3
     config = _config(root, workload="workload:\n  - {op: put, path: 'out/', weight: 1, object_size: 100}\n")
-    params = prepare_params(config, AgentIdentity())[0]
-    created = IndexSet(0, params.total)
-    for i in range(params.total):
-        created.add(i)
-    state = RunState()
-    state.prepared[0] = PreparedRecord(
-        entry=0,
-        base_uri=params.base_uri,
-        pools=params.pools,
-        count=params.count,
-        created=created,
-        complete=True,
-    )
-    out, took = _aborted_run(_plan(StageType.CLEANUP, Completion.TASKS_DONE), config, state)
+    agent = OneAgent(config)
+    agent.record_created()
+    out, took = _aborted_run(_plan(StageType.CLEANUP, Completion.TASKS_DONE), config, agent)
     assert out.status is StageStatus.ABORTED
     # three deletes of prepared objects, and the LIST of the workload PUT objects (its consumers were idle)
     assert out.snapshot.unfinished_ops == 4, out.snapshot.unfinished_ops
@@ -134,8 +127,7 @@ def test_a_prepare_whose_store_stalls_fails_as_stalled(
     _, root = silent_s3
     config = _config(root, extra="stall_timeout: 1s\n", prepare=prepare)
     t0 = time.monotonic()
-    plan = _plan(StageType.PREPARE, Completion.TASKS_DONE)
-    out = run_stage(plan, config, AgentIdentity(), RunControl(), lambda s: None, state=RunState())
+    out = OneAgent(config).prepare(plan=_plan(StageType.PREPARE, Completion.TASKS_DONE))
     took = time.monotonic() - t0
     assert out.status is StageStatus.FAILED
     assert f"{where} {root}/data/ stalled: no progress for" in out.reason, out.reason
