@@ -27,7 +27,6 @@ from sbench.run.shardstages import ShardStageContext, StageAgent, run_cleanup_st
 from sbench.run.stagerecord import AgentStageResult, StageRun
 from sbench.status import StageStatus
 
-
 #: shard size and jobs in flight in process: unbounded (one shard per object space, all at once)
 ONE_SHARD_EACH = 2**62
 
