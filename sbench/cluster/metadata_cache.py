@@ -34,6 +34,15 @@ DEFAULT_SUBDIR = ".sbench-metadata"
 WRITE_BATCH = 50_000
 
 
+def default_db_path(results_dir: Path | None, kv_cache_dir: str | Path | None) -> Path:
+    """Where the database lives: `kv_cache_dir` persists across runs (resume); else inside the results dir."""
+    if kv_cache_dir:
+        return Path(kv_cache_dir) / DB_FILE_NAME
+    if results_dir is None:
+        raise ValueError("a results directory or distributed.kv_cache_dir is needed for the metadata cache")
+    return Path(results_dir) / DEFAULT_SUBDIR / DB_FILE_NAME
+
+
 @dataclass(frozen=True, slots=True)
 class ListingInfo:
     """Where a shared LIST stands: who produced it, whether it is complete and how many entries it has."""

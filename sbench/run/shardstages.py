@@ -486,11 +486,11 @@ class _CleanupJobs:
             return owner
         return self.live[owner.index % len(self.live)]
 
-    def count(self, agent_id: str, **figures: int) -> None:
-        mine = self.figures.setdefault(
-            agent_id, {"deleted": 0, "put_deleted": 0, "missing": 0, "failed": 0, "retries": 0}
-        )
-        for name, value in figures.items():
+    def count(self, agent_id: str, kind: str, deleted: int, missing: int, failed: int, retries: int) -> None:
+        """Add a job's figures to its agent's (`kind`: "deleted" for prepared objects, "put_deleted")."""
+        names = ("deleted", "put_deleted", "missing", "failed", "retries")
+        mine = self.figures.setdefault(agent_id, dict.fromkeys(names, 0))
+        for name, value in ((kind, deleted), ("missing", missing), ("failed", failed), ("retries", retries)):
             mine[name] += value
 
     def returned(self, job: ShardJob, items: list[Leftover], missing: int = 0, rmdirs: int = 0) -> None:
@@ -669,13 +669,7 @@ def _put_done(book: _CleanupJobs, job: ShardJob, value: Any) -> None:
         book.lost(job, f"{job.label} failed: {value}")
         return
     book.put_gone += value.deleted + value.missing
-    book.count(
-        job.agent_id,
-        put_deleted=value.deleted,
-        missing=value.missing,
-        failed=value.failed,
-        retries=value.retries,
-    )
+    book.count(job.agent_id, "put_deleted", value.deleted, value.missing, value.failed, value.retries)
     book.returned(job, value.leftovers, value.missing)
 
 
@@ -688,13 +682,7 @@ def _cleanup_done(
     # exactly the objects confirmed gone are no longer this run's: a later cleanup retries the rest
     if value.gone is not None and len(value.gone):
         ctx.book.mark(space.scope, value.gone.ranges(), ObjectState.DELETED)
-    book.count(
-        job.agent_id,
-        deleted=value.deleted,
-        missing=value.missing,
-        failed=value.failed_deletes,
-        retries=value.retries,
-    )
+    book.count(job.agent_id, "deleted", value.deleted, value.missing, value.failed_deletes, value.retries)
     book.returned(job, value.leftovers, value.missing, value.rmdir_failed)
 
 
