@@ -163,6 +163,8 @@ class RayJobRunner:
 class ActorBook:
     """The object book of a Ray run: the metadata-cache actor (durable, shared by every node)."""
 
+    name = "the metadata cache"
+
     def __init__(self, cache: Any) -> None:
         self.cache = cache
 

@@ -78,6 +78,9 @@ def subtract_ranges(start: int, stop: int, taken: Sequence[Range]) -> list[Range
 class ObjectBook(Protocol):
     """What the prepare and cleanup stages read and write about the objects of each space."""
 
+    #: what the console calls it ("the metadata cache")
+    name: str
+
     def open_scope(self, key: str, spec: dict[str, Any], total: int) -> int:
         """The id of one object space (`key`, defined by `spec`, indices [0, total)); created on first use."""
         ...
@@ -98,6 +101,8 @@ class ObjectBook(Protocol):
 
 class MemoryBook:
     """The in-process book: the created set of each space as a bitmap (see the module docstring)."""
+
+    name = "this run's record"
 
     def __init__(self) -> None:
         self._scopes: dict[tuple[str, str], int] = {}

@@ -112,12 +112,21 @@ class JobRunner(Protocol):
         ...
 
 
+def failure_text(exc: BaseException) -> str:
+    """What a failed job says in one line: the last line of its error (a Ray task's error text is its
+    remote traceback, whose last line is the exception)."""
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
 @dataclass
 class JobsState:
     """What the loop saw: per-agent figures and failures, and whether and how it was cut short."""
 
     per_agent: dict[str, SnapshotAccumulator] = field(default_factory=dict)
+    #: per agent, from the start of its first job to the end of its last (its jobs overlap)
     durations: dict[str, float] = field(default_factory=dict)
+    first_start: dict[str, float] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     aborted: bool = False
     timed_out: bool = False
@@ -187,7 +196,7 @@ def run_jobs(
             progress.total[job.agent_id] = 0
     cpu = CpuSampler() if runner.local else None
     queue = list(reversed(list(enumerate(jobs))))
-    in_flight: dict[Hashable, tuple[int, ShardJob, float]] = {}
+    in_flight: dict[Hashable, tuple[int, ShardJob]] = {}
     next_interval = time.monotonic() + interval_s
     parts: list[tuple[str, Snapshot]] = []
     give_up_at: float | None = None
@@ -215,7 +224,7 @@ def run_jobs(
         parts.clear()
 
     def ended(handle: Hashable) -> None:
-        key, job, started = in_flight.pop(handle)
+        key, job = in_flight.pop(handle)
         try:
             value: Any = runner.result(handle)
         except Exception as exc:
@@ -223,9 +232,7 @@ def run_jobs(
             if state.aborted or state.timed_out or state.soft_stopped or control.stopping:
                 add(job.agent_id, Snapshot(unfinished_ops=1))  # it gave up on a call that never returned
             else:  # a crashed job or a dead node: that agent's share failed
-                text = str(exc).strip()
-                first = text.splitlines()[-1] if text else type(exc).__name__
-                state.failures.setdefault(job.agent_id, f"{job.label or 'job'} failed: {first}")
+                state.failures.setdefault(job.agent_id, f"{job.label or 'job'} failed: {failure_text(exc)}")
         else:
             snap = snapshot_of(value)
             if snap is not None:
@@ -235,7 +242,7 @@ def run_jobs(
                 # the shard ended itself (stalled, over its error budget): that agent's share failed
                 why = getattr(value, "reason", "") or "aborted"
                 state.failures.setdefault(job.agent_id, f"{job.label or 'job'}: {why}")
-        state.durations[job.agent_id] = state.durations.get(job.agent_id, 0.0) + time.monotonic() - started
+        state.durations[job.agent_id] = time.monotonic() - state.first_start[job.agent_id]
         if job.on_done is not None:
             job.on_done(job, value)
 
@@ -245,7 +252,8 @@ def run_jobs(
             key, job = queue.pop()
             if job.on_start is not None:
                 job.on_start(job)
-            in_flight[runner.submit(job, stage_index, key)] = (key, job, time.monotonic())
+            state.first_start.setdefault(job.agent_id, time.monotonic())
+            in_flight[runner.submit(job, stage_index, key)] = (key, job)
         if not in_flight:
             break
         for handle in runner.wait(list(in_flight), LOOP_POLL_S):
@@ -275,7 +283,7 @@ def run_jobs(
         if give_up_at is not None and now >= give_up_at:
             break
     state.unfinished = len(queue) + len(in_flight)
-    for handle, (_key, job, _started) in in_flight.items():
+    for handle, (_key, job) in in_flight.items():
         runner.abandon(handle)
         add(job.agent_id, Snapshot(unfinished_ops=1))  # at least one of its calls was in flight
     flush()

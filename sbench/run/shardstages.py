@@ -37,9 +37,10 @@ from sbench.plan.objectspaces import PrepareParams, prepare_params
 from sbench.plan.stages import StagePlan
 from sbench.run.barrier import StageBarrier
 from sbench.run.objectbook import ObjectBook, ObjectState, compress_ranges, subtract_ranges
-from sbench.run.shardjobs import JobRunner, JobsState, ShardJob, StageLimits, run_jobs
+from sbench.run.shardjobs import JobRunner, JobsState, ShardJob, StageLimits, failure_text, run_jobs
 from sbench.run.shardtasks import (
     SHARD_MAX,
+    ScanResult,
     cleanup_task,
     preflight_task,
     prepare_task,
@@ -364,8 +365,8 @@ def _existing_sets(
         if len(known):
             out[space.key] = known
             ctx.say(
-                f"prepare {p.base_uri}: resuming from the object book, {len(known):,} of {p.total:,} objects "
-                "already created (no LIST)"
+                f"prepare {p.base_uri}: resuming from {ctx.book.name}, {len(known):,} of {p.total:,} "
+                "objects already created (no LIST)"
             )
         elif p.skip_verification:
             out[space.key] = None
@@ -376,8 +377,8 @@ def _existing_sets(
     found: dict[str, IndexSet] = {}
 
     def done(job: ShardJob, value: Any) -> None:
-        if isinstance(value, IndexSet):
-            found[job.label] = value
+        if isinstance(value, ScanResult):
+            found[job.label] = value.existing
 
     jobs = [
         ShardJob(
@@ -579,8 +580,8 @@ def _prepared_jobs(
     elif ctx.cleanup_only:
         created = None
         notes.append(
-            f"{p.base_uri}: no record of which objects this prepare created, so every prepare name "
-            f"({p.owned_total():,} objects) is deleted (--cleanup-only)"
+            f"{p.base_uri}: --cleanup-only has no record of which objects existed before, so every prepare "
+            f"name ({p.owned_total():,} objects) is deleted"
         )
     else:
         notes.append(f"{p.base_uri}: nothing recorded as created by sbench; nothing deleted")
@@ -741,7 +742,8 @@ def run_validation_stage(ctx: ShardStageContext, plan: StagePlan) -> StageRun:
     for agent in ctx.agents:
         if not hasattr(results.get(agent.agent_id), "passed"):
             # stopped, lost or failed: preflight.json says which agent's checks did not finish
-            lost = str(results.get(agent.agent_id, "its job did not return"))
+            value = results.get(agent.agent_id)
+            lost = failure_text(value) if isinstance(value, BaseException) else "its job did not return"
             why = (ctx.control.reason or "aborted") if ctx.control.aborted else lost
             check = unfinished_check(why, agent_id=agent.agent_id, endpoint=None)
             results[agent.agent_id] = PreflightResult(checks=[check])

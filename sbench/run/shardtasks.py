@@ -9,14 +9,18 @@ confirmed gone), so nothing is lost to a cancellation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sbench.config.models import Config
 from sbench.control import RunControl
+from sbench.engine.bounded import Abandoned
 from sbench.engine.cleanup import CleanupShard, CleanupShardResult
 from sbench.engine.errorpolicy import ErrorHandling
 from sbench.engine.indexset import IndexSet
-from sbench.engine.prepare import PrepareShard, ShardResult, scan_existing, verify_prepared
+from sbench.engine.prepare import PrepareShard, ShardResult, ShardStorage, scan_existing, verify_prepared
 from sbench.engine.putcleanup import PutCleanupResult, cleanup_puts
 from sbench.engine.shards import IndexShard, wait_ticking
+from sbench.metrics.snapshot import Snapshot
 from sbench.plan.agents import AgentIdentity
 from sbench.plan.objectspaces import PrepareParams
 from sbench.preflight import run_preflight
@@ -106,9 +110,34 @@ def put_cleanup_task(
     )
 
 
-def scan_task(link: ShardLink, params: PrepareParams) -> IndexSet:
+@dataclass
+class ScanResult:
+    """The gap-fill LIST of one object space: what exists, and the LIST's requests per endpoint."""
+
+    existing: IndexSet
+    snapshot: Snapshot
+
+
+def scan_task(link: ShardLink, params: PrepareParams) -> ScanResult:
     """The gap-fill LIST of one object space, done once for every agent (sai3 had each agent list)."""
-    return link.run(lambda control: scan_existing(params, control))
+
+    def body(control: RunControl) -> ScanResult:
+        storage = ShardStorage(params)
+        try:
+            existing = scan_existing(params, control, storage)
+        except Abandoned:
+            raise  # its client stays open for the thread still inside the LIST
+        except BaseException:
+            storage.close()
+            raise
+        snapshot = Snapshot()
+        endpoints = storage.take_endpoint_interval()
+        if endpoints:
+            snapshot.set_endpoints(endpoints)
+        storage.close()
+        return ScanResult(existing, snapshot)
+
+    return link.run(body)
 
 
 def verify_task(link: ShardLink, config: Config, identity: AgentIdentity) -> tuple[bool, list[str]]:

@@ -204,3 +204,12 @@ def test_index_set_ranges_round_trip_across_byte_boundaries() -> None:
     ranges = [(3, 5), (9, 40), (41, 42), (90, 100)]
     bits = IndexSet.of_ranges(3, 100, [*ranges, (100, 200)])
     assert bits.ranges() == ranges and len(bits) == 2 + 31 + 1 + 10
+
+
+def test_an_agents_duration_is_the_span_of_its_jobs_not_their_sum() -> None:
+    gauge = Gauge()
+    jobs = [ShardJob("agent-0", waiting_job, (0.4,)) for _ in range(3)]
+    state, _ = _run(jobs, max_in_flight=3)
+    assert 0.35 < state.durations["agent-0"] < 0.9, state.durations
+    state, _ = _run([ShardJob("agent-0", counted_job, (gauge, 1))])
+    assert state.durations["agent-0"] < 0.5
