@@ -28,28 +28,25 @@ def driver_node_affinity() -> NodeAffinitySchedulingStrategy:
     return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
 
 
-def create_metadata_cache(path: Path, run_id: str) -> Any:
-    """The metadata-cache actor; threaded so a long count never blocks a listing page or a state batch."""
-    cls = ray.remote(MetadataCacheActor)
-    return cls.options(
-        name=actor_name("metadata", run_id),
+def _driver_side(cls: type, kind: str, run_id: str, max_concurrency: int) -> Any:
+    """A named actor class of the run, pinned to the driver's node, taking no CPU."""
+    return ray.remote(cls).options(
+        name=actor_name(kind, run_id),
         namespace=NAMESPACE,
         num_cpus=0,
-        max_concurrency=4,
+        max_concurrency=max_concurrency,
         scheduling_strategy=driver_node_affinity(),
-    ).remote(str(path))
+    )
+
+
+def create_metadata_cache(path: Path, run_id: str) -> Any:
+    """The metadata-cache actor; threaded so a long count never blocks a listing page or a state batch."""
+    return _driver_side(MetadataCacheActor, "metadata", run_id, 4).remote(str(path))
 
 
 def create_coordinator(run_id: str, interval_s: float, stuck_intervals: int) -> Any:
     """The coordinator: async (one event loop for every report and poll), on the driver's node."""
-    cls = ray.remote(CoordinatorActor)
-    return cls.options(
-        name=actor_name("coordinator", run_id),
-        namespace=NAMESPACE,
-        num_cpus=0,
-        max_concurrency=1000,
-        scheduling_strategy=driver_node_affinity(),
-    ).remote(run_id, interval_s, stuck_intervals)
+    return _driver_side(CoordinatorActor, "coordinator", run_id, 1000).remote(run_id, interval_s, stuck_intervals)
 
 
 def create_agent(run_id: str, position: int, strategy: Any, num_cpus: float, stage_fn: StageFn | None) -> Any:
