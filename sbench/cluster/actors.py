@@ -46,7 +46,8 @@ def create_metadata_cache(path: Path, run_id: str) -> Any:
 
 def create_coordinator(run_id: str, interval_s: float, stuck_intervals: int) -> Any:
     """The coordinator: async (one event loop for every report and poll), on the driver's node."""
-    return _driver_side(CoordinatorActor, "coordinator", run_id, 1000).remote(run_id, interval_s, stuck_intervals)
+    coordinator = _driver_side(CoordinatorActor, "coordinator", run_id, 1000)
+    return coordinator.remote(run_id, interval_s, stuck_intervals)
 
 
 def create_agent(run_id: str, position: int, strategy: Any, num_cpus: float, stage_fn: StageFn | None) -> Any:
