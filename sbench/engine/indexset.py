@@ -39,27 +39,69 @@ class IndexSet:
 
     def add_range(self, lo: int, hi: int) -> None:
         """Add [lo, hi) (clipped to the set's range), whole bytes at a time."""
+        self._set_range(lo, hi, True)
+
+    def discard_range(self, lo: int, hi: int) -> None:
+        """Remove [lo, hi) (clipped to the set's range), whole bytes at a time."""
+        self._set_range(lo, hi, False)
+
+    def _set_range(self, lo: int, hi: int, on: bool) -> None:
         bits, base = self._bits, self.start
         lo, hi = max(lo, base) - base, min(hi, self.stop) - base
         while lo < hi and lo & 7:
-            bits[lo >> 3] |= 1 << (lo & 7)
+            self._bit(lo, on)
             lo += 1
         full_end = hi & ~7
         if lo < full_end:
-            bits[lo >> 3 : full_end >> 3] = b"\xff" * ((full_end - lo) >> 3)
+            bits[lo >> 3 : full_end >> 3] = (b"\xff" if on else b"\x00") * ((full_end - lo) >> 3)
             lo = full_end
         while lo < hi:
-            bits[lo >> 3] |= 1 << (lo & 7)
+            self._bit(lo, on)
             lo += 1
+
+    def _bit(self, off: int, on: bool) -> None:
+        if on:
+            self._bits[off >> 3] |= 1 << (off & 7)
+        else:
+            self._bits[off >> 3] &= ~(1 << (off & 7)) & 0xFF
+
+    def slice(self, lo: int, hi: int) -> IndexSet:
+        """The members of [lo, hi) as a set over [lo, hi); byte slices when `lo` is on a byte boundary."""
+        out = IndexSet(lo, hi)
+        off = lo - self.start
+        if off >= 0 and off & 7 == 0 and hi <= self.stop:
+            chunk = self._bits[off >> 3 : (off >> 3) + len(out._bits)]
+            out._bits[: len(chunk)] = chunk
+            tail = (hi - lo) & 7
+            if tail and out._bits:
+                out._bits[-1] &= (1 << tail) - 1
+            return out
+        for lo_r, hi_r in self.ranges():
+            out.add_range(lo_r, hi_r)
+        return out
+
+    def covers(self, lo: int, hi: int) -> bool:
+        """Every index of [lo, hi) is a member."""
+        return len(self.slice(lo, hi)) == hi - lo
 
     def ranges(self) -> list[tuple[int, int]]:
         """The set as sorted half-open runs (a 10 k-object shard travels as a handful of pairs)."""
         out: list[tuple[int, int]] = []
-        for index in self:
-            if out and out[-1][1] == index:
-                out[-1] = (out[-1][0], index + 1)
-            else:
-                out.append((index, index + 1))
+        lo = -1  # start of the open run, -1: none
+        start = self.start
+        for byte_idx, byte in enumerate(self._bits):
+            base = start + byte_idx * 8
+            if byte == 0xFF and lo >= 0:
+                continue  # the open run goes on through a full byte
+            for bit in range(8):
+                if byte >> bit & 1:
+                    if lo < 0:
+                        lo = base + bit
+                elif lo >= 0:
+                    out.append((lo, base + bit))
+                    lo = -1
+        if lo >= 0:
+            out.append((lo, self.stop))
         return out
 
     def copy(self) -> IndexSet:

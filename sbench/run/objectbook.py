@@ -126,5 +126,4 @@ class MemoryBook:
                 created.add_range(lo, hi)
         elif state is ObjectState.DELETED:
             for lo, hi in ranges:
-                for index in range(lo, hi):
-                    created.discard(index)
+                created.discard_range(lo, hi)

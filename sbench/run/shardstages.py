@@ -36,7 +36,7 @@ from sbench.plan.agents import AgentIdentity
 from sbench.plan.objectspaces import PrepareParams, prepare_params
 from sbench.plan.stages import StagePlan
 from sbench.run.barrier import StageBarrier
-from sbench.run.objectbook import ObjectBook, ObjectState, compress_ranges, subtract_ranges
+from sbench.run.objectbook import ObjectBook, ObjectState, subtract_ranges
 from sbench.run.shardjobs import JobRunner, JobsState, ShardJob, StageLimits, failure_text, run_jobs
 from sbench.run.shardtasks import (
     SHARD_MAX,
@@ -330,7 +330,7 @@ def _prepare_jobs(ctx: ShardStageContext, space: Space, have: IndexSet | None) -
     out = []
     shared = ctx.runner.share(have) if have is not None else None
     for k, (lo, hi) in enumerate(shard_ranges(space.params.total, len(space.agents), ctx.shard_max)):
-        if have is not None and all(i in have for i in range(lo, hi)):
+        if have is not None and have.covers(lo, hi):
             space.existed += hi - lo
             continue
         agent = space.agents[k % len(space.agents)]
@@ -410,7 +410,7 @@ def _prepare_start(
     elif have is None:
         missing = [(lo, hi)]
     else:
-        missing = subtract_ranges(lo, hi, compress_ranges(i for i in range(lo, hi) if i in have))
+        missing = subtract_ranges(lo, hi, have.slice(lo, hi).ranges())
     ctx.book.starting(space.scope, lo, hi, missing)
 
 
@@ -587,11 +587,9 @@ def _prepared_jobs(
         notes.append(f"{p.base_uri}: nothing recorded as created by sbench; nothing deleted")
         return
     for k, (lo, hi) in enumerate(shard_ranges(p.total, len(space.agents), ctx.shard_max)):
-        part = None
-        if created is not None:
-            part = IndexSet.of_ranges(lo, hi, [(i, i + 1) for i in range(lo, hi) if i in created])
-            if not len(part):
-                continue
+        part = created.slice(lo, hi) if created is not None else None
+        if part is not None and not len(part):
+            continue
         owner = space.agents[k % len(space.agents)]
         job = ShardJob(
             book.stand_in(owner).agent_id,

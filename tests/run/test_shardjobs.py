@@ -204,6 +204,11 @@ def test_index_set_ranges_round_trip_across_byte_boundaries() -> None:
     ranges = [(3, 5), (9, 40), (41, 42), (90, 100)]
     bits = IndexSet.of_ranges(3, 100, [*ranges, (100, 200)])
     assert bits.ranges() == ranges and len(bits) == 2 + 31 + 1 + 10
+    assert bits.slice(11, 95).ranges() == [(11, 40), (41, 42), (90, 95)]
+    assert bits.slice(36, 43).ranges() == [(36, 40), (41, 42)]  # off a byte boundary
+    assert bits.covers(9, 40) and not bits.covers(9, 41)
+    bits.discard_range(4, 93)
+    assert bits.ranges() == [(3, 4), (93, 100)]
 
 
 def test_an_agents_duration_is_the_span_of_its_jobs_not_their_sum() -> None:
