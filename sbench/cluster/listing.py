@@ -20,10 +20,10 @@ from typing import Any
 
 import ray
 
-from sbench.config.backend import backend_options
 from sbench.config.models import Config
 from sbench.engine.backends import BackendSet
 from sbench.layout.paths import listing_a_pool
+from sbench.plan.objectspaces import storage_options
 from sbench.storage.base import AsyncBackend, Backend, Buffer, ObjectStat
 from sbench.storage.registry import open_backend
 
@@ -186,7 +186,7 @@ def shared_backends(
     if config.target:
         roots.append(config.target)
     for uri in roots:
-        inner = open_backend(uri, backend_options(config, uri))
+        inner = open_backend(uri, storage_options(config, uri))
         sharing = _Sharing(inner, cache, scope, agent_id, stats)
         wrapper = SharedListingAsyncBackend(sharing) if inner.is_async else SharedListingBackend(sharing)
         backends.adopt(uri, wrapper)

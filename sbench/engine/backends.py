@@ -67,9 +67,9 @@ class BackendSet:
 
     # -- opening -----------------------------------------------------------------------------------------
     def _options(self, uri: str) -> Any:
-        from sbench.config.backend import backend_options
+        from sbench.plan.objectspaces import storage_options
 
-        return backend_options(self.config, uri)
+        return storage_options(self.config, uri)
 
     def adopt(self, uri: str, backend: Backend) -> None:
         """Use an already opened backend for `uri` (the Ray agent reuses its clients across stages; tests

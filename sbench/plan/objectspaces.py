@@ -6,16 +6,20 @@ item 12), so they can never disagree on names, sizes or shares.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
-from sbench.config.models import Config
+from sbench.config.backend import backend_options
+from sbench.config.models import AgentConfig, Config
 from sbench.data.sizes import SizeSampler, index_hash, sampler_from_spec, seed_for_uri
 from sbench.errors import ConfigError
 from sbench.layout.naming import PREPARED_POOL
 from sbench.layout.paths import pools_for
 from sbench.layout.tree import TreeLayout, TreeSpec
 from sbench.plan.agents import AgentIdentity
+from sbench.storage.declared import DeclaredSpace
 from sbench.storage.options import BackendOptions
+from sbench.storage.uri import NULL_SCHEME, parse_uri
 
 #: sai3's prepare error budget (DEFAULT_PREPARE_MAX_ERRORS): more objects than this failing ends the shard
 DEFAULT_MAX_ERRORS = 100
@@ -93,8 +97,6 @@ def prepare_params(
     prep = config.prepare
     if prep is None:
         return []
-    from sbench.config.backend import backend_options
-
     dist = config.distributed
     shared = bool(dist.shared_filesystem) if dist is not None else False
     split = identity.count > 1 and shared
@@ -146,4 +148,34 @@ def prepare_params(
                 stall_timeout_s=config.stall_timeout,
             )
         )
-    return out
+    declared = declared_spaces(out)
+    if not declared:
+        return out
+    return [
+        replace(p, options=replace(p.options, declared=declared)) if _is_null(p.base_uri) else p for p in out
+    ]
+
+
+def _is_null(uri: str) -> bool:
+    return parse_uri(uri).scheme == NULL_SCHEME
+
+
+def declared_spaces(params: Sequence[PrepareParams]) -> tuple[DeclaredSpace, ...]:
+    """What prepare makes on every null:// root, by name and size (storage.declared says why a null store
+    needs it): one space per entry and root, object i on root i % n as `root_of` places it."""
+    return tuple(
+        DeclaredSpace(root, p.pools, p.count, p.sampler, p.size_seed, p.tree, part, len(p.roots))
+        for p in params
+        for part, root in enumerate(p.roots)
+        if _is_null(root)
+    )
+
+
+def storage_options(config: Config, uri: str, *, agent: AgentConfig | None = None) -> BackendOptions:
+    """The options to open `uri` with for a run of `config`: config.backend_options, plus, for a null://
+    URI, what the config's prepare declares (every backend of a run that may read prepared objects opens
+    through here)."""
+    options = backend_options(config, uri, agent=agent)
+    if config.prepare is None or not _is_null(uri):
+        return options
+    return replace(options, declared=declared_spaces(prepare_params(config, AgentIdentity())))

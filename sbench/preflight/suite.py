@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import os
 
-from sbench.config.backend import backend_options
 from sbench.config.confinement import symlink_problems
 from sbench.config.models import Config
 from sbench.config.problems import format_path
 from sbench.control import RunControl
 from sbench.errors import ConfigError, RunFailed
 from sbench.plan.agents import AgentIdentity
+from sbench.plan.objectspaces import storage_options
 from sbench.preflight.distributed import controller_check_names, controller_checks
 from sbench.preflight.filesystem import FsTarget, check_filesystem, check_identity, protected_reason
 from sbench.preflight.need import human_bytes
+from sbench.preflight.null_target import PLANNED as NULL_PLANNED
+from sbench.preflight.null_target import check_null_root
 from sbench.preflight.object_storage import check_object_root, check_read_target
 from sbench.preflight.plan import RootPlan, agent_config, agent_plan
 from sbench.preflight.result import CheckList, ErrorType, Level, PreflightResult
 from sbench.preflight.retry import Tries
 from sbench.storage.registry import open_backend
-from sbench.storage.uri import parse_uri
+from sbench.storage.uri import NULL_SCHEME, parse_uri
 
 
 def run_preflight(
@@ -49,9 +51,11 @@ def run_preflight(
         check_identity(checks)
     for root in roots:
         checks.endpoint = root.uri
-        options = backend_options(config, root.uri, agent=agent)
+        options = storage_options(config, root.uri, agent=agent)
         if root.is_local:
             _check_local_root(root, checks)
+        elif root.scheme == NULL_SCHEME:
+            check_null_root(root, options, checks)
         else:
             check_object_root(root, options, checks, tries)
     _check_confined(config, checks)
@@ -165,6 +169,8 @@ def _describe(root: RootPlan) -> str:
                 else "free space (no sized writes)"
             )
             parts.append(f"write/mkdir/delete probes, {sized}, user/group/project quotas")
+    elif root.scheme == NULL_SCHEME:
+        parts.append(NULL_PLANNED)
     else:
         word = "container" if root.scheme == "az" else "bucket"
         parts.append(f"credential source, endpoint DNS/TCP/TLS, {word} exists, LIST (max 1)")

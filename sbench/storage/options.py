@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sbench.storage.declared import DeclaredSpace
 
 
 class Driver(StrEnum):
@@ -57,3 +61,6 @@ class BackendOptions:
     multipart_threshold: int = 64 * 1024 * 1024
     page_cache_mode: PageCacheMode | None = None
     range: RangeSettings = RangeSettings()
+    #: what the run's prepare makes, by name and size (plan.objectspaces fills it for null:// URIs only: a
+    #: null store keeps objects in one process's memory, and answers for the others from this; see null.py)
+    declared: tuple[DeclaredSpace, ...] = ()

@@ -25,6 +25,7 @@ _REGISTRY: dict[str, str] = {
     "s3": "sbench.storage.cloud_open:open_s3",
     "az": "sbench.storage.cloud_open:open_azure",
     "gs": "sbench.storage.cloud_open:open_gcs",
+    "null": "sbench.storage.null:open_null",
 }
 
 #: top-level import name -> the pip distribution that provides it

@@ -9,7 +9,12 @@ in one place:
   (`azure://` is an alias);
 - for the cloud schemes, an authority with a port names the endpoint, as sai3 multi-endpoint configs do:
   `s3://HOST:PORT/bucket/prefix`, `gs://HOST:PORT/bucket/prefix`, `az://HOST:PORT/ACCOUNT/CONTAINER/prefix`.
-  The endpoint is `http://HOST:PORT` unless `https` is asked for (BackendOptions.https).
+  The endpoint is `http://HOST:PORT` unless `https` is asked for (BackendOptions.https);
+- `null://any/path/` (sbench.storage.null): no storage behind it. Its path is a name in the process's
+  in-memory index (`null:///a/` and `null://a/` are the same place), and it is the one scheme with a query:
+  `?latency=200us&dist=exp` sets the service time (sbench.storage.servicetime checks it here, so a bad value
+  is a config error naming the URI's key). sbench joins paths onto URIs by appending, so more path may
+  follow the query: `null:///b/?latency=1ms/agent-1/` is `null://b/agent-1/` with 1 ms per call.
 
 No path may have a `..` segment (sbench.storage.confine says why): a URI with one is a ConfigError, and
 `object_key` refuses a key with one (StorageError OUTSIDE_ROOT), so no driver ever sends it.
@@ -32,13 +37,15 @@ SCHEME_ALIASES: dict[str, str] = {
     "azure": "az",
     "gs": "gs",
     "gcs": "gs",
+    "null": "null",
 }
 CLOUD_SCHEMES = frozenset({"s3", "az", "gs"})
 LOCAL_SCHEMES = frozenset({"file", "direct"})
+NULL_SCHEME = "null"
 
 _EXAMPLES = (
     "file:///abs/path/, direct:///abs/path/, s3://bucket/prefix, s3://HOST:PORT/bucket/prefix, "
-    "az://ACCOUNT/CONTAINER/prefix, gs://bucket/prefix"
+    "az://ACCOUNT/CONTAINER/prefix, gs://bucket/prefix, null://any/path/"
 )
 # Bucket, container and account names: permissive enough for S3-compatible stores (uppercase, underscores),
 # strict enough to catch a pasted path, a space or a glob in the wrong place.
@@ -60,6 +67,8 @@ class StorageUri:
     prefix: str = ""
     account: str | None = None
     endpoint: str | None = None
+    #: null:// only: the query (`latency=200us&dist=exp`), already checked by sbench.storage.servicetime
+    query: str = ""
 
     @property
     def is_cloud(self) -> bool:
@@ -92,7 +101,7 @@ class StorageUri:
     @property
     def root(self) -> str:
         """A canonical spelling of the URI (aliases resolved), used as the backend's root_uri."""
-        if self.scheme in LOCAL_SCHEMES:
+        if self.scheme in LOCAL_SCHEMES or self.scheme == NULL_SCHEME:
             return f"{self.scheme}://{self.prefix}"
         authority = ""
         if self.endpoint:
@@ -133,6 +142,8 @@ def parse_uri(uri: str, *, https: bool = False) -> StorageUri:
         )
     if scheme in LOCAL_SCHEMES:
         return _parse_local(text, scheme, rest)
+    if scheme == NULL_SCHEME:
+        return _parse_null(text, rest)
     return _parse_cloud(text, scheme, rest, https)
 
 
@@ -153,6 +164,28 @@ def _parse_local(text: str, scheme: str, rest: str) -> StorageUri:
     if "\x00" in path:
         raise ConfigError(f"Storage URI {text!r}: the path contains a NUL byte.")
     return StorageUri(raw=text, scheme=scheme, bucket="", prefix="/" + path)
+
+
+def _parse_null(text: str, rest: str) -> StorageUri:
+    """`null://` + any path, with an optional `?query` that runs to the next `/` (see the module docstring);
+    the prefix has no leading `/`, so `null:///a/` and `null://a/` name the same place."""
+    from sbench.storage.servicetime import parse_service_time
+
+    query = ""
+    mark = rest.find("?")
+    if mark >= 0:
+        end = rest.find("/", mark)
+        query = rest[mark + 1 :] if end < 0 else rest[mark + 1 : end]
+        head, tail = rest[:mark], ("" if end < 0 else rest[end + 1 :])
+        rest = head.rstrip("/") + "/" + tail if head and tail else head + tail
+        parse_service_time(query, text)
+    prefix = rest.lstrip("/")
+    if "//" in prefix or "\x00" in prefix:
+        raise ConfigError(
+            f"Storage URI {text!r}: the path {prefix!r} contains an empty component ('//') or a NUL byte.",
+            hint="Write the path with single slashes, e.g. null:///bench/data/.",
+        )
+    return StorageUri(raw=text, scheme=NULL_SCHEME, prefix=prefix, query=query)
 
 
 def _parse_cloud(text: str, scheme: str, rest: str, https: bool) -> StorageUri:

@@ -38,7 +38,9 @@ from sbench.layout.naming import prepared_key
 from sbench.layout.paths import pools_for
 from sbench.layout.tree import TreeLayout
 from sbench.plan.stages import StagePlan, flagged_stages, stage_plan
-from sbench.storage.uri import parse_uri
+from sbench.storage.null import null_async
+from sbench.storage.servicetime import parse_service_time
+from sbench.storage.uri import NULL_SCHEME, parse_uri
 
 SANITY_SAMPLE = 100_000
 
@@ -212,6 +214,11 @@ def _backends(console: Console, config: Config) -> None:
                 where += f" at {parsed.endpoint}"
             driver = backend_options(config, uri, agent=agent).driver.value
             driver += " (native)" if driver == "auto" else ""
+        elif parsed.scheme == NULL_SCHEME:
+            service = parse_service_time(parsed.query, uri).describe()
+            where = f"{parsed.prefix or '(top)'} in memory, no storage; {service}"
+            chosen = backend_options(config, uri, agent=agent).driver
+            driver = f"{chosen.value} ({'asyncio' if null_async(chosen) else 'threads'})"
         else:
             where, driver = parsed.prefix, "-"
         table.add_row(source, uri, parsed.scheme, where, driver)
