@@ -16,24 +16,7 @@ from sbench.config.models import Config
 from sbench.errors import ConfigError
 from sbench.storage.base import Backend
 from sbench.storage.confine import dotdot_problem
-from sbench.storage.uri import uri_under
-
-
-def canonical(uri: str) -> str:
-    """The canonical root spelling of a URI (aliases resolved), without a trailing `/`."""
-    from sbench.storage.uri import parse_uri
-
-    return parse_uri(uri).root.rstrip("/")
-
-
-def _relative(root: str, uri: str) -> str | None:
-    root = root.rstrip("/")
-    uri_c = uri.rstrip("/")
-    if uri_c == root:
-        return ""
-    if uri_c.startswith(root + "/"):
-        return uri_c[len(root) + 1 :]
-    return None
+from sbench.storage.uri import canonical, relative_to, uri_under
 
 
 def _split_dir(uri: str) -> tuple[str, str]:
@@ -137,7 +120,7 @@ class BackendSet:
             return self.target(), path.lstrip("/")
         target_uri = self.target_uri
         if target_uri is not None:
-            rel = _relative(canonical(target_uri), _canonical_pattern(path))
+            rel = relative_to(canonical(target_uri), _canonical_pattern(path))
             if rel is not None:
                 return self.target(), (rel + "/" if rel and path.endswith("/") else rel)
         self._check_under_roots(path)
@@ -148,7 +131,7 @@ class BackendSet:
         """(backend, relative directory prefix) for a base URI such as a prepare `base_uri`."""
         target_uri = self.target_uri
         if target_uri is not None:
-            rel = _relative(canonical(target_uri), canonical(uri))
+            rel = relative_to(canonical(target_uri), canonical(uri))
             if rel is not None:
                 return self.target(), rel
         self._check_under_roots(uri)

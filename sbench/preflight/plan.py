@@ -29,7 +29,7 @@ from sbench.layout.paths import Pattern, pools_for
 from sbench.plan.agents import AgentIdentity
 from sbench.plan.stages import stage_plan
 from sbench.preflight.need import NeedPart, SpaceNeed, human_bytes
-from sbench.storage.uri import LOCAL_SCHEMES, parse_uri
+from sbench.storage.uri import LOCAL_SCHEMES, canonical, parse_uri, relative_to
 
 #: Illustration only, never counted: the PUT rate used to show what an unbounded closed loop could write.
 ASSUMED_CLOSED_LOOP_PUT_RATE = 1000.0
@@ -103,18 +103,6 @@ def execute_seconds(config: Config) -> float:
     return sum(stage.run_for_s or 0.0 for stage in stage_plan(config))
 
 
-def _norm(uri: str) -> str:
-    return parse_uri(uri).root.rstrip("/")
-
-
-def _relative(root: str, uri: str) -> str | None:
-    if uri == root:
-        return ""
-    if uri.startswith(root + "/"):
-        return uri[len(root) + 1 :]
-    return None
-
-
 class _Roots:
     """Roots in insertion order, deduplicated by canonical URI."""
 
@@ -122,7 +110,7 @@ class _Roots:
         self.items: dict[str, RootPlan] = {}
 
     def add(self, uri: str, source: str, *, must_exist: bool, write: bool) -> str:
-        key = _norm(uri)
+        key = canonical(uri)
         current = self.items.get(key)
         if current is None:
             self.items[key] = RootPlan(uri=uri, source=source, must_exist=must_exist, write=write)
@@ -134,9 +122,9 @@ class _Roots:
 
     def containing(self, uri: str) -> tuple[str, str] | None:
         """(root key, relative path) of the first root `uri` lies under."""
-        norm = _norm(uri)
+        norm = canonical(uri)
         for key in self.items:
-            rel = _relative(key, norm)
+            rel = relative_to(key, norm)
             if rel is not None:
                 return key, rel
         return None
@@ -212,7 +200,7 @@ def _add_prepare(config: Config, roots: _Roots, target: str | None, endpoints: l
         key_path = f"prepare.ensure_objects[{i}]"
         keys = []
         for uri in prepare_uris(spec, target, endpoints):
-            filled.add(_norm(uri))
+            filled.add(canonical(uri))
             found = roots.containing(uri)
             keys.append(
                 found[0] if found else roots.add(uri, f"{key_path}.base_uri", must_exist=False, write=True)
@@ -241,7 +229,7 @@ def _add_ops(
             _add_put(config, roots, keys, op, i, op.weight / total_weight, seconds, identity)
         if isinstance(op, READ_OPS) and not tree_mode:
             directory = Pattern.parse(rel).directory.strip("/")
-            prepared = any(_norm(f"{k}/{directory}" if directory else k) in prepared_dirs for k in keys)
+            prepared = any(canonical(f"{k}/{directory}" if directory else k) in prepared_dirs for k in keys)
             read = ReadTarget(source=key_path, op=op.op, pattern=rel, prepared=prepared)
             for key in keys:
                 roots.update(key, reads=(*roots.items[key].reads, read))

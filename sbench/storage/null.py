@@ -41,9 +41,7 @@ what it wrote; nothing is shared between processes, and nothing outlives them.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import ClassVar
 
 from sbench.layout.tree import TreeLayout
@@ -73,8 +71,11 @@ class NullBackend(Backend):
         self._index = INDEX
         self._sizes = INDEX.sizes
         self.service = parse_service_time(parsed.query, parsed.raw)
-        #: one call's service time in seconds, or None when calls do not sleep
-        self._draw: Callable[[], float] | None = self.service.sampler() if self.service.sleeps else None
+        #: sleeps one call's service time (threads, asyncio), or None when calls do not sleep
+        self._pause: Callable[[], None] | None = self.service.pause() if self.service.sleeps else None
+        self._apause: Callable[[], Awaitable[None]] | None = (
+            self.service.apause() if self.service.sleeps else None
+        )
         self._declared: tuple[_Declared, ...] = tuple(
             (parsed_root.key_prefix, space, TreeLayout(space.tree) if space.tree else None)
             for space in options.declared
@@ -83,46 +84,46 @@ class NullBackend(Backend):
 
     # -- sync --------------------------------------------------------------------------------------------
     def get(self, key: str) -> Buffer:
-        if self._draw is not None:
-            time.sleep(self._draw())
+        if self._pause is not None:
+            self._pause()
         return self._read(key)
 
     def get_range(self, key: str, offset: int, length: int) -> Buffer:
-        if self._draw is not None:
-            time.sleep(self._draw())
+        if self._pause is not None:
+            self._pause()
         return self._range(key, offset, length)
 
     def put(self, key: str, data: Buffer) -> None:
-        if self._draw is not None:
-            time.sleep(self._draw())
+        if self._pause is not None:
+            self._pause()
         self._put(key, data)
 
     def stat(self, key: str) -> ObjectStat:
-        if self._draw is not None:
-            time.sleep(self._draw())
+        if self._pause is not None:
+            self._pause()
         return ObjectStat(key=key, size=self._size(key, "stat"))
 
     def delete(self, key: str) -> None:
-        if self._draw is not None:
-            time.sleep(self._draw())
+        if self._pause is not None:
+            self._pause()
         self._delete(key)
 
     def list(self, prefix: str = "", recursive: bool = True) -> Iterator[tuple[str, int]]:
-        if self._draw is not None:
-            time.sleep(self._draw())
+        if self._pause is not None:
+            self._pause()
         return self._list(prefix, recursive)
 
     def mkdir(self, path: str) -> None:
         """Object-store semantics: there are no directories to create."""
         confine_key(path, "mkdir", self.uri_of)
-        if self._draw is not None:
-            time.sleep(self._draw())
+        if self._pause is not None:
+            self._pause()
 
     def rmdir(self, path: str, recursive: bool = False) -> None:
         """Object-store semantics: with `recursive`, delete every key under `path`; else nothing."""
         confine_key(path, "rmdir", self.uri_of)
-        if self._draw is not None:
-            time.sleep(self._draw())
+        if self._pause is not None:
+            self._pause()
         if recursive:
             for key, _ in list(self._list(as_directory(path), True)):
                 self._forget(key)
@@ -201,34 +202,34 @@ class NullAsyncBackend(NullBackend, AsyncBackend):
     """The null store on asyncio workers (`driver: native`): the same answers, the service time awaited."""
 
     async def get_async(self, key: str) -> Buffer:
-        if self._draw is not None:
-            await asyncio.sleep(self._draw())
+        if self._apause is not None:
+            await self._apause()
         return self._read(key)
 
     async def get_range_async(self, key: str, offset: int, length: int) -> Buffer:
-        if self._draw is not None:
-            await asyncio.sleep(self._draw())
+        if self._apause is not None:
+            await self._apause()
         return self._range(key, offset, length)
 
     async def put_async(self, key: str, data: Buffer) -> None:
-        if self._draw is not None:
-            await asyncio.sleep(self._draw())
+        if self._apause is not None:
+            await self._apause()
         self._put(key, data)
 
     async def list_async(self, prefix: str = "", recursive: bool = True) -> AsyncIterator[tuple[str, int]]:
-        if self._draw is not None:
-            await asyncio.sleep(self._draw())
+        if self._apause is not None:
+            await self._apause()
         for item in self._list(prefix, recursive):
             yield item
 
     async def stat_async(self, key: str) -> ObjectStat:
-        if self._draw is not None:
-            await asyncio.sleep(self._draw())
+        if self._apause is not None:
+            await self._apause()
         return ObjectStat(key=key, size=self._size(key, "stat"))
 
     async def delete_async(self, key: str) -> None:
-        if self._draw is not None:
-            await asyncio.sleep(self._draw())
+        if self._apause is not None:
+            await self._apause()
         self._delete(key)
 
 

@@ -246,9 +246,25 @@ def glob_head(uri: str) -> str:
     return uri if star < 0 else uri[: uri.rfind("/", 0, star) + 1]
 
 
+def canonical(uri: str) -> str:
+    """The canonical spelling of a URI (aliases resolved, no query), without a trailing `/` unless the URI
+    is its scheme's top (`null://`, `file:///`): stripping those would leave no URI at all."""
+    root = parse_uri(uri).root
+    stripped = root.rstrip("/")
+    return root if stripped.endswith(":") else stripped
+
+
+def relative_to(root: str, uri: str) -> str | None:
+    """`uri` relative to `root`, both canonical (trailing `/` ignored): `` for the root itself, None when
+    `uri` lies elsewhere."""
+    root_s, uri_s = root.rstrip("/"), uri.rstrip("/")
+    if uri_s == root_s:
+        return ""
+    head = root if root.endswith("/") else root + "/"
+    return uri_s[len(head) :] if uri_s.startswith(head) else None
+
+
 def uri_under(root: str, uri: str) -> bool:
     """True when `uri` (a URI, possibly with a glob) names the root itself or something below it; both are
     compared in their canonical spelling (scheme aliases, endpoint authority)."""
-    root_c = parse_uri(root).root.rstrip("/")
-    uri_c = parse_uri(glob_head(uri)).root.rstrip("/")
-    return uri_c == root_c or uri_c.startswith(root_c + "/")
+    return relative_to(canonical(root), canonical(glob_head(uri))) is not None
