@@ -41,6 +41,7 @@ what it wrote; nothing is shared between processes, and nothing outlives them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import ClassVar
 
@@ -199,36 +200,52 @@ class NullBackend(Backend):
 
 
 class NullAsyncBackend(NullBackend, AsyncBackend):
-    """The null store on asyncio workers (`driver: native`): the same answers, the service time awaited."""
+    """The null store on asyncio workers (`driver: native`): the same answers, the service time awaited.
+
+    Every call suspends once even without a service time (`asyncio.sleep(0)`): a call that never suspends
+    would let the first task run the whole stage while the other tasks wait, and every real store's call
+    suspends at least once, so the event loop's turn per op is part of this path's ceiling."""
 
     async def get_async(self, key: str) -> Buffer:
-        if self._apause is not None:
+        if self._apause is None:
+            await asyncio.sleep(0)
+        else:
             await self._apause()
         return self._read(key)
 
     async def get_range_async(self, key: str, offset: int, length: int) -> Buffer:
-        if self._apause is not None:
+        if self._apause is None:
+            await asyncio.sleep(0)
+        else:
             await self._apause()
         return self._range(key, offset, length)
 
     async def put_async(self, key: str, data: Buffer) -> None:
-        if self._apause is not None:
+        if self._apause is None:
+            await asyncio.sleep(0)
+        else:
             await self._apause()
         self._put(key, data)
 
     async def list_async(self, prefix: str = "", recursive: bool = True) -> AsyncIterator[tuple[str, int]]:
-        if self._apause is not None:
+        if self._apause is None:
+            await asyncio.sleep(0)
+        else:
             await self._apause()
         for item in self._list(prefix, recursive):
             yield item
 
     async def stat_async(self, key: str) -> ObjectStat:
-        if self._apause is not None:
+        if self._apause is None:
+            await asyncio.sleep(0)
+        else:
             await self._apause()
         return ObjectStat(key=key, size=self._size(key, "stat"))
 
     async def delete_async(self, key: str) -> None:
-        if self._apause is not None:
+        if self._apause is None:
+            await asyncio.sleep(0)
+        else:
             await self._apause()
         self._delete(key)
 

@@ -209,6 +209,25 @@ def test_asyncio_variant_answers_the_same(root: str) -> None:
     asyncio.run(calls())
 
 
+def test_asyncio_calls_let_other_tasks_run(root: str) -> None:
+    """Each call suspends once, as a real store's does: tasks take turns instead of the first one running
+    alone until the stage ends."""
+    backend = open_backend(root, BackendOptions(driver=Driver.NATIVE))
+    backend.put("k", b"1")
+    order: list[str] = []
+
+    async def task(name: str) -> None:
+        for _ in range(3):
+            await backend.get_async("k")
+            order.append(name)
+
+    async def both() -> None:
+        await asyncio.gather(task("a"), task("b"))
+
+    asyncio.run(both())
+    assert order == ["a", "b"] * 3
+
+
 # -- declared prepare spaces (another process's prepare) ----------------------------------------------------
 
 FLAT = """
