@@ -33,7 +33,7 @@ def root() -> Iterator[str]:
     """A fresh null:// root (the index is per process, shared by every test): emptied afterwards."""
     name = f"t-{uuid4().hex[:8]}"
     yield f"null:///{name}/"
-    for key in [k for k in INDEX.sizes if k.startswith(name + "/")]:
+    for key, _ in list(INDEX.keys_under(name + "/", True)):
         INDEX.remove(key)
 
 
@@ -150,6 +150,48 @@ def test_list_has_the_prefix_rules_of_an_object_store(root: str) -> None:
     assert sorted(backend.list("d/sub/", recursive=False)) == [("d/sub/c.dat", 5)]
 
 
+def test_numbered_keys_are_kept_as_arrays(root: str) -> None:
+    """PUT keys (`STEM_N.dat`, N a plain decimal) cost one array slot each, not a dict entry, and answer
+    and list like any other key, mixed with the others in their directory."""
+    backend = open_backend(root)
+    name = parse_uri(root).prefix
+    for n in range(1000):
+        backend.put(f"out/put_r_a_0_{n}.dat", b"x" * (n % 7))
+    backend.put("out/put_r_a_1_0.dat", b"1")
+    backend.put("out/file_00000042.dat", b"22")  # zero-padded: an ordinary key
+    backend.put("out/x_1.dat", b"333")
+    odd = ["out/y_+1.dat", "out/y_1x.dat", "out/y_\u0663.dat", "out/y_07.dat", "out/y_7.bin"]
+    for key in odd:  # not `STEM_N.dat` with a plain N: ordinary keys, answered all the same
+        backend.put(key, b"4444")
+        assert backend.stat(key).size == 4
+    assert sorted(k for k in INDEX.sizes if k.startswith(name)) == sorted(
+        name + k for k in ["out/file_00000042.dat", *odd]
+    )
+    for key in odd:
+        backend.delete(key)
+    assert len(INDEX.stems[name + "out/put_r_a_0"]) >= 1000
+    assert backend.stat("out/put_r_a_0_999.dat").size == 999 % 7
+    assert len(backend.get("out/put_r_a_0_13.dat")) == 13 % 7
+    listed = dict(backend.list("out/", recursive=False))
+    assert len(listed) == 1003 and listed["out/file_00000042.dat"] == 2 and listed["out/x_1.dat"] == 3
+    assert sorted(k for k, _ in backend.list("out/put_r_a_0_99", True)) == [
+        "out/put_r_a_0_99.dat", "out/put_r_a_0_990.dat", "out/put_r_a_0_991.dat", "out/put_r_a_0_992.dat",
+        "out/put_r_a_0_993.dat", "out/put_r_a_0_994.dat", "out/put_r_a_0_995.dat", "out/put_r_a_0_996.dat",
+        "out/put_r_a_0_997.dat", "out/put_r_a_0_998.dat", "out/put_r_a_0_999.dat",
+    ]
+    assert [k for k, _ in backend.list("out/put_r_a_1", True)] == ["out/put_r_a_1_0.dat"]
+    backend.delete("out/put_r_a_0_5.dat")
+    with pytest.raises(StorageError) as excinfo:
+        backend.delete("out/put_r_a_0_5.dat")
+    assert _kind(excinfo) is ErrorClass.NOT_FOUND
+    with pytest.raises(StorageError):
+        backend.get("out/put_r_a_0_5000.dat")  # beyond the array
+    assert len(list(backend.list("out/", True))) == 1002
+    for key, _ in list(backend.list("", True)):
+        backend.delete(key)
+    assert list(backend.list("", True)) == [] and list(backend.list("", False)) == []
+
+
 def test_mkdir_and_rmdir_act_as_on_object_stores(root: str) -> None:
     backend = open_backend(root)
     backend.put("run-1/a", b"1")
@@ -176,7 +218,7 @@ def test_keys_never_leave_the_root(root: str) -> None:
         with pytest.raises(StorageError) as excinfo:
             call()
         assert _kind(excinfo) is ErrorClass.OUTSIDE_ROOT
-    assert not [k for k in INDEX.sizes if ".." in k]
+    assert not [k for k, _ in INDEX.keys_under("", True) if ".." in k]
 
 
 def test_backends_of_one_process_share_one_index(root: str) -> None:

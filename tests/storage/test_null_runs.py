@@ -96,7 +96,7 @@ def _assert_success(code: int, results: Path, summary: dict[str, Any]) -> None:
 
 def _held(name: str) -> list[str]:
     """Keys the index still holds under the run's root: cleanup must leave none."""
-    return [k for k in INDEX.sizes if k.startswith(name + "/")]
+    return [k for k, _ in INDEX.keys_under(name + "/", recursive=True)]
 
 
 @pytest.mark.parametrize("workers", ["threads", "asyncio"])
