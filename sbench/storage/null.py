@@ -27,7 +27,9 @@ files, the endpoint share of a multi-endpoint prepare) and each one's size, the 
 - GET, STAT and DELETE of a key the index holds answer from the index;
 - of a key it does not hold, they answer as if it existed with its declared size when prepare declares
   that name, unless it was deleted in this process (then NOT_FOUND, as a second DELETE must be); any other
-  unknown key is NOT_FOUND;
+  unknown key is NOT_FOUND. The index then remembers that size (not as listed), so the next GET of it is
+  one dict lookup, as in the process that prepared it (without that, GETs of 1 KiB on two agent
+  processes ran at 288,000/s against 395,000/s in one process);
 - LIST answers from the index only, so prepare's gap-fill LIST finds nothing it did not create in this
   process and creates (and measures) every object, and cleanup deletes what prepare recorded;
 - a workload PUT's key lives only in the index of the agent that wrote it: a cleanup task in another
@@ -160,6 +162,7 @@ class NullBackend(Backend):
         if full not in self._index.gone:
             size = self._declared_size(full)
             if size is not None:
+                self._index.known(full, size)
                 return size
         raise self._missing(key, action)
 

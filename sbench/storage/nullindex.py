@@ -55,7 +55,8 @@ class NullIndex:
     __slots__ = ("dirs", "gone", "sizes", "stem_dirs", "stems", "zeros")
 
     def __init__(self) -> None:
-        #: store key -> size of every other key PUT in this process and not deleted since
+        #: store key -> size of every other key PUT in this process and not deleted since, and of every
+        #: declared object read here (`known`: answered from this dict without being listed)
         self.sizes: dict[str, int] = {}
         #: directory (`a/b/`, `` for the top) -> {name: size} of those keys, for listings
         self.dirs: dict[str, dict[str, int]] = {}
@@ -95,6 +96,13 @@ class NullIndex:
             sizes[n] = size
         if self.gone:
             self.gone.discard(key)
+        if size > len(self.zeros):
+            self.view(size)
+
+    def known(self, key: str, size: int) -> None:
+        """Remember the size of a declared object this process answered for, so the next GET of it costs
+        one dict lookup, as for an object PUT here; it is not listed (LIST answers what was PUT here)."""
+        self.sizes[key] = size
         if size > len(self.zeros):
             self.view(size)
 

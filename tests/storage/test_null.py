@@ -312,7 +312,8 @@ def test_a_declared_object_exists_with_its_prepared_size(tmp_path: Path, root: s
         for i in (0, 9):
             key = "data/" + prepared_key(pool, i)
             assert backend.stat(key).size == len(backend.get(key)) == params.size_of(i)
-    assert list(backend.list("data/", True)) == []
+    assert list(backend.list("data/", True)) == []  # read (and so remembered), still not listed
+    assert INDEX.size(parse_uri(root).prefix + "data/" + prepared_key("prepared", 9)) == params.size_of(9)
     for key in ("data/" + prepared_key("prepared", 10), "data/other.dat", prepared_key("prepared", 1)):
         with pytest.raises(StorageError):
             backend.get(key)  # beyond the count, not a prepare name, or not where prepare puts it
