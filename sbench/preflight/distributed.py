@@ -14,7 +14,7 @@ from sbench.config.models import Config, MultiEndpointConfig
 from sbench.preflight.mounts import mount_of
 from sbench.preflight.net import resolve_host
 from sbench.preflight.result import CheckList, ErrorType, PreflightResult
-from sbench.storage.uri import LOCAL_SCHEMES, parse_uri, uri_under
+from sbench.storage.uri import LOCAL_SCHEMES, NULL_SCHEME, parse_uri, uri_under
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", ""})
 
@@ -159,7 +159,14 @@ def _check_storage_mode(config: Config, checks: CheckList) -> None:
         if parsed.scheme not in LOCAL_SCHEMES:
             continue
         _check_local_shared(parsed.prefix, uri, checks)
-    if not any(parse_uri(t).scheme in LOCAL_SCHEMES for t in targets if t):
+    schemes = {parse_uri(t).scheme for t in targets if t}
+    if NULL_SCHEME in schemes:
+        checks.info(
+            "config.storage_mode",
+            "null target: each agent process keeps its own null index, so an object is listed only where it "
+            "was written; the objects prepare declares are answered in every process",
+        )
+    if not schemes & (LOCAL_SCHEMES | {NULL_SCHEME}):
         checks.success("config.storage_mode", "shared storage: all agents use one object-store namespace")
 
 

@@ -41,6 +41,9 @@ def test_null_with_two_agent_processes(ray_session: None, tmp_path: Path) -> Non
     assert (code, status) == (0, "SUCCESS"), text
     assert counts_agree(results, distributed=True) == []
     assert_merged_equals_sum(results)
+    checks = json.loads((results / "preflight.json").read_text())["checks"]
+    assert any(c["name"] == "config.storage_mode" and "null target" in c["message"] for c in checks)
+    assert sum(c["name"] == "null.target" and c["level"] == "success" for c in checks) == 2  # per agent
     summary = json.loads((results / "summary.json").read_text())
     assert summary["left_behind"]["total"] == 0
     (execute,) = [s for s in summary["stages"] if s["type"] == "execute"]

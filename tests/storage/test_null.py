@@ -76,6 +76,7 @@ def test_null_uris(uri: str, prefix: str, query: str) -> None:
         ("null://?latency=1ms&dist=gauss", ["dist='gauss'", "fixed, uniform, exp"]),
         ("null://?latency=", ["'latency'", "no value"]),
         ("null:///a//b/", ["empty component"]),
+        ("null:///a/../b/", ["`..`"]),
     ],
 )
 def test_bad_null_uris_name_the_part(uri: str, words: list[str]) -> None:
