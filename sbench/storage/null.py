@@ -38,7 +38,10 @@ files, the endpoint share of a multi-endpoint prepare) and each one's size, the 
   keys its prepare tasks remembered; a later run's prepare in that process then finds them as existing.
 
 So a prepared GET/STAT/DELETE pool works with any number of agents, while what each process lists stays
-what it wrote; nothing is shared between processes, and nothing outlives them.
+what it wrote; nothing is shared between processes, and nothing outlives them: a later invocation starts
+empty (`--verify` and `--skip-prepare` list nothing and say the objects are missing, unless
+`prepare.skip_verification` addresses the prepared pool by index; `--cleanup-only` deletes the declared
+names, each found once).
 """
 
 from __future__ import annotations
