@@ -102,7 +102,7 @@ class NullBackend(Backend):
     def put(self, key: str, data: Buffer) -> None:
         if self._pause is not None:
             self._pause()
-        if ".." in key:
+        if ".." in key:  # `_put` written out: one call less on the PUT ceiling's path
             confine_key(key, "put", self.uri_of)
         self._index.add(self._prefix + key, len(data))
 
@@ -152,7 +152,8 @@ class NullBackend(Backend):
         return self._index.view(max(0, min(length, size - offset)))
 
     def _put(self, key: str, data: Buffer) -> None:
-        confine_key(key, "put", self.uri_of)
+        if ".." in key:
+            confine_key(key, "put", self.uri_of)
         self._index.add(self._prefix + key, len(data))
 
     def _size(self, key: str, action: str) -> int:
