@@ -17,7 +17,7 @@ from sbench.metrics.buckets import BUCKET_LABELS, OpClass
 from sbench.metrics.snapshot import LatencyStats, Snapshot
 from sbench.results.atomic import write_text_atomic
 from sbench.results.status import AgentStatus, FirstError, first_errors_of
-from sbench.results.tsv import MIB, AgentRow, endpoint_rows
+from sbench.results.tsv import MIB, StageFigures, endpoint_rows
 from sbench.status import RunStatus, StageStatus
 
 SCHEMA_VERSION = 1
@@ -120,24 +120,14 @@ def summary_section(snapshot: Snapshot, wall_seconds: float) -> dict[str, Any]:
     }
 
 
-def stage_entry(
-    *,
-    number: int,
-    name: str,
-    stage_type: str,
-    status: StageStatus,
-    snapshot: Snapshot,
-    wall_seconds: float,
-    reason: str = "",
-    agents: Sequence[AgentRow] = (),
-) -> dict[str, Any]:
+def stage_entry(stage: StageFigures, status: StageStatus, reason: str = "") -> dict[str, Any]:
     return {
-        "number": number,
-        "name": name,
-        "type": stage_type,
+        "number": stage.number,
+        "name": stage.name,
+        "type": stage.type,
         "status": status,
         "reason": reason,
-        **summary_section(snapshot, wall_seconds),
+        **summary_section(stage.snapshot, stage.wall_seconds),
         "agents": [
             {
                 "agent_id": a.agent_id,
@@ -147,7 +137,7 @@ def stage_entry(
                 "errors": a.snapshot.errors_total(),
                 "ops_by_class": {op.label: a.snapshot.total_ops(op) for op in OpClass},
             }
-            for a in agents
+            for a in stage.agents
         ],
     }
 

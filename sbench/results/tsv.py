@@ -169,29 +169,33 @@ class AgentRow:
         ]
 
 
-def write_stage_tsv(
-    path: Path,
-    *,
-    stage_number: int,
-    stage_name: str,
-    stage_type: str,
-    snapshot: Snapshot,
-    agents: Sequence[AgentRow],
-    wall_seconds: float | None = None,
-    include_p999: bool = True,
-) -> Path:
-    """`NN_<stage>_results.tsv`: sai3's stage preamble, the results table, then the per-agent table.
+@dataclass(frozen=True, slots=True)
+class StageFigures:
+    """One finished stage as the result files show it: its NN_<stage>_results.tsv and summary.json entry."""
 
-    `wall_seconds` defaults to the longest agent duration (sai3's rule) and drives the rates.
-    """
-    if wall_seconds is None:
-        wall_seconds = max((a.duration_s for a in agents), default=snapshot.duration_s)
+    number: int
+    name: str
+    type: str
+    #: merged over the agents
+    snapshot: Snapshot
+    agents: Sequence[AgentRow]
+
+    @property
+    def wall_seconds(self) -> float:
+        """The stage's duration, which drives its rates: the longest agent's (sai3's rule)."""
+        return max((a.duration_s for a in self.agents), default=self.snapshot.duration_s)
+
+
+def write_stage_tsv(path: Path, stage: StageFigures, *, include_p999: bool = True) -> Path:
+    """`NN_<stage>_results.tsv`: sai3's stage preamble, the results table, then the per-agent table."""
+    wall_seconds = stage.wall_seconds
+    agents = stage.agents
     parts = [
-        f"# Stage {stage_number} Results: {stage_name} ({stage_type})\n",
+        f"# Stage {stage.number} Results: {stage.name} ({stage.type})\n",
         f"# Agents: {len(agents)}\n",
         f"# Duration: {wall_seconds:.2f}s\n",
         "\n",
-        _table(snapshot, wall_seconds, "workload", include_p999),
+        _table(stage.snapshot, wall_seconds, "workload", include_p999),
         "\n",
         "# Per-Agent Details\n",
         "\t".join(AGENT_COLUMNS) + "\n",

@@ -24,7 +24,14 @@ from sbench.results.perf_log import PerfLogWriter
 from sbench.results.resultsdir import ResultsDir
 from sbench.results.status import AgentStatus, FirstError, first_errors_of, write_status
 from sbench.results.summary import build_summary, stage_entry, summary_section, write_summary
-from sbench.results.tsv import AgentRow, Kind, write_endpoint_stats_tsv, write_results_tsv, write_stage_tsv
+from sbench.results.tsv import (
+    AgentRow,
+    Kind,
+    StageFigures,
+    write_endpoint_stats_tsv,
+    write_results_tsv,
+    write_stage_tsv,
+)
 from sbench.run.barrier import BarrierStatus
 from sbench.run.stagerecord import StageRun
 from sbench.status import AgentState, RunStatus, StageStatus
@@ -204,21 +211,9 @@ class RunReport:
         ]
         merged = Snapshot.merge_all(r.snapshot for r in rows)
         self.unfinished += merged.unfinished_ops
-        wall = max((r.duration_s for r in rows), default=0.0)
+        figures = StageFigures(plan.index, plan.name, plan.type.value, merged, rows)
         stage_path = self.results.stage_tsv(plan.index, plan.name)
-        self.results.writes.attempt(
-            stage_path,
-            partial(
-                write_stage_tsv,
-                stage_path,
-                stage_number=plan.index,
-                stage_name=plan.name,
-                stage_type=plan.type.value,
-                snapshot=merged,
-                agents=rows,
-                wall_seconds=wall,
-            ),
-        )
+        self.results.writes.attempt(stage_path, partial(write_stage_tsv, stage_path, figures))
         if merged.endpoints:
             path = self.results.file(stage_path.name.replace("_results.tsv", "_endpoint_stats.tsv"))
             self.results.writes.attempt(path, partial(write_endpoint_stats_tsv, path, merged.endpoints))
@@ -226,16 +221,7 @@ class RunReport:
         status = stage_status(run)
         reason = stage_reason(run)
         self.stage_entries.append(
-            stage_entry(
-                number=plan.index,
-                name=plan.name,
-                stage_type=plan.type.value,
-                status=status,
-                snapshot=merged,
-                wall_seconds=wall,
-                reason=reason,
-                agents=rows,
-            )
+            stage_entry(figures, status, reason)
             | {
                 "barrier": plan.barrier.type.value,
                 "start_skew_ms": run.start_skew_ms,
@@ -252,7 +238,7 @@ class RunReport:
         )
         phase = _PHASE_OF.get(plan.type)
         if phase is not None:
-            self._add_to_phase(phase, merged, wall, rows)
+            self._add_to_phase(phase, figures)
         if run.status is BarrierStatus.DEGRADED:
             self.degraded.append(
                 f"stage {plan.name!r} went on without {', '.join(run.failed_agents)} "
@@ -261,8 +247,9 @@ class RunReport:
         self._fold_agents(run, optional)
         return merged
 
-    def _add_to_phase(self, phase: str, merged: Snapshot, wall: float, rows: list[AgentRow]) -> None:
+    def _add_to_phase(self, phase: str, stage: StageFigures) -> None:
         """A phase (prepare, workload, cleanup) is every stage of its kind merged, their walls added."""
+        merged, wall, rows = stage.snapshot, stage.wall_seconds, stage.agents
         total, total_wall, per_agent = self._phases.get(phase, (Snapshot(), 0.0, {}))
         for row in rows:
             snap, secs = per_agent.get(row.agent_id, (Snapshot(), 0.0))

@@ -15,7 +15,7 @@ from sbench.plan.runplan import load_model_of
 from sbench.results.resultsdir import ResultsDir
 from sbench.results.status import AgentStatus, write_status
 from sbench.results.summary import build_summary, stage_entry, summary_section, write_summary
-from sbench.results.tsv import AgentRow, write_endpoint_stats_tsv, write_results_tsv
+from sbench.results.tsv import AgentRow, StageFigures, write_endpoint_stats_tsv, write_results_tsv
 from sbench.status import AgentState
 from sbench.storage.base import ErrorClass
 
@@ -83,15 +83,8 @@ def test_all_files_agree(tmp_path: Path) -> None:
     total = Snapshot.merge_all(intervals)
     write_results_tsv(rd.results_tsv("workload"), total, 3.0)
     write_endpoint_stats_tsv(rd.endpoint_stats_tsv("workload"), total.endpoints)
-    stage = stage_entry(
-        number=1,
-        name="execute",
-        stage_type="execute",
-        status="completed",
-        snapshot=total,
-        wall_seconds=3.0,
-        agents=[AgentRow("standalone", total, 3.0)],
-    )
+    figures = StageFigures(1, "execute", "execute", total, [AgentRow("standalone", total, 3.0)])
+    stage = stage_entry(figures, "completed")
     summary = build_summary(
         "SUCCESS",
         metadata=rd.metadata,

@@ -10,6 +10,7 @@ from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.tsv import (
     AgentRow,
+    StageFigures,
     stage_file_name,
     write_endpoint_stats_tsv,
     write_results_tsv,
@@ -110,15 +111,9 @@ def test_stage_tsv_preamble_and_per_agent_errors(tmp_path: Path) -> None:
     merged = Snapshot.merge(a1, a2)
     name = stage_file_name(3, "execute")
     assert name == "03_execute_results.tsv"
-    path = write_stage_tsv(
-        tmp_path / name,
-        stage_number=3,
-        stage_name="execute",
-        stage_type="execute",
-        snapshot=merged,
-        agents=[AgentRow("agent-1", a1, 9.5), AgentRow("agent-2", a2, 10.0)],
-        include_p999=False,
-    )
+    agents = [AgentRow("agent-1", a1, 9.5), AgentRow("agent-2", a2, 10.0)]
+    figures = StageFigures(3, "execute", "execute", merged, agents)
+    path = write_stage_tsv(tmp_path / name, figures, include_p999=False)
     lines = path.read_text().splitlines()
     assert lines[:5] == [
         "# Stage 3 Results: execute (execute)",
