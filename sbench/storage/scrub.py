@@ -58,11 +58,22 @@ def _env_secrets(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     return sorted(found, key=lambda item: -len(item[0]))
 
 
+def _environ_now() -> dict[str, str]:
+    """This process's environment, copied in one step: iterating `os.environ` while another thread sets a
+    variable (a Ray task applying its forwarded environment, a test runner) raises KeyError midway, which
+    would lose the very error message being scrubbed. The underlying dict's copy is atomic under the GIL."""
+    data = getattr(os.environ, "_data", None)
+    if not isinstance(data, dict):
+        return dict(os.environ)
+    decode = os.environ.decodekey if hasattr(os.environ, "decodekey") else os.fsdecode
+    return {decode(k): os.environ.decodevalue(v) for k, v in data.copy().items()}
+
+
 def scrub_message(text: str, environ: Mapping[str, str] | None = None) -> str:
     """`text` with every credential it may quote replaced (see the module docstring)."""
     if not text:
         return text
-    for value, name in _env_secrets(os.environ if environ is None else environ):
+    for value, name in _env_secrets(_environ_now() if environ is None else environ):
         if value in text:
             text = text.replace(value, f"<{name}>")
     text = redact_sas(text)

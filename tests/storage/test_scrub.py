@@ -3,6 +3,9 @@ user info, AWS key ids, and the literal values of credential variables in the en
 
 from __future__ import annotations
 
+import os
+import threading
+
 from sbench.storage.scrub import scrub_message
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -54,3 +57,28 @@ def test_plain_messages_are_unchanged() -> None:
         "GET data/: not_found (s3://b/k): NoSuchKey",
     ):
         assert scrub_message(text, {}) == text
+
+
+def test_scrubbing_while_another_thread_changes_the_environment_never_fails() -> None:
+    """A Ray task applies its forwarded environment while its shard threads scrub error messages."""
+    os.environ["SBENCH_TEST_SECRET_TOKEN"] = "s3cr3t-value-0042"
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            for n in range(50):
+                os.environ[f"SBENCH_CHURN_{n}"] = "x"
+            for n in range(50):
+                del os.environ[f"SBENCH_CHURN_{n}"]
+
+    worker = threading.Thread(target=churn, daemon=True)
+    worker.start()
+    try:
+        for _ in range(20000):
+            assert scrub_message("GET failed: s3cr3t-value-0042") == "GET failed: <SBENCH_TEST_SECRET_TOKEN>"
+    finally:
+        stop.set()
+        worker.join()
+        for n in range(50):
+            os.environ.pop(f"SBENCH_CHURN_{n}", None)
+        del os.environ["SBENCH_TEST_SECRET_TOKEN"]
