@@ -1,4 +1,4 @@
-"""The `sbench` command line: `sbench run CONFIG` and `sbench util ...`.
+"""The `sbench` command line: `sbench run CONFIG`, `sbench util ...`, `sbench sort` and `sbench oplog ...`.
 
 User errors (SbenchError, StorageError) end with one clear message and an exit code (2 config/usage, 1 run
 failed); anything else is a bug and keeps its traceback. `-v` shows tracebacks for user errors too.
@@ -11,9 +11,12 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from sbench import __version__
+from sbench.commands import oplog as oplog_command
 from sbench.commands import run as run_command
+from sbench.commands import sort as sort_command
 from sbench.commands import util as util_command
 from sbench.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, SbenchError
 
@@ -36,9 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-vv debug); also shows tracebacks"
     )
+    parser.add_argument(
+        "--op-log",
+        type=Path,
+        metavar="PATH",
+        dest="global_op_log",
+        help="sai3's global op-log flag: the same as `run --op-log PATH`",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run_command.add_parser(subparsers)
     util_command.add_parser(subparsers)
+    sort_command.add_parser(subparsers)
+    oplog_command.add_parser(subparsers)
     return parser
 
 
@@ -47,6 +59,10 @@ def _execute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return run_command.execute(args)
     if args.command == "util":
         return util_command.execute(args)
+    if args.command == "sort":
+        return sort_command.execute(args)
+    if args.command == "oplog":
+        return oplog_command.execute(args)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

@@ -23,6 +23,7 @@ import ray
 from sbench.config.models import Config
 from sbench.engine.backends import BackendSet
 from sbench.layout.paths import listing_a_pool
+from sbench.oplog.capture import wrap as capture_wrap
 from sbench.plan.objectspaces import storage_options
 from sbench.storage.base import AsyncBackend, Backend, Buffer, ObjectStat
 from sbench.storage.registry import open_backend
@@ -186,7 +187,7 @@ def shared_backends(
     if config.target:
         roots.append(config.target)
     for uri in roots:
-        inner = open_backend(uri, storage_options(config, uri))
+        inner = capture_wrap(open_backend(uri, storage_options(config, uri)))
         sharing = _Sharing(inner, cache, scope, agent_id, stats)
         wrapper = SharedListingAsyncBackend(sharing) if inner.is_async else SharedListingBackend(sharing)
         backends.adopt(uri, wrapper)

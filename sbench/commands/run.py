@@ -96,7 +96,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
         skip_prepare=args.skip_prepare,
         no_cleanup=args.no_cleanup,
         preflight_only=args.preflight_only,
-        op_log=args.op_log,
+        op_log=args.op_log if args.op_log is not None else getattr(args, "global_op_log", None),
         verbose=getattr(args, "verbose", 0),
         ray_address=args.ray_address or None,
     )

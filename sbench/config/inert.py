@@ -24,7 +24,6 @@ INERT_KEYS: tuple[InertKey, ...] = (
         ("processing_mode",),
         "`processes` always runs separate processes in sbench (Python threads would share one GIL)",
     ),
-    InertKey(("op_log_path",), "use `sbench run --op-log PATH`"),
     InertKey(
         ("cache_checkpoint_interval_secs",),
         "the metadata cache lives in a Ray actor, not in tar.zst checkpoints",

@@ -836,6 +836,11 @@ class Config(StrictModel):
         "stalled: no op succeeded and no object was created, found or deleted. Longer than request_timeout "
         "by default, so one slow request that still answers in time never counts as a stall; 0 turns it off.",
     )
+    op_log_path: str | None = Field(
+        None,
+        description="sai3: write every storage call to this op-log (s3dlio's TSV, zstd when it ends in .zst); "
+        "`sbench run --op-log PATH` wins; a relative path goes into the results directory.",
+    )
     processes: PositiveCount | Literal["auto", "single"] | None = Field(
         None,
         description="sai3: run a standalone config as N local agent processes (one GIL each), splitting "

@@ -14,6 +14,7 @@ from typing import Any
 
 from sbench.config.models import Config
 from sbench.errors import ConfigError
+from sbench.oplog.capture import wrap as capture_wrap
 from sbench.storage.base import Backend
 from sbench.storage.confine import dotdot_problem
 from sbench.storage.uri import canonical, relative_to, uri_under
@@ -60,13 +61,13 @@ class BackendSet:
         self._by_root[canonical(uri)] = backend
 
     def open(self, uri: str) -> Backend:
-        """The backend rooted exactly at `uri` (cached)."""
+        """The backend rooted exactly at `uri` (cached), wrapped by the op-log capture when one is on."""
         from sbench.storage.registry import open_backend
 
         root = canonical(uri)
         backend = self._by_root.get(root)
         if backend is None:
-            backend = open_backend(uri, self._options(uri))
+            backend = capture_wrap(open_backend(uri, self._options(uri)))
             self._by_root[root] = backend
         return backend
 

@@ -35,6 +35,7 @@ from sbench.engine.stall import StallWatch
 from sbench.layout.naming import parse_prepared_key, parse_tree_file, prepared_key
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
+from sbench.oplog.capture import wrap as capture_wrap
 from sbench.plan.agents import AgentIdentity
 from sbench.plan.objectspaces import PrepareParams, prepare_params
 from sbench.storage.base import Backend, ErrorClass, StorageError
@@ -62,11 +63,11 @@ class ShardStorage:
         self.router: MultiEndpointBackend | None = None
         if len(params.roots) > 1:
             self.router = open_multi(params.roots, "round_robin", params.options)
-            self.backends = [self.router.pinned(i) for i in range(len(params.roots))]
+            self.backends = [capture_wrap(self.router.pinned(i)) for i in range(len(params.roots))]
             return
         try:
             for root in params.roots:
-                self.backends.append(open_backend(root, params.options))
+                self.backends.append(capture_wrap(open_backend(root, params.options)))
         except BaseException:
             self.close()
             raise

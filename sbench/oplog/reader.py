@@ -42,16 +42,21 @@ def open_binary(path: Path) -> BinaryIO:
         raw = open(path, "rb")  # noqa: SIM115 - handed to the caller, who closes it
     except OSError as exc:
         raise OpLogFormatError(path, 0, f"cannot open: {exc.strerror or exc}") from exc
-    head = raw.peek(4)[:4] if isinstance(raw, io.BufferedReader) else b""
-    if head == ZSTD_MAGIC:
+    return decompressed(raw)
+
+
+def decompressed(raw: io.BufferedReader) -> BinaryIO:
+    """`raw`'s bytes, decompressed when they start as a zstd stream (closing the result closes `raw`)."""
+    if raw.peek(4)[:4] == ZSTD_MAGIC:
         stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
         return io.BufferedReader(stream, _READ_BUFFER)  # type: ignore[arg-type]
     return raw
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line without its newline) of every data row, after checking the header."""
-    stream = open_binary(path)
+def iter_lines(path: Path | str, stream: BinaryIO | None = None) -> Iterator[tuple[int, str]]:
+    """(line number, line without its newline) of every data row, after checking the header; from the
+    file at `path`, or from `stream` (decompressed bytes) named `path` in messages."""
+    stream = stream if stream is not None else open_binary(Path(path))
     lineno = 0
     try:
         try:

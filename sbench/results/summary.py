@@ -159,12 +159,14 @@ def build_summary(
     warnings: Sequence[str] = (),
     first_errors: Sequence[FirstError] = (),
     left_behind: dict[str, Any] | None = None,
+    op_log: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The whole document. `sections` maps phase names (prepare, workload, cleanup) to `summary_section`
     results, or None for phases that did not run. `preflight` is the preflight result's JSON form, filled in
     by the preflight layer; None when no preflight ran. `first_errors` (per stage, the first failed op of each
     error class) is the list STATUS.txt shows. `left_behind`: what cleanup left (how many objects, where,
-    why), None when no cleanup ran."""
+    why), None when no cleanup ran. `op_log`: the run's op-log (path, rows, per-agent capture figures, clock
+    offsets; oplog.runlog.OpLogReport), None without one."""
     meta = _plain(metadata) or {}
     return {
         "schema_version": SCHEMA_VERSION,
@@ -194,6 +196,7 @@ def build_summary(
         "warnings": list(warnings),
         "first_errors": [asdict(e) | {"at": e.at} for e in first_errors],
         "left_behind": left_behind,
+        "op_log": op_log,
     }
 
 

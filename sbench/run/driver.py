@@ -35,8 +35,9 @@ from sbench.config.runoptions import RunOptions
 from sbench.control import RunControl
 from sbench.engine import leftovers
 from sbench.engine.uncleaned import uncleaned_report, why_not_cleaned, with_known_puts
-from sbench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, SbenchError
+from sbench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, RunFailed, SbenchError
 from sbench.metrics.snapshot import Snapshot
+from sbench.oplog.runlog import OpLogReport, op_log_path
 from sbench.plan.runplan import build_plan
 from sbench.plan.stages import StagePlan
 from sbench.preflight.result import PreflightResult
@@ -115,6 +116,9 @@ class RunDriver:
         self.extra: dict[str, Any] = {"run_id": run_id, "start_skew_ms": {}}
         self.outages = StageOutages()
         self._label = ""
+        self.op_log_path: Path | None = None
+        self.op_log: OpLogReport | None = None
+        self._op_log_open = False
 
     # -- output --
 
@@ -149,10 +153,7 @@ class RunDriver:
             self.say(self.fleet.describe())
         for warning in self.loaded.warnings:
             self.ui.log.record(f"warning: {warning}")
-        if self.options.op_log is not None:
-            note = f"--op-log {self.options.op_log}: op-log capture is not built yet; no op-log is written"
-            self.notes.append(note)
-            self.say(f"note: {note}")
+        self.op_log_path = op_log_path(self.options.op_log, self.config.op_log_path, results.path)
         status, reason = RunStatus.FAILURE, "the run did not finish"
         with StopSignals(self.control, self.say, self._last_words):
             try:
@@ -166,6 +167,7 @@ class RunDriver:
                     status, reason = RunStatus.ABORTED, self.control.reason
                     self.say(f"run aborted: {reason}; results so far are in {results.path}")
                 self.ui.close()
+                self._close_op_log()
                 self.fleet.stop()
                 status, reason = self._finalize(status, reason)
                 self._final_report(status, reason)
@@ -180,6 +182,7 @@ class RunDriver:
         results.save_metadata()
         if self.many:
             self.say(f"results in {results.path}")
+        self._open_op_log()
         if self.options.verify:
             ok, lines = self.fleet.verify()
             for line in lines:
@@ -281,6 +284,32 @@ class RunDriver:
             for line in leftovers.lines(self.left_behind):
                 self.say(f"   {line}")
 
+    # -- the op-log --
+
+    def _open_op_log(self) -> None:
+        path = self.op_log_path
+        if path is None:
+            return
+        try:
+            self.fleet.open_op_log(path)
+        except OSError as exc:
+            raise RunFailed(f"op-log {path}: cannot be written ({exc.strerror or exc})") from exc
+        self._op_log_open = True
+        self.say(f"op-log: capturing every storage call for {path}")
+
+    def _close_op_log(self) -> None:
+        """The run's op-log, whatever happened (an aborted run logs what it did); a failure here is said
+        and recorded, never the run's verdict."""
+        if not self._op_log_open:
+            return
+        self._op_log_open = False
+        try:
+            self.op_log = self.fleet.close_op_log()
+        except Exception as exc:  # the run's files matter more than its op-log
+            self.op_log = OpLogReport(str(self.op_log_path), problems=[f"{type(exc).__name__}: {exc}"])
+        for line in self.op_log.lines():
+            self.say(line)
+
     def _failure_reason(self, run: StageRun) -> str:
         plan = run.plan
         if run.verdict:
@@ -364,6 +393,7 @@ class RunDriver:
             preflight=self.preflight.model_dump(mode="json") if self.preflight is not None else None,
             extra={**self.extra, **self.fleet.metadata()},
             left_behind=self.left_behind,
+            op_log=self.op_log.to_dict() if self.op_log is not None else None,
             phases=("workload", "prepare") if self.config.has_prepare else ("workload",),
         )
 

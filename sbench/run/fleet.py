@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from sbench.control import RunControl
 from sbench.metrics.snapshot import Snapshot
+from sbench.oplog.runlog import OpLogReport
 from sbench.plan.stages import StagePlan
 from sbench.run.stagerecord import StageRun
 
@@ -73,6 +74,14 @@ class Fleet(Protocol):
 
     def metadata(self) -> dict[str, Any]:
         """What metadata.json records about the fleet (Ray: connection, clock offsets, events...)."""
+        ...
+
+    def open_op_log(self, path: Path) -> None:
+        """Capture every storage call of the agents from now on, for the op-log at `path`."""
+        ...
+
+    def close_op_log(self) -> OpLogReport:
+        """End the capture and write the run's op-log (merged over agents, sorted by start)."""
         ...
 
     def stop(self) -> None:

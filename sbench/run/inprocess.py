@@ -19,6 +19,8 @@ from sbench.engine.prepare import verify_prepared
 from sbench.engine.stage import run_stage
 from sbench.engine.state import RunState
 from sbench.metrics.snapshot import Snapshot
+from sbench.oplog.agentlog import AgentLog
+from sbench.oplog.runlog import OpLogReport, in_process_client_id
 from sbench.plan.agents import AgentIdentity
 from sbench.run.fleet import AgentInfo, StageCall
 from sbench.run.objectbook import MemoryBook
@@ -44,6 +46,7 @@ class InProcessFleet:
         self.state = RunState()
         self.control = RunControl()
         self.book = MemoryBook()
+        self.op_log: AgentLog | None = None
 
     def start(self, control: RunControl, say: Callable[[str], None], results_path: Path) -> list[AgentInfo]:
         self.control = control
@@ -111,6 +114,14 @@ class InProcessFleet:
 
     def metadata(self) -> dict[str, Any]:
         return {}
+
+    def open_op_log(self, path: Path) -> None:
+        self.op_log = AgentLog(path, in_process_client_id(self.identity.agent_id))
+
+    def close_op_log(self) -> OpLogReport:
+        assert self.op_log is not None, "open_op_log() first"
+        log, self.op_log = self.op_log, None
+        return OpLogReport.of_one(log.finish())
 
     def stop(self) -> None:
         """Nothing outlives the stages: the engine's threads end with them."""

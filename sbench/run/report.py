@@ -328,6 +328,7 @@ class RunReport:
         preflight: Any,
         extra: dict[str, Any],
         left_behind: dict[str, Any] | None = None,
+        op_log: dict[str, Any] | None = None,
         phases: tuple[str, ...] = ("workload",),
     ) -> tuple[RunStatus, str]:
         """STATUS.txt first, then summary.json, workload/prepare results (merged and per agent) and
@@ -395,6 +396,7 @@ class RunReport:
                 warnings=warnings,
                 first_errors=self.first_errors,
                 left_behind=left_behind,
+                op_log=op_log,
             )
             return write_summary(self.results.summary_path, summary)
 

@@ -268,7 +268,6 @@ def test_inert_keys_warn_once_each() -> None:
         + textwrap.dedent("""\
         processes: auto
         processing_mode: multi_process
-        op_log_path: /tmp/x.tsv.zst
         cache_checkpoint_interval_secs: 60
         perf_log: {path: /tmp/p.tsv, interval: 2s}
         distributed:
@@ -287,7 +286,6 @@ def test_inert_keys_warn_once_each() -> None:
     assert ": processes: has no effect in a distributed run" in warned
     for key in (
         "processing_mode",
-        "op_log_path",
         "cache_checkpoint_interval_secs",
         "perf_log.path",
         "distributed.tree_creation_mode",
