@@ -14,6 +14,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sbench.cluster.agent import CONTROL_GROUP, AgentActor, StageFn
 from sbench.cluster.coordinator import CoordinatorActor
+from sbench.cluster.oplogs import OPLOG_GROUP
 from sbench.cluster.metadata_cache import MetadataCacheActor
 
 NAMESPACE = "sbench"
@@ -51,10 +52,11 @@ def create_coordinator(run_id: str, interval_s: float, stuck_intervals: int) -> 
 
 
 def create_agent(run_id: str, position: int, strategy: Any, num_cpus: float, stage_fn: StageFn | None) -> Any:
-    """One agent actor: stage calls in the default group, ping/status/stop/abort in the control group.
+    """One agent actor: stage calls in the default group, ping/status/stop/abort in the control group, op-log
+    batches and reads in their own.
 
     No runtime_env: Ray logs it in full; the forwarded credentials reach the agent in `configure`."""
-    cls = ray.remote(concurrency_groups={CONTROL_GROUP: 2})(AgentActor)
+    cls = ray.remote(concurrency_groups={CONTROL_GROUP: 2, OPLOG_GROUP: 1})(AgentActor)
     return cls.options(
         name=actor_name("agent", run_id, str(position)),
         namespace=NAMESPACE,

@@ -23,6 +23,7 @@ import ray
 
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.listing import ShareStats, listing_scope, shared_backends
+from sbench.cluster.oplogs import OPLOG_GROUP, NodeLog
 from sbench.config.models import Config, StageType
 from sbench.control import RunControl
 from sbench.engine.state import PreparedRecord, RunState
@@ -111,6 +112,7 @@ class AgentActor:
         self._wake = threading.Event()
         #: what prepare created, set by the driver after its shard tasks, so GETs need no LIST
         self._run_state = RunState()
+        self._oplog: NodeLog | None = None
 
     # -- setup --
 
@@ -155,6 +157,42 @@ class AgentActor:
         self._engine_config = ticking_config(config, tick_s)
         self._clock_offset_ms = clock_offset_ms
         return identity.agent_id
+
+    # -- op-log (cluster.oplogs): its own group, so task batches never wait behind a stage --
+
+    @ray.method(concurrency_group=OPLOG_GROUP)
+    def oplog_open(self, name: str) -> None:
+        self._oplog = NodeLog(self.identity.agent_id, name)
+
+    @ray.method(concurrency_group=OPLOG_GROUP)
+    def oplog_offset(self, offset_ns: int) -> None:
+        assert self._oplog is not None
+        self._oplog.log.set_offset(offset_ns)
+
+    @ray.method(concurrency_group=OPLOG_GROUP)
+    def oplog_batch(self, rows: list[tuple[Any, ...]], offset_ns: int, source: int) -> None:
+        assert self._oplog is not None
+        self._oplog.log.add_batch(rows, offset_ns, source)
+
+    @ray.method(concurrency_group=CONTROL_GROUP)
+    def oplog_clock(self) -> int:
+        return time.time_ns()
+
+    @ray.method(concurrency_group=OPLOG_GROUP)
+    def oplog_finish(self) -> tuple[dict[str, Any], int]:
+        assert self._oplog is not None
+        return self._oplog.finish()
+
+    @ray.method(concurrency_group=OPLOG_GROUP)
+    def oplog_read(self, offset: int, size: int) -> bytes:
+        assert self._oplog is not None
+        return self._oplog.read(offset, size)
+
+    @ray.method(concurrency_group=OPLOG_GROUP)
+    def oplog_discard(self) -> None:
+        if self._oplog is not None:
+            self._oplog.discard()
+            self._oplog = None
 
     def set_prepared(self, records: dict[int, PreparedRecord]) -> None:
         """The prepared pools this agent reads (from the driver's prepare shards)."""

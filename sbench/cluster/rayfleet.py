@@ -24,10 +24,12 @@ from sbench.cluster.connect import RayConnection
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.listing import listing_scope
 from sbench.cluster.metadata_cache import default_db_path
+from sbench.cluster.oplogs import RayOpLogs
 from sbench.cluster.rayjobs import ActorBook, RayJobRunner
 from sbench.cluster.stagerun import AgentRef, run_agent_stage
 from sbench.config.models import Config, StageType
 from sbench.control import RunControl
+from sbench.oplog.runlog import OpLogReport
 from sbench.plan.stages import StagePlan
 from sbench.run.fleet import AgentInfo, StageCall
 from sbench.run.monitor import Drained
@@ -75,6 +77,8 @@ class RayFleet:
         self.coordinator: Any = None
         self.cache: Any = None
         self.extra: dict[str, Any] = {"ray": connection.as_dict(), "events": []}
+        #: the run's op-log, once the driver opens it
+        self.oplogs: RayOpLogs | None = None
 
     def describe(self) -> str:
         return f"Ray: {self.connection.describe()}"
@@ -120,7 +124,7 @@ class RayFleet:
             config=self.config,
             agents=[_stage_agent(a) for a in participants],
             agent_configs=self.actors.configs,
-            runner=RayJobRunner(self.coordinator, self.env, self.interval_s),
+            runner=RayJobRunner(self.coordinator, self.env, self.interval_s, self.oplogs),
             book=ActorBook(self.cache),
             control=self.control,
             interval_s=self.interval_s,
@@ -132,6 +136,8 @@ class RayFleet:
 
     def run_stage(self, call: StageCall) -> StageRun:
         plan, participants = call.plan, self._refs(call.agents)
+        if self.oplogs is not None:
+            self.oplogs.stage_started(plan.name, participants)
 
         def on_task_interval(aggregate: Any, per_agent: dict[str, Any]) -> None:
             call.on_intervals([aggregate], {a: [s] for a, s in per_agent.items()})
@@ -190,6 +196,16 @@ class RayFleet:
     def verify(self) -> tuple[bool, list[str]]:
         assert self.actors is not None
         return run_verify(self._shard_context(self.actors.agents))
+
+    def open_op_log(self, path: Path, agent_dir: Callable[[str], Path]) -> None:
+        assert self.actors is not None
+        self.oplogs = RayOpLogs(self.actors.agents, path, agent_dir)
+        self.oplogs.open()
+
+    def close_op_log(self) -> OpLogReport:
+        assert self.oplogs is not None, "open_op_log() first"
+        oplogs, self.oplogs = self.oplogs, None
+        return oplogs.close()
 
     def dropped(self) -> dict[str, str]:
         return dict(ray.get(self.coordinator.excluded.remote()))

@@ -18,6 +18,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sbench.cluster.env import ForwardedEnv
+from sbench.cluster.oplogs import RayOpLogs, TaskLogSpec, task_capture
 from sbench.control import RunControl
 from sbench.engine.indexset import IndexSet
 from sbench.metrics.snapshot import Snapshot
@@ -38,7 +39,8 @@ _REMOTE_FNS: dict[Callable[..., Any], Any] = {}
 
 def _remote(fn: Callable[..., Any]) -> Any:
     """One RemoteFunction per job function (registering a function with Ray on every call is slow); it
-    takes the forwarded environment and the link before the job's own arguments (see `_with_env`)."""
+    takes the forwarded environment, the op-log spec and the link before the job's own arguments (see
+    `_with_env`)."""
     remote = _REMOTE_FNS.get(fn)
     if remote is None:
         remote = _REMOTE_FNS[fn] = ray.remote(_with_env(fn))
@@ -47,11 +49,12 @@ def _remote(fn: Callable[..., Any]) -> Any:
 
 def _with_env(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` run with the driver's forwarded variables set in the worker, and the worker's own environment
-    put back afterwards (Ray reuses the process for later tasks). The variables come as an argument, never
+    put back afterwards (Ray reuses the process for later tasks); its storage calls captured for its agent
+    when the run has an op-log (cluster.oplogs). The variables come as an argument, never
     as a runtime_env, which Ray would log (see cluster.env)."""
 
-    def task(env: ForwardedEnv, *args: Any) -> Any:
-        with env.applied():
+    def task(env: ForwardedEnv, oplog: TaskLogSpec | None, *args: Any) -> Any:
+        with env.applied(), task_capture(oplog):
             return fn(*args)
 
     # fn's name in Ray's task list; no __wrapped__, or Ray would check the call against fn's signature
@@ -115,10 +118,14 @@ class RayJobRunner:
 
     local = False
 
-    def __init__(self, coordinator: Any, env: ForwardedEnv, interval_s: float) -> None:
+    def __init__(
+        self, coordinator: Any, env: ForwardedEnv, interval_s: float, oplog: RayOpLogs | None = None
+    ) -> None:
         self.coordinator = coordinator
         self.env = env
         self.interval_s = interval_s
+        #: the run's op-log, when there is one: each task captures its calls for its agent
+        self.oplog = oplog
 
     def submit(self, job: ShardJob, stage_index: int, key: int) -> Hashable:
         link = CoordinatorLink(self.coordinator, stage_index, key, self.interval_s)
@@ -130,7 +137,7 @@ class RayJobRunner:
         return (
             _remote(job.fn)
             .options(num_cpus=job.num_cpus, scheduling_strategy=strategy, max_retries=0)
-            .remote(self.env, link, *job.args)
+            .remote(self.env, self.oplog and self.oplog.task_spec(job.agent_id), link, *job.args)
         )
 
     def wait(self, handles: list[Hashable], timeout_s: float) -> list[Hashable]:

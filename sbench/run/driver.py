@@ -290,8 +290,9 @@ class RunDriver:
         path = self.op_log_path
         if path is None:
             return
+        assert self.results is not None
         try:
-            self.fleet.open_op_log(path)
+            self.fleet.open_op_log(path, self.results.agent_dir)
         except OSError as exc:
             raise RunFailed(f"op-log {path}: cannot be written ({exc.strerror or exc})") from exc
         self._op_log_open = True

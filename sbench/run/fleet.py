@@ -76,8 +76,9 @@ class Fleet(Protocol):
         """What metadata.json records about the fleet (Ray: connection, clock offsets, events...)."""
         ...
 
-    def open_op_log(self, path: Path) -> None:
-        """Capture every storage call of the agents from now on, for the op-log at `path`."""
+    def open_op_log(self, path: Path, agent_dir: Callable[[str], Path]) -> None:
+        """Capture every storage call of the agents from now on, for the op-log at `path` (`agent_dir`: an
+        agent's results folder, where a distributed run keeps each agent's own log)."""
         ...
 
     def close_op_log(self) -> OpLogReport:

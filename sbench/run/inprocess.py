@@ -115,7 +115,7 @@ class InProcessFleet:
     def metadata(self) -> dict[str, Any]:
         return {}
 
-    def open_op_log(self, path: Path) -> None:
+    def open_op_log(self, path: Path, agent_dir: Callable[[str], Path]) -> None:
         self.op_log = AgentLog(path, in_process_client_id(self.identity.agent_id))
 
     def close_op_log(self) -> OpLogReport:
