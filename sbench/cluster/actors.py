@@ -14,8 +14,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sbench.cluster.agent import CONTROL_GROUP, AgentActor, StageFn
 from sbench.cluster.coordinator import CoordinatorActor
-from sbench.cluster.oplogs import OPLOG_GROUP
 from sbench.cluster.metadata_cache import MetadataCacheActor
+from sbench.cluster.oplogs import OPLOG_GROUP
 
 NAMESPACE = "sbench"
 

@@ -190,7 +190,9 @@ class RayOpLogs:
                 offset, uncertainty, same = 0, 0, True
             else:
                 actor = agent.actor
-                offset, uncertainty = measure_offset(lambda a=actor: ray.get(a.oplog_clock.remote(), timeout=30))
+                offset, uncertainty = measure_offset(
+                    lambda a=actor: ray.get(a.oplog_clock.remote(), timeout=30)
+                )
                 same = False
             self.clock.append(ClockOffset(stage, agent.agent_id, offset / 1000, uncertainty / 1000, same))
             refs.append(agent.actor.oplog_offset.remote(offset))

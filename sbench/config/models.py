@@ -838,8 +838,8 @@ class Config(StrictModel):
     )
     op_log_path: str | None = Field(
         None,
-        description="sai3: write every storage call to this op-log (s3dlio's TSV, zstd when it ends in .zst); "
-        "`sbench run --op-log PATH` wins; a relative path goes into the results directory.",
+        description="sai3: write every storage call to this op-log (s3dlio's TSV, zstd when it ends in "
+        ".zst); `sbench run --op-log PATH` wins; a relative path goes into the results directory.",
     )
     processes: PositiveCount | Literal["auto", "single"] | None = Field(
         None,

@@ -170,7 +170,7 @@ class TimeFormat:
             tail = tail[end:]
         if tail == "Z":
             offset = 0
-        elif len(tail) == 6 and tail[0] in "+-" and tail[3] == ":" and tail[1:3].isdigit() and tail[4:].isdigit():
+        elif len(tail) == 6 and tail[0] in "+-" and tail[3] == ":" and (tail[1:3] + tail[4:]).isdigit():
             offset = (int(tail[1:3]) * 3600 + int(tail[4:]) * 60) * (1 if tail[0] == "+" else -1)
         else:
             raise ValueError(f"no time zone (Z or +HH:MM) in {text!r}")

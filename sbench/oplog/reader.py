@@ -60,7 +60,7 @@ def iter_lines(path: Path | str, stream: BinaryIO | None = None) -> Iterator[tup
     lineno = 0
     try:
         try:
-            for lineno, raw in enumerate(stream, 1):  # noqa: B007 - lineno is read after the loop on errors
+            for lineno, raw in enumerate(stream, 1):
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:

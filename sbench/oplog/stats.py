@@ -173,7 +173,8 @@ class LogStats:
                 ],
             },
             "size_histogram": {
-                op: {BUCKET_LABELS[i]: n for i, n in enumerate(counts) if n} for op, counts in self.sizes.items()
+                op: {BUCKET_LABELS[i]: n for i, n in enumerate(counts) if n}
+                for op, counts in self.sizes.items()
             },
             "read_write": {
                 "get_ops": get[0],

@@ -63,14 +63,16 @@ def test_every_call_is_a_row_with_its_error(tmp_path: Path, agent_log: AgentLog)
     summary = agent_log.finish()
     rows = list(read_rows(Path(summary.path)))
     assert summary.rows == len(rows) == summary.calls == 9
-    assert [r.op for r in rows] == ["PUT", "PUT", "GET_RANGE", "HEAD", "LIST", "MKDIR", "RMDIR", "DELETE", "GET"]
+    ops = ["PUT", "PUT", "GET_RANGE", "HEAD", "LIST", "MKDIR", "RMDIR", "DELETE", "GET"]
+    assert [r.op for r in rows] == ops
     assert [r.bytes for r in rows] == [100, 7, 5, 100, 0, 0, 0, 0, 0]
     assert rows[4].n_objects == 1 and rows[4].file == f"{root}/"
     assert all(r.endpoint == "file://" and r.client_id == "standalone" for r in rows)
     assert rows[0].file == f"{root}/a" and rows[0].first_byte_ns == rows[0].start_ns
     assert rows[2].first_byte_ns == rows[2].end_ns and rows[3].first_byte_ns is None
     assert rows[8].error.startswith("not_found: ") and all(not r.error for r in rows[:8])
-    assert [r.idx for r in rows] == list(range(9)) and [r.start_ns for r in rows] == sorted(r.start_ns for r in rows)
+    assert [r.idx for r in rows] == list(range(9))
+    assert [r.start_ns for r in rows] == sorted(r.start_ns for r in rows)
     assert active() is None and not list(tmp_path.glob(".*.part"))
 
 

@@ -79,7 +79,9 @@ def test_the_global_flag_is_the_run_flag(tmp_path: Path, monkeypatch: pytest.Mon
     root = tmp_path / "root"
     root.mkdir()
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"target: file://{root}/\nduration: 0.2s\nworkload:\n  - {{op: put, path: o/, weight: 1}}\n")
+    cfg.write_text(
+        f"target: file://{root}/\nduration: 0.2s\nworkload:\n  - {{op: put, path: o/, weight: 1}}\n"
+    )
     monkeypatch.chdir(tmp_path)
     assert main(["--op-log", "g.tsv.zst", "run", str(cfg), "--results-dir", "res"]) == 0
     assert (tmp_path / "res" / "g.tsv.zst").is_file()
