@@ -86,6 +86,8 @@ class AgentLog:
         self.part.parent.mkdir(parents=True, exist_ok=True)
         self.sink = PartSink(self.part)
         self.capture = Capture(self.sink)
+        #: calls shard tasks sent (counted apart: the capture's writer counts its own on another thread)
+        self.task_calls = 0
         install(self.capture)
 
     def set_offset(self, offset_ns: int) -> None:
@@ -94,7 +96,7 @@ class AgentLog:
 
     def add_batch(self, rows: list[tuple[Any, ...]], offset_ns: int, source: int) -> None:
         """Calls a shard task made for this agent; `offset_ns` is the task's clock minus this agent's."""
-        self.capture.calls += len(rows)
+        self.task_calls += len(rows)
         self.sink.write(rows, offset_ns + self.capture.offset_ns, source)
 
     def finish(self) -> LogSummary:
@@ -102,6 +104,7 @@ class AgentLog:
         uninstall(self.capture)
         self.capture.close()
         summary = LogSummary(self.client_id, str(self.out), **self.capture.stats())
+        summary.calls += self.task_calls
         began = time.monotonic()
         try:
             summary.rows = write_sorted(self.part, self.out, self.client_id)

@@ -114,8 +114,9 @@ class Capture:
     # -- the workers' side (rare paths) --
 
     def wait_room(self) -> None:
-        """A worker found the queues full: wake the writer and wait until they are half empty."""
-        if self.closed:
+        """A worker found the queues full: wake the writer and wait until they are half empty. With the
+        capture closed (or its writer gone), what is queued can never be written: it is counted instead."""
+        if self.closed or not self._thread.is_alive():
             self.late_calls += len(self.rows) + len(self.failures)
             self.rows.clear()
             self.failures.clear()
@@ -124,6 +125,8 @@ class Capture:
         self._wake.set()
         with self._room:
             while len(self.rows) + len(self.failures) > self.limit // 2 and not self.closed:
+                if not self._thread.is_alive():
+                    break
                 self._room.wait(0.1)
         self.backpressure_waits += 1
         self.backpressure_s += time.monotonic() - began
