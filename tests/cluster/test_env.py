@@ -50,7 +50,7 @@ def test_a_task_sees_its_runs_variables_and_a_later_task_on_the_same_worker_does
     name = "GOOGLE_OAUTH_ACCESS_TOKEN"
     pids: dict[int, list[str | None]] = {}
     for env in (ForwardedEnv({name: SECRET}), ForwardedEnv({})) * 4:
-        pid, seen = ray.get(task.remote(env, name))
+        pid, seen = ray.get(task.remote(env, None, name))  # None: no op-log spec
         assert seen == (SECRET if len(env) else None)
         pids.setdefault(pid, []).append(seen)
     assert any(len(set(seen)) == 2 for seen in pids.values()), "no worker ran both kinds: no reuse seen"
