@@ -29,7 +29,6 @@ INERT_KEYS: tuple[InertKey, ...] = (
         ("cache_checkpoint_interval_secs",),
         "the metadata cache lives in a Ray actor, not in tar.zst checkpoints",
     ),
-    InertKey(("enable_metadata_cache",), "the metadata cache is managed by sbench"),
     InertKey(("live_stats_tracker",), "runtime-only field in sai3"),
     InertKey(("s3dlio_optimization",), "sbench does not use s3dlio; use `driver` and `range_engine`"),
     InertKey(("distributed_env",), "Ray workers inherit their environment; set credentials on the nodes"),

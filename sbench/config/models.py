@@ -836,6 +836,13 @@ class Config(StrictModel):
         "stalled: no op succeeded and no object was created, found or deleted. Longer than request_timeout "
         "by default, so one slow request that still answers in time never counts as a stall; 0 turns it off.",
     )
+    enable_metadata_cache: bool = Field(
+        True,
+        description="sai3 (HEAD): false runs without the metadata cache (no cache actor, no database): the "
+        "driver keeps what prepare created in memory for this run's cleanup, agents list for themselves, "
+        "and nothing is left to resume from. For runs where the cache is not wanted; sai3 recommends it "
+        "above ~1 B objects.",
+    )
     processes: PositiveCount | Literal["auto", "single"] | None = Field(
         None,
         description="sai3: run a standalone config as N local agent processes (one GIL each), splitting "
@@ -877,6 +884,15 @@ class Config(StrictModel):
                 f"error_handling.max_outage {outage:g} s is shorter than perf_log.interval {interval:g} s: "
                 "outages are measured in whole perf-log intervals; set max_outage to at least "
                 f"{interval:g} s, or 0 to turn the outage rule off"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _cache_wanted_for_kv_dir(self) -> Config:
+        if not self.enable_metadata_cache and self.distributed is not None and self.distributed.kv_cache_dir:
+            raise ValueError(
+                "distributed.kv_cache_dir keeps the metadata cache across runs, but enable_metadata_cache is "
+                "false: remove one of the two"
             )
         return self
 
