@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from sbench.config import LoadedConfig, load_config
@@ -106,6 +107,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
 def execute(args: argparse.Namespace) -> int:
     config_path, options = options_from_args(args)
     loaded = load_config(config_path)
+    options = _config_mode(loaded, options)
     _check_mode(loaded, options)
     if options.no_cleanup and loaded.config.prepare is not None:
         loaded.config.prepare.cleanup = False  # sai3: --no-cleanup forces prepare.cleanup=false
@@ -119,6 +121,23 @@ def execute(args: argparse.Namespace) -> int:
     from sbench.run.launch import run  # the engine is imported only when something runs (not for --dry-run)
 
     return run(loaded, options, config_path)
+
+
+def _config_mode(loaded: LoadedConfig, options: RunOptions) -> RunOptions:
+    """`prepare.cleanup_only: true` in the config (sai3) is `--cleanup-only`, with the same conflicts."""
+    prep = loaded.config.prepare
+    if prep is None or not prep.cleanup_only or options.cleanup_only:
+        return options
+    for first, second, why in CONFLICTS:
+        if "cleanup_only" in (first, second):
+            other = second if first == "cleanup_only" else first
+            if getattr(options, other):
+                flag = "--" + other.replace("_", "-")
+                raise UsageError(
+                    f"sbench run {flag}: {loaded.path} sets `prepare.cleanup_only: true`, which is "
+                    f"--cleanup-only ({why}); remove the key or the flag"
+                )
+    return replace(options, cleanup_only=True)
 
 
 def _check_mode(loaded: LoadedConfig, options: RunOptions) -> None:

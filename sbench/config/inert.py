@@ -33,7 +33,6 @@ INERT_KEYS: tuple[InertKey, ...] = (
     InertKey(("s3dlio_optimization",), "sbench does not use s3dlio; use `driver` and `range_engine`"),
     InertKey(("distributed_env",), "Ray workers inherit their environment; set credentials on the nodes"),
     InertKey(("perf_log", "path"), "perf_log.tsv is always written into the results directory"),
-    InertKey(("prepare", "cleanup_only"), "use `sbench run --cleanup-only`"),
     InertKey(("distributed", "ssh"), "Ray places the agents; no SSH deployment"),
     InertKey(("distributed", "deployment"), "Ray places the agents; no container deployment"),
     InertKey(("distributed", "grpc_keepalive_interval"), "agents talk through Ray, not gRPC streams"),

@@ -487,6 +487,10 @@ class PrepareConfig(StrictModel):
         None, description="sbench: parallel deletes during cleanup; after loading: `concurrency` if unset."
     )
     post_prepare_delay: Duration = Field(0.0, description="Pause after prepare when it created objects.")
+    cleanup_only: bool = Field(
+        False,
+        description="sai3: skip prepare and the workload and only clean up, as `sbench run --cleanup-only`.",
+    )
     directory_structure: DirectoryStructure | None = Field(
         None, description="Directory tree rooted at ensure_objects[0]'s base URI."
     )
