@@ -51,6 +51,32 @@ class Delta:
         return abs(self.change) <= self.band
 
 
+def format_figure(metric: str, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if metric == "error_rate":
+        return f"{value:.4%}"
+    return f"{value:,.2f}" if metric.endswith("sec") else f"{value:,.0f}"
+
+
+def format_change(change: float | None) -> str:
+    if change is None:
+        return "n/a"
+    if math.isinf(change):
+        return f"{'+' if change > 0 else '-'}inf %"
+    return f"{change:+.1f}%"
+
+
+def verdict(metric: str, delta: Delta) -> str:
+    """`within noise`, `better` or `worse` (with `?` when the runs give no noise estimate), or ``."""
+    if delta.change is None:
+        return ""
+    if delta.change == 0 or delta.within_noise:
+        return "within noise"
+    good = (delta.change > 0) == (metric in HIGHER_IS_BETTER)
+    return ("better" if good else "worse") + ("" if delta.band is not None else "?")
+
+
 @dataclass
 class Row:
     stage: str

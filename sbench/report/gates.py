@@ -13,14 +13,13 @@ does not have, is a usage error (exit 2): a gate that silently checks nothing is
 
 from __future__ import annotations
 
-import math
 import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sbench.errors import UsageError
-from sbench.report.compare import METRIC_TITLES, METRICS, Comparison
+from sbench.report.compare import METRIC_TITLES, METRICS, Comparison, format_change, format_figure
 from sbench.report.stages import CLASSES, Stage
 
 _EXPR = re.compile(
@@ -90,14 +89,6 @@ def _scope(gate: Gate, stages: list[Stage], base_name: str) -> list[Stage]:
     return [s for s in stages if s.is_workload] or stages
 
 
-def _fmt(metric: str, value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if metric == "error_rate":
-        return f"{value:.4%}"
-    return f"{value:,.2f}" if metric.endswith("sec") else f"{value:,.0f}"
-
-
 def check_gates(gates: list[Gate], comparison: Comparison) -> list[str]:
     """The conditions that hold, one line each naming the expression, the run, the stage and the figures."""
     held: list[str] = []
@@ -117,9 +108,11 @@ def check_gates(gates: list[Gate], comparison: Comparison) -> list[str]:
                     held.append(f"{gate.text}: {where} has no {title} (no {gate.cls} ops there)")
                     continue
                 if gate.holds(figure):
-                    change = "" if delta.change is None else f", {_change(delta.change)}"
+                    change = "" if delta.change is None else f", {format_change(delta.change)}"
                     noise = "" if delta.band is None else f", noise ±{delta.band:.1f}%"
-                    figures = f"{_fmt(gate.metric, row.base)} -> {_fmt(gate.metric, delta.value)}"
+                    figures = (
+                        f"{format_figure(gate.metric, row.base)} -> {format_figure(gate.metric, delta.value)}"
+                    )
                     held.append(f"{gate.text}: holds for {where}: {title} {figures}{change}{noise}")
         if not checked:
             raise UsageError(
@@ -127,7 +120,3 @@ def check_gates(gates: list[Gate], comparison: Comparison) -> list[str]:
                 "figure in the stages it applies to, so it would check nothing"
             )
     return held
-
-
-def _change(change: float) -> str:
-    return f"{'+' if change > 0 else '-'}inf %" if math.isinf(change) else f"{change:+.1f}%"

@@ -7,9 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-import plotly.graph_objects as go
-
-from sbench.report.plotting import chart_html, plotly_js
+from sbench.report.plotting import Chart, plotly_js
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1240px; color: #222; }
@@ -67,12 +65,12 @@ class Page:
             f"<details><summary>{escape(summary)}</summary>{block}</details>" if summary else block
         )
 
-    def chart(self, fig: go.Figure | None, missing: str) -> None:
+    def chart(self, fig: Chart | None, missing: str) -> None:
         """The chart, or `missing` as a note when there is nothing to draw."""
         if fig is None:
             self.paragraph(missing, "note")
         else:
-            self.parts.append(chart_html(fig))
+            self.parts.append(fig.html())
 
     def html(self) -> str:
         return (
