@@ -61,6 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--no-cleanup", action="store_true", help="keep the objects (overrides prepare.cleanup)"
     )
     parser.add_argument("--preflight-only", action="store_true", help="run only the preflight checks")
+    parser.add_argument(
+        "--no-report", action="store_true", help="do not write report.html (charts) at the end of the run"
+    )
     parser.add_argument("--op-log", type=Path, metavar="PATH", help="write a per-op log to PATH")
     parser.add_argument(
         "--ray-address",
@@ -100,6 +103,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
         op_log=args.op_log,
         verbose=getattr(args, "verbose", 0),
         ray_address=args.ray_address or None,
+        no_report=args.no_report,
     )
     return config_path, options
 
