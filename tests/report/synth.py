@@ -1,10 +1,11 @@
-"""A results directory of a distributed open-loop run, synthesised with sbench's own writers (perf logs, .hlog,
-summary.json, STATUS.txt, metadata.json): what `sbench run` would leave after N agents ran a prepare stage and
-an execute stage of any length, without running it. Used by the report tests (a few agents, a few seconds)
-and by bench/report_speed.py (8 agents, one hour).
+"""A results directory of a distributed open-loop run, synthesised with sbench's own writers (perf logs,
+.hlog, summary.json, STATUS.txt, metadata.json): what `sbench run` would leave after N agents ran a prepare
+stage and an execute stage of any length, without running it. Used by the report tests (a few agents, a few
+seconds) and by bench/report_speed.py (8 agents, one hour).
 
-Every figure is drawn from a seeded generator: GET and PUT latencies from a lognormal shape with a slow
-agent and a latency spike in the middle of the run, a burst of throttled errors, CPU, late ops and lag.
+Every figure is drawn from a seeded generator: GET, PUT and META latencies of a lognormal shape, one agent
+slower than the others, a latency spike in the middle of the execute stage, throttled errors now and then,
+CPU, late ops and schedule lag.
 """
 
 from __future__ import annotations
