@@ -70,6 +70,8 @@ def column(rows: Sequence[PerfRow], name: str, col: str, *, add: bool = False) -
 def interval_lengths(rows: Sequence[PerfRow]) -> list[float]:
     """Each interval's length in seconds: the time since the row before; the first row's from its own op
     count and rate (or the median of the others when it had no ops)."""
+    if not rows:
+        return []
     lengths: list[float | None] = [None]
     lengths += [max(0.0, num(b, "elapsed_s") - num(a, "elapsed_s")) for a, b in pairwise(rows)]
     if rows:

@@ -44,10 +44,13 @@ _BOLD = Font(bold=True)
 
 
 def run_tag(name: str) -> str:
-    """A short name for a run: `MMDD-HHMM-<config>` for default directory names (as sai3-analyze), else
-    the directory name."""
+    """A short name for a run: `MMDD-HHMM-<config>` for default directory names (as sai3-analyze, which
+    also drops a `sai3-` prefix of the config's name), else the directory name."""
     match = _STAMPED.match(name)
-    return f"{match.group(1)}-{match.group(2)}-{match.group(3)}" if match else name
+    if not match:
+        return name
+    config = match.group(3).removeprefix("sai3-").removeprefix("sbench-")
+    return f"{match.group(1)}-{match.group(2)}-{config}"
 
 
 def file_tag(run: RunDir, path: Path) -> str:
@@ -66,7 +69,7 @@ class SheetNames:
 
     def make(self, run: str, file: str) -> str:
         run, file = _BAD.sub("_", run), _BAD.sub("_", file)[:16]
-        name = f"{run[: MAX_SHEET_NAME - len(file) - 1]}-{file}"
+        name = f"{run[: MAX_SHEET_NAME - len(file) - 1].rstrip('-_')}-{file}"
         candidate, n = name, 2
         while candidate.lower() in self.used:
             suffix = f"~{n}"
