@@ -48,25 +48,35 @@ class TagLatency:
 
 
 def stage_latency(path: Path, max_points: int = MAX_POINTS) -> dict[str, TagLatency]:
-    """Per tag of the log: percentiles over time (windows of consecutive intervals) and the merged total."""
-    lines = list(read_intervals(path))
-    starts = sorted({line.start_s for line in lines})
+    """Per tag of the log: percentiles over time (windows of consecutive intervals) and the merged total.
+
+    Two passes over the file: the first counts the intervals (to size the windows), the second merges each
+    window and reduces it to its percentiles as soon as the next one starts, so memory holds one window per
+    tag (a decoded histogram is about 0.2 MB), however long the stage."""
+    starts = sorted({line.start_s for line in read_intervals(path, payloads=False)})
     size = windows(len(starts), max_points)
     window_of = {start: i // size for i, start in enumerate(starts)}
-    merged: dict[tuple[str, int], LatencyHistogram] = {}
-    ends: dict[int, float] = {}
-    for line in lines:
-        w = window_of[line.start_s]
-        hist = merged.get((line.tag, w))
-        if hist is None:
-            hist = merged[(line.tag, w)] = LatencyHistogram()
-        hist.add_encoded(line.payload)
-        ends[w] = max(ends.get(w, 0.0), line.start_s + line.length_s)
     tags: dict[str, TagLatency] = {}
-    for (tag, w), hist in sorted(merged.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+    open_windows: dict[str, tuple[int, float, LatencyHistogram]] = {}
+
+    def close(tag: str) -> None:
+        _, end, hist = open_windows.pop(tag)
         entry = tags.setdefault(tag, TagLatency(tag, values={p: [] for p in OVER_TIME}))
-        entry.x.append(ends[w])
+        entry.x.append(end)
         for pct, value in zip(OVER_TIME, hist.percentiles(OVER_TIME), strict=True):
             entry.values[pct].append(value)
         entry.total.add(hist)
-    return tags
+
+    for line in read_intervals(path):
+        w = window_of[line.start_s]
+        current = open_windows.get(line.tag)
+        if current is not None and current[0] != w:
+            close(line.tag)
+            current = None
+        if current is None:
+            current = open_windows[line.tag] = (w, 0.0, LatencyHistogram())
+        current[2].add_encoded(line.payload)
+        open_windows[line.tag] = (w, max(current[1], line.start_s + line.length_s), current[2])
+    for tag in list(open_windows):
+        close(tag)
+    return dict(sorted(tags.items()))

@@ -60,9 +60,10 @@ class LoggedInterval:
     payload: bytes
 
 
-def read_intervals(path: Path) -> Iterator[LoggedInterval]:
+def read_intervals(path: Path, *, payloads: bool = True) -> Iterator[LoggedInterval]:
     """The interval lines of a log this module wrote, in file order (comments and the legend skipped); a
-    line that is not `Tag=<tag>,<start>,<length>,<max>,<histogram>` is skipped (a log cut mid-line)."""
+    line that is not `Tag=<tag>,<start>,<length>,<max>,<histogram>` is skipped (a log cut mid-line).
+    Without `payloads` the histograms are left out (empty), for a pass that only needs the times."""
     with path.open(encoding="ascii", errors="replace") as fh:
         for line in fh:
             if not line.startswith("Tag="):
@@ -74,7 +75,7 @@ def read_intervals(path: Path) -> Iterator[LoggedInterval]:
                 start, length = float(parts[1]), float(parts[2])
             except ValueError:
                 continue
-            yield LoggedInterval(parts[0][4:], start, length, parts[4].encode("ascii"))
+            yield LoggedInterval(parts[0][4:], start, length, parts[4].encode("ascii") if payloads else b"")
 
 
 class HistogramLog:

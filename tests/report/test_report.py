@@ -15,6 +15,7 @@ from hdrh.log import HistogramLogReader
 from sbench.cli import main
 from sbench.metrics.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 from sbench.report import htmlreport
+from sbench.report.latency import SPECTRUM
 from sbench.report.plotting import plotly_js
 from sbench.report.rundir import load_run
 from sbench.report.stages import run_stages
@@ -67,8 +68,8 @@ def test_run_writes_report_html_at_the_end_and_prints_its_path(runs: dict[str, P
 
 
 def test_the_report_plots_the_files_figures(runs: dict[str, Path]) -> None:
-    """The throughput chart's points are perf_log.tsv's ops/s per interval; the spectrum ends at the
-    stage's maximum from summary.json."""
+    """The throughput chart's points are perf_log.tsv's ops/s per interval; the spectrum of the execute
+    stage's GETs has summary.json's count and p50."""
     run = load_run(runs["a"])
     execute = next(s for s in run_stages(run) if s.name == "execute")
     html = (runs["a"] / "report.html").read_text()
@@ -76,7 +77,11 @@ def test_the_report_plots_the_files_figures(runs: dict[str, Path]) -> None:
     assert any(gets) and all(json.dumps(v) in html for v in gets)
     summary = json.loads((runs["a"] / "summary.json").read_text())
     stage = next(s for s in summary["stages"] if s["name"] == "execute")
-    assert f"{stage['operations']['GET']['latency_us']['max_us']}]" in html
+    latency = stage["operations"]["GET"]["latency_us"]
+    spectrum = re.search(rf'"y":\[([^\]]*)\],"name":"GET \({latency["count"]:,} ops\)"', html)
+    assert spectrum is not None
+    values = [int(v) for v in spectrum.group(1).split(",")]
+    assert values[SPECTRUM.index(50.0)] == latency["p50_us"]
 
 
 def test_hlog_files_read_back_with_hdrhistogram_match_summary_json(runs: dict[str, Path]) -> None:
