@@ -6,7 +6,7 @@ perf logs, .hlog files with response and service time, summary.json). Then repor
 times and the time of each is measured (in this process; the first includes importing plotly). The bars:
 under 10 s and under 10 MB.
 
-    .venv/bin/python bench/report_speed.py [--agents 8] [--seconds 3600] [--rounds 3]
+    .venv/bin/python bench/report_speed.py [--agents 8] [--seconds 3600] [--rounds 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=3600)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="synthesise into DIR (new) and keep it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sbench-report-speed-") as tmp:
         t0 = time.perf_counter()
-        path = synthesise(Path(tmp) / "run", agents=args.agents, seconds=args.seconds)
+        path = synthesise(args.keep or Path(tmp) / "run", agents=args.agents, seconds=args.seconds)
         made = time.perf_counter() - t0
         inputs = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         rows = sum(1 for _ in (path / "perf_log.tsv").open()) - 1

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sbench.errors import EXIT_OK, ConfigError, UsageError
+from sbench.errors import EXIT_OK, ConfigError, RunFailed, UsageError
 
 DEFAULT_OUTPUT = "sbench-results.xlsx"
 
@@ -65,6 +65,9 @@ def execute(args: argparse.Namespace) -> int:
     if not runs:
         where = f"matching {args.pattern!r} " if args.pattern else ""
         raise ConfigError(f"sbench analyze: no results directories {where}in {args.base_dir}")
-    sheets = write_workbook(runs, args.output, include_agents=args.include_agents)
+    try:
+        sheets = write_workbook(runs, args.output, include_agents=args.include_agents)
+    except OSError as exc:
+        raise RunFailed(f"sbench analyze: {args.output}: {exc.strerror or exc}") from exc
     print(f"workbook: {args.output} ({len(runs)} runs, {len(sheets)} sheets)")
     return EXIT_OK

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from sbench.errors import EXIT_OK, EXIT_RUN_FAILED
+from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -73,7 +73,10 @@ def execute(args: argparse.Namespace) -> int:
     if args.html is not None:
         from sbench.report.comparehtml import write_compare_page
 
-        print(f"comparison: {write_compare_page(comparison, args.html)}")
+        try:
+            print(f"comparison: {write_compare_page(comparison, args.html)}")
+        except OSError as exc:
+            raise RunFailed(f"sbench compare --html {args.html}: {exc.strerror or exc}") from exc
     held = check_gates(gates, comparison)
     for line in held:
         print(f"FAIL --fail-if {line}")

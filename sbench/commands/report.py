@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sbench.errors import EXIT_OK
+from sbench.errors import EXIT_OK, RunFailed
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,5 +23,10 @@ def execute(args: argparse.Namespace) -> int:
     from sbench.report.htmlreport import write_report  # plotly only when a report is written
 
     for path in args.dirs:
-        print(f"report: {write_report(path)}")
+        try:
+            print(f"report: {write_report(path)}")
+        except OSError as exc:
+            raise RunFailed(
+                f"sbench report: {path}: {exc.strerror or exc}", hint="check the directory's permissions"
+            ) from exc
     return EXIT_OK

@@ -43,7 +43,7 @@ class RunDir:
     status_text: str
     config_text: str
     preflight: dict[str, Any] | None
-    #: perf_log.tsv rows (the merged one: `standalone` or `controller`)
+    #: perf_log.tsv rows (the merged one: `standalone` or `controller`), cells as text
     perf: list[PerfRow]
     #: agents/<id>/perf_log.tsv rows, by agent id
     agent_perf: dict[str, list[PerfRow]] = field(default_factory=dict)
@@ -90,7 +90,8 @@ def _text(path: Path) -> str:
 
 
 def _perf(path: Path) -> list[PerfRow]:
-    return read_table(path).rows if path.is_file() else []
+    """Rows of a perf log, cells as text: report.series.num reads the numbers it needs."""
+    return read_table(path, convert=False).rows if path.is_file() else []
 
 
 def _numbered(path: Path, pattern: re.Pattern[str]) -> dict[int, Path]:

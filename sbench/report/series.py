@@ -8,6 +8,7 @@ counts are added, so every point still stands for measured operations, only over
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -16,7 +17,7 @@ from sbench.report.rundir import PerfRow
 from sbench.storage.base import ErrorClass
 
 #: the most points a series gets on a chart
-MAX_POINTS = 900
+MAX_POINTS = 720
 #: perf-log columns per op class: ops/s, MiB/s (META moves no bytes)
 RATE_COLUMNS = {"GET": ("get_iops", "get_mbps"), "PUT": ("put_iops", "put_mbps"), "META": ("meta_iops", None)}
 ERROR_COLUMNS = {kind.value: f"err_{kind.value}" for kind in ErrorClass}
@@ -27,6 +28,12 @@ def num(row: PerfRow, column: str | None) -> float:
     if column is None:
         return 0.0
     value = row.get(column)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return 0.0
+        return value if math.isfinite(value) else 0.0
     return float(value) if isinstance(value, int | float) else 0.0
 
 

@@ -15,16 +15,17 @@ Cell = int | float | str
 
 
 def cell(text: str) -> Cell:
-    """An int, a finite float, or the text as it is (`nan`, `inf`, labels, URIs)."""
-    try:
+    """An int, a finite float, or the text as it is (`nan`, `inf`, labels, URIs). A perf log of an hour
+    has millions of cells: one parse per cell, no exception for the common cases."""
+    if text.isdigit():
         return int(text)
-    except ValueError:
-        pass
     try:
         value = float(text)
     except ValueError:
         return text
-    return value if math.isfinite(value) else text
+    if not math.isfinite(value):
+        return text
+    return int(text) if text.lstrip("+-").isdigit() else value
 
 
 def read_lines(path: Path) -> list[list[Cell]]:
@@ -42,9 +43,10 @@ class Table:
     rows: list[dict[str, Cell]] = field(default_factory=list)
 
 
-def read_tables(path: Path) -> list[Table]:
+def read_tables(path: Path, *, convert: bool = True) -> list[Table]:
     """The tables of a TSV file in order (a results TSV has one; a stage TSV has the results table and the
-    per-agent table). A row shorter than its header gets empty cells."""
+    per-agent table). A row shorter than its header gets empty cells. Without `convert` cells stay text
+    (perf logs: millions of cells of which a chart reads a few columns)."""
     tables: list[Table] = []
     comments: list[str] = []
     current: Table | None = None
@@ -63,11 +65,12 @@ def read_tables(path: Path) -> list[Table]:
             comments = []
             continue
         parts += [""] * (len(current.columns) - len(parts))
-        current.rows.append({name: cell(value) for name, value in zip(current.columns, parts, strict=False)})
+        values = [cell(v) for v in parts] if convert else parts
+        current.rows.append(dict(zip(current.columns, values, strict=False)))
     return tables
 
 
-def read_table(path: Path) -> Table:
+def read_table(path: Path, *, convert: bool = True) -> Table:
     """The first table of a TSV file (an empty one when the file has none)."""
-    tables = read_tables(path)
+    tables = read_tables(path, convert=convert)
     return tables[0] if tables else Table([], [])

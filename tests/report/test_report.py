@@ -121,6 +121,14 @@ def test_report_command_writes_and_refuses_what_is_no_results_directory(
     assert (runs["b"] / "report.html").is_file()
     assert f"report: {runs['b'] / 'report.html'}" in capsys.readouterr().out
     (runs["b"] / "report.html").unlink()  # the --no-report check above reads b
+    (tmp_path / "copy").mkdir()
+    for name in ("summary.json", "perf_log.tsv"):
+        (tmp_path / "copy" / name).write_bytes((runs["b"] / name).read_bytes())
+    (tmp_path / "copy" / "report.html").mkdir()  # cannot be replaced by a file
+    assert main(["report", str(tmp_path / "copy")]) == 1
+    err = capsys.readouterr().err
+    assert f"sbench report: {tmp_path / 'copy'}: Is a directory" in err and "Traceback" not in err
+    assert not list((tmp_path / "copy").glob("*.tmp"))
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
