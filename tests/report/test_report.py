@@ -5,7 +5,9 @@ summary.json exactly."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -171,6 +173,28 @@ def test_a_report_that_fails_is_a_warning_and_leaves_the_verdict(
     assert main(["run", str(config), "--results-dir", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "warning: report.html was not written (RuntimeError: cannot draw)" in out
-    assert f"retry with `sbench report {tmp_path / 'out'}`" in out
+    assert f"`sbench report {tmp_path / 'out'}` draws it later" in out
     assert (tmp_path / "out" / "STATUS.txt").read_text().startswith("TEST STATUS: SUCCESS")
     assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_ctrl_c_while_the_report_is_drawn_skips_it_and_leaves_the_run_as_it_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two Ctrl-C during the report: the run's own handler would take the second as "exit at once" and
+    rewrite STATUS.txt as ABORTED; the report is skipped instead and the run keeps its verdict and exit."""
+
+    def interrupted(run: object) -> str:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        raise AssertionError("not reached: the first SIGINT interrupts the report")
+
+    monkeypatch.setattr(htmlreport, "build_report", interrupted)
+    (tmp_path / "store").mkdir()
+    config = tmp_path / "quick.yaml"
+    config.write_text(CONFIG.format(root=tmp_path / "store", iops=400).replace("1500ms", "300ms"))
+    before = signal.getsignal(signal.SIGINT)
+    assert main(["run", str(config), "--results-dir", str(tmp_path / "out")]) == 0
+    assert "report.html skipped: interrupted by SIGINT" in capsys.readouterr().out
+    assert (tmp_path / "out" / "STATUS.txt").read_text().startswith("TEST STATUS: SUCCESS")
+    assert signal.getsignal(signal.SIGINT) is before
