@@ -23,7 +23,7 @@ from sbench.results.hlog import HistogramLog
 from sbench.results.perf_log import PerfLogWriter
 from sbench.results.status import AgentStatus, write_status
 from sbench.results.summary import build_summary, stage_entry, summary_section, write_summary
-from sbench.results.tsv import AgentRow, stage_file_name
+from sbench.results.tsv import AgentRow, StageFigures, stage_file_name
 from sbench.status import AgentState, RunStatus, StageStatus
 from sbench.storage.base import ErrorClass
 
@@ -146,15 +146,7 @@ def synthesise(
         for row in rows:
             totals[row.agent_id][0] += row.snapshot.total_ops()
             totals[row.agent_id][1] += row.snapshot.errors_total()
-        entry = stage_entry(
-            number=number,
-            name=name,
-            stage_type=kind,
-            status=StageStatus.OK,
-            snapshot=merged_total,
-            wall_seconds=float(length),
-            agents=rows,
-        )
+        entry = stage_entry(StageFigures(number, name, kind, merged_total, rows), StageStatus.OK)
         entry.update({"start_ms": stage_start, "start_skew_ms": 4, "barrier": "all_or_nothing"})
         entries.append(entry)
         sections["workload" if kind == "execute" else "prepare"] = summary_section(

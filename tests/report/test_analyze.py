@@ -61,7 +61,10 @@ def test_one_sheet_per_tsv_with_the_same_rows_and_values(
             assert sheet.freeze_panes == f"A{header + 1}"  # the header stays in view
             assert sheet.cell(header, 1).font.b and not sheet.cell(header + 1, 1).font.b
     perf = book["a-perf_log"]
-    assert isinstance(perf.cell(2, 2).value, int) and isinstance(perf.cell(2, 3).value, float)  # numbers
+    last = perf.max_row
+    assert isinstance(perf.cell(last, 2).value, int) and isinstance(
+        perf.cell(last, 3).value, float
+    )  # numbers
     assert perf.freeze_panes == "A2"
     side = {r[0]: r[1:] for r in _rows(book["runs"])}
     assert side["run"] == ("a", "b") and side["status"] == ("SUCCESS", "SUCCESS")
