@@ -30,6 +30,7 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/bin/python pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
+	scripts/install-browser
 	touch $(VENV)/.installed $@
 
 $(AZURITE):

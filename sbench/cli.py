@@ -1,4 +1,5 @@
-"""The `sbench` command line: `sbench run CONFIG`, `sbench util ...`, `sbench sort` and `sbench oplog ...`.
+"""The `sbench` command line: `sbench run CONFIG`, `sbench util ...`, `sort` and `oplog` on op-logs,
+and `report`, `analyze`, `compare` on results directories.
 
 User errors (SbenchError, StorageError) end with one clear message and an exit code (2 config/usage, 1 run
 failed); anything else is a bug and keeps its traceback. `-v` shows tracebacks for user errors too.
@@ -14,7 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sbench import __version__
+from sbench.commands import analyze as analyze_command
+from sbench.commands import compare as compare_command
 from sbench.commands import oplog as oplog_command
+from sbench.commands import report as report_command
 from sbench.commands import run as run_command
 from sbench.commands import sort as sort_command
 from sbench.commands import util as util_command
@@ -51,20 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
     util_command.add_parser(subparsers)
     sort_command.add_parser(subparsers)
     oplog_command.add_parser(subparsers)
+    report_command.add_parser(subparsers)
+    analyze_command.add_parser(subparsers)
+    compare_command.add_parser(subparsers)
     return parser
 
 
+_COMMANDS = {
+    "run": run_command.execute,
+    "util": util_command.execute,
+    "report": report_command.execute,
+    "analyze": analyze_command.execute,
+    "compare": compare_command.execute,
+    "sort": sort_command.execute,
+    "oplog": oplog_command.execute,
+}
+
+
 def _execute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if args.command == "run":
-        return run_command.execute(args)
-    if args.command == "util":
-        return util_command.execute(args)
-    if args.command == "sort":
-        return sort_command.execute(args)
-    if args.command == "oplog":
-        return oplog_command.execute(args)
-    parser.print_help(sys.stderr)
-    return EXIT_USAGE
+    command = _COMMANDS.get(args.command)
+    if command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return command(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,21 @@ def _status(out: Path) -> str:
     return (out / "STATUS.txt").read_text().splitlines()[0]
 
 
+def test_prepare_cleanup_only_in_the_config_is_the_cleanup_only_flag(tmp_path: Path, capsys) -> None:
+    cfg = _write(tmp_path, cleanup="false")
+    data = tmp_path / "store" / "data"
+    assert main(["run", str(cfg), "--prepare-only", "--results-dir", str(tmp_path / "r1")]) == 0
+    assert len(list(data.iterdir())) == 50
+    cfg.write_text(cfg.read_text().replace("  cleanup: false\n", "  cleanup: false\n  cleanup_only: true\n"))
+    assert main(["run", str(cfg), "--verify", "--results-dir", str(tmp_path / "r2")]) == 2
+    assert "sets `prepare.cleanup_only: true`, which is --cleanup-only" in capsys.readouterr().err
+    assert len(list(data.iterdir())) == 50
+    assert main(["run", str(cfg), "--results-dir", str(tmp_path / "r3")]) == 0
+    assert not list(data.iterdir())
+    summary = json.loads((tmp_path / "r3" / "summary.json").read_text())
+    assert summary["prepare"] is None and summary["workload"] is None
+
+
 def test_prepare_only_then_verify_then_skip_prepare_then_cleanup_only(tmp_path: Path) -> None:
     cfg = _write(tmp_path, cleanup="false")
     data = tmp_path / "store" / "data"

@@ -33,6 +33,7 @@ from sbench.oplog.runlog import OpLogReport
 from sbench.plan.stages import StagePlan
 from sbench.run.fleet import AgentInfo, StageCall
 from sbench.run.monitor import Drained
+from sbench.run.objectbook import MemoryBook, ObjectBook
 from sbench.run.shardstages import (
     ShardStageContext,
     StageAgent,
@@ -76,6 +77,8 @@ class RayFleet:
         self.actors: AgentActors | None = None
         self.coordinator: Any = None
         self.cache: Any = None
+        #: what prepare created, for cleanup: the cache actor, or this driver's memory when it is off
+        self.book: ObjectBook = MemoryBook()
         self.extra: dict[str, Any] = {"ray": connection.as_dict(), "events": []}
         #: the run's op-log, once the driver opens it
         self.oplogs: RayOpLogs | None = None
@@ -87,8 +90,12 @@ class RayFleet:
         self.control, self.say = control, say
         dist = self.config.distributed
         self.coordinator = create_coordinator(self.run_id, self.interval_s, self.stuck_intervals)
-        db = default_db_path(results_path, dist.kv_cache_dir if dist is not None else None)
-        self.cache = create_metadata_cache(db, self.run_id)
+        if self.config.enable_metadata_cache:
+            db = default_db_path(results_path, dist.kv_cache_dir if dist is not None else None)
+            self.cache = create_metadata_cache(db, self.run_id)
+            self.book = ActorBook(self.cache)
+        else:
+            self.extra["metadata_cache"] = "off (enable_metadata_cache: false)"
         self.actors = start_fleet(
             self.config,
             self.run_id,
@@ -125,7 +132,7 @@ class RayFleet:
             agents=[_stage_agent(a) for a in participants],
             agent_configs=self.actors.configs,
             runner=RayJobRunner(self.coordinator, self.env, self.interval_s, self.oplogs),
-            book=ActorBook(self.cache),
+            book=self.book,
             control=self.control,
             interval_s=self.interval_s,
             max_in_flight=max(2, min(64, 2 * cpus)),
@@ -173,7 +180,8 @@ class RayFleet:
             produced = sum(s["produced"] for s in shared)
             fetched = sum(s["fetched"] for s in shared)
             call.say(f"shared listings: {produced} LIST(s) done once, read back by {fetched} agent(s)")
-        ray.get(self.cache.drop_listings.remote(listing_scope(self.run_id, plan.index)))
+        if self.cache is not None:
+            ray.get(self.cache.drop_listings.remote(listing_scope(self.run_id, plan.index)))
         return run
 
     def _cleanup(

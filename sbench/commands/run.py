@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from sbench.config import LoadedConfig, load_config
@@ -60,6 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--no-cleanup", action="store_true", help="keep the objects (overrides prepare.cleanup)"
     )
     parser.add_argument("--preflight-only", action="store_true", help="run only the preflight checks")
+    parser.add_argument(
+        "--no-report", action="store_true", help="do not write report.html (charts) at the end of the run"
+    )
     parser.add_argument("--op-log", type=Path, metavar="PATH", help="write a per-op log to PATH")
     parser.add_argument(
         "--ray-address",
@@ -99,6 +103,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
         op_log=args.op_log if args.op_log is not None else getattr(args, "global_op_log", None),
         verbose=getattr(args, "verbose", 0),
         ray_address=args.ray_address or None,
+        no_report=args.no_report,
     )
     return config_path, options
 
@@ -106,6 +111,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
 def execute(args: argparse.Namespace) -> int:
     config_path, options = options_from_args(args)
     loaded = load_config(config_path)
+    options = _config_mode(loaded, options)
     _check_mode(loaded, options)
     if options.no_cleanup and loaded.config.prepare is not None:
         loaded.config.prepare.cleanup = False  # sai3: --no-cleanup forces prepare.cleanup=false
@@ -119,6 +125,23 @@ def execute(args: argparse.Namespace) -> int:
     from sbench.run.launch import run  # the engine is imported only when something runs (not for --dry-run)
 
     return run(loaded, options, config_path)
+
+
+def _config_mode(loaded: LoadedConfig, options: RunOptions) -> RunOptions:
+    """`prepare.cleanup_only: true` in the config (sai3) is `--cleanup-only`, with the same conflicts."""
+    prep = loaded.config.prepare
+    if prep is None or not prep.cleanup_only or options.cleanup_only:
+        return options
+    for first, second, why in CONFLICTS:
+        if "cleanup_only" in (first, second):
+            other = second if first == "cleanup_only" else first
+            if getattr(options, other):
+                flag = "--" + other.replace("_", "-")
+                raise UsageError(
+                    f"sbench run {flag}: {loaded.path} sets `prepare.cleanup_only: true`, which is "
+                    f"--cleanup-only ({why}); remove the key or the flag"
+                )
+    return replace(options, cleanup_only=True)
 
 
 def _check_mode(loaded: LoadedConfig, options: RunOptions) -> None:

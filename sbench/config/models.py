@@ -487,6 +487,10 @@ class PrepareConfig(StrictModel):
         None, description="sbench: parallel deletes during cleanup; after loading: `concurrency` if unset."
     )
     post_prepare_delay: Duration = Field(0.0, description="Pause after prepare when it created objects.")
+    cleanup_only: bool = Field(
+        False,
+        description="sai3: skip prepare and the workload and only clean up, as `sbench run --cleanup-only`.",
+    )
     directory_structure: DirectoryStructure | None = Field(
         None, description="Directory tree rooted at ensure_objects[0]'s base URI."
     )
@@ -841,6 +845,13 @@ class Config(StrictModel):
         description="sai3: write every storage call to this op-log (s3dlio's TSV, zstd when it ends in "
         ".zst); `sbench run --op-log PATH` wins; a relative path goes into the results directory.",
     )
+    enable_metadata_cache: bool = Field(
+        True,
+        description="sai3 (HEAD): false runs without the metadata cache (no cache actor, no database): the "
+        "driver keeps what prepare created in memory for this run's cleanup, agents list for themselves, "
+        "and nothing is left to resume from. For runs where the cache is not wanted; sai3 recommends it "
+        "above ~1 B objects.",
+    )
     processes: PositiveCount | Literal["auto", "single"] | None = Field(
         None,
         description="sai3: run a standalone config as N local agent processes (one GIL each), splitting "
@@ -882,6 +893,15 @@ class Config(StrictModel):
                 f"error_handling.max_outage {outage:g} s is shorter than perf_log.interval {interval:g} s: "
                 "outages are measured in whole perf-log intervals; set max_outage to at least "
                 f"{interval:g} s, or 0 to turn the outage rule off"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _cache_wanted_for_kv_dir(self) -> Config:
+        if not self.enable_metadata_cache and self.distributed is not None and self.distributed.kv_cache_dir:
+            raise ValueError(
+                "distributed.kv_cache_dir keeps the metadata cache across runs, but enable_metadata_cache is "
+                "false: remove one of the two"
             )
         return self
 

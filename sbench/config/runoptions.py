@@ -24,6 +24,8 @@ class RunOptions:
     verbose: int = 0
     #: the Ray cluster to join (beats RAY_ADDRESS); None: RAY_ADDRESS, else a private local instance
     ray_address: str | None = None
+    #: no report.html at the end of the run
+    no_report: bool = False
 
     @property
     def mode(self) -> str:

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write `text` (UTF-8) to `path` through `path.tmp` and a rename; on failure nothing is left behind."""
+def replace_atomic(path: Path, write: Callable[[Path], object]) -> Path:
+    """`write(tmp)` fills `path.tmp`, which is then renamed over `path`; on failure nothing is left behind
+    (for files a library writes itself, such as a workbook)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` through `path.tmp` and a rename; on failure nothing is left behind."""
+    return replace_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -16,7 +16,8 @@ run's start (`BaseTime`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from sbench.metrics.buckets import OpClass
@@ -47,6 +48,34 @@ def interval_line(tag: str, start_s: float, length_s: float, hist: LatencyHistog
     """One tagged interval line."""
     payload = hist.encode().decode("ascii")
     return f"Tag={tag},{start_s:.3f},{length_s:.3f},{hist.max / MAX_VALUE_UNIT_RATIO:.3f},{payload}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedInterval:
+    """One line of a log read back: its tag, start (seconds after BaseTime), length and encoded histogram."""
+
+    tag: str
+    start_s: float
+    length_s: float
+    payload: bytes
+
+
+def read_intervals(path: Path, *, payloads: bool = True) -> Iterator[LoggedInterval]:
+    """The interval lines of a log this module wrote, in file order (comments and the legend skipped); a
+    line that is not `Tag=<tag>,<start>,<length>,<max>,<histogram>` is skipped (a log cut mid-line).
+    Without `payloads` the histograms are left out (empty), for a pass that only needs the times."""
+    with path.open(encoding="ascii", errors="replace") as fh:
+        for line in fh:
+            if not line.startswith("Tag="):
+                continue
+            parts = line.rstrip("\n").split(",")
+            if len(parts) != 5 or not parts[4]:
+                continue
+            try:
+                start, length = float(parts[1]), float(parts[2])
+            except ValueError:
+                continue
+            yield LoggedInterval(parts[0][4:], start, length, parts[4].encode("ascii") if payloads else b"")
 
 
 class HistogramLog:

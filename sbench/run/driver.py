@@ -14,7 +14,8 @@ How a run flows:
     stops the run before any I/O, a majority barrier drops the agents that failed.
  7. At the end, whatever happened: the fleet stops, what stays on the storage is counted (engine.uncleaned),
     STATUS.txt, summary.json, the phase TSVs and metadata.json are written (run.report), the closing tables
-    are shown, and the exit code is 0 only for SUCCESS.
+    are shown, report.html is drawn from the files (unless --no-report; its failure is only a warning), and
+    the exit code is 0 only for SUCCESS.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from sbench.oplog.runlog import OpLogReport, op_log_path
 from sbench.plan.runplan import build_plan
 from sbench.plan.stages import StagePlan
 from sbench.preflight.result import PreflightResult
+from sbench.report.afterrun import report_after_run
 from sbench.results.atomic import write_text_atomic
 from sbench.results.perf_log import stage_label
 from sbench.results.resultsdir import ResultsDir
@@ -145,7 +147,8 @@ class RunDriver:
             run_id=self.run_id,
             load_model=self.plan.load_model,
         )
-        self.ui = LiveProgress(results.console)
+        dist = self.config.distributed
+        self.ui = LiveProgress(results.console, stuck_intervals=dist.stuck_intervals if dist else None)
         self.report = RunReport(results, [], int(time.time() * 1000))
         load = describe_load(self.plan.load_model)
         self.say(f"sbench run {self.config_path} (run id {self.run_id}, {load})")
@@ -171,6 +174,8 @@ class RunDriver:
                 self.fleet.stop()
                 status, reason = self._finalize(status, reason)
                 self._final_report(status, reason)
+                if not self.options.no_report:  # after every other file; cannot change the status
+                    report_after_run(results.path, self.say)
                 results.close()
         return EXIT_OK if status is RunStatus.SUCCESS else EXIT_RUN_FAILED
 
@@ -345,6 +350,7 @@ class RunDriver:
         assert self.report is not None and self.ui is not None
         self.report.write_intervals(self._label, aggregate, per_agent)
         self.outages.add(aggregate, per_agent)
+        self.ui.agent_intervals(per_agent)
         for snap in aggregate:
             self.ui.interval(snap)
 

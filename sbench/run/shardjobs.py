@@ -200,6 +200,7 @@ def run_jobs(
     next_interval = time.monotonic() + interval_s
     parts: list[tuple[str, Snapshot]] = []
     give_up_at: float | None = None
+    window_start_ms = [time.time_ns() // 1_000_000]
 
     def add(agent_id: str, snap: Snapshot) -> None:
         state.per_agent.setdefault(agent_id, SnapshotAccumulator()).add(snap)
@@ -215,13 +216,17 @@ def run_jobs(
         if not per and not in_flight:
             return
         merged = {a: Snapshot.merge_all(snaps) for a, snaps in per.items()}
+        now_ms = time.time_ns() // 1_000_000
         for agent_id in progress.total:
             snap = merged.setdefault(agent_id, Snapshot())
+            if not snap.end_ms:  # no op timed in it (a LIST, progress only): the interval is the wall clock's
+                snap.start_ms, snap.end_ms = window_start_ms[0], now_ms
             snap.set_progress(agent_id, progress.counters(agent_id))
             if cpu is not None:
                 snap.set_cpu(agent_id, *cpu.sample())
         on_interval(Snapshot.merge_all(merged.values()), merged)
         parts.clear()
+        window_start_ms[0] = now_ms
 
     def ended(handle: Hashable) -> None:
         key, job = in_flight.pop(handle)

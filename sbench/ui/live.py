@@ -1,4 +1,5 @@
-"""Live progress of a run: a rich display on a terminal, plain periodic lines otherwise (CI logs, pipes).
+"""Live progress of a run: a rich dashboard on a terminal (ui.dashboard), plain periodic lines otherwise (CI
+logs, pipes).
 
 Either way every status line also lands in console_log.txt through the ConsoleLog, so the transcript shows
 the progress a user saw. Figures come from the interval snapshots the engine emits: ops/s and MiB/s of the
@@ -12,37 +13,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
+from sbench.metrics.progress import DEFAULT_STUCK_INTERVALS
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.console import ConsoleLog
+from sbench.ui.dashboard import Board, render
+from sbench.ui.units import MIB, fmt_s, fmt_us
 
-MIB = 1024 * 1024
 #: a plain line at most this often (a live display refreshes every interval)
 PLAIN_EVERY_S = 5.0
-
-
-def fmt_us(value: float) -> str:
-    """Latency for humans: µs below 1 ms, ms below 10 s, else s."""
-    if value < 1000:
-        return f"{value:.0f}µs"
-    if value < 10_000_000:
-        return f"{value / 1000:.2f}ms"
-    return f"{value / 1e6:.1f}s"
-
-
-def fmt_s(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 @dataclass
@@ -86,41 +68,50 @@ class StageView:
 
 
 class LiveProgress:
-    """Call `stage_started`, then `interval` for each snapshot, then `stage_ended`; `close()` at the end."""
+    """Call `stage_started`, then `interval` for each merged snapshot (and `agent_intervals` with the agents'
+    own), then `stage_ended`; `close()` at the end."""
 
-    def __init__(self, log: ConsoleLog, *, tty: bool | None = None, stream: Any = None) -> None:
+    def __init__(
+        self,
+        log: ConsoleLog,
+        *,
+        tty: bool | None = None,
+        stream: Any = None,
+        stuck_intervals: int | None = None,
+    ) -> None:
+        """`stuck_intervals`: the run's `distributed.stuck_intervals` (None: its default), for the agents'
+        stuck flags."""
         self.log = log
         self.stream = stream if stream is not None else sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
         # a pipe or CI log has no width; give tables room instead of rich's 80-column fallback
         self.console = Console(file=self.stream, force_terminal=self.tty, width=None if self.tty else 132)
         self.view: StageView | None = None
+        self.board = Board()
+        self.stuck_intervals = stuck_intervals or DEFAULT_STUCK_INTERVALS
         self._live: Live | None = None
         self._last_plain = 0.0
 
-    def _render(self) -> Table:
+    def _render(self) -> RenderableType:
         view = self.view
-        table = Table.grid(padding=(0, 2))
         if view is None:
-            return table
-        elapsed = time.monotonic() - view.started
-        table.add_row(Text(f"stage {view.name}", style="bold cyan"), Text(view.type, style="dim"))
-        remaining = f"  remaining {fmt_s(view.expected_s - elapsed)}" if view.expected_s else ""
-        table.add_row("elapsed", f"{fmt_s(elapsed)}{remaining}")
-        table.add_row("throughput", f"{view.ops_s:,.0f} ops/s   {view.mib_s:,.2f} MiB/s")
-        table.add_row("latency", f"p50 {fmt_us(view.p50)}   p99 {fmt_us(view.p99)}")
-        table.add_row("errors", Text(f"{view.errors:,}", style="red" if view.errors else "green"))
-        if view.total:
-            table.add_row("objects", f"{view.done:,} / {view.total:,}")
-        elif view.ops:
-            table.add_row("ops", f"{view.ops:,}")
-        if view.late:
-            table.add_row("late (open loop)", f"{view.late:,}")
-        return table
+            return Text("")
+        return render(
+            self.board,
+            name=view.name,
+            kind=view.type,
+            started=view.started,
+            expected_s=view.expected_s,
+            done=view.done,
+            total=view.total,
+            errors=view.errors,
+            late=view.late,
+        )
 
     def stage_started(self, name: str, stage_type: str, expected_s: float | None, where: str = "") -> None:
         """`where`: what the line adds after "started" (the agents and barrier of a multi-agent stage)."""
         self.view = StageView(name, stage_type, time.monotonic(), expected_s)
+        self.board.reset()
         self.log.print(f"== stage {name} ({stage_type}) started{where}")
         if self.tty:
             self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)
@@ -140,6 +131,7 @@ class LiveProgress:
         view.p50, view.p99 = hist.p50, hist.p99
         progress = snap.progress_for()
         view.done, view.total = progress.objects_done, progress.objects_total
+        self.board.interval(snap)
         if self._live is not None:
             self._live.update(self._render())
             self.log.record(view.line())
@@ -147,7 +139,13 @@ class LiveProgress:
             self._last_plain = time.monotonic()
             self.log.print(view.line())
 
+    def agent_intervals(self, per_agent: dict[str, list[Snapshot]]) -> None:
+        """Each agent's own intervals, for its row on the dashboard (state, ops/s, share, stuck)."""
+        if self.view is not None:
+            self.board.agent_intervals(per_agent, self.stuck_intervals)
+
     def stage_ended(self, name: str, status: str, reason: str, elapsed_s: float) -> None:
+        self.board.finished.append((name, str(status), elapsed_s))
         if self._live is not None:
             self._live.stop()
             self._live = None

@@ -13,7 +13,7 @@ from rich.table import Table
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.console import ConsoleLog
-from sbench.ui.live import MIB, fmt_us
+from sbench.ui.units import MIB, fmt_us
 
 
 def phase_table(title: str, snap: Snapshot, wall_s: float, *, open_loop: bool = False) -> Table:

@@ -100,6 +100,26 @@ def test_prepare_resumes_from_the_cache_and_cleanup_deletes_exactly_what_sbench_
     assert_merged_equals_sum(second)
 
 
+def test_without_the_metadata_cache_cleanup_still_deletes_exactly_what_prepare_created(
+    ray_session, tmp_path: Path
+) -> None:
+    """enable_metadata_cache: false (sai3 HEAD): no cache actor and no database, the driver keeps the created
+    sets in memory, a foreign object under a prepare name survives cleanup."""
+    data = tmp_path / "data"
+    data.mkdir()
+    foreign = data / "prepared-00000007.dat"
+    foreign.write_bytes(b"not ours")
+    config = _resume_config(data, tmp_path / "kv").replace(f'  kv_cache_dir: "{tmp_path / "kv"}"\n', "")
+    code, results = run_driver("enable_metadata_cache: false\n" + config, tmp_path, "nocache")
+    assert code == 0, (results / "console_log.txt").read_text()[-2000:]
+    assert [p.name for p in data.iterdir()] == [foreign.name] and foreign.read_bytes() == b"not ours"
+    counts, _ = stage_tables(results / "04_cleanup_results.tsv")
+    assert counts["META/ALL"] == 499
+    assert not (results / ".sbench-metadata").exists() and not (tmp_path / "kv").exists()
+    meta = json.loads((results / "metadata.json").read_text())
+    assert meta["extra"]["metadata_cache"] == "off (enable_metadata_cache: false)"
+
+
 def test_custom_stage_runs_on_every_agent_and_optional_failure_goes_on(ray_session, tmp_path: Path) -> None:
     marker = tmp_path / "marks"
     marker.mkdir()

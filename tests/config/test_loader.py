@@ -366,3 +366,12 @@ def test_tree_depth_is_bounded() -> None:
         BASE.replace("prepare:\n", "prepare:\n  directory_structure: {width: 2, depth: 100000}\n")
     )
     assert_located(message, "prepare.directory_structure.depth", 4)
+
+
+def test_kv_cache_dir_without_the_metadata_cache_is_refused() -> None:
+    block = (
+        "distributed:\n  shared_filesystem: true\n  kv_cache_dir: /tmp/kv\n"
+        '  agents: [{address: "127.0.0.1:7761"}]\n'
+    )
+    message = error_of("enable_metadata_cache: false\n" + BASE + block)
+    assert "kv_cache_dir keeps the metadata cache across runs, but enable_metadata_cache is false" in message

@@ -9,12 +9,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from sbench.config import load_config_text
 from sbench.config.models import StageType
 from sbench.config.runoptions import RunOptions
 from sbench.control import RunControl
 from sbench.metrics.buckets import OpClass
+from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.recorder import Recorder
 from sbench.metrics.snapshot import Snapshot
 from sbench.plan.stages import run_stages
@@ -51,18 +53,74 @@ def test_live_display_without_a_terminal_prints_plain_lines(tmp_path: Path) -> N
     assert set(text.splitlines()) <= set(transcript)  # the transcript has what was shown
 
 
-def test_live_display_on_a_terminal_renders_the_stage_panel(tmp_path: Path) -> None:
+def _agent_snap(agent_id: str, gets: int, puts: int = 0) -> Snapshot:
+    rec = Recorder()
+    for _ in range(gets):
+        rec.record(OpClass.GET, 2048, 150)
+    for _ in range(puts):
+        rec.record(OpClass.PUT, 65536, 900)
+    snap = rec.take_interval()
+    snap.start_ms, snap.end_ms = snap.end_ms - 1000, snap.end_ms
+    snap.set_progress(agent_id, ProgressCounters(stage="steady", at_ms=snap.end_ms))
+    return snap
+
+
+def _rendered(live: LiveProgress) -> str:
     out = io.StringIO()
-    live = LiveProgress(ConsoleLog(None, out), tty=True, stream=out)
-    live.stage_started("warmup", "execute", 5.0)
-    live.interval(_snap(200))
-    rendered = io.StringIO()
-    live.console.file = rendered
-    live.console.print(live._render())
-    live.stage_ended("warmup", "failed", "boom", 0.5)
-    panel = rendered.getvalue()
-    assert "stage warmup" in panel and "throughput" in panel and "200 ops/s" in panel
-    assert "== stage warmup failed after 0.5s: boom" in out.getvalue()
+    Console(file=out, width=120, force_terminal=False, color_system=None).print(live._render())
+    return out.getvalue()
+
+
+def test_live_dashboard_on_a_terminal_has_stage_bars_and_rows_per_op_class_and_agent(tmp_path: Path) -> None:
+    out = io.StringIO()
+    live = LiveProgress(ConsoleLog(None, out), tty=True, stream=out, stuck_intervals=2)
+    live.stage_started("prepare", "prepare", None)
+    live.stage_ended("prepare", "ok", "", 1.5)
+    live.stage_started("steady", "execute", 5.0)
+    a1, a2 = _agent_snap("agent-1", 300, 100), _agent_snap("agent-2", 100)
+    live.agent_intervals({"agent-1": [a1], "agent-2": [a2]})
+    merged = Snapshot.merge_all([a1, a2])
+    merged.set_endpoints(
+        [
+            {"uri": "s3://ep-one/", "requests": 300, "bytes_read": 0, "bytes_written": 0, "errors": 2},
+            {"uri": "s3://ep-two/", "requests": 100, "bytes_read": 0, "bytes_written": 0, "errors": 0},
+        ]
+    )
+    live.interval(merged)
+    board = _rendered(live)
+    lines = board.splitlines()
+    one = next(line for line in lines if "s3://ep-one/" in line)
+    assert "300" in one and "75%" in one and " 2 " in one, one
+    assert any(line.startswith("prepare") and "ok after 2s" in line for line in lines), board
+    assert any(line.startswith("steady") and "execute: 0s / 5s" in line for line in lines), board
+    get = next(line for line in lines if line.startswith("│ GET"))
+    put = next(line for line in lines if line.startswith("│ PUT"))
+    assert "400" in get and "150µs" in get and "0.78" in get, get  # 400 ops/s of 2 KiB
+    assert "100" in put and "900µs" in put, put
+    agent1 = next(line for line in lines if "agent-1" in line)
+    agent2 = next(line for line in lines if "agent-2" in line)
+    assert "running" in agent1 and "400" in agent1 and "80%" in agent1, agent1
+    assert "running" in agent2 and "20%" in agent2, agent2
+    # agent-2 makes no progress for stuck_intervals intervals: flagged STUCK with the reason, the rule of
+    # metrics.progress (the coordinator's)
+    for _ in range(2):
+        idle = _agent_snap("agent-2", 0)
+        live.agent_intervals({"agent-1": [_agent_snap("agent-1", 50)], "agent-2": [idle]})
+    stuck = next(line for line in _rendered(live).splitlines() if "agent-2" in line)
+    assert "STUCK" in stuck and "no progress for 2 consecutive intervals" in stuck, stuck
+    live.stage_ended("steady", "failed", "boom", 0.5)
+    live.close()
+    assert "== stage steady failed after 0.5s: boom" in out.getvalue()
+
+
+def test_one_agent_and_one_endpoint_get_no_rows_of_their_own(tmp_path: Path) -> None:
+    live = LiveProgress(ConsoleLog(None, io.StringIO()), tty=False, stream=io.StringIO())
+    live.stage_started("steady", "execute", 5.0)
+    snap = _agent_snap("standalone", 10)
+    live.agent_intervals({"standalone": [snap]})
+    live.interval(snap)
+    board = _rendered(live)
+    assert "│ GET" in board and "agents" not in board and "endpoints" not in board
 
 
 CONFIG = """

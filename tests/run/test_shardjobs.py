@@ -218,3 +218,12 @@ def test_an_agents_duration_is_the_span_of_its_jobs_not_their_sum() -> None:
     assert 0.35 < state.durations["agent-0"] < 0.9, state.durations
     state, _ = _run([ShardJob("agent-0", counted_job, (gauge, 1))])
     assert state.durations["agent-0"] < 0.5
+
+
+def test_every_interval_has_a_wall_clock_window_even_without_an_op() -> None:
+    """A LIST or a progress-only interval still has its time (a perf-log row at epoch 0 otherwise)."""
+    _, intervals = _run(
+        [ShardJob("agent-0", waiting_job, (0.3,), objects=5), ShardJob("agent-1", crashing_job, ())]
+    )
+    assert intervals and all(agg.end_ms > 0 and agg.start_ms > 0 for agg, _ in intervals)
+    assert all(snap.end_ms > 0 for _, per in intervals for snap in per.values())
