@@ -8,10 +8,14 @@ fetched by every agent in pages.
 
 `MetadataStore` is the storage logic as a plain class (testable without Ray); `MetadataCacheActor` wraps it.
 
-Schema choices for 10 M+ objects: one row per object in a `WITHOUT ROWID` table clustered on the INTEGER key
-(scope, idx). Paths are not stored: they are a pure function of (pool, index) (`layout.naming`,
-`layout.tree.TreeLayout`), so a row is a few bytes. Writes go in one transaction per batch with `executemany`
-(about 1 M rows/s here); range queries walk the primary key in order.
+Schema choices for 10^9+ objects: object states are stored as runs, one row per maximal range of consecutive
+indices in one state (`object_runs`, a `WITHOUT ROWID` table clustered on (scope, lo)). Prepare and cleanup
+report whole shards, so a billion created objects are a handful of rows and only the exceptions (a failed
+PUT, an object deleted in the middle) split a run: the database grows with the number of exceptions, not of
+objects (a row per object took 151 MB per 10 M states, 15 GB for a billion). Paths and sizes are not stored:
+they are a pure function of (pool, index) (`layout.naming`, `layout.tree.TreeLayout`, `data.sizes`). Runs
+never overlap and adjacent runs in the same state are merged on every write, so each query reads only the
+runs that touch its range.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +68,12 @@ CREATE TABLE IF NOT EXISTS scopes (
     created_ms INTEGER NOT NULL,
     UNIQUE (config_hash, pool)
 );
-CREATE TABLE IF NOT EXISTS objects (
+CREATE TABLE IF NOT EXISTS object_runs (
     scope_id INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
+    lo INTEGER NOT NULL,
+    hi INTEGER NOT NULL,
     state INTEGER NOT NULL,
-    size INTEGER,
-    PRIMARY KEY (scope_id, idx)
+    PRIMARY KEY (scope_id, lo)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS manifests (
     config_hash TEXT NOT NULL,
@@ -107,6 +113,23 @@ class MetadataStore:
         self._db.execute("PRAGMA cache_size=-65536")
         self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.executescript(_SCHEMA)
+        self._migrate_object_rows()
+
+    def _migrate_object_rows(self) -> None:
+        """Turn the one-row-per-object table of sbench before 2026-12 into runs, so a `kv_cache_dir` written
+        by an older version still resumes and cleans up exactly."""
+        with self._lock:
+            old = self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name='objects'"
+            ).fetchone()
+            if old is None:
+                return
+            rows = self._db.execute("SELECT scope_id, idx, state FROM objects ORDER BY scope_id, state, idx")
+            with self._transaction():
+                for (scope, state), group in groupby(rows, key=lambda r: (r[0], r[2])):
+                    for lo, hi in compress_ranges(row[1] for row in group):
+                        self._paint(scope, lo, hi, ObjectState(state))
+                self._db.execute("DROP TABLE objects")
 
     def close(self) -> None:
         with self._lock:
@@ -130,69 +153,98 @@ class MetadataStore:
 
     # -- object states --
 
-    def plan(
-        self, scope: int, start: int, sizes: Sequence[int] | None = None, stop: int | None = None
-    ) -> int:
-        """Record objects [start, start+len(sizes)) (or [start, stop) without sizes) as planned.
+    def plan(self, scope: int, start: int, stop: int) -> int:
+        """Record the objects of [start, stop) that have no state yet as planned; returns how many were new.
 
-        Existing rows keep their state, so re-planning a resumed prepare never forgets what was created.
-        Returns how many rows were new.
-        """
-        if sizes is not None:
-            rows: Iterable[tuple[int, int, int, int | None]] = (
-                (scope, start + i, int(ObjectState.PLANNED), int(size)) for i, size in enumerate(sizes)
-            )
-        elif stop is not None:
-            rows = ((scope, idx, int(ObjectState.PLANNED), None) for idx in range(start, stop))
-        else:
-            raise ValueError("plan() needs sizes or stop")
-        sql = "INSERT OR IGNORE INTO objects (scope_id, idx, state, size) VALUES (?, ?, ?, ?)"
-        return self._write(sql, rows)
+        Objects with a state keep it, so re-planning a resumed prepare never forgets what was created."""
+        with self._lock, self._transaction():
+            runs = self._runs_over(scope, start, stop)
+            gaps = subtract_ranges(start, stop, [(lo, hi) for lo, hi, _ in runs])
+            for lo, hi in gaps:
+                self._paint(scope, lo, hi, ObjectState.PLANNED)
+            return sum(hi - lo for lo, hi in gaps)
 
     def mark(self, scope: int, indices: Iterable[int], state: ObjectState) -> int:
-        """Set the state of individual objects (planned or not); one transaction per WRITE_BATCH rows."""
-        rows = ((scope, int(idx), int(state)) for idx in indices)
-        return self._write(
-            "INSERT INTO objects (scope_id, idx, state) VALUES (?, ?, ?) "
-            "ON CONFLICT (scope_id, idx) DO UPDATE SET state=excluded.state",
-            rows,
-        )
+        """Set the state of individual objects (planned or not)."""
+        return self.mark_ranges(scope, compress_ranges(sorted({int(i) for i in indices})), state)
 
     def mark_ranges(self, scope: int, ranges: Iterable[Range], state: ObjectState) -> int:
-        """Set the state of whole index ranges (what a prepare/cleanup shard reports)."""
-        return self.mark(scope, (idx for lo, hi in ranges for idx in range(lo, hi)), state)
-
-    def _write(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Set the state of whole index ranges (what a prepare/cleanup shard reports), in one transaction per
+        WRITE_BATCH ranges; returns how many objects were marked."""
         total = 0
-        batch: list[tuple[Any, ...]] = []
+        batch: list[Range] = []
         with self._lock:
-            for row in rows:
-                batch.append(row)
+            for lo, hi in ranges:
+                if hi > lo:
+                    batch.append((int(lo), int(hi)))
                 if len(batch) >= WRITE_BATCH:
-                    total += self._commit(sql, batch)
+                    total += self._paint_all(scope, batch, state)
                     batch = []
             if batch:
-                total += self._commit(sql, batch)
+                total += self._paint_all(scope, batch, state)
         return total
 
-    def _commit(self, sql: str, batch: list[tuple[Any, ...]]) -> int:
+    def _paint_all(self, scope: int, ranges: list[Range], state: ObjectState) -> int:
+        with self._transaction():
+            for lo, hi in ranges:
+                self._paint(scope, lo, hi, state)
+        return sum(hi - lo for lo, hi in ranges)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction (one fsync) for a batch of writes; rolled back whole when one of them fails."""
         self._db.execute("BEGIN")
         try:
-            cur = self._db.executemany(sql, batch)
+            yield
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
-        return cur.rowcount
+
+    def _runs_over(self, scope: int, lo: int, hi: int, margin: int = 0) -> list[tuple[int, int, int]]:
+        """The runs that overlap [lo, hi) (with `margin` 1: also those that only touch it), in index order.
+
+        At most one run starts before `lo` and reaches into it (runs never overlap), so two primary-key
+        lookups find them all."""
+        before = self._db.execute(
+            "SELECT lo, hi, state FROM object_runs WHERE scope_id=? AND lo<? ORDER BY lo DESC LIMIT 1",
+            (scope, lo),
+        ).fetchone()
+        inside = self._db.execute(
+            "SELECT lo, hi, state FROM object_runs WHERE scope_id=? AND lo>=? AND lo<? ORDER BY lo",
+            (scope, lo, hi + margin),
+        ).fetchall()
+        runs = [before] if before is not None and before[1] + margin > lo else []
+        return runs + inside
+
+    def _paint(self, scope: int, lo: int, hi: int, state: ObjectState) -> None:
+        """Give [lo, hi) `state`: cut the runs it overlaps, merge it with touching runs in the same state."""
+        new_lo, new_hi = lo, hi
+        gone: list[int] = []
+        keep: list[tuple[int, int, int]] = []
+        for r_lo, r_hi, r_state in self._runs_over(scope, lo, hi, margin=1):
+            if r_state == state:  # same state, overlapping or adjacent: absorb it
+                new_lo, new_hi = min(new_lo, r_lo), max(new_hi, r_hi)
+            elif r_lo >= hi or r_hi <= lo:
+                continue  # another state that only touches the range: stays as it is
+            else:  # overlapped: what sticks out on either side keeps its state
+                keep += [(r_lo, lo, r_state)] if r_lo < lo else []
+                keep += [(hi, r_hi, r_state)] if r_hi > hi else []
+            gone.append(r_lo)
+        self._db.executemany("DELETE FROM object_runs WHERE scope_id=? AND lo=?", [(scope, g) for g in gone])
+        self._db.executemany(
+            "INSERT INTO object_runs (scope_id, lo, hi, state) VALUES (?, ?, ?, ?)",
+            [(scope, a, b, st) for a, b, st in [*keep, (new_lo, new_hi, int(state))]],
+        )
 
     def count_by_state(self, scope: int | None = None) -> dict[ObjectState, int]:
         """Real object counts per state (sai3 reported a hard-coded 0, seed item 16)."""
         with self._lock:
             if scope is None:
-                rows = self._db.execute("SELECT state, count(*) FROM objects GROUP BY state").fetchall()
+                rows = self._db.execute("SELECT state, sum(hi-lo) FROM object_runs GROUP BY state").fetchall()
             else:
                 rows = self._db.execute(
-                    "SELECT state, count(*) FROM objects WHERE scope_id=? GROUP BY state", (scope,)
+                    "SELECT state, sum(hi-lo) FROM object_runs WHERE scope_id=? GROUP BY state", (scope,)
                 ).fetchall()
         counts = dict.fromkeys(ObjectState, 0)
         for state, count in rows:
@@ -202,19 +254,29 @@ class MetadataStore:
     def objects_count(self, scope: int | None = None) -> int:
         return sum(self.count_by_state(scope).values())
 
+    def runs_count(self) -> int:
+        """Rows that hold the object states (what the database's size grows with)."""
+        with self._lock:
+            (n,) = self._db.execute("SELECT count(*) FROM object_runs").fetchone()
+        return int(n)
+
     def ranges_in_state(
         self, scope: int, start: int, stop: int, states: Iterable[ObjectState] = (ObjectState.CREATED,)
     ) -> list[Range]:
-        """Index ranges within [start, stop) whose objects are in one of `states`, run-length compressed."""
-        wanted = tuple(int(s) for s in states)
-        marks = ",".join("?" * len(wanted))
+        """Index ranges within [start, stop) whose objects are in one of `states`, merged where they touch."""
+        wanted = {int(s) for s in states}
         with self._lock:
-            cur = self._db.execute(
-                f"SELECT idx FROM objects WHERE scope_id=? AND idx>=? AND idx<? AND state IN ({marks}) "
-                "ORDER BY idx",
-                (scope, start, stop, *wanted),
-            )
-            return compress_ranges(row[0] for row in cur)
+            runs = self._runs_over(scope, start, stop)
+        out: list[Range] = []
+        for lo, hi, state in runs:
+            if state not in wanted:
+                continue
+            lo, hi = max(lo, start), min(hi, stop)
+            if out and out[-1][1] == lo:
+                out[-1] = (out[-1][0], hi)
+            else:
+                out.append((lo, hi))
+        return out
 
     def missing_ranges(self, scope: int, start: int, stop: int) -> list[Range]:
         """What a resumed prepare still has to create in [start, stop): everything not CREATED."""
@@ -223,11 +285,20 @@ class MetadataStore:
     def created_batch(self, scope: int, after: int, limit: int = WRITE_BATCH) -> list[Range]:
         """Up to `limit` created indices above `after`, as ranges (cleanup pages through the created set)."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT idx FROM objects WHERE scope_id=? AND idx>? AND state=? ORDER BY idx LIMIT ?",
-                (scope, after, int(ObjectState.CREATED), limit),
+            runs = self._db.execute(
+                "SELECT lo, hi FROM object_runs WHERE scope_id=? AND hi>? AND state=? ORDER BY lo LIMIT ?",
+                (scope, after + 1, int(ObjectState.CREATED), limit),
             ).fetchall()
-        return compress_ranges(row[0] for row in rows)
+        out: list[Range] = []
+        left = limit
+        for lo, hi in runs:
+            lo = max(lo, after + 1)
+            hi = min(hi, lo + left)
+            out.append((lo, hi))
+            left -= hi - lo
+            if left <= 0:
+                break
+        return out
 
     def iter_created(self, scope: int, batch: int = WRITE_BATCH) -> Iterator[list[Range]]:
         """The exact created set, in batches of ranges (cleanup deletes only these)."""
@@ -365,8 +436,8 @@ class MetadataCacheActor:
     def scope_id(self, config_hash: str, pool: str = "") -> int:
         return self._store.scope_id(config_hash, pool)
 
-    def plan(self, scope: int, start: int, sizes: list[int] | None = None, stop: int | None = None) -> int:
-        return self._store.plan(scope, start, sizes, stop)
+    def plan(self, scope: int, start: int, stop: int) -> int:
+        return self._store.plan(scope, start, stop)
 
     def mark(self, scope: int, indices: list[int], state: int) -> int:
         return self._store.mark(scope, indices, ObjectState(state))

@@ -20,7 +20,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.oplogs import RayOpLogs, TaskLogSpec, task_capture
 from sbench.control import RunControl
-from sbench.engine.indexset import IndexSet
+from sbench.engine.rangeset import RangeSet
 from sbench.metrics.snapshot import Snapshot
 from sbench.run.objectbook import ObjectState, Range, config_hash
 from sbench.run.shardjobs import ShardJob
@@ -181,9 +181,9 @@ class ActorBook:
         ray.get(self.cache.put_manifest.remote(digest, key, spec))
         return int(scope)
 
-    def created(self, scope: int, total: int) -> IndexSet:
+    def created(self, scope: int, total: int) -> RangeSet:
         """The created set, paged from the cache."""
-        out = IndexSet(0, total)
+        out = RangeSet(0, total)
         after = -1
         while batch := ray.get(self.cache.created_batch.remote(scope, after, PAGE)):
             for lo, hi in batch:
@@ -192,7 +192,7 @@ class ActorBook:
         return out
 
     def starting(self, scope: int, lo: int, hi: int, missing: list[Range]) -> None:
-        ray.get(self.cache.plan.remote(scope, lo, None, hi))
+        ray.get(self.cache.plan.remote(scope, lo, hi))
         if missing:
             ray.get(self.cache.mark_ranges.remote(scope, missing, int(ObjectState.CREATING)))
 

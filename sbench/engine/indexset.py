@@ -80,6 +80,10 @@ class IndexSet:
             out.add_range(lo_r, hi_r)
         return out
 
+    def ranges_in(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The runs of members within [lo, hi)."""
+        return self.slice(lo, hi).ranges()
+
     def covers(self, lo: int, hi: int) -> bool:
         """Every index of [lo, hi) is a member."""
         return len(self.slice(lo, hi)) == hi - lo

@@ -3,11 +3,11 @@
 Prepare records what each shard created, a resumed prepare skips it without a LIST, and cleanup deletes
 exactly the created set, then records what is gone. Two books behind one protocol:
 - on Ray, the metadata-cache actor's SQLite database (`cluster.metadata_cache`): shared by every node, one row
-  per object, durable (with `distributed.kv_cache_dir` a later run resumes from it), and it also keeps the
-  objects planned and in flight, so after a crash it shows what was being created;
-- in process, `MemoryBook`: one bitmap per space, nothing outlives the process. Writing a row per object
-  to SQLite costs ~12 µs an object here, a quarter of a fast file:// PUT, for a record nobody reads after
-  the run.
+  per run of consecutive objects in one state, durable (with `distributed.kv_cache_dir` a later run resumes
+  from it), and it also keeps the objects planned and in flight, so after a crash it shows what was being
+  created;
+- in process, `MemoryBook`: the created runs of each space in memory (`engine.rangeset`); nothing outlives
+  the process, so nothing is written for a record nobody reads after the run.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from enum import IntEnum
 from typing import Any, Protocol
 
-from sbench.engine.indexset import IndexSet
+from sbench.engine.rangeset import RangeSet
 
 Range = tuple[int, int]  # half-open [start, stop)
 
@@ -85,7 +85,7 @@ class ObjectBook(Protocol):
         """The id of one object space (`key`, defined by `spec`, indices [0, total)); created on first use."""
         ...
 
-    def created(self, scope: int, total: int) -> IndexSet:
+    def created(self, scope: int, total: int) -> RangeSet:
         """The indices of the space recorded as created (and not since deleted)."""
         ...
 
@@ -100,20 +100,20 @@ class ObjectBook(Protocol):
 
 
 class MemoryBook:
-    """The in-process book: the created set of each space as a bitmap (see the module docstring)."""
+    """The in-process book: the created set of each space as runs (see the module docstring)."""
 
     name = "this run's record"
 
     def __init__(self) -> None:
         self._scopes: dict[tuple[str, str], int] = {}
-        self._created: dict[int, IndexSet] = {}
+        self._created: dict[int, RangeSet] = {}
 
     def open_scope(self, key: str, spec: dict[str, Any], total: int) -> int:
         scope = self._scopes.setdefault((config_hash(spec), key), len(self._scopes))
-        self._created.setdefault(scope, IndexSet(0, total))
+        self._created.setdefault(scope, RangeSet(0, total))
         return scope
 
-    def created(self, scope: int, total: int) -> IndexSet:
+    def created(self, scope: int, total: int) -> RangeSet:
         return self._created[scope].copy()
 
     def starting(self, scope: int, lo: int, hi: int, missing: list[Range]) -> None:

@@ -29,6 +29,7 @@ from sbench.engine.indexset import IndexSet
 from sbench.engine.leftovers import NOT_ATTEMPTED, Leftover, merge
 from sbench.engine.prepare import ShardResult
 from sbench.engine.putcleanup import PutCleanupResult
+from sbench.engine.rangeset import RangeSet
 from sbench.engine.state import PreparedRecord
 from sbench.layout.paths import op_name
 from sbench.metrics.snapshot import Snapshot
@@ -86,6 +87,9 @@ class ShardStageContext:
     shard_max: int = SHARD_MAX
 
 
+#: what exists of a space before prepare: the object book's runs, or the bitmap of one LIST
+Known = IndexSet | RangeSet
+
 @dataclass
 class Space:
     """One object index space (a prepare entry, shared or of one agent) and who works on it."""
@@ -96,7 +100,7 @@ class Space:
     hard: bool
     concurrency: dict[str, int]
     scope: int = 0
-    created: IndexSet = field(default_factory=lambda: IndexSet(0, 0))
+    created: RangeSet = field(default_factory=lambda: RangeSet(0, 0))
     dirs: IndexSet | None = None
     failed: int = 0
     existed: int = 0
@@ -269,7 +273,7 @@ def run_prepare_stage(
     state = JobsState()
     for space in spaces:
         space.open(ctx.book)
-        space.created = IndexSet(0, space.params.total)
+        space.created = RangeSet(0, space.params.total)
     prep = ctx.config.prepare
     parallel = prep is not None and prep.prepare_strategy == "parallel"
     if parallel:
@@ -325,10 +329,10 @@ def _share_concurrency(spaces: list[Space]) -> None:
             space.concurrency[agent_id] = max(1, int(threads) // per_agent[agent_id])
 
 
-def _prepare_jobs(ctx: ShardStageContext, space: Space, have: IndexSet | None) -> list[tuple[ShardJob, int]]:
-    """One job per shard of the space that still has objects to create."""
+def _prepare_jobs(ctx: ShardStageContext, space: Space, have: Known | None) -> list[tuple[ShardJob, int]]:
+    """One job per shard of the space that still has objects to create; each takes what exists of its own
+    range only (a bitmap of at most `shard_max` bits, whatever the size of the space)."""
     out = []
-    shared = ctx.runner.share(have) if have is not None else None
     for k, (lo, hi) in enumerate(shard_ranges(space.params.total, len(space.agents), ctx.shard_max)):
         if have is not None and have.covers(lo, hi):
             space.existed += hi - lo
@@ -338,7 +342,7 @@ def _prepare_jobs(ctx: ShardStageContext, space: Space, have: IndexSet | None) -
         job = ShardJob(
             agent.agent_id,
             prepare_task,
-            (params, lo, hi, shared),
+            (params, lo, hi, have.slice(lo, hi) if have is not None else None),
             agent.node_id,
             hard=space.hard,
             on_start=partial(_prepare_start, ctx, space, lo, hi, have),
@@ -352,9 +356,9 @@ def _prepare_jobs(ctx: ShardStageContext, space: Space, have: IndexSet | None) -
 
 def _existing_sets(
     ctx: ShardStageContext, plan: StagePlan, spaces: list[Space], state: JobsState, limits: StageLimits
-) -> dict[str, IndexSet | None]:
+) -> dict[str, Known | None]:
     """Gap fill: what already exists per space, from the object book (a resume, no LIST) or one LIST."""
-    out: dict[str, IndexSet | None] = {}
+    out: dict[str, Known | None] = {}
     to_list: list[Space] = []
     for space in spaces:
         p = space.params
@@ -395,12 +399,12 @@ def _existing_sets(
     ]
     _run(ctx, plan, jobs, state, limits)
     for space in to_list:
-        out[space.key] = found.get(space.key, IndexSet(0, space.params.total))
+        out[space.key] = found[space.key] if space.key in found else RangeSet(0, space.params.total)
     return out
 
 
 def _prepare_start(
-    ctx: ShardStageContext, space: Space, lo: int, hi: int, have: IndexSet | None, job: ShardJob
+    ctx: ShardStageContext, space: Space, lo: int, hi: int, have: Known | None, job: ShardJob
 ) -> None:
     """Tell the book the shard starts and what it will create (after a crash the durable book shows what
     was in flight; resume recreates everything not CREATED)."""
@@ -410,7 +414,7 @@ def _prepare_start(
     elif have is None:
         missing = [(lo, hi)]
     else:
-        missing = subtract_ranges(lo, hi, have.slice(lo, hi).ranges())
+        missing = subtract_ranges(lo, hi, have.ranges_in(lo, hi))
     ctx.book.starting(space.scope, lo, hi, missing)
 
 
@@ -419,8 +423,10 @@ def _prepare_done(ctx: ShardStageContext, space: Space, job: ShardJob, value: An
         space.complete = False
         return
     if len(value.created):
-        space.created.update(value.created)
-        ctx.book.mark(space.scope, value.created.ranges(), ObjectState.CREATED)
+        made = value.created.ranges()
+        for lo, hi in made:
+            space.created.add_range(lo, hi)
+        ctx.book.mark(space.scope, made, ObjectState.CREATED)
     if len(value.failed):
         ctx.book.mark(space.scope, value.failed.ranges(), ObjectState.FAILED)
     space.failed += len(value.failed)
@@ -576,7 +582,7 @@ def _prepared_jobs(
     space.open(ctx.book)
     recorded = ctx.book.created(space.scope, p.total)
     if len(recorded):
-        created: IndexSet | None = recorded
+        created: RangeSet | None = recorded
     elif ctx.cleanup_only:
         created = None
         notes.append(

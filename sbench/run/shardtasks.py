@@ -47,12 +47,11 @@ def _worked(link: ShardLink, shard: IndexShard, control: RunControl) -> None:
 def prepare_task(
     link: ShardLink, params: PrepareParams, start: int, stop: int, existing: IndexSet | None
 ) -> ShardResult:
-    """Create the objects of [start, stop) that `existing` (the gap-fill bitmap) lacks; None: none exist
-    (skip_verification or force_overwrite)."""
+    """Create the objects of [start, stop) that `existing` (the gap-fill bitmap of this range) lacks; None:
+    none exist (skip_verification or force_overwrite)."""
 
     def body(control: RunControl) -> ShardResult:
-        have = existing if existing is not None else IndexSet(0, params.total)
-        shard = PrepareShard(params, start, stop, control, existing=have).begin()
+        shard = PrepareShard(params, start, stop, control, existing=existing).begin()
         _worked(link, shard, control)
         return shard.finish()
 

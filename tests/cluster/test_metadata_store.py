@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -43,7 +46,7 @@ def test_plan_mark_count_resume_and_cleanup_set(store: MetadataStore) -> None:
     scope = store.scope_id("h1", "pool-0")
     assert store.scope_id("h1", "pool-0") == scope
     assert store.scope_id("h1", "pool-1") != scope
-    assert store.plan(scope, 0, sizes=[100 + i for i in range(1000)]) == 1000
+    assert store.plan(scope, 0, 1000) == 1000
     store.mark_ranges(scope, [(0, 300), (500, 600)], ObjectState.CREATED)
     store.mark(scope, [300, 301], ObjectState.FAILED)
     counts = store.count_by_state(scope)
@@ -52,7 +55,7 @@ def test_plan_mark_count_resume_and_cleanup_set(store: MetadataStore) -> None:
     assert counts[ObjectState.PLANNED] == 598
     assert store.objects_count(scope) == 1000
     # Re-planning keeps states (resume never forgets what was created).
-    assert store.plan(scope, 0, stop=1200) == 200
+    assert store.plan(scope, 0, 1200) == 200
     assert store.count_by_state(scope)[ObjectState.CREATED] == 400
     assert store.missing_ranges(scope, 0, 1200) == [(300, 500), (600, 1200)]
     assert store.missing_ranges(scope, 100, 250) == []
@@ -109,3 +112,82 @@ def test_concurrent_writers_are_serialised(store: MetadataStore) -> None:
     for t in threads:
         t.join()
     assert store.count_by_state(scope)[ObjectState.CREATED] == 20000
+
+
+def _model_paint(model: dict[int, ObjectState], lo: int, hi: int, state: ObjectState) -> None:
+    for idx in range(lo, hi):
+        model[idx] = state
+
+
+def test_runs_answer_like_one_row_per_object(store: MetadataStore) -> None:
+    """Random overlapping writes in every state: counts, range queries and the created pages equal a
+    per-object model, and the runs stay maximal (no two adjacent runs in one state)."""
+    rng = random.Random(7)
+    scope = store.scope_id("h", "")
+    model: dict[int, ObjectState] = {}
+    for _ in range(400):
+        lo = rng.randrange(0, 2000)
+        hi = lo + rng.choice([1, 1, 2, 5, 50, 300])
+        state = rng.choice(list(ObjectState))
+        if rng.random() < 0.2:
+            new = store.plan(scope, lo, hi)
+            assert new == sum(1 for i in range(lo, hi) if i not in model)
+            for idx in range(lo, hi):
+                model.setdefault(idx, ObjectState.PLANNED)
+        elif rng.random() < 0.3:
+            picks = [rng.randrange(lo, hi) for _ in range(3)]
+            store.mark(scope, picks, state)
+            for idx in picks:
+                model[idx] = state
+        else:
+            store.mark_ranges(scope, [(lo, hi)], state)
+            _model_paint(model, lo, hi, state)
+    counts = store.count_by_state(scope)
+    for state in ObjectState:
+        assert counts[state] == sum(1 for s in model.values() if s is state)
+    created = sorted(i for i, s in model.items() if s is ObjectState.CREATED)
+    assert store.ranges_in_state(scope, 0, 3000) == compress_ranges(created)
+    assert store.ranges_in_state(scope, 500, 900) == compress_ranges([i for i in created if 500 <= i < 900])
+    failed_or_deleted = sorted(i for i, s in model.items() if s in (ObjectState.FAILED, ObjectState.DELETED))
+    both = store.ranges_in_state(scope, 0, 3000, [ObjectState.FAILED, ObjectState.DELETED])
+    assert both == compress_ranges(failed_or_deleted)
+    assert store.missing_ranges(scope, 100, 1700) == subtract_ranges(
+        100, 1700, compress_ranges([i for i in created if 100 <= i < 1700])
+    )
+    paged = [i for batch in store.iter_created(scope, batch=97) for lo, hi in batch for i in range(lo, hi)]
+    assert paged == created
+    runs = store._db.execute("SELECT lo, hi, state FROM object_runs ORDER BY lo").fetchall()
+    for (_, a_hi, a_state), (b_lo, _, b_state) in itertools.pairwise(runs):
+        assert a_hi <= b_lo and not (a_hi == b_lo and a_state == b_state)
+
+
+def test_a_billion_created_objects_are_a_few_rows(store: MetadataStore) -> None:
+    scope = store.scope_id("h", "")
+    for lo in range(0, 1_000_000_000, 100_000_000):
+        store.mark_ranges(scope, [(lo + k, lo + k + 10_000_000) for k in range(0, 100_000_000, 10_000_000)],
+                          ObjectState.CREATED)
+    store.mark(scope, [123_456_789], ObjectState.FAILED)
+    assert store.count_by_state(scope)[ObjectState.CREATED] == 999_999_999
+    assert store.runs_count() == 3
+    assert store.missing_ranges(scope, 123_456_000, 123_457_000) == [(123_456_789, 123_456_790)]
+
+
+def test_an_older_per_object_database_is_converted(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE scopes (scope_id INTEGER PRIMARY KEY, config_hash TEXT NOT NULL, pool TEXT NOT NULL,"
+        " created_ms INTEGER NOT NULL, UNIQUE (config_hash, pool));"
+        "CREATE TABLE objects (scope_id INTEGER NOT NULL, idx INTEGER NOT NULL, state INTEGER NOT NULL,"
+        " size INTEGER, PRIMARY KEY (scope_id, idx)) WITHOUT ROWID;"
+        "INSERT INTO scopes VALUES (1, 'h', 'pool', 0);"
+    )
+    rows = [(1, i, int(ObjectState.CREATED if i % 10 else ObjectState.FAILED), None) for i in range(100)]
+    db.executemany("INSERT INTO objects VALUES (?, ?, ?, ?)", rows)
+    db.commit()
+    db.close()
+    store = MetadataStore(path)
+    assert store.count_by_state(1)[ObjectState.CREATED] == 90
+    assert store.ranges_in_state(1, 0, 100, [ObjectState.FAILED]) == [(i, i + 1) for i in range(0, 100, 10)]
+    assert store._db.execute("SELECT name FROM sqlite_master WHERE name='objects'").fetchone() is None
+    store.close()

@@ -195,7 +195,7 @@ def test_the_memory_book_keeps_each_spaces_created_set_until_deleted() -> None:
     book.mark(scope, [(40, 60)], ObjectState.FAILED)
     created = book.created(scope, 100)
     assert created.ranges() == [(0, 40), (60, 70)]
-    created.add(99)  # a copy: the book is not changed through it
+    created.add_range(99, 100)  # a copy: the book is not changed through it
     book.mark(scope, [(0, 10)], ObjectState.DELETED)
     assert book.created(scope, 100).ranges() == [(10, 40), (60, 70)]
 
