@@ -284,11 +284,18 @@ class MetadataStore:
 
     def created_batch(self, scope: int, after: int, limit: int = WRITE_BATCH) -> list[Range]:
         """Up to `limit` created indices above `after`, as ranges (cleanup pages through the created set)."""
-        with self._lock:
+        start, created = after + 1, int(ObjectState.CREATED)
+        with self._lock:  # the run holding `start`, then the created runs after it, both on the primary key
+            holding = self._db.execute(
+                "SELECT lo, hi, state FROM object_runs WHERE scope_id=? AND lo<=? ORDER BY lo DESC LIMIT 1",
+                (scope, start),
+            ).fetchone()
             runs = self._db.execute(
-                "SELECT lo, hi FROM object_runs WHERE scope_id=? AND hi>? AND state=? ORDER BY lo LIMIT ?",
-                (scope, after + 1, int(ObjectState.CREATED), limit),
+                "SELECT lo, hi FROM object_runs WHERE scope_id=? AND lo>? AND state=? ORDER BY lo LIMIT ?",
+                (scope, start, created, limit),
             ).fetchall()
+        if holding is not None and holding[1] > start and holding[2] == created:
+            runs.insert(0, (holding[0], holding[1]))
         out: list[Range] = []
         left = limit
         for lo, hi in runs:

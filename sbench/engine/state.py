@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sbench.engine.indexset import IndexSet
+from sbench.engine.rangeset import RangeSet
 
 
 @dataclass
@@ -22,7 +23,7 @@ class PreparedRecord:
     #: objects per pool (tree: total files, with a single pool)
     count: int
     #: global indices (pool-major: pool p index i -> p * count + i) this run created
-    created: IndexSet
+    created: RangeSet
     #: every index exists now (prepare finished without failures, or skip_verification assumed so)
     complete: bool
     tree: bool = False

@@ -15,9 +15,10 @@ that does not return (counted as an unfinished op, never silently dropped).
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -112,6 +113,35 @@ class JobRunner(Protocol):
         ...
 
 
+@dataclass
+class JobStream:
+    """Jobs made as they are launched, with what the loop must know beforehand: a 10^12-object space has
+    10^8 shards, which are never held in a list."""
+
+    jobs: Iterable[ShardJob]
+    count: int
+    #: per agent, the objects its jobs work on (its progress total); None: not known beforehand
+    totals: dict[str, int | None]
+
+    @classmethod
+    def of(cls, jobs: Sequence[ShardJob]) -> JobStream:
+        totals: dict[str, int | None] = {}
+        for job in jobs:
+            before = totals.get(job.agent_id, 0)
+            totals[job.agent_id] = None if before is None or job.objects is None else before + job.objects
+        return cls(jobs, len(jobs), totals)
+
+    @classmethod
+    def chain(cls, streams: Sequence[JobStream]) -> JobStream:
+        totals: dict[str, int | None] = {}
+        for stream in streams:
+            for agent_id, n in stream.totals.items():
+                before = totals.get(agent_id, 0)
+                totals[agent_id] = None if before is None or n is None else before + n
+        jobs = itertools.chain.from_iterable(s.jobs for s in streams)
+        return cls(jobs, sum(s.count for s in streams), totals)
+
+
 def failure_text(exc: BaseException) -> str:
     """What a failed job says in one line: the last line of its error (a Ray task's error text is its
     remote traceback, whose last line is the exception)."""
@@ -169,7 +199,7 @@ class _Progress:
 
 
 def run_jobs(
-    jobs: list[ShardJob],
+    jobs: Sequence[ShardJob] | JobStream,
     runner: JobRunner,
     *,
     stage_index: int,
@@ -187,15 +217,11 @@ def run_jobs(
     and per agent) to `on_interval`. Returns once every job ended, or GIVE_UP_S after a stop."""
     state = state or JobsState()
     progress = _Progress(stage_name)
-    unknown = {job.agent_id for job in jobs if job.objects is None}
-    for key, job in enumerate(jobs):
-        progress.owner[key] = job.agent_id
-        if job.agent_id not in unknown:
-            progress.total[job.agent_id] = progress.total.get(job.agent_id, 0) + (job.objects or 0)
-        else:
-            progress.total[job.agent_id] = 0
+    stream = jobs if isinstance(jobs, JobStream) else JobStream.of(jobs)
+    progress.total = {agent_id: n or 0 for agent_id, n in stream.totals.items()}
     cpu = CpuSampler() if runner.local else None
-    queue = list(reversed(list(enumerate(jobs))))
+    queue = enumerate(stream.jobs)
+    launched = 0
     in_flight: dict[Hashable, tuple[int, ShardJob]] = {}
     next_interval = time.monotonic() + interval_s
     parts: list[tuple[str, Snapshot]] = []
@@ -251,10 +277,12 @@ def run_jobs(
         if job.on_done is not None:
             job.on_done(job, value)
 
-    while queue or in_flight:
+    while launched < stream.count or in_flight:
         stopping = state.aborted or state.timed_out or state.soft_stopped
-        while queue and len(in_flight) < max_in_flight and not stopping:
-            key, job = queue.pop()
+        while launched < stream.count and len(in_flight) < max_in_flight and not stopping:
+            key, job = next(queue)
+            launched += 1
+            progress.owner[key] = job.agent_id
             if job.on_start is not None:
                 job.on_start(job)
             state.first_start.setdefault(job.agent_id, time.monotonic())
@@ -287,7 +315,7 @@ def run_jobs(
             give_up_at = now + GIVE_UP_S
         if give_up_at is not None and now >= give_up_at:
             break
-    state.unfinished = len(queue) + len(in_flight)
+    state.unfinished = stream.count - launched + len(in_flight)
     for handle, (_key, job) in in_flight.items():
         runner.abandon(handle)
         add(job.agent_id, Snapshot(unfinished_ops=1))  # at least one of its calls was in flight

@@ -35,19 +35,26 @@ from sbench.layout.paths import op_name
 from sbench.metrics.snapshot import Snapshot
 from sbench.plan.agents import AgentIdentity
 from sbench.plan.objectspaces import PrepareParams, prepare_params
+from sbench.plan.shardplan import SHARD_MAX, ShardPlan
 from sbench.plan.stages import StagePlan
 from sbench.run.barrier import StageBarrier
 from sbench.run.objectbook import ObjectBook, ObjectState, subtract_ranges
-from sbench.run.shardjobs import JobRunner, JobsState, ShardJob, StageLimits, failure_text, run_jobs
+from sbench.run.shardjobs import (
+    JobRunner,
+    JobsState,
+    JobStream,
+    ShardJob,
+    StageLimits,
+    failure_text,
+    run_jobs,
+)
 from sbench.run.shardtasks import (
-    SHARD_MAX,
     ScanResult,
     cleanup_task,
     preflight_task,
     prepare_task,
     put_cleanup_task,
     scan_task,
-    shard_ranges,
     verify_task,
 )
 from sbench.run.stagerecord import AgentStageResult, StageRun
@@ -221,7 +228,7 @@ def _stage_run(
 def _run(
     ctx: ShardStageContext,
     plan: StagePlan,
-    jobs: list[ShardJob],
+    jobs: list[ShardJob] | JobStream,
     state: JobsState,
     limits: StageLimits,
     *,
@@ -283,12 +290,13 @@ def run_prepare_stage(
     for group in rounds:
         # tree spaces: shard 0 creates the directories first, the other shards follow once it is done
         first: list[ShardJob] = []
-        rest: list[ShardJob] = []
+        rest: list[JobStream] = []
         for space in group:
-            for job, lo in _prepare_jobs(ctx, space, existing.get(space.key)):
-                (first if space.params.tree is not None and lo == 0 else rest).append(job)
-        for jobs in (first, rest):
-            if jobs and not _cut_short(state):
+            tree_root, others = _prepare_jobs(ctx, space, existing.get(space.key))
+            first += tree_root
+            rest.append(others)
+        for jobs in (JobStream.of(first), JobStream.chain(rest)):
+            if jobs.count and not _cut_short(state):
                 _run(ctx, plan, jobs, state, limits)
     if state.unfinished or _cut_short(state):
         for space in spaces:
@@ -329,29 +337,43 @@ def _share_concurrency(spaces: list[Space]) -> None:
             space.concurrency[agent_id] = max(1, int(threads) // per_agent[agent_id])
 
 
-def _prepare_jobs(ctx: ShardStageContext, space: Space, have: Known | None) -> list[tuple[ShardJob, int]]:
-    """One job per shard of the space that still has objects to create; each takes what exists of its own
-    range only (a bitmap of at most `shard_max` bits, whatever the size of the space)."""
-    out = []
-    for k, (lo, hi) in enumerate(shard_ranges(space.params.total, len(space.agents), ctx.shard_max)):
-        if have is not None and have.covers(lo, hi):
-            space.existed += hi - lo
-            continue
-        agent = space.agents[k % len(space.agents)]
-        params = replace(space.params, concurrency=space.concurrency[agent.agent_id])
-        job = ShardJob(
-            agent.agent_id,
-            prepare_task,
-            (params, lo, hi, have.slice(lo, hi) if have is not None else None),
-            agent.node_id,
-            hard=space.hard,
-            on_start=partial(_prepare_start, ctx, space, lo, hi, have),
-            on_done=partial(_prepare_done, ctx, space),
-            label=f"prepare shard [{lo}, {hi}) of {space.params.base_uri}",
-            objects=hi - lo,
-        )
-        out.append((job, lo))
-    return out
+def _prepare_jobs(
+    ctx: ShardStageContext, space: Space, have: Known | None
+) -> tuple[list[ShardJob], JobStream]:
+    """The jobs of the space's shards that still have objects to create, made as they are launched; a tree's
+    shard 0 comes apart, first (it creates the directories the others fill). A job takes what exists of its
+    own range only, a bitmap of at most `shard_max` bits whatever the size of the space."""
+    shards = ShardPlan.of(space.params.total, len(space.agents), ctx.shard_max)
+    covered = shards.covered(have.ranges()) if have is not None else []
+    space.existed += sum(shards.objects_by_agent(covered))
+    todo = subtract_ranges(0, len(shards), covered)
+    first: list[ShardJob] = []
+    if space.params.tree is not None and todo and todo[0][0] == 0:
+        first.append(_prepare_job(ctx, space, have, *shards.shard(0), 0))
+        todo = subtract_ranges(0, len(shards), [*covered, (0, 1)])
+    totals: dict[str, int | None] = {}
+    for agent, n in zip(space.agents, shards.objects_by_agent(todo), strict=True):
+        totals[agent.agent_id] = (totals.get(agent.agent_id) or 0) + n
+    jobs = (_prepare_job(ctx, space, have, lo, hi, k) for k, lo, hi in shards.shards(todo))
+    return first, JobStream(jobs, sum(k1 - k0 for k0, k1 in todo), totals)
+
+
+def _prepare_job(
+    ctx: ShardStageContext, space: Space, have: Known | None, lo: int, hi: int, k: int
+) -> ShardJob:
+    agent = space.agents[k % len(space.agents)]
+    params = replace(space.params, concurrency=space.concurrency[agent.agent_id])
+    return ShardJob(
+        agent.agent_id,
+        prepare_task,
+        (params, lo, hi, have.slice(lo, hi) if have is not None else None),
+        agent.node_id,
+        hard=space.hard,
+        on_start=partial(_prepare_start, ctx, space, lo, hi, have),
+        on_done=partial(_prepare_done, ctx, space),
+        label=f"prepare shard [{lo}, {hi}) of {space.params.base_uri}",
+        objects=hi - lo,
+    )
 
 
 def _existing_sets(
@@ -592,7 +614,7 @@ def _prepared_jobs(
     else:
         notes.append(f"{p.base_uri}: nothing recorded as created by sbench; nothing deleted")
         return
-    for k, (lo, hi) in enumerate(shard_ranges(p.total, len(space.agents), ctx.shard_max)):
+    for k, lo, hi in ShardPlan.of(p.total, len(space.agents), ctx.shard_max).shards():
         part = created.slice(lo, hi) if created is not None else None
         if part is not None and not len(part):
             continue
@@ -618,7 +640,7 @@ def _prepared_jobs(
             ShardJob(
                 book.stand_in(owner).agent_id,
                 cleanup_task,
-                (p, 0, 0, IndexSet(0, 0), book.mode, 1, dirs, retry),
+                (p, 0, 0, IndexSet(0, 0), book.mode, 1, dirs.slice(0, space.dirs_total()), retry),
                 owner.node_id,
                 hard=space.hard,
                 on_done=partial(_dirs_done, ctx, space, book),

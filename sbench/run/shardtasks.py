@@ -27,17 +27,6 @@ from sbench.preflight import run_preflight
 from sbench.preflight.result import PreflightResult
 from sbench.run.shardjobs import ShardLink
 
-#: Objects per shard at most (about a second of work on a fast file system, ~10 s on a remote store).
-SHARD_MAX = 10_000
-
-
-def shard_ranges(total: int, workers: int, shard_max: int = SHARD_MAX) -> list[tuple[int, int]]:
-    """Split [0, total) so every agent gets work and no shard exceeds `shard_max` objects."""
-    if total <= 0:
-        return []
-    size = max(1, min(shard_max, -(-total // max(1, workers))))
-    return [(lo, min(total, lo + size)) for lo in range(0, total, size)]
-
 
 def _worked(link: ShardLink, shard: IndexShard, control: RunControl) -> None:
     """Wait for a running shard, reporting its intervals over the link."""

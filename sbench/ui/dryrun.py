@@ -37,6 +37,7 @@ from sbench.errors import ConfigError
 from sbench.layout.naming import prepared_key
 from sbench.layout.paths import pools_for
 from sbench.layout.tree import TreeLayout
+from sbench.plan.shardplan import ShardPlan
 from sbench.plan.stages import StagePlan, flagged_stages, stage_plan
 from sbench.storage.null import null_async
 from sbench.storage.servicetime import parse_service_time
@@ -61,6 +62,7 @@ def print_dry_run(
     _prepare(console, config)
     _stages(console, loaded, options)
     _distributed(console, config)
+    _shard_plan(console, config)
     _multi_endpoint(console, config)
     _preflight(console, config)
     _sanity(console, config)
@@ -438,6 +440,35 @@ def _distributed(console: Console, config: Config) -> None:
         f"  {storage}; tree path selection {dist.path_selection}"
         + (f" (overlap {dist.partition_overlap:g})" if dist.path_selection == "weighted" else "")
     )
+
+
+def _shard_plan(console: Console, config: Config) -> None:
+    """How prepare and cleanup cut each entry into shards (computed, not listed: any count is instant)."""
+    prep = config.prepare
+    if prep is None or not config.has_prepare:
+        return
+    dist = config.distributed
+    shared = dist is not None and dist.shared_filesystem
+    agents = len(dist.agents) if dist is not None and dist.agents_per_node is None else None
+    pools = pools_for(config.workload)
+    lines = []
+    for i, spec in enumerate(prep.ensure_objects):
+        total = spec.count * (1 if (i == 0 and prep.directory_structure) else len(pools))
+        if dist is None and config.process_count <= 1:
+            lines.append(f"entry {i}: one shard of {total:,} objects (the one agent's workers share it)")
+            continue
+        if shared and agents is None:
+            lines.append(f"entry {i}: {total:,} objects split by index over the agents the cluster places")
+            continue
+        plan = ShardPlan.of(total, agents if shared and agents else 1)
+        line = f"entry {i}: {len(plan):,} shards of up to {plan.size:,} objects"
+        if shared and plan.agents > 1:
+            each = max(plan.objects_by_agent([(0, len(plan))]))
+            line += f", agent k takes shards k, k+{plan.agents}, ... (at most {each:,} objects each)"
+        else:
+            line += " in each agent's own space"
+        lines.append(line)
+    console.print("[bold]Shard plan[/bold]: " + "; ".join(lines))
 
 
 def _endpoint_shares(count: int, n: int) -> list[int]:

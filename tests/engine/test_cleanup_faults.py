@@ -173,7 +173,8 @@ def test_an_aborted_cleanup_reports_exactly_the_objects_that_stay(tmp_path: Path
     state = agent.state
     params = prepare_params(cfg, AgentIdentity())[0]
     control = RunControl()
-    shard = CleanupShard(params, 0, params.total, control, created=state.prepared[0].created, concurrency=4)
+    created = state.prepared[0].created.slice(0, params.total)
+    shard = CleanupShard(params, 0, params.total, control, created=created, concurrency=4)
     shard.storage.close()
     shard.storage.backends = [_AbortAfterDeletes(params.base_uri, control, 100)]
     result = shard.begin().finish()

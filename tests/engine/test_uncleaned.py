@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sbench.cli import main
 from sbench.config import load_config_text
-from sbench.engine.indexset import IndexSet
 from sbench.engine.leftovers import Leftover, lines, report
+from sbench.engine.rangeset import RangeSet
 from sbench.engine.state import PreparedRecord
 from sbench.engine.uncleaned import not_cleaned, with_known_puts
 from sbench.metrics.buckets import OpClass
@@ -21,9 +21,7 @@ from sbench.metrics.snapshot import Snapshot
 def _record(
     entry: int, base: str, created: int, pools: tuple[str, ...] = ("prepared",), count: int = 10
 ) -> PreparedRecord:
-    made = IndexSet(0, count * len(pools))
-    for g in range(created):
-        made.add(g)
+    made = RangeSet(0, count * len(pools), [(0, created)])
     return PreparedRecord(entry, base, pools, count, made, complete=True)
 
 
