@@ -8,7 +8,7 @@ Agents put `ProgressCounters` (their own gauges, keyed by agent id) into every i
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sbench.metrics.snapshot import Snapshot
@@ -35,7 +35,11 @@ class PhaseProgress:
     stuck_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Flat fields (the coordinator sends every agent's view five times a second: no deep copy)."""
+        return {name: getattr(self, name) for name in _PHASE_FIELDS}
+
+
+_PHASE_FIELDS = tuple(f.name for f in fields(PhaseProgress))
 
 
 class ProgressTracker:

@@ -1,0 +1,170 @@
+"""The coordinator under 1,000 simulated agents: its CPU, the live-stat merge delay, the barrier release.
+
+Run:  scripts/netns-run env RAY_AUTH_MODE=disabled .venv/bin/python bench/coordinator_scale.py \
+          [--agents 1000] [--baseline-agents 10] [--seconds 20]
+
+Goals (issue 16 §4): with 1,000 agents sending an interval report every second, the coordinator uses
+< 1 core, an interval's aggregate reaches the driver < 1 s after its last report was sent, and the barrier
+releases < 2 s after the last agent arrives.
+
+The real `CoordinatorActor` runs on a local Ray instance; a few sender actors stand in for the agents (a
+2-core machine cannot host 1,000 agent processes), each sending, every second, one `AgentReport` per
+simulated agent with a realistic snapshot (GET and PUT histograms of a few thousand ops, progress counters,
+CPU gauges); the driver polls like the real one (5 times a second). The coordinator's CPU is read from its
+process. The same measurement with --baseline-agents in the same invocation gives the per-agent ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+from typing import Any
+
+import psutil
+import ray
+
+from sbench.cluster.actors import create_coordinator
+from sbench.metrics.buckets import OpClass
+from sbench.metrics.counters import ProgressCounters
+from sbench.metrics.recorder import Recorder
+from sbench.metrics.snapshot import Snapshot
+from sbench.plan.stages import PhaseBarrier
+from sbench.run.monitor import AgentReport
+
+SENDERS = 4
+POLL_S = 0.2
+GOAL_CPU = 1.0
+GOAL_MERGE_S = 1.0
+GOAL_RELEASE_S = 2.0
+
+
+def sample_snapshots(n: int = 16) -> list[Snapshot]:
+    """Interval snapshots as an agent takes them: thousands of GETs and PUTs with spread latencies."""
+    rng = random.Random(1)
+    out = []
+    for _ in range(n):
+        rec = Recorder()
+        for _ in range(3000):
+            rec.record(OpClass.GET, 4096, int(rng.lognormvariate(6, 0.8)))
+        for _ in range(800):
+            rec.record(OpClass.PUT, 65536, int(rng.lognormvariate(7, 0.9)))
+        out.append(rec.take_interval())
+    return out
+
+
+@ray.remote(num_cpus=0)
+class Sender:
+    """Sends the reports of many simulated agents, one round per interval."""
+
+    def __init__(self, coordinator: Any, agent_ids: list[str], snapshots: list[Snapshot]) -> None:
+        self.coordinator = coordinator
+        self.agent_ids = agent_ids
+        self.snapshots = snapshots
+
+    def rounds(self, index: int, start_ms: int, count: int) -> list[float]:
+        """`count` rounds at 1 s; returns, per round, the wall time its last report was handed to Ray."""
+        last_sent = []
+        for k in range(count):
+            due = start_ms / 1000 + k + 1
+            time.sleep(max(0.0, due - time.time()))
+            refs = []
+            for i, agent_id in enumerate(self.agent_ids):
+                snap = Snapshot.merge(Snapshot(), self.snapshots[(i + k) % len(self.snapshots)])
+                snap.start_ms, snap.end_ms = start_ms + k * 1000, start_ms + (k + 1) * 1000
+                snap.set_progress(
+                    agent_id, ProgressCounters(objects_done=k, objects_total=0, stage="execute")
+                )
+                snap.set_cpu(agent_id, 40.0, 10.0, 0.0)
+                report = AgentReport(
+                    agent_id, index, [snap], started_ms=start_ms, sent_ms=int(time.time() * 1000)
+                )
+                refs.append(self.coordinator.report.remote(report))
+            last_sent.append(time.time())
+            ray.get(refs)
+        return last_sent
+
+    def arrive(self, index: int) -> float:
+        ray.get([self.coordinator.arrive.remote(a, index, True) for a in self.agent_ids])
+        return time.time()
+
+
+def _coordinator_process() -> psutil.Process:
+    for proc in psutil.process_iter(["cmdline"]):
+        if any("CoordinatorActor" in part for part in proc.info["cmdline"] or []):
+            return proc
+    raise SystemExit("the coordinator's process was not found")
+
+
+def measure(agents: int, seconds: int, snapshots: list[Snapshot], index: int) -> dict[str, float]:
+    coordinator = create_coordinator(f"bench{index}", 1.0, 3)
+    ray.get(coordinator.register.remote({}, {}))
+    ids = [f"agent-{i:04d}" for i in range(agents)]
+    groups = [ids[i::SENDERS] for i in range(SENDERS)]
+    senders = [Sender.remote(coordinator, g, snapshots) for g in groups if g]
+    ray.get([s.__ray_ready__.remote() for s in senders])
+    proc = _coordinator_process()
+    start_ms = ray.get(coordinator.begin_stage.remote(index, "execute", PhaseBarrier(), ids, True, 1.0))
+    cpu0 = proc.cpu_times()
+    t0 = time.monotonic()
+    sent = [s.rounds.remote(index, start_ms, seconds) for s in senders]
+    seen: list[float] = []  # wall time each aggregate interval reached the driver
+    while len(seen) < seconds - 1:
+        drained = ray.get(coordinator.poll.remote(index))
+        if drained is not None:
+            seen += [time.time()] * len(drained.aggregate)
+        time.sleep(POLL_S)
+    last_sent = [max(round_times) for round_times in zip(*ray.get(sent), strict=True)]
+    cpu1 = proc.cpu_times()
+    wall = time.monotonic() - t0
+    cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall
+    delays = [got - sent_at for got, sent_at in zip(seen, last_sent, strict=False)]
+    arrived = max(ray.get([s.arrive.remote(index) for s in senders]))
+    while True:
+        drained = ray.get(coordinator.poll.remote(index))
+        if drained is not None and drained.status.value != "waiting":
+            released = time.time() - arrived
+            break
+        time.sleep(0.01)
+    ray.get(coordinator.end_stage.remote(index))
+    for actor in [*senders, coordinator]:
+        ray.kill(actor)
+    return {
+        "cpu": cpu,
+        "merge_median_s": statistics.median(delays),
+        "merge_max_s": max(delays),
+        "release_s": released,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--baseline-agents", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=20)
+    args = parser.parse_args()
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    try:
+        snapshots = sample_snapshots()
+        base = measure(args.baseline_agents, args.seconds, snapshots, 1)
+        big = measure(args.agents, args.seconds, snapshots, 2)
+    finally:
+        ray.shutdown()
+    for label, res, n in (("baseline", base, args.baseline_agents), ("scaled", big, args.agents)):
+        print(
+            f"{label:8s} {n:5,} agents: coordinator CPU {res['cpu']:.2f} cores, merge delay median "
+            f"{res['merge_median_s']:.2f} s (max {res['merge_max_s']:.2f} s), barrier release "
+            f"{res['release_s']:.2f} s after the last arrival"
+        )
+    per_agent = (big["cpu"] - base["cpu"]) / max(1, args.agents - args.baseline_agents)
+    print(
+        f"CPU per agent {per_agent * 1000:.2f} millicores; ratio to goals: CPU {big['cpu'] / GOAL_CPU:.2f}x, "
+        f"merge {big['merge_max_s'] / GOAL_MERGE_S:.2f}x, release {big['release_s'] / GOAL_RELEASE_S:.2f}x "
+        "(below 1 meets the goal)"
+    )
+
+
+if __name__ == "__main__":
+    main()
