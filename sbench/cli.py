@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sbench import __version__
 from sbench.commands import analyze as analyze_command
+from sbench.commands import autotune as autotune_command
 from sbench.commands import compare as compare_command
 from sbench.commands import oplog as oplog_command
 from sbench.commands import report as report_command
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_command.add_parser(subparsers)
     analyze_command.add_parser(subparsers)
     compare_command.add_parser(subparsers)
+    autotune_command.add_parser(subparsers)
     return parser
 
 
@@ -69,6 +71,7 @@ _COMMANDS = {
     "compare": compare_command.execute,
     "sort": sort_command.execute,
     "oplog": oplog_command.execute,
+    "autotune": autotune_command.execute,
 }
 
 

@@ -49,8 +49,9 @@ class LoadedConfig:
         return f"{place}: {format_path(path)}"
 
 
-def load_config(path: Path | str) -> LoadedConfig:
-    """Read and validate the workload file at `path` (ConfigError on any problem)."""
+def load_config(path: Path | str, *, workload_used: bool = True) -> LoadedConfig:
+    """Read and validate the workload file at `path` (ConfigError on any problem). `workload_used=False`
+    (`sbench autotune`, which makes its own workloads): the objects the workload reads need not exist."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -79,10 +80,10 @@ def load_config(path: Path | str) -> LoadedConfig:
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check the path") from None
-    return load_config_text(text, source=path)
+    return load_config_text(text, source=path, workload_used=workload_used)
 
 
-def load_config_text(text: str, *, source: Path | None = None) -> LoadedConfig:
+def load_config_text(text: str, *, source: Path | None = None, workload_used: bool = True) -> LoadedConfig:
     """Validate YAML text (tests and `ray job` entry points use this without a file)."""
     label = str(source) if source else "config"
     try:
@@ -115,7 +116,7 @@ def load_config_text(text: str, *, source: Path | None = None) -> LoadedConfig:
         config = Config.model_validate(parsed.data)
     except ValidationError as exc:
         raise config_error(_problems_from(exc, parsed), source) from None
-    problems, notes = cross_check(config, parsed)
+    problems, notes = cross_check(config, parsed, workload_used=workload_used)
     if problems:
         raise config_error(problems, source)
     warnings.extend(note.render(source) for note in notes)

@@ -795,6 +795,129 @@ class DistributedConfig(StrictModel):
 
 
 # ----------------------------------------------------------------------------------------------------
+# autotune (used by `sbench autotune`, ignored by `sbench run`)
+
+
+def _listed(value: Any) -> Any:
+    """sai3 writes a sweep as one comma-separated string ("16,32"); a YAML list or a single value works too.
+    Split before parsing: sbench's counts read "64,032" as sixty-four thousand and thirty-two."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value if isinstance(value, list) else [value]
+
+
+def _no_channels(value: Any) -> Any:
+    if value is not None:
+        raise ValueError(
+            "sbench's GCS drivers use the JSON API over HTTP, so there are no gRPC subchannels to tune "
+            "(s3dlio's RAPID transport has them); remove the key"
+        )
+    return value
+
+
+Sweep = BeforeValidator(_listed)
+Refused = AfterValidator(_no_channels)
+
+
+class AutotuneConfig(StrictModel):
+    """A sweep of object size x threads x ranged-GET settings, each point run like a short workload."""
+
+    uri: Uri = Field(
+        description="Where the sweep writes and reads (a directory or prefix; sai3's `obj*.dat` glob tail is "
+        "dropped): every point uses its own fresh prefix under it and deletes it afterwards."
+    )
+    sizes: Annotated[list[Size], Sweep, Field(min_length=1)] | None = Field(
+        None, description="Object sizes to try (`32MiB,64MiB`), or size_range + size_steps."
+    )
+    size_range: str | None = Field(
+        None, description="`LO-HI` (e.g. `32MiB-64MiB`), log-spaced over size_steps."
+    )
+    size_steps: PositiveCount = Field(3, description="Points in size_range (rounded to whole KiB).")
+    threads: Annotated[list[Workers], Sweep, Field(min_length=1)] = Field(
+        default_factory=lambda: [16], description="Worker counts per agent to try (`16,32`)."
+    )
+    channels: Annotated[list[int], Sweep, Refused] | None = Field(
+        None, description="s3dlio gRPC channels: refused, see the message."
+    )
+    channels_per_thread: Annotated[list[int], Sweep, Refused] | None = Field(
+        None, description="s3dlio gRPC channels per thread: refused, see the message."
+    )
+    range_enabled: Annotated[list[bool], Sweep, Field(min_length=1)] = Field(
+        default_factory=lambda: [False], description="Ranged GETs off/on (`false,true`): range_engine."
+    )
+    range_thresholds_mb: Annotated[list[PositiveCount], Sweep, Field(min_length=1)] = Field(
+        default_factory=lambda: [32], description="Objects at least this many MiB are split (range_engine)."
+    )
+    gcs_write_chunk_sizes: Annotated[list[Size], Sweep] | None = Field(
+        None, description="s3dlio GCS write chunks: refused (sbench's GCS drivers upload in one request)."
+    )
+    gcs_rapid_mode: Literal["auto", "on", "off"] = Field(
+        "auto", description="s3dlio RAPID transport: only `auto` (sbench has no RAPID transport to force)."
+    )
+    objects: PositiveCount = Field(64, description="Objects each PUT trial creates (the PUT op count).")
+    trials: PositiveCount = Field(1, description="Repetitions of every point (their spread is reported).")
+    optimize_for: Literal["throughput", "latency"] = Field(
+        "throughput", description="Best = highest MiB/s, or lowest p99 latency."
+    )
+    ops: Literal["put", "get", "both"] = Field("both", description="Which ops each point measures.")
+    duration: Duration = Field(
+        5.0, gt=0, description="sbench: how long each point's GETs run (PUTs are counted by `objects`)."
+    )
+    max_error_rate: float = Field(
+        0.05, ge=0, le=1, description="sbench: a point stops once its errors pass this share of `objects`."
+    )
+
+    @field_validator("gcs_write_chunk_sizes")
+    @classmethod
+    def _no_chunks(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError(
+                "sbench's GCS drivers send each object in one request, so there is no write chunk to tune; "
+                "remove the key"
+            )
+        return value
+
+    @field_validator("gcs_rapid_mode", mode="before")
+    @classmethod
+    def _rapid(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # YAML 1.1 reads a bare on/off as a boolean; sai3's YAML 1.2 did not
+            value = "on" if value else "off"
+        if value != "auto":
+            raise ValueError(
+                f"`{value}` forces s3dlio's RAPID gRPC transport, which sbench does not have (its GCS "
+                "drivers use HTTP); use `auto` or remove the key"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_size_source(self) -> AutotuneConfig:
+        if self.sizes is not None and self.size_range is not None:
+            raise ValueError("give either `sizes` or `size_range` (with `size_steps`), not both")
+        if self.sizes is None and self.size_range is None:
+            raise ValueError("needs `sizes` (e.g. `4KiB,1MiB`) or `size_range` (e.g. `32MiB-64MiB`)")
+        if self.size_range is not None:
+            self.size_points()  # a bad range fails here, at load time
+        return self
+
+    def size_points(self) -> list[int]:
+        """The sizes of the sweep; a range is log-spaced (sai3: lo * (hi/lo)^(i/(steps-1)), whole KiB)."""
+        if self.sizes is not None:
+            return list(dict.fromkeys(self.sizes))
+        lo_text, sep, hi_text = (self.size_range or "").partition("-")
+        if not sep:
+            raise ValueError(f"size_range {self.size_range!r} is not `LO-HI` (e.g. `32MiB-64MiB`)")
+        lo, hi = parse_size(lo_text.strip()), parse_size(hi_text.strip())
+        if not 0 < lo <= hi:
+            raise ValueError(f"size_range {self.size_range!r}: needs 0 < LO <= HI")
+        steps = self.size_steps
+        if steps == 1 or lo == hi:
+            return [lo]
+        points = [lo * (hi / lo) ** (i / (steps - 1)) for i in range(steps)]
+        rounded = (max(1024, round(p / 1024) * 1024) if p >= 1024 else round(p) for p in points)
+        return list(dict.fromkeys(rounded))
+
+
+# ----------------------------------------------------------------------------------------------------
 # Top level
 
 
@@ -839,6 +962,9 @@ class Config(StrictModel):
         description="sbench: a stage (preflight excepted) that makes no progress for this long fails as "
         "stalled: no op succeeded and no object was created, found or deleted. Longer than request_timeout "
         "by default, so one slow request that still answers in time never counts as a stall; 0 turns it off.",
+    )
+    autotune: AutotuneConfig | None = Field(
+        None, description="A parameter sweep for `sbench autotune`; `sbench run` does not use it."
     )
     op_log_path: str | None = Field(
         None,

@@ -46,7 +46,9 @@ class _Collector:
         self.notes.append(Problem(path, self.parsed.line_of(path), message))
 
 
-def cross_check(config: Config, parsed: YamlSource) -> tuple[list[Problem], list[Problem]]:
+def cross_check(
+    config: Config, parsed: YamlSource, *, workload_used: bool = True
+) -> tuple[list[Problem], list[Problem]]:
     """All document-level rules; mutates `config` only to apply tree counts (sai3 v0.8.62 semantics)."""
     out = _Collector(parsed)
     _check_weights(config, out)
@@ -54,7 +56,8 @@ def cross_check(config: Config, parsed: YamlSource) -> tuple[list[Problem], list
     _check_locations(config, out)
     _check_confinement(config, out)
     _check_tree(config, out)
-    _check_objects_exist(config, out)
+    if workload_used:
+        _check_objects_exist(config, out)
     _check_sizes(config, out)
     _check_distributed(config, out)
     _check_barriers(config, out)
