@@ -118,7 +118,14 @@ _NOT_REST = ("WEBSITE.", "BATCH.", "SOAP.", "S3.")
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
                                        "Nov", "Dec"), 1)}
 #: a quoted field (backslash escapes inside), a bracketed one, or a bare word; each must end at a space
-_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"(?=\s|$)|\[([^\]]*)\](?=\s|$)|(\S+)')
+_TOKEN = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"(?=\s|$)|\[([^\]]*)\](?=\s|$)|(\S+)')
+_Q = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
+#: the first 18 fields as AWS writes them (one space apart, quotes and brackets where documented), then
+#: the rest: one match instead of a token at a time, for the common case
+_RECORD = re.compile(
+    r"(\S+) (\S+) \[([^\]]*)\] (\S+) (\S+) (\S+) (\S+) (\S+) " + _Q
+    + r" (\S+) (\S+) (\S+) (\S+) (\S+) (\S+) " + _Q + " " + _Q + r" (\S+)(?: (.*))?$"
+)
 
 
 class Skip(NamedTuple):
@@ -148,6 +155,11 @@ class Request(NamedTuple):
 
 def split_fields(line: str) -> list[str] | Skip:
     """The fields of one record, quotes and brackets removed; a Skip when the quoting is broken."""
+    record = _RECORD.match(line)
+    if record is not None:
+        fields = list(record.groups())
+        tail = fields.pop()
+        return fields + tail.split() if tail else fields
     fields = []
     for match in _TOKEN.finditer(line):
         quoted, bracketed, bare = match.groups()
