@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -165,7 +166,8 @@ def _open(path: Path) -> BinaryIO:
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
         if raw.peek(2)[:2] == _GZIP_MAGIC:
-            return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+            raw.close()  # gzip.open's file closes its own file (a GzipFile given one would not close it)
+            return gzip.open(path, "rb")  # type: ignore[return-value]
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}",
                           hint="name readable S3 server access log files (plain, gzip or zstd)") from exc
@@ -180,7 +182,7 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
         with stream:
             for lineno, raw in enumerate(stream, 1):
                 yield lineno, raw.rstrip(b"\r\n")
-    except (OSError, EOFError, zstandard.ZstdError) as exc:
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
         raise ConfigError(f"{path}:{lineno + 1}: cannot read: {exc}") from exc
 
 

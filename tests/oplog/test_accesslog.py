@@ -209,6 +209,11 @@ def test_an_unreadable_file_exits_2_naming_it(tmp_path: Path, capsys: pytest.Cap
     cut.write_bytes(data[: len(data) // 2])
     assert _import(tmp_path, cut) == 2
     assert f"{cut}:" in capsys.readouterr().err
+    damaged = tmp_path / "damaged.gz"  # a deflate stream that does not decode (zlib.error)
+    damaged.write_bytes(data[:2000] + bytes(b ^ 0xFF for b in data[2000:2100]) + data[2100:])
+    assert _import(tmp_path, damaged) == 2
+    err = capsys.readouterr().err
+    assert f"{damaged}:" in err and "Traceback" not in err
     assert not (tmp_path / "access.tsv.zst").exists() and not (tmp_path / "access.import.json").exists()
 
 
