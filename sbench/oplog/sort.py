@@ -135,10 +135,20 @@ def sort_logs(
     return writer.rows
 
 
+_LOG_EXTENSIONS = (".tsv.zst", ".tsv", ".zst")
+
+
+def log_stem(path: Path) -> str:
+    """A log's name without its extension: `x.tsv.zst` -> `x` (files that go with a log are named from it)."""
+    name = path.name
+    for ext in _LOG_EXTENSIONS:
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
 def sorted_name(path: Path) -> Path:
     """sai3's output name of `sort` without `--in-place`: `x.tsv.zst` -> `x.sorted.tsv.zst`."""
-    name = path.name
-    for ext in (".tsv.zst", ".tsv", ".zst"):
-        if name.endswith(ext):
-            return path.with_name(name[: -len(ext)] + ".sorted" + ext)
-    return path.with_name(name + ".sorted.tsv.zst")
+    stem = log_stem(path)
+    ext = path.name[len(stem):] or ".tsv.zst"
+    return path.with_name(stem + ".sorted" + ext)
