@@ -116,6 +116,7 @@ class Space:
             "dedup": p.dedup_factor,
             "compress": p.compress_factor,
             "tree": repr(p.tree),
+            **({"key_shards": p.key_shards} if p.key_shards else {}),
         }
 
     def dirs_total(self) -> int:

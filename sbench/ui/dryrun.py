@@ -306,6 +306,12 @@ def _prepare(console: Console, config: Config) -> None:
         f"{prep.cleanup_concurrency} in parallel)"
         + (f"; pause {format_duration(prep.post_prepare_delay)} after" if prep.post_prepare_delay else "")
     )
+    if prep.key_prefix_shards:
+        n = prep.key_prefix_shards
+        console.print(
+            f"  key_prefix_shards {n}: names spread over {n} prefixes, e.g. "
+            f"{prepared_key(pools[0], 0, n)}, {prepared_key(pools[0], min(1, n - 1), n)}"
+        )
     if len(pools) > 1:
         console.print(
             "  the workload reads and deletes, so prepare makes a `prepared-` pool for GET/STAT and a "
@@ -518,7 +524,8 @@ def prepare_paths(config: Config, limit: int) -> Iterator[tuple[str, int]]:
             continue
         for pool in pools_for(config.workload):
             for index in range(min(remaining, spec.count)):
-                yield base + prepared_key(pool, index), sampler.size_for_index(index, seed)
+                key = prepared_key(pool, index, prep.key_prefix_shards)
+                yield base + key, sampler.size_for_index(index, seed)
                 remaining -= 1
 
 
