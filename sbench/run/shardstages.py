@@ -101,6 +101,15 @@ class Space:
     failed: int = 0
     existed: int = 0
     complete: bool = True
+    #: per agent, the objects its shards created, found existing and failed (summary.json, populate ledger)
+    per_agent: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def tally(self, agent_id: str, *, created: int = 0, existed: int = 0, failed: int = 0) -> None:
+        """Count a shard's outcome for the agent that ran (or, for a shard found complete, owned) it."""
+        mine = self.per_agent.setdefault(agent_id, {"created": 0, "existed": 0, "failed": 0})
+        mine["created"] += created
+        mine["existed"] += existed
+        mine["failed"] += failed
 
     def spec(self) -> dict[str, Any]:
         """What defines the objects of this space (its identity in the object book)."""
@@ -331,10 +340,11 @@ def _prepare_jobs(ctx: ShardStageContext, space: Space, have: IndexSet | None) -
     out = []
     shared = ctx.runner.share(have) if have is not None else None
     for k, (lo, hi) in enumerate(shard_ranges(space.params.total, len(space.agents), ctx.shard_max)):
+        agent = space.agents[k % len(space.agents)]
         if have is not None and have.covers(lo, hi):
             space.existed += hi - lo
+            space.tally(agent.agent_id, existed=hi - lo)
             continue
-        agent = space.agents[k % len(space.agents)]
         params = replace(space.params, concurrency=space.concurrency[agent.agent_id])
         job = ShardJob(
             agent.agent_id,
@@ -426,6 +436,7 @@ def _prepare_done(ctx: ShardStageContext, space: Space, job: ShardJob, value: An
         ctx.book.mark(space.scope, value.failed.ranges(), ObjectState.FAILED)
     space.failed += len(value.failed)
     space.existed += value.existed
+    space.tally(job.agent_id, created=len(value.created), existed=value.existed, failed=len(value.failed))
     if value.aborted or len(value.failed):
         space.complete = False
     if value.dirs_created is not None and len(value.dirs_created):
@@ -448,13 +459,14 @@ def _record(space: Space) -> PreparedRecord:
 
 
 def _prepare_extras(spaces: list[Space], plan: StagePlan) -> dict[str, dict[str, Any]]:
-    """Per agent, the prepare figures of summary.json (a shared space's counts go to its first agent)."""
+    """Per agent, the prepare figures of summary.json and the populate ledger: what that agent's shards
+    created, found existing and failed (a shared space's shards are spread over its agents)."""
     out: dict[str, dict[str, Any]] = {}
     for space in spaces:
-        extra = out.setdefault(space.agents[0].agent_id, {"created": 0, "existed": 0, "failed": 0})
-        extra["created"] += len(space.created)
-        extra["existed"] += space.existed
-        extra["failed"] += space.failed
+        for agent in space.agents:
+            extra = out.setdefault(agent.agent_id, {"created": 0, "existed": 0, "failed": 0})
+            for name, value in space.per_agent.get(agent.agent_id, {}).items():
+                extra[name] += value
     for extra in out.values():
         extra["expected_objects"] = plan.expected_objects
     return out
