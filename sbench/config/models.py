@@ -787,6 +787,10 @@ class DistributedConfig(StrictModel):
         "agent-{id}/", description="Per-agent prefix in isolated mode ({id} = agent id)."
     )
     agent_ready_timeout: Duration = Field(120.0, gt=0, description="How long to wait for agents to start.")
+    start_delay: Duration | None = Field(
+        None,
+        description="sai3: the first stage starts this long after every agent is ready (default: at once).",
+    )
     stuck_intervals: PositiveCount = Field(
         10, description="sbench: flag an agent stuck after this many intervals without progress."
     )

@@ -61,6 +61,7 @@ def print_dry_run(
     _prepare(console, config)
     _stages(console, loaded, options)
     _distributed(console, config)
+    _overrides(console, loaded)
     _multi_endpoint(console, config)
     _preflight(console, config)
     _sanity(console, config)
@@ -443,7 +444,23 @@ def _distributed(console: Console, config: Config) -> None:
     console.print(
         f"  {storage}; tree path selection {dist.path_selection}"
         + (f" (overlap {dist.partition_overlap:g})" if dist.path_selection == "weighted" else "")
+        + (f"; the first stage starts {format_duration(dist.start_delay)} after the agents are ready"
+           if dist.start_delay else "")
     )
+
+
+def _overrides(console: Console, loaded: LoadedConfig) -> None:
+    """The keys `sbench run` flags set (config.overrides), each with the YAML value it replaced."""
+    if not loaded.overrides:
+        return
+    console.print("[bold]Set by flags[/bold] (they beat the YAML; metadata.json records them):")
+    for key, change in loaded.overrides.items():
+        was = change.get("yaml")
+        console.print(
+            f"  {key} " + ("removed" if change.get("cli") is None else f"= {change['cli']!r}")
+            + (f" (YAML had {was!r})" if was is not None else "")
+            + (f" ({change['why']})" if change.get("why") else "")
+        )
 
 
 def _endpoint_shares(count: int, n: int) -> list[int]:
