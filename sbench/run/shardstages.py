@@ -455,6 +455,7 @@ def _record(space: Space) -> PreparedRecord:
         complete=space.complete and space.failed == 0,
         tree=p.tree is not None,
         created_dirs=space.dirs,
+        shards=p.key_shards,
     )
 
 

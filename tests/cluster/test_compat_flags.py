@@ -39,7 +39,8 @@ def test_agents_flags_ledger_and_ping(
     with (out / "populate_ledger.tsv").open() as fh:
         rows = {r["agent_id"]: r for r in csv.DictReader(fh, delimiter="\t")}
     assert set(rows) == {"x", "y", "AGGREGATE"}
-    assert int(rows["x"]["objects_created"]) + int(rows["y"]["objects_created"]) == 20
+    created = {a: int(rows[a]["objects_created"]) for a in ("x", "y")}
+    assert sum(created.values()) == 20 and min(created.values()) > 0  # each agent's own shards
     assert rows["AGGREGATE"]["objects_created"] == "20" and rows["AGGREGATE"]["total_bytes"] == "2000"
     capsys.readouterr()
     assert main(["ping", "--probes", "3"]) == 0

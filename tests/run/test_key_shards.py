@@ -11,6 +11,9 @@ import pytest
 from sbench.cli import main
 from sbench.config import load_config
 from sbench.data.sizes import FixedSampler
+from sbench.engine.indexset import IndexSet
+from sbench.engine.state import PreparedRecord
+from sbench.engine.uncleaned import not_cleaned
 from sbench.errors import ConfigError
 from sbench.layout.naming import parse_prepared_path, prepared_key
 from sbench.storage.declared import DeclaredSpace
@@ -98,3 +101,10 @@ def test_shards_with_a_tree_are_refused(tmp_path: Path) -> None:
 def test_dry_run_shows_the_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(_config(tmp_path)), "--dry-run"]) == 0
     assert "key_prefix_shards 16" in capsys.readouterr().out
+
+
+def test_left_behind_hint_for_sharded_names() -> None:
+    record = PreparedRecord(0, "s3://b/data/", ("prepared",), 40, IndexSet(0, 40), True, shards=16)
+    record.created.add(3)
+    [left] = not_cleaned([record], [], 0)
+    assert "--cleanup-only" in left.remove and "16 shard prefixes" in left.remove
