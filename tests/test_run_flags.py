@@ -51,6 +51,12 @@ def test_sai3_name_style(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert names[1] == names[0] + "-2"
 
 
+def test_dry_run_shows_the_directory_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flags = ["--dry-run", "--tsv-name", "nightly", "--results-name-style", "sai3"]
+    assert main(["run", str(_config(tmp_path)), *flags]) == 0
+    assert re.search(r"\./sai3-\d{8}-\d{4}-nightly/ \(stamped when the run starts\)", capsys.readouterr().out)
+
+
 @pytest.mark.parametrize("name", ["a/b", "..", " "])
 def test_bad_tsv_name_is_a_usage_error(tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(_config(tmp_path)), "--dry-run", "--tsv-name", name]) == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -29,7 +30,7 @@ from sbench.config.models import (
     SizeSpec,
     UniformSize,
 )
-from sbench.config.runoptions import RunOptions
+from sbench.config.runoptions import NAME_STYLES, RunOptions
 from sbench.config.tree_math import tree_counts
 from sbench.config.units import format_duration, format_size
 from sbench.data.sizes import sampler_from_spec, seed_for_uri
@@ -55,7 +56,7 @@ def print_dry_run(
             console = Console(highlight=False, width=160)
     config = loaded.config
     console.rule(f"sbench dry run: {config_path}")
-    _settings(console, config, options)
+    _settings(console, config, options, options.tsv_name or config_path.stem or "run")
     _backends(console, config)
     _workload(console, config)
     _prepare(console, config)
@@ -112,7 +113,7 @@ def _workers(count: int) -> str:
     return f"{count} worker" + ("" if count == 1 else "s")
 
 
-def _settings(console: Console, config: Config, options: RunOptions) -> None:
+def _settings(console: Console, config: Config, options: RunOptions, name: str) -> None:
     table = _table("Test settings", "setting", "value")
     table.add_row("duration", format_duration(config.duration))
     table.add_row("concurrency", str(config.concurrency))
@@ -165,6 +166,10 @@ def _settings(console: Console, config: Config, options: RunOptions) -> None:
     table.add_row("mode", options.mode + (", no cleanup" if options.no_cleanup else ""))
     if options.results_dir:
         table.add_row("results dir", str(options.results_dir))
+    else:
+        prefix, stamp = NAME_STYLES[options.results_name_style]
+        example = f"./{prefix}-{datetime.now().strftime(stamp)}-{name}/"
+        table.add_row("results dir", f"{example} (stamped when the run starts)")
     if options.op_log:
         table.add_row("op log", str(options.op_log))
     console.print(table)
