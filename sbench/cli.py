@@ -1,5 +1,5 @@
 """The `sbench` command line: `sbench run CONFIG`, `sbench util ...`, `sort` and `oplog` on op-logs,
-and `report`, `analyze`, `compare` on results directories.
+`report`, `analyze`, `compare` on results directories, and `ping` (Ray nodes and storage roots).
 
 User errors (SbenchError, StorageError) end with one clear message and an exit code (2 config/usage, 1 run
 failed); anything else is a bug and keeps its traceback. `-v` shows tracebacks for user errors too.
@@ -19,6 +19,7 @@ from sbench.commands import analyze as analyze_command
 from sbench.commands import autotune as autotune_command
 from sbench.commands import compare as compare_command
 from sbench.commands import oplog as oplog_command
+from sbench.commands import ping as ping_command
 from sbench.commands import report as report_command
 from sbench.commands import run as run_command
 from sbench.commands import sort as sort_command
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_command.add_parser(subparsers)
     compare_command.add_parser(subparsers)
     autotune_command.add_parser(subparsers)
+    ping_command.add_parser(subparsers)
     return parser
 
 
@@ -72,6 +74,7 @@ _COMMANDS = {
     "sort": sort_command.execute,
     "oplog": oplog_command.execute,
     "autotune": autotune_command.execute,
+    "ping": ping_command.execute,
 }
 
 

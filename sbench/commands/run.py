@@ -8,7 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from sbench.config import LoadedConfig, load_config
-from sbench.config.runoptions import RunOptions
+from sbench.config.overrides import ControllerFlags
+from sbench.config.runoptions import NAME_STYLES, RunOptions
 from sbench.errors import EXIT_OK, UsageError
 
 #: Flag pairs sai3-bench refuses (main.rs:1003-1032), plus sbench's --preflight-only against every mode flag.
@@ -78,6 +79,48 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=argparse.SUPPRESS,
         help="more logging (-vv debug); also shows tracebacks",
     )
+    names = parser.add_argument_group("results naming (sai3-bench)")
+    names.add_argument(
+        "--tsv-name",
+        metavar="BASENAME",
+        help="name the run BASENAME instead of the config's stem: the results directory "
+        "(<prefix>-<time>-BASENAME) and metadata test_name; the file names inside stay fixed, as in sai3",
+    )
+    names.add_argument(
+        "--results-name-style",
+        choices=sorted(NAME_STYLES),
+        default="sbench",
+        help="sbench: sbench-YYYYMMDD-HHMMSS-<name>/ (default); sai3: sai3-YYYYMMDD-HHMM-<name>/, for "
+        "scripts that glob sai3-bench's directories",
+    )
+    ctl = parser.add_argument_group(
+        "ad-hoc distributed runs (sai3bench-ctl flags)",
+        "Applied to the YAML's `distributed` block before validation; a flag beats the YAML's value of the "
+        "same key (metadata.json records both); --agents next to YAML agents is refused.",
+    )
+    ctl.add_argument(
+        "--agents",
+        metavar="N|IP,IP,...",
+        help="N agents on the driver's node, or one agent per listed Ray node address; concurrency is per "
+        "agent; the namespace is shared unless --shared-prepare false",
+    )
+    ctl.add_argument("--agent-ids", metavar="A,B,...", help="agent ids in agent order (one per agent)")
+    ctl.add_argument(
+        "--path-template",
+        metavar="TEMPLATE",
+        help="per-agent prefix in isolated mode ({id}: 1-based agent number, {agent_id}: its id)",
+    )
+    ctl.add_argument(
+        "--start-delay",
+        metavar="DURATION",
+        help="start the first stage this long after every agent is ready (e.g. 2s)",
+    )
+    ctl.add_argument(
+        "--shared-prepare",
+        metavar="BOOL",
+        help="true: agents share one namespace (prepare split by index); false: isolated per-agent "
+        "prefixes (distributed.shared_filesystem)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
@@ -104,13 +147,40 @@ def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
         verbose=getattr(args, "verbose", 0),
         ray_address=args.ray_address or None,
         no_report=args.no_report,
+        tsv_name=_run_name(args.tsv_name),
+        results_name_style=args.results_name_style,
     )
     return config_path, options
 
 
+def _run_name(value: str | None) -> str | None:
+    """--tsv-name names a directory: one plain path component."""
+    if value is None:
+        return None
+    if not value.strip() or value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
+        raise UsageError(
+            f"sbench run --tsv-name {value!r}: give a plain name (no `/`, not `.` or `..`); it becomes part "
+            "of the results directory's name"
+        )
+    if len(value) > 200:
+        raise UsageError("sbench run --tsv-name: at most 200 characters (it is part of a directory name)")
+    return value
+
+
+def controller_flags(args: argparse.Namespace) -> ControllerFlags:
+    """The sai3bench-ctl flags as given (None: not given); config.overrides applies them."""
+    return ControllerFlags(
+        agents=args.agents,
+        agent_ids=args.agent_ids,
+        path_template=args.path_template,
+        start_delay=args.start_delay,
+        shared_prepare=args.shared_prepare,
+    )
+
+
 def execute(args: argparse.Namespace) -> int:
     config_path, options = options_from_args(args)
-    loaded = load_config(config_path)
+    loaded = load_config(config_path, controller_flags(args))
     options = _config_mode(loaded, options)
     _check_mode(loaded, options)
     if options.no_cleanup and loaded.config.prepare is not None:

@@ -45,7 +45,6 @@ INERT_KEYS: tuple[InertKey, ...] = (
         ("distributed", "agents", "*", "kv_cache_dir"),
         "the metadata cache is one shared actor; use distributed.kv_cache_dir",
     ),
-    InertKey(("distributed", "start_delay"), "each stage starts at one synchronized instant sbench picks"),
     InertKey(("distributed", "tree_creation_mode"), "sbench shards tree creation over agents itself"),
 )
 

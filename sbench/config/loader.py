@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from sbench.config.inert import strip_inert
 from sbench.config.models import Config
+from sbench.config.overrides import ControllerFlags, apply_controller_flags
 from sbench.config.problems import KeyPath, Problem, config_error, format_path
 from sbench.config.validation import cross_check
 from sbench.config.yamlsource import MAX_DOCUMENT_CHARS, YamlLimitError, YamlSource, parse_yaml
@@ -34,6 +35,8 @@ class LoadedConfig:
     path: Path | None = None
     #: 1-based YAML line of every key path, for errors raised later (e.g. an unreachable endpoint).
     lines: dict[KeyPath, int] = field(default_factory=dict)
+    #: keys `sbench run` flags set (config.overrides), as metadata.json records them; empty without flags
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def line_of(self, path: KeyPath) -> int | None:
         for end in range(len(path), -1, -1):
@@ -49,9 +52,12 @@ class LoadedConfig:
         return f"{place}: {format_path(path)}"
 
 
-def load_config(path: Path | str, *, workload_used: bool = True) -> LoadedConfig:
-    """Read and validate the workload file at `path` (ConfigError on any problem). `workload_used=False`
-    (`sbench autotune`, which makes its own workloads): the objects the workload reads need not exist."""
+def load_config(
+    path: Path | str, flags: ControllerFlags | None = None, *, workload_used: bool = True
+) -> LoadedConfig:
+    """Read and validate the workload file at `path` (ConfigError on any problem), with the controller
+    `flags` of `sbench run` applied to it first (config.overrides). `workload_used=False` (`sbench
+    autotune`, which makes its own workloads): the objects the workload reads need not exist."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -80,10 +86,16 @@ def load_config(path: Path | str, *, workload_used: bool = True) -> LoadedConfig
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check the path") from None
-    return load_config_text(text, source=path, workload_used=workload_used)
+    return load_config_text(text, source=path, flags=flags, workload_used=workload_used)
 
 
-def load_config_text(text: str, *, source: Path | None = None, workload_used: bool = True) -> LoadedConfig:
+def load_config_text(
+    text: str,
+    *,
+    source: Path | None = None,
+    flags: ControllerFlags | None = None,
+    workload_used: bool = True,
+) -> LoadedConfig:
     """Validate YAML text (tests and `ray job` entry points use this without a file)."""
     label = str(source) if source else "config"
     try:
@@ -112,15 +124,29 @@ def load_config_text(text: str, *, source: Path | None = None, workload_used: bo
         Problem(key_path, parsed.line_of(key_path), f"has no effect in sbench ({why})").render(source)
         for key_path, why in strip_inert(parsed.data)
     ]
+    overrides = apply_controller_flags(parsed.data, flags, label) if flags is not None else {}
     try:
-        config = Config.model_validate(parsed.data)
-    except ValidationError as exc:
-        raise config_error(_problems_from(exc, parsed), source) from None
-    problems, notes = cross_check(config, parsed, workload_used=workload_used)
-    if problems:
-        raise config_error(problems, source)
+        try:
+            config = Config.model_validate(parsed.data)
+        except ValidationError as exc:
+            raise config_error(_problems_from(exc, parsed), source) from None
+        problems, notes = cross_check(config, parsed, workload_used=workload_used)
+        if problems:
+            raise config_error(problems, source)
+    except ConfigError as exc:
+        if not overrides:
+            raise
+        flagged = ", ".join(overrides)
+        raise ConfigError(exc.message, hint=f"{flagged} came from `sbench run` flags, not the file") from None
     warnings.extend(note.render(source) for note in notes)
-    return LoadedConfig(config=config, warnings=warnings, source_text=text, path=source, lines=parsed.lines)
+    return LoadedConfig(
+        config=config,
+        warnings=warnings,
+        source_text=text,
+        path=source,
+        lines=parsed.lines,
+        overrides=overrides,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -140,6 +140,8 @@ RETRY_DELAY_LIMIT = Limit(3_600_000, "one hour, in milliseconds")
 BACKOFF_MULTIPLIER_LIMIT = Limit(10, "the delay grows as multiplier^attempt", kind="number")
 #: compress_factor N keeps 4096/N random bytes per 4 KiB block: above 4096 nothing changes.
 COMPRESS_LIMIT = Limit(4096, "a 4 KiB block keeps at least one random byte")
+#: prepare.key_prefix_shards: S3 partitions by key prefix; more prefixes than this only cost LISTs
+KEY_SHARDS_LIMIT = Limit(65_536, "each shard is a key prefix a gap-fill LIST walks")
 #: Ranges of one GET run concurrently, each a request (a connection) of its own.
 RANGES_LIMIT = Limit(1024, "each range of a GET is a request in flight")
 #: Agents per node: each is a Ray actor process of ~250 MB.
@@ -494,6 +496,19 @@ class PrepareConfig(StrictModel):
     directory_structure: DirectoryStructure | None = Field(
         None, description="Directory tree rooted at ensure_objects[0]'s base URI."
     )
+    key_prefix_shards: Annotated[PositiveCount, AfterValidator(KEY_SHARDS_LIMIT)] | None = Field(
+        None,
+        description="sai3 HEAD: flat names under N prefixes, `{idx % N:02x}/prepared-…` (spreads S3 load).",
+    )
+
+    @model_validator(mode="after")
+    def _shards_are_flat(self) -> PrepareConfig:
+        if self.key_prefix_shards is not None and self.directory_structure is not None:
+            raise ValueError(
+                "key_prefix_shards shards flat `prepared-` names; a directory_structure lays out its own "
+                "directories (remove one of the two)"
+            )
+        return self
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -772,6 +787,10 @@ class DistributedConfig(StrictModel):
         "agent-{id}/", description="Per-agent prefix in isolated mode ({id} = agent id)."
     )
     agent_ready_timeout: Duration = Field(120.0, gt=0, description="How long to wait for agents to start.")
+    start_delay: Duration | None = Field(
+        None,
+        description="sai3: the first stage starts this long after every agent is ready (default: at once).",
+    )
     stuck_intervals: PositiveCount = Field(
         10, description="sbench: flag an agent stuck after this many intervals without progress."
     )

@@ -7,6 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+#: `--results-name-style`: the results directory's prefix and time stamp in each style
+NAME_STYLES = {"sbench": ("sbench", "%Y%m%d-%H%M%S"), "sai3": ("sai3", "%Y%m%d-%H%M")}
+
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
@@ -26,6 +29,10 @@ class RunOptions:
     ray_address: str | None = None
     #: no report.html at the end of the run
     no_report: bool = False
+    #: `--tsv-name`: the run's name (results directory, metadata test_name) instead of the config's stem
+    tsv_name: str | None = None
+    #: `--results-name-style`: `sbench` (sbench-YYYYMMDD-HHMMSS-<name>) or `sai3` (sai3-YYYYMMDD-HHMM-<name>)
+    results_name_style: str = "sbench"
 
     @property
     def mode(self) -> str:

@@ -173,7 +173,8 @@ class _Context:
 
 def prepared_sets(config: Config, backends: BackendSet, state: RunState | None) -> list[PreparedSet]:
     """Pools this run can address by index instead of listing: prepared by this run without failures, or
-    declared present with `skip_verification`."""
+    declared present with `skip_verification`. A `key_prefix_shards` entry is always given, untrusted ones
+    to be listed: a plain LIST of its directory would not see names that sit in shard directories."""
     prep = config.prepare
     if prep is None or prep.directory_structure is not None:
         return []
@@ -185,10 +186,19 @@ def prepared_sets(config: Config, backends: BackendSet, state: RunState | None) 
             prep.skip_verification and not prep.force_overwrite
         )
         base = entry.base_uri or backends.target_uri
-        if not trusted or base is None or entry.count <= 0:
+        if base is None or entry.count <= 0 or not (trusted or prep.key_prefix_shards):
             continue
         backend, directory = backends.locate_dir(base)
-        out.append(PreparedSet(backend.root_uri, directory, record.pools if record else pools, entry.count))
+        out.append(
+            PreparedSet(
+                backend.root_uri,
+                directory,
+                record.pools if record else pools,
+                entry.count,
+                prep.key_prefix_shards,
+                trusted,
+            )
+        )
     return out
 
 

@@ -32,7 +32,7 @@ from sbench.engine.bounded import Abandoned, call_bounded
 from sbench.engine.indexset import IndexSet
 from sbench.engine.shards import IndexRange, IndexShard, ThreadTally
 from sbench.engine.stall import StallWatch
-from sbench.layout.naming import parse_prepared_key, parse_tree_file, prepared_key
+from sbench.layout.naming import parse_prepared_path, parse_tree_file, prepared_key
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.snapshot import Snapshot
 from sbench.oplog.capture import wrap as capture_wrap
@@ -81,7 +81,7 @@ class ShardStorage:
         if self.layout is not None:
             return self.layout.file_path(g)
         pool, index = divmod(g, p.count)
-        return prepared_key(p.pools[pool], index)
+        return prepared_key(p.pools[pool], index, p.key_shards)
 
     def backend_of(self, g: int) -> Backend:
         return self.backends[self.params.root_of(g)]
@@ -108,7 +108,8 @@ def scan_existing(
 ) -> IndexSet:
     """Indices whose object already exists, from one streaming LIST per root (sai3 gap fill).
 
-    Flat pools list the base directory only (not recursively: PUT directories below it are not scanned);
+    Flat pools list the base directory only (not recursively: PUT directories below it are not scanned),
+    sharded ones (`key_prefix_shards`) recursively, keeping only names in their own shard directory;
     tree files count only when found at their own path. The LIST runs on its own thread: a stop abandons it
     after the grace period (raising bounded.Abandoned), and a LIST that brings no key for stall_timeout aborts
     `control` as stalled.
@@ -152,11 +153,11 @@ def _scan(
                 if n & 0xFFF == 0 and stopping():
                     break
             continue
-        pools, count = params.pools, params.count
-        for n, (key, _size) in enumerate(_list_or_empty(backend, "", False)):
+        pools, count, shards = params.pools, params.count, params.key_shards
+        for n, (key, _size) in enumerate(_list_or_empty(backend, "", shards is not None)):
             listed[0] += 1
-            parsed = parse_prepared_key(key)
-            if parsed is not None and "/" not in key.strip("/") and parsed[0] in pools and parsed[1] < count:
+            parsed = parse_prepared_path(key, shards)
+            if parsed is not None and parsed[0] in pools and parsed[1] < count:
                 existing.add(pools.index(parsed[0]) * count + parsed[1])
             if n & 0xFFF == 0 and stopping():
                 break

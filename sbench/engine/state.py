@@ -29,6 +29,8 @@ class PreparedRecord:
     tree: bool = False
     #: tree directories this run created (mkdir), removed by cleanup after the files
     created_dirs: IndexSet | None = None
+    #: `prepare.key_prefix_shards` of the entry (names under `{idx % N:02x}/`), None: flat
+    shards: int | None = None
 
 
 @dataclass

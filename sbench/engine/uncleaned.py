@@ -149,6 +149,11 @@ def _remove_prepared(record: PreparedRecord, created: int) -> str:
     if record.tree:
         return "sbench run CONFIG --cleanup-only (removes the whole tree, also files that existed before)"
     root = _root(record.base_uri)
+    if record.shards:  # names sit in N shard directories, which one glob of `util delete` cannot reach
+        return (
+            f"sbench run CONFIG --cleanup-only (the names sit under {record.shards} shard prefixes of {root};"
+            " it deletes exactly the prepared names, also ones that existed before this run)"
+        )
     command = "; ".join(f"sbench util delete --uri '{root}{pool}-*'" for pool in record.pools)
     existed = record.count * len(record.pools) - created
     if existed > 0:

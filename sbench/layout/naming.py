@@ -22,15 +22,33 @@ _PUT_RE = re.compile(r"put_([A-Za-z0-9-]+)_([A-Za-z0-9-]+)_(\d+)_(\d+)\.dat\Z")
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 
 
-def prepared_key(pool: str, index: int) -> str:
-    """`prepared-00000042.dat` / `deletable-00000042.dat` (sai3's flat prepare names)."""
-    return f"{pool}-{index:08d}.dat"
+def shard_dir(index: int, shards: int | None) -> str:
+    """The `key_prefix_shards` directory of an index (`{idx % N:02x}`, sai3 HEAD v0.8.97), "" unsharded."""
+    return f"{index % shards:02x}" if shards else ""
+
+
+def prepared_key(pool: str, index: int, shards: int | None = None) -> str:
+    """`prepared-00000042.dat` / `deletable-00000042.dat` (sai3's flat prepare names); with
+    `prepare.key_prefix_shards: N` under a shard directory, `0a/prepared-00000042.dat` (N = 16), which
+    spreads an S3 bucket's load over N key prefixes. Prepare, workload pools, cleanup and verify all name
+    objects here."""
+    name = f"{pool}-{index:08d}.dat"
+    return f"{shard_dir(index, shards)}/{name}" if shards else name
 
 
 def parse_prepared_key(key: str) -> tuple[str, int] | None:
     """(pool, index) of a flat prepare name, looking at the last path component only; None otherwise."""
     m = _PREPARED_RE.match(key.rsplit("/", 1)[-1])
     return (m.group(1), int(m.group(2))) if m else None
+
+
+def parse_prepared_path(key: str, shards: int | None = None) -> tuple[str, int] | None:
+    """(pool, index) when `key` (relative to the pool's directory) is exactly the name prepare gives that
+    index: directly in the directory, or with shards in the index's own shard directory; None otherwise."""
+    parsed = parse_prepared_key(key)
+    if parsed is None or key.strip("/") != prepared_key(parsed[0], parsed[1], shards):
+        return None
+    return parsed
 
 
 def tree_file_name(index: int) -> str:

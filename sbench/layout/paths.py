@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sbench.errors import ConfigError
-from sbench.layout.naming import DELETABLE_POOL, PREPARED_POOL, parse_prepared_key, prepared_key
+from sbench.layout.naming import (
+    DELETABLE_POOL,
+    PREPARED_POOL,
+    parse_prepared_key,
+    parse_prepared_path,
+    prepared_key,
+)
 from sbench.layout.tree import TreeLayout
 from sbench.storage.base import Backend
 
@@ -209,6 +215,11 @@ class PreparedSet:
     directory: str
     pools: tuple[str, ...]
     count: int
+    #: `prepare.key_prefix_shards`: names under `{idx % N:02x}/` (naming.prepared_key), None: flat
+    shards: int | None = None
+    #: False when prepare did not vouch for every object (e.g. --skip-prepare): the keys are then listed,
+    #: which a sharded set needs because its names are not directly in its directory
+    trusted: bool = True
 
     def covers(self, pattern: Pattern) -> tuple[str, ...] | None:
         """Pools a pattern selects in full when it lists exactly this prepared directory; None when the
@@ -225,16 +236,27 @@ class PreparedSet:
         return None
 
     def pool(self, pools: tuple[str, ...], *, label: str) -> KeyPool:
-        directory, count = self.directory, self.count
-        if len(pools) == 1:  # the common case: one f-string per key
+        directory, count, shards = self.directory, self.count, self.shards
+        if len(pools) == 1 and not shards:  # the common case: one f-string per key
             head = join_key(directory, f"{pools[0]}-")
             return KeyPool(count, lambda i: f"{head}{i:08d}.dat", label=label)
 
         def base_key(i: int) -> str:
             pool_idx, index = divmod(i, count)
-            return join_key(directory, prepared_key(pools[pool_idx], index))
+            return join_key(directory, prepared_key(pools[pool_idx], index, shards))
 
         return KeyPool(count * len(pools), base_key, label=label)
+
+    def listed_pool(self, backend: Backend, pools: tuple[str, ...], *, label: str) -> KeyPool:
+        """The pool from one recursive LIST of the set's directory: the names of `pools` found there, each in
+        its own shard directory (an untrusted sharded set)."""
+        prefix = self.directory.strip("/") + "/" if self.directory.strip("/") else ""
+        keys = []
+        for key, _size in backend.list(prefix, recursive=True):
+            parsed = parse_prepared_path(key[len(prefix):] if key.startswith(prefix) else key, self.shards)
+            if parsed is not None and parsed[0] in pools and parsed[1] < self.count:
+                keys.append(key)
+        return KeyPool.of_keys(keys, label=label)
 
 
 def list_pattern(backend: Backend, pattern: Pattern) -> list[str]:
@@ -276,7 +298,11 @@ def resolve_pool(backend: Backend, path: str, *, op: str, prepared: Sequence[Pre
         pools = ps.covers(pattern)
         if pools and allowed is not None:
             pools = tuple(p for p in pools if p in allowed)
-        if pools:
+        if pools and not ps.trusted:
+            listed = ps.listed_pool(backend, pools, label=f"{op} {path}")
+            if len(listed) or allow_empty:
+                return listed
+        elif pools:
             return ps.pool(pools, label=f"{op} {path}")
     _POOL_LISTING.active = True
     try:

@@ -43,6 +43,8 @@ class PrepareParams:
     compress_factor: int = 1
     pools: tuple[str, ...] = (PREPARED_POOL,)
     tree: TreeSpec | None = None
+    #: `prepare.key_prefix_shards`: flat names under `{idx % N:02x}/` (layout.naming.prepared_key)
+    key_shards: int | None = None
     skip_verification: bool = False
     force_overwrite: bool = False
     concurrency: int = 16
@@ -139,6 +141,7 @@ def prepare_params(
                 compress_factor=int(entry.compress_factor),
                 pools=(PREPARED_POOL,) if tree else pools,
                 tree=tree,
+                key_shards=prep.key_prefix_shards,
                 skip_verification=bool(prep.skip_verification),
                 force_overwrite=bool(prep.force_overwrite),
                 concurrency=int(concurrency or config.concurrency),
@@ -164,7 +167,9 @@ def declared_spaces(params: Sequence[PrepareParams]) -> tuple[DeclaredSpace, ...
     """What prepare makes on every null:// root, by name and size (storage.declared says why a null store
     needs it): one space per entry and root, object i on root i % n as `root_of` places it."""
     return tuple(
-        DeclaredSpace(root, p.pools, p.count, p.sampler, p.size_seed, p.tree, part, len(p.roots))
+        DeclaredSpace(
+            root, p.pools, p.count, p.sampler, p.size_seed, p.tree, part, len(p.roots), p.key_shards
+        )
         for p in params
         for part, root in enumerate(p.roots)
         if _is_null(root)

@@ -133,11 +133,11 @@ def _check_local_root(root: RootPlan, checks: CheckList) -> None:
 def planned_checks(config: Config) -> list[str]:
     """One line per storage root (and per group of agents seeing it), for `--dry-run`: what preflight does."""
     lines: dict[str, list[str]] = {}
-    for identity in _identities(config):
+    for identity in agent_identities(config):
         for root in agent_plan(config, identity):
             lines.setdefault(_describe(root), []).append(identity.agent_id)
     out = []
-    many = len(list(_identities(config))) > 1
+    many = len(list(agent_identities(config))) > 1
     for text, agents in lines.items():
         # No square brackets: callers print these lines through rich, which reads [..] as markup.
         out.append(f"{', '.join(agents)}: {text}" if many else text)
@@ -145,7 +145,7 @@ def planned_checks(config: Config) -> list[str]:
     return out
 
 
-def _identities(config: Config) -> list[AgentIdentity]:
+def agent_identities(config: Config) -> list[AgentIdentity]:
     dist = config.distributed
     if dist is None or not dist.agents:
         return [AgentIdentity()]

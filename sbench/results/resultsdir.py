@@ -1,9 +1,11 @@
 """The results directory of one run (reference §1.14, §3) and its metadata.json.
 
-Default location `./sbench-YYYYMMDD-HHMMSS-<config-stem>/` (seconds, unlike sai3's minutes, so two runs in
-one minute do not collide; a numeric suffix handles the rest). Writers of individual files live in tsv.py,
-perf_log.py, summary.py and status.py; this class names the files, keeps the run's metadata and owns the
-run's WriteGuard (`writes`), through which every write after the start goes (see final.py for the end).
+Default location `./sbench-YYYYMMDD-HHMMSS-<name>/` (seconds, unlike sai3's minutes, so two runs in one
+minute do not collide; a numeric suffix handles the rest), or with `--results-name-style sai3` sai3's own
+`./sai3-YYYYMMDD-HHMM-<name>/`, for scripts that glob it. `<name>` is `--tsv-name` or the config's stem.
+Writers of individual files live in tsv.py, perf_log.py, summary.py and status.py; this class names the
+files, keeps the run's metadata and owns the run's WriteGuard (`writes`), through which every write after
+the start goes (see final.py for the end).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sbench import __version__
+from sbench.config.runoptions import NAME_STYLES
 from sbench.errors import ConfigError, RunFailed
 from sbench.metrics.snapshot import Snapshot
 from sbench.results.atomic import write_text_atomic
@@ -99,12 +102,13 @@ class ResultsDir:
         run_id: str = "",
         stream: TextIO | None = None,
         now: float | None = None,
+        name_style: str = "sbench",
     ) -> ResultsDir:
         """`base` is the exact directory to use (`--results-dir`), or None for the timestamped default in
         the current directory. A given directory must be absent or empty: old results are never mixed in."""
         started = now if now is not None else time.time()
-        stem = config_path.stem or "run"
-        path = base if base is not None else _default_path(Path.cwd(), stem, started)
+        stem = test_name or config_path.stem or "run"
+        path = base if base is not None else _default_path(Path.cwd(), stem, started, name_style)
         _prepare_dir(path, explicit=base is not None)
         try:
             if config_text is not None:
@@ -271,12 +275,13 @@ def _dir_identity(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _default_path(cwd: Path, stem: str, started: float) -> Path:
-    stamp = datetime.fromtimestamp(started).strftime("%Y%m%d-%H%M%S")
-    candidate = cwd / f"sbench-{stamp}-{stem}"
+def _default_path(cwd: Path, stem: str, started: float, style: str = "sbench") -> Path:
+    prefix, fmt = NAME_STYLES[style]
+    stamp = datetime.fromtimestamp(started).strftime(fmt)
+    candidate = cwd / f"{prefix}-{stamp}-{stem}"
     n = 2
     while candidate.exists():
-        candidate = cwd / f"sbench-{stamp}-{stem}-{n}"
+        candidate = cwd / f"{prefix}-{stamp}-{stem}-{n}"
         n += 1
     return candidate
 

@@ -116,6 +116,8 @@ class RunDriver:
         self.left_behind: dict[str, Any] | None = None
         self.notes: list[str] = []
         self.extra: dict[str, Any] = {"run_id": run_id, "start_skew_ms": {}}
+        if loaded.overrides:  # keys `sbench run` flags set (config.overrides), with the YAML's values
+            self.extra["cli_overrides"] = loaded.overrides
         self.outages = StageOutages()
         self._label = ""
         self.op_log_path: Path | None = None
@@ -146,6 +148,8 @@ class RunDriver:
             distributed=self.fleet.distributed,
             run_id=self.run_id,
             load_model=self.plan.load_model,
+            test_name=self.options.tsv_name,
+            name_style=self.options.results_name_style,
         )
         dist = self.config.distributed
         self.ui = LiveProgress(results.console, stuck_intervals=dist.stuck_intervals if dist else None)
@@ -195,6 +199,10 @@ class RunDriver:
             if ok:
                 return RunStatus.SUCCESS, ""
             return RunStatus.FAILURE, "prepared objects missing or unreadable"
+        delay = self.config.distributed.start_delay if self.config.distributed is not None else None
+        if delay:  # sai3's start_delay: every agent is ready; the first stage starts this much later
+            self.say(f"start delay: the first stage starts in {delay:g} s")
+            self.control.wait(delay)
         return self._stages()
 
     def _stages(self) -> tuple[RunStatus, str]:

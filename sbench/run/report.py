@@ -20,6 +20,7 @@ from sbench.metrics.snapshot import Snapshot
 from sbench.plan.stages import StagePlan
 from sbench.results.final import write_final_results
 from sbench.results.hlog import HistogramLog
+from sbench.results.ledger import LEDGER_FILE, LedgerEntry, write_ledger
 from sbench.results.perf_log import PerfLogWriter
 from sbench.results.resultsdir import ResultsDir
 from sbench.results.status import AgentStatus, FirstError, first_errors_of, write_status
@@ -258,6 +259,20 @@ class RunReport:
         self._phases[phase] = (total, total_wall, per_agent)
         self.sections[phase] = summary_section(total, total_wall)
 
+    def _ledger_entries(self) -> list[LedgerEntry]:
+        """populate_ledger.tsv's rows: every agent of every prepare stage that ran."""
+        out = []
+        for run in self.stage_runs:
+            if run.plan.type is not StageType.PREPARE:
+                continue
+            for agent_id, result in sorted(run.results.items(), key=lambda kv: self._order(kv[0])):
+                extra = result.extra
+                out.append(LedgerEntry(
+                    agent_id, run.plan.name, int(extra.get("created", 0)), int(extra.get("existed", 0)),
+                    int(extra.get("failed", 0)), result.snapshot, result.elapsed_s,
+                ))
+        return out
+
     def _order(self, agent_id: str) -> int:
         return list(self.tracks).index(agent_id) if agent_id in self.tracks else len(self.tracks)
 
@@ -362,6 +377,12 @@ class RunReport:
                 name = "results.tsv" if kind == "workload" else "prepare_results.tsv"
                 write = partial(_write_agent_tsv, self.results, agent_id, name, snap, secs, kind)
                 files.append((self.results.agent_path(agent_id) / name, write))
+        ledger = self._ledger_entries()
+        if ledger:
+            path = self.results.file(LEDGER_FILE)
+            meta = self.results.metadata
+            write = partial(write_ledger, path, meta.test_name, ledger, aggregate=meta.distributed)
+            files.append((path, write))
         agents = [t.status() for t in self.tracks.values()]
         total_ops = sum(a.operations for a in agents)
         total_errors = sum(a.errors for a in agents)

@@ -112,6 +112,15 @@ class Space:
     failed: int = 0
     existed: int = 0
     complete: bool = True
+    #: per agent, the objects its shards created, found existing and failed (summary.json, populate ledger)
+    per_agent: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def tally(self, agent_id: str, *, created: int = 0, existed: int = 0, failed: int = 0) -> None:
+        """Count a shard's outcome for the agent that ran (or, for a shard found complete, owned) it."""
+        mine = self.per_agent.setdefault(agent_id, {"created": 0, "existed": 0, "failed": 0})
+        mine["created"] += created
+        mine["existed"] += existed
+        mine["failed"] += failed
 
     def spec(self) -> dict[str, Any]:
         """What defines the objects of this space (its identity in the object book)."""
@@ -127,6 +136,7 @@ class Space:
             "dedup": p.dedup_factor,
             "compress": p.compress_factor,
             "tree": repr(p.tree),
+            **({"key_shards": p.key_shards} if p.key_shards else {}),
         }
 
     def dirs_total(self) -> int:
@@ -345,7 +355,10 @@ def _prepare_jobs(
     own range only, a bitmap of at most `shard_max` bits whatever the size of the space."""
     shards = ShardPlan.of(space.params.total, len(space.agents), ctx.shard_max)
     covered = shards.covered(have.ranges()) if have is not None else []
-    space.existed += sum(shards.objects_by_agent(covered))
+    for agent, existed in zip(space.agents, shards.objects_by_agent(covered), strict=True):
+        if existed:  # a shard found complete counts for the agent that owns it
+            space.existed += existed
+            space.tally(agent.agent_id, existed=existed)
     todo = subtract_ranges(0, len(shards), covered)
     first: list[ShardJob] = []
     if space.params.tree is not None and todo and todo[0][0] == 0:
@@ -453,6 +466,7 @@ def _prepare_done(ctx: ShardStageContext, space: Space, job: ShardJob, value: An
         ctx.book.mark(space.scope, value.failed.ranges(), ObjectState.FAILED)
     space.failed += len(value.failed)
     space.existed += value.existed
+    space.tally(job.agent_id, created=len(value.created), existed=value.existed, failed=len(value.failed))
     if value.aborted or len(value.failed):
         space.complete = False
     if value.dirs_created is not None and len(value.dirs_created):
@@ -471,17 +485,19 @@ def _record(space: Space) -> PreparedRecord:
         complete=space.complete and space.failed == 0,
         tree=p.tree is not None,
         created_dirs=space.dirs,
+        shards=p.key_shards,
     )
 
 
 def _prepare_extras(spaces: list[Space], plan: StagePlan) -> dict[str, dict[str, Any]]:
-    """Per agent, the prepare figures of summary.json (a shared space's counts go to its first agent)."""
+    """Per agent, the prepare figures of summary.json and the populate ledger: what that agent's shards
+    created, found existing and failed (a shared space's shards are spread over its agents)."""
     out: dict[str, dict[str, Any]] = {}
     for space in spaces:
-        extra = out.setdefault(space.agents[0].agent_id, {"created": 0, "existed": 0, "failed": 0})
-        extra["created"] += len(space.created)
-        extra["existed"] += space.existed
-        extra["failed"] += space.failed
+        for agent in space.agents:
+            extra = out.setdefault(agent.agent_id, {"created": 0, "existed": 0, "failed": 0})
+            for name, value in space.per_agent.get(agent.agent_id, {}).items():
+                extra[name] += value
     for extra in out.values():
         extra["expected_objects"] = plan.expected_objects
     return out

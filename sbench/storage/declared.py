@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sbench.data.sizes import SizeSampler
-from sbench.layout.naming import parse_prepared_key, parse_tree_file
+from sbench.layout.naming import parse_prepared_path, parse_tree_file
 from sbench.layout.tree import TreeLayout, TreeSpec
 
 
@@ -32,6 +32,8 @@ class DeclaredSpace:
     #: object i lives on this root when i % parts == part (multi-endpoint prepare); 0 of 1 otherwise
     part: int = 0
     parts: int = 1
+    #: `prepare.key_prefix_shards` (names under `{idx % N:02x}/`), None: flat
+    shards: int | None = None
 
     def size_of(self, key: str, layout: TreeLayout | None = None) -> int | None:
         """The size of `key` (relative to `root`) when prepare declares it there, else None. `layout` is
@@ -43,8 +45,8 @@ class DeclaredSpace:
             if (layout or TreeLayout(self.tree)).file_path(index) != key:
                 return None
         else:
-            parsed = parse_prepared_key(key)
-            if parsed is None or "/" in key or parsed[0] not in self.pools or parsed[1] >= self.count:
+            parsed = parse_prepared_path(key, self.shards)
+            if parsed is None or parsed[0] not in self.pools or parsed[1] >= self.count:
                 return None
             index = parsed[1]
         if index % self.parts != self.part:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -29,7 +30,7 @@ from sbench.config.models import (
     SizeSpec,
     UniformSize,
 )
-from sbench.config.runoptions import RunOptions
+from sbench.config.runoptions import NAME_STYLES, RunOptions
 from sbench.config.tree_math import tree_counts
 from sbench.config.units import format_duration, format_size
 from sbench.data.sizes import sampler_from_spec, seed_for_uri
@@ -56,13 +57,14 @@ def print_dry_run(
             console = Console(highlight=False, width=160)
     config = loaded.config
     console.rule(f"sbench dry run: {config_path}")
-    _settings(console, config, options)
+    _settings(console, config, options, options.tsv_name or config_path.stem or "run")
     _backends(console, config)
     _workload(console, config)
     _prepare(console, config)
     _stages(console, loaded, options)
     _distributed(console, config)
     _shard_plan(console, config)
+    _overrides(console, loaded)
     _multi_endpoint(console, config)
     _preflight(console, config)
     _sanity(console, config)
@@ -113,7 +115,7 @@ def _workers(count: int) -> str:
     return f"{count} worker" + ("" if count == 1 else "s")
 
 
-def _settings(console: Console, config: Config, options: RunOptions) -> None:
+def _settings(console: Console, config: Config, options: RunOptions, name: str) -> None:
     table = _table("Test settings", "setting", "value")
     table.add_row("duration", format_duration(config.duration))
     table.add_row("concurrency", str(config.concurrency))
@@ -166,6 +168,10 @@ def _settings(console: Console, config: Config, options: RunOptions) -> None:
     table.add_row("mode", options.mode + (", no cleanup" if options.no_cleanup else ""))
     if options.results_dir:
         table.add_row("results dir", str(options.results_dir))
+    else:
+        prefix, stamp = NAME_STYLES[options.results_name_style]
+        example = f"./{prefix}-{datetime.now().strftime(stamp)}-{name}/"
+        table.add_row("results dir", f"{example} (stamped when the run starts)")
     if options.op_log:
         table.add_row("op log", str(options.op_log))
     console.print(table)
@@ -308,6 +314,12 @@ def _prepare(console: Console, config: Config) -> None:
         f"{prep.cleanup_concurrency} in parallel)"
         + (f"; pause {format_duration(prep.post_prepare_delay)} after" if prep.post_prepare_delay else "")
     )
+    if prep.key_prefix_shards:
+        n = prep.key_prefix_shards
+        console.print(
+            f"  key_prefix_shards {n}: names spread over {n} prefixes, e.g. "
+            f"{prepared_key(pools[0], 0, n)}, {prepared_key(pools[0], min(1, n - 1), n)}"
+        )
     if len(pools) > 1:
         console.print(
             "  the workload reads and deletes, so prepare makes a `prepared-` pool for GET/STAT and a "
@@ -439,6 +451,8 @@ def _distributed(console: Console, config: Config) -> None:
     console.print(
         f"  {storage}; tree path selection {dist.path_selection}"
         + (f" (overlap {dist.partition_overlap:g})" if dist.path_selection == "weighted" else "")
+        + (f"; the first stage starts {format_duration(dist.start_delay)} after the agents are ready"
+           if dist.start_delay else "")
     )
 
 
@@ -469,6 +483,20 @@ def _shard_plan(console: Console, config: Config) -> None:
             line += " in each agent's own space"
         lines.append(line)
     console.print("[bold]Shard plan[/bold]: " + "; ".join(lines))
+
+
+def _overrides(console: Console, loaded: LoadedConfig) -> None:
+    """The keys `sbench run` flags set (config.overrides), each with the YAML value it replaced."""
+    if not loaded.overrides:
+        return
+    console.print("[bold]Set by flags[/bold] (they beat the YAML; metadata.json records them):")
+    for key, change in loaded.overrides.items():
+        was = change.get("yaml")
+        console.print(
+            f"  {key} " + ("removed" if change.get("cli") is None else f"= {change['cli']!r}")
+            + (f" (YAML had {was!r})" if was is not None else "")
+            + (f" ({change['why']})" if change.get("why") else "")
+        )
 
 
 def _endpoint_shares(count: int, n: int) -> list[int]:
@@ -549,7 +577,8 @@ def prepare_paths(config: Config, limit: int) -> Iterator[tuple[str, int]]:
             continue
         for pool in pools_for(config.workload):
             for index in range(min(remaining, spec.count)):
-                yield base + prepared_key(pool, index), sampler.size_for_index(index, seed)
+                key = prepared_key(pool, index, prep.key_prefix_shards)
+                yield base + key, sampler.size_for_index(index, seed)
                 remaining -= 1
 
 

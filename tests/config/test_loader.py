@@ -289,7 +289,6 @@ def test_inert_keys_warn_once_each() -> None:
         "cache_checkpoint_interval_secs",
         "perf_log.path",
         "distributed.tree_creation_mode",
-        "distributed.start_delay",
         "distributed.grpc_keepalive_interval",
         "distributed.ssh",
         "distributed.agents[0].listen_port",
@@ -302,6 +301,7 @@ def test_inert_keys_warn_once_each() -> None:
     assert loaded.config.perf_log.interval == 2.0
     assert loaded.config.distributed is not None and loaded.config.distributed.agents[0].id == "a"
     assert not any("agents[0].id" in w for w in loaded.warnings)
+    assert loaded.config.distributed.start_delay == 5.0  # a real key (the first stage's delay)
 
 
 @pytest.mark.parametrize(
