@@ -49,6 +49,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="where to write results (default ./sbench-YYYYMMDD-HHMMSS-<config>/)",
     )
+    add_mode_flags(parser)
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="run on the Ray cluster at ADDR (head's GCS host:port; beats RAY_ADDRESS); without it and "
+        "without RAY_ADDRESS a private local Ray instance is started, never a cluster found in /tmp/ray",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more logging (-vv debug); also shows tracebacks",
+    )
+
+
+def add_mode_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that pick what a run does (also `sbench submit`'s, which passes them to the job)."""
     parser.add_argument("--prepare-only", action="store_true", help="run preflight and prepare, then stop")
     parser.add_argument(
         "--cleanup-only", action="store_true", help="only delete the objects prepare creates (same names)"
@@ -65,19 +83,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--no-report", action="store_true", help="do not write report.html (charts) at the end of the run"
     )
     parser.add_argument("--op-log", type=Path, metavar="PATH", help="write a per-op log to PATH")
-    parser.add_argument(
-        "--ray-address",
-        metavar="ADDR",
-        help="run on the Ray cluster at ADDR (head's GCS host:port; beats RAY_ADDRESS); without it and "
-        "without RAY_ADDRESS a private local Ray instance is started, never a cluster found in /tmp/ray",
-    )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=argparse.SUPPRESS,
-        help="more logging (-vv debug); also shows tracebacks",
-    )
+
+
+def check_conflicts(args: argparse.Namespace, prog: str) -> None:
+    """The refused flag pairs (CONFLICTS) as a UsageError naming both flags."""
+    for first, second, why in CONFLICTS:
+        if getattr(args, first, False) and getattr(args, second, False):
+            a, b = (f"--{name.replace('_', '-')}" for name in (first, second))
+            raise UsageError(f"{prog}: {a} and {b} cannot be combined ({why}); pick one")
 
 
 def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
@@ -87,10 +100,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
     config_path = args.config if args.config is not None else args.config_flag
     if config_path is None:
         raise UsageError("sbench run: no workload file given; usage: sbench run CONFIG.yaml [--dry-run]")
-    for first, second, why in CONFLICTS:
-        if getattr(args, first) and getattr(args, second):
-            a, b = (f"--{name.replace('_', '-')}" for name in (first, second))
-            raise UsageError(f"sbench run: {a} and {b} cannot be combined ({why}); pick one")
+    check_conflicts(args, "sbench run")
     options = RunOptions(
         results_dir=args.results_dir,
         dry_run=args.dry_run,

@@ -1,0 +1,193 @@
+"""`sbench submit` against a real `ray start --head` started from a shell whose PATH has no virtual
+environment (issue 17): the README's commands, run as they are written (the address, the config and the
+job id substituted), bring the results directory home with every file, exit with the run's code, and
+`ray job stop` gives ABORTED at home. One head for the module; every run lasts seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sbench.cluster.env import forwarded_env
+from tests.cluster.conftest import VENV_BIN, HeadNode, ray_head_node, status_of
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+README_ADDRESS = "http://127.0.0.1:8265"
+#: a PATH without the virtual environment (and without pyenv's shims): what a fresh shell has
+BARE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SECRET = f"SubmitLeak{uuid.uuid4().hex[:10]}"
+
+
+def readme_block() -> list[str]:
+    """The command lines of the README's `sbench submit` section (comments and continuations removed)."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Submitting a run as a Ray job: `sbench submit`", 1)[1]
+    block = section.split("```", 2)[1]
+    return [line.split("  #", 1)[0].strip() for line in block.strip().splitlines() if line.strip()]
+
+
+def readme_command(marker: str, **subs: str) -> list[str]:
+    """The README line that contains `marker`, as argv with README_ADDRESS and `subs` replaced."""
+    [line] = [line for line in readme_block() if marker in line]
+    line = line.replace(README_ADDRESS, subs.pop("address"))
+    for old, new in subs.items():
+        line = line.replace(old, new)
+    argv = shlex.split(line)
+    if argv[0] == "sbench":
+        return [sys.executable, "-m", "sbench", *argv[1:]]
+    if argv[0] == "ray":
+        return [str(VENV_BIN / "ray"), *argv[1:]]
+    raise AssertionError(line)
+
+
+def bare_env(home: Path) -> dict[str, str]:
+    """A fresh shell's environment: no venv on PATH, no storage credential, HOME of the test's own."""
+    keep = {k: v for k, v in os.environ.items() if k not in forwarded_env() and not k.startswith("RAY_")}
+    keep.pop("VIRTUAL_ENV", None)
+    return {
+        **keep,
+        "PATH": BARE_PATH,
+        "HOME": str(home),
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory) -> Iterator[HeadNode]:
+    temp_dir = Path(tempfile.mkdtemp(prefix="sbsub-", dir="/tmp"))  # short: Ray's socket paths
+    home = tmp_path_factory.mktemp("head-home")
+    try:
+        env = bare_env(home)
+        with ray_head_node(home, temp_dir=temp_dir, env=env, venv_on_path=False) as node:
+            yield node
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def two_agents(data: Path, duration: str = "1s", target: str | None = None) -> str:
+    return f"""
+target: "{target or f"file://{data}/"}"
+duration: {duration}
+concurrency: 2
+prepare:
+  ensure_objects:
+    - {{count: 40, size_spec: 1KiB, fill: zero}}
+  cleanup: true
+workload:
+  - {{op: get, path: "", weight: 3}}
+  - {{op: stat, path: "", weight: 1}}
+distributed:
+  shared_filesystem: true
+  agents:
+    - {{address: "127.0.0.1:7761", id: left}}
+    - {{address: "127.0.0.1:7762", id: right}}
+"""
+
+
+def submitter(
+    argv: list[str], cwd: Path, head: HeadNode, timeout: float = 240
+) -> subprocess.CompletedProcess:
+    """Run `sbench submit` from a bare shell (this tree's sbench on PYTHONPATH, a secret in the
+    environment that must go nowhere)."""
+    env = {**bare_env(Path(head.env["HOME"])), "PYTHONPATH": str(REPO), "AWS_SECRET_ACCESS_KEY": SECRET}
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def home_dir(done: subprocess.CompletedProcess) -> Path:
+    match = re.search(r"^results of job (\S+) \(.*\): (.+)$", done.stdout, re.M)
+    assert match, done.stdout[-3000:] + done.stderr[-3000:]
+    return Path(match.group(2))
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def job_views(head: HeadNode) -> str:
+    from ray.job_submission import JobSubmissionClient
+
+    jobs = JobSubmissionClient(head.url).list_jobs()
+    return json.dumps([j.model_dump() for j in jobs], default=str)
+
+
+def test_a_two_agent_submit_brings_every_file_home(head: HeadNode, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    config = tmp_path / "two.yaml"
+    config.write_text(two_agents(data))
+    argv = readme_command(
+        "distributed-two-agents", address=head.url, **{"workloads/distributed-two-agents.yaml": str(config)}
+    )
+    t0 = time.monotonic()
+    done = submitter(argv, tmp_path, head)
+    took = time.monotonic() - t0
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    local = home_dir(done)
+    assert local.parent == tmp_path  # ./<job id>/ of the submitting shell
+    assert status_of(local) == "SUCCESS"
+    assert "stage execute" in done.stdout  # the job's log, followed live
+    remote = Path(head.env["HOME"]) / "sbench-results" / local.name
+    assert tree(local) == tree(remote)  # every file, byte for byte
+    assert {"STATUS.txt", "summary.json", "perf_log.tsv", "metadata.json", "report.html"} <= set(tree(local))
+    assert {p.name for p in (local / "agents").iterdir()} == {"left", "right"}
+    assert SECRET not in job_views(head) and SECRET not in done.stdout + done.stderr
+    print(f"submit of a 1 s two-agent run, end to end: {took:.1f} s")
+
+
+def test_a_failing_config_brings_failure_home_with_exit_1(head: HeadNode, tmp_path: Path) -> None:
+    config = tmp_path / "failing.yaml"
+    config.write_text(two_agents(tmp_path, target=f"file://{tmp_path}/missing-mount/"))
+    argv = readme_command(
+        "distributed-two-agents", address=head.url, **{"workloads/distributed-two-agents.yaml": str(config)}
+    )
+    done = submitter(argv, tmp_path, head)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert status_of(home_dir(done)) == "FAILURE"
+
+
+def test_ray_job_stop_brings_aborted_home(head: HeadNode, tmp_path: Path) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    data = tmp_path / "data"
+    data.mkdir()
+    config = tmp_path / "my.yaml"
+    config.write_text(two_agents(data, duration="120s"))
+    done = submitter(readme_command("--detach", address=head.url, **{"my.yaml": str(config)}), tmp_path, head)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    job_id = re.search(r"submitted job (\S+)", done.stdout).group(1)
+    client = JobSubmissionClient(head.url)
+    deadline = time.monotonic() + 120
+    while "stage execute (execute) started" not in client.get_job_logs(job_id):
+        assert time.monotonic() < deadline, client.get_job_logs(job_id)[-3000:]
+        time.sleep(0.3)
+    time.sleep(1.0)
+    stop = subprocess.run(
+        readme_command("ray job stop", address=head.url, JOB_ID=job_id),
+        env=head.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert stop.returncode == 0, stop.stdout[-2000:] + stop.stderr[-2000:]
+    fetched = submitter(readme_command("--fetch", address=head.url, JOB_ID=job_id), tmp_path, head)
+    assert fetched.returncode == 1, fetched.stdout[-3000:] + fetched.stderr[-3000:]
+    local = home_dir(fetched)
+    assert local == tmp_path / job_id
+    assert status_of(local) == "ABORTED"
+    assert "META\tALL" in (local / "03_execute_results.tsv").read_text()  # what ran until the stop
