@@ -18,12 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sbench.errors import EXIT_USAGE
-from sbench.submit.jobspec import DEFAULT_RESULTS_ROOT
-
-#: set by Ray's job supervisor: the job's runtime_env and metadata (its submission id among them)
-RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
-#: the job log line that says where the results are (read back by sbench.submit.jobs)
-RESULTS_MARKER = "sbench-submit: results directory on the job's node:"
+from sbench.run.driver import RAY_JOB_ENV
+from sbench.submit.jobspec import DEFAULT_RESULTS_ROOT, RESULTS_MARKER
 
 
 def submission_id(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:

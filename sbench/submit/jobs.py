@@ -23,17 +23,14 @@ from typing import Any, TextIO
 
 import psutil
 import ray
-from ray.job_submission import JobStatus, JobSubmissionClient
+from ray.job_submission import JobErrorType, JobStatus, JobSubmissionClient
 
 from sbench.errors import RunFailed
 from sbench.submit import pack
-from sbench.submit.jobmain import RESULTS_MARKER
-from sbench.submit.jobspec import JobSpec, RuntimeEnvMode, pack_job
+from sbench.submit.jobspec import RESULTS_MARKER, JobSpec, RuntimeEnvMode, pack_job
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED})
-#: Ray's error type of a job whose runtime_env could not be built
-ENV_FAILED = "RUNTIME_ENV_SETUP_FAILED"
 #: how long a fetch job may take (packing is seconds; building its environment may take minutes)
 FETCH_TIMEOUT = 900.0
 
@@ -193,7 +190,6 @@ class ClusterJobs:
 
 def environment_failure(info: Any) -> str | None:
     """Why the job's environment could not be built, or None when it was."""
-    error_type = getattr(info, "error_type", None)
-    if error_type is None or str(getattr(error_type, "value", error_type)) != ENV_FAILED:
+    if info.error_type != JobErrorType.RUNTIME_ENV_SETUP_FAILURE:
         return None
     return f"its environment could not be built: {_tail(info.message or '', 2)}"

@@ -36,6 +36,8 @@ JOB_MODULE = "sbench.submit.jobmain"
 PACK_MODULE = "sbench.submit.pack"
 #: where a job's results go on the node of its driver, one directory per job id
 DEFAULT_RESULTS_ROOT = "~/sbench-results"
+#: the job log line that says where the results are (written by jobmain, read back by jobs)
+RESULTS_MARKER = "sbench-submit: results directory on the job's node:"
 #: never shipped with the package: byte-code is rebuilt on the cluster
 EXCLUDES = ["__pycache__/", "*.pyc"]
 

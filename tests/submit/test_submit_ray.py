@@ -27,7 +27,7 @@ from tests.cluster.conftest import VENV_BIN, HeadNode, ray_head_node, status_of
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-README_ADDRESS = "http://127.0.0.1:8265"
+README_ADDRESSES = ("http://127.0.0.1:8265", "http://HEAD:8265")
 #: a PATH without the virtual environment (and without pyenv's shims): what a fresh shell has
 BARE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SECRET = f"SubmitLeak{uuid.uuid4().hex[:10]}"
@@ -42,9 +42,11 @@ def readme_block() -> list[str]:
 
 
 def readme_command(marker: str, **subs: str) -> list[str]:
-    """The README line that contains `marker`, as argv with README_ADDRESS and `subs` replaced."""
+    """The README line that contains `marker`, as argv with the README's addresses and `subs` replaced."""
     [line] = [line for line in readme_block() if marker in line]
-    line = line.replace(README_ADDRESS, subs.pop("address"))
+    address = subs.pop("address")
+    for placeholder in README_ADDRESSES:
+        line = line.replace(placeholder, address)
     for old, new in subs.items():
         line = line.replace(old, new)
     argv = shlex.split(line)
@@ -73,7 +75,8 @@ def head(tmp_path_factory) -> Iterator[HeadNode]:
     temp_dir = Path(tempfile.mkdtemp(prefix="sbsub-", dir="/tmp"))  # short: Ray's socket paths
     home = tmp_path_factory.mktemp("head-home")
     try:
-        env = bare_env(home)
+        # pip and Ray give up at once where no index answers (their default retries cost a minute)
+        env = {**bare_env(home), "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", "RUNTIME_ENV_RETRY_TIMES": "1"}
         with ray_head_node(home, temp_dir=temp_dir, env=env, venv_on_path=False) as node:
             yield node
     finally:
@@ -191,3 +194,32 @@ def test_ray_job_stop_brings_aborted_home(head: HeadNode, tmp_path: Path) -> Non
     assert local == tmp_path / job_id
     assert status_of(local) == "ABORTED"
     assert "META\tALL" in (local / "03_execute_results.tsv").read_text()  # what ran until the stop
+
+
+def test_the_heads_shell_has_no_python_with_sbench(head: HeadNode) -> None:
+    """What a bare `ray job submit -- python -m sbench run` gets on this head (the issue's failure): the
+    tests above pass without relying on it."""
+    probe = subprocess.run(
+        ["sh", "-c", "python3 -c 'import psutil, sbench'"], env=head.env, capture_output=True
+    )
+    assert probe.returncode != 0
+
+
+def test_an_environment_that_cannot_be_built_is_one_message_and_exit_1(
+    head: HeadNode, tmp_path: Path
+) -> None:
+    """`--runtime-env uv` where no package index is reachable (this namespace has none, and Ray must
+    install uv first). (`pip` builds here: the cluster's Python already has every pinned version.)"""
+    config = tmp_path / "my.yaml"
+    config.write_text(two_agents(tmp_path))
+    t0 = time.monotonic()
+    done = submitter(
+        readme_command("--runtime-env uv", address=head.url, **{"my.yaml": str(config)}), tmp_path, head
+    )
+    took = time.monotonic() - t0
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "environment could not be built" in errors[0], done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    print(errors[0])
+    print(f"uv environment failure reported after {took:.1f} s")
