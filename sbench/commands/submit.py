@@ -100,7 +100,7 @@ def _checked_dest(path: Path) -> Path:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from sbench.submit.jobs import ClusterJobs, dashboard_url, is_this_machine
+    from sbench.submit.address import dashboard_url, is_this_machine
 
     if (args.config is None) == (args.fetch is None):
         raise UsageError("sbench submit: give a workload file to run, or --fetch JOB_ID (one of the two)")
@@ -109,6 +109,8 @@ def execute(args: argparse.Namespace) -> int:
     mode = RuntimeEnvMode(args.runtime_env or ("local" if is_this_machine(url) else "pip"))
     if args.fetch is not None:
         dest = _checked_dest(args.results_dir or Path(args.fetch))
+        from sbench.submit.jobs import ClusterJobs  # Ray takes seconds to import: after the usage checks
+
         jobs = ClusterJobs(url)
         info = jobs.info(args.fetch)
         if info.status.value not in ("SUCCEEDED", "FAILED", "STOPPED"):
@@ -121,6 +123,8 @@ def execute(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     job_id = args.job_id or new_job_id(args.config)
     dest = _checked_dest(args.results_dir or Path(job_id))
+    from sbench.submit.jobs import ClusterJobs
+
     jobs = ClusterJobs(url)
     _submit(jobs, args, mode, job_id)
     if args.detach:

@@ -9,10 +9,7 @@ Ray version sbench is pinned to), so the common mistakes end with one sentence, 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
-import os
-import socket
 import sys
 import time
 import urllib.error
@@ -21,50 +18,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
-import psutil
 import ray
 from ray.job_submission import JobErrorType, JobStatus, JobSubmissionClient
 
 from sbench.errors import RunFailed
 from sbench.submit import pack
+from sbench.submit.address import DEFAULT_ADDRESS
 from sbench.submit.jobspec import RESULTS_MARKER, JobSpec, RuntimeEnvMode, pack_job
 
-DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED})
 #: how long a fetch job may take (packing is seconds; building its environment may take minutes)
 FETCH_TIMEOUT = 900.0
-
-
-def dashboard_url(address: str | None, environ: dict[str, str] | None = None) -> str:
-    """--address, else RAY_API_SERVER_ADDRESS, else an http(s) RAY_ADDRESS, else Ray's default."""
-    env = os.environ if environ is None else environ
-    ray_address = env.get("RAY_ADDRESS", "")
-    address = (
-        address
-        or env.get("RAY_API_SERVER_ADDRESS")
-        or (ray_address if ray_address.startswith(("http://", "https://")) else "")
-        or DEFAULT_ADDRESS
-    )
-    if "://" not in address:
-        address = f"http://{address}"
-    return address.rstrip("/")
-
-
-def is_this_machine(url: str) -> bool:
-    """The dashboard's host is a loopback address or one of this machine's own addresses."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return True
-    except ValueError:
-        try:
-            host = socket.gethostbyname(host)
-        except OSError:
-            return False
-    own = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
-    return host in own
 
 
 def check_cluster(url: str, timeout: float = 10.0) -> str:
@@ -171,12 +135,13 @@ class ClusterJobs:
             time.sleep(0.25)
 
     def fetch(self, job_id: str, info: Any, mode: RuntimeEnvMode, dest: Path) -> list[str] | None:
-        """Bring the run's results directory into `dest`; None when the run wrote none. A task on the
-        node of the job's driver packs it (sbench.submit.pack), and the archive comes back in the log."""
+        """Bring the run's results directory into `dest`; None when the run wrote none. A job pinned to
+        the node of the run's driver packs it (sbench.submit.pack), and the archive comes back in its log."""
         remote = results_dir_in(self.logs(job_id))
-        if remote is None or not info.driver_node_id:
+        node_ip = urllib.parse.urlsplit(info.driver_agent_http_address or "").hostname
+        if remote is None or not node_ip:
             return None
-        spec = pack_job(job_id, mode, info.driver_node_id, remote)
+        spec = pack_job(job_id, mode, node_ip, remote)
         self.submit(spec)
         done = self.wait(spec.submission_id, timeout=FETCH_TIMEOUT)
         log = self.logs(spec.submission_id)

@@ -57,6 +57,8 @@ class JobSpec:
     entrypoint: str
     runtime_env: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    #: where the entrypoint runs: {"node:<ip>": 0.001} pins it to one node (None: the head)
+    entrypoint_resources: dict[str, float] | None = None
 
     def submit_kwargs(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,7 @@ class JobSpec:
             "entrypoint": self.entrypoint,
             "runtime_env": self.runtime_env or None,
             "metadata": self.metadata,
+            "entrypoint_resources": self.entrypoint_resources,
         }
 
 
@@ -95,9 +98,9 @@ def run_entrypoint(
     return shlex.join([*words, config_name, *run_args])
 
 
-def pack_entrypoint(python: str, node_id: str, remote_dir: str) -> str:
-    """The shell command of the fetch job: pack `remote_dir` on node `node_id` into the job's log."""
-    return shlex.join([python, "-m", PACK_MODULE, node_id, remote_dir])
+def pack_entrypoint(python: str, remote_dir: str) -> str:
+    """The shell command of the fetch job: pack `remote_dir` into the job's log."""
+    return shlex.join([python, "-m", PACK_MODULE, remote_dir])
 
 
 def pinned_requirements() -> list[str]:
@@ -152,8 +155,10 @@ def run_job(
     return JobSpec(job_id, entry, runtime_env(mode, working_dir), meta)
 
 
-def pack_job(run_job_id: str, mode: RuntimeEnvMode, node_id: str, remote_dir: str) -> JobSpec:
-    """The spec of the fetch job that brings `remote_dir` of job `run_job_id` home."""
+def pack_job(run_job_id: str, mode: RuntimeEnvMode, node_ip: str, remote_dir: str) -> JobSpec:
+    """The spec of the fetch job that brings `remote_dir` of job `run_job_id` home: pinned to the node
+    (by IP) where the run's driver wrote it."""
     job_id = f"{run_job_id}-fetch-{uuid.uuid4().hex[:4]}"
-    entry = pack_entrypoint(job_python(mode), node_id, remote_dir)
-    return JobSpec(job_id, entry, runtime_env(mode), {"sbench_fetch_of": run_job_id})
+    entry = pack_entrypoint(job_python(mode), remote_dir)
+    pin = {f"node:{node_ip}": 0.001}
+    return JobSpec(job_id, entry, runtime_env(mode), {"sbench_fetch_of": run_job_id}, pin)

@@ -1,12 +1,12 @@
 """A results directory through a job's log: the fetch job's entrypoint on the cluster, and its decoding
 on the submitting side.
 
-`python -m sbench.submit.pack NODE_ID DIR` joins the cluster (as every job's driver may), runs one small
-task pinned to NODE_ID (the node whose disk holds DIR: the run's driver node) that packs DIR into a
-gzipped tar and returns it through the object store, and prints it to the job's log as base64 lines
-between two markers, with its SHA-256. The submitter reads that log through the job API (the one address
-it already uses), checks the digest and unpacks with tarfile's `data` filter (no absolute paths, no
-`..`, no links out). No shared file system is needed, and only Ray's dashboard port has to be reachable.
+`python -m sbench.submit.pack DIR` runs as a Ray job pinned to the node whose disk holds DIR (the run's
+driver node, by its `node:<ip>` resource), packs DIR into a gzipped tar and prints it to the job's log as
+base64 lines between two markers, with its SHA-256. The submitter reads that log through the job API (the
+one address it already uses), checks the digest and unpacks with tarfile's `data` filter (no absolute
+paths, no `..`, no links out). No shared file system is needed, and only Ray's dashboard port has to be
+reachable.
 """
 
 from __future__ import annotations
@@ -78,22 +78,13 @@ def unpack(data: bytes, dest: Path) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2:
-        print("usage: python -m sbench.submit.pack NODE_ID DIR", file=sys.stderr)
+    if len(args) != 1:
+        print("usage: python -m sbench.submit.pack DIR", file=sys.stderr)
         return 2
-    node_id, path = args
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    ray.init(log_to_driver=False)
-    task = ray.remote(num_cpus=0, max_retries=0)(pack_dir).options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
-    )
     try:
-        data = ray.get(task.remote(path))
-    except (ray.exceptions.RayError, FileNotFoundError) as exc:
-        cause = getattr(exc, "cause", None) or exc
-        print(f"error: cannot pack {path} on node {node_id}: {cause}", file=sys.stderr)
+        data = pack_dir(args[0])
+    except OSError as exc:
+        print(f"error: cannot pack {args[0]}: {exc}", file=sys.stderr)
         return 1
     emit(data)
     return 0

@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -223,3 +224,34 @@ def test_an_environment_that_cannot_be_built_is_one_message_and_exit_1(
     assert "Traceback" not in done.stderr
     print(errors[0])
     print(f"uv environment failure reported after {took:.1f} s")
+
+
+def test_ctrl_c_in_sbench_submit_stops_the_job_and_brings_aborted_home(
+    head: HeadNode, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    config = tmp_path / "two.yaml"
+    config.write_text(two_agents(data, duration="120s"))
+    argv = readme_command(
+        "distributed-two-agents", address=head.url, **{"workloads/distributed-two-agents.yaml": str(config)}
+    )
+    env = {**bare_env(Path(head.env["HOME"])), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    seen = []
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the job's log, live
+        seen.append(line)
+        if "stage execute (execute) started" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    done = subprocess.CompletedProcess(argv, proc.returncode, "".join(seen) + out, err)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "stopping job" in done.stderr
+    local = home_dir(done)
+    assert status_of(local) == "ABORTED"
+    assert "SIGTERM" in (local / "STATUS.txt").read_text()  # what `ray job stop` sends the job

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sbench.cli import main
 from sbench.errors import RunFailed
 from sbench.submit import jobmain, jobspec, pack
 from sbench.submit.jobspec import RuntimeEnvMode
@@ -24,18 +25,11 @@ REPO = Path(__file__).resolve().parents[2]
 SECRET = "SubmitUnitSecret0123456789"
 
 
-def _sbench(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "sbench", "submit", *argv],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def _sbench(*argv: str, capsys: pytest.CaptureFixture[str]) -> subprocess.CompletedProcess:
+    """`sbench submit ARGV` in this process (nothing here reaches a cluster), as a completed process."""
+    code = main(["submit", *argv])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["sbench", "submit", *argv], code, out, err)
 
 
 def test_local_mode_names_this_interpreter_and_ships_this_package(tmp_path: Path) -> None:
@@ -46,6 +40,10 @@ def test_local_mode_names_this_interpreter_and_ships_this_package(tmp_path: Path
     assert spec.runtime_env["py_executable"] == sys.executable
     assert spec.runtime_env["py_modules"] == [str(REPO / "sbench")]
     assert spec.runtime_env["working_dir"] == str(tmp_path)
+    fetch = jobspec.pack_job("j1", RuntimeEnvMode.LOCAL, "10.0.0.5", "/r/j1")
+    assert fetch.entrypoint_resources == {"node:10.0.0.5": 0.001}  # where the run's driver wrote it
+    assert shlex.split(fetch.entrypoint) == [sys.executable, "-m", "sbench.submit.pack", "/r/j1"]
+    assert "working_dir" not in fetch.runtime_env
 
 
 def test_pip_and_uv_install_the_pins_but_never_ray(tmp_path: Path) -> None:
@@ -148,23 +146,23 @@ def _one_error(done: subprocess.CompletedProcess) -> str:
     return line
 
 
-def test_an_unreachable_address_is_one_message_and_exit_1(tmp_path: Path) -> None:
+def test_an_unreachable_address_is_one_message_and_exit_1(tmp_path: Path, capsys) -> None:
     url = f"http://127.0.0.1:{servers.free_port()}"
-    line = _one_error(_sbench(str(_config(tmp_path)), "--address", url, cwd=tmp_path))
+    line = _one_error(_sbench(str(_config(tmp_path)), "--address", url, capsys=capsys))
     assert f"cannot reach the Ray dashboard at {url}" in line
 
 
-def test_another_ray_version_or_no_ray_is_one_message_and_exit_1(tmp_path: Path, not_ray) -> None:
+def test_another_ray_version_or_no_ray_is_one_message_and_exit_1(tmp_path: Path, not_ray, capsys) -> None:
     url, body = not_ray
     body[0] = json.dumps({"ray_version": "2.9.3", "version": "4"}).encode()
-    line = _one_error(_sbench(str(_config(tmp_path)), "--address", url, cwd=tmp_path))
+    line = _one_error(_sbench(str(_config(tmp_path)), "--address", url, capsys=capsys))
     assert "runs Ray 2.9.3, but sbench needs Ray 2.60.0" in line
     body[0] = b"<html>hello</html>"
-    line = _one_error(_sbench(str(_config(tmp_path)), "--address", url, cwd=tmp_path))
+    line = _one_error(_sbench(str(_config(tmp_path)), "--address", url, capsys=capsys))
     assert "not as a Ray dashboard" in line
 
 
-def test_usage_errors_exit_2_before_any_contact(tmp_path: Path) -> None:
+def test_usage_errors_exit_2_before_any_contact(tmp_path: Path, capsys) -> None:
     config = _config(tmp_path)
     unreachable = f"http://127.0.0.1:{servers.free_port()}"
     cases = [
@@ -177,13 +175,13 @@ def test_usage_errors_exit_2_before_any_contact(tmp_path: Path) -> None:
     (tmp_path / "taken" / "x").write_text("x")
     cases.append(([str(config), "--results-dir", str(tmp_path / "taken")], "not empty"))
     for argv, message in cases:
-        done = _sbench(*argv, "--address", unreachable, cwd=tmp_path)
+        done = _sbench(*argv, "--address", unreachable, capsys=capsys)
         assert done.returncode == 2, (argv, done.stderr)
         assert message in done.stderr, (argv, done.stderr)
 
 
 def test_the_address_defaults_as_ray_job_submit_does() -> None:
-    from sbench.submit.jobs import dashboard_url, is_this_machine
+    from sbench.submit.address import dashboard_url, is_this_machine
 
     assert dashboard_url(None, {}) == "http://127.0.0.1:8265"
     assert dashboard_url(None, {"RAY_ADDRESS": "10.0.0.1:6379"}) == "http://127.0.0.1:8265"  # a GCS address
