@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sbench.commands.run import add_mode_flags, check_conflicts
-from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, RunFailed, UsageError
+from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, RunFailed, UsageError
 from sbench.submit.jobspec import DEFAULT_RESULTS_ROOT, RuntimeEnvMode, new_job_id
 
 #: `sbench run` flags passed on to the job as they are
@@ -169,11 +169,13 @@ def _bring_home(jobs: Any, job_id: str, info: Any, mode: RuntimeEnvMode, dest: P
     code = info.driver_exit_code
     if code is None:
         code = EXIT_OK if info.status.value == "SUCCEEDED" else EXIT_RUN_FAILED
-    if names is None:
-        raise RunFailed(
-            f"job {job_id} ended {info.status.value} (exit {code}) before sbench wrote any results; "
-            "its log above says why"
+    if names is None:  # e.g. a config that does not hold on the cluster (exit 2), or no sbench there
+        print(
+            f"error: job {job_id} ended {info.status.value} (exit {code}) before sbench wrote any results; "
+            "its log says why",
+            file=sys.stderr,
         )
+        return code if code in (EXIT_RUN_FAILED, EXIT_USAGE) else EXIT_RUN_FAILED
     status_file = dest / "STATUS.txt"
     first = status_file.read_text().splitlines()[0] if status_file.exists() else ": none (no STATUS.txt)"
     print(f"results of job {job_id} (STATUS {first.split(':', 1)[-1].strip()}): {dest.resolve()}")

@@ -145,6 +145,8 @@ class ClusterJobs:
         self.submit(spec)
         done = self.wait(spec.submission_id, timeout=FETCH_TIMEOUT)
         log = self.logs(spec.submission_id)
+        if done.status == JobStatus.FAILED and done.driver_exit_code == pack.NO_DIR:
+            return None
         if done.status != JobStatus.SUCCEEDED:
             why = environment_failure(done) or done.status.value
             raise RunFailed(f"fetching {remote} of job {job_id} failed ({why}): {_tail(log, 3)}")

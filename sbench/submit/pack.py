@@ -24,6 +24,8 @@ from sbench.errors import RunFailed
 BEGIN = "SBENCH-PACK-BEGIN"
 LINE = "SBENCH-PACK "
 END = "SBENCH-PACK-END"
+#: the fetch job's exit code when the directory does not exist (the run never wrote one)
+NO_DIR = 3
 #: base64 characters per log line (the log is read whole; shorter lines only cost markers)
 CHUNK = 16384
 
@@ -83,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         data = pack_dir(args[0])
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return NO_DIR
     except OSError as exc:
         print(f"error: cannot pack {args[0]}: {exc}", file=sys.stderr)
         return 1

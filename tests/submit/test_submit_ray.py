@@ -130,16 +130,29 @@ def job_views(head: HeadNode) -> str:
     return json.dumps([j.model_dump() for j in jobs], default=str)
 
 
+def files_with(root: Path, needle: str) -> list[str]:
+    return [
+        str(p)
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink() and needle.encode() in p.read_bytes()
+    ]
+
+
 def test_a_two_agent_submit_brings_every_file_home(head: HeadNode, tmp_path: Path) -> None:
+    """Also: the credentials of the submitting shell go nowhere, and those of `--env-file` (a file on the
+    cluster's node) reach the run by name, their values on no disk of the cluster and in no Ray view."""
     data = tmp_path / "data"
     data.mkdir()
     config = tmp_path / "two.yaml"
     config.write_text(two_agents(data))
+    on_node = f"NodeLeak{uuid.uuid4().hex[:10]}"
+    creds = tmp_path / "creds.env"
+    creds.write_text(f"export AWS_SECRET_ACCESS_KEY='{on_node}'\n")
     argv = readme_command(
         "distributed-two-agents", address=head.url, **{"workloads/distributed-two-agents.yaml": str(config)}
     )
     t0 = time.monotonic()
-    done = submitter(argv, tmp_path, head)
+    done = submitter([*argv, "--env-file", str(creds)], tmp_path, head)
     took = time.monotonic() - t0
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     local = home_dir(done)
@@ -150,7 +163,12 @@ def test_a_two_agent_submit_brings_every_file_home(head: HeadNode, tmp_path: Pat
     assert tree(local) == tree(remote)  # every file, byte for byte
     assert {"STATUS.txt", "summary.json", "perf_log.tsv", "metadata.json", "report.html"} <= set(tree(local))
     assert {p.name for p in (local / "agents").iterdir()} == {"left", "right"}
-    assert SECRET not in job_views(head) and SECRET not in done.stdout + done.stderr
+    meta = json.loads((local / "metadata.json").read_text())
+    assert "AWS_SECRET_ACCESS_KEY" in meta["extra"]["forwarded_env"]  # from --env-file, by name
+    assert head.temp_dir is not None
+    for secret in (SECRET, on_node):
+        assert files_with(head.temp_dir, secret) == [] and files_with(local, secret) == []
+        assert secret not in job_views(head) and secret not in done.stdout + done.stderr
     print(f"submit of a 1 s two-agent run, end to end: {took:.1f} s")
 
 
@@ -163,6 +181,26 @@ def test_a_failing_config_brings_failure_home_with_exit_1(head: HeadNode, tmp_pa
     done = submitter(argv, tmp_path, head)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     assert status_of(home_dir(done)) == "FAILURE"
+
+
+def test_a_config_that_does_not_hold_on_the_cluster_exits_2(head: HeadNode, tmp_path: Path) -> None:
+    """`${VAR}` set where `sbench submit` runs but not on the cluster: the job's own config error (exit 2)
+    is the exit code at home, with no results directory to bring."""
+    config = tmp_path / "my.yaml"
+    config.write_text(two_agents(tmp_path, target="file://${SBENCH_SUBMIT_ONLY_HERE}/"))
+    argv = readme_command(
+        "distributed-two-agents", address=head.url, **{"workloads/distributed-two-agents.yaml": str(config)}
+    )
+    env = {
+        **bare_env(Path(head.env["HOME"])),
+        "PYTHONPATH": str(REPO),
+        "SBENCH_SUBMIT_ONLY_HERE": str(tmp_path),
+    }
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "SBENCH_SUBMIT_ONLY_HERE is not set" in done.stdout  # the job's log, followed
+    assert "before sbench wrote any results" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_ray_job_stop_brings_aborted_home(head: HeadNode, tmp_path: Path) -> None:
