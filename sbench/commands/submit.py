@@ -170,9 +170,14 @@ def _bring_home(jobs: Any, job_id: str, info: Any, mode: RuntimeEnvMode, dest: P
     if code is None:
         code = EXIT_OK if info.status.value == "SUCCEEDED" else EXIT_RUN_FAILED
     if names is None:  # e.g. a config that does not hold on the cluster (exit 2), or no sbench there
+        hint = (
+            " (--runtime-env installed needs a `python` with sbench on the cluster's PATH)"
+            if mode is RuntimeEnvMode.INSTALLED and code not in (EXIT_RUN_FAILED, EXIT_USAGE)
+            else ""
+        )
         print(
             f"error: job {job_id} ended {info.status.value} (exit {code}) before sbench wrote any results; "
-            "its log says why",
+            f"its log says why{hint}",
             file=sys.stderr,
         )
         return code if code in (EXIT_RUN_FAILED, EXIT_USAGE) else EXIT_RUN_FAILED

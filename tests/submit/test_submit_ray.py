@@ -235,13 +235,28 @@ def test_ray_job_stop_brings_aborted_home(head: HeadNode, tmp_path: Path) -> Non
     assert "META\tALL" in (local / "03_execute_results.tsv").read_text()  # what ran until the stop
 
 
-def test_the_heads_shell_has_no_python_with_sbench(head: HeadNode) -> None:
-    """What a bare `ray job submit -- python -m sbench run` gets on this head (the issue's failure): the
-    tests above pass without relying on it."""
-    probe = subprocess.run(
-        ["sh", "-c", "python3 -c 'import psutil, sbench'"], env=head.env, capture_output=True
-    )
-    assert probe.returncode != 0
+def test_the_clusters_own_python_fails_here_clearly(head: HeadNode, tmp_path: Path) -> None:
+    """What a bare `ray job submit -- python -m sbench run` meets on this head (the issue's failure), seen
+    through `--runtime-env installed`: exit 1 and one sentence; the default (`local`) above does not rely
+    on it."""
+    config = tmp_path / "w.yaml"
+    config.write_text(two_agents(tmp_path))
+    argv = [
+        sys.executable,
+        "-m",
+        "sbench",
+        "submit",
+        str(config),
+        "--address",
+        head.url,
+        "--runtime-env",
+        "installed",
+    ]
+    done = submitter(argv, tmp_path, head)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "python: not found" in done.stdout  # the job's log
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "needs a `python` with sbench" in errors[0], done.stderr[-2000:]
 
 
 def test_an_environment_that_cannot_be_built_is_one_message_and_exit_1(
