@@ -1,5 +1,6 @@
-"""The `sbench` command line: `sbench run CONFIG`, `sbench util ...`, `sort` and `oplog` on op-logs,
-`report`, `analyze`, `compare` on results directories, and `ping` (Ray nodes and storage roots).
+"""The `sbench` command line: `sbench run CONFIG`, `sbench submit CONFIG` (as a Ray job), `sbench util ...`,
+`sort` and `oplog` on op-logs, `report`, `analyze`, `compare` on results directories, `ping` (Ray nodes and
+storage roots) and `autotune` (a parameter sweep).
 
 User errors (SbenchError, StorageError) end with one clear message and an exit code (2 config/usage, 1 run
 failed); anything else is a bug and keeps its traceback. `-v` shows tracebacks for user errors too.
@@ -23,6 +24,7 @@ from sbench.commands import ping as ping_command
 from sbench.commands import report as report_command
 from sbench.commands import run as run_command
 from sbench.commands import sort as sort_command
+from sbench.commands import submit as submit_command
 from sbench.commands import util as util_command
 from sbench.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, SbenchError
 
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run_command.add_parser(subparsers)
+    submit_command.add_parser(subparsers)
     util_command.add_parser(subparsers)
     sort_command.add_parser(subparsers)
     oplog_command.add_parser(subparsers)
@@ -67,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _COMMANDS = {
     "run": run_command.execute,
+    "submit": submit_command.execute,
     "util": util_command.execute,
     "report": report_command.execute,
     "analyze": analyze_command.execute,

@@ -13,6 +13,7 @@ SBENCH = Path(__file__).resolve().parent.parent / "sbench"
 #: modules allowed to use importlib, and why
 IMPORTLIB_ALLOWED = {
     "sbench.storage.registry": "drivers are optional: a missing cloud package must not break file:// runs",
+    "sbench.submit.jobspec": "a pip/uv runtime_env installs the installed sbench's pinned dependencies",
 }
 #: what config/ may import: the rules below it (object layout, storage URIs and options, error types)
 BELOW_CONFIG = ("sbench.config", "sbench.layout", "sbench.storage", "sbench.errors", "sbench.data")

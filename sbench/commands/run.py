@@ -50,22 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="where to write results (default ./sbench-YYYYMMDD-HHMMSS-<config>/)",
     )
-    parser.add_argument("--prepare-only", action="store_true", help="run preflight and prepare, then stop")
-    parser.add_argument(
-        "--cleanup-only", action="store_true", help="only delete the objects prepare creates (same names)"
-    )
-    parser.add_argument(
-        "--verify", action="store_true", help="check that the prepared objects exist; no workload"
-    )
-    parser.add_argument("--skip-prepare", action="store_true", help="assume the prepared objects exist")
-    parser.add_argument(
-        "--no-cleanup", action="store_true", help="keep the objects (overrides prepare.cleanup)"
-    )
-    parser.add_argument("--preflight-only", action="store_true", help="run only the preflight checks")
-    parser.add_argument(
-        "--no-report", action="store_true", help="do not write report.html (charts) at the end of the run"
-    )
-    parser.add_argument("--op-log", type=Path, metavar="PATH", help="write a per-op log to PATH")
+    add_mode_flags(parser)
     parser.add_argument(
         "--ray-address",
         metavar="ADDR",
@@ -123,6 +108,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
 
 
+def add_mode_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that pick what a run does (also `sbench submit`'s, which passes them to the job)."""
+    parser.add_argument("--prepare-only", action="store_true", help="run preflight and prepare, then stop")
+    parser.add_argument(
+        "--cleanup-only", action="store_true", help="only delete the objects prepare creates (same names)"
+    )
+    parser.add_argument(
+        "--verify", action="store_true", help="check that the prepared objects exist; no workload"
+    )
+    parser.add_argument("--skip-prepare", action="store_true", help="assume the prepared objects exist")
+    parser.add_argument(
+        "--no-cleanup", action="store_true", help="keep the objects (overrides prepare.cleanup)"
+    )
+    parser.add_argument("--preflight-only", action="store_true", help="run only the preflight checks")
+    parser.add_argument(
+        "--no-report", action="store_true", help="do not write report.html (charts) at the end of the run"
+    )
+    parser.add_argument("--op-log", type=Path, metavar="PATH", help="write a per-op log to PATH")
+
+
+def check_conflicts(args: argparse.Namespace, prog: str) -> None:
+    """The refused flag pairs (CONFLICTS) as a UsageError naming both flags."""
+    for first, second, why in CONFLICTS:
+        if getattr(args, first, False) and getattr(args, second, False):
+            a, b = (f"--{name.replace('_', '-')}" for name in (first, second))
+            raise UsageError(f"{prog}: {a} and {b} cannot be combined ({why}); pick one")
+
+
 def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
     """Check flag combinations (UsageError, exit 2) and build RunOptions."""
     if args.config is not None and args.config_flag is not None:
@@ -130,10 +143,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
     config_path = args.config if args.config is not None else args.config_flag
     if config_path is None:
         raise UsageError("sbench run: no workload file given; usage: sbench run CONFIG.yaml [--dry-run]")
-    for first, second, why in CONFLICTS:
-        if getattr(args, first) and getattr(args, second):
-            a, b = (f"--{name.replace('_', '-')}" for name in (first, second))
-            raise UsageError(f"sbench run: {a} and {b} cannot be combined ({why}); pick one")
+    check_conflicts(args, "sbench run")
     options = RunOptions(
         results_dir=args.results_dir,
         dry_run=args.dry_run,

@@ -227,14 +227,19 @@ class HeadNode:
 
 @contextlib.contextmanager
 def ray_head_node(
-    log_dir: Path, *, temp_dir: Path | None = None, env: dict[str, str] | None = None
+    log_dir: Path,
+    *,
+    temp_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    venv_on_path: bool = True,
 ) -> Iterator[HeadNode]:
     """`ray start --head` in the namespace, every port explicit (the session's own Ray instance already
     holds the defaults, the dashboard agent's 52365 in particular, without which no job can be submitted).
     With `temp_dir` its sessions and its `ray_current_cluster` file go there, not to the shared /tmp/ray.
 
     Stopped by signalling its process group, not with `ray stop`, which kills every Ray process of the
-    machine, other test sessions' instances included."""
+    machine, other test sessions' instances included. `venv_on_path=False` keeps `env`'s PATH as it is (a
+    head started from a shell without the virtual environment, as a user's would be)."""
     ray_bin = VENV_BIN / "ray"
     if not ray_bin.exists():
         pytest.skip("the `ray` CLI is not installed next to this Python")
@@ -245,8 +250,9 @@ def ray_head_node(
         **(os.environ if env is None else env),
         "RAY_AUTH_MODE": "disabled",
         "RAY_USAGE_STATS_ENABLED": "0",
-        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
     }
+    if venv_on_path:
+        env["PATH"] = f"{VENV_BIN}:{os.environ.get('PATH', '')}"
     log_path = log_dir / "ray-head.log"
     log = log_path.open("wb")
     cmd = [
