@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from sbench.config.inert import strip_inert
 from sbench.config.models import Config
 from sbench.config.problems import KeyPath, Problem, config_error, format_path
+from sbench.config.s3dlio import translate_s3dlio
 from sbench.config.validation import cross_check
 from sbench.config.yamlsource import MAX_DOCUMENT_CHARS, YamlLimitError, YamlSource, parse_yaml
 from sbench.errors import ConfigError
@@ -111,6 +112,9 @@ def load_config_text(text: str, *, source: Path | None = None) -> LoadedConfig:
         Problem(key_path, parsed.line_of(key_path), f"has no effect in sbench ({why})").render(source)
         for key_path, why in strip_inert(parsed.data)
     ]
+    translated = [Problem(path, parsed.line_of(path), why) for path, why in translate_s3dlio(parsed.data)]
+    if translated:
+        raise config_error(translated, source)
     try:
         config = Config.model_validate(parsed.data)
     except ValidationError as exc:

@@ -47,9 +47,9 @@ class AzureSdkBackend(Backend):
         self._creds = creds
         self._options = options
         self._range = RangeEngine(options.range, options.concurrency) if options.range.enabled else None
-        fan_out = options.range.max_concurrent_ranges if self._range else 1
-        self.pool_size = options.max_connections or max(1, options.concurrency * fan_out)
+        self.pool_size = options.pool_size
         self._session = requests.Session()
+        self._session.verify = options.verify_tls
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
