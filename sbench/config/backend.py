@@ -23,7 +23,8 @@ def in_block(block: MultiEndpointConfig | None, uri: str) -> bool:
     if block is None:
         return False
     stripped = uri.rstrip("/")
-    return any(stripped == ep.rstrip("/") or stripped.startswith(ep.rstrip("/") + "/") for ep in block.endpoints)
+    roots = [ep.rstrip("/") for ep in block.endpoints]
+    return any(stripped == root or stripped.startswith(root + "/") for root in roots)
 
 
 def client_settings(config: Config, uri: str, *, agent: AgentConfig | None = None) -> BackendConfig:

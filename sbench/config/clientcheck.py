@@ -3,7 +3,7 @@
 A benchmark setting that is quietly dropped is worse than one that is refused: the user would believe the run
 used it. So every key set in a `backend` block (top level, or a `multi_endpoint` block's) is checked against
 each URI it applies to: the store (s3, az, gs; file://, direct:// and null:// have no client) and the driver
-(`sdk` or `native`). What the drivers do with the keys they accept is in storage/clientview.py.
+(`sdk` or `native`). What the drivers do with the keys they accept is in ui/clientview.py.
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ def _agent_of(config: Config, path: KeyPath) -> AgentConfig | None:
 def _key_path(config: Config, uri: str, agent: AgentConfig | None, path: KeyPath, key: str) -> KeyPath:
     """Where `key` was set for `uri`: its multi_endpoint block's `backend`, else the top-level one."""
     block = endpoint_block(config, agent)
-    if block is not None and block.backend is not None and in_block(block, uri):
-        if key in block.backend.model_fields_set:
-            if agent is not None and agent.multi_endpoint is block:
-                return (*path[:3], "multi_endpoint", "backend", key)
-            return ("multi_endpoint", "backend", key)
+    own = block.backend if block is not None and in_block(block, uri) else None
+    if own is not None and key in own.model_fields_set:
+        if agent is not None and agent.multi_endpoint is block:
+            return (*path[:3], "multi_endpoint", "backend", key)
+        return ("multi_endpoint", "backend", key)
     return ("backend", key)
 
 

@@ -20,6 +20,7 @@ from sbench.config.inert import strip_inert
 from sbench.config.models import Config
 from sbench.config.problems import KeyPath, Problem, config_error, format_path
 from sbench.config.s3dlio import translate_s3dlio
+from sbench.config.secrets import redact_secrets
 from sbench.config.validation import cross_check
 from sbench.config.yamlsource import MAX_DOCUMENT_CHARS, YamlLimitError, YamlSource, parse_yaml
 from sbench.errors import ConfigError
@@ -123,7 +124,13 @@ def load_config_text(text: str, *, source: Path | None = None) -> LoadedConfig:
     if problems:
         raise config_error(problems, source)
     warnings.extend(note.render(source) for note in notes)
-    return LoadedConfig(config=config, warnings=warnings, source_text=text, path=source, lines=parsed.lines)
+    return LoadedConfig(
+        config=config,
+        warnings=warnings,
+        source_text=redact_secrets(text, parsed.spans),
+        path=source,
+        lines=parsed.lines,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -815,7 +815,8 @@ class AgentConfig(StrictModel):
     )
     env: AgentEnv = Field(
         default_factory=dict,
-        description="Environment of this agent (after `distributed_env`); names recorded, values never written.",
+        description="Environment of this agent (over `distributed_env`); names recorded, values never "
+        "written.",
     )
 
 

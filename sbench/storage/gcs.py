@@ -45,7 +45,7 @@ SDK_RESUMABLE_ABOVE = 8 * 1024 * 1024
 
 
 def resumable_chunk(part_size: int) -> int:
-    """The chunk the SDK driver uploads in for `multipart_part_size`: rounded down to 256 KiB, at least one."""
+    """The chunk the SDK driver uploads in for `multipart_part_size`: rounded down to 256 KiB (at least)."""
     return max(CHUNK_GRANULE, part_size // CHUNK_GRANULE * CHUNK_GRANULE)
 
 

@@ -133,7 +133,10 @@ class S3SdkBackend(Backend):
         # botocore sessions are not safe for concurrent client creation; one lock, taken once per thread.
         with self._create_lock:
             client = self._session.create_client(
-                "s3", region_name=self.settings.region, endpoint_url=self.settings.endpoint_url, config=config,
+                "s3",
+                region_name=self.settings.region,
+                endpoint_url=self.settings.endpoint_url,
+                config=config,
                 verify=self.options.verify_tls,
             )
             self._clients.add(client)
