@@ -17,7 +17,8 @@ from sbench.config.units import format_duration, format_size
 from sbench.errors import ConfigError
 from sbench.storage.gcs import SDK_RESUMABLE_ABOVE
 from sbench.storage.options import BackendOptions, Driver
-from sbench.storage.uri import CLOUD_SCHEMES, parse_uri
+from sbench.storage.s3 import virtual_host_problem
+from sbench.storage.uri import CLOUD_SCHEMES, StorageUri, parse_uri
 
 #: S3 refuses a part (all but the last) below this size with EntityTooSmall.
 S3_MIN_PART = 5 * 1024 * 1024
@@ -68,9 +69,10 @@ def _refusals(config: Config, uri: str, agent: AgentConfig | None) -> list[tuple
     if not chosen:
         return []
     try:
-        scheme = parse_uri(uri.split("*", 1)[0]).scheme
+        parsed = parse_uri(uri.split("*", 1)[0])
     except ConfigError:  # reported by the URI check
         return []
+    scheme = parsed.scheme
     if scheme not in CLOUD_SCHEMES:
         why = f"sets the object-store client, but {uri} is a {scheme}:// location, which no client opens"
         return [(name, why) for name in chosen]
@@ -78,7 +80,7 @@ def _refusals(config: Config, uri: str, agent: AgentConfig | None) -> list[tuple
     concurrency = _peak_concurrency(config, agent)
     out = []
     for name in chosen:
-        reason = _refusal(name, scheme, options, concurrency)
+        reason = _refusal(name, parsed, options, concurrency)
         if reason:
             out.append((name, f"{reason} ({uri})"))
     return out
@@ -92,9 +94,10 @@ def _peak_concurrency(config: Config, agent: AgentConfig | None) -> int:
     return max([config.concurrency, *(a.concurrency_override or 0 for a in agents)])
 
 
-def _refusal(name: str, scheme: str, options: BackendOptions, concurrency: int) -> str | None:
-    """Why `name` cannot be honoured on `scheme` with `options.driver`, or None when it can."""
-    native = options.driver is not Driver.SDK
+def _refusal(name: str, parsed: StorageUri, options: BackendOptions, concurrency: int) -> str | None:
+    """Why `name` cannot be honoured on `parsed`'s store with `options.driver`, or None when it can (an
+    endpoint from the environment is checked when the run opens it, by s3.resolve_settings)."""
+    native, scheme = options.driver is not Driver.SDK, parsed.scheme
     store = _STORE[scheme]
     if name == "region" and scheme != "s3":
         decides = "the account's endpoint" if scheme == "az" else "the bucket's location"
@@ -102,6 +105,8 @@ def _refusal(name: str, scheme: str, options: BackendOptions, concurrency: int) 
     if name == "path_style" and scheme == "az":
         return ("az:// addressing follows the URI: az://HOST:PORT/ACCOUNT/CONTAINER is path-style (as "
                 "emulators want), az://ACCOUNT/CONTAINER uses the account's own host")
+    if name == "path_style" and options.path_style is False and parsed.endpoint:
+        return virtual_host_problem(parsed.endpoint)
     if name == "path_style" and scheme == "gs":
         return f"{store} has one addressing style; there is nothing to choose"
     if name == "multipart_threshold" and scheme == "gs" and not native:
