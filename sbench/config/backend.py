@@ -28,13 +28,13 @@ def in_block(block: MultiEndpointConfig | None, uri: str) -> bool:
 
 
 def client_settings(config: Config, uri: str, *, agent: AgentConfig | None = None) -> BackendConfig:
-    """The `backend` keys in force for `uri`: the top-level block, with each key that the URI's
+    """The `backend_options` keys in force for `uri`: the top-level block, with each key that the URI's
     `multi_endpoint.backend` block sets replacing it."""
     block = endpoint_block(config, agent)
-    own = block.backend if in_block(block, uri) and block is not None else None
+    own = block.backend_options if in_block(block, uri) and block is not None else None
     if own is None:
-        return config.backend
-    return config.backend.model_copy(update=own.model_dump(exclude_unset=True))
+        return config.backend_options
+    return config.backend_options.model_copy(update=own.model_dump(exclude_unset=True))
 
 
 def backend_options(config: Config, uri: str, *, agent: AgentConfig | None = None) -> BackendOptions:

@@ -1,9 +1,9 @@
-"""Refuse the `backend` keys that a store or the chosen driver cannot honour, naming the key and why.
+"""Refuse the `backend_options` keys that a store or the chosen driver cannot honour, naming the key and why.
 
 A benchmark setting that is quietly dropped is worse than one that is refused: the user would believe the run
-used it. So every key set in a `backend` block (top level, or a `multi_endpoint` block's) is checked against
-each URI it applies to: the store (s3, az, gs; file://, direct:// and null:// have no client) and the driver
-(`sdk` or `native`). What the drivers do with the keys they accept is in ui/clientview.py.
+used it. So every key set in a `backend_options` block (top level, or a `multi_endpoint` block's) is checked
+against each URI it applies to: the store (s3, az, gs; file://, direct:// and null:// have no client) and the
+driver (`sdk` or `native`). What the drivers do with the keys they accept is in ui/clientview.py.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ _STORE = {"s3": "S3", "az": "Azure Blob storage", "gs": "Google Cloud Storage"}
 
 
 def backend_problems(config: Config, uris: Iterable[tuple[KeyPath, str]]) -> list[tuple[KeyPath, str]]:
-    """(key path, message) for each `backend` key that cannot be honoured where `uris` (the config's URI
-    fields, by key path) use it; one message per key path."""
+    """(key path, message) for each `backend_options` key that cannot be honoured where `uris` (the config's
+    URI fields, by key path) use it; one message per key path."""
     found: dict[KeyPath, str] = {}
-    if config.backend.request_timeout is not None and "request_timeout" in config.model_fields_set:
-        found[("backend", "request_timeout")] = (
+    if config.backend_options.request_timeout is not None and "request_timeout" in config.model_fields_set:
+        found[("backend_options", "request_timeout")] = (
             "is set twice: top-level `request_timeout` sets the same limit for every endpoint; keep one "
-            "(a multi_endpoint block's `backend.request_timeout` may still differ)"
+            "(a multi_endpoint block's `backend_options.request_timeout` may still differ)"
         )
     for path, uri in uris:
         agent = _agent_of(config, path)
@@ -53,14 +53,14 @@ def _agent_of(config: Config, path: KeyPath) -> AgentConfig | None:
 
 
 def _key_path(config: Config, uri: str, agent: AgentConfig | None, path: KeyPath, key: str) -> KeyPath:
-    """Where `key` was set for `uri`: its multi_endpoint block's `backend`, else the top-level one."""
+    """Where `key` was set for `uri`: its multi_endpoint block's `backend_options`, else the top-level one."""
     block = endpoint_block(config, agent)
-    own = block.backend if block is not None and in_block(block, uri) else None
+    own = block.backend_options if block is not None and in_block(block, uri) else None
     if own is not None and key in own.model_fields_set:
         if agent is not None and agent.multi_endpoint is block:
-            return (*path[:3], "multi_endpoint", "backend", key)
-        return ("multi_endpoint", "backend", key)
-    return ("backend", key)
+            return (*path[:3], "multi_endpoint", "backend_options", key)
+        return ("multi_endpoint", "backend_options", key)
+    return ("backend_options", key)
 
 
 def _refusals(config: Config, uri: str, agent: AgentConfig | None) -> list[tuple[str, str]]:

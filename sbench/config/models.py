@@ -658,9 +658,9 @@ class MultiEndpointConfig(StrictModel):
     driver: Driver | None = Field(
         None, description="sbench: client driver for these endpoints (auto|sdk|native)."
     )
-    backend: BackendConfig | None = Field(
+    backend_options: BackendConfig | None = Field(
         None, description="sbench: client settings for these endpoints (each key set replaces the top-level "
-        "`backend` key)."
+        "`backend_options` key)."
     )
 
 
@@ -898,7 +898,7 @@ class Config(StrictModel):
     driver: Driver = Field(
         Driver.AUTO, description="sbench: client for cloud URIs: auto (native), sdk, native."
     )
-    backend: BackendConfig = Field(
+    backend_options: BackendConfig = Field(
         default_factory=BackendConfig, description="sbench: object-store client settings (see BackendConfig)."
     )
     distributed_env: AgentEnv = Field(

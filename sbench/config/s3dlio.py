@@ -25,13 +25,13 @@ RANGE_KEYS: dict[str, tuple[str, int]] = {
 
 _GRPC = "configures s3dlio's GCS gRPC client; sbench's GCS drivers use the JSON and XML APIs over HTTP"
 _H2 = ("tunes s3dlio's HTTP/2 client; sbench's drivers keep a pool of HTTP/1.1 connections, one per "
-       "request in flight (size it with backend.max_connections)")
+       "request in flight (size it with backend_options.max_connections)")
 _RUNTIME = ("sizes s3dlio's tokio runtime; obstore sizes its own, and sbench adds load with more agent "
             "processes (`processes`, distributed.agents_per_node)")
 REFUSED: dict[str, str] = {
     "gcs_channel_count": _GRPC,
     "gcs_rapid_mode": _GRPC,
-    "gcs_write_chunk_size_bytes": "use backend.multipart_part_size, the upload part size of every cloud",
+    "gcs_write_chunk_size_bytes": "use backend_options.multipart_part_size (upload part size, every cloud)",
     "gcs_project": ("object operations need no project; the GCS drivers take it from GOOGLE_CLOUD_PROJECT "
                     "or the credentials file"),
     "h2c": _H2,

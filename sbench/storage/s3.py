@@ -77,8 +77,11 @@ def resolve_settings(parsed: StorageUri, options: BackendOptions, session) -> S3
               or session.get_config_variable("region") or DEFAULT_REGION)
     path_style = options.path_style if options.path_style is not None else endpoint is not None
     if not path_style and endpoint is not None and (why := virtual_host_problem(endpoint)):
-        raise ConfigError(f"backend.path_style: false cannot be used with the S3 endpoint {endpoint} (from "
-                          f"{source}): {why}.", hint="Set path_style: true, or use the endpoint's DNS name.")
+        raise ConfigError(
+            f"backend_options.path_style: false cannot be used with the S3 endpoint {endpoint} (from "
+            f"{source}): {why}.",
+            hint="Set path_style: true, or use the endpoint's DNS name.",
+        )
     return S3Settings(
         bucket=parsed.bucket,
         key_prefix=parsed.key_prefix,

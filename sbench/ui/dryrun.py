@@ -234,7 +234,7 @@ def _backends(console: Console, config: Config) -> None:
 
 
 def _clients(console: Console, config: Config) -> None:
-    """What each cloud URI's driver will use (the `backend` keys and defaults, in the library's terms)."""
+    """What each cloud URI's driver will use (`backend_options` and defaults, in the library's terms)."""
     table = _table("Object-store clients", "URI", "client", "timeouts", "uploads", "pool", "addressing",
                    "TLS")
     for _source, uri, agent in _uris(config):

@@ -1,7 +1,7 @@
-"""Issue 14 #1 and #2 at the config layer: `backend` keys a store or driver cannot honour are refused with
-exit 2 naming the key and the reason; `s3dlio_optimization`'s range keys land on `range_engine` and the rest
-is refused; `distributed_env` / `agents[].env` values are secrets (never in a repr, redacted from the copy of
-the file); the dry-run shows each driver's client settings."""
+"""Issue 14 #1 and #2 at the config layer: `backend_options` keys a store or driver cannot honour are refused
+with exit 2 naming the key and the reason; `s3dlio_optimization`'s range keys land on `range_engine` and
+the rest is refused; `distributed_env` / `agents[].env` values are secrets (never in a repr, redacted from
+the copy of the file); the dry-run shows each driver's client settings."""
 
 from __future__ import annotations
 
@@ -34,60 +34,64 @@ def _refusal(capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str) -> s
     ("text", "key", "why"),
     [
         (
-            "target: az://acct/c/\nbackend: {region: eu-west-1}\n",
-            "backend.region",
+            "target: az://acct/c/\nbackend_options: {region: eu-west-1}\n",
+            "backend_options.region",
             "Azure Blob storage clients have no region setting",
         ),
-        ("target: gs://bkt/p/\nbackend: {path_style: true}\n", "backend.path_style", "one addressing style"),
         (
-            "target: az://acct/c/\nbackend: {path_style: false}\n",
-            "backend.path_style",
+            "target: gs://bkt/p/\nbackend_options: {path_style: true}\n",
+            "backend_options.path_style",
+            "one addressing style",
+        ),
+        (
+            "target: az://acct/c/\nbackend_options: {path_style: false}\n",
+            "backend_options.path_style",
             "az:// addressing follows the URI",
         ),
         (
-            "target: s3://10.0.0.5:9000/b/\nbackend: {path_style: false}\n",
-            "backend.path_style",
+            "target: s3://10.0.0.5:9000/b/\nbackend_options: {path_style: false}\n",
+            "backend_options.path_style",
             "10.0.0.5 is an IP address",
         ),
         (
-            "target: gs://bkt/p/\ndriver: sdk\nbackend: {multipart_threshold: 5MiB}\n",
-            "backend.multipart_threshold",
+            "target: gs://bkt/p/\ndriver: sdk\nbackend_options: {multipart_threshold: 5MiB}\n",
+            "backend_options.multipart_threshold",
             "fixed 8.00 MiB",
         ),
         (
-            f"target: {S3}\nbackend: {{multipart_part_size: 1MiB}}\n",
-            "backend.multipart_part_size",
+            f"target: {S3}\nbackend_options: {{multipart_part_size: 1MiB}}\n",
+            "backend_options.multipart_part_size",
             "below the 5 MiB that S3 requires",
         ),
         (
-            f"target: {S3}\nconcurrency: 8\nbackend: {{max_connections: 4}}\n",
-            "backend.max_connections",
+            f"target: {S3}\nconcurrency: 8\nbackend_options: {{max_connections: 4}}\n",
+            "backend_options.max_connections",
             "below the 8 requests this agent can have in flight",
         ),
         (
-            f"target: {S3}\nrequest_timeout: 5s\nbackend: {{connect_timeout: 10s}}\n",
-            "backend.connect_timeout",
+            f"target: {S3}\nrequest_timeout: 5s\nbackend_options: {{connect_timeout: 10s}}\n",
+            "backend_options.connect_timeout",
             "longer than the request timeout 5s",
         ),
         (
-            f"target: {S3}\nrequest_timeout: 5s\nbackend: {{request_timeout: 10s}}\n",
-            "backend.request_timeout",
+            f"target: {S3}\nrequest_timeout: 5s\nbackend_options: {{request_timeout: 10s}}\n",
+            "backend_options.request_timeout",
             "is set twice",
         ),
         (
-            "target: file:///tmp/x/\nbackend: {verify_tls: false}\n",
-            "backend.verify_tls",
+            "target: file:///tmp/x/\nbackend_options: {verify_tls: false}\n",
+            "backend_options.verify_tls",
             "file:// location, which no client opens",
         ),
         (
-            f"multi_endpoint:\n  endpoints: [{S3}]\n  backend: {{multipart_part_size: 2MiB}}\n",
-            "multi_endpoint.backend.multipart_part_size",
+            f"multi_endpoint:\n  endpoints: [{S3}]\n  backend_options: {{multipart_part_size: 2MiB}}\n",
+            "multi_endpoint.backend_options.multipart_part_size",
             "below the 5 MiB",
         ),
         (
             f"target: {S3}\ndistributed:\n  shared_filesystem: true\n  agents:\n    - address: localhost\n"
-            "      multi_endpoint: {endpoints: [gs://b/p/], backend: {region: x}}\n",
-            "distributed.agents[0].multi_endpoint.backend.region",
+            "      multi_endpoint: {endpoints: [gs://b/p/], backend_options: {region: x}}\n",
+            "distributed.agents[0].multi_endpoint.backend_options.region",
             "Google Cloud Storage clients have no region",
         ),
     ],
@@ -102,8 +106,8 @@ def test_a_key_that_cannot_be_honoured_exits_2_naming_it(
 def test_a_key_for_one_store_is_not_refused_for_another_blocks_endpoints() -> None:
     """region applies to S3: a gs:// multi_endpoint block that sets it back to null is fine."""
     load_config_text(
-        f"target: {S3}\nbackend: {{region: eu-west-1}}\n"
-        "multi_endpoint: {endpoints: [gs://b/p/], backend: {region: null}}\n" + WORKLOAD
+        f"target: {S3}\nbackend_options: {{region: eu-west-1}}\n"
+        "multi_endpoint: {endpoints: [gs://b/p/], backend_options: {region: null}}\n" + WORKLOAD
     )
 
 
@@ -189,9 +193,10 @@ def test_dry_run_shows_what_each_driver_uses_and_env_names_only(monkeypatch: pyt
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     loaded = load_config_text(
         f"target: {S3}\nconcurrency: 4\ndistributed_env: {{AWS_SESSION_TOKEN: {SECRET}}}\n"
-        "backend: {verify_tls: false, max_connections: 32, region: eu-west-1, path_style: false}\n"
+        "backend_options: {verify_tls: false, max_connections: 32, region: eu-west-1, path_style: false}\n"
         "multi_endpoint:\n  endpoints: [gs://b1/p/, gs://b2/p/]\n  driver: sdk\n"
-        "  backend: {request_timeout: 3s, multipart_part_size: 1MiB, region: null, path_style: null}\n"
+        "  backend_options: {request_timeout: 3s, multipart_part_size: 1MiB, region: null,\n"
+        "                    path_style: null}\n"
         + WORKLOAD
     )
     buffer = io.StringIO()

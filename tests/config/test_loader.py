@@ -293,7 +293,6 @@ def test_inert_keys_warn_once_each() -> None:
         "distributed.grpc_keepalive_interval",
         "distributed.ssh",
         "distributed.agents[0].listen_port",
-        "distributed.agents[0].env",
         "distributed.agents[0].volumes",
         "distributed.agents[0].kv_cache_dir",
     ):

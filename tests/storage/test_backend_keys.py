@@ -1,8 +1,8 @@
-"""The YAML `backend` keys (issue 14 #1) reach the client each driver builds, per block: the constructed
-client's own configuration is inspected for all six cloud drivers, and SeaweedFS shows the ones a request
-can show (a 12 MiB PUT above a 5 MiB threshold is a multipart upload; path-style off sends the bucket in the
-host name; a multi_endpoint block's request timeout cuts a stalled request while the top-level one would
-wait two minutes)."""
+"""The YAML `backend_options` keys (issue 14 #1) reach the client each driver builds, per block: the
+constructed client's own configuration is inspected for all six cloud drivers, and SeaweedFS shows the ones
+a request can show (a 12 MiB PUT above a 5 MiB threshold is a multipart upload; path-style off sends the
+bucket in the host name; a multi_endpoint block's request timeout cuts a stalled request while the
+top-level one would wait two minutes)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tests.storage.fixtures_cloud import clear_azure_env, clear_gcs_env
 from tests.storage.fixtures_s3 import TEST_BUCKET, hermetic_aws_env, ready_bucket, s3_admin_client
 
 KEYS = (
-    "backend: {request_timeout: 7s, connect_timeout: 3s, max_connections: 40, verify_tls: false, "
+    "backend_options: {request_timeout: 7s, connect_timeout: 3s, max_connections: 40, verify_tls: false, "
     "multipart_threshold: 9MiB, multipart_part_size: 6MiB}\n"
 )
 
@@ -92,7 +92,7 @@ def test_a_multi_endpoint_block_replaces_only_the_keys_it_sets(cloud_env: None) 
         "target: s3://127.0.0.1:9/top/\n"
         + KEYS
         + "multi_endpoint:\n  endpoints: [s3://127.0.0.1:9/a/, s3://127.0.0.1:9/b/]\n"
-        "  backend: {request_timeout: 4s, verify_tls: true}\n"
+        "  backend_options: {request_timeout: 4s, verify_tls: true}\n"
         "workload: [{op: put, path: k, weight: 1}]\n"
     )
     top, own = (
@@ -131,7 +131,7 @@ def test_a_12_mib_put_above_a_5_mib_threshold_is_a_multipart_upload(
     body = bytes(range(256)) * (12 * 4096)
     uploads = {}
     for name, keys in (
-        ("multi", "backend: {multipart_threshold: 5MiB, multipart_part_size: 5MiB}\n"),
+        ("multi", "backend_options: {multipart_threshold: 5MiB, multipart_part_size: 5MiB}\n"),
         ("one", ""),
     ):
         backend = _open(s3_env, driver, keys)
@@ -147,8 +147,8 @@ def test_a_12_mib_put_above_a_5_mib_threshold_is_a_multipart_upload(
 
 @pytest.mark.parametrize("driver", ["sdk", "native"])
 def test_path_style_off_puts_the_bucket_in_the_host_name(s3_env: str, driver: str) -> None:
-    path_style = _open(s3_env, driver, "backend: {path_style: true}\n")
-    virtual = _open(s3_env, driver, "backend: {path_style: false}\n")
+    path_style = _open(s3_env, driver, "backend_options: {path_style: true}\n")
+    virtual = _open(s3_env, driver, "backend_options: {path_style: false}\n")
     try:
         path_style.put("k", b"v")  # SeaweedFS on localhost answers path-style requests
         with pytest.raises(StorageError) as caught:
@@ -167,7 +167,9 @@ def test_a_multi_endpoint_blocks_request_timeout_cuts_a_stalled_request(
     with StallProxy() as server:  # accepts, reads the request, never answers
         uri = f"s3://127.0.0.1:{server.port}/stalled/p/"
         backend = _open(
-            uri, driver, f"multi_endpoint:\n  endpoints: [{uri}]\n  backend: {{request_timeout: 1s}}\n"
+            uri,
+            driver,
+            f"multi_endpoint:\n  endpoints: [{uri}]\n  backend_options: {{request_timeout: 1s}}\n",
         )
         try:
             t0 = time.monotonic()
