@@ -29,7 +29,6 @@ INERT_KEYS: tuple[InertKey, ...] = (
         "the metadata cache lives in a Ray actor, not in tar.zst checkpoints",
     ),
     InertKey(("live_stats_tracker",), "runtime-only field in sai3"),
-    InertKey(("perf_log", "path"), "perf_log.tsv is always written into the results directory"),
     InertKey(("distributed", "ssh"), "Ray places the agents; no SSH deployment"),
     InertKey(("distributed", "deployment"), "Ray places the agents; no container deployment"),
     InertKey(("distributed", "grpc_keepalive_interval"), "agents talk through Ray, not gRPC streams"),

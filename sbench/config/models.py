@@ -584,6 +584,12 @@ class PerfLogConfig(StrictModel):
     interval: Tick = Field(
         1.0, gt=0, description="Seconds between perf-log rows and live-stat snapshots (at least 100 ms)."
     )
+    path: str | None = Field(
+        None,
+        min_length=1,
+        description="sai3: also put the run's perf_log.tsv here when the run ends (relative: from the "
+        "current directory); the live file is always the results directory's.",
+    )
 
 
 class BackendConfig(StrictModel):

@@ -154,6 +154,9 @@ def _settings(console: Console, config: Config, options: RunOptions) -> None:
         ),
     )
     table.add_row("perf_log interval", format_duration(config.perf_log.interval))
+    if config.perf_log.path:
+        where = Path(config.perf_log.path).expanduser().absolute()
+        table.add_row("perf_log copy", f"{where} (written when the run ends)")
     table.add_row(
         "timeouts",
         f"request {format_duration(config.request_timeout)} (object stores); a stage stalled for "

@@ -287,7 +287,6 @@ def test_inert_keys_warn_once_each() -> None:
     for key in (
         "processing_mode",
         "cache_checkpoint_interval_secs",
-        "perf_log.path",
         "distributed.tree_creation_mode",
         "distributed.start_delay",
         "distributed.grpc_keepalive_interval",
