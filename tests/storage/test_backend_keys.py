@@ -180,3 +180,19 @@ def test_a_multi_endpoint_blocks_request_timeout_cuts_a_stalled_request(
             backend.close()
     assert caught.value.kind is ErrorClass.TIMEOUT, caught.value
     assert 0.8 <= took < 3.0, took
+
+
+def test_prepare_on_a_multi_endpoint_block_uses_the_blocks_settings() -> None:
+    from sbench.plan.agents import AgentIdentity
+    from sbench.plan.objectspaces import prepare_params
+
+    config = config_from(
+        "target: s3://h.example:1/top/\n"
+        "multi_endpoint:\n  endpoints: [s3://h.example:1/a/, s3://h.example:1/b/]\n"
+        "  backend_options: {request_timeout: 3s}\n"
+        "prepare: {ensure_objects: [{count: 2, use_multi_endpoint: true}]}\n"
+        "workload: [{op: get, path: '*', weight: 1}]\n"
+    )
+    (params,) = prepare_params(config, AgentIdentity())
+    assert params.roots == ("s3://h.example:1/a", "s3://h.example:1/b")
+    assert params.options.request_timeout_s == 3
