@@ -91,7 +91,7 @@ def _peak_concurrency(config: Config, agent: AgentConfig | None) -> int:
     if agent is not None and agent.concurrency_override is not None:
         return agent.concurrency_override
     agents = config.distributed.agents if config.distributed is not None else []
-    return max([config.concurrency, *(a.concurrency_override or 0 for a in agents)])
+    return max([config.concurrency_per_process, *(a.concurrency_override or 0 for a in agents)])
 
 
 def _refusal(name: str, parsed: StorageUri, options: BackendOptions, concurrency: int) -> str | None:

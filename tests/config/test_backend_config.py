@@ -111,6 +111,13 @@ def test_a_key_for_one_store_is_not_refused_for_another_blocks_endpoints() -> No
     )
 
 
+def test_max_connections_is_checked_against_each_processs_share_of_concurrency() -> None:
+    """`processes: 4` splits concurrency 64 into 16 workers per process: a pool of 16 holds."""
+    load_config_text(
+        f"target: {S3}\nconcurrency: 64\nprocesses: 4\nbackend_options: {{max_connections: 16}}\n" + WORKLOAD
+    )
+
+
 def test_s3dlio_range_keys_become_range_engine_keys() -> None:
     config = load_config_text(
         f"target: {S3}\ns3dlio_optimization: {{enable_range_downloads: true, range_threshold_mb: 32, "
@@ -196,8 +203,7 @@ def test_dry_run_shows_what_each_driver_uses_and_env_names_only(monkeypatch: pyt
         "backend_options: {verify_tls: false, max_connections: 32, region: eu-west-1, path_style: false}\n"
         "multi_endpoint:\n  endpoints: [gs://b1/p/, gs://b2/p/]\n  driver: sdk\n"
         "  backend_options: {request_timeout: 3s, multipart_part_size: 1MiB, region: null,\n"
-        "                    path_style: null}\n"
-        + WORKLOAD
+        "                    path_style: null}\n" + WORKLOAD
     )
     buffer = io.StringIO()
     print_dry_run(loaded, RunOptions(dry_run=True), Path("w.yaml"), console=Console(file=buffer, width=400))
