@@ -49,7 +49,6 @@ class AzureSdkBackend(Backend):
         self._range = RangeEngine(options.range, options.concurrency) if options.range.enabled else None
         self.pool_size = options.pool_size
         self._session = requests.Session()
-        self._session.verify = options.verify_tls
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -150,6 +149,8 @@ class AzureSdkBackend(Backend):
             session_owner=False,
             connection_timeout=self._options.connect_timeout_s,
             read_timeout=self._options.request_timeout_s,
+            # per request, over the session's own `verify`
+            connection_verify=self._options.verify_tls,
         )
         return ContainerClient(
             creds.endpoint,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import google.auth.exceptions
 import requests
@@ -53,6 +54,15 @@ SDK_ERRORS = (
 )
 
 
+class _UncheckedAdapter(HTTPAdapter):
+    """`verify_tls: false`: no certificate check on any request. Set on the adapter because requests lets
+    REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's `verify = False`, and the SDK passes none."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        kwargs["verify"] = False
+        return super().send(request, **kwargs)
+
+
 class GcsSdkBackend(Backend):
     """GCS via google-cloud-storage; keys are relative to `gs://bucket/prefix`."""
 
@@ -74,8 +84,8 @@ class GcsSdkBackend(Backend):
             self._session = AuthorizedSession(self._credentials, refresh_status_codes=())
         else:
             self._session = AuthorizedSession(self._credentials)
-        self._session.verify = options.verify_tls
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
+        adapter_type = HTTPAdapter if options.verify_tls else _UncheckedAdapter
+        adapter = adapter_type(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._local = threading.local()

@@ -6,9 +6,13 @@ top-level one would wait two minutes)."""
 
 from __future__ import annotations
 
+import http.server
+import ssl
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -72,9 +76,12 @@ def test_azure_and_gcs_sdk_clients_get_every_key(cloud_env: None) -> None:
     assert (container._config.max_single_put_size, container._config.max_block_size) == (9 << 20, 6 << 20)
     connection = container._config.transport.connection_config
     assert (connection.timeout, connection.read_timeout) == (3, 7)
-    assert azure._session.verify is False and azure.pool_size == 40
+    assert connection.verify is False and azure.pool_size == 40
     gcs = _open("gs://bkt/p/", "sdk", KEYS.replace("multipart_threshold: 9MiB, ", ""))
-    assert gcs._session.verify is False and gcs.pool_size == 40
+    assert (
+        gcs._session.get_adapter("https://x").send.__qualname__.startswith("_Unchecked")
+        and gcs.pool_size == 40
+    )
     assert gcs._timeout == (3, 7) and gcs._chunk_size == 6 << 20
 
 
@@ -196,3 +203,107 @@ def test_prepare_on_a_multi_endpoint_block_uses_the_blocks_settings() -> None:
     (params,) = prepare_params(config, AgentIdentity())
     assert params.roots == ("s3://h.example:1/a", "s3://h.example:1/b")
     assert params.options.request_timeout_s == 3
+
+
+class _NotFoundHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every request with an empty 404: tells a request that arrived from one that did not."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[str]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.seen.append(self.command)
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD = do_PUT = _answer
+
+    def log_message(self, *args: object) -> None:
+        """Quiet: the test counts requests instead."""
+
+
+@pytest.fixture
+def self_signed_https(tmp_path: Path) -> Iterator[int]:
+    """An https server on localhost with a freshly made self-signed certificate; yields its port."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pem)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFoundHandler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    _NotFoundHandler.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("scheme", "driver"), [(s, d) for s in ("s3", "az", "gs") for d in ("sdk", "native")]
+)
+def test_verify_tls_false_reaches_a_self_signed_endpoint_and_true_refuses_it(
+    self_signed_https: int, scheme: str, driver: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    endpoint = f"https://localhost:{self_signed_https}"
+    hermetic_aws_env(monkeypatch, tmp_path)
+    clear_azure_env(monkeypatch)
+    clear_gcs_env(monkeypatch, str(tmp_path))
+    if scheme == "gs":
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
+        uri = "gs://bkt/p/"
+    elif scheme == "s3":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        uri = "s3://bkt/p/"
+    else:
+        connection = (
+            servers.azurite_connection_string(1)
+            .replace("http://127.0.0.1:1", endpoint)
+            .replace("DefaultEndpointsProtocol=http", "DefaultEndpointsProtocol=https")
+        )
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", connection)
+        uri = "az://devstoreaccount1/c/p/"
+    kinds = {}
+    for verify in ("true", "false"):
+        extra = f"backend_options: {{verify_tls: {verify}, path_style: true, request_timeout: 5s}}\n"
+        backend = _open(uri, driver, extra if scheme == "s3" else extra.replace(" path_style: true,", ""))
+        try:
+            with pytest.raises(StorageError) as caught:
+                backend.get("k")
+        finally:
+            backend.close()
+        kinds[verify] = (caught.value.kind, len(_NotFoundHandler.seen))
+    assert kinds["true"] == (kinds["true"][0], 0) and kinds["true"][0] is not ErrorClass.NOT_FOUND, kinds
+    assert kinds["false"][0] is ErrorClass.NOT_FOUND and kinds["false"][1] >= 1, kinds
