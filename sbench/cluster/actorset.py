@@ -16,7 +16,7 @@ from ray.exceptions import GetTimeoutError
 
 from sbench.cluster.actors import create_agent
 from sbench.cluster.agent import StageFn
-from sbench.cluster.env import ForwardedEnv
+from sbench.cluster.env import ForwardedEnv, agent_env
 from sbench.cluster.placement import Placement, plan_placement
 from sbench.cluster.stagerun import AgentRef
 from sbench.config.models import Config
@@ -33,6 +33,8 @@ class AgentActors:
     configs: dict[str, Config] = field(default_factory=dict)
     clock_offsets_ms: dict[str, int] = field(default_factory=dict)
     actors: list[Any] = field(default_factory=list)
+    #: each agent's environment (cluster.env.agent_env), for the shard tasks that work for it
+    envs: dict[str, ForwardedEnv] = field(default_factory=dict)
 
     def shutdown(self) -> None:
         for actor in self.actors:
@@ -73,7 +75,8 @@ def start_fleet(
     env: ForwardedEnv | None = None,
 ) -> AgentActors:
     """Place, create, identify and configure every agent (`env`: the driver's storage variables, set in
-    each agent's process by `configure`); register them with the coordinator."""
+    each agent's process by `configure` with the config's own for that agent over them, see
+    cluster.env.agent_env); register them with the coordinator."""
     env = env if env is not None else ForwardedEnv({})
     dist = config.distributed
     ready_timeout = dist.agent_ready_timeout if dist is not None else 120.0
@@ -111,8 +114,9 @@ def start_fleet(
             fleet.configs[agent_id] = own
             fleet.clock_offsets_ms[agent_id] = offsets[index]
             identity = AgentIdentity(agent_id=agent_id, index=index, count=count, run_id=run_id)
+            own_env = fleet.envs[agent_id] = agent_env(env, config, placed.slot.entry)
             refs.append(
-                actor.configure.remote(identity, own, coordinator, interval_s, offsets[index], cache, env)
+                actor.configure.remote(identity, own, coordinator, interval_s, offsets[index], cache, own_env)
             )
             fleet.agents.append(AgentRef(agent_id, index, actor, probe["node_id"], placed.node_ip))
         ray.get(refs)

@@ -11,13 +11,21 @@ never go there, nor into actor names, options or job metadata. They go as one sm
 `ForwardedEnv`, whose repr shows names only, so a log line, a traceback or an exception that formats its
 arguments cannot print a value. The worker applies them before it builds any storage client; a task puts
 the worker's environment back when it ends, because Ray reuses a worker process for later tasks.
+
+The YAML adds to them (sai3's `distributed_env` for every agent, `agents[].env` for one; later wins): those
+travel the same way, to the agent actor and to the shard tasks that work for it, and the results directory
+records their names only (metadata.json).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+
+from sbench.config.models import AgentConfig, Config
+from sbench.secretenv import ForwardedEnv
+
+__all__ = ["ForwardedEnv", "agent_env", "capture", "forwarded_env"]
 
 PREFIXES = ("AWS_", "AZURE_", "GOOGLE_", "GCS_", "GCLOUD_", "CLOUDSDK_")
 NAMES = frozenset(
@@ -47,53 +55,12 @@ def forwarded_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     }
 
 
-class ForwardedEnv:
-    """The forwarded variables in transit: pickles with its values (for the one call that carries it),
-    prints with names only."""
+def capture(environ: Mapping[str, str] | None = None) -> ForwardedEnv:
+    """The allow-listed variables of this process's environment (the driver's), now."""
+    return ForwardedEnv(forwarded_env(environ))
 
-    __slots__ = ("_values",)
 
-    def __init__(self, values: Mapping[str, str]) -> None:
-        self._values = dict(values)
-
-    @classmethod
-    def capture(cls, environ: Mapping[str, str] | None = None) -> ForwardedEnv:
-        """The allow-listed variables of this process's environment (the driver's), now."""
-        return cls(forwarded_env(environ))
-
-    @property
-    def names(self) -> list[str]:
-        return sorted(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __repr__(self) -> str:
-        return f"ForwardedEnv(names={self.names})"
-
-    __str__ = __repr__
-
-    def __getstate__(self) -> dict[str, str]:
-        return self._values
-
-    def __setstate__(self, state: dict[str, str]) -> None:
-        self._values = dict(state)
-
-    def apply(self) -> None:
-        """Set the variables in this process for good (an agent actor: the process is the run's own)."""
-        os.environ.update(self._values)
-
-    @contextlib.contextmanager
-    def applied(self) -> Iterator[None]:
-        """Set the variables for the block, then restore what was there before (a task in a reused worker:
-        a later task, maybe of another run, must not see them)."""
-        before = {name: os.environ.get(name) for name in self._values}
-        os.environ.update(self._values)
-        try:
-            yield
-        finally:
-            for name, old in before.items():
-                if old is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = old
+def agent_env(base: ForwardedEnv, config: Config, entry: AgentConfig | None) -> ForwardedEnv:
+    """What one agent (and the shard tasks that work for it) runs with: the driver's forwarded variables,
+    then the config's `distributed_env`, then the agent entry's own `env`."""
+    return base.adding(config.distributed_env, entry.env if entry is not None else {})

@@ -21,7 +21,7 @@ from sbench.cluster.actors import create_coordinator, create_metadata_cache
 from sbench.cluster.actorset import AgentActors, start_fleet
 from sbench.cluster.agent import StageFn
 from sbench.cluster.connect import RayConnection
-from sbench.cluster.env import ForwardedEnv
+from sbench.cluster.env import capture as env_capture
 from sbench.cluster.listing import listing_scope
 from sbench.cluster.metadata_cache import default_db_path
 from sbench.cluster.oplogs import RayOpLogs
@@ -71,7 +71,7 @@ class RayFleet:
         self.interval_s = float(config.perf_log.interval)
         self.stuck_intervals = dist.stuck_intervals if dist is not None else 10
         #: the driver's storage variables, handed to every agent and task in memory (names only on disk)
-        self.env = ForwardedEnv.capture()
+        self.env = env_capture().adding(config.distributed_env)
         self.control = RunControl()
         self.say: Callable[[str], None] = print
         self.actors: AgentActors | None = None
@@ -107,6 +107,7 @@ class RayFleet:
         )
         agents = self.actors.agents
         self.extra["forwarded_env"] = self.env.names  # names only, never values
+        self.extra["agent_env"] = {agent_id: env.names for agent_id, env in self.actors.envs.items()}
         self.extra["clock_offsets_ms"] = dict(self.actors.clock_offsets_ms)
         nodes = sorted({a.node_id for a in agents})
         say(
@@ -131,7 +132,7 @@ class RayFleet:
             config=self.config,
             agents=[_stage_agent(a) for a in participants],
             agent_configs=self.actors.configs,
-            runner=RayJobRunner(self.coordinator, self.env, self.interval_s, self.oplogs),
+            runner=RayJobRunner(self.coordinator, self.env, self.interval_s, self.oplogs, self.actors.envs),
             book=self.book,
             control=self.control,
             interval_s=self.interval_s,

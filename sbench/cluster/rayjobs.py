@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeVar
 
 import ray
@@ -119,10 +119,17 @@ class RayJobRunner:
     local = False
 
     def __init__(
-        self, coordinator: Any, env: ForwardedEnv, interval_s: float, oplog: RayOpLogs | None = None
+        self,
+        coordinator: Any,
+        env: ForwardedEnv,
+        interval_s: float,
+        oplog: RayOpLogs | None = None,
+        envs: Mapping[str, ForwardedEnv] | None = None,
     ) -> None:
         self.coordinator = coordinator
         self.env = env
+        #: per agent id, the environment of the agent a job works for (`env` for any other job)
+        self.envs = dict(envs or {})
         self.interval_s = interval_s
         #: the run's op-log, when there is one: each task captures its calls for its agent
         self.oplog = oplog
@@ -137,7 +144,12 @@ class RayJobRunner:
         return (
             _remote(job.fn)
             .options(num_cpus=job.num_cpus, scheduling_strategy=strategy, max_retries=0)
-            .remote(self.env, self.oplog and self.oplog.task_spec(job.agent_id), link, *job.args)
+            .remote(
+                self.envs.get(job.agent_id, self.env),
+                self.oplog and self.oplog.task_spec(job.agent_id),
+                link,
+                *job.args,
+            )
         )
 
     def wait(self, handles: list[Hashable], timeout_s: float) -> list[Hashable]:

@@ -29,9 +29,6 @@ INERT_KEYS: tuple[InertKey, ...] = (
         "the metadata cache lives in a Ray actor, not in tar.zst checkpoints",
     ),
     InertKey(("live_stats_tracker",), "runtime-only field in sai3"),
-    InertKey(("s3dlio_optimization",), "sbench does not use s3dlio; use `driver` and `range_engine`"),
-    InertKey(("distributed_env",), "Ray workers inherit their environment; set credentials on the nodes"),
-    InertKey(("perf_log", "path"), "perf_log.tsv is always written into the results directory"),
     InertKey(("distributed", "ssh"), "Ray places the agents; no SSH deployment"),
     InertKey(("distributed", "deployment"), "Ray places the agents; no container deployment"),
     InertKey(("distributed", "grpc_keepalive_interval"), "agents talk through Ray, not gRPC streams"),
@@ -39,7 +36,6 @@ INERT_KEYS: tuple[InertKey, ...] = (
     InertKey(
         ("distributed", "agents", "*", "listen_port"), "agents are Ray actors; there is no port to listen on"
     ),
-    InertKey(("distributed", "agents", "*", "env"), "set the environment on the Ray nodes"),
     InertKey(("distributed", "agents", "*", "volumes"), "Ray places the agents; no container volumes"),
     InertKey(
         ("distributed", "agents", "*", "kv_cache_dir"),

@@ -20,6 +20,8 @@ from sbench.config.inert import strip_inert
 from sbench.config.models import Config
 from sbench.config.overrides import ControllerFlags, apply_controller_flags
 from sbench.config.problems import KeyPath, Problem, config_error, format_path
+from sbench.config.s3dlio import translate_s3dlio
+from sbench.config.secrets import redact_secrets
 from sbench.config.validation import cross_check
 from sbench.config.yamlsource import MAX_DOCUMENT_CHARS, YamlLimitError, YamlSource, parse_yaml
 from sbench.errors import ConfigError
@@ -124,6 +126,9 @@ def load_config_text(
         Problem(key_path, parsed.line_of(key_path), f"has no effect in sbench ({why})").render(source)
         for key_path, why in strip_inert(parsed.data)
     ]
+    translated = [Problem(path, parsed.line_of(path), why) for path, why in translate_s3dlio(parsed.data)]
+    if translated:
+        raise config_error(translated, source)
     overrides = apply_controller_flags(parsed.data, flags, label) if flags is not None else {}
     try:
         try:
@@ -142,7 +147,7 @@ def load_config_text(
     return LoadedConfig(
         config=config,
         warnings=warnings,
-        source_text=text,
+        source_text=redact_secrets(text, parsed.spans),
         path=source,
         lines=parsed.lines,
         overrides=overrides,

@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SecretStr,
     field_validator,
     model_validator,
 )
@@ -38,6 +39,7 @@ from sbench.storage.options import Driver, PageCacheMode
 
 __all__ = [
     "AgentConfig",
+    "BackendConfig",
     "BarrierSyncConfig",
     "BarrierType",
     "CleanupMode",
@@ -597,6 +599,74 @@ class PerfLogConfig(StrictModel):
     interval: Tick = Field(
         1.0, gt=0, description="Seconds between perf-log rows and live-stat snapshots (at least 100 ms)."
     )
+    path: str | None = Field(
+        None,
+        min_length=1,
+        description="sai3: also put the run's perf_log.tsv here when the run ends (relative: from the "
+        "current directory); the live file is always the results directory's.",
+    )
+
+
+class BackendConfig(StrictModel):
+    """sbench: settings of the object-store clients. At the top level they apply to every cloud URI; in a
+    `multi_endpoint` block each key set replaces the top-level one for those endpoints. A key the store or
+    the chosen driver cannot honour is refused (config/clientcheck.py says which and why); `sbench run
+    --dry-run` shows what each driver will use."""
+
+    request_timeout: Duration | None = Field(
+        None, gt=0, description="Time limit of one request (default: the top-level request_timeout)."
+    )
+    connect_timeout: Duration | None = Field(
+        None, gt=0, description="Time limit of opening a connection (default: 10 s, at most request_timeout)."
+    )
+    multipart_threshold: Size | None = Field(
+        None, gt=0, description="Objects of at least this size are uploaded in parts (default 64 MiB)."
+    )
+    multipart_part_size: Size | None = Field(
+        None, gt=0, description="Size of each uploaded part (default 16 MiB; S3 needs at least 5 MiB)."
+    )
+    path_style: bool | None = Field(
+        None, description="S3: path-style (true) or virtual-hosted (false) addressing (default: path-style "
+        "for an explicit endpoint, virtual-hosted on AWS)."
+    )
+    max_connections: Annotated[PositiveCount, Field(le=65_536)] | None = Field(
+        None, description="Connections each client pool keeps (default: concurrency x ranges per GET)."
+    )
+    region: str | None = Field(None, min_length=1, description="S3: signing region (default: AWS_REGION, "
+                               "the profile, else us-east-1).")
+    verify_tls: bool | None = Field(
+        None, description="false accepts any TLS certificate (self-signed test endpoints); default true."
+    )
+
+
+#: What sbench sets itself in every agent (who it is) or what Ray reads when a worker starts: an `env` entry
+#: of these names would be overwritten, or would change nothing, so it is refused.
+RESERVED_ENV_PREFIXES = ("SBENCH_", "RAY_")
+
+
+def _env_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"{name!r} is not an environment variable name (letters, digits and _)")
+    if name.startswith(RESERVED_ENV_PREFIXES):
+        raise ValueError(
+            f"{name} is not settable here: sbench sets SBENCH_* in every agent itself, and Ray reads RAY_* "
+            "only when its processes start"
+        )
+    return name
+
+
+def _env_value(value: Any) -> Any:
+    """A scalar as the text the process will see; `${VAR}` expanded, so a secret can stay out of the file."""
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    elif isinstance(value, int | float):
+        value = str(value)
+    return expand_env(value)
+
+
+#: Environment variables for agents: values are secrets (credentials), held as SecretStr so that no repr,
+#: log line or traceback shows them; the results directory records the names only.
+AgentEnv = dict[Annotated[str, AfterValidator(_env_name)], Annotated[SecretStr, BeforeValidator(_env_value)]]
 
 
 class MultiEndpointConfig(StrictModel):
@@ -608,6 +678,10 @@ class MultiEndpointConfig(StrictModel):
     endpoints: list[Uri] = Field(min_length=1, description="Endpoint URIs (same namespace behind each).")
     driver: Driver | None = Field(
         None, description="sbench: client driver for these endpoints (auto|sdk|native)."
+    )
+    backend_options: BackendConfig | None = Field(
+        None, description="sbench: client settings for these endpoints (each key set replaces the top-level "
+        "`backend_options` key)."
     )
 
 
@@ -759,6 +833,11 @@ class AgentConfig(StrictModel):
     )
     multi_endpoint: MultiEndpointConfig | None = Field(
         None, description="Replaces `multi_endpoint` for this agent."
+    )
+    env: AgentEnv = Field(
+        default_factory=dict,
+        description="Environment of this agent (over `distributed_env`); names recorded, values never "
+        "written.",
     )
 
 
@@ -966,6 +1045,14 @@ class Config(StrictModel):
     dynamic_put_pool: bool = Field(False, description="Objects PUT during execute join the GET pool.")
     driver: Driver = Field(
         Driver.AUTO, description="sbench: client for cloud URIs: auto (native), sdk, native."
+    )
+    backend_options: BackendConfig = Field(
+        default_factory=BackendConfig, description="sbench: object-store client settings (see BackendConfig)."
+    )
+    distributed_env: AgentEnv = Field(
+        default_factory=dict,
+        description="sai3 (HEAD): environment for every agent (on Ray, handed to each agent in memory; in "
+        "process, set for the run); names recorded in metadata.json, values never written anywhere.",
     )
     request_timeout: Duration = Field(
         120.0,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 
+from sbench.config.clientcheck import backend_problems
 from sbench.config.confinement import lexical_problems, symlink_problems
 from sbench.config.models import (
     Config,
@@ -53,6 +54,8 @@ def cross_check(
     out = _Collector(parsed)
     _check_weights(config, out)
     _check_uris(config, out)
+    for path, message in backend_problems(config, _uri_fields(config)):
+        out.error(path, message)
     _check_locations(config, out)
     _check_confinement(config, out)
     _check_tree(config, out)

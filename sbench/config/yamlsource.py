@@ -42,10 +42,12 @@ class YamlLimitError(ValueError):
 
 @dataclass(slots=True)
 class YamlSource:
-    """Parsed data plus `lines[key path] = 1-based line` for every mapping key and list item."""
+    """Parsed data plus `lines[key path] = 1-based line` for every mapping key and list item, and
+    `spans[key path] = (start, end)` character offsets of every scalar value (to redact secrets)."""
 
     data: Any
     lines: dict[KeyPath, int] = field(default_factory=dict)
+    spans: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
     duplicates: list[Problem] = field(default_factory=list)
 
     def line_of(self, path: KeyPath) -> int | None:
@@ -146,3 +148,5 @@ def _walk(node: yaml.Node, path: KeyPath, source: YamlSource) -> None:
             child = (*path, index)
             source.lines[child] = item.start_mark.line + 1
             _walk(item, child, source)
+    elif isinstance(node, yaml.ScalarNode):
+        source.spans[path] = (node.start_mark.index, node.end_mark.index)

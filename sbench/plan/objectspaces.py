@@ -147,7 +147,7 @@ def prepare_params(
                 concurrency=int(concurrency or config.concurrency),
                 agent_index=identity.index if split else 0,
                 agent_count=identity.count if split else 1,
-                options=backend_options(config, base),
+                options=backend_options(config, roots[0]),  # a multi_endpoint block's own settings
                 stall_timeout_s=config.stall_timeout,
             )
         )

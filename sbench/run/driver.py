@@ -410,6 +410,9 @@ class RunDriver:
             left_behind=self.left_behind,
             op_log=self.op_log.to_dict() if self.op_log is not None else None,
             phases=("workload", "prepare") if self.config.has_prepare else ("workload",),
+            perf_log_copy=Path(self.config.perf_log.path).expanduser().absolute()
+            if self.config.perf_log.path
+            else None,
         )
 
     def _final_report(self, status: RunStatus, reason: str) -> None:

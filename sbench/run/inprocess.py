@@ -4,11 +4,14 @@ A single-agent run needs no coordination, and a local Ray instance would add 3-5
 0.8 GB of memory, so the default laptop run happens here. Its one agent runs the workload, custom and
 preflight stages with the same engine call a Ray agent actor makes (engine.stage.run_stage), and its
 barrier is its own outcome; prepare and cleanup are the same shard stages as on Ray (run.shardstages), with
-the jobs on threads and an in-memory object book.
+the jobs on threads and an in-memory object book. The config's `distributed_env` is set in this process
+from `start` to `stop` (then put back as it was), since the agent is this process; metadata.json records
+the names only.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from sbench.run.objectbook import MemoryBook
 from sbench.run.shardjobs import ThreadJobRunner
 from sbench.run.shardstages import ShardStageContext, StageAgent, run_cleanup_stage, run_prepare_stage
 from sbench.run.stagerecord import AgentStageResult, StageRun
+from sbench.secretenv import ForwardedEnv
 from sbench.status import StageStatus
 
 #: shard size and jobs in flight in process: unbounded (one shard per object space, all at once)
@@ -47,9 +51,12 @@ class InProcessFleet:
         self.control = RunControl()
         self.book = MemoryBook()
         self.op_log: AgentLog | None = None
+        self._env = ForwardedEnv({}).adding(config.distributed_env)
+        self._env_applied = contextlib.ExitStack()
 
     def start(self, control: RunControl, say: Callable[[str], None], results_path: Path) -> list[AgentInfo]:
         self.control = control
+        self._env_applied.enter_context(self._env.applied())
         return [AgentInfo(self.identity.agent_id, "127.0.0.1")]
 
     def run_stage(self, call: StageCall) -> StageRun:
@@ -113,7 +120,7 @@ class InProcessFleet:
         return {}
 
     def metadata(self) -> dict[str, Any]:
-        return {}
+        return {"distributed_env": self._env.names} if len(self._env) else {}  # names only, never values
 
     def open_op_log(self, path: Path, agent_dir: Callable[[str], Path]) -> None:
         self.op_log = AgentLog(path, in_process_client_id(self.identity.agent_id))
@@ -124,7 +131,9 @@ class InProcessFleet:
         return OpLogReport.of_one(log.finish())
 
     def stop(self) -> None:
-        """Nothing outlives the stages: the engine's threads end with them."""
+        """The environment goes back as it was; nothing else outlives the stages (the engine's threads end
+        with them)."""
+        self._env_applied.close()
 
     def kill(self) -> None:
         """Nothing to end: the process exits."""

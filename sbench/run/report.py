@@ -7,6 +7,7 @@ per-agent snapshots, so every merged count equals the sum of the per-agent count
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,11 +19,12 @@ from sbench.config.models import StageType
 from sbench.engine import leftovers
 from sbench.metrics.snapshot import Snapshot
 from sbench.plan.stages import StagePlan
+from sbench.results.atomic import replace_atomic
 from sbench.results.final import write_final_results
 from sbench.results.hlog import HistogramLog
 from sbench.results.ledger import LEDGER_FILE, LedgerEntry, write_ledger
 from sbench.results.perf_log import PerfLogWriter
-from sbench.results.resultsdir import ResultsDir
+from sbench.results.resultsdir import PERF_LOG_FILE, ResultsDir
 from sbench.results.status import AgentStatus, FirstError, first_errors_of, write_status
 from sbench.results.summary import build_summary, stage_entry, summary_section, write_summary
 from sbench.results.tsv import (
@@ -345,6 +347,7 @@ class RunReport:
         left_behind: dict[str, Any] | None = None,
         op_log: dict[str, Any] | None = None,
         phases: tuple[str, ...] = ("workload",),
+        perf_log_copy: Path | None = None,
     ) -> tuple[RunStatus, str]:
         """STATUS.txt first, then summary.json, workload/prepare results (merged and per agent) and
         metadata.json, each on its own (results.final); returns the final verdict. `left_behind`: what
@@ -352,7 +355,8 @@ class RunReport:
 
         Every file of `phases` (`workload`, and `prepare` when the config prepares) is written on every path,
         with zero rows for a phase that never ran (an abort or failure before it), and every agent gets its
-        perf log."""
+        perf log. `perf_log_copy` (`perf_log.path`) receives a copy of the finished perf_log.tsv, a file of
+        the run like the others: one that cannot be written makes the results incomplete."""
         if self._hlog is not None:  # the run ended inside a stage
             self._hlog.close()
         for agent_id in self.tracks:
@@ -383,6 +387,9 @@ class RunReport:
             meta = self.results.metadata
             write = partial(write_ledger, path, meta.test_name, ledger, aggregate=meta.distributed)
             files.append((path, write))
+        if perf_log_copy is not None:
+            copy = partial(_copy_file, self.results.path / PERF_LOG_FILE, perf_log_copy)
+            files.append((perf_log_copy, copy))
         agents = [t.status() for t in self.tracks.values()]
         total_ops = sum(a.operations for a in agents)
         total_errors = sum(a.errors for a in agents)
@@ -430,6 +437,12 @@ class RunReport:
             files=files,
             metadata_extra=extra,
         )
+
+
+def _copy_file(source: Path, dest: Path) -> Path:
+    """`source` to `dest` (its directory made if needed), complete or absent (results.atomic)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return replace_atomic(dest, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def _write_agent_tsv(

@@ -47,8 +47,7 @@ class AzureSdkBackend(Backend):
         self._creds = creds
         self._options = options
         self._range = RangeEngine(options.range, options.concurrency) if options.range.enabled else None
-        fan_out = options.range.max_concurrent_ranges if self._range else 1
-        self.pool_size = options.max_connections or max(1, options.concurrency * fan_out)
+        self.pool_size = options.pool_size
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
         self._session.mount("http://", adapter)
@@ -150,6 +149,8 @@ class AzureSdkBackend(Backend):
             session_owner=False,
             connection_timeout=self._options.connect_timeout_s,
             read_timeout=self._options.request_timeout_s,
+            # per request, over the session's own `verify`
+            connection_verify=self._options.verify_tls,
         )
         return ContainerClient(
             creds.endpoint,

@@ -36,6 +36,17 @@ FILE_TYPES = ("service_account", "authorized_user")
 #: Object operations never need a project; the SDK client still wants one and would otherwise go looking
 #: for it (metadata server included).
 PLACEHOLDER_PROJECT = "sbench-no-project"
+#: GCS resumable upload chunks must be multiples of 256 KiB.
+CHUNK_GRANULE = 256 * 1024
+#: google-cloud-storage sends bodies up to this size in one request and larger ones as a resumable upload;
+#: the limit is the SDK's own (`blob._MAX_MULTIPART_SIZE`), not a setting, so `multipart_threshold` cannot
+#: move it on the sdk driver.
+SDK_RESUMABLE_ABOVE = 8 * 1024 * 1024
+
+
+def resumable_chunk(part_size: int) -> int:
+    """The chunk the SDK driver uploads in for `multipart_part_size`: rounded down to 256 KiB (at least)."""
+    return max(CHUNK_GRANULE, part_size // CHUNK_GRANULE * CHUNK_GRANULE)
 
 
 @dataclass(frozen=True, slots=True)

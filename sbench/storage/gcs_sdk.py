@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import google.auth.exceptions
 import requests
@@ -32,14 +33,12 @@ from requests.adapters import HTTPAdapter
 from sbench.storage.base import Backend, Buffer, ErrorClass, ObjectStat, StorageError
 from sbench.storage.bulk_delete import delete_under
 from sbench.storage.cloud_errors import classify_status, classify_transport
-from sbench.storage.gcs import GcsCredentials
+from sbench.storage.gcs import GcsCredentials, resumable_chunk
 from sbench.storage.options import BackendOptions
 from sbench.storage.ranged import RangeEngine
 from sbench.storage.uri import StorageUri
 
 PAGE_SIZE = 1000
-#: GCS resumable upload chunks must be multiples of 256 KiB.
-CHUNK_GRANULE = 256 * 1024
 SCOPES = ["https://www.googleapis.com/auth/devstorage.read_write"]
 #: Only the fields a listing needs: less JSON to parse per page.
 CONTENT_TYPE = "application/octet-stream"
@@ -55,6 +54,15 @@ SDK_ERRORS = (
 )
 
 
+class _UncheckedAdapter(HTTPAdapter):
+    """`verify_tls: false`: no certificate check on any request. Set on the adapter because requests lets
+    REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's `verify = False`, and the SDK passes none."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        kwargs["verify"] = False
+        return super().send(request, **kwargs)
+
+
 class GcsSdkBackend(Backend):
     """GCS via google-cloud-storage; keys are relative to `gs://bucket/prefix`."""
 
@@ -68,16 +76,16 @@ class GcsSdkBackend(Backend):
         self._timeout = (options.connect_timeout_s, options.request_timeout_s)
         self._range = RangeEngine(options.range, options.concurrency) if options.range.enabled else None
         self._range_timeout = (options.connect_timeout_s, options.range.range_timeout_s)
-        fan_out = options.range.max_concurrent_ranges if self._range else 1
-        self.pool_size = options.max_connections or max(1, options.concurrency * fan_out)
-        self._chunk_size = max(CHUNK_GRANULE, options.multipart_part_size // CHUNK_GRANULE * CHUNK_GRANULE)
+        self.pool_size = options.pool_size
+        self._chunk_size = resumable_chunk(options.multipart_part_size)
         self._credentials = _load_credentials(creds)
         # Anonymous credentials cannot be refreshed: let a 401 from an emulator surface as the 401 it is.
         if isinstance(self._credentials, AnonymousCredentials):
             self._session = AuthorizedSession(self._credentials, refresh_status_codes=())
         else:
             self._session = AuthorizedSession(self._credentials)
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
+        adapter_type = HTTPAdapter if options.verify_tls else _UncheckedAdapter
+        adapter = adapter_type(pool_connections=1, pool_maxsize=self.pool_size, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._local = threading.local()

@@ -38,17 +38,18 @@ StoreFactory = Callable[[float], Any]
 
 
 def client_options(options: BackendOptions, timeout_s: float, allow_http: bool) -> dict[str, Any]:
-    """obstore ClientConfig from BackendOptions: timeouts, idle pool per host (sized to the concurrency,
-    times the ranges one GET may fan out to), and plain http only when the endpoint is http (emulators)."""
-    fan_out = options.range.max_concurrent_ranges if options.range.enabled else 1
-    pool = options.max_connections or options.concurrency * fan_out
+    """obstore ClientConfig from BackendOptions: timeouts, idle pool per host (BackendOptions.pool_size),
+    plain http only when the endpoint is http (emulators), certificate checks off only with verify_tls
+    false."""
     config: dict[str, Any] = {
         "timeout": timedelta(seconds=timeout_s),
         "connect_timeout": timedelta(seconds=options.connect_timeout_s),
-        "pool_max_idle_per_host": str(max(1, pool)),
+        "pool_max_idle_per_host": str(options.pool_size),
     }
     if allow_http:
         config["allow_http"] = True
+    if not options.verify_tls:
+        config["allow_invalid_certificates"] = True
     return config
 
 

@@ -59,8 +59,17 @@ class BackendOptions:
     endpoint_url: str | None = None
     multipart_part_size: int = 16 * 1024 * 1024
     multipart_threshold: int = 64 * 1024 * 1024
+    #: False accepts any TLS certificate (self-signed test endpoints); every driver has a switch for it.
+    verify_tls: bool = True
     page_cache_mode: PageCacheMode | None = None
     range: RangeSettings = RangeSettings()
     #: what the run's prepare makes, by name and size (plan.objectspaces fills it for null:// URIs only: a
     #: null store keeps objects in one process's memory, and answers for the others from this; see null.py)
     declared: tuple[DeclaredSpace, ...] = ()
+
+    @property
+    def pool_size(self) -> int:
+        """Connections each client pool keeps: `max_connections`, else one per request that can be in flight
+        (each worker, times the ranges one GET may fan out to)."""
+        fan_out = self.range.max_concurrent_ranges if self.range.enabled else 1
+        return max(1, self.max_connections or self.concurrency * fan_out)

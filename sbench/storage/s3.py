@@ -16,8 +16,10 @@ place with the same identity. Resolution order (first match wins):
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sbench.errors import ConfigError, RunFailed
 from sbench.storage.options import BackendOptions
@@ -74,6 +76,12 @@ def resolve_settings(parsed: StorageUri, options: BackendOptions, session) -> S3
     region = (options.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
               or session.get_config_variable("region") or DEFAULT_REGION)
     path_style = options.path_style if options.path_style is not None else endpoint is not None
+    if not path_style and endpoint is not None and (why := virtual_host_problem(endpoint)):
+        raise ConfigError(
+            f"backend_options.path_style: false cannot be used with the S3 endpoint {endpoint} (from "
+            f"{source}): {why}.",
+            hint="Set path_style: true, or use the endpoint's DNS name.",
+        )
     return S3Settings(
         bucket=parsed.bucket,
         key_prefix=parsed.key_prefix,
@@ -83,6 +91,18 @@ def resolve_settings(parsed: StorageUri, options: BackendOptions, session) -> S3
         region=region,
         path_style=path_style,
     )
+
+
+def virtual_host_problem(endpoint: str) -> str | None:
+    """Why virtual-hosted addressing (the bucket as the first label of the host name) cannot reach
+    `endpoint`, or None when it can: an IP address has no labels to add a bucket to (obstore even panics
+    on it, and boto3 quietly falls back to path-style)."""
+    host = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}").hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return f"virtual-hosted addressing puts the bucket into the host name, and {host} is an IP address"
 
 
 def _resolve_endpoint(parsed: StorageUri, options: BackendOptions, session) -> tuple[str | None, str]:

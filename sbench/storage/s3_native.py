@@ -65,10 +65,9 @@ class _BotocoreCredentialProvider:
         }
 
 
-def build_store(
-    settings: S3Settings, credentials: Any, timeout_s: float, connect_timeout_s: float
-) -> S3Store:
-    """An S3Store with explicit endpoint, region, addressing, credentials, timeouts and no retries."""
+def build_store(settings: S3Settings, credentials: Any, options: BackendOptions, timeout_s: float) -> S3Store:
+    """An S3Store with explicit endpoint, region, addressing, credentials, timeouts (`timeout_s` for the
+    whole request), pool and TLS checks of `options`, and no retries."""
     import botocore.credentials
 
     config: dict[str, Any] = {
@@ -88,9 +87,12 @@ def build_store(
     client_options = {
         "allow_http": settings.is_http,
         "timeout": datetime.timedelta(seconds=timeout_s),
-        "connect_timeout": datetime.timedelta(seconds=connect_timeout_s),
+        "connect_timeout": datetime.timedelta(seconds=options.connect_timeout_s),
+        "pool_max_idle_per_host": str(options.pool_size),
         "user_agent": f"sbench obstore/{obstore.__version__}",
     }
+    if not options.verify_tls:
+        client_options["allow_invalid_certificates"] = True
     return S3Store(
         settings.bucket,
         prefix=settings.key_prefix.rstrip("/") or None,
@@ -127,15 +129,14 @@ class S3NativeBackend(AsyncBackend):
         super().__init__(settings.root_uri)
         self.settings = settings
         self.options = options
-        self._store = build_store(settings, credentials, options.request_timeout_s, options.connect_timeout_s)
+        self._store = build_store(settings, credentials, options, options.request_timeout_s)
         self._threshold = options.multipart_threshold
         self._part_size = options.multipart_part_size
         self._ranges: RangeEngine | None = None
         self._range_store: S3Store | None = None
         if options.range.enabled:
             self._ranges = RangeEngine(options.range, options.concurrency)
-            self._range_store = build_store(settings, credentials, options.range.range_timeout_s,
-                                            options.connect_timeout_s)
+            self._range_store = build_store(settings, credentials, options, options.range.range_timeout_s)
 
     def _error(self, exc: BaseException, key: str) -> StorageError:
         return obstore_error(exc, self.uri_of(key))

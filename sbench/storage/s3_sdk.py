@@ -92,10 +92,9 @@ class S3SdkBackend(Backend):
         self._bucket = settings.bucket
         self._prefix = settings.key_prefix
         self._timeout = options.request_timeout_s
-        pool = options.max_connections or options.concurrency
         base = {
             "region_name": settings.region,
-            "max_pool_connections": max(1, pool),
+            "max_pool_connections": options.pool_size,
             # `total_max_attempts` counts the first try; botocore's `max_attempts` counts *retries*, so
             # {"max_attempts": 1} would still retry once (and hide a throttled request behind a backoff).
             "retries": {"total_max_attempts": 1, "mode": "standard"},
@@ -134,7 +133,11 @@ class S3SdkBackend(Backend):
         # botocore sessions are not safe for concurrent client creation; one lock, taken once per thread.
         with self._create_lock:
             client = self._session.create_client(
-                "s3", region_name=self.settings.region, endpoint_url=self.settings.endpoint_url, config=config
+                "s3",
+                region_name=self.settings.region,
+                endpoint_url=self.settings.endpoint_url,
+                config=config,
+                verify=self.options.verify_tls,
             )
             self._clients.add(client)
         return client

@@ -43,6 +43,7 @@ from sbench.plan.stages import StagePlan, flagged_stages, stage_plan
 from sbench.storage.null import null_async
 from sbench.storage.servicetime import parse_service_time
 from sbench.storage.uri import NULL_SCHEME, parse_uri
+from sbench.ui.clientview import client_view
 
 SANITY_SAMPLE = 100_000
 
@@ -59,6 +60,7 @@ def print_dry_run(
     console.rule(f"sbench dry run: {config_path}")
     _settings(console, config, options, options.tsv_name or config_path.stem or "run")
     _backends(console, config)
+    _clients(console, config)
     _workload(console, config)
     _prepare(console, config)
     _stages(console, loaded, options)
@@ -156,6 +158,9 @@ def _settings(console: Console, config: Config, options: RunOptions, name: str) 
         ),
     )
     table.add_row("perf_log interval", format_duration(config.perf_log.interval))
+    if config.perf_log.path:
+        where = Path(config.perf_log.path).expanduser().absolute()
+        table.add_row("perf_log copy", f"{where} (written when the run ends)")
     table.add_row(
         "timeouts",
         f"request {format_duration(config.request_timeout)} (object stores); a stage stalled for "
@@ -165,6 +170,12 @@ def _settings(console: Console, config: Config, options: RunOptions, name: str) 
         table.add_row("warmup_period", format_duration(config.warmup_period))
     if config.dynamic_put_pool:
         table.add_row("dynamic_put_pool", "on (PUT objects join the GET pool)")
+    envs = {"all agents": config.distributed_env} if config.distributed_env else {}
+    for i, agent in enumerate(config.distributed.agents if config.distributed else []):
+        if agent.env:
+            envs[agent.id or f"agents[{i}]"] = agent.env
+    for who, env in envs.items():  # names only: the values are secrets
+        table.add_row("environment", f"{who}: {', '.join(sorted(env))} (values not shown)")
     table.add_row("mode", options.mode + (", no cleanup" if options.no_cleanup else ""))
     if options.results_dir:
         table.add_row("results dir", str(options.results_dir))
@@ -231,6 +242,22 @@ def _backends(console: Console, config: Config) -> None:
             where, driver = parsed.prefix, "-"
         table.add_row(source, uri, parsed.scheme, where, driver)
     console.print(table)
+
+
+def _clients(console: Console, config: Config) -> None:
+    """What each cloud URI's driver will use (`backend_options` and defaults, in the library's terms)."""
+    table = _table("Object-store clients", "URI", "client", "timeouts", "uploads", "pool", "addressing",
+                   "TLS")
+    for _source, uri, agent in _uris(config):
+        try:
+            parsed = parse_uri(uri.split("*", 1)[0])
+        except ConfigError:  # the Backends table shows why
+            continue
+        if parsed.is_cloud:
+            v = client_view(parsed, backend_options(config, uri, agent=agent))
+            table.add_row(uri, v.library, v.timeouts, v.uploads, v.pool, v.addressing, v.tls)
+    if table.row_count:
+        console.print(table)
 
 
 def _workload(console: Console, config: Config) -> None:

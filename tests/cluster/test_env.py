@@ -10,12 +10,13 @@ import pickle
 import pytest
 
 from sbench.cluster.env import ForwardedEnv
+from sbench.cluster.env import capture as env_capture
 
 SECRET = "fwd-env-test-value-7c1d"
 
 
 def test_forwarded_env_prints_names_only_and_pickles_with_values() -> None:
-    env = ForwardedEnv.capture({"AWS_SECRET_ACCESS_KEY": SECRET, "HOME": "/root", "SBENCH_AGENT_ID": "n1"})
+    env = env_capture({"AWS_SECRET_ACCESS_KEY": SECRET, "HOME": "/root", "SBENCH_AGENT_ID": "n1"})
     assert env.names == ["AWS_SECRET_ACCESS_KEY"]
     for text in (repr(env), str(env), f"{env}", repr({"env": env}), repr(RuntimeError(env))):
         assert SECRET not in text and "AWS_SECRET_ACCESS_KEY" in text

@@ -287,12 +287,10 @@ def test_inert_keys_warn_once_each() -> None:
     for key in (
         "processing_mode",
         "cache_checkpoint_interval_secs",
-        "perf_log.path",
         "distributed.tree_creation_mode",
         "distributed.grpc_keepalive_interval",
         "distributed.ssh",
         "distributed.agents[0].listen_port",
-        "distributed.agents[0].env",
         "distributed.agents[0].volumes",
         "distributed.agents[0].kv_cache_dir",
     ):

@@ -105,7 +105,9 @@ def test_region_resolution_order(env: pytest.MonkeyPatch, tmp_path: Path) -> Non
 def test_path_style_defaults(env: pytest.MonkeyPatch) -> None:
     assert _settings("s3://bkt/p").path_style is False  # AWS: virtual-hosted
     assert _settings("s3://127.0.0.1:9000/bkt/p").path_style is True  # explicit endpoint: path-style
-    assert _settings("s3://127.0.0.1:9000/bkt/p", path_style=False).path_style is False
+    assert _settings("s3://minio.lan:9000/bkt/p", path_style=False).path_style is False
+    with pytest.raises(ConfigError, match=r"127\.0\.0\.1 is an IP address"):  # obstore panicked on it
+        _settings("s3://127.0.0.1:9000/bkt/p", path_style=False)
     assert _settings("s3://bkt/p", path_style=True).path_style is True
 
 
@@ -534,11 +536,11 @@ def test_native_store_never_reads_the_endpoint_from_env(env: pytest.MonkeyPatch)
     env.setenv("AWS_ENDPOINT_URL", "http://from-env:1")
     env.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
     credentials = botocore_session().get_credentials()
-    virtual = build_store(_settings("s3://bkt/p", region="eu-west-1"), credentials, 5, 5)
+    virtual = build_store(_settings("s3://bkt/p", region="eu-west-1"), credentials, BackendOptions(), 5)
     assert virtual.config["endpoint"] == "https://bkt.s3.eu-west-1.amazonaws.com"
-    path = build_store(_settings("s3://bkt/p", path_style=True), credentials, 5, 5)
+    path = build_store(_settings("s3://bkt/p", path_style=True), credentials, BackendOptions(), 5)
     assert path.config["endpoint"] == "https://s3.us-east-1.amazonaws.com"
-    custom = build_store(_settings("s3://minio.lan:9000/bkt/p"), credentials, 5, 5)
+    custom = build_store(_settings("s3://minio.lan:9000/bkt/p"), credentials, BackendOptions(), 5)
     assert custom.config["endpoint"] == "http://minio.lan:9000"
     assert custom.config["virtual_hosted_style_request"] == "false"
     assert custom.prefix == "p"
