@@ -21,6 +21,7 @@ import os
 import random
 import statistics
 import time
+from dataclasses import replace
 from typing import Any
 
 import psutil
@@ -72,12 +73,14 @@ class Sender:
             time.sleep(max(0.0, due - time.time()))
             refs = []
             for i, agent_id in enumerate(self.agent_ids):
-                snap = Snapshot.merge(Snapshot(), self.snapshots[(i + k) % len(self.snapshots)])
-                snap.start_ms, snap.end_ms = start_ms + k * 1000, start_ms + (k + 1) * 1000
-                snap.set_progress(
-                    agent_id, ProgressCounters(objects_done=k, objects_total=0, stage="execute")
+                snap = replace(
+                    self.snapshots[(i + k) % len(self.snapshots)],
+                    start_ms=start_ms + k * 1000,
+                    end_ms=start_ms + (k + 1) * 1000,
+                    progress={agent_id: ProgressCounters(objects_done=k, stage="execute")},
+                    cpu={agent_id: (40.0, 10.0, 0.0)},
+                    _cache={},
                 )
-                snap.set_cpu(agent_id, 40.0, 10.0, 0.0)
                 report = AgentReport(
                     agent_id, index, [snap], started_ms=start_ms, sent_ms=int(time.time() * 1000)
                 )
@@ -91,11 +94,8 @@ class Sender:
         return time.time()
 
 
-def _coordinator_process() -> psutil.Process:
-    for proc in psutil.process_iter(["cmdline"]):
-        if any("CoordinatorActor" in part for part in proc.info["cmdline"] or []):
-            return proc
-    raise SystemExit("the coordinator's process was not found")
+def _getpid(_actor: Any) -> int:
+    return os.getpid()
 
 
 def measure(agents: int, seconds: int, snapshots: list[Snapshot], index: int) -> dict[str, float]:
@@ -105,22 +105,25 @@ def measure(agents: int, seconds: int, snapshots: list[Snapshot], index: int) ->
     groups = [ids[i::SENDERS] for i in range(SENDERS)]
     senders = [Sender.remote(coordinator, g, snapshots) for g in groups if g]
     ray.get([s.__ray_ready__.remote() for s in senders])
-    proc = _coordinator_process()
+    proc = psutil.Process(ray.get(coordinator.__ray_call__.remote(_getpid)))
     start_ms = ray.get(coordinator.begin_stage.remote(index, "execute", PhaseBarrier(), ids, True, 1.0))
     cpu0 = proc.cpu_times()
     t0 = time.monotonic()
     sent = [s.rounds.remote(index, start_ms, seconds) for s in senders]
-    seen: list[float] = []  # wall time each aggregate interval reached the driver
+    seen: list[tuple[float, int]] = []  # per aggregate interval: when it reached the driver, agents in it
     while len(seen) < seconds - 1:
         drained = ray.get(coordinator.poll.remote(index))
         if drained is not None:
-            seen += [time.time()] * len(drained.aggregate)
+            seen += [(time.time(), len(snap.progress)) for snap in drained.aggregate]
         time.sleep(POLL_S)
     last_sent = [max(round_times) for round_times in zip(*ray.get(sent), strict=True)]
     cpu1 = proc.cpu_times()
     wall = time.monotonic() - t0
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall
-    delays = [got - sent_at for got, sent_at in zip(seen, last_sent, strict=False)]
+    # an interval merged before every agent's report arrived (the senders fell behind) has no merge delay
+    delays = [got - at for (got, n), at in zip(seen, last_sent, strict=False) if n == agents]
+    delays = delays or [float("nan")]
+    behind = last_sent[-1] - (start_ms / 1000 + len(last_sent))
     arrived = max(ray.get([s.arrive.remote(index) for s in senders]))
     while True:
         drained = ray.get(coordinator.poll.remote(index))
@@ -136,6 +139,8 @@ def measure(agents: int, seconds: int, snapshots: list[Snapshot], index: int) ->
         "merge_median_s": statistics.median(delays),
         "merge_max_s": max(delays),
         "release_s": released,
+        "complete": sum(1 for _, n in seen if n == agents) / len(seen),
+        "senders_behind_s": behind,
     }
 
 
@@ -156,7 +161,8 @@ def main() -> None:
         print(
             f"{label:8s} {n:5,} agents: coordinator CPU {res['cpu']:.2f} cores, merge delay median "
             f"{res['merge_median_s']:.2f} s (max {res['merge_max_s']:.2f} s), barrier release "
-            f"{res['release_s']:.2f} s after the last arrival"
+            f"{res['release_s']:.2f} s after the last arrival; {res['complete']:.0%} of the intervals had "
+            f"every agent (the senders ended {res['senders_behind_s']:.1f} s behind schedule)"
         )
     per_agent = (big["cpu"] - base["cpu"]) / max(1, args.agents - args.baseline_agents)
     print(

@@ -20,6 +20,7 @@ runs that touch its range.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -283,28 +284,29 @@ class MetadataStore:
         return subtract_ranges(start, stop, self.ranges_in_state(scope, start, stop))
 
     def created_batch(self, scope: int, after: int, limit: int = WRITE_BATCH) -> list[Range]:
-        """Up to `limit` created indices above `after`, as ranges (cleanup pages through the created set)."""
+        """Up to `limit` created indices above `after`, as ranges (cleanup pages through the created set).
+
+        The runs are read one at a time off the primary key until `limit` indices are in hand: a page of a
+        billion-object set is a few runs, not `limit` rows."""
         start, created = after + 1, int(ObjectState.CREATED)
-        with self._lock:  # the run holding `start`, then the created runs after it, both on the primary key
+        out: list[Range] = []
+        left = limit
+        with self._lock:
             holding = self._db.execute(
                 "SELECT lo, hi, state FROM object_runs WHERE scope_id=? AND lo<=? ORDER BY lo DESC LIMIT 1",
                 (scope, start),
             ).fetchone()
-            runs = self._db.execute(
-                "SELECT lo, hi FROM object_runs WHERE scope_id=? AND lo>? AND state=? ORDER BY lo LIMIT ?",
-                (scope, start, created, limit),
-            ).fetchall()
-        if holding is not None and holding[1] > start and holding[2] == created:
-            runs.insert(0, (holding[0], holding[1]))
-        out: list[Range] = []
-        left = limit
-        for lo, hi in runs:
-            lo = max(lo, after + 1)
-            hi = min(hi, lo + left)
-            out.append((lo, hi))
-            left -= hi - lo
-            if left <= 0:
-                break
+            first = [(start, holding[1])] if holding and holding[1] > start and holding[2] == created else []
+            later = self._db.execute(
+                "SELECT lo, hi FROM object_runs WHERE scope_id=? AND lo>? AND state=? ORDER BY lo",
+                (scope, start, created),
+            )
+            for lo, hi in itertools.chain(first, later):
+                hi = min(hi, lo + left)
+                out.append((lo, hi))
+                left -= hi - lo
+                if left <= 0:
+                    break
         return out
 
     def iter_created(self, scope: int, batch: int = WRITE_BATCH) -> Iterator[list[Range]]:
