@@ -72,6 +72,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "without RAY_ADDRESS a private local Ray instance is started, never a cluster found in /tmp/ray",
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve live metrics (OpenMetrics/Prometheus text) on PORT during the run (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address --metrics-port listens on (default 127.0.0.1)",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="count",
@@ -104,6 +116,8 @@ def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
         verbose=getattr(args, "verbose", 0),
         ray_address=args.ray_address or None,
         no_report=args.no_report,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     return config_path, options
 

@@ -26,6 +26,9 @@ class RunOptions:
     ray_address: str | None = None
     #: no report.html at the end of the run
     no_report: bool = False
+    #: serve live metrics (OpenMetrics) on this port during the run (None: off) and this host
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @property
     def mode(self) -> str:

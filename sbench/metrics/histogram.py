@@ -90,6 +90,28 @@ class LatencyHistogram:
             out.append(h.get_highest_equivalent_value(value) if pct else h.get_lowest_equivalent_value(value))
         return out
 
+    def counts_at_or_below(self, bounds_us: Sequence[int]) -> list[int]:
+        """For each bound (ascending, µs), how many recorded values lie at or below it: Prometheus's
+        cumulative bucket counts, taken from the HDR slots without re-recording anything.
+
+        A slot counts under a bound when its highest equivalent value is at or below it (as hdrh reports a
+        percentile by the slot's highest value). Below 2,048 µs every slot holds one value, so the counts are
+        exact; above, a slot straddling a bound (narrower than 0.1 % of it) counts under the next bound.
+        """
+        h = self._h
+        if not h.total_count:
+            return [0] * len(bounds_us)
+        first, counts = self._used_counts()
+        cum = list(accumulate(counts))
+        out = []
+        for bound in bounds_us:
+            index = h._counts_index_for(bound)
+            if h.get_highest_equivalent_value(bound) != bound:
+                index -= 1  # the slot holding the bound reaches past it
+            pos = index - first
+            out.append(0 if pos < 0 else cum[min(pos, len(cum) - 1)])
+        return out
+
     @property
     def mean(self) -> float:
         """hdrh's mean (each slot counted at its median equivalent value), over the used slots only."""
