@@ -50,7 +50,15 @@ SCHEDULE_LAG = MetricDef(
     "sbench_schedule_lag_seconds", Kind.GAUGE, "Open loop: p99 schedule lag of the last interval", _STAGE
 )
 IN_FLIGHT = MetricDef(
-    "sbench_in_flight_ops", Kind.GAUGE, "Storage calls in flight at the end of the last interval",
+    "sbench_in_flight_ops",
+    Kind.GAUGE,
+    "Ops in flight, averaged over the last interval (its summed service time / its length)",
+    _STAGE,
+)
+ENDPOINT_IN_FLIGHT = MetricDef(
+    "sbench_endpoint_in_flight_ops",
+    Kind.GAUGE,
+    "Multi-endpoint targets: storage calls in flight at the end of the last interval",
     (*_STAGE, "endpoint"),
 )
 ENDPOINT_REQUESTS = MetricDef(
@@ -74,8 +82,8 @@ AGENT_STUCK = MetricDef(
 )
 
 METRICS: tuple[MetricDef, ...] = (
-    OPS, BYTES, ERRORS, RETRIES, LATE_OPS, SCHEDULE_LAG, IN_FLIGHT, ENDPOINT_REQUESTS, ENDPOINT_ERRORS,
-    LATENCY, STAGE_RUNNING, STAGE_BARRIER, AGENT_STUCK,
+    OPS, BYTES, ERRORS, RETRIES, LATE_OPS, SCHEDULE_LAG, IN_FLIGHT, ENDPOINT_IN_FLIGHT, ENDPOINT_REQUESTS,
+    ENDPOINT_ERRORS, LATENCY, STAGE_RUNNING, STAGE_BARRIER, AGENT_STUCK,
 )
 
 #: latency histogram upper bounds in µs, 10 µs .. 60 s (Prometheus `le` in seconds, plus +Inf)

@@ -101,11 +101,16 @@ class LiveMetrics:
         self._count(c.LATE_OPS, base, snap.late_ops)
         lag = snap.lag_histogram()
         self._gauge(c.SCHEDULE_LAG, base, lag.percentile(99) / 1e6 if lag.count else 0.0)
+        # Little's law over the interval: the time-averaged number of calls in flight is their summed
+        # service time over its length (no per-op counter needed; ops straddling the edges shift it a little)
+        service = snap.service_histogram()
+        busy_s = service.mean * service.count / 1e6
+        self._gauge(c.IN_FLIGHT, base, busy_s / snap.duration_s if snap.duration_s > 0 else 0.0)
         for entry in snap.endpoints:
             labels = (*base, entry["uri"])
             self._count(c.ENDPOINT_REQUESTS, labels, entry["requests"])
             self._count(c.ENDPOINT_ERRORS, labels, entry["errors"])
-            self._gauge(c.IN_FLIGHT, labels, entry["in_flight"])
+            self._gauge(c.ENDPOINT_IN_FLIGHT, labels, entry["in_flight"])
 
     def _settle(self, base: Labels, total: Snapshot) -> None:
         for op in OpClass:
@@ -124,11 +129,13 @@ class LiveMetrics:
         for (op, kind), n in total.errors.items():
             self._raise_to(c.ERRORS, (*base, op.name, kind.value), n)
         self._raise_to(c.LATE_OPS, base, total.late_ops)
+        self._gauge(c.IN_FLIGHT, base, 0)
+        self._gauge(c.SCHEDULE_LAG, base, 0)
         for entry in total.endpoints:
             labels = (*base, entry["uri"])
             self._raise_to(c.ENDPOINT_REQUESTS, labels, entry["requests"])
             self._raise_to(c.ENDPOINT_ERRORS, labels, entry["errors"])
-            self._gauge(c.IN_FLIGHT, labels, 0)
+            self._gauge(c.ENDPOINT_IN_FLIGHT, labels, 0)
 
     def _count(self, metric: c.MetricDef, labels: Labels, delta: float) -> None:
         """Add to a counter; a zero delta still creates the series (so a scrape shows 0, not nothing)."""
