@@ -2,7 +2,8 @@
 endpoint, stage, agent, run_id; never object keys).
 
 Ray prefixes application metrics with `ray_` on its export; the names here are the in-process ones, and the
-Grafana dashboard queries `${prefix}NAME` so one dashboard serves both.
+Grafana dashboard (deploy/grafana/sbench-dashboard.json) selects `{__name__=~"(ray_)?NAME"}`, so one
+dashboard serves both.
 """
 
 from __future__ import annotations
