@@ -84,6 +84,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="address --metrics-port listens on (default 127.0.0.1)",
     )
     parser.add_argument(
+        "--no-ray-metrics",
+        dest="ray_metrics",
+        action="store_false",
+        help="on Ray, do not export live metrics through Ray's metrics export (on by default)",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="count",
@@ -118,6 +124,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
         no_report=args.no_report,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
+        ray_metrics=args.ray_metrics,
     )
     return config_path, options
 

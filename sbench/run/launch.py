@@ -78,7 +78,7 @@ def _run(
         ray_fleet = RayFleet(
             loaded.config, run_id, connection, cleanup_only=options.cleanup_only, stage_fn=stage_fn
         )
-        live = _live(run_id, server, (RayMetricsSink(),))
+        live = _live(run_id, server, (RayMetricsSink(),) if options.ray_metrics else ())
         return RunDriver(loaded, options, config_path, ray_fleet, run_id, live).execute()
 
 
