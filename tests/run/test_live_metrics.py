@@ -138,3 +138,15 @@ def test_an_invalid_host_or_port_is_a_usage_error(
     port = "70000" if not flags else str(free_port())
     err = _run_refused(tmp_path, capsys, "--metrics-port", port, *flags)
     assert message in err and "--metrics-host" in err
+
+
+def test_the_metrics_flags_reach_the_run_options() -> None:
+    from sbench.cli import build_parser
+    from sbench.commands.run import options_from_args
+
+    parser = build_parser()
+    _, default = options_from_args(parser.parse_args(["run", "w.yaml"]))
+    assert (default.metrics_port, default.metrics_host, default.ray_metrics) == (None, "127.0.0.1", True)
+    argv = ["run", "w.yaml", "--metrics-port", "9464", "--metrics-host", "0.0.0.0", "--no-ray-metrics"]
+    _, options = options_from_args(parser.parse_args(argv))
+    assert (options.metrics_port, options.metrics_host, options.ray_metrics) == (9464, "0.0.0.0", False)
