@@ -8,7 +8,8 @@ How a run flows:
     are kept); a second writes STATUS.txt ABORTED, kills the fleet and exits 130 at once.
  5. The fleet starts its agents; then each stage runs on the agents still in the run (prepare and cleanup
     as shard jobs, run.shardstages; the rest in the engine of each agent). Its intervals become
-    perf_log.tsv rows (merged and per agent), outage watches and the live display as they arrive.
+    perf_log.tsv rows (merged and per agent), outage watches, the live display and the live metrics
+    (metrics.live: --metrics-port, Ray's metrics export) as they arrive.
  6. A finished stage is judged (run.stageverdict: no op succeeded, success ratio, outage, stuck agents)
     and written (NN_<stage>_results.tsv); a failed stage skips the rest except cleanup, a failed preflight
     stops the run before any I/O, a majority barrier drops the agents that failed.

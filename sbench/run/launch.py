@@ -3,6 +3,8 @@
 Single-agent configs (no `distributed` block, `processes` unset or 1, no Ray address given) run on the
 in-process fleet: no Ray, no start-up cost. A `distributed` block, `processes: N` (N local agents) or a
 named cluster (--ray-address, RAY_ADDRESS) run on the Ray fleet. Either way the same driver runs the stages.
+The `--metrics-port` server is bound before anything else, and Ray runs also export the live metrics through
+Ray's metrics (unless --no-ray-metrics).
 """
 
 from __future__ import annotations
