@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
+from functools import cache
 from itertools import accumulate
+from operator import mul
 
 from hdrh.histogram import HdrHistogram
 
@@ -26,6 +28,26 @@ def _layout() -> tuple[int, int, int, int]:
 
 
 _HALF_MAG, _HALF_COUNT, _SUB_BUCKET_MASK, _SUB_BUCKET_BITS = _layout()
+
+
+@cache
+def _medians() -> list[int]:
+    """hdrh's median equivalent value of every counts slot (the layout is fixed), computed once, so a mean
+    is one C-level multiply-and-sum over the used slots instead of three hdrh method calls per slot.
+
+    hdrh's arithmetic (`get_value_from_index`, then `_hdr_median_equiv_value`) for a lowest trackable value
+    of 1: slot `index` starts at `sub << bucket` and spans `1 << bucket` values; a test checks every slot.
+    """
+    slots = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS).counts_len
+    out = []
+    for index in range(slots):
+        bucket = (index >> _HALF_MAG) - 1
+        sub = (index & (_HALF_COUNT - 1)) + _HALF_COUNT
+        if bucket < 0:
+            sub -= _HALF_COUNT
+            bucket = 0
+        out.append((sub << bucket) + ((1 << bucket) >> 1))
+    return out
 
 
 class LatencyHistogram:
@@ -119,9 +141,7 @@ class LatencyHistogram:
         if not h.total_count:
             return 0.0
         first, counts = self._used_counts()
-        median = h._hdr_median_equiv_value
-        value_at = h.get_value_from_index
-        total = sum(c * median(value_at(first + i)) for i, c in enumerate(counts) if c)
+        total = sum(map(mul, counts, _medians()[first : first + len(counts)]))
         return total / h.total_count
 
     @property
