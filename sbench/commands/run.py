@@ -79,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--metrics-host",
-        default="127.0.0.1",
+        default=RunOptions().metrics_host,
         metavar="HOST",
         help="address --metrics-port listens on (default 127.0.0.1)",
     )

@@ -24,8 +24,6 @@ from sbench.errors import UsageError
 from sbench.metrics.live import catalog as c
 from sbench.metrics.live.state import LiveMetrics
 
-DEFAULT_HOST = "127.0.0.1"
-
 
 class LiveCollector(Collector):
     """Renders a `LiveMetrics` at every scrape (a consistent copy, taken under its lock)."""
