@@ -56,8 +56,13 @@ def test_every_metric_the_dashboard_queries_is_one_sbench_exports() -> None:
                 assert all(label in labels_of[n] for n in names), f"{label} not a label of {names}: {query}"
         queried.update(names)
     wanted = {
-        "sbench_ops_total", "sbench_bytes_total", "sbench_op_latency_seconds_bucket", "sbench_errors_total",
-        "sbench_in_flight_ops", "sbench_schedule_lag_seconds", "sbench_stage_running",
+        "sbench_ops_total",
+        "sbench_bytes_total",
+        "sbench_op_latency_seconds_bucket",
+        "sbench_errors_total",
+        "sbench_in_flight_ops",
+        "sbench_schedule_lag_seconds",
+        "sbench_stage_running",
     }
     assert wanted <= queried
     kinds = {panel["type"] for panel in dashboard["panels"]}

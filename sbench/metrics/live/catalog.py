@@ -68,14 +68,14 @@ ENDPOINT_REQUESTS = MetricDef(
 ENDPOINT_ERRORS = MetricDef(
     "sbench_endpoint_errors_total", Kind.COUNTER, "Failed storage calls per endpoint", (*_STAGE, "endpoint")
 )
-LATENCY = MetricDef(
-    "sbench_op_latency_seconds", Kind.HISTOGRAM, "Response time of completed operations", _OP
-)
+LATENCY = MetricDef("sbench_op_latency_seconds", Kind.HISTOGRAM, "Response time of completed operations", _OP)
 STAGE_RUNNING = MetricDef(
     "sbench_stage_running", Kind.GAUGE, "1 while the stage runs, 0 after", ("run_id", "stage", "stage_type")
 )
 STAGE_BARRIER = MetricDef(
-    "sbench_stage_barrier", Kind.GAUGE, "1 for how an ended stage ended (ok/degraded/failed/timeout/aborted)",
+    "sbench_stage_barrier",
+    Kind.GAUGE,
+    "1 for how an ended stage ended (ok/degraded/failed/timeout/aborted)",
     ("run_id", "stage", "status"),
 )
 AGENT_STUCK = MetricDef(
@@ -83,15 +83,45 @@ AGENT_STUCK = MetricDef(
 )
 
 METRICS: tuple[MetricDef, ...] = (
-    OPS, BYTES, ERRORS, RETRIES, LATE_OPS, SCHEDULE_LAG, IN_FLIGHT, ENDPOINT_IN_FLIGHT, ENDPOINT_REQUESTS,
-    ENDPOINT_ERRORS, LATENCY, STAGE_RUNNING, STAGE_BARRIER, AGENT_STUCK,
+    OPS,
+    BYTES,
+    ERRORS,
+    RETRIES,
+    LATE_OPS,
+    SCHEDULE_LAG,
+    IN_FLIGHT,
+    ENDPOINT_IN_FLIGHT,
+    ENDPOINT_REQUESTS,
+    ENDPOINT_ERRORS,
+    LATENCY,
+    STAGE_RUNNING,
+    STAGE_BARRIER,
+    AGENT_STUCK,
 )
 
 #: latency histogram upper bounds in µs, 10 µs .. 60 s (Prometheus `le` in seconds, plus +Inf)
 LATENCY_BOUNDS_US: tuple[int, ...] = (
-    10, 25, 50, 100, 250, 500,
-    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    30_000_000,
+    60_000_000,
 )
 
 
