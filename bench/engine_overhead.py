@@ -1,7 +1,7 @@
 """Engine overhead: sbench's workload loop against a bare Python loop making the same storage calls.
 
 Run:  scripts/netns-run .venv/bin/python bench/engine_overhead.py [--seconds 3] [--rounds 5] [--dir DIR]
-      [--workers 2] [--no-processes] [--json FILE]
+      [--workers 2] [--no-processes] [--metrics] [--json FILE]
 
 (through scripts/netns-run because the `processes` side starts a local Ray instance, which must never bind a
 non-loopback address.)
@@ -28,6 +28,13 @@ more Python a thread runs between syscalls, the more often the other thread find
 where a 4 KiB create costs only ~6 µs of kernel time, a fraction of a microsecond of engine work per op
 shows up several times over in the two-thread rate. The one-worker ratio (`--workers 1`) has no hand-offs
 and shows the engine's cost alone; the processes side shows what sbench does about the GIL.
+
+`--metrics` measures the live metrics (sbench.metrics.live) on and off, which only `sbench run` has:
+- run / run+metrics: `sbench run` of the workload in process (one agent, `concurrency: --workers`), without
+  and with `--metrics-port`, scraped once a second by this process as Prometheus would (harsher: Prometheus
+  scrapes every 15 s by default);
+- processes runs with `--no-ray-metrics` and processes+metrics without it (Ray's metrics export on).
+It prints the ratio of each metrics-on side to its metrics-off side (median of the per-round ratios).
 """
 
 from __future__ import annotations
@@ -36,12 +43,14 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,6 +78,9 @@ GET_OBJECTS = 2000
 #: distinct payload views the bare PUT loop cycles through
 PAYLOAD_RING = 1 << 16
 SIDES = ("bare", "threads", "processes")
+METRICS_SIDES = ("run", "run+metrics", "processes+metrics")
+#: metrics-on side -> its metrics-off side
+METRICS_PAIRS = {"run+metrics": "run", "processes+metrics": "processes"}
 
 
 def _threads(workers: int, loop: Callable[[int], int]) -> float:
@@ -138,20 +150,54 @@ def sbench_threads(root: Path, op: str, seconds: float, workers: int) -> float:
     return res.snapshot.total_ops() / res.elapsed_s
 
 
-def sbench_processes(root: Path, op: str, seconds: float, workers: int) -> float:
-    """`sbench run` with one worker per agent process; the execute stage's ops/s from summary.json."""
+def sbench_processes(root: Path, op: str, seconds: float, workers: int, metrics: bool = False) -> float:
+    """`sbench run` with one worker per agent process; the execute stage's ops/s from summary.json.
+    Ray's metrics export is on only with `metrics` (the processes side of the other sides' tables is off)."""
+    return _sbench_run(root, op, seconds, workers, workers, [] if metrics else ["--no-ray-metrics"])
+
+
+def sbench_run(root: Path, op: str, seconds: float, workers: int, metrics: bool = False) -> float:
+    """`sbench run` in process (one agent, `workers` threads); with `metrics`, `--metrics-port` scraped
+    once a second while it runs."""
+    if not metrics:
+        return _sbench_run(root, op, seconds, workers, 1, [])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return _sbench_run(root, op, seconds, workers, 1, ["--metrics-port", str(port)], scrape_port=port)
+
+
+def _scrape_every_second(port: int, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                response.read()
+        except OSError:  # not listening yet, or already closed
+            continue
+
+
+def _sbench_run(
+    root: Path,
+    op: str,
+    seconds: float,
+    workers: int,
+    processes: int,
+    flags: list[str],
+    scrape_port: int | None = None,
+) -> float:
+    """`sbench run` of the workload as a child process; the execute stage's ops/s from summary.json."""
     work = Path(tempfile.mkdtemp(prefix="sbench-overhead-run-"))
+    stop = threading.Event()
     try:
         config = work / "w.yaml"
-        config.write_text(_workload(root, op, seconds, workers, processes=workers))
+        config.write_text(_workload(root, op, seconds, workers, processes=processes))
         results = work / "results"
         env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+        if scrape_port is not None:
+            threading.Thread(target=_scrape_every_second, args=(scrape_port, stop), daemon=True).start()
+        argv = [sys.executable, "-m", "sbench", "run", str(config), "--results-dir", str(results)]
         done = subprocess.run(
-            [sys.executable, "-m", "sbench", "run", str(config), "--results-dir", str(results)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
+            [*argv, "--no-report", *flags], env=env, capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
             tail = done.stdout[-3000:] + done.stderr[-3000:]
@@ -160,8 +206,10 @@ def sbench_processes(root: Path, op: str, seconds: float, workers: int) -> float
         execute = next(s for s in summary["stages"] if s["type"] == "execute")
         return float(execute["totals"]["ops_per_sec"])
     finally:
+        stop.set()
         shutil.rmtree(work, ignore_errors=True)
-        _wait_for_ray_exit()
+        if processes > 1:
+            _wait_for_ray_exit()
 
 
 def _wait_for_ray_exit(timeout_s: float = 30.0) -> None:
@@ -207,6 +255,32 @@ def engine_cost_us(root: Path, seconds: float) -> tuple[float, float]:
     return bare_us, res.elapsed_s / res.snapshot.total_ops() * 1e6
 
 
+def metrics_cost_us(root: Path, updates: int = 200) -> tuple[float, float]:
+    """(CPU µs per interval update of one agent, CPU µs per scrape) of the live metrics, measured directly:
+    the update is all the metrics path adds to a run (the driver thread, once per agent per interval),
+    and it does not depend on the op rate. The snapshot is a real GET+PUT stage's (wider histograms than
+    one interval's, so an upper bound)."""
+    from prometheus_client import generate_latest
+
+    from sbench.metrics.live.openmetrics import LiveCollector
+    from sbench.metrics.live.state import LiveMetrics
+
+    put = "  - {op: put, path: 'sb/', weight: 1, object_size: 4096}\n"
+    cfg = load_config_text(_workload(root, "GET", 1.0, 2) + put).config
+    snap = run_workload(cfg, AgentIdentity(run_id="bench"), RunControl(), duration_s=1.0).snapshot
+    live = LiveMetrics("bench")
+    t0 = time.thread_time()
+    for _ in range(updates):
+        snap._cache.clear()  # decode the histograms every time, as a fresh interval needs
+        live.intervals("execute", {"a1": [snap]})
+    update_us = (time.thread_time() - t0) / updates * 1e6
+    collector = LiveCollector(live)
+    t0 = time.thread_time()
+    for _ in range(updates):
+        generate_latest(collector)  # type: ignore[arg-type]
+    return update_us, (time.thread_time() - t0) / updates * 1e6
+
+
 def _reset(root: Path) -> None:
     for name in ("bare", "sb"):
         shutil.rmtree(root / name, ignore_errors=True)
@@ -224,6 +298,11 @@ def main() -> None:
         "--no-processes", action="store_true", help="skip the `processes` side (no Ray instance)"
     )
     parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also measure `sbench run` with the live metrics on and off (in process and on Ray)",
+    )
+    parser.add_argument(
         "--ops",
         default="PUT,GET",
         help="which ops to measure (PUT,GET); on a disk file system, measure GET alone: the write-back of "
@@ -237,12 +316,17 @@ def main() -> None:
     if not ops or set(ops) - {"PUT", "GET"}:
         parser.error("--ops takes PUT, GET or PUT,GET")
     sides = SIDES[:2] if args.no_processes or args.workers < 2 else SIDES
+    if args.metrics:
+        sides += METRICS_SIDES[:2] if "processes" not in sides else METRICS_SIDES
     base = args.dir or (Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir()))
     root = Path(tempfile.mkdtemp(prefix="sbench-overhead-", dir=base))
     runners: dict[str, Callable[[Path, str, float, int], float]] = {
         "bare": lambda r, op, s, w: bare_put(r, s, w) if op == "PUT" else bare_get(r, s, w),
         "threads": sbench_threads,
         "processes": sbench_processes,
+        "run": sbench_run,
+        "run+metrics": lambda r, op, s, w: sbench_run(r, op, s, w, metrics=True),
+        "processes+metrics": lambda r, op, s, w: sbench_processes(r, op, s, w, metrics=True),
     }
     try:
         (root / "getdata").mkdir()
@@ -261,7 +345,8 @@ def main() -> None:
             f"file:// under {base}, 4 KiB objects, {args.workers} workers, {args.rounds} rounds x "
             f"{args.seconds:g} s (load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"
         )
-        print(f"{'op':<5}{'side':<11}{'ops/s (median)':>16}{'ratio to bare':>15}   per round (ops/s)")
+        width = max(len(side) for side in sides) + 2
+        print(f"{'op':<5}{'side':<{width}}{'ops/s (median)':>16}{'ratio to bare':>15}   per round (ops/s)")
         for op in ops:
             bare = rates[op]["bare"]
             for side in sides:
@@ -269,8 +354,22 @@ def main() -> None:
                 per_round = ", ".join(f"{r:,.0f}" for r in rates[op][side])
                 median = statistics.median(rates[op][side])
                 figures["ratios"][f"{op} {side}"] = ratio
-                print(f"{op:<5}{side:<11}{median:>16,.0f}{ratio:>15.1%}   {per_round}")
+                print(f"{op:<5}{side:<{width}}{median:>16,.0f}{ratio:>15.1%}   {per_round}")
         print("ratio: median of the per-round ratios (each side against the bare loop of the same round)")
+        if args.metrics:
+            update_us, scrape_us = metrics_cost_us(root)
+            print(
+                f"live metrics CPU: {update_us:,.0f} µs per agent interval update (GET+PUT, "
+                f"{update_us / 1e4:.3f} % of a core at 1 s intervals), {scrape_us:,.0f} µs per scrape"
+            )
+            figures["metrics_update_us"], figures["metrics_scrape_us"] = update_us, scrape_us
+        for op in ops:
+            for on, off in METRICS_PAIRS.items():
+                if on in sides:
+                    pairs = zip(rates[op][on], rates[op][off], strict=True)
+                    ratio = statistics.median(a / b for a, b in pairs)
+                    figures["ratios"][f"{op} {on} / {off}"] = ratio
+                    print(f"{op:<5}metrics on / off: {on} / {off} = {ratio:.1%}")
         costs = [engine_cost_us(root, 1.0) for _ in range(3)]
         bare_us = statistics.median(c[0] for c in costs)
         sb_us = statistics.median(c[1] for c in costs)

@@ -63,6 +63,8 @@ def ray_session() -> Iterator[None]:
     """One local Ray instance (2 CPUs, no dashboard) shared by every Ray test of the session."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray's processes export their metrics every 10 s by default; the live-metrics test waits for one
+    os.environ.setdefault("RAY_metrics_report_interval_ms", "2000")
     ray = pytest.importorskip("ray")
     # address="local" always starts a private instance, even when another Ray cluster runs on this host.
     ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True,

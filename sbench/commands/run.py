@@ -58,6 +58,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "without RAY_ADDRESS a private local Ray instance is started, never a cluster found in /tmp/ray",
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve live metrics (OpenMetrics/Prometheus text) on PORT during the run (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default=RunOptions().metrics_host,
+        metavar="HOST",
+        help="address --metrics-port listens on (default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--no-ray-metrics",
+        dest="ray_metrics",
+        action="store_false",
+        help="on Ray, do not export live metrics through Ray's metrics export (on by default)",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="count",
@@ -159,6 +177,9 @@ def options_from_args(args: argparse.Namespace) -> tuple[Path, RunOptions]:
         no_report=args.no_report,
         tsv_name=_run_name(args.tsv_name),
         results_name_style=args.results_name_style,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        ray_metrics=args.ray_metrics,
     )
     return config_path, options
 

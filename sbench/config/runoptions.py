@@ -33,6 +33,11 @@ class RunOptions:
     tsv_name: str | None = None
     #: `--results-name-style`: `sbench` (sbench-YYYYMMDD-HHMMSS-<name>) or `sai3` (sai3-YYYYMMDD-HHMM-<name>)
     results_name_style: str = "sbench"
+    #: serve live metrics (OpenMetrics) on this port during the run (None: off) and this host
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    #: on Ray, export the live metrics through Ray's metrics (ray.util.metrics); --no-ray-metrics turns it off
+    ray_metrics: bool = True
 
     @property
     def mode(self) -> str:

@@ -8,7 +8,8 @@ How a run flows:
     are kept); a second writes STATUS.txt ABORTED, kills the fleet and exits 130 at once.
  5. The fleet starts its agents; then each stage runs on the agents still in the run (prepare and cleanup
     as shard jobs, run.shardstages; the rest in the engine of each agent). Its intervals become
-    perf_log.tsv rows (merged and per agent), outage watches and the live display as they arrive.
+    perf_log.tsv rows (merged and per agent), outage watches, the live display and the live metrics
+    (metrics.live: --metrics-port, Ray's metrics export) as they arrive.
  6. A finished stage is judged (run.stageverdict: no op succeeded, success ratio, outage, stuck agents)
     and written (NN_<stage>_results.tsv); a failed stage skips the rest except cleanup, a failed preflight
     stops the run before any I/O, a majority barrier drops the agents that failed.
@@ -37,6 +38,7 @@ from sbench.control import RunControl
 from sbench.engine import leftovers
 from sbench.engine.uncleaned import uncleaned_report, why_not_cleaned, with_known_puts
 from sbench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, RunFailed, SbenchError
+from sbench.metrics.live.state import LiveMetrics
 from sbench.metrics.snapshot import Snapshot
 from sbench.oplog.runlog import OpLogReport, op_log_path
 from sbench.plan.runplan import build_plan
@@ -96,7 +98,13 @@ class RunDriver:
     """One run from the stage plan to the last result file, over any fleet (see the module docstring)."""
 
     def __init__(
-        self, loaded: LoadedConfig, options: RunOptions, config_path: Path, fleet: Fleet, run_id: str
+        self,
+        loaded: LoadedConfig,
+        options: RunOptions,
+        config_path: Path,
+        fleet: Fleet,
+        run_id: str,
+        live: LiveMetrics | None = None,
     ) -> None:
         self.loaded = loaded
         self.config = loaded.config
@@ -123,6 +131,8 @@ class RunDriver:
         self.op_log_path: Path | None = None
         self.op_log: OpLogReport | None = None
         self._op_log_open = False
+        #: live metrics for Prometheus (metrics.live), fed from the intervals below; None: off
+        self.live = live
 
     # -- output --
 
@@ -255,8 +265,15 @@ class RunDriver:
         where = f" on {len(participants)} agents, {plan.barrier.type.value} barrier" if self.many else ""
         self.ui.stage_started(plan.name, plan.type.value, plan.run_for_s, where)
         self.report.stage_started(plan, open_loop=self.config.open_loop and plan.run_for_s is not None)
-        run = self.fleet.run_stage(StageCall(plan, participants, self._intervals, self.say))
+        if self.live is not None:
+            self.live.stage_started(plan.name, plan.type.value)
+        intervals = partial(self._intervals, plan.name)
+        run = self.fleet.run_stage(StageCall(plan, participants, intervals, self.say))
         apply_verdict(run, self.config.error_handling, self.outages)
+        if self.live is not None:
+            totals = {agent: result.snapshot for agent, result in run.results.items()}
+            status = stage_status(run).value
+            self.live.stage_ended(plan.name, plan.type.value, totals, status, list(run.stuck_at_end))
         self.runs.append(run)
         failed = run.status is BarrierStatus.FAILED or run.aborted or run.timed_out or bool(run.verdict)
         self.ui.stage_ended(
@@ -353,9 +370,13 @@ class RunDriver:
         explicit = dist is not None and bool(dist.stages)
         return stage_label(plan.type.value, plan.name if explicit or plan.type is StageType.CUSTOM else None)
 
-    def _intervals(self, aggregate: list[Snapshot], per_agent: dict[str, list[Snapshot]]) -> None:
-        """A fleet's intervals: perf logs, outage watches, live display."""
+    def _intervals(
+        self, stage: str, aggregate: list[Snapshot], per_agent: dict[str, list[Snapshot]]
+    ) -> None:
+        """A fleet's intervals: perf logs, outage watches, live display, live metrics."""
         assert self.report is not None and self.ui is not None
+        if self.live is not None:
+            self.live.intervals(stage, per_agent)
         self.report.write_intervals(self._label, aggregate, per_agent)
         self.outages.add(aggregate, per_agent)
         self.ui.agent_intervals(per_agent)

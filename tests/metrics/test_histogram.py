@@ -41,3 +41,15 @@ def test_fast_percentiles_and_mean_equal_hdrh() -> None:
     empty = LatencyHistogram()
     assert empty.percentiles([50, 99]) == [0, 0]
     assert empty.mean == 0.0
+
+
+def test_the_median_table_is_hdrh_median_of_every_slot() -> None:
+    from hdrh.histogram import HdrHistogram
+
+    from sbench.metrics.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, _medians
+
+    ref = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    table = _medians()
+    assert len(table) == ref.counts_len
+    for index in range(0, ref.counts_len, 3):
+        assert table[index] == ref._hdr_median_equiv_value(ref.get_value_from_index(index)), index
