@@ -18,6 +18,7 @@ from sbench import __version__
 from sbench.commands import analyze as analyze_command
 from sbench.commands import compare as compare_command
 from sbench.commands import oplog as oplog_command
+from sbench.commands import replay as replay_command
 from sbench.commands import report as report_command
 from sbench.commands import run as run_command
 from sbench.commands import sort as sort_command
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     util_command.add_parser(subparsers)
     sort_command.add_parser(subparsers)
     oplog_command.add_parser(subparsers)
+    replay_command.add_parser(subparsers)
     report_command.add_parser(subparsers)
     analyze_command.add_parser(subparsers)
     compare_command.add_parser(subparsers)
@@ -69,6 +71,7 @@ _COMMANDS = {
     "compare": compare_command.execute,
     "sort": sort_command.execute,
     "oplog": oplog_command.execute,
+    "replay": replay_command.execute,
 }
 
 

@@ -1,0 +1,327 @@
+"""One agent's replay: its stream of due ops executed against storage, measured as the open loop measures.
+
+Workers (one thread per op in flight, `max_concurrent` of them, at most MAX_WORKERS) take the next op from
+the one shared stream in due order; in strict mode a worker sleeps until the op is due (waking at once on a
+stop), in best effort it starts at once (backpressure.ModeController decides). Latency is measured twice,
+as in the open loop (engine.ratecontrol): from the due time (response time: a target that falls behind
+shows it) and from the actual start (service time); an op that starts more than 1 ms after its due time is
+late, and its lag goes into the lag histogram. The epoch is a wall-clock time (ns), so agents on several
+hosts share it (distributed replay).
+
+Calls go through the storage protocol every engine stage uses (storage.base.Backend, opened by scheme
+through storage.registry, one backend per bucket-level root and reused: sai3's store cache), wrapped by
+the op-log capture when one is active in this process, so a replay can log its own calls (`--op-log`).
+PUT data comes from sbench's payload generator (data.payload: random, different per op), sized as logged.
+
+Stops: without `--continue-on-error` the first failed op stops the replay (sai3's rule); a drain (too many
+mode switches) stops taking ops and gives those in flight `drain_timeout`; Ctrl-C (RunControl abort) ends
+the wait within engine.bounded.GRACE_S, ops still inside a storage call are abandoned and counted
+(`unfinished_ops`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sbench.control import RunControl
+from sbench.data.payload import PayloadGenerator
+from sbench.engine.bounded import GRACE_S
+from sbench.engine.ratecontrol import LATE_THRESHOLD_NS
+from sbench.errors import SbenchError
+from sbench.metrics.recorder import Recorder
+from sbench.metrics.snapshot import Snapshot
+from sbench.oplog.capture import wrap as capture_wrap
+from sbench.oplog.format import OP_CLASS
+from sbench.replay.backpressure import ModeController
+from sbench.replay.plan import ReplayOp
+from sbench.replay.settings import Backpressure
+from sbench.run.stagerecord import AgentStageResult
+from sbench.status import StageStatus
+from sbench.storage.base import Backend, ErrorClass, StorageError
+from sbench.storage.options import BackendOptions
+from sbench.storage.registry import open_backend
+from sbench.storage.uri import parse_uri
+
+#: threads at most, whatever `max_concurrent` says (one Python process drives a few hundred at best)
+MAX_WORKERS = 256
+_now = time.time_ns
+_perf = time.perf_counter_ns
+
+
+def split_root(uri: str) -> tuple[str, str]:
+    """(bucket-level root URI, key under it): `s3://h:p/b/k/x` -> (`s3://h:p/b/`, `k/x`), `file:///a/b` ->
+    (`file:///`, `a/b`); a query (`null:///r/x?latency=1ms`) stays with the root."""
+    base, _, query = uri.partition("?")
+    key = parse_uri(base).prefix.lstrip("/")
+    root = base[: len(base) - len(key)] if key and base.endswith(key) else base
+    return root + (f"?{query}" if query else ""), key
+
+
+class Router:
+    """Backends by root, opened on first use and closed at the end (thread-safe)."""
+
+    def __init__(self, options: BackendOptions) -> None:
+        self.options = options
+        self._by_root: dict[str, Backend] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, uri: str) -> tuple[Backend, str]:
+        root, key = split_root(uri)
+        backend = self._by_root.get(root)
+        if backend is None:
+            with self._lock:
+                backend = self._by_root.get(root)
+                if backend is None:
+                    backend = self._by_root[root] = capture_wrap(open_backend(root, self.options))
+        return backend, key
+
+    @property
+    def roots(self) -> list[str]:
+        return sorted(self._by_root)
+
+    def close(self) -> None:
+        with self._lock:
+            backends, self._by_root = list(self._by_root.values()), {}
+        for backend in backends:
+            backend.close()
+
+
+def _list(backend: Backend, key: str, _n: int, _data: Any) -> int:
+    for _ in backend.list(key, recursive=True):
+        pass
+    return 0
+
+
+#: call -> (backend, key, logged bytes, payload) -> bytes moved
+CALLS: dict[str, Callable[[Backend, str, int, Any], int]] = {
+    "get": lambda b, k, n, d: len(b.get(k)),
+    "get_range": lambda b, k, n, d: len(b.get_range(k, 0, n)),
+    "put": lambda b, k, n, d: (b.put(k, d), n)[1],
+    "stat": lambda b, k, n, d: (b.stat(k), 0)[1],
+    "list": _list,
+    "delete": lambda b, k, n, d: (b.delete(k), 0)[1],
+    "mkdir": lambda b, k, n, d: (b.mkdir(k), 0)[1],
+    "rmdir": lambda b, k, n, d: (b.rmdir(k), 0)[1],
+    "rmdir_recursive": lambda b, k, n, d: (b.rmdir(k, recursive=True), 0)[1],
+}
+
+
+@dataclass
+class ReplayCounts:
+    """What happened to the ops of one agent's stream."""
+
+    taken: int = 0
+    started: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    first_failure: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ReplayExecutor:
+    """Runs one agent's stream (see the module docstring)."""
+
+    def __init__(
+        self,
+        agent_id: str,
+        settings: Backpressure,
+        control: RunControl,
+        *,
+        continue_on_error: bool,
+        interval_s: float = 1.0,
+        on_interval: Callable[[Snapshot], None] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.agent_id = agent_id
+        self.settings = settings
+        self.control = control
+        self.continue_on_error = continue_on_error
+        self.interval_s = interval_s
+        self.on_interval = on_interval
+        self.workers = min(settings.max_concurrent, MAX_WORKERS)
+        self.mode = ModeController(settings)
+        self.router = Router(BackendOptions(concurrency=self.workers))
+        self.payload = PayloadGenerator("random", seed=seed)
+        self.counts = ReplayCounts()
+        self._recorders = [Recorder() for _ in range(self.workers)]
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._total = Snapshot()
+        self._go = threading.Event()
+        self.epoch_ns = 0
+
+    # -- the workers --
+
+    def _take(self, ops: Iterator[ReplayOp]) -> ReplayOp | None:
+        with self._lock:
+            if self.control.halted:
+                return None
+            op = next(ops, None)
+            if op is not None:
+                self.counts.taken += 1
+            return op
+
+    def _worker(self, ops: Iterator[ReplayOp], rec: Recorder) -> None:
+        control, mode, counts = self.control, self.mode, self.counts
+        while not self._go.wait(0.1):
+            if control.halted:
+                return
+        epoch_ns = self.epoch_ns
+        while True:
+            op = self._take(ops)
+            if op is None:
+                return
+            due = epoch_ns + op.due_ns
+            now = _now()
+            if mode.strict and due > now:
+                if control.wait((due - now) / 1e9):
+                    return  # stopped while waiting: the op never started
+                now = _now()
+            lag = now - due
+            mode.observe(lag, now - epoch_ns)
+            if mode.drain_reason:
+                control.stop(f"drained: {mode.drain_reason}")
+                return
+            if lag > LATE_THRESHOLD_NS:
+                rec.record_late(lag // 1000)
+            op_class = OP_CLASS[op.op]
+            with self._lock:
+                counts.started += 1
+                self._in_flight += 1
+            t0 = _perf()
+            try:
+                backend, key = self.router.resolve(op.uri)
+                data = self.payload.payload(op.nbytes, op.seq) if op.call == "put" else None
+                nbytes = CALLS[op.call](backend, key, op.nbytes, data)
+            except (StorageError, SbenchError, OSError) as exc:
+                kind = exc.kind if isinstance(exc, StorageError) else ErrorClass.OTHER
+                rec.record_error(op_class, kind, str(exc))
+                self._failed(op, exc)
+                continue
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+            service = (_perf() - t0) // 1000
+            rec.record(op_class, nbytes, service + max(0, lag) // 1000, service)
+            with self._lock:
+                counts.succeeded += 1
+
+    def _failed(self, op: ReplayOp, exc: BaseException) -> None:
+        with self._lock:
+            self.counts.failed += 1
+            first = not self.counts.first_failure
+            if first:
+                self.counts.first_failure = f"op {op.seq} ({op.op} {op.uri}) failed: {exc}"
+        if first and not self.continue_on_error:
+            self.control.stop(f"{self.counts.first_failure} (--continue-on-error replays past failures)")
+
+    # -- intervals --
+
+    def _take_interval(self) -> Snapshot:
+        snap = Snapshot.merge_all(r.take_interval() for r in self._recorders)
+        self._total = Snapshot.merge(self._total, snap)
+        return snap
+
+    def _sampler(self, done: threading.Event) -> None:
+        while not done.wait(self.interval_s):
+            snap = self._take_interval()
+            if self.on_interval is not None:
+                self.on_interval(snap)
+
+    # -- the run --
+
+    def start(self, ops: Iterator[ReplayOp]) -> None:
+        """Start the workers on `ops`; they wait for `go` (thread start-up never eats into the schedule)."""
+        self._started_ms = _now() // 1_000_000
+        self._t0 = time.monotonic()
+        self.payload.payload(1, 0)  # the shared buffer is built now (~0.3 s), not by the first PUT
+        self._done = threading.Event()
+        self._sampler_thread = threading.Thread(target=self._sampler, args=(self._done,),
+                                                name="sbench-replay-intervals", daemon=True)
+        self._sampler_thread.start()
+        self._threads = [
+            threading.Thread(target=self._worker, args=(ops, rec), name=f"sbench-replay-{i}", daemon=True)
+            for i, rec in enumerate(self._recorders)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def go(self, epoch_ns: int) -> None:
+        """Op i is due at `epoch_ns` (wall clock) + its due time."""
+        self.epoch_ns = epoch_ns
+        self._go.set()
+
+    def wait(self) -> AgentStageResult:
+        """Wait for the workers (bounded after a stop); the stage result of this agent."""
+        self._join(self._threads)
+        self._done.set()
+        self._sampler_thread.join()
+        last = self._take_interval()
+        if self.on_interval is not None and not last.is_empty:
+            self.on_interval(last)
+        with self._lock:
+            abandoned = self._in_flight
+        self._total.unfinished_ops = abandoned
+        roots = self.router.roots
+        self.router.close()
+        return self._result(self._started_ms, time.monotonic() - self._t0, abandoned, roots)
+
+    def run(self, ops: Iterator[ReplayOp], lead_s: float) -> AgentStageResult:
+        """Replay `ops` in this process, the epoch `lead_s` after the workers are ready."""
+        self.start(ops)
+        self.go(_now() + int(lead_s * 1e9))
+        return self.wait()
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        """Wait for the workers; after a stop, at most the drain timeout (a drain) or GRACE_S (anything
+        else), then leave the ones inside a storage call behind."""
+        control = self.control
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.1)
+                if control.halted_at_ns:
+                    grace = self.settings.drain_timeout if self.mode.drain_reason else GRACE_S
+                    if time.monotonic_ns() - control.halted_at_ns >= grace * 1e9:
+                        return
+
+    def _result(
+        self, started_ms: int, elapsed_s: float, abandoned: int, roots: list[str]
+    ) -> AgentStageResult:
+        counts, control = self.counts, self.control
+        if control.aborted:
+            status, reason = StageStatus.ABORTED, control.reason
+        elif self.mode.drain_reason or (counts.failed and not self.continue_on_error):
+            status, reason = StageStatus.FAILED, control.reason
+        elif counts.started and counts.succeeded == 0:
+            status, reason = StageStatus.FAILED, f"all {counts.started:,} ops failed: {counts.first_failure}"
+        else:
+            status, reason = StageStatus.OK, f"replayed {counts.started:,} ops"
+        extra = {
+            "replay": {
+                "ops_taken": counts.taken,
+                "ops_started": counts.started,
+                "ops_succeeded": counts.succeeded,
+                "ops_failed": counts.failed,
+                "ops_abandoned": abandoned,
+                "workers": self.workers,
+                "roots": roots,
+                **self.mode.report(),
+            }
+        }
+        if counts.first_failure:
+            extra["first_error"] = counts.first_failure
+        return AgentStageResult(
+            agent_id=self.agent_id,
+            stage_index=1,
+            status=status,
+            reason=reason,
+            snapshot=self._total,
+            elapsed_s=elapsed_s,
+            started_ms=started_ms,
+            ended_ms=_now() // 1_000_000,
+            extra=extra,
+        )
