@@ -153,6 +153,7 @@ class ReplayExecutor:
         self._total = Snapshot()
         self._go = threading.Event()
         self.epoch_ns = 0
+        self.first_lag_ns: int | None = None
 
     # -- the workers --
 
@@ -182,6 +183,8 @@ class ReplayExecutor:
                     return  # stopped while waiting: the op never started
                 now = _now()
             lag = now - due
+            if self.first_lag_ns is None:
+                self.first_lag_ns = lag  # the agent's start skew: how late its first op began
             mode.observe(lag, now - epoch_ns)
             if mode.drain_reason:
                 control.stop(f"drained: {mode.drain_reason}")
@@ -308,6 +311,7 @@ class ReplayExecutor:
                 "ops_failed": counts.failed,
                 "ops_abandoned": abandoned,
                 "workers": self.workers,
+                "first_op_lag_ms": None if self.first_lag_ns is None else round(self.first_lag_ns / 1e6, 3),
                 "roots": roots,
                 **self.mode.report(),
             }
