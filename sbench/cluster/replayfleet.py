@@ -111,6 +111,13 @@ class ReplayAgent:
             return False
         return True
 
+    def warm(self) -> None:
+        """Open the backend of the first queued op (before the epoch, off the schedule)."""
+        with self._queue.mutex:
+            first = next((b[0] for b in self._queue.queue if b), None)
+        if first is not None:
+            self.executor.warm(ReplayOp(*first).uri)
+
     def go(self, epoch_ns: int) -> None:
         self.executor.go(epoch_ns)
         threading.Thread(target=self._wait, name="sbench-replay-wait", daemon=True).start()
@@ -222,6 +229,7 @@ class RayReplayFleet:
         pump = _Pump(handles, control, call)
         ops = plan.ops()
         pump.feed(ops, until_due_ns=int(LEAD_S * 1e9), epoch_ns=None)
+        ray.get([h.actor.warm.remote() for h in handles], timeout=120)
         epoch = time.time_ns() + int(START_LEAD_S * 1e9)
         ray.get([h.actor.go.remote(epoch + h.offset_ns) for h in handles], timeout=60)
         pump.feed(ops, until_due_ns=None, epoch_ns=epoch)

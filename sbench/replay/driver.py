@@ -296,6 +296,9 @@ class ReplayDriver:
         keys = ("ops_taken", "ops_started", "ops_succeeded", "ops_failed", "ops_abandoned")
         totals = {k: sum(p.get(k, 0) for p in per_agent.values()) for k in keys}
         totals["ops_not_replayed"] = plan.scan.replayable - totals["ops_started"]
+        active = max((p.get("active_s", 0.0) for p in per_agent.values()), default=0.0)
+        totals["active_s"] = active  # from the epoch to the end of the last op
+        totals["ops_per_s_active"] = round(totals["ops_succeeded"] / active, 1) if active else 0.0
         merged = outcome.run.merged
         lag = merged.lag_histogram()
         figures.update(totals)

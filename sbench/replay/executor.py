@@ -21,6 +21,7 @@ the wait within engine.bounded.GRACE_S, ops still inside a storage call are aban
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -67,16 +68,21 @@ class Router:
     def __init__(self, options: BackendOptions) -> None:
         self.options = options
         self._by_root: dict[str, Backend] = {}
+        #: (root without its query, its query, backend): a URI under a known root needs no parsing
+        self._known: list[tuple[str, str, Backend]] = []
         self._lock = threading.Lock()
 
     def resolve(self, uri: str) -> tuple[Backend, str]:
+        base, _, query = uri.partition("?")
+        for root_base, root_query, backend in self._known:
+            if root_query == query and base.startswith(root_base):
+                return backend, base[len(root_base):]
         root, key = split_root(uri)
-        backend = self._by_root.get(root)
-        if backend is None:
-            with self._lock:
-                backend = self._by_root.get(root)
-                if backend is None:
-                    backend = self._by_root[root] = capture_wrap(open_backend(root, self.options))
+        with self._lock:
+            backend = self._by_root.get(root)
+            if backend is None:
+                backend = self._by_root[root] = capture_wrap(open_backend(root, self.options))
+                self._known.append((root.partition("?")[0], query, backend))
         return backend, key
 
     @property
@@ -85,7 +91,7 @@ class Router:
 
     def close(self) -> None:
         with self._lock:
-            backends, self._by_root = list(self._by_root.values()), {}
+            backends, self._by_root, self._known = list(self._by_root.values()), {}, []
         for backend in backends:
             backend.close()
 
@@ -149,69 +155,72 @@ class ReplayExecutor:
         self.counts = ReplayCounts()
         self._recorders = [Recorder() for _ in range(self.workers)]
         self._lock = threading.Lock()
-        self._in_flight = 0
+        self._tallies = [[0, 0, 0, 0] for _ in range(self.workers)]
         self._total = Snapshot()
         self._go = threading.Event()
         self.epoch_ns = 0
         self.first_lag_ns: int | None = None
+        #: wall-clock ns when the last op that ended normally ended (the replay's active time ends there)
+        self.last_end_ns = 0
 
     # -- the workers --
 
-    def _take(self, ops: Iterator[ReplayOp]) -> ReplayOp | None:
-        with self._lock:
-            if self.control.halted:
-                return None
-            op = next(ops, None)
-            if op is not None:
-                self.counts.taken += 1
-            return op
-
-    def _worker(self, ops: Iterator[ReplayOp], rec: Recorder) -> None:
-        control, mode, counts = self.control, self.mode, self.counts
+    def _worker(self, ops: Iterator[ReplayOp], rec: Recorder, tally: list[int]) -> None:
+        """One worker: take, wait until due (strict), call, record. `tally` is this worker's own
+        [taken, started, succeeded, in flight] (no lock per op; summed at the end)."""
+        control, mode, lock = self.control, self.mode, self._lock
+        resolve, payload, calls = self.router.resolve, self.payload.payload, CALLS
+        record, record_late = rec.record, rec.record_late
         while not self._go.wait(0.1):
             if control.halted:
                 return
         epoch_ns = self.epoch_ns
-        while True:
-            op = self._take(ops)
-            if op is None:
-                return
-            due = epoch_ns + op.due_ns
-            now = _now()
-            if mode.strict and due > now:
-                if control.wait((due - now) / 1e9):
-                    return  # stopped while waiting: the op never started
+        last_end = 0
+        try:
+            while True:
+                with lock:
+                    op = None if control.halted else next(ops, None)
+                if op is None:
+                    return
+                tally[0] += 1
+                due = epoch_ns + op.due_ns
                 now = _now()
-            lag = now - due
-            if self.first_lag_ns is None:
-                self.first_lag_ns = lag  # the agent's start skew: how late its first op began
-            mode.observe(lag, now - epoch_ns)
-            if mode.drain_reason:
-                control.stop(f"drained: {mode.drain_reason}")
-                return
-            if lag > LATE_THRESHOLD_NS:
-                rec.record_late(lag // 1000)
-            op_class = OP_CLASS[op.op]
-            with self._lock:
-                counts.started += 1
-                self._in_flight += 1
-            t0 = _perf()
-            try:
-                backend, key = self.router.resolve(op.uri)
-                data = self.payload.payload(op.nbytes, op.seq) if op.call == "put" else None
-                nbytes = CALLS[op.call](backend, key, op.nbytes, data)
-            except (StorageError, SbenchError, OSError) as exc:
-                kind = exc.kind if isinstance(exc, StorageError) else ErrorClass.OTHER
-                rec.record_error(op_class, kind, str(exc))
-                self._failed(op, exc)
-                continue
-            finally:
-                with self._lock:
-                    self._in_flight -= 1
-            service = (_perf() - t0) // 1000
-            rec.record(op_class, nbytes, service + max(0, lag) // 1000, service)
-            with self._lock:
-                counts.succeeded += 1
+                if mode.strict and due > now:
+                    if control.wait((due - now) / 1e9):
+                        return  # stopped while waiting: the op never started
+                    now = _now()
+                lag = now - due
+                if self.first_lag_ns is None:
+                    self.first_lag_ns = lag  # the agent's start skew: how late its first op began
+                mode.observe(lag, now - epoch_ns)
+                if mode.drain_reason:
+                    control.stop(f"drained: {mode.drain_reason}")
+                    return
+                if lag > LATE_THRESHOLD_NS:
+                    record_late(lag // 1000)
+                op_class = OP_CLASS[op.op]
+                tally[1] += 1
+                tally[3] = 1
+                t0 = _perf()
+                try:
+                    backend, key = resolve(op.uri)
+                    nbytes = calls[op.call](backend, key, op.nbytes,
+                                            payload(op.nbytes, op.seq) if op.call == "put" else None)
+                except (StorageError, SbenchError, OSError) as exc:
+                    tally[3] = 0
+                    kind = exc.kind if isinstance(exc, StorageError) else ErrorClass.OTHER
+                    rec.record_error(op_class, kind, str(exc))
+                    self._failed(op, exc)
+                    continue
+                t1 = _perf()
+                tally[3] = 0
+                tally[2] += 1
+                service = (t1 - t0) // 1000
+                last_end = now + (t1 - t0)
+                record(op_class, nbytes, service + max(0, lag) // 1000, service)
+        finally:
+            with lock:
+                self.last_end_ns = max(self.last_end_ns, last_end)
 
     def _failed(self, op: ReplayOp, exc: BaseException) -> None:
         with self._lock:
@@ -247,11 +256,19 @@ class ReplayExecutor:
                                                 name="sbench-replay-intervals", daemon=True)
         self._sampler_thread.start()
         self._threads = [
-            threading.Thread(target=self._worker, args=(ops, rec), name=f"sbench-replay-{i}", daemon=True)
-            for i, rec in enumerate(self._recorders)
+            threading.Thread(target=self._worker, args=(ops, rec, tally), name=f"sbench-replay-{i}",
+                             daemon=True)
+            for i, (rec, tally) in enumerate(zip(self._recorders, self._tallies, strict=True))
         ]
         for thread in self._threads:
             thread.start()
+
+    def warm(self, uri: str) -> None:
+        """Open the backend of `uri`'s root now (building a client can take 100 ms; not on the schedule)."""
+        try:
+            self.router.resolve(uri)
+        except (StorageError, SbenchError, OSError):
+            return  # the op itself will fail and be counted when it runs
 
     def go(self, epoch_ns: int) -> None:
         """Op i is due at `epoch_ns` (wall clock) + its due time."""
@@ -266,15 +283,21 @@ class ReplayExecutor:
         last = self._take_interval()
         if self.on_interval is not None and not last.is_empty:
             self.on_interval(last)
-        with self._lock:
-            abandoned = self._in_flight
+        counts = self.counts
+        counts.taken, counts.started, counts.succeeded, abandoned = (sum(t[i] for t in self._tallies)
+                                                                     for i in range(4))
         self._total.unfinished_ops = abandoned
         roots = self.router.roots
         self.router.close()
         return self._result(self._started_ms, time.monotonic() - self._t0, abandoned, roots)
 
     def run(self, ops: Iterator[ReplayOp], lead_s: float) -> AgentStageResult:
-        """Replay `ops` in this process, the epoch `lead_s` after the workers are ready."""
+        """Replay `ops` in this process, the epoch `lead_s` after the workers are ready (and the first
+        op's backend open)."""
+        first = next(ops, None)
+        if first is not None:
+            self.warm(first.uri)
+            ops = itertools.chain([first], ops)
         self.start(ops)
         self.go(_now() + int(lead_s * 1e9))
         return self.wait()
@@ -311,6 +334,7 @@ class ReplayExecutor:
                 "ops_failed": counts.failed,
                 "ops_abandoned": abandoned,
                 "workers": self.workers,
+                "active_s": round(max(0, self.last_end_ns - self.epoch_ns) / 1e9, 6),
                 "first_op_lag_ms": None if self.first_lag_ns is None else round(self.first_lag_ns / 1e6, 3),
                 "roots": roots,
                 **self.mode.report(),

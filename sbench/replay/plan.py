@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sbench.oplog.format import NS
-from sbench.oplog.reader import read_rows
+from sbench.oplog.format import NS, TimeFormat
+from sbench.oplog.reader import iter_lines, read_rows
 from sbench.oplog.sort import sort_logs
 
 #: log op name -> the replay's call (executor.CALLS has one function per call)
@@ -146,15 +146,26 @@ class ReplayPlan:
         return self.scan.span_s / self.speed
 
     def ops(self) -> Iterator[ReplayOp]:
-        """The replayable ops in start order (see the module docstring)."""
+        """The replayable ops in start order (see the module docstring). The scan checked every row, so
+        only the five columns a replay needs are read here (one time parse per row, not three)."""
         first, speed, mapper = self.scan.first_ns, self.speed, self.mapper
+        time_ns = TimeFormat().ns
+        head, head_ns = "", 0
         seq = 0
-        for row in read_rows(self.source):
-            call = CALLS.get(row.op)
+        for _lineno, line in iter_lines(self.source):
+            f = line.split("\t", 10)
+            call = CALLS.get(f[2])
             if call is None:
                 continue
-            due = int((row.start_ns - first) / speed)
-            yield ReplayOp(seq, due, call, row.op, mapper(row.endpoint, row.file), row.bytes)
+            text = f[9]
+            if len(text) == 30 and text[29] == "Z" and text[19] == ".":  # s3dlio's own form: fast path
+                if text[:19] != head:
+                    head, head_ns = text[:19], time_ns(text[:19] + "Z")
+                start = head_ns + int(text[20:29])
+            else:
+                start = time_ns(text)
+            due = int((start - first) / speed)
+            yield ReplayOp(seq, due, call, f[2], mapper(f[6], f[7]), int(f[5]))
             seq += 1
 
     def close(self) -> None:

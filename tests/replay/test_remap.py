@@ -41,7 +41,8 @@ def test_simple_consolidate_and_first_match_wins() -> None:
 @pytest.mark.parametrize("strategy", ["round_robin", "random", "sticky_key"])
 def test_fan_out_strategies(strategy: str) -> None:
     remap = _remapper([{"match": {"bucket": "src"},
-                        "map_to_many": {"targets": [{"bucket": "r1"}, {"bucket": "r2"}], "strategy": strategy}}])
+                        "map_to_many": {"targets": [{"bucket": "r1"}, {"bucket": "r2"}],
+                                        "strategy": strategy}}])
     keys = [f"s3://src/d/k{i}" for i in range(40)]
     out = [remap(k) for k in keys]
     buckets = [UriParts.parse(u).bucket for u in out]
@@ -63,14 +64,18 @@ def test_target_is_sai3_one_to_one_retarget() -> None:
     assert retarget("null:///r/?latency=1ms", "s3://b", "b/k") == "null:///r/k?latency=1ms"
 
 
-def test_a_remap_typo_exits_2_with_line_and_did_you_mean(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_a_remap_typo_exits_2_with_line_and_did_you_mean(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     log = write_log(tmp_path / "l.tsv", [(0.0, "PUT", "bench/k", 10)])
     remap = tmp_path / "remap.yaml"
     remap.write_text("rules:\n  - match: {bucket: bench}\n    map_too: {bucket: x}\n")
     assert main(["replay", "--op-log", str(log), "--remap", str(remap), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert f"{remap}:3: rules[0].map_too: unknown key `map_too`. Did you mean `map_to`?" in err
-    remap.write_text("rules:\n  - match: {bucket: b}\n    map_to_many: {targets: [{bucket: x}], strategy: rr}\n")
+    remap.write_text(
+        "rules:\n  - match: {bucket: b}\n    map_to_many: {targets: [{bucket: x}], strategy: rr}\n"
+    )
     assert main(["replay", "--op-log", str(log), "--remap", str(remap), "--dry-run"]) == 2
     assert f"{remap}:3: rules[0].map_to_many.strategy" in capsys.readouterr().err
 
@@ -80,7 +85,8 @@ def test_backpressure_file_typo_and_hysteresis(tmp_path: Path) -> None:
 
     path = tmp_path / "bp.yaml"
     path.write_text("lag_threshold: 2s\nrecovery_treshold: 1s\n")
-    with pytest.raises(ConfigError, match=r"bp.yaml:2: recovery_treshold: .*Did you mean `recovery_threshold`"):
+    typo = r"bp.yaml:2: recovery_treshold: .*Did you mean `recovery_threshold`"
+    with pytest.raises(ConfigError, match=typo):
         load_backpressure(path)
     path.write_text("lag_threshold: 1s\nrecovery_threshold: 2s\n")
     with pytest.raises(ConfigError, match="must be below lag_threshold"):

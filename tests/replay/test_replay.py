@@ -112,7 +112,8 @@ def test_the_unsorted_zstd_fixture_replays_with_its_own_op_log(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     results = tmp_path / "r"
-    code = main(["replay", "--op-log", str(FIXTURE), "--target", f"file://{tmp_path}/t/", "--continue-on-error",
+    code = main(["replay", "--op-log", str(FIXTURE), "--target", f"file://{tmp_path}/t/",
+                 "--continue-on-error",
                  "--results-dir", str(results), "--capture", "own.tsv"])
     out = capsys.readouterr().out
     assert "rows start before the row above them" in out and "sorting 8 rows" in out
@@ -192,8 +193,8 @@ def test_backpressure_switches_to_best_effort_and_back(tmp_path: Path) -> None:
     the sparse ops after it find the target free again (strict)."""
     bp = tmp_path / "bp.yaml"
     bp.write_text("lag_threshold: 200ms\nrecovery_threshold: 50ms\nmax_concurrent: 2\n")
-    log = write_log(tmp_path / "l.tsv", _burst(0.0, 24, "a") + [(1.2, "PUT", "bench/z1", 10),
-                                                               (1.3, "PUT", "bench/z2", 10)])
+    log = write_log(tmp_path / "l.tsv", [*_burst(0.0, 24, "a"), (1.2, "PUT", "bench/z1", 10),
+                                         (1.3, "PUT", "bench/z2", 10)])
     results = tmp_path / "r"
     assert main(["replay", "--op-log", str(log), "--target", "null:///bp/?latency=50ms", "--config", str(bp),
                  "--results-dir", str(results)]) == 0
@@ -230,7 +231,8 @@ def test_ctrl_c_stops_within_2_s_with_partial_results(tmp_path: Path) -> None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
-        while not (results / "perf_log.tsv").exists() or len((results / "perf_log.tsv").read_text().splitlines()) < 2:
+        perf_log = results / "perf_log.tsv"
+        while not perf_log.exists() or len(perf_log.read_text().splitlines()) < 2:
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
