@@ -150,7 +150,7 @@ def hwm():
             return int(line.split()[1]) * 1024
 start_rss = psutil.Process().memory_info().rss
 t0 = time.monotonic()
-code = main(["replay", "--op-log", sys.argv[1], "--target", "s3://candidate/replayed/", "--dry-run"])
+code = main(["replay", "--op-log", sys.argv[1], "--target", "null:///replayed/", "--dry-run"])
 print(f"RESULT {code} {start_rss} {hwm()} {time.monotonic() - t0:.2f}")
 """
 
