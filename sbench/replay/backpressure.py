@@ -52,6 +52,10 @@ class ModeController:
         self._lag_ns = int(settings.lag_threshold * 1e9)
         self._recover_ns = int(settings.recovery_threshold * 1e9)
         self.mode = Mode.STRICT
+        #: a plain attribute (the workers read it once per op): True while ops wait for their due time
+        self.strict = True
+        #: the lags a worker must report: above `enter_ns` in strict mode, below `leave_ns` in best effort
+        self.enter_ns, self.leave_ns = self._lag_ns, self._recover_ns
         self.transitions: list[Transition] = []
         self._recent: deque[int] = deque()
         self._lock = threading.Lock()
@@ -59,14 +63,10 @@ class ModeController:
         #: why the replay must drain ("" while it may go on)
         self.drain_reason = ""
 
-    @property
-    def strict(self) -> bool:
-        return self.mode is Mode.STRICT
-
     def observe(self, lag_ns: int, now_ns: int) -> None:
-        """One op's lag at `now_ns` (ns since the epoch)."""
-        if lag_ns > self.max_lag_ns:
-            self.max_lag_ns = lag_ns
+        """An op's lag at `now_ns` (ns since the epoch); workers call it only for a lag past `enter_ns`
+        (strict) or under `leave_ns` (best effort), and report their largest lag at the end (`seen`)."""
+        self.seen(lag_ns)
         if self.mode is Mode.STRICT:
             if lag_ns <= self._lag_ns:
                 return
@@ -79,6 +79,7 @@ class ModeController:
             if self.mode is to:  # another worker switched first
                 return
             self.mode = to
+            self.strict = to is Mode.STRICT
             self.transitions.append(Transition(now_ns / 1e9, to, lag_ns / 1e9))
             recent = self._recent
             recent.append(now_ns)
@@ -90,6 +91,11 @@ class ModeController:
                     f"{len(recent)} mode transitions within a minute (max_flaps_per_minute: {limit}): "
                     "the target neither keeps up nor stays behind"
                 )
+
+    def seen(self, lag_ns: int) -> None:
+        """The largest lag a worker saw (the report's `max_lag_s`)."""
+        if lag_ns > self.max_lag_ns:
+            self.max_lag_ns = lag_ns
 
     def report(self) -> dict[str, Any]:
         return {

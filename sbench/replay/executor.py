@@ -175,7 +175,8 @@ class ReplayExecutor:
             if control.halted:
                 return
         epoch_ns = self.epoch_ns
-        last_end = 0
+        last_end = max_lag = 0
+        first = True
         try:
             while True:
                 with lock:
@@ -190,12 +191,17 @@ class ReplayExecutor:
                         return  # stopped while waiting: the op never started
                     now = _now()
                 lag = now - due
-                if self.first_lag_ns is None:
-                    self.first_lag_ns = lag  # the agent's start skew: how late its first op began
-                mode.observe(lag, now - epoch_ns)
-                if mode.drain_reason:
-                    control.stop(f"drained: {mode.drain_reason}")
-                    return
+                if first:
+                    first = False
+                    if self.first_lag_ns is None:
+                        self.first_lag_ns = lag  # the agent's start skew: how late its first op began
+                if lag > max_lag:
+                    max_lag = lag
+                if (lag > mode.enter_ns) if mode.strict else (lag < mode.leave_ns):
+                    mode.observe(lag, now - epoch_ns)
+                    if mode.drain_reason:
+                        control.stop(f"drained: {mode.drain_reason}")
+                        return
                 if lag > LATE_THRESHOLD_NS:
                     record_late(lag // 1000)
                 op_class = OP_CLASS[op.op]
@@ -219,6 +225,7 @@ class ReplayExecutor:
                 last_end = now + (t1 - t0)
                 record(op_class, nbytes, service + max(0, lag) // 1000, service)
         finally:
+            mode.seen(max_lag)
             with lock:
                 self.last_end_ns = max(self.last_end_ns, last_end)
 
