@@ -35,6 +35,7 @@ from sbench.errors import EXIT_OK, EXIT_RUN_FAILED, ConfigError
 from sbench.metrics.snapshot import Snapshot
 from sbench.oplog.agentlog import AgentLog
 from sbench.oplog.runlog import OpLogReport, in_process_client_id
+from sbench.plan.stages import PhaseBarrier, StagePlan
 from sbench.replay.executor import ReplayExecutor, split_root
 from sbench.replay.plan import Mapper, ReplayPlan
 from sbench.replay.remap import Remapper, retarget, source_uri
@@ -92,7 +93,7 @@ class ReplayFleet(Protocol):
 class StageCall:
     """What a fleet needs besides the plan."""
 
-    stage: Any
+    stage: StagePlan
     settings: Backpressure
     control: RunControl
     continue_on_error: bool
@@ -118,9 +119,8 @@ def build_mapper(options: ReplayOptions) -> tuple[Mapper, Remapper | None]:
     return source_uri, None
 
 
-def stage_plan(duration_s: float) -> Any:
-    from sbench.plan.stages import PhaseBarrier, StagePlan
-
+def stage_plan(duration_s: float) -> StagePlan:
+    """The replay's one stage, as the results writers know stages (an execute stage: `workload_*` files)."""
     return StagePlan(name="replay", order=1, type=StageType.EXECUTE, completion=Completion.DURATION,
                      barrier=PhaseBarrier(), duration=duration_s)
 
