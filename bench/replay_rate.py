@@ -11,6 +11,9 @@ Run:  scripts/netns-run .venv/bin/python bench/replay_rate.py [--part rate,dryru
   (summary.json) and the replay's ops/s over its active time (epoch to the last op's end, summary.json
   `load_model.ops_per_s_active`); the ratio per round, and its median. tmpfs makes each op a few
   microseconds, the hardest case for per-op overhead.
+- `speed`: a 10 s log (500 PUTs of 4 KiB, evenly spread) replayed at `--speed 2` against null://, with the
+  replay's own op-log: the schedule's span (first to last op start) must be 5 s +-10%, and the wall time of
+  the whole command is reported beside it.
 - `dryrun`: a `--lines` log (zstd, rows out of order so the replay sorts it first through a temporary
   file) and `sbench replay --dry-run` of it in a child process; peak RSS growth is the child's VmHWM minus
   its RSS after start-up, and its wall time.
@@ -27,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +144,26 @@ def _write_log(path: Path, lines: int) -> None:
             writer.add(f"{i % 16}\t{op}\tprod\t1\t4096\ts3://prod\t{name}\t\t{st}\t{first}\t{en}\t250000\n")
 
 
+def part_speed() -> dict[str, Any]:
+    sys.path.insert(0, str(REPO))
+    from sbench.oplog.format import NS
+    from sbench.oplog.reader import read_rows
+    from tests.replay.logs import write_log
+
+    work = Path(tempfile.mkdtemp(prefix="sbench-replay-speed-"))
+    try:
+        log = write_log(work / "ten.tsv", [(i * 0.02, "PUT", f"bench/k{i}", 4096) for i in range(501)])
+        began = time.monotonic()
+        code = sbench_main(["replay", "--op-log", str(log), "--target", "null:///speed/", "--speed", "2",
+                            "--results-dir", str(work / "r"), "--capture", "own.tsv"])
+        wall = time.monotonic() - began
+        own = list(read_rows(work / "r" / "own.tsv"))
+        return {"exit": code, "log_span_s": 10.0, "speed": 2, "replay_span_s": round(
+            (own[-1].start_ns - own[0].start_ns) / NS, 3), "command_wall_s": round(wall, 2)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 _CHILD = """
 import sys, time
 import psutil
@@ -178,7 +202,7 @@ def part_dryrun(lines: int) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", default="rate,s3,dryrun")
+    parser.add_argument("--part", default="rate,s3,speed,dryrun")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lines", type=int, default=10_000_000)
@@ -192,6 +216,9 @@ def main() -> int:
     if "s3" in parts:
         out["s3"] = part_s3(args.seconds, args.rounds)
         print("SeaweedFS native: replay / run ops/s, median:", out["s3"]["ratio_median"], flush=True)
+    if "speed" in parts:
+        out["speed"] = part_speed()
+        print("speed:", json.dumps(out["speed"]), flush=True)
     if "dryrun" in parts:
         out["dryrun"] = part_dryrun(args.lines)
         print("dry-run:", json.dumps(out["dryrun"]), flush=True)
