@@ -225,11 +225,11 @@ class RayReplayFleet:
         for h in handles:
             if h.node_id != driver_node:
                 h.offset_ns, _ = measure_offset(lambda a=h.actor: ray.get(a.clock.remote(), timeout=30))
-        ray.get([h.actor.start.remote() for h in handles], timeout=120)
         pump = _Pump(handles, control, call)
         ops = plan.ops()
         pump.feed(ops, until_due_ns=int(LEAD_S * 1e9), epoch_ns=None)
-        ray.get([h.actor.warm.remote() for h in handles], timeout=120)
+        ray.get([h.actor.warm.remote() for h in handles], timeout=120)  # backends open, async or not
+        ray.get([h.actor.start.remote() for h in handles], timeout=120)
         epoch = time.time_ns() + int(START_LEAD_S * 1e9)
         ray.get([h.actor.go.remote(epoch + h.offset_ns) for h in handles], timeout=60)
         pump.feed(ops, until_due_ns=None, epoch_ns=epoch)
@@ -279,8 +279,8 @@ class _Pump:
             self._poll()
 
     def feed(self, ops: Iterator[ReplayOp], *, until_due_ns: int | None, epoch_ns: int | None) -> None:
-        """Send ops in batches: before the start, those due within `until_due_ns`; after it, all of them,
-        each at most LEAD_S before it is due (`epoch_ns`: the common epoch)."""
+        """Send ops in batches: before the start, those due within `until_due_ns` (up to one full batch);
+        after it, all of them, each at most LEAD_S before it is due (`epoch_ns`: the common epoch)."""
         n = len(self.handles)
         lead = int(LEAD_S * 1e9)
         buffers = self.buffers
@@ -292,6 +292,8 @@ class _Pump:
             if len(buffers[index]) >= BATCH:
                 self._push(index, buffers[index])
                 buffers[index] = []
+                if until_due_ns is not None:
+                    break  # before the start nobody takes from the queues: one batch each, at most two
             if until_due_ns is not None and op.due_ns >= until_due_ns:
                 break
             if epoch_ns is not None:

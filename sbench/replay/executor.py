@@ -21,10 +21,11 @@ the wait within engine.bounded.GRACE_S, ops still inside a storage call are aban
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,8 @@ class Router:
         #: (root without its query, its query, backend): a URI under a known root needs no parsing
         self._known: list[tuple[str, str, Backend]] = []
         self._lock = threading.Lock()
+        #: whether the first backend opened drives asyncio tasks (decides how the workers run)
+        self.first_is_async: bool | None = None
 
     def resolve(self, uri: str) -> tuple[Backend, str]:
         base, _, query = uri.partition("?")
@@ -83,6 +86,8 @@ class Router:
             if backend is None:
                 backend = self._by_root[root] = capture_wrap(open_backend(root, self.options))
                 self._known.append((root.partition("?")[0], query, backend))
+                if self.first_is_async is None:
+                    self.first_is_async = backend.is_async
         return backend, key
 
     @property
@@ -114,6 +119,43 @@ CALLS: dict[str, Callable[[Backend, str, int, Any], int]] = {
     "rmdir": lambda b, k, n, d: (b.rmdir(k), 0)[1],
     "rmdir_recursive": lambda b, k, n, d: (b.rmdir(k, recursive=True), 0)[1],
 }
+
+
+async def _aget(b: Any, k: str, n: int, d: Any) -> int:
+    return len(await b.get_async(k))
+
+
+async def _aget_range(b: Any, k: str, n: int, d: Any) -> int:
+    return len(await b.get_range_async(k, 0, n))
+
+
+async def _aput(b: Any, k: str, n: int, d: Any) -> int:
+    await b.put_async(k, d)
+    return n
+
+
+async def _astat(b: Any, k: str, n: int, d: Any) -> int:
+    await b.stat_async(k)
+    return 0
+
+
+async def _adelete(b: Any, k: str, n: int, d: Any) -> int:
+    await b.delete_async(k)
+    return 0
+
+
+async def _alist(b: Any, k: str, n: int, d: Any) -> int:
+    async for _ in b.list_async(k, recursive=True):
+        pass
+    return 0
+
+
+#: the calls an AsyncBackend makes as coroutines (MKDIR/RMDIR go through a thread)
+ACALLS: dict[str, Callable[[Any, str, int, Any], Awaitable[int]]] = {
+    "get": _aget, "get_range": _aget_range, "put": _aput, "stat": _astat, "delete": _adelete, "list": _alist,
+}
+#: what a worker's steps yield to be put to sleep
+WAIT = "wait"
 
 
 @dataclass
@@ -165,15 +207,14 @@ class ReplayExecutor:
 
     # -- the workers --
 
-    def _worker(self, ops: Iterator[ReplayOp], rec: Recorder, tally: list[int]) -> None:
-        """One worker: take, wait until due (strict), call, record. `tally` is this worker's own
-        [taken, started, succeeded, in flight] (no lock per op; summed at the end)."""
+    def _steps(self, ops: Iterator[ReplayOp], rec: Recorder, tally: list[int]) -> Generator[Any, Any, None]:
+        """One worker's ops, written once for both drivers (threads: `_worker`; asyncio: `_aworker`): it
+        yields `(WAIT, seconds)` (sent back: True when stopped) and `(call, backend, key, bytes, data)`
+        (sent back: bytes moved; a failure is thrown in). `tally` is this worker's own [taken, started,
+        succeeded, in flight] (no lock per op; summed at the end)."""
         control, mode, lock = self.control, self.mode, self._lock
-        resolve, payload, calls = self.router.resolve, self.payload.payload, CALLS
+        resolve, payload = self.router.resolve, self.payload.payload
         record, record_late = rec.record, rec.record_late
-        while not self._go.wait(0.1):
-            if control.halted:
-                return
         epoch_ns = self.epoch_ns
         last_end = max_lag = 0
         first = True
@@ -187,7 +228,7 @@ class ReplayExecutor:
                 due = epoch_ns + op.due_ns
                 now = _now()
                 if mode.strict and due > now:
-                    if control.wait((due - now) / 1e9):
+                    if (yield WAIT, (due - now) / 1e9):
                         return  # stopped while waiting: the op never started
                     now = _now()
                 lag = now - due
@@ -210,8 +251,8 @@ class ReplayExecutor:
                 t0 = _perf()
                 try:
                     backend, key = resolve(op.uri)
-                    nbytes = calls[op.call](backend, key, op.nbytes,
-                                            payload(op.nbytes, op.seq) if op.call == "put" else None)
+                    data = payload(op.nbytes, op.seq) if op.call == "put" else None
+                    nbytes = yield op.call, backend, key, op.nbytes, data
                 except (StorageError, SbenchError, OSError) as exc:
                     tally[3] = 0
                     kind = exc.kind if isinstance(exc, StorageError) else ErrorClass.OTHER
@@ -228,6 +269,71 @@ class ReplayExecutor:
             mode.seen(max_lag)
             with lock:
                 self.last_end_ns = max(self.last_end_ns, last_end)
+
+    def _wait_go(self) -> bool:
+        """Wait for the epoch; False when stopped first."""
+        while not self._go.wait(0.1):
+            if self.control.halted:
+                return False
+        return True
+
+    def _worker(self, ops: Iterator[ReplayOp], rec: Recorder, tally: list[int]) -> None:
+        """A worker thread: the steps with blocking waits and calls."""
+        if not self._wait_go():
+            return
+        wait, calls = self.control.wait, CALLS
+        steps = self._steps(ops, rec, tally)
+        send, throw = steps.send, steps.throw
+        try:
+            request = next(steps)
+            while True:
+                if request[0] is WAIT:
+                    request = send(wait(request[1]))
+                    continue
+                try:
+                    moved = calls[request[0]](*request[1:])
+                except (StorageError, SbenchError, OSError) as exc:
+                    request = throw(exc)
+                else:
+                    request = send(moved)
+        except StopIteration:
+            return
+
+    def _async_workers(self, ops: Iterator[ReplayOp]) -> None:
+        """The asyncio driver (a native cloud backend: its calls are coroutines, as the engine drives
+        them): one thread, one task per worker, the same steps."""
+        if self._wait_go():
+            asyncio.run(self._atasks(ops))
+
+    async def _atasks(self, ops: Iterator[ReplayOp]) -> None:
+        await asyncio.gather(*(self._aworker(ops, rec, tally)
+                               for rec, tally in zip(self._recorders, self._tallies, strict=True)))
+
+    async def _aworker(self, ops: Iterator[ReplayOp], rec: Recorder, tally: list[int]) -> None:
+        control = self.control
+        steps = self._steps(ops, rec, tally)
+        send, throw = steps.send, steps.throw
+        try:
+            request = next(steps)
+            while True:
+                if request[0] is WAIT:
+                    until = time.monotonic() + request[1]
+                    while not control.halted and (left := until - time.monotonic()) > 0:
+                        await asyncio.sleep(min(left, 0.1))
+                    request = send(control.halted)
+                    continue
+                call, backend = request[0], request[1]
+                try:
+                    if backend.is_async and call in ACALLS:
+                        moved = await ACALLS[call](*request[1:])
+                    else:
+                        moved = await asyncio.to_thread(CALLS[call], *request[1:])
+                except (StorageError, SbenchError, OSError) as exc:
+                    request = throw(exc)
+                else:
+                    request = send(moved)
+        except StopIteration:
+            return
 
     def _failed(self, op: ReplayOp, exc: BaseException) -> None:
         with self._lock:
@@ -254,7 +360,8 @@ class ReplayExecutor:
     # -- the run --
 
     def start(self, ops: Iterator[ReplayOp]) -> None:
-        """Start the workers on `ops`; they wait for `go` (thread start-up never eats into the schedule)."""
+        """Start the workers on `ops`; they wait for `go` (thread start-up never eats into the schedule).
+        Asyncio tasks when the backend opened first (`warm`) is a native (async) one, threads otherwise."""
         self._started_ms = _now() // 1_000_000
         self._t0 = time.monotonic()
         self.payload.payload(1, 0)  # the shared buffer is built now (~0.3 s), not by the first PUT
@@ -262,11 +369,15 @@ class ReplayExecutor:
         self._sampler_thread = threading.Thread(target=self._sampler, args=(self._done,),
                                                 name="sbench-replay-intervals", daemon=True)
         self._sampler_thread.start()
-        self._threads = [
-            threading.Thread(target=self._worker, args=(ops, rec, tally), name=f"sbench-replay-{i}",
-                             daemon=True)
-            for i, (rec, tally) in enumerate(zip(self._recorders, self._tallies, strict=True))
-        ]
+        if self.router.first_is_async:
+            self._threads = [threading.Thread(target=self._async_workers, args=(ops,),
+                                              name="sbench-replay-async", daemon=True)]
+        else:
+            self._threads = [
+                threading.Thread(target=self._worker, args=(ops, rec, tally), name=f"sbench-replay-{i}",
+                                 daemon=True)
+                for i, (rec, tally) in enumerate(zip(self._recorders, self._tallies, strict=True))
+            ]
         for thread in self._threads:
             thread.start()
 
