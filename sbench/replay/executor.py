@@ -452,6 +452,7 @@ class ReplayExecutor:
                 "ops_failed": counts.failed,
                 "ops_abandoned": abandoned,
                 "workers": self.workers,
+                "async": bool(self.router.first_is_async),
                 "active_s": round(max(0, self.last_end_ns - self.epoch_ns) / 1e9, 6),
                 "first_op_lag_ms": None if self.first_lag_ns is None else round(self.first_lag_ns / 1e6, 3),
                 "roots": roots,

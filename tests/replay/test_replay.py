@@ -78,7 +78,7 @@ def test_file_round_trip_to_a_fresh_prefix(tmp_path: Path) -> None:
     for file, size in created.items():
         assert (fresh / file.lstrip("/")).stat().st_size == size
     summary = _summary(results)
-    assert _status(results) == "SUCCESS"
+    assert _status(results) == "SUCCESS" and summary["load_model"]["agents"]["standalone"]["async"] is False
     ops = {row.op for row in read_rows(log)}
     assert ops == {"PUT", "LIST"}
     assert summary["load_model"]["ops_succeeded"] == sum(1 for _ in read_rows(log))
@@ -99,6 +99,8 @@ def test_seaweedfs_round_trip_to_a_fresh_prefix(
     results = tmp_path / "replayed"
     assert main(["replay", "--op-log", str(log), "--target", f"s3://{authority}/{bucket}/fresh/",
                  "--speed", "4", "--results-dir", str(results)]) == 0
+    agent = _summary(results)["load_model"]["agents"]["standalone"]
+    assert agent["async"] is True  # the native driver's calls run as asyncio tasks, as in the engine
     client = s3_admin_client(seaweedfs)
     try:
         for file, size in _created(log).items():
