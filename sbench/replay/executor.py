@@ -1,7 +1,9 @@
 """One agent's replay: its stream of due ops executed against storage, measured as the open loop measures.
 
-Workers (one thread per op in flight, `max_concurrent` of them, at most MAX_WORKERS) take the next op from
-the one shared stream in due order; in strict mode a worker sleeps until the op is due (waking at once on a
+Workers (one per op in flight, `max_concurrent` of them, at most MAX_WORKERS: threads, or asyncio tasks in
+one thread when the first backend opened is a native cloud driver, as the engine drives those; one
+`_steps` generator holds the per-op logic for both) take the next op from the one shared stream in due
+order; in strict mode a worker sleeps until the op is due (waking at once on a
 stop), in best effort it starts at once (backpressure.ModeController decides). Latency is measured twice,
 as in the open loop (engine.ratecontrol): from the due time (response time: a target that falls behind
 shows it) and from the actual start (service time); an op that starts more than 1 ms after its due time is
