@@ -21,6 +21,7 @@ from sbench.commands import autotune as autotune_command
 from sbench.commands import compare as compare_command
 from sbench.commands import oplog as oplog_command
 from sbench.commands import ping as ping_command
+from sbench.commands import replay as replay_command
 from sbench.commands import report as report_command
 from sbench.commands import run as run_command
 from sbench.commands import sort as sort_command
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     util_command.add_parser(subparsers)
     sort_command.add_parser(subparsers)
     oplog_command.add_parser(subparsers)
+    replay_command.add_parser(subparsers)
     report_command.add_parser(subparsers)
     analyze_command.add_parser(subparsers)
     compare_command.add_parser(subparsers)
@@ -79,6 +81,7 @@ _COMMANDS = {
     "oplog": oplog_command.execute,
     "autotune": autotune_command.execute,
     "ping": ping_command.execute,
+    "replay": replay_command.execute,
 }
 
 

@@ -11,7 +11,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -25,6 +25,8 @@ from sbench.config.secrets import redact_secrets
 from sbench.config.validation import cross_check
 from sbench.config.yamlsource import MAX_DOCUMENT_CHARS, YamlLimitError, YamlSource, parse_yaml
 from sbench.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(slots=True)
@@ -100,22 +102,7 @@ def load_config_text(
 ) -> LoadedConfig:
     """Validate YAML text (tests and `ray job` entry points use this without a file)."""
     label = str(source) if source else "config"
-    try:
-        parsed = parse_yaml(text)
-    except YamlLimitError as exc:
-        raise ConfigError(f"{label}{f':{exc.line}' if exc.line else ''}: {exc}") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        what = exc.problem or exc.context or "syntax error"
-        raise ConfigError(
-            f"{label}{line}: is not valid YAML ({what}); fix the syntax at that line "
-            "(check indentation, colons and quotes)"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{label}: is not valid YAML ({exc}); fix the file's syntax") from None
-    if parsed.duplicates:
-        raise config_error(parsed.duplicates, source)
+    parsed = _parse(text, label, source)
     if not isinstance(parsed.data, dict):
         kind = "empty" if parsed.data is None else f"a YAML {type(parsed.data).__name__}"
         raise ConfigError(
@@ -154,11 +141,51 @@ def load_config_text(
     )
 
 
+def load_model_file(path: Path, model: type[ModelT], what: str) -> ModelT:
+    """Another YAML file of sbench's (a replay's remap rules, its backpressure settings) validated by
+    `model` with the same messages as a workload file: file, line, key path, did-you-mean; exit 2."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"{path}: the {what} cannot be read ({why}); check the path") from None
+    parsed = _parse(text, str(path), path)
+    if not isinstance(parsed.data, dict):
+        raise ConfigError(f"{path}: is not a YAML mapping; a {what} is one (see `sbench replay --help`)")
+    try:
+        return model.model_validate(parsed.data)
+    except ValidationError as exc:
+        raise config_error(_problems_from(exc, parsed, model), path, what=what) from None
+
+
+def _parse(text: str, label: str, source: Path | None) -> YamlSource:
+    """The YAML document with line marks; ConfigError (file, line) for bad syntax or duplicate keys."""
+    try:
+        parsed = parse_yaml(text)
+    except YamlLimitError as exc:
+        raise ConfigError(f"{label}{f':{exc.line}' if exc.line else ''}: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        what = exc.problem or exc.context or "syntax error"
+        raise ConfigError(
+            f"{label}{line}: is not valid YAML ({what}); fix the syntax at that line "
+            "(check indentation, colons and quotes)"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{label}: is not valid YAML ({exc}); fix the file's syntax") from None
+    if parsed.duplicates:
+        raise config_error(parsed.duplicates, source)
+    return parsed
+
+
 # ----------------------------------------------------------------------------------------------------
 # pydantic errors -> located problems
 
 
-def _problems_from(exc: ValidationError, parsed: YamlSource) -> list[Problem]:
+def _problems_from(
+    exc: ValidationError, parsed: YamlSource, root: type[BaseModel] = Config
+) -> list[Problem]:
     problems: dict[tuple[KeyPath, str], Problem] = {}
     suggested: set[KeyPath] = set()  # (parent..., key) that a did-you-mean already points at
     missing: list[tuple[KeyPath, str]] = []
@@ -167,7 +194,7 @@ def _problems_from(exc: ValidationError, parsed: YamlSource) -> list[Problem]:
         path = _data_path(parsed.data, loc)
         kind = error["type"]
         if kind == "extra_forbidden":
-            message, suggestion = _unknown_key_message(loc, path)
+            message, suggestion = _unknown_key_message(loc, path, root)
             if suggestion:
                 suggested.add((*path[:-1], suggestion))
         elif kind == "missing":
@@ -243,9 +270,11 @@ def _value_message(error: dict[str, Any], parsed: YamlSource, path: KeyPath) -> 
     return f"{given}{msg[0].lower()}{msg[1:]}" if msg else given
 
 
-def _unknown_key_message(loc: tuple[Any, ...], path: KeyPath) -> tuple[str, str | None]:
+def _unknown_key_message(
+    loc: tuple[Any, ...], path: KeyPath, root: type[BaseModel] = Config
+) -> tuple[str, str | None]:
     key = str(path[-1]) if path else str(loc[-1])
-    allowed = _allowed_keys(loc[:-1])
+    allowed = _allowed_keys(loc[:-1], root)
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) if allowed else []
     hint = f" Did you mean `{close[0]}`?" if close else ""
     if allowed:
@@ -253,9 +282,9 @@ def _unknown_key_message(loc: tuple[Any, ...], path: KeyPath) -> tuple[str, str 
     return f"unknown key `{key}`.{hint}", (close[0] if close else None)
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    """Keys of the model that sits at `loc` (pydantic location, tags included)."""
-    model = _model_at(Config, list(loc))
+def _allowed_keys(loc: tuple[Any, ...], root: type[BaseModel] = Config) -> list[str]:
+    """Keys of the model that sits at `loc` (pydantic location, tags included) under `root`."""
+    model = _model_at(root, list(loc))
     if model is None:
         return []
     keys: set[str] = set()

@@ -44,10 +44,12 @@ class Problem:
 MAX_LISTED_PROBLEMS = 20
 
 
-def config_error(problems: Sequence[Problem], source: Path | None) -> ConfigError:
+def config_error(
+    problems: Sequence[Problem], source: Path | None, *, what: str = "workload file"
+) -> ConfigError:
     """A ConfigError whose message is one paragraph per problem (the first MAX_LISTED_PROBLEMS), by line."""
     ordered = sorted(problems, key=lambda p: (p.line or 0, format_path(p.path)))
-    head = f"{source}: the workload file is invalid" if source else "the workload config is invalid"
+    head = f"{source}: the {what} is invalid" if source else "the workload config is invalid"
     if len(ordered) > 1:
         head += f" ({len(ordered):,} problems)"
     lines = [p.render(source) for p in ordered[:MAX_LISTED_PROBLEMS]]
