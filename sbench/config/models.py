@@ -304,7 +304,9 @@ class _PathOp(_OpBase):
         "Ignored in directory-tree mode, where the tree picks the file."
     )
     use_multi_endpoint: bool = Field(
-        False, description="Route this op through the `multi_endpoint` block (sai3 v0.8.22+ opt-in)."
+        False,
+        description="sai3 v0.8.22's opt-in; with a `multi_endpoint` block every relative path goes through "
+        "it anyway (sai3 HEAD), so only `true` without a block matters (refused).",
     )
 
 

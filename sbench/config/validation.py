@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import itertools
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -146,6 +147,12 @@ def _check_locations(config: Config, out: _Collector) -> None:
                 ("workload", i, "use_multi_endpoint"),
                 "is true but there is no `multi_endpoint` block (top level or per agent); add one "
                 "or remove this key",
+            )
+        elif _set_false(op, "use_multi_endpoint") and _has_endpoints(config):
+            out.warn(
+                ("workload", i, "use_multi_endpoint"),
+                "false has no effect: with a `multi_endpoint` block every relative op path goes through it "
+                "(sai3-bench HEAD's rule); give this op a full URI to bypass the block",
             )
     if config.prepare is None:
         return
@@ -344,11 +351,22 @@ def _check_distributed(config: Config, out: _Collector) -> None:
         )
 
 
+def _set_false(model: Any, key: str) -> bool:
+    """The YAML says `key: false` (not just the default)."""
+    return key in model.model_fields_set and getattr(model, key) is False
+
+
 def _check_barriers(config: Config, out: _Collector) -> None:
     dist = config.distributed
     if dist is None:
         return
     sync = dist.barrier_sync
+    if _set_false(sync, "enabled"):
+        out.warn(
+            ("distributed", "barrier_sync", "enabled"),
+            "false has no effect: sbench starts and ends every stage on all agents together (the barriers "
+            "it needs); to let a stage go on without slow agents use `type: majority` or `best_effort`",
+        )
     blocks: list[tuple[KeyPath, PhaseBarrierConfig]] = [
         (("distributed", "barrier_sync", phase), block)
         for phase in ("validation", "prepare", "execute", "cleanup")

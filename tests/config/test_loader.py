@@ -373,3 +373,27 @@ def test_kv_cache_dir_without_the_metadata_cache_is_refused() -> None:
     )
     message = error_of("enable_metadata_cache: false\n" + BASE + block)
     assert "kv_cache_dir keeps the metadata cache across runs, but enable_metadata_cache is false" in message
+
+
+def test_keys_that_sbench_cannot_honour_as_false_say_so(tmp_path: Path) -> None:
+    """`use_multi_endpoint: false` on an op with a block, and `barrier_sync.enabled: false`, change nothing in
+    sbench: each gets a warning naming the key instead of passing silently."""
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "f").write_bytes(b"x")
+    loaded = load_config_text(
+        f"""
+multi_endpoint:
+  strategy: round_robin
+  endpoints: ["file://{data}/", "file://{data}/"]
+workload:
+  - {{op: get, path: "f", weight: 1, use_multi_endpoint: false}}
+distributed:
+  shared_filesystem: true
+  barrier_sync: {{enabled: false}}
+  agents: [{{address: "localhost:1", id: a}}]
+"""
+    )
+    text = "\n".join(loaded.warnings)
+    assert "workload[0].use_multi_endpoint: false has no effect" in text, text
+    assert "distributed.barrier_sync.enabled: false has no effect" in text, text
