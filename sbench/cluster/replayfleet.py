@@ -34,6 +34,7 @@ import ray
 
 from sbench.cluster.connect import ray_connection
 from sbench.cluster.env import ForwardedEnv
+from sbench.cluster.env import capture as capture_env
 from sbench.cluster.oplogs import NodeLog, RayOpLogs
 from sbench.control import RunControl
 from sbench.metrics.snapshot import Snapshot
@@ -193,7 +194,7 @@ class RayReplayFleet:
         self._group = placement_group([{"CPU": 0.01}] * self.count, strategy="SPREAD")
         ray.get(self._group.ready(), timeout=120)
         actor_cls = ray.remote(max_concurrency=8, num_cpus=0.01)(ReplayAgent)
-        env = ForwardedEnv.capture()
+        env = capture_env()
         settings = call.settings.model_dump()
         try:
             actors = []
