@@ -205,9 +205,12 @@ def test_ctrl_c_during_cleanup_reports_exactly_what_stays(
             text=True,
         )
         try:
-            console, perf = out / "console_log.txt", out / "perf_log.tsv"
+            console = out / "console_log.txt"
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not (perf.is_file() and "\tWorkload\t" in perf.read_text()):
+            # throttle from the workload's start: its first perf_log row comes only at the end of its 1 s,
+            # when cleanup may already have deleted the PUT objects unthrottled
+            started = "stage execute (execute) started"
+            while time.monotonic() < deadline and not (console.is_file() and started in console.read_text()):
                 time.sleep(0.05)
             proxy.set_rules(*delete_rules(Fault.SLOWDOWN))
             throttled = Fault.SLOWDOWN.value
