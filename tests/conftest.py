@@ -22,6 +22,23 @@ SHARED_CONFIGS = Path(
 )
 
 
+#: Test folders whose tests start Ray clusters, heads and multi-process runs back to back: under
+#: `make test`'s two xdist workers they all run on one worker, one after another (two of them at once
+#: would starve each other's timing on two cores), while the other worker takes every other file.
+RAY_HEAVY = {"cluster", "submit"}
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One xdist group per test file (a module's fixtures, such as a private server, are set up once), and
+    one for all of RAY_HEAVY; without `--dist loadgroup` the marker changes nothing."""
+    for item in items:
+        parts = item.path.relative_to(TESTS).parts
+        group = "ray-heavy" if parts[0] in RAY_HEAVY else "/".join(parts)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def server_root() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="sbench-servers-"))
