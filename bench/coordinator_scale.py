@@ -94,6 +94,10 @@ class Sender:
         return time.time()
 
 
+def _all_ready(refs: list[Any]) -> bool:
+    return not ray.wait(refs, num_returns=len(refs), timeout=0)[1]
+
+
 def _getpid(_actor: Any) -> int:
     return os.getpid()
 
@@ -111,7 +115,8 @@ def measure(agents: int, seconds: int, snapshots: list[Snapshot], index: int) ->
     t0 = time.monotonic()
     sent = [s.rounds.remote(index, start_ms, seconds) for s in senders]
     seen: list[tuple[float, int]] = []  # per aggregate interval: when it reached the driver, agents in it
-    while len(seen) < seconds - 1:
+    # the driver polls all along, as the real one does (a pause would pile up a backlog for the next poll)
+    while len(seen) < seconds - 1 or not _all_ready(sent):
         drained = ray.get(coordinator.poll.remote(index))
         if drained is not None:
             seen += [(time.time(), len(snap.progress)) for snap in drained.aggregate]
@@ -124,13 +129,14 @@ def measure(agents: int, seconds: int, snapshots: list[Snapshot], index: int) ->
     delays = [got - at for (got, n), at in zip(seen, last_sent, strict=False) if n == agents]
     delays = delays or [float("nan")]
     behind = last_sent[-1] - (start_ms / 1000 + len(last_sent))
-    arrived = max(ray.get([s.arrive.remote(index) for s in senders]))
-    while True:
+    arrivals = [s.arrive.remote(index) for s in senders]
+    while True:  # polling at the real driver's pace until the barrier's verdict is out
         drained = ray.get(coordinator.poll.remote(index))
         if drained is not None and drained.status.value != "waiting":
-            released = time.time() - arrived
+            released_at = time.time()
             break
-        time.sleep(0.01)
+        time.sleep(POLL_S)
+    released = released_at - max(ray.get(arrivals))
     ray.get(coordinator.end_stage.remote(index))
     for actor in [*senders, coordinator]:
         ray.kill(actor)
