@@ -121,8 +121,9 @@ def test_throttled_then_retried_into_success_does_not_count(
     assert code == 0, (out / "console_log.txt").read_text()[-2000:]
     workload = _summary(out)["workload"]["totals"]
     assert workload["errors"] == 0 and workload["ops"] > 0
-    # every op was throttled once; a retry the stage's end cut off leaves its op unfinished, not failed
-    assert workload["retries"] == workload["ops"]
+    # every op was throttled once; a retry the stage's end cut off leaves its op unfinished, not failed (its
+    # retry counted if the throttle answer came before the end)
+    assert workload["ops"] <= workload["retries"] <= workload["ops"] + workload["unfinished_ops"]
     assert proxy.throttled == workload["ops"] + workload["unfinished_ops"]
 
 
