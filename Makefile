@@ -11,7 +11,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test $(AZURITE)
 	$(VENV)/bin/ruff check sbench tests bench
-	scripts/netns-run env RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	scripts/netns-run env RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 # The fault-injection suite alone, then docs/faults.md from what each scenario observed (exit code: pytest's).
 fault-table: $(VENV)/.installed-test $(AZURITE)

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,18 +26,21 @@ SHARED_CONFIGS = Path(
 #: Test folders whose tests start Ray clusters, heads and multi-process runs back to back: under
 #: `make test`'s two xdist workers they all run on one worker, one after another (two of them at once
 #: would starve each other's timing on two cores), while the other worker takes every other file.
-RAY_HEAVY = {"cluster", "submit"}
-TESTS = Path(__file__).resolve().parent
+RAY_HEAVY = ("tests/cluster/", "tests/submit/")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One xdist group per test file (a module's fixtures, such as a private server, are set up once), and
-    one for all of RAY_HEAVY; without `--dist loadgroup` the marker changes nothing."""
-    for item in items:
-        parts = item.path.relative_to(TESTS).parts
-        group = "ray-heavy" if parts[0] in RAY_HEAVY else "/".join(parts)
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Whole files to whichever worker is free (a module's fixtures, a private server for instance, are
+    set up once), RAY_HEAVY as one unit. (xdist's `loadgroup` marks do not take with pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RayHeavyAsOne(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "ray-heavy" if path.startswith(RAY_HEAVY) else path
+
+    return RayHeavyAsOne(config, log)
 
 
 @pytest.fixture(scope="session")
