@@ -43,8 +43,9 @@ OP_COLUMNS = {"GET": "get_ops", "PUT": "put_ops", "META": "meta_ops"}
 #: to the stage's end line on the console, which comes a moment after the stage returned.
 STOP_WITHIN_S = 2.5
 #: From the signal to the exit: the stop, then writing the results; on the Ray path also shutting down the
-#: local Ray instance sbench started.
-EXIT_WITHIN_S = {False: 3.0, True: 5.0}
+#: local Ray instance sbench started (5.2 s seen once with the suite's two workers beside other load: the
+#: Ray bound has a second of margin; the stop itself keeps STOP_WITHIN_S).
+EXIT_WITHIN_S = {False: 3.0, True: 6.0}
 #: How long a test waits for an interrupted run before killing it: well past the bounds, so the table shows
 #: how late a slow abort was without letting a hung one hold the suite for minutes.
 ABORT_WAIT_S = 15.0
