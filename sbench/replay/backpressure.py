@@ -103,5 +103,5 @@ class ModeController:
             "max_lag_s": round(self.max_lag_ns / 1e9, 6),
             "transitions": [t.to_dict() for t in self.transitions],
             "drained": self.drain_reason,
-            "settings": self.settings.model_dump(),
+            "settings": self.settings.model_dump(exclude={"distributed"}),
         }
