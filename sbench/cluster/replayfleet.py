@@ -27,6 +27,7 @@ No Ray call per op: batches of BATCH ops, one push in flight per agent.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import threading
 import time
@@ -53,7 +54,7 @@ from sbench.oplog.clock import measure_offset
 from sbench.plan.agents import AgentSlot, assign_ids
 from sbench.replay.driver import FleetOutcome, ReplayDriver, ReplayOptions, StageCall
 from sbench.replay.executor import ReplayExecutor
-from sbench.replay.plan import ReplayOp, ReplayPlan
+from sbench.replay.plan import DUE, URI, ReplayPlan
 from sbench.replay.settings import Backpressure
 from sbench.run.barrier import BarrierStatus
 from sbench.run.stagerecord import AgentStageResult, StageRun
@@ -98,7 +99,8 @@ class ReplayAgent:
         with self._lock:
             self._intervals.append(snap)
 
-    def _stream(self) -> Iterator[ReplayOp]:
+    def _stream(self) -> Iterator[list[tuple[Any, ...]]]:
+        """The pushed batches as the executor takes them (plan rows, replay.plan.ReplayOp's fields)."""
         while True:
             try:
                 batch = self._queue.get(timeout=0.1)
@@ -108,8 +110,7 @@ class ReplayAgent:
                 continue
             if batch is None:
                 return
-            for op in batch:
-                yield ReplayOp(*op)
+            yield batch
 
     # -- the driver's calls --
 
@@ -129,7 +130,7 @@ class ReplayAgent:
         with self._queue.mutex:
             first = next((b[0] for b in self._queue.queue if b), None)
         if first is not None:
-            self.executor.warm(ReplayOp(*first).uri)
+            self.executor.warm(first[URI])
 
     def go(self, epoch_ns: int) -> None:
         self.executor.go(epoch_ns)
@@ -295,7 +296,7 @@ class RayReplayFleet:
             if h.node_id != driver_node:
                 h.offset_ns, _ = measure_offset(lambda a=h.actor: ray.get(a.clock.remote(), timeout=30))
         pump = _Pump(handles, control, call)
-        ops = plan.ops()
+        ops = itertools.chain.from_iterable(plan.batches())
         pump.feed(ops, until_due_ns=int(LEAD_S * 1e9), epoch_ns=None)
         ray.get([h.actor.warm.remote() for h in handles], timeout=120)  # backends open, async or not
         ray.get([h.actor.start.remote() for h in handles], timeout=120)
@@ -347,7 +348,7 @@ class _Pump:
                 return
             self._poll()
 
-    def feed(self, ops: Iterator[ReplayOp], *, until_due_ns: int | None, epoch_ns: int | None) -> None:
+    def feed(self, ops: Iterator[tuple[Any, ...]], *, until_due_ns: int | None, epoch_ns: int | None) -> None:
         """Send ops in batches: before the start, those due within `until_due_ns` (up to one full batch);
         after it, all of them, each at most LEAD_S before it is due (`epoch_ns`: the common epoch)."""
         n = len(self.handles)
@@ -356,20 +357,21 @@ class _Pump:
         for op in ops:
             if self.control.halted:
                 return
-            index = zlib.crc32(op.uri.encode()) % n
-            buffers[index].append(tuple(op))
+            due_ns = op[DUE]
+            index = zlib.crc32(op[URI].encode()) % n
+            buffers[index].append(op)
             if len(buffers[index]) >= BATCH:
                 self._push(index, buffers[index])
                 buffers[index] = []
                 if until_due_ns is not None:
                     break  # before the start nobody takes from the queues: one batch each, at most two
-            if until_due_ns is not None and op.due_ns >= until_due_ns:
+            if until_due_ns is not None and due_ns >= until_due_ns:
                 break
             if epoch_ns is not None:
-                while op.due_ns > time.time_ns() - epoch_ns + lead and not self.control.halted:
+                while due_ns > time.time_ns() - epoch_ns + lead and not self.control.halted:
                     self._flush()
                     self._poll()
-                    self.control.wait(min(POLL_S, (op.due_ns - (time.time_ns() - epoch_ns) - lead) / 1e9))
+                    self.control.wait(min(POLL_S, (due_ns - (time.time_ns() - epoch_ns) - lead) / 1e9))
             self._poll()
         self._flush()
 

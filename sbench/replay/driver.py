@@ -139,7 +139,7 @@ class LocalFleet:
             interval_s=call.interval_s, on_interval=lambda snap: call.on_interval({self.agent_id: snap}),
         )
         try:
-            result = executor.run(plan.ops(), START_LEAD_S)
+            result = executor.run(plan.batches(), START_LEAD_S)
         finally:
             report = OpLogReport.of_one(log.finish()) if log is not None else None
         run = StageRun.of_one_agent(call.stage, result, aborted=call.control.aborted)
