@@ -18,9 +18,9 @@ from ray.util.scheduling_strategies import (
     PlacementGroupSchedulingStrategy,
 )
 
-from sbench.config.models import Config
+from sbench.config.models import Config, DistributedConfig
 from sbench.errors import ConfigError, RunFailed
-from sbench.plan.agents import AgentSlot, declared_slots, is_local_host
+from sbench.plan.agents import AgentSlot, block_slots, is_local_host
 
 #: CPU share each placement-group bundle reserves: agents are I/O processes, the bundle only pins the node.
 BUNDLE_CPU = 0.01
@@ -67,14 +67,20 @@ def node_for_host(host: str, nodes: list[dict[str, Any]], driver_node: str) -> d
 
 
 def plan_placement(config: Config, timeout_s: float, run_id: str = "") -> Placement:
-    """Resolve every agent to a node (explicit agents first, then agents_per_node slots)."""
+    """Resolve every agent of the config's `distributed` block to a node (see `place_agents`)."""
     dist = config.distributed
     if dist is None:
         raise ConfigError("a distributed run needs a `distributed:` block with agents or agents_per_node")
+    return place_agents(dist, timeout_s, run_id)
+
+
+def place_agents(dist: DistributedConfig, timeout_s: float, run_id: str = "") -> Placement:
+    """Resolve every agent of a `distributed` block to a node (explicit agents first, then agents_per_node
+    slots); a replay's block goes through here too."""
     nodes = alive_nodes()
     driver_node = ray.get_runtime_context().get_node_id()
     placed: list[PlacedSlot] = []
-    for slot in declared_slots(config):
+    for slot in block_slots(dist):
         node = node_for_host(slot.host, nodes, driver_node)
         if node is None:
             raise ConfigError(

@@ -1,5 +1,10 @@
 """A distributed replay: the log's ops split over Ray agent actors by a hash of their object URI.
 
+- Agents: `--agents N` spreads N agents over the cluster's nodes (a SPREAD placement group); a
+  `distributed:` block in the replay's --config places them as a run's block does (cluster.placement:
+  `agents[].address` picks a node, `agents_per_node` with `nodes`), with the keys replay.fleetblock honours:
+  ids, per-agent `env` and `concurrency_override` (that agent's max_concurrent), `agent_ready_timeout`,
+  `start_delay` (the epoch's lead).
 - Split: op -> agent `crc32(uri) % N`, so every operation on one key goes to one agent, which takes them in
   due order: a key's operations keep their order and relative timing; keys spread evenly over agents.
 - Stream: the driver reads the log once (replay.plan, remapped there, so round-robin fan-out follows log
@@ -22,26 +27,34 @@ No Ray call per op: batches of BATCH ops, one push in flight per agent.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.exceptions import GetTimeoutError
+from ray.util.placement_group import placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from sbench.cluster.connect import ray_connection
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.env import capture as capture_env
 from sbench.cluster.oplogs import NodeLog, RayOpLogs
+from sbench.cluster.placement import BUNDLE_CPU, PlacedSlot, Placement, place_agents
 from sbench.control import RunControl
+from sbench.errors import RunFailed
 from sbench.metrics.snapshot import Snapshot
 from sbench.oplog.clock import measure_offset
+from sbench.plan.agents import AgentSlot, assign_ids
 from sbench.replay.driver import FleetOutcome, ReplayDriver, ReplayOptions, StageCall
 from sbench.replay.executor import ReplayExecutor
-from sbench.replay.plan import ReplayOp, ReplayPlan
+from sbench.replay.plan import DUE, URI, ReplayPlan
 from sbench.replay.settings import Backpressure
 from sbench.run.barrier import BarrierStatus
 from sbench.run.stagerecord import AgentStageResult, StageRun
@@ -86,7 +99,8 @@ class ReplayAgent:
         with self._lock:
             self._intervals.append(snap)
 
-    def _stream(self) -> Iterator[ReplayOp]:
+    def _stream(self) -> Iterator[list[tuple[Any, ...]]]:
+        """The pushed batches as the executor takes them (plan rows, replay.plan.ReplayOp's fields)."""
         while True:
             try:
                 batch = self._queue.get(timeout=0.1)
@@ -96,8 +110,7 @@ class ReplayAgent:
                 continue
             if batch is None:
                 return
-            for op in batch:
-                yield ReplayOp(*op)
+            yield batch
 
     # -- the driver's calls --
 
@@ -117,7 +130,7 @@ class ReplayAgent:
         with self._queue.mutex:
             first = next((b[0] for b in self._queue.queue if b), None)
         if first is not None:
-            self.executor.warm(ReplayOp(*first).uri)
+            self.executor.warm(first[URI])
 
     def go(self, epoch_ns: int) -> None:
         self.executor.go(epoch_ns)
@@ -178,42 +191,98 @@ class AgentHandle:
     offset_ns: int = 0
 
 
-class RayReplayFleet:
-    """N ReplayAgent actors spread over the cluster's nodes."""
+@dataclass(frozen=True)
+class ReplaySlot:
+    """One agent before its actor exists: id, node, how Ray places it, and what it runs with."""
 
-    def __init__(self, count: int) -> None:
-        self.count = count
+    agent_id: str
+    placed: PlacedSlot
+    settings: dict[str, Any]
+    env: ForwardedEnv
+
+
+def _spread(count: int, timeout_s: float) -> Placement:
+    """`--agents N`: N one-agent bundles spread over the cluster's nodes (SPREAD: as even as Ray can)."""
+    group = placement_group([{"CPU": BUNDLE_CPU}] * count, strategy="SPREAD")
+    placement = Placement([], group)
+    if not group.wait(timeout_seconds=timeout_s):
+        placement.release()
+        raise RunFailed(f"--agents {count}: Ray could not place {count} agents within {timeout_s:g} s",
+                        hint="check `ray status`: every agent needs 0.01 free CPU")
+    nodes = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+    table = ray.util.placement_group_table(group)["bundles_to_node_id"]
+    for i in range(count):
+        node_id = table[i]
+        strategy = PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i)
+        placement.slots.append(PlacedSlot(AgentSlot(None, "", None, i), node_id, nodes.get(node_id, "?"),
+                                          strategy, BUNDLE_CPU))
+    return placement
+
+
+class RayReplayFleet:
+    """The replay's agent actors, one per placed slot (see the module docstring); `placed()` reserves
+    the nodes, so the agent ids are known before the results directory is made."""
+
+    def __init__(self, settings: Backpressure, placement: Placement) -> None:
+        dist = settings.distributed
+        self.ready_timeout_s = dist.agent_ready_timeout if dist is not None else 120.0
+        self.start_lead_s = dist.start_delay if dist is not None and dist.start_delay is not None \
+            else START_LEAD_S
+        self.placement = placement
+        ids = assign_ids([p.slot.declared_id for p in placement.slots], [None] * len(placement.slots))
+        base_env, common = capture_env(), settings.model_dump(exclude={"distributed"})
+        self.slots: list[ReplaySlot] = []
+        for agent_id, placed in zip(ids, placement.slots, strict=True):
+            entry = placed.slot.entry
+            own = dict(common)
+            if entry is not None and entry.concurrency_override is not None:
+                own["max_concurrent"] = entry.concurrency_override
+            env = base_env.adding(entry.env) if entry is not None else base_env
+            self.slots.append(ReplaySlot(agent_id, placed, own, env))
         self.handles: list[AgentHandle] = []
-        self.agents: list[tuple[str, str]] = [(f"agent-{i + 1}", "") for i in range(count)]
-        self._group: Any = None
+        self.agents: list[tuple[str, str]] = [(s.agent_id, s.placed.node_ip) for s in self.slots]
+
+    @classmethod
+    @contextlib.contextmanager
+    def placed(cls, settings: Backpressure, count: int | None) -> Iterator[RayReplayFleet]:
+        """The fleet of `--agents count` or of the settings' `distributed` block, its nodes reserved
+        until the block ends."""
+        dist = settings.distributed
+        if dist is not None:
+            placement = place_agents(dist, dist.agent_ready_timeout, uuid.uuid4().hex[:8])
+        else:
+            assert count is not None
+            placement = _spread(count, 120.0)
+        try:
+            yield cls(settings, placement)
+        finally:
+            placement.release()
 
     def replay(self, plan: ReplayPlan, call: StageCall) -> FleetOutcome:
-        from ray.util.placement_group import placement_group, remove_placement_group
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-        self._group = placement_group([{"CPU": 0.01}] * self.count, strategy="SPREAD")
-        ray.get(self._group.ready(), timeout=120)
-        actor_cls = ray.remote(max_concurrency=8, num_cpus=0.01)(ReplayAgent)
-        env = capture_env()
-        settings = call.settings.model_dump()
+        actor_cls = ray.remote(max_concurrency=8)(ReplayAgent)
         try:
-            actors = []
-            for i, (agent_id, _) in enumerate(self.agents):
-                strategy = PlacementGroupSchedulingStrategy(self._group, placement_group_bundle_index=i)
-                actors.append(actor_cls.options(scheduling_strategy=strategy).remote(
-                    agent_id, settings, call.continue_on_error, call.interval_s, env
-                ))
-            nodes = ray.get([actor.node.remote() for actor in actors], timeout=120)
-            for (agent_id, _), actor, (node_id, ip) in zip(self.agents, actors, nodes, strict=True):
-                self.handles.append(AgentHandle(agent_id, node_id, ip, actor))
+            actors = [
+                actor_cls.options(scheduling_strategy=s.placed.strategy, num_cpus=s.placed.num_cpus).remote(
+                    s.agent_id, s.settings, call.continue_on_error, call.interval_s, s.env
+                )
+                for s in self.slots
+            ]
+            try:
+                nodes = ray.get([actor.node.remote() for actor in actors], timeout=self.ready_timeout_s)
+            except GetTimeoutError as exc:
+                raise RunFailed(
+                    f"{len(actors)} replay agents did not start within {self.ready_timeout_s:g} s "
+                    "(distributed.agent_ready_timeout)",
+                    hint="check `ray status` for pending actors (a node may be full or gone)",
+                ) from exc
+            for s, actor, (node_id, ip) in zip(self.slots, actors, nodes, strict=True):
+                self.handles.append(AgentHandle(s.agent_id, node_id, ip, actor))
             self.agents = [(h.agent_id, h.ip) for h in self.handles]
             return self._replay(plan, call)
         finally:
             for handle in self.handles:
                 with contextlib.suppress(Exception):
                     ray.kill(handle.actor, no_restart=True)
-            with contextlib.suppress(Exception):
-                remove_placement_group(self._group)
 
     def _replay(self, plan: ReplayPlan, call: StageCall) -> FleetOutcome:
         handles, control = self.handles, call.control
@@ -227,11 +296,11 @@ class RayReplayFleet:
             if h.node_id != driver_node:
                 h.offset_ns, _ = measure_offset(lambda a=h.actor: ray.get(a.clock.remote(), timeout=30))
         pump = _Pump(handles, control, call)
-        ops = plan.ops()
+        ops = itertools.chain.from_iterable(plan.batches())
         pump.feed(ops, until_due_ns=int(LEAD_S * 1e9), epoch_ns=None)
         ray.get([h.actor.warm.remote() for h in handles], timeout=120)  # backends open, async or not
         ray.get([h.actor.start.remote() for h in handles], timeout=120)
-        epoch = time.time_ns() + int(START_LEAD_S * 1e9)
+        epoch = time.time_ns() + int(self.start_lead_s * 1e9)
         ray.get([h.actor.go.remote(epoch + h.offset_ns) for h in handles], timeout=60)
         pump.feed(ops, until_due_ns=None, epoch_ns=epoch)
         pump.end()
@@ -279,7 +348,7 @@ class _Pump:
                 return
             self._poll()
 
-    def feed(self, ops: Iterator[ReplayOp], *, until_due_ns: int | None, epoch_ns: int | None) -> None:
+    def feed(self, ops: Iterator[tuple[Any, ...]], *, until_due_ns: int | None, epoch_ns: int | None) -> None:
         """Send ops in batches: before the start, those due within `until_due_ns` (up to one full batch);
         after it, all of them, each at most LEAD_S before it is due (`epoch_ns`: the common epoch)."""
         n = len(self.handles)
@@ -288,20 +357,21 @@ class _Pump:
         for op in ops:
             if self.control.halted:
                 return
-            index = zlib.crc32(op.uri.encode()) % n
-            buffers[index].append(tuple(op))
+            due_ns = op[DUE]
+            index = zlib.crc32(op[URI].encode()) % n
+            buffers[index].append(op)
             if len(buffers[index]) >= BATCH:
                 self._push(index, buffers[index])
                 buffers[index] = []
                 if until_due_ns is not None:
                     break  # before the start nobody takes from the queues: one batch each, at most two
-            if until_due_ns is not None and op.due_ns >= until_due_ns:
+            if until_due_ns is not None and due_ns >= until_due_ns:
                 break
             if epoch_ns is not None:
-                while op.due_ns > time.time_ns() - epoch_ns + lead and not self.control.halted:
+                while due_ns > time.time_ns() - epoch_ns + lead and not self.control.halted:
                     self._flush()
                     self._poll()
-                    self.control.wait(min(POLL_S, (op.due_ns - (time.time_ns() - epoch_ns) - lead) / 1e9))
+                    self.control.wait(min(POLL_S, (due_ns - (time.time_ns() - epoch_ns) - lead) / 1e9))
             self._poll()
         self._flush()
 
@@ -352,9 +422,9 @@ def _stage_run(call: StageCall, results: dict[str, AgentStageResult],
     return run, {"start_skew_ms": skew, "first_op_lag_ms": first}
 
 
-def replay_on_ray(options: ReplayOptions, ray_address: str | None) -> int:
-    """`sbench replay --agents N`: connect (cluster.connect rules), then the one replay driver."""
-    with ray_connection(ray_address):
-        assert options.agents is not None
-        return ReplayDriver(options, RayReplayFleet(options.agents)).execute()
+def replay_on_ray(options: ReplayOptions, settings: Backpressure, ray_address: str | None) -> int:
+    """`sbench replay --agents N` or with a `distributed` block: connect (cluster.connect rules), place
+    the agents, then the one replay driver."""
+    with ray_connection(ray_address), RayReplayFleet.placed(settings, options.agents) as fleet:
+        return ReplayDriver(options, fleet, settings).execute()
 

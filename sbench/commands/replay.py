@@ -2,12 +2,16 @@
 
 Flags are sai3's (`--op-log`, `--target`, `--remap`, `--speed`, `--continue-on-error`, `--config` for the
 backpressure keys) plus `--dry-run`, `--results-dir`, `--capture` (the replay's own op-log) and `--agents N`
-(a distributed replay on Ray). Exit codes: 0 success, 1 the replay failed, 2 a bad log, remap or config.
+(a distributed replay on Ray). A distributed replay can also take its agents from a `distributed:` block
+in the `--config` file (the block of a workload file, as `sbench run` reads it); `--agents` next to one is
+refused, as `sbench run` refuses `--agents` next to the YAML's agents. Exit codes: 0 success, 1 the replay
+failed, 2 a bad log, remap or config.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from sbench.errors import UsageError
@@ -33,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="FILE",
         help="backpressure YAML: lag_threshold, recovery_threshold, max_flaps_per_minute, drain_timeout, "
-        "max_concurrent",
+        "max_concurrent; and `distributed:` (a workload file's block) to replay over Ray agents",
     )
     parser.add_argument("--dry-run", action="store_true", help="check log, remap and target; print the plan")
     parser.add_argument("--results-dir", type=Path, metavar="DIR", help="where to write the results")
@@ -46,9 +50,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from sbench.replay.driver import ReplayDriver, ReplayOptions
+    from sbench.replay.settings import load_replay_config
 
     if args.agents is not None and args.agents < 1:
         raise UsageError(f"sbench replay: --agents must be at least 1 (got {args.agents})")
+    config = load_replay_config(args.config)
+    if args.agents is not None and config.settings.distributed is not None:
+        raise UsageError(
+            f"sbench replay --agents {args.agents}: {config.distributed_at} has a `distributed` block, which "
+            "places the replay's agents; remove one of the two (the block's agents may carry ids, nodes and "
+            "environments --agents would drop)"
+        )
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     options = ReplayOptions(
         op_log=args.op_log,
         target=args.target,
@@ -61,8 +75,8 @@ def execute(args: argparse.Namespace) -> int:
         capture=args.capture or getattr(args, "global_op_log", None),
         agents=args.agents,
     )
-    if args.agents is None or args.dry_run:
-        return ReplayDriver(options).execute()
+    if (args.agents is None and config.settings.distributed is None) or args.dry_run:
+        return ReplayDriver(options, settings=config.settings).execute()
     from sbench.cluster.replayfleet import replay_on_ray
 
-    return replay_on_ray(options, args.ray_address)
+    return replay_on_ray(options, config.settings, args.ray_address)

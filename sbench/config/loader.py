@@ -144,6 +144,11 @@ def load_config_text(
 def load_model_file(path: Path, model: type[ModelT], what: str) -> ModelT:
     """Another YAML file of sbench's (a replay's remap rules, its backpressure settings) validated by
     `model` with the same messages as a workload file: file, line, key path, did-you-mean; exit 2."""
+    return load_model_source(path, model, what)[0]
+
+
+def load_model_source(path: Path, model: type[ModelT], what: str) -> tuple[ModelT, YamlSource]:
+    """`load_model_file`, and the parsed document with its line marks (for the file's own cross-checks)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -153,7 +158,7 @@ def load_model_file(path: Path, model: type[ModelT], what: str) -> ModelT:
     if not isinstance(parsed.data, dict):
         raise ConfigError(f"{path}: is not a YAML mapping; a {what} is one (see `sbench replay --help`)")
     try:
-        return model.model_validate(parsed.data)
+        return model.model_validate(parsed.data), parsed
     except ValidationError as exc:
         raise config_error(_problems_from(exc, parsed, model), path, what=what) from None
 

@@ -17,6 +17,7 @@ from sbench.config.confinement import lexical_problems, symlink_problems
 from sbench.config.models import (
     Config,
     DeleteOp,
+    DistributedConfig,
     FixedSize,
     GetOp,
     LognormalSize,
@@ -298,6 +299,21 @@ def _check_distributed(config: Config, out: _Collector) -> None:
             "has no effect in a distributed run (sai3 ignored it there too); "
             "set distributed.agents_per_node for more agents per node",
         )
+    _check_agents(dist, out)
+    _check_stages(dist, config.has_prepare, out)
+
+
+def check_distributed_block(
+    dist: DistributedConfig, parsed: YamlSource
+) -> tuple[list[Problem], list[Problem]]:
+    """The agent rules of a `distributed` block in another file (a replay's --config): the same rules and
+    messages as a workload's block; (errors, warnings)."""
+    out = _Collector(parsed)
+    _check_agents(dist, out)
+    return out.problems, out.notes
+
+
+def _check_agents(dist: DistributedConfig, out: _Collector) -> None:
     if not dist.agents and dist.agents_per_node is None:
         out.error(
             ("distributed",),
@@ -317,6 +333,9 @@ def _check_distributed(config: Config, out: _Collector) -> None:
                 f"agent id {agent_id!r} is already used by agents[{ids[agent_id]}]; ids must be unique",
             )
         ids.setdefault(agent_id, i)
+
+
+def _check_stages(dist: DistributedConfig, has_prepare: bool, out: _Collector) -> None:
     if dist.stages is None:
         return
     names: dict[str, int] = {}
@@ -336,7 +355,7 @@ def _check_distributed(config: Config, out: _Collector) -> None:
                 "give every stage its own order",
             )
         orders.setdefault(stage.order, i)
-        if stage.type in (StageType.PREPARE, StageType.CLEANUP) and not config.has_prepare:
+        if stage.type in (StageType.PREPARE, StageType.CLEANUP) and not has_prepare:
             out.error(
                 ("distributed", "stages", i, "type"),
                 f"a {stage.type.value} stage needs a `prepare:` block with `ensure_objects` "

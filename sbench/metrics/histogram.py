@@ -12,6 +12,7 @@ from ctypes import addressof
 from functools import cache
 from itertools import accumulate
 from operator import mul
+from typing import Any
 
 from hdrh.codec import HdrHistogramEncoder
 from hdrh.histogram import HdrHistogram
@@ -79,6 +80,31 @@ class LatencyHistogram:
             h.min_value = value_us
         if value_us > h.max_value:
             h.max_value = value_us
+
+    def record_many_us(self, values_us: Any) -> None:
+        """Record every latency of an integer array (numpy) at once: the counts `record_us` would give
+        value by value, for callers that fold their ops in bulk off the hot path (a replay's workers append
+        one int per op; bench/replay_rate.py). The index arithmetic is `record_us`'s, done by numpy; the
+        bit length comes from frexp, exact for integers below 2**53 (the largest trackable value is ~2**32).
+        """
+        import numpy as np  # only the replay folds in bulk; `sbench run` never imports numpy for this
+
+        v = np.clip(np.asarray(values_us, dtype=np.int64), LOWEST_US, HIGHEST_US)
+        if not v.size:
+            return
+        _, bit_length = np.frexp((v | _SUB_BUCKET_MASK).astype(np.float64))
+        bucket = bit_length.astype(np.int64) - _SUB_BUCKET_BITS
+        index = ((bucket + 1) << _HALF_MAG) + (v >> bucket) - _HALF_COUNT
+        slots, counts = np.unique(index, return_counts=True)
+        h = self._h
+        view = np.ctypeslib.as_array(h.counts)
+        view[slots] += counts.astype(view.dtype)
+        h.total_count += int(v.size)
+        low, high = int(v.min()), int(v.max())
+        if low < h.min_value:
+            h.min_value = low
+        if high > h.max_value:
+            h.max_value = high
 
     @property
     def count(self) -> int:

@@ -30,6 +30,7 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS, NUM_BUCKETS, OpClass
 from sbench.metrics.histogram import LatencyHistogram
@@ -174,6 +175,34 @@ class Recorder:
             if lag is None:
                 lag = cur.lag = LatencyHistogram()
             lag.record_us(lag_us)
+
+    def record_bulk(self, slot: int, nbytes: int, latency_us: Any, service_us: Any) -> None:
+        """Many completed ops of one (op class, size bucket) `slot` at once, their response and service
+        times as integer arrays (numpy): what `record` does op by op, for a caller that keeps its hot path to
+        an append per op and folds once per interval (replay.sink). No engine loop calls it."""
+        op = OpClass(slot // NUM_BUCKETS)
+        with self._lock:
+            cur = self._cur
+            cur.ops[slot] += len(latency_us)
+            cur.bytes[slot] += nbytes
+            if not len(latency_us):
+                return
+            self._service(cur, op).record_many_us(service_us)
+            hist = cur.hists[slot]
+            if hist is None:
+                hist = cur.hists[slot] = LatencyHistogram()
+            hist.record_many_us(latency_us)
+
+    def record_late_bulk(self, lag_us: Any) -> None:
+        """`record_late` for every lag (µs) of an integer array at once."""
+        if not len(lag_us):
+            return
+        with self._lock:
+            cur = self._cur
+            cur.late += len(lag_us)
+            if cur.lag is None:
+                cur.lag = LatencyHistogram()
+            cur.lag.record_many_us(lag_us)
 
     def take_interval(self) -> Snapshot:
         """Return everything recorded since the previous call and start a fresh interval."""

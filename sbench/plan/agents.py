@@ -60,9 +60,11 @@ def is_local_host(host: str) -> bool:
 
 def declared_slots(config: Config) -> list[AgentSlot]:
     """The explicit `distributed.agents` entries, in YAML order."""
-    dist = config.distributed
-    if dist is None:
-        return []
+    return block_slots(config.distributed) if config.distributed is not None else []
+
+
+def block_slots(dist: DistributedConfig) -> list[AgentSlot]:
+    """The explicit `agents` entries of a `distributed` block, in YAML order."""
     return [
         AgentSlot(declared_id=entry.id, host=address_host(entry.address), entry=entry, position=i)
         for i, entry in enumerate(dist.agents)

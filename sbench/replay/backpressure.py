@@ -11,7 +11,8 @@ than `max_flaps_per_minute` switches within 60 s mean the target neither keeps u
 replay drains (no new ops; those in flight get `drain_timeout`) and ends, saying why.
 
 `observe` is called once per op by the worker that took it, under one lock: a comparison and, rarely, a
-list append; the lag itself is recorded by the worker's Recorder (record_late), as in the open loop.
+list append; the lag itself goes into the worker's columns (replay.sink: late ops and the lag histogram
+are derived once per interval, as is the largest lag, `seen`).
 """
 
 from __future__ import annotations
@@ -103,5 +104,5 @@ class ModeController:
             "max_lag_s": round(self.max_lag_ns / 1e9, 6),
             "transitions": [t.to_dict() for t in self.transitions],
             "drained": self.drain_reason,
-            "settings": self.settings.model_dump(),
+            "settings": self.settings.model_dump(exclude={"distributed"}),
         }

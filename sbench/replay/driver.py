@@ -139,7 +139,7 @@ class LocalFleet:
             interval_s=call.interval_s, on_interval=lambda snap: call.on_interval({self.agent_id: snap}),
         )
         try:
-            result = executor.run(plan.ops(), START_LEAD_S)
+            result = executor.run(plan.batches(), START_LEAD_S)
         finally:
             report = OpLogReport.of_one(log.finish()) if log is not None else None
         run = StageRun.of_one_agent(call.stage, result, aborted=call.control.aborted)
@@ -178,9 +178,10 @@ def _local_ip() -> str:
 class ReplayDriver:
     """One replay from the log to the last result file (see the module docstring)."""
 
-    def __init__(self, options: ReplayOptions, fleet: ReplayFleet | None = None) -> None:
+    def __init__(self, options: ReplayOptions, fleet: ReplayFleet | None = None,
+                 settings: Backpressure | None = None) -> None:
         self.options = options
-        self.settings = load_backpressure(options.config)
+        self.settings = settings if settings is not None else load_backpressure(options.config)
         self.mapper, self.remapper = build_mapper(options)
         self.fleet = fleet
         self.control = RunControl()
@@ -201,10 +202,26 @@ class ReplayDriver:
         plan = ReplayPlan(options.op_log, speed=options.speed, mapper=self.mapper, say=self.say)
         try:
             if options.dry_run:
-                return dry_run(plan, options, self.say)
+                code = dry_run(plan, options, self.say)
+                self.say(f"  fleet: {self._fleet_text()}")
+                return code
             return self._run(plan)
         finally:
             plan.close()
+
+    def _fleet_text(self) -> str:
+        """Who would replay (a dry-run places no agents: it says what the flags and the block ask for)."""
+        dist = self.settings.distributed
+        if dist is not None:
+            listed = f"{len(dist.agents)} listed agent(s)" if dist.agents else ""
+            per_node = (f"{dist.agents_per_node} agent(s) per node on "
+                        f"{dist.nodes if dist.nodes == 'all' else ', '.join(dist.nodes or [])} node(s)"
+                        if dist.agents_per_node else "")
+            parts = " and ".join(t for t in (listed, per_node) if t)
+            return f"Ray agents of the `distributed` block: {parts}"
+        if self.options.agents is not None:
+            return f"{self.options.agents} Ray agent(s) (--agents), spread over the cluster's nodes"
+        return "this process (one agent)"
 
     def _inputs(self) -> str:
         """config.yaml of a replay: its inputs (the remap rules and backpressure settings in full)."""
@@ -214,8 +231,10 @@ class ReplayDriver:
                 "op_log": str(o.op_log), "target": o.target, "speed": o.speed,
                 "continue_on_error": o.continue_on_error, "agents": o.agents,
             },
-            "backpressure": self.settings.model_dump(),
+            "backpressure": self.settings.model_dump(exclude={"distributed"}),
         }
+        if self.settings.distributed is not None:
+            doc["distributed"] = self.settings.distributed.model_dump(mode="json", exclude_unset=True)
         if o.remap is not None:
             doc["remap"] = yaml.safe_load(o.remap.read_text(encoding="utf-8"))
         return yaml.safe_dump(doc, sort_keys=False)

@@ -1,14 +1,24 @@
 """One agent's replay: its stream of due ops executed against storage, measured as the open loop measures.
 
 Workers (one per op in flight, `max_concurrent` of them, at most MAX_WORKERS: threads, or asyncio tasks in
-one thread when the first backend opened is a native cloud driver, as the engine drives those; one
-`_steps` generator holds the per-op logic for both) take the next op from the one shared stream in due
-order; in strict mode a worker sleeps until the op is due (waking at once on a
-stop), in best effort it starts at once (backpressure.ModeController decides). Latency is measured twice,
-as in the open loop (engine.ratecontrol): from the due time (response time: a target that falls behind
-shows it) and from the actual start (service time); an op that starts more than 1 ms after its due time is
-late, and its lag goes into the lag histogram. The epoch is a wall-clock time (ns), so agents on several
-hosts share it (distributed replay).
+one thread when the first backend opened is a native cloud driver, as the engine drives those) take the
+next op from the one shared stream in due order; in strict mode a worker sleeps until the op is due
+(waking at once on a stop), in best effort it starts at once (backpressure.ModeController decides).
+Latency is measured twice, as in the open loop (engine.ratecontrol): from the due time (response time: a
+target that falls behind shows it) and from the actual start (service time); an op that starts more than
+1 ms after its due time is late, and its lag goes into the lag histogram. The epoch is a wall-clock time
+(ns), so agents on several hosts share it (distributed replay).
+
+The per-op path is kept to what the engine's open loop does, since on a fast target every line of it is
+GIL time the other workers wait for (bench/replay_rate.py):
+- the stream arrives in batches (replay.plan.batches, or the driver's pushes on Ray); a worker that finds
+  the shared deque empty binds the next batch under the lock (backend and key resolved, the call picked,
+  the op class's slot base) and the others pop ops from the deque without a lock (`popleft` is atomic),
+  so ops are still taken one at a time in due order;
+- the worker loop is generated from one template for threads and asyncio tasks (engine.codegen, as the
+  engine's loops), so neither pays for the other's steps;
+- a finished op is two appends and an add (replay.sink); the histograms, late ops and the largest lag are
+  derived from those columns once per interval.
 
 Calls go through the storage protocol every engine stage uses (storage.base.Backend, opened by scheme
 through storage.registry, one backend per bucket-level root and reused: sai3's store cache), wrapped by
@@ -27,22 +37,29 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache, partial
 from typing import Any
 
 from sbench.control import RunControl
 from sbench.data.payload import PayloadGenerator
 from sbench.engine.bounded import GRACE_S
-from sbench.engine.ratecontrol import LATE_THRESHOLD_NS
+from sbench.engine.codegen import compile_source, select, substitute
+from sbench.engine.opcalls import WORDS
 from sbench.errors import SbenchError
-from sbench.metrics.recorder import Recorder
+from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS as SIZE_BOUNDS
+from sbench.metrics.buckets import NUM_BUCKETS
+from sbench.metrics.recorder import SLOT_BITS, Recorder
 from sbench.metrics.snapshot import Snapshot
 from sbench.oplog.capture import wrap as capture_wrap
 from sbench.oplog.format import OP_CLASS
 from sbench.replay.backpressure import ModeController
 from sbench.replay.plan import ReplayOp
 from sbench.replay.settings import Backpressure
+from sbench.replay.sink import ReplaySink
 from sbench.run.stagerecord import AgentStageResult
 from sbench.status import StageStatus
 from sbench.storage.base import Backend, ErrorClass, StorageError
@@ -53,7 +70,13 @@ from sbench.storage.uri import parse_uri
 #: threads at most, whatever `max_concurrent` says (one Python process drives a few hundred at best)
 MAX_WORKERS = 256
 _now = time.time_ns
-_perf = time.perf_counter_ns
+#: log op name -> the first (op class, size bucket) slot of its class
+_SLOT_BASE = {op: cls * NUM_BUCKETS for op, cls in OP_CLASS.items()}
+
+
+def _in_thread(fn: Callable[..., int], *args: Any) -> Awaitable[int]:
+    """A blocking call from an asyncio worker (a backend without coroutines, or MKDIR/RMDIR)."""
+    return asyncio.to_thread(fn, *args)
 
 
 def split_root(uri: str) -> tuple[str, str]:
@@ -103,61 +126,142 @@ class Router:
             backend.close()
 
 
-def _list(backend: Backend, key: str, _n: int, _data: Any) -> int:
+def _list(backend: Backend, key: str, _n: int, _seq: int) -> int:
     for _ in backend.list(key, recursive=True):
         pass
     return 0
 
 
-#: call -> (backend, key, logged bytes, payload) -> bytes moved
-CALLS: dict[str, Callable[[Backend, str, int, Any], int]] = {
-    "get": lambda b, k, n, d: len(b.get(k)),
-    "get_range": lambda b, k, n, d: len(b.get_range(k, 0, n)),
-    "put": lambda b, k, n, d: (b.put(k, d), n)[1],
-    "stat": lambda b, k, n, d: (b.stat(k), 0)[1],
-    "list": _list,
-    "delete": lambda b, k, n, d: (b.delete(k), 0)[1],
-    "mkdir": lambda b, k, n, d: (b.mkdir(k), 0)[1],
-    "rmdir": lambda b, k, n, d: (b.rmdir(k), 0)[1],
-    "rmdir_recursive": lambda b, k, n, d: (b.rmdir(k, recursive=True), 0)[1],
+def calls_for(payload: Callable[[int, int], Any]) -> dict[str, Callable[[Backend, str, int, int], int]]:
+    """call -> (backend, key, logged bytes, seq) -> bytes moved; a PUT's data is `payload(bytes, seq)`."""
+    return {
+        "get": lambda b, k, n, s: len(b.get(k)),
+        "get_range": lambda b, k, n, s: len(b.get_range(k, 0, n)),
+        "put": lambda b, k, n, s: (b.put(k, payload(n, s)), n)[1],
+        "stat": lambda b, k, n, s: (b.stat(k), 0)[1],
+        "list": _list,
+        "delete": lambda b, k, n, s: (b.delete(k), 0)[1],
+        "mkdir": lambda b, k, n, s: (b.mkdir(k), 0)[1],
+        "rmdir": lambda b, k, n, s: (b.rmdir(k), 0)[1],
+        "rmdir_recursive": lambda b, k, n, s: (b.rmdir(k, recursive=True), 0)[1],
+    }
+
+
+ACall = Callable[[Any, str, int, int], Awaitable[int]]
+
+
+def acalls_for(payload: Callable[[int, int], Any]) -> dict[str, ACall]:
+    """The calls an AsyncBackend makes as coroutines (the others go through a thread)."""
+
+    async def aget(b: Any, k: str, n: int, s: int) -> int:
+        return len(await b.get_async(k))
+
+    async def aget_range(b: Any, k: str, n: int, s: int) -> int:
+        return len(await b.get_range_async(k, 0, n))
+
+    async def aput(b: Any, k: str, n: int, s: int) -> int:
+        await b.put_async(k, payload(n, s))
+        return n
+
+    async def astat(b: Any, k: str, n: int, s: int) -> int:
+        await b.stat_async(k)
+        return 0
+
+    async def adelete(b: Any, k: str, n: int, s: int) -> int:
+        await b.delete_async(k)
+        return 0
+
+    async def alist(b: Any, k: str, n: int, s: int) -> int:
+        async for _ in b.list_async(k, recursive=True):
+            pass
+        return 0
+
+    return {"get": aget, "get_range": aget_range, "put": aput, "stat": astat, "delete": adelete,
+            "list": alist}
+
+
+def _unresolved(exc: BaseException) -> Callable[..., Any]:
+    """The call of an op whose URI opened no backend: it fails when the op runs, counted as the op's error."""
+
+    def fail(*_args: Any) -> Any:
+        raise exc
+
+    return fail
+
+
+#: a bound op, as the workers take it: (seq, due_ns, call, backend, key, logged bytes, slot base, op, uri)
+Bound = tuple[int, int, Callable[..., Any], Any, str, int, int, str, str]
+
+# The worker loop (see the module docstring); `ex` is the ReplayExecutor, `tally` the worker's own
+# [started, taken but not started, succeeded]. Tags and words as in engine.loops.
+_LOOP = """
+def LOOP(ex, rec, sink, tally):  @sync
+async def LOOP(ex, rec, sink, tally):  @async
+    control, mode, popleft, refill = ex.control, ex.mode, ex._queue.popleft, ex._refill
+    wait = control.wait  @sync
+    epoch_ns = ex.epoch_ns
+    append_service, append_lag, bytes_by_slot = sink.service.append, sink.lag.append, sink.nbytes
+    bounds, bits = SIZE_BOUNDS, SLOT_BITS
+    last_end = 0
+    first = True
+    try:
+        while not control.halted:
+            try:
+                op = popleft()
+            except IndexError:
+                op = refill()
+                if op is None:
+                    return
+            due = epoch_ns + op[1]
+            now = _now()
+            if mode.strict and due > now:
+                if wait((due - now) / 1e9):  @sync
+                if await ex._asleep((due - now) / 1e9):  @async
+                    tally[1] += 1
+                    return
+                now = _now()
+            lag = now - due
+            if first:
+                first = False
+                if ex.first_lag_ns is None:
+                    ex.first_lag_ns = lag
+            if (lag > mode.enter_ns) if mode.strict else (lag < mode.leave_ns):
+                mode.observe(lag, now - epoch_ns)
+                if mode.drain_reason:
+                    control.stop(f"drained: {mode.drain_reason}")
+                    tally[1] += 1
+                    return
+            tally[0] += 1
+            t0 = _perf()
+            try:
+                nbytes = AWAIT op[2](op[3], op[4], op[5], op[0])
+            except (StorageError, SbenchError, OSError) as exc:
+                ex._failed(op, exc, rec)
+                continue
+            t1 = _perf()
+            slot = op[6] + bisect_left(bounds, nbytes)
+            append_service((t1 - t0) // 1000 << bits | slot)
+            append_lag(lag)
+            bytes_by_slot[slot] += nbytes
+            tally[2] += 1
+            last_end = now + (t1 - t0)
+    finally:
+        ex._worker_done(last_end)
+"""
+_NAMESPACE: dict[str, Any] = {
+    "_now": time.time_ns, "_perf": time.perf_counter_ns, "bisect_left": bisect_left,
+    "SIZE_BOUNDS": SIZE_BOUNDS, "SLOT_BITS": SLOT_BITS, "StorageError": StorageError,
+    "SbenchError": SbenchError,
 }
 
 
-async def _aget(b: Any, k: str, n: int, d: Any) -> int:
-    return len(await b.get_async(k))
-
-
-async def _aget_range(b: Any, k: str, n: int, d: Any) -> int:
-    return len(await b.get_range_async(k, 0, n))
-
-
-async def _aput(b: Any, k: str, n: int, d: Any) -> int:
-    await b.put_async(k, d)
-    return n
-
-
-async def _astat(b: Any, k: str, n: int, d: Any) -> int:
-    await b.stat_async(k)
-    return 0
-
-
-async def _adelete(b: Any, k: str, n: int, d: Any) -> int:
-    await b.delete_async(k)
-    return 0
-
-
-async def _alist(b: Any, k: str, n: int, d: Any) -> int:
-    async for _ in b.list_async(k, recursive=True):
-        pass
-    return 0
-
-
-#: the calls an AsyncBackend makes as coroutines (MKDIR/RMDIR go through a thread)
-ACALLS: dict[str, Callable[[Any, str, int, Any], Awaitable[int]]] = {
-    "get": _aget, "get_range": _aget_range, "put": _aput, "stat": _astat, "delete": _adelete, "list": _alist,
-}
-#: what a worker's steps yield to be put to sleep
-WAIT = "wait"
+@cache
+def worker_loop(asynchronous: bool) -> Callable[..., Any]:
+    """The compiled loop for threads or asyncio tasks (once per process; its source is in linecache)."""
+    name = "replay_loop_async" if asynchronous else "replay_loop_sync"
+    lines = select(_LOOP, {"async" if asynchronous else "sync"})
+    source = substitute("\n".join(lines) + "\n", {**WORDS[asynchronous], "LOOP(": f"{name}("})
+    return compile_source(source, f"<sbench {name}>", name, _NAMESPACE)
 
 
 @dataclass
@@ -196,10 +300,16 @@ class ReplayExecutor:
         self.mode = ModeController(settings)
         self.router = Router(BackendOptions(concurrency=self.workers))
         self.payload = PayloadGenerator("random", seed=seed)
+        self._calls = calls_for(self.payload.payload)
+        self._acalls = acalls_for(self.payload.payload)
         self.counts = ReplayCounts()
         self._recorders = [Recorder() for _ in range(self.workers)]
+        self._sinks = [ReplaySink() for _ in range(self.workers)]
         self._lock = threading.Lock()
-        self._tallies = [[0, 0, 0, 0] for _ in range(self.workers)]
+        self._tallies = [[0, 0, 0] for _ in range(self.workers)]
+        self._queue: deque[Bound] = deque()
+        self._source: Iterator[list[tuple[Any, ...]]] = iter(())
+        self._asynchronous = False
         self._total = Snapshot()
         self._go = threading.Event()
         self.epoch_ns = 0
@@ -209,68 +319,49 @@ class ReplayExecutor:
 
     # -- the workers --
 
-    def _steps(self, ops: Iterator[ReplayOp], rec: Recorder, tally: list[int]) -> Generator[Any, Any, None]:
-        """One worker's ops, written once for both drivers (threads: `_worker`; asyncio: `_aworker`): it
-        yields `(WAIT, seconds)` (sent back: True when stopped) and `(call, backend, key, bytes, data)`
-        (sent back: bytes moved; a failure is thrown in). `tally` is this worker's own [taken, started,
-        succeeded, in flight] (no lock per op; summed at the end)."""
-        control, mode, lock = self.control, self.mode, self._lock
-        resolve, payload = self.router.resolve, self.payload.payload
-        record, record_late = rec.record, rec.record_late
-        epoch_ns = self.epoch_ns
-        last_end = max_lag = 0
-        first = True
-        try:
+    def _refill(self) -> Bound | None:
+        """The next op when the deque ran dry: bind the stream's next batch (one worker at a time, in
+        order); None at the end of the stream or after a stop."""
+        with self._lock:
+            queue = self._queue
             while True:
-                with lock:
-                    op = None if control.halted else next(ops, None)
-                if op is None:
-                    return
-                tally[0] += 1
-                due = epoch_ns + op.due_ns
-                now = _now()
-                if mode.strict and due > now:
-                    if (yield WAIT, (due - now) / 1e9):
-                        return  # stopped while waiting: the op never started
-                    now = _now()
-                lag = now - due
-                if first:
-                    first = False
-                    if self.first_lag_ns is None:
-                        self.first_lag_ns = lag  # the agent's start skew: how late its first op began
-                if lag > max_lag:
-                    max_lag = lag
-                if (lag > mode.enter_ns) if mode.strict else (lag < mode.leave_ns):
-                    mode.observe(lag, now - epoch_ns)
-                    if mode.drain_reason:
-                        control.stop(f"drained: {mode.drain_reason}")
-                        return
-                if lag > LATE_THRESHOLD_NS:
-                    record_late(lag // 1000)
-                op_class = OP_CLASS[op.op]
-                tally[1] += 1
-                tally[3] = 1
-                t0 = _perf()
                 try:
-                    backend, key = resolve(op.uri)
-                    data = payload(op.nbytes, op.seq) if op.call == "put" else None
-                    nbytes = yield op.call, backend, key, op.nbytes, data
-                except (StorageError, SbenchError, OSError) as exc:
-                    tally[3] = 0
-                    kind = exc.kind if isinstance(exc, StorageError) else ErrorClass.OTHER
-                    rec.record_error(op_class, kind, str(exc))
-                    self._failed(op, exc)
-                    continue
-                t1 = _perf()
-                tally[3] = 0
-                tally[2] += 1
-                service = (t1 - t0) // 1000
-                last_end = now + (t1 - t0)
-                record(op_class, nbytes, service + max(0, lag) // 1000, service)
-        finally:
-            mode.seen(max_lag)
-            with lock:
-                self.last_end_ns = max(self.last_end_ns, last_end)
+                    return queue.popleft()
+                except IndexError:
+                    pass
+                batch = None if self.control.halted else next(self._source, None)
+                if batch is None:
+                    return None
+                queue.extend(self._bind(batch))
+
+    def _bind(self, batch: list[tuple[Any, ...]]) -> list[Bound]:
+        """Plan rows (replay.plan.ReplayOp's fields) -> bound ops: backend, key, call, slot base."""
+        resolve, calls, base_of = self.router.resolve, self._calls, _SLOT_BASE
+        out: list[Bound] = []
+        for seq, due, call, op, uri, nbytes in batch:
+            try:
+                backend, key = resolve(uri)
+            except (StorageError, SbenchError, OSError) as exc:
+                out.append((seq, due, _unresolved(exc), None, uri, nbytes, base_of[op], op, uri))
+                continue
+            fn = calls[call]
+            if self._asynchronous:
+                native = backend.is_async and call in self._acalls
+                fn = self._acalls[call] if native else partial(_in_thread, fn)
+            out.append((seq, due, fn, backend, key, nbytes, base_of[op], op, uri))
+        return out
+
+    async def _asleep(self, seconds: float) -> bool:
+        """An asyncio worker's wait for an op's due time, in steps of at most 0.1 s; True when stopped."""
+        until = time.monotonic() + seconds
+        control = self.control
+        while not control.halted and (left := until - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.1))
+        return control.halted
+
+    def _worker_done(self, last_end_ns: int) -> None:
+        with self._lock:
+            self.last_end_ns = max(self.last_end_ns, last_end_ns)
 
     def _wait_go(self) -> bool:
         """Wait for the epoch; False when stopped first."""
@@ -279,76 +370,39 @@ class ReplayExecutor:
                 return False
         return True
 
-    def _worker(self, ops: Iterator[ReplayOp], rec: Recorder, tally: list[int]) -> None:
-        """A worker thread: the steps with blocking waits and calls."""
-        if not self._wait_go():
-            return
-        wait, calls = self.control.wait, CALLS
-        steps = self._steps(ops, rec, tally)
-        send, throw = steps.send, steps.throw
-        try:
-            request = next(steps)
-            while True:
-                if request[0] is WAIT:
-                    request = send(wait(request[1]))
-                    continue
-                try:
-                    moved = calls[request[0]](*request[1:])
-                except (StorageError, SbenchError, OSError) as exc:
-                    request = throw(exc)
-                else:
-                    request = send(moved)
-        except StopIteration:
-            return
-
-    def _async_workers(self, ops: Iterator[ReplayOp]) -> None:
-        """The asyncio driver (a native cloud backend: its calls are coroutines, as the engine drives
-        them): one thread, one task per worker, the same steps."""
+    def _thread(self, rec: Recorder, sink: ReplaySink, tally: list[int]) -> None:
         if self._wait_go():
-            asyncio.run(self._atasks(ops))
+            worker_loop(False)(self, rec, sink, tally)
 
-    async def _atasks(self, ops: Iterator[ReplayOp]) -> None:
-        await asyncio.gather(*(self._aworker(ops, rec, tally)
-                               for rec, tally in zip(self._recorders, self._tallies, strict=True)))
+    def _async_workers(self) -> None:
+        """The asyncio driver (a native cloud backend: its calls are coroutines, as the engine drives
+        them): one thread, one task per worker."""
+        if self._wait_go():
+            asyncio.run(self._atasks())
 
-    async def _aworker(self, ops: Iterator[ReplayOp], rec: Recorder, tally: list[int]) -> None:
-        control = self.control
-        steps = self._steps(ops, rec, tally)
-        send, throw = steps.send, steps.throw
-        try:
-            request = next(steps)
-            while True:
-                if request[0] is WAIT:
-                    until = time.monotonic() + request[1]
-                    while not control.halted and (left := until - time.monotonic()) > 0:
-                        await asyncio.sleep(min(left, 0.1))
-                    request = send(control.halted)
-                    continue
-                call, backend = request[0], request[1]
-                try:
-                    if backend.is_async and call in ACALLS:
-                        moved = await ACALLS[call](*request[1:])
-                    else:
-                        moved = await asyncio.to_thread(CALLS[call], *request[1:])
-                except (StorageError, SbenchError, OSError) as exc:
-                    request = throw(exc)
-                else:
-                    request = send(moved)
-        except StopIteration:
-            return
+    async def _atasks(self) -> None:
+        loop = worker_loop(True)
+        await asyncio.gather(*(loop(self, rec, sink, tally) for rec, sink, tally
+                               in zip(self._recorders, self._sinks, self._tallies, strict=True)))
 
-    def _failed(self, op: ReplayOp, exc: BaseException) -> None:
+    def _failed(self, op: Bound, exc: BaseException, rec: Recorder) -> None:
+        kind = exc.kind if isinstance(exc, StorageError) else ErrorClass.OTHER
+        rec.record_error(OP_CLASS[op[7]], kind, str(exc))
         with self._lock:
             self.counts.failed += 1
             first = not self.counts.first_failure
             if first:
-                self.counts.first_failure = f"op {op.seq} ({op.op} {op.uri}) failed: {exc}"
+                self.counts.first_failure = f"op {op[0]} ({op[7]} {op[8]}) failed: {exc}"
         if first and not self.continue_on_error:
             self.control.stop(f"{self.counts.first_failure} (--continue-on-error replays past failures)")
 
     # -- intervals --
 
     def _take_interval(self) -> Snapshot:
+        for sink, rec in zip(self._sinks, self._recorders, strict=True):
+            largest = sink.fold_into(rec)
+            if largest is not None:
+                self.mode.seen(largest)
         snap = Snapshot.merge_all(r.take_interval() for r in self._recorders)
         self._total = Snapshot.merge(self._total, snap)
         return snap
@@ -361,24 +415,28 @@ class ReplayExecutor:
 
     # -- the run --
 
-    def start(self, ops: Iterator[ReplayOp]) -> None:
-        """Start the workers on `ops`; they wait for `go` (thread start-up never eats into the schedule).
-        Asyncio tasks when the backend opened first (`warm`) is a native (async) one, threads otherwise."""
+    def start(self, batches: Iterator[list[tuple[Any, ...]]]) -> None:
+        """Start the workers on the stream's `batches`; they wait for `go` (thread start-up never eats into
+        the schedule). Asyncio tasks when the backend opened first (`warm`) is a native (async) one,
+        threads otherwise."""
         self._started_ms = _now() // 1_000_000
         self._t0 = time.monotonic()
         self.payload.payload(1, 0)  # the shared buffer is built now (~0.3 s), not by the first PUT
+        self._source = batches
+        self._asynchronous = bool(self.router.first_is_async)
         self._done = threading.Event()
         self._sampler_thread = threading.Thread(target=self._sampler, args=(self._done,),
                                                 name="sbench-replay-intervals", daemon=True)
         self._sampler_thread.start()
-        if self.router.first_is_async:
-            self._threads = [threading.Thread(target=self._async_workers, args=(ops,),
-                                              name="sbench-replay-async", daemon=True)]
+        if self._asynchronous:
+            self._threads = [threading.Thread(target=self._async_workers, name="sbench-replay-async",
+                                              daemon=True)]
         else:
             self._threads = [
-                threading.Thread(target=self._worker, args=(ops, rec, tally), name=f"sbench-replay-{i}",
+                threading.Thread(target=self._thread, args=(rec, sink, tally), name=f"sbench-replay-{i}",
                                  daemon=True)
-                for i, (rec, tally) in enumerate(zip(self._recorders, self._tallies, strict=True))
+                for i, (rec, sink, tally) in enumerate(zip(self._recorders, self._sinks, self._tallies,
+                                                           strict=True))
             ]
         for thread in self._threads:
             thread.start()
@@ -404,21 +462,22 @@ class ReplayExecutor:
         if self.on_interval is not None and not last.is_empty:
             self.on_interval(last)
         counts = self.counts
-        counts.taken, counts.started, counts.succeeded, abandoned = (sum(t[i] for t in self._tallies)
-                                                                     for i in range(4))
+        counts.started, not_started, counts.succeeded = (sum(t[i] for t in self._tallies) for i in range(3))
+        counts.taken = counts.started + not_started
+        abandoned = max(0, counts.started - counts.succeeded - counts.failed)  # still inside a storage call
         self._total.unfinished_ops = abandoned
         roots = self.router.roots
         self.router.close()
         return self._result(self._started_ms, time.monotonic() - self._t0, abandoned, roots)
 
-    def run(self, ops: Iterator[ReplayOp], lead_s: float) -> AgentStageResult:
-        """Replay `ops` in this process, the epoch `lead_s` after the workers are ready (and the first
-        op's backend open)."""
-        first = next(ops, None)
+    def run(self, batches: Iterator[list[tuple[Any, ...]]], lead_s: float) -> AgentStageResult:
+        """Replay the stream's `batches` in this process, the epoch `lead_s` after the workers are ready
+        (and the first op's backend open)."""
+        first = next(batches, None)
         if first is not None:
-            self.warm(first.uri)
-            ops = itertools.chain([first], ops)
-        self.start(ops)
+            self.warm(ReplayOp(*first[0]).uri)
+            batches = itertools.chain([first], batches)
+        self.start(batches)
         self.go(_now() + int(lead_s * 1e9))
         return self.wait()
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sbench.errors import ConfigError
@@ -69,8 +70,19 @@ def source_uri(endpoint: str, file: str) -> str:
     """The URI a log row names: its endpoint's scheme and its file column (s3dlio's `file` has no scheme)."""
     if "://" in file:
         return file
-    scheme = endpoint.split("://", 1)[0] if "://" in endpoint else "file"
-    return f"{scheme}://{file}"
+    return f"{_scheme(endpoint)}://{file}"
+
+
+def _scheme(endpoint: str) -> str:
+    return endpoint.split("://", 1)[0] if "://" in endpoint else "file"
+
+
+def map_column(mapper: Callable[[str, str], str], endpoints: list[str], files: list[str]) -> list[str]:
+    """`mapper` over a batch's endpoint and file columns. The log's own URIs (no --target, no --remap) of
+    rows with one endpoint and schemeless files, the usual batch, are one C-level map (replay.plan)."""
+    if mapper is source_uri and len(set(endpoints)) == 1 and "://" not in "\n".join(files):
+        return list(map(f"{_scheme(endpoints[0])}://".__add__, files))
+    return list(map(mapper, endpoints, files))
 
 
 def retarget(target: str, endpoint: str, file: str) -> str:

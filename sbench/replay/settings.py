@@ -14,20 +14,27 @@ an unknown key in a rule is named with the rule's keys as the did-you-mean candi
 
 Backpressure (sai3's config.rs, top-level keys, no `replay:` wrapper): `lag_threshold` (strict -> best
 effort), `recovery_threshold` (back to strict), `max_flaps_per_minute` (more transitions in a minute: drain
-and stop), `drain_timeout`, `max_concurrent`.
+and stop), `drain_timeout`, `max_concurrent`. Next to them, the replay's fleet: `distributed:`, the block of
+a workload file (the same model, rules and messages as `sbench run`; replay.fleetblock says which of its
+keys a replay honours), so a sai3-style config describes a replay's agents as it describes a run's.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from sbench.config.loader import load_model_file
-from sbench.config.models import StrictModel
+from sbench.config.loader import load_model_file, load_model_source
+from sbench.config.models import DistributedConfig, StrictModel
+from sbench.config.problems import config_error
 from sbench.config.units import Count, Duration
+from sbench.config.validation import check_distributed_block
+from sbench.replay.fleetblock import fleet_problems
 
 
 class MatchSpec(StrictModel):
@@ -122,6 +129,18 @@ class Backpressure(StrictModel):
     max_flaps_per_minute: Count = Field(3, ge=0, description="More transitions in a minute: drain and stop.")
     drain_timeout: Duration = Field(10.0, ge=0, description="How long a drain waits for ops in flight.")
     max_concurrent: Count = Field(1000, ge=1, le=100_000, description="Ops in flight at most.")
+    distributed: DistributedConfig | None = Field(
+        None, description="sbench: replay over Ray agents placed as a run's (`sbench run`'s block)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _namespace_moot(cls, data: Any) -> Any:
+        """A run's block must say whether agents share a namespace; a replay sends every op of one key to
+        one agent, so no agent needs another's objects and the key may be left out (true)."""
+        if isinstance(data, dict) and isinstance(data.get("distributed"), dict):
+            data = {**data, "distributed": {"shared_filesystem": True, **data["distributed"]}}
+        return data
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Backpressure:
@@ -137,5 +156,35 @@ def load_remap(path: Path) -> RemapFile:
     return load_model_file(path, RemapFile, "remap file")
 
 
+@dataclass
+class ReplayConfig:
+    """A replay's `--config`, checked: the settings, warnings for keys without effect, and where its
+    `distributed` block is (for messages)."""
+
+    settings: Backpressure
+    warnings: list[str] = field(default_factory=list)
+    #: `file:line` of the `distributed` key ("" without one)
+    distributed_at: str = ""
+
+
+def load_replay_config(path: Path | None) -> ReplayConfig:
+    """Validate the file (file, line, key path, did-you-mean; exit 2), then its `distributed` block by
+    `sbench run`'s rules and the replay's own (replay.fleetblock)."""
+    if path is None:
+        return ReplayConfig(Backpressure())
+    settings, parsed = load_model_source(path, Backpressure, "replay config")
+    dist = settings.distributed
+    if dist is None:
+        return ReplayConfig(settings)
+    problems, notes = check_distributed_block(dist, parsed)
+    more, more_notes = fleet_problems(dist, parsed)
+    if problems or more:
+        raise config_error([*problems, *more], path, what="replay config")
+    line = parsed.line_of(("distributed",))
+    ordered = sorted((*notes, *more_notes), key=lambda n: n.line or 0)
+    return ReplayConfig(settings, [n.render(path) for n in ordered],
+                        f"{path}:{line}" if line else str(path))
+
+
 def load_backpressure(path: Path | None) -> Backpressure:
-    return Backpressure() if path is None else load_model_file(path, Backpressure, "replay config")
+    return load_replay_config(path).settings

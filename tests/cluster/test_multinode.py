@@ -426,7 +426,8 @@ def test_placement_that_the_cluster_cannot_hold_fails_clearly(ray_cluster) -> No
 
 
 def test_distributed_replay_splits_by_key_and_keeps_each_keys_order(ray_cluster, tmp_path: Path) -> None:
-    """`sbench replay --agents 3` on the 3-node cluster: every op replayed once, each key's PUT, HEAD, GET,
+    """`sbench replay` on the 3-node cluster with its fleet from a run's `distributed` block (one agent per
+    node, one with its own id and max_concurrent): every op replayed once, each key's PUT, HEAD, GET,
     DELETE in their logged order (a reordered key would fail its GET or DELETE), one merged op-log of the
     replay's own calls, the start skew reported."""
     from sbench.cli import main
@@ -438,7 +439,11 @@ def test_distributed_replay_splits_by_key_and_keeps_each_keys_order(ray_cluster,
             for k in range(keys) for step, op in enumerate(("PUT", "HEAD", "GET", "DELETE"))]
     log = write_log(tmp_path / "log.tsv.zst", sorted(rows))
     results = tmp_path / "replayed"
-    code = main(["replay", "--op-log", str(log), "--target", f"file://{tmp_path}/t/", "--agents", "3",
+    config = tmp_path / "replay.yaml"
+    config.write_text("max_concurrent: 4\ndistributed:\n  agents_per_node: 1\n  nodes: all\n"
+                      "  agent_ready_timeout: 60\n  agents:\n    - {address: localhost, id: edge, "
+                      "concurrency_override: 2}\n")
+    code = main(["replay", "--op-log", str(log), "--target", f"file://{tmp_path}/t/", "--config", str(config),
                  "--results-dir", str(results), "--capture", "own.tsv.zst"])
     summary = json.loads((results / "summary.json").read_text())
     assert code == 0, summary["reason"]
@@ -446,10 +451,13 @@ def test_distributed_replay_splits_by_key_and_keeps_each_keys_order(ray_cluster,
     assert figures["ops_succeeded"] == len(rows) == summary["workload"]["operations"]["PUT"]["ops"] * 4
     own = list(rows_of(results / "own.tsv.zst"))
     assert len(own) == len(rows) and not any(r.error for r in own)
-    assert {r.client_id for r in own} == {"agent-1", "agent-2", "agent-3"}
+    assert {r.client_id for r in own} == {"edge", "agent-2", "agent-3", "agent-4"}
+    workers = {a: p["workers"] for a, p in figures["agents"].items()}
+    assert workers == {"edge": 2, "agent-2": 4, "agent-3": 4, "agent-4": 4}
     for k in range(keys):
         mine = [r.op for r in own if r.file.endswith(f"/k{k}")]
         assert mine == ["PUT", "HEAD", "GET", "DELETE"], (k, mine)
         assert len({r.client_id for r in own if r.file.endswith(f"/k{k}")}) == 1
     assert figures["start_skew_ms"] is not None and summary["stages"][0]["start_skew_ms"] is not None
-    assert len(set(figures["nodes"].values())) == 3  # one agent per node
+    nodes = figures["nodes"]
+    assert len({nodes[a] for a in ("agent-2", "agent-3", "agent-4")}) == 3  # one agent per node

@@ -53,3 +53,21 @@ def test_the_median_table_is_hdrh_median_of_every_slot() -> None:
     assert len(table) == ref.counts_len
     for index in range(0, ref.counts_len, 3):
         assert table[index] == ref._hdr_median_equiv_value(ref.get_value_from_index(index)), index
+
+
+def test_bulk_record_gives_the_counts_of_record_us() -> None:
+    """`record_many_us` (numpy, a replay's interval fold) equals recording the values one by one, at every
+    bucket edge and beyond the trackable range."""
+    import numpy as np
+
+    rng = random.Random(11)
+    values = [int(rng.lognormvariate(8, 3)) for _ in range(20_000)]
+    values += [-5, 0, 1, 2, 2047, 2048, 2049, 4095, 4096, 2**31, 2**32 + 7, HIGHEST_US, HIGHEST_US * 3]
+    one_by_one, bulk = LatencyHistogram(), LatencyHistogram()
+    for v in values:
+        one_by_one.record_us(v)
+    bulk.record_many_us(np.array(values[:7]))
+    bulk.record_many_us(np.array(values[7:]))
+    bulk.record_many_us(np.array([], dtype=np.int64))
+    assert bulk.encode() == one_by_one.encode()
+    assert (bulk.count, bulk.min, bulk.max) == (one_by_one.count, one_by_one.min, one_by_one.max)

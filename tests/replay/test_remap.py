@@ -93,3 +93,20 @@ def test_backpressure_file_typo_and_hysteresis(tmp_path: Path) -> None:
         load_backpressure(path)
     path.write_text("lag_threshold: 500ms\nrecovery_threshold: 100ms\nmax_concurrent: 2\n")
     assert load_backpressure(path).lag_threshold == 0.5
+
+
+def test_a_batch_of_the_logs_own_uris_maps_as_row_by_row() -> None:
+    from sbench.replay.remap import map_column, source_uri
+
+    cases = [
+        (["s3://h:9000"] * 3, ["b/k1", "b/k2", "b/d/k3"]),  # the usual batch: one endpoint, no schemes
+        (["file://", "file://"], ["/tmp/a", "/tmp/b"]),
+        (["s3://h:9000", "az://acct"], ["b/k", "c/k"]),  # two endpoints
+        (["s3://h", "s3://h"], ["b/k", "gs://other/k"]),  # a file with its own scheme
+        (["", ""], ["/x", "/y"]),  # no endpoint: file://
+    ]
+    for endpoints, files in cases:
+        assert map_column(source_uri, endpoints, files) == list(map(source_uri, endpoints, files))
+    target = "file:///t/"
+    mapped = map_column(lambda e, f: retarget(target, e, f), ["s3://h"], ["b/k"])
+    assert mapped == [retarget(target, "s3://h", "b/k")]
