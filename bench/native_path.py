@@ -2,9 +2,9 @@
 
 What it does, in one invocation: starts its own SeaweedFS (tests/servers.py) on 127.0.0.1 (or uses
 `--endpoint`), prepares the GET objects once with `sbench run --prepare-only` (256 x 4 KiB and 8 x 16 MiB),
-then for every case (4 KiB GET, PUT and a 50/50 mix; 16 MiB GET and PUT; 16 in flight) runs every client
-in turn, `--rounds` interleaved rounds (the order rotates each round, so drifting background load falls on
-every client alike):
+then for every case (4 KiB GET, PUT and a 50/50 mix; 16 MiB GET and PUT; 16 in flight unless
+`--concurrency` says otherwise) runs every client in turn, `--rounds` interleaved rounds (the order rotates
+each round, so drifting background load falls on every client alike):
 
 - `sbench ...`: the full `sbench run` of a YAML workload in a child process (`python -m sbench run`, native
   driver, closed loop, `--skip-prepare --no-report`, 1 s warm-up then `--seconds` measured). Its client
@@ -22,8 +22,9 @@ PUTs overwrite 32 keys per worker, sbench's PUTs create new keys (cleaned up aft
 
 Printed per case: each client's median ops/s, MiB/s and client CPU µs per op over the rounds, every
 round's CPU per op, then the ratios (medians of per-round ratios, each round measuring the clients back to
-back): each sbench variant's CPU per op over bare obstore asyncio and over s3dlio, and its throughput over
-the best bare loop of the round. The load average is printed with every round.
+back): each sbench variant's CPU per op over bare obstore asyncio, s3dlio and obstore threads, and its
+throughput over the best bare loop (the one with the highest median throughput). The load average is
+printed with every round.
 
     scripts/netns-run .venv/bin/python bench/native_path.py [--seconds 4] [--rounds 3] [--cases get4k,put4k]
         [--clients sbench,obstore] [--json FILE]
@@ -57,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 from tests import servers  # noqa: E402
 
 BUCKET = "sbench-native"
+#: requests in flight per client (`--concurrency`)
 CONCURRENCY = 16
 KEYS_PER_WORKER = 32
 KiB, MiB = 1024, 1024 * 1024
@@ -416,24 +418,28 @@ def report(case: Case, results: dict[str, Result]) -> tuple[str, dict[str, Any]]
                 ratios[f"cpu/{other}"] = _med([o.cpu_us / b.cpu_us for o, b in
                                                zip(ours, results[other].rounds, strict=True)])
         if bare:
-            ratios["MiB/s / best bare"] = _med([o.mib_s / max(results[b].rounds[i].mib_s for b in bare)
-                                                for i, o in enumerate(ours)])
+            # the best bare loop is the one with the highest median throughput; compared round by round
+            best = max(bare, key=lambda b: _med([x.mib_s for x in results[b].rounds]))
+            ratios[f"MiB/s / {best} (best bare)"] = _med([o.mib_s / b.mib_s for o, b in
+                                                         zip(ours, results[best].rounds, strict=True)])
         figures[name] = ratios
         lines.append(f"- {name}: " + ", ".join(f"{k} x{v:.3f}" for k, v in ratios.items()))
     return "\n".join(lines), figures
 
 
 def main(argv: list[str] | None = None) -> int:
-    global ARGS, HAVE_S3DLIO
+    global ARGS, HAVE_S3DLIO, CONCURRENCY
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per client per round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {','.join(CASES)}")
     parser.add_argument("--clients", default="sbench,obstore,s3dlio", help="sbench, obstore, s3dlio")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="requests in flight per client")
     parser.add_argument("--endpoint", help="use this running S3 endpoint instead of starting SeaweedFS")
     parser.add_argument("--no-uvloop", dest="uvloop", action="store_false", help="skip the uvloop bare loop")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     ARGS = parser.parse_args(argv)
+    CONCURRENCY = ARGS.concurrency
     if os.environ.get("SBENCH_IN_NETNS") != "1" and os.environ.get("SBENCH_NETNS_OFF") != "1":
         print("bench/native_path.py starts a server: run it through scripts/netns-run", file=sys.stderr)
         return 2
