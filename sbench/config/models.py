@@ -641,6 +641,46 @@ class BackendConfig(StrictModel):
     )
 
 
+class WorkerMode(StrEnum):
+    """How an agent runs its workload workers (engine/workload.py)."""
+
+    #: asyncio tasks on one event loop when every op's backend has async calls (native drivers, null://),
+    #: threads otherwise
+    AUTO = "auto"
+    #: one thread per worker on every backend (the native drivers' sync calls, which release the GIL)
+    THREADS = "threads"
+
+
+class EventLoop(StrEnum):
+    """The event loop asyncio workers run on."""
+
+    ASYNCIO = "asyncio"
+    UVLOOP = "uvloop"
+
+
+class WorkersConfig(StrictModel):
+    """sbench: how one agent runs its workload workers. bench/native_path.py measures the choices on S3."""
+
+    mode: WorkerMode = Field(
+        WorkerMode.AUTO,
+        description="auto: asyncio tasks on the native cloud drivers and null://, threads elsewhere; "
+        "threads: threads everywhere (less client CPU per S3 op at moderate concurrency: bench/README.md).",
+    )
+    event_loop: EventLoop = Field(
+        EventLoop.ASYNCIO,
+        description="Event loop of asyncio workers: asyncio, or uvloop (pip install 'sbench[uvloop]').",
+    )
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop_installed(cls, value: EventLoop) -> EventLoop:
+        import importlib.util
+
+        if value is EventLoop.UVLOOP and importlib.util.find_spec("uvloop") is None:
+            raise ValueError("uvloop is not installed: pip install 'sbench[uvloop]' (uvloop==0.23.0)")
+        return value
+
+
 #: What sbench sets itself in every agent (who it is) or what Ray reads when a worker starts: an `env` entry
 #: of these names would be overwritten, or would change nothing, so it is refused.
 RESERVED_ENV_PREFIXES = ("SBENCH_", "RAY_")
@@ -1050,6 +1090,9 @@ class Config(StrictModel):
     )
     backend_options: BackendConfig = Field(
         default_factory=BackendConfig, description="sbench: object-store client settings (see BackendConfig)."
+    )
+    workers: WorkersConfig = Field(
+        default_factory=WorkersConfig, description="sbench: threads or asyncio tasks, and the event loop."
     )
     distributed_env: AgentEnv = Field(
         default_factory=dict,

@@ -1,11 +1,13 @@
 """The workload loop of one agent: `concurrency` workers picking weighted ops until the stage ends.
 
 Workers are threads for sync backends (file, direct, SDK drivers) and asyncio tasks on one event-loop thread
-when every backend the ops use is an AsyncBackend (native obstore drivers). Each iteration: pick an op by
-weight (cumulative weights + bisect on the worker's own `random.Random`), wait for its slot when the load is
-open loop, take the op's limiter when it has one, resolve its key, run it, record it in the worker's own
-Recorder. Nothing else is shared on the success path, so the engine's cost per op stays a small fraction of
-the client's (bench/engine_overhead.py measures it against a bare loop).
+(asyncio's or uvloop's, `workers.event_loop`) when every backend the ops use is an AsyncBackend (native
+obstore drivers, null://), unless `workers.mode: threads` asks for threads there too (the native
+drivers' sync calls: less client CPU per op at moderate concurrency, bench/native_path.py). Each
+iteration: pick an op by weight (cumulative weights + bisect on the worker's own `random.Random`), wait for
+its slot when the load is open loop, take the op's limiter when it has one, resolve its key, run it, record
+it in the worker's own Recorder. Nothing else is shared on the success path, so the engine's cost per op
+stays a small fraction of the client's (bench/engine_overhead.py measures it against a bare loop).
 
 Three modules, one job each: engine.binding binds the config's ops to backends, pools and calls (the calls
 generated per op kind by engine.opcalls); engine.loops generates each worker's loop from one template; this
@@ -29,13 +31,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sbench.config.models import Config
+from sbench.config.models import Config, WorkerMode
 from sbench.control import RunControl
 from sbench.data.sizes import index_hash, seed_for_uri
 from sbench.engine.backends import BackendSet
 from sbench.engine.binding import WorkerState, WorkloadOp, build_ops
 from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
 from sbench.engine.errorpolicy import ErrorHandling, ErrorPolicy
+from sbench.engine.eventloop import run_on
 from sbench.engine.gil import worker_switch_interval
 from sbench.engine.loops import LoopShape, loop_for
 from sbench.engine.ratecontrol import OpenLoopSchedule, schedule_from_config
@@ -272,7 +275,7 @@ class WorkloadRun:
 
         try:
             with worker_switch_interval():
-                asyncio.run(main())
+                run_on(self.config.workers.event_loop, main())
         except BaseException as exc:
             self._crashed("worker loop", exc)
             raise
@@ -362,7 +365,8 @@ class WorkloadRun:
 
     def _run(self, backends: BackendSet, seed: int) -> WorkloadResult:
         self.workers = self._make_workers(self.ops, seed)
-        use_async = all(op.acall is not None for op in self.ops)
+        # asyncio tasks only where every op has an async call, and only when the config leaves the choice
+        use_async = self.config.workers.mode is WorkerMode.AUTO and all(o.acall is not None for o in self.ops)
         start_ns = time.monotonic_ns()
         start_ms = time.time_ns() // 1_000_000
         warmup_ns = int(self.warmup_s * 1e9)

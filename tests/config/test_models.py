@@ -234,3 +234,26 @@ def test_explicit_agents_and_agents_per_node_combine() -> None:
         """)
     assert config.distributed is not None
     assert config.distributed.nodes == "all" and config.distributed.agents[0].id == "pinned"
+
+
+def test_workers_setting_defaults_values_and_missing_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`workers` defaults to today's choice (asyncio on the native drivers, asyncio's loop); a missing
+    uvloop is refused at load time, naming the key and the install command, never at the run's start."""
+    import importlib.util
+
+    from sbench.config.models import EventLoop, WorkerMode
+    from sbench.errors import ConfigError
+
+    base = "target: s3://b/p/\nworkload:\n  - {op: get, path: x/, weight: 1}\n"
+    default = load(base).workers
+    assert (default.mode, default.event_loop) == (WorkerMode.AUTO, EventLoop.ASYNCIO)
+    chosen = load(base + "workers: {mode: threads, event_loop: uvloop}\n").workers
+    assert (chosen.mode, chosen.event_loop) == (WorkerMode.THREADS, EventLoop.UVLOOP)
+    with pytest.raises(ConfigError, match=r"workers\.mode"):
+        load(base + "workers: {mode: processes}\n")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "uvloop" else real(name, *a))
+    refused = r"(?s)workers\.event_loop.*uvloop is not installed.*sbench\[uvloop\]"
+    with pytest.raises(ConfigError, match=refused):
+        load(base + "workers: {event_loop: uvloop}\n")

@@ -3,7 +3,9 @@ and sdk (boto3, threads)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import uuid
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,44 @@ def test_s3_round_trip(seaweedfs: servers.LocalServer, bucket: str, driver: str,
     left = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=f"{driver}/").get("Contents", [])]
     client.close()
     assert left == [f"{driver}/data/foreign.txt"]
+
+
+@pytest.mark.parametrize("workers", ["{mode: threads}", "{event_loop: uvloop}"])
+def test_s3_native_workers_setting(seaweedfs: servers.LocalServer, bucket: str, workers: str, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`workers: {mode: threads}` runs the native driver's sync calls on threads; `{event_loop: uvloop}`
+    runs its async calls on uvloop's event loop. Every call still reaches SeaweedFS; the probe only notes
+    which path (and, for async calls, which event loop) served it."""
+    from sbench.storage.s3_native import S3NativeBackend
+
+    hermetic_aws_env(monkeypatch, tmp_path)
+    seen: list[str] = []
+    sync_get, async_get = S3NativeBackend.get, S3NativeBackend.get_async
+
+    def probe_get(self: S3NativeBackend, key: str) -> object:
+        seen.append("sync")
+        return sync_get(self, key)
+
+    async def probe_get_async(self: S3NativeBackend, key: str) -> object:
+        seen.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
+        return await async_get(self, key)
+
+    monkeypatch.setattr(S3NativeBackend, "get", probe_get)
+    monkeypatch.setattr(S3NativeBackend, "get_async", probe_get_async)
+    root = f"s3://127.0.0.1:{seaweedfs.port}/{bucket}/workers-{uuid.uuid4().hex[:6]}"
+    cfg = config_from(
+        f"target: {root}/\nconcurrency: 4\nduration: 1s\ndriver: native\nworkers: {workers}\n"
+        f"prepare:\n  ensure_objects:\n    - {{base_uri: '{root}/data/', count: 8, size_spec: 3000}}\n"
+        "workload:\n  - {op: get, path: 'data/prepared-*.dat', weight: 3}\n"
+        "  - {op: put, path: 'puts/', weight: 1, object_size: 2000}\n")
+    agent = OneAgent(cfg)
+    assert agent.prepare().created == 8
+    res = run_workload(cfg, agent.identity, RunControl(), duration_s=0.5, state=agent.state)
+    snap = res.snapshot
+    assert snap.errors_total() == 0, res.first_error
+    gets = snap.total_ops(OpClass.GET)
+    assert snap.total_ops(OpClass.PUT) > 0 and snap.total_bytes(OpClass.GET) == 3000 * gets
+    threads = "threads" in workers
+    assert res.extra["async"] is not threads
+    assert len(seen) >= gets > 0  # an op cut off at the end is called but not counted
+    assert set(seen) == ({"sync"} if threads else {"uvloop"})
