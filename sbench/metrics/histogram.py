@@ -54,6 +54,20 @@ def _medians() -> list[int]:
     return out
 
 
+@cache
+def _slots_at_or_below(bounds_us: tuple[int, ...]) -> tuple[int, ...]:
+    """For each bound, the last counts slot whose values all lie at or below it (the layout is fixed, so this
+    is worked out once per set of bounds, not with hdrh's method calls at every `counts_at_or_below`)."""
+    probe = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    out = []
+    for bound in bounds_us:
+        index = probe._counts_index_for(bound)
+        if probe.get_highest_equivalent_value(bound) != bound:
+            index -= 1  # the slot holding the bound reaches past it
+        out.append(index)
+    return tuple(out)
+
+
 class LatencyHistogram:
     __slots__ = ("_h",)
 
@@ -149,19 +163,15 @@ class LatencyHistogram:
         percentile by the slot's highest value). Below 2,048 µs every slot holds one value, so the counts are
         exact; above, a slot straddling a bound (narrower than 0.1 % of it) counts under the next bound.
         """
-        h = self._h
-        if not h.total_count:
+        if not self._h.total_count:
             return [0] * len(bounds_us)
         first, counts = self._used_counts()
         cum = list(accumulate(counts))
-        out = []
-        for bound in bounds_us:
-            index = h._counts_index_for(bound)
-            if h.get_highest_equivalent_value(bound) != bound:
-                index -= 1  # the slot holding the bound reaches past it
-            pos = index - first
-            out.append(0 if pos < 0 else cum[min(pos, len(cum) - 1)])
-        return out
+        last = len(cum) - 1
+        return [
+            0 if (pos := index - first) < 0 else cum[min(pos, last)]
+            for index in _slots_at_or_below(tuple(bounds_us))
+        ]
 
     @property
     def mean(self) -> float:

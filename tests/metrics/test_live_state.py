@@ -107,3 +107,41 @@ def test_a_stage_total_below_what_was_counted_never_lowers_a_counter() -> None:
     assert live.counters[("sbench_ops_total", ("r1", "s", "a", "GET"))] == 10
     assert live.histograms[("r1", "s", "a", "GET")].count == 10
     assert live.gauges[("sbench_agent_stuck", ("r1", "s", "a"))] == 1
+
+
+def _latency_snap(*values_us: int) -> Snapshot:
+    hist = LatencyHistogram()
+    for v in values_us:
+        hist.record_us(v)
+    snap = Snapshot(start_ms=0, end_ms=1_000)
+    snap.ops = {(OpClass.PUT, 2): len(values_us)}
+    snap.hists = {(OpClass.PUT, 2): hist.encode()}
+    snap.service = {OpClass.PUT: hist.encode()}
+    return snap
+
+
+def test_an_update_reads_only_its_own_intervals_slots_and_adds_up_exactly(monkeypatch) -> None:
+    """One slow op early in a stage must not make every later update walk the stage's whole latency range
+    (C loops over thousands of HDR slots, holding the GIL the workers need): the Prometheus values of the
+    intervals are added, and they equal those of the merged histogram."""
+    live = LiveMetrics("r")
+    first = _latency_snap(5, 7, 9_000_000)  # a 9 s op: the stage's range reaches far
+    second = _latency_snap(6, 8, 11)
+    live.intervals("s", {"a": [first]})
+    read: list[int] = []
+    used_counts = LatencyHistogram._used_counts
+
+    def counting(self: LatencyHistogram) -> tuple[int, list[int]]:
+        first_slot, counts = used_counts(self)
+        read.append(len(counts))
+        return first_slot, counts
+
+    monkeypatch.setattr(LatencyHistogram, "_used_counts", counting)
+    live.intervals("s", {"a": [second]})
+    assert read and max(read) <= 11  # the second interval's slots (6..11 µs), not the 9 s op's thousands
+    merged = Snapshot.merge(first, second).histogram(OpClass.PUT)
+    got = live.histograms[("r", "s", "a", "PUT")]
+    expected = HistogramValue.of(merged)
+    assert got.count == expected.count == 6
+    assert got.buckets == expected.buckets
+    assert abs(got.sum_s - expected.sum_s) < 1e-9

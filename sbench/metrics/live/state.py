@@ -32,6 +32,19 @@ class HistogramValue:
     count: int
     sum_s: float
 
+    @classmethod
+    def of(cls, hist: LatencyHistogram) -> HistogramValue:
+        """The Prometheus view of an HDR histogram (its sum: each slot at hdrh's median value, as `mean`)."""
+        return cls(
+            tuple(hist.counts_at_or_below(c.LATENCY_BOUNDS_US)), hist.count, hist.mean * hist.count / 1e6
+        )
+
+    def __add__(self, other: HistogramValue) -> HistogramValue:
+        """Prometheus bucket counts, counts and sums are all additive: two intervals' values add up to the
+        value of their merged histogram, so nothing cumulative has to be kept as an HDR histogram."""
+        buckets = tuple(a + b for a, b in zip(self.buckets, other.buckets, strict=True))
+        return HistogramValue(buckets, self.count + other.count, self.sum_s + other.sum_s)
+
 
 class Sink(Protocol):
     """Where changes go besides this state (Ray's metrics): counter deltas, gauge and histogram values."""
@@ -54,7 +67,6 @@ class LiveMetrics:
         self.counters: dict[SeriesKey, float] = {}
         self.gauges: dict[SeriesKey, float] = {}
         self.histograms: dict[Labels, HistogramValue] = {}
-        self._hists: dict[Labels, LatencyHistogram] = {}
 
     # -- what the driver calls --
 
@@ -122,10 +134,9 @@ class LiveMetrics:
             ):
                 self._raise_to(metric, labels, value)
             hist = total.histogram(op)
-            known = self._hists.get(labels)
+            known = self.histograms.get(labels)
             if hist.count > (known.count if known is not None else 0):
-                self._hists[labels] = LatencyHistogram()
-                self._add_hist(labels, hist)
+                self._set_hist(labels, HistogramValue.of(hist))
         for (op, kind), n in total.errors.items():
             self._raise_to(c.ERRORS, (*base, op.name, kind.value), n)
         self._raise_to(c.LATE_OPS, base, total.late_ops)
@@ -154,13 +165,14 @@ class LiveMetrics:
             sink.gauge_set(metric, labels, value)
 
     def _add_hist(self, labels: Labels, hist: LatencyHistogram) -> None:
-        mine = self._hists.get(labels)
-        if mine is None:
-            mine = self._hists[labels] = LatencyHistogram()
-        mine.add(hist)
-        value = HistogramValue(
-            tuple(mine.counts_at_or_below(c.LATENCY_BOUNDS_US)), mine.count, mine.mean * mine.count / 1e6
-        )
+        """Add one interval's histogram. Only the interval's own slots are read: a cumulative HDR histogram
+        would make every update walk the stage's whole latency range (all slots from its fastest to its
+        slowest op, thousands for a PUT stage with one slow op) in C calls that hold the GIL throughout."""
+        value = HistogramValue.of(hist)
+        known = self.histograms.get(labels)
+        self._set_hist(labels, value if known is None else known + value)
+
+    def _set_hist(self, labels: Labels, value: HistogramValue) -> None:
         self.histograms[labels] = value
         for sink in self.sinks:
             sink.histogram_set(c.LATENCY, labels, value)
