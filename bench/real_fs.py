@@ -52,7 +52,14 @@ SIZE = 4096
 GET_OBJECTS = 2000
 #: distinct payload slices the bare PUT loop cycles through (a 4 MiB random buffer, 4 KiB apart)
 PAYLOAD_RING = 1024
+#: the default sides; `--sides` adds variants, e.g. `bare@5e-5` (the bare loop with a 50 µs GIL switch
+#: interval) or `sbench@0.005` (sbench with its worker switch interval set to 5 ms)
 SIDES = ("bare", "sbench")
+#: sbench run with its worker switch interval replaced (a diagnostic: argv follows the -c program)
+SBENCH_WITH_INTERVAL = (
+    "import sys, sbench.engine.gil as g; g.WORKER_SWITCH_INTERVAL_S = float(sys.argv.pop(1)); "
+    "from sbench.cli import main; raise SystemExit(main(sys.argv[1:]))"
+)
 #: perf events per side: (name in the output, perf event)
 EVENTS = (
     ("cpu_ms", "task-clock"),
@@ -145,6 +152,30 @@ def _perf_window(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _perf_record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """perf record (kernel and user samples, 499 Hz) of `pid` for `seconds`: where the CPU goes."""
+    argv = ["perf", "record", "-q", "-F", "499", "-o", str(out), "-p", str(pid), "--", "sleep", f"{seconds}"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _top_symbols(path: Path, count: int = 3) -> list[tuple[str, float]]:
+    """The `count` symbols with the most samples in a perf.data file, with their share in %."""
+    done = subprocess.run(
+        ["perf", "report", "-i", str(path), "--sort", "sym", "--stdio", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    top: list[tuple[str, float]] = []
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].endswith("%") and parts[1] in ("[k]", "[.]"):
+            top.append((parts[2], float(parts[0].rstrip("%"))))
+        if len(top) == count:
+            break
+    return top
+
+
 def _read_perf(path: Path) -> dict[str, float]:
     by_event = {event: name for name, event in EVENTS}
     values: dict[str, float] = {}
@@ -162,36 +193,48 @@ def run_side(
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     results = work / "results"
     shutil.rmtree(results, ignore_errors=True)
-    if side == "bare":
+    kind, _, interval = side.partition("@")
+    if kind == "bare":
         argv = [sys.executable, __file__, "--bare-child", str(root), "--op", op, "--put-dir", put_dir]
         argv += ["--seconds", str(args.seconds), "--workers", str(args.workers)]
-        if args.bare_switch_interval is not None:
-            argv += ["--bare-switch-interval", str(args.bare_switch_interval)]
+        if interval:
+            argv += ["--bare-switch-interval", interval]
         start_line = BARE_START
     else:
         config = work / "w.yaml"
         config.write_text(_workload(root, op, put_dir, args.seconds, args.workers))
-        argv = [sys.executable, "-m", "sbench", "run", str(config), "--results-dir", str(results)]
-        argv.append("--no-report")
+        head = (
+            [sys.executable, "-c", SBENCH_WITH_INTERVAL, interval]
+            if interval
+            else [sys.executable, "-m", "sbench"]
+        )
+        argv = [*head, "run", str(config), "--results-dir", str(results), "--no-report"]
         start_line = SBENCH_START
     child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert child.stdout is not None
     output: list[str] = []
     perf: subprocess.Popen[bytes] | None = None
-    perf_out = work / "perf.csv"
+    record: subprocess.Popen[bytes] | None = None
+    perf_out, record_out = work / "perf.csv", work / "perf.data"
     window = max(args.seconds - 1.5, 0.5)
     for line in child.stdout:
         output.append(line)
-        if args.counters and perf is None and line.startswith(start_line):
+        if (args.counters or args.profile) and perf is None and line.startswith(start_line):
             time.sleep(0.5)
             perf = _perf_window(child.pid, window, perf_out)
+            if args.profile:
+                record = _perf_record(child.pid, window, record_out)
     if child.wait() != 0:
         raise SystemExit(f"{side} side failed (exit {child.returncode}):\n{''.join(output)[-3000:]}")
-    counters: dict[str, float] = {}
+    counters: dict[str, Any] = {}
     if perf is not None:
         perf.wait()
         counters = _read_perf(perf_out)
-    if side == "bare":
+    top = []
+    if record is not None:
+        record.wait()
+        top = _top_symbols(record_out)
+    if kind == "bare":
         done = json.loads(output[-1])
         rate = done["ops"] / done["elapsed"]
     else:
@@ -202,6 +245,8 @@ def run_side(
         ops = rate * window
         counters = {k: (v * 1000 if k == "cpu_ms" else v) / ops for k, v in counters.items()}
         counters["cpu_us"] = counters.pop("cpu_ms")
+    if top:
+        counters["top"] = top
     return rate, counters
 
 
@@ -210,7 +255,9 @@ def _fs_type(path: Path) -> str:
     return done.stdout.strip() or "?"
 
 
-def measure_fs(label: str, base: Path, args: argparse.Namespace, ops: list[str]) -> dict[str, Any]:
+def measure_fs(
+    label: str, base: Path, args: argparse.Namespace, ops: list[str], sides: list[str]
+) -> dict[str, Any]:
     """Every round of every op on one file system; prints each round as it ends."""
     root = Path(tempfile.mkdtemp(prefix="sbench-realfs-", dir=base))
     work = Path(tempfile.mkdtemp(prefix="sbench-realfs-run-"))
@@ -224,42 +271,53 @@ def measure_fs(label: str, base: Path, args: argparse.Namespace, ops: list[str])
         for op in ops:
             rounds: list[dict[str, Any]] = []
             for n in range(args.rounds):
-                order = SIDES if n % 2 == 0 else SIDES[::-1]
+                order = sides[n % len(sides) :] + sides[: n % len(sides)]  # who goes first rotates
+                if len(sides) == 2 and n % 2:
+                    order = sides[::-1]
                 got: dict[str, Any] = {}
                 for side in order:
                     os.sync()  # nothing dirty left from the side before
-                    put_dir = f"p{n:02d}{side[0]}"  # a new directory per side: nothing is deleted
+                    put_dir = f"p{n:02d}{sides.index(side)}"  # a new directory per side: nothing is deleted
                     rate, counters = run_side(side, root, op, put_dir, args, work)
                     got[side] = {"rate": rate, "counters": counters}
-                got["ratio"] = got["sbench"]["rate"] / got["bare"]["rate"]
+                got["ratio"] = {side: got[side]["rate"] / got[sides[0]]["rate"] for side in sides[1:]}
                 got["load"] = os.getloadavg()[0]
                 rounds.append(got)
+                rates = "  ".join(f"{side} {got[side]['rate']:>8,.0f}" for side in sides)
+                ratios = "  ".join(f"{r:.2f}" for r in got["ratio"].values())
                 print(
-                    f"{label} {op} round {n + 1}: bare {got['bare']['rate']:>9,.0f} ops/s  sbench "
-                    f"{got['sbench']['rate']:>9,.0f} ops/s  ratio {got['ratio']:.2f}  "
+                    f"{label} {op} round {n + 1}: {rates} ops/s  ratio {ratios}  "
                     f"(first {order[0]}, load {got['load']:.2f})",
                     flush=True,
                 )
-            median = statistics.median(r["ratio"] for r in rounds)
-            figures["ops"][op] = {"rounds": rounds, "median_ratio": median}
-            print(f"{label} {op}: median sbench/bare {median:.2f} over {args.rounds} rounds", flush=True)
+                for side in sides if args.profile else ():
+                    top = ", ".join(f"{sym} {share:.0f}%" for sym, share in got[side]["counters"]["top"])
+                    print(f"    {side} hottest: {top}", flush=True)
+            medians = {side: statistics.median(r["ratio"][side] for r in rounds) for side in sides[1:]}
+            figures["ops"][op] = {"rounds": rounds, "median_ratio": medians}
+            for side, median in medians.items():
+                print(f"{label} {op}: median {side}/{sides[0]} {median:.2f} over {args.rounds} rounds")
             if args.counters:
-                _print_counters(label, op, rounds)
+                _print_counters(label, op, rounds, sides)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
     return figures
 
 
-def _print_counters(label: str, op: str, rounds: list[dict[str, Any]]) -> None:
+def _print_counters(label: str, op: str, rounds: list[dict[str, Any]], sides: list[str]) -> None:
     names = ["cpu_us"] + [name for name, _ in EVENTS if name != "cpu_ms"]
-    print(f"{label} {op} per op (median over rounds): " + "  ".join(f"{n:>12}" for n in names))
-    for side in SIDES:
+    names = [n for n in names if n not in ("read", "fstat") or op == "GET"]
+    names = [n for n in names if n != "write" or op == "PUT"]
+    print(f"{label} {op} per op, median over the rounds:")
+    width = max(len(side) for side in sides) + 2
+    print(f"  {'side':<{width}}" + "".join(f"{n:>13}" for n in names))
+    for side in sides:
         values = []
         for name in names:
             got = [r[side]["counters"][name] for r in rounds if name in r[side]["counters"]]
-            values.append(f"{statistics.median(got):>12.3f}" if got else f"{'-':>12}")
-        print(f"{'':>{len(label) + len(op) + 1}} {side:>6}" + " " * 21 + "  ".join(values))
+            values.append(f"{statistics.median(got):>13.3f}" if got else f"{'-':>13}")
+        print(f"  {side:<{width}}" + "".join(values))
 
 
 def _load() -> str:
@@ -289,10 +347,14 @@ def main() -> None:
     parser.add_argument("--ops", default="PUT,GET")
     parser.add_argument("--counters", action="store_true", help="perf stat counters per op for each side")
     parser.add_argument(
-        "--bare-switch-interval",
-        type=float,
-        default=None,
-        help="sys.setswitchinterval for the bare loop (default: the interpreter's, 5 ms)",
+        "--sides",
+        default="bare,sbench",
+        help="bare first, then the sides to compare with it; SIDE@S sets the GIL switch interval to S s "
+        "(bare: sys.setswitchinterval, default 5 ms; sbench: its worker interval, default 50 µs)",
+    )
+    parser.add_argument("--bare-switch-interval", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile", action="store_true", help="each side's three hottest symbols (perf record)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
     parser.add_argument("--make-xfs", type=Path, default=None, help="create and mount an xfs image here")
@@ -316,13 +378,16 @@ def main() -> None:
         f"4 KiB {'/'.join(ops)}, {args.workers} workers, {args.rounds} interleaved rounds x "
         f"{args.seconds:g} s, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
     )
-    figures = [measure_fs(label, Path(path), args, ops) for label, _, path in targets]
+    sides = [side.strip() for side in args.sides.split(",") if side.strip()]
+    if len(sides) < 2 or sides[0] != "bare" or any(s.partition("@")[0] not in SIDES for s in sides):
+        parser.error("--sides: `bare` first, then one or more of bare@INTERVAL, sbench, sbench@INTERVAL")
+    figures = [measure_fs(label, Path(path), args, ops, sides) for label, _, path in targets]
     print(f"\nsummary (load average {_load()}):")
     for fs in figures:
         for op, got in fs["ops"].items():
-            per_round = ", ".join(f"{r['ratio']:.2f}" for r in got["rounds"])
-            median = got["median_ratio"]
-            print(f"  {fs['fs']:<8} {op:<4} median sbench/bare {median:.2f}   rounds: {per_round}")
+            for side, median in got["median_ratio"].items():
+                per_round = ", ".join(f"{r['ratio'][side]:.2f}" for r in got["rounds"])
+                print(f"  {fs['fs']:<8} {op:<4} {side}/bare median {median:.2f}   rounds: {per_round}")
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=1))
 
