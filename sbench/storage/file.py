@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from sbench.storage.base import Backend, Buffer, ErrorClass, ObjectStat, StorageError
-from sbench.storage.confine import RootGuard
+from sbench.storage.confine import RootGuard, outside_root
 from sbench.storage.errors_map import storage_error_from_os
 from sbench.storage.options import BackendOptions, PageCacheMode
 from sbench.storage.uri import StorageUri
@@ -67,9 +67,11 @@ class FileBackend(Backend):
         key = key.lstrip("/")
         if not key:
             return self.root
-        directory = key.rpartition("/")[0]
+        directory, _, name = key.rpartition("/")
         if directory not in self._verified:
             self._guard.check_dir(directory, action, self.uri_of(key))
+        if name[-1] == "." and name in (".", ".."):  # `..` would be the root's parent; `.` not an object
+            raise outside_root(action, self.uri_of(key), f"the key {key!r} ends in a {name!r} segment")
         return self._root_slash + key
 
     def _dir(self, rel: str, action: str) -> str:

@@ -112,6 +112,11 @@ def test_the_issue_escapes_are_refused_at_the_storage_layer(
     climb = "../" * depth + str(victim).lstrip("/")
     _refused(lambda: backend.put(climb + "/planted", b"x"))
     _refused(lambda: backend.delete(climb + "/hosts"))
+    # a last segment `..` (the root's parent) or `.`: refused as well, not opened
+    for key in ("..", "data/..", ".", "data/."):
+        _refused(lambda key=key: backend.get(key))
+        _refused(lambda key=key: backend.put(key, b"x"))
+        _refused(lambda key=key: backend.stat(key))
     _untouched(victim)
 
 
