@@ -14,6 +14,8 @@ SBENCH = Path(__file__).resolve().parent.parent / "sbench"
 IMPORTLIB_ALLOWED = {
     "sbench.storage.registry": "drivers are optional: a missing cloud package must not break file:// runs",
     "sbench.submit.jobspec": "a pip/uv runtime_env installs the installed sbench's pinned dependencies",
+    "sbench.config.models": "uvloop is an optional extra: `workers.event_loop: uvloop` without it is refused "
+    "at load time, naming the key",
 }
 #: what config/ may import: the rules below it (object layout, storage URIs and options, error types)
 BELOW_CONFIG = ("sbench.config", "sbench.layout", "sbench.storage", "sbench.errors", "sbench.data")

@@ -232,7 +232,9 @@ def test_ctrl_c_during_cleanup_reports_exactly_what_stays(
     assert status.startswith("TEST STATUS: ABORTED")
     left = json.loads((out / "summary.json").read_text())["left_behind"]
     assert left["aborted"] and not left["fails_run"] and left["exact"], left
-    assert len(stayed) > 20 and left["total"] == len(stayed)
+    # the 20 prepared objects, plus the workload's PUT objects unless cleanup deleted them before the
+    # throttle (on a loaded machine the console's start line can come late): the count is exact either way
+    assert len(stayed) >= 20 and left["total"] == len(stayed)
     assert f"Objects left: {len(stayed)} (the run was aborted during cleanup)" in status
     places = {loc["location"]: loc["left"] for loc in left["locations"]}
     assert places[f"{root}/data/"] == 20
