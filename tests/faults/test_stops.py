@@ -65,8 +65,10 @@ def _cut_off_in(stage: str, results: Path, distributed: bool) -> None:
     assert sum(int(r["unfinished_ops"]) for r in rows) == unfinished
     if distributed:  # each shard task reports its own when it returns
         assert list(results.glob(f"[0-9][0-9]_{stage}_results.tsv"))
-    else:  # all in the stage's last row
-        assert int(rows[-1]["unfinished_ops"]) == unfinished
+    else:  # in the rows the abort closed: the last, or also the one before when the stage's shard jobs
+        # returned across an interval boundary (4 + 1 seen under load)
+        assert int(rows[-1]["unfinished_ops"]) > 0
+        assert sum(int(r["unfinished_ops"]) for r in rows[-2:]) == unfinished
 
 
 def _until(condition: Callable[[], bool], timeout: float) -> None:
