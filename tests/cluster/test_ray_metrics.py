@@ -49,11 +49,14 @@ def test_ray_metrics_export_agrees_with_summary(ray_session: None, tmp_path: Pat
     def execute_ops(samples: list[Sample]) -> dict[str, float]:
         return total(samples, "ray_sbench_ops_total", "op", run_id=run_id, stage="execute")
 
+    def barrier(samples: list[Sample]) -> dict[str, float]:
+        return total(samples, "ray_sbench_stage_barrier", "status", run_id=run_id, stage="execute")
+
     samples: list[Sample] = []
     deadline = time.monotonic() + 30  # Ray's processes export every RAY_metrics_report_interval_ms
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # the counters and the gauge may reach the export in different flushes
         samples = scrape(_export_url())
-        if execute_ops(samples) == want:
+        if execute_ops(samples) == want and barrier(samples) == {"ok": 1}:
             break
         time.sleep(0.5)
     assert execute_ops(samples) == want
@@ -66,4 +69,4 @@ def test_ray_metrics_export_agrees_with_summary(ray_session: None, tmp_path: Pat
     assert count == top == {op: n for op, n in want.items() if n}
     mine = {name.removeprefix("ray_") for name, labels, _ in samples if labels.get("run_id") == run_id}
     assert mine <= catalog.exported_series()
-    assert total(samples, "ray_sbench_stage_barrier", "status", run_id=run_id, stage="execute") == {"ok": 1}
+    assert barrier(samples) == {"ok": 1}
