@@ -158,6 +158,20 @@ def test_without_continue_on_error_the_first_failure_stops_the_replay(tmp_path: 
     assert "--continue-on-error" in _summary(results)["reason"]
 
 
+def test_an_op_raising_an_unexpected_exception_fails_it_and_keeps_the_verdict(tmp_path: Path) -> None:
+    """A logged key with a NUL byte makes os.open raise ValueError, not a storage error: the op is a failed
+    op like any other (it once killed its worker thread, and the replay said SUCCESS)."""
+    log = write_log(tmp_path / "l.tsv", [(0.0, "PUT", "bench/first", 10), (0.1, "GET", "bench/a\x00b", 10)]
+                    + [(0.3 + i * 0.05, "PUT", f"bench/k{i}", 100) for i in range(3)])
+    results = tmp_path / "r"
+    assert main(["replay", "--op-log", str(log), "--target", f"file://{tmp_path}/t/",
+                 "--results-dir", str(results)]) == 1
+    assert _status(results) == "FAILURE"
+    figures = _summary(results)["load_model"]
+    assert figures["ops_failed"] == 1 and figures["ops_not_replayed"] == 3
+    assert "null byte" in _summary(results)["reason"]
+
+
 def test_every_op_failing_is_a_failure(tmp_path: Path) -> None:
     log = write_log(tmp_path / "l.tsv", [(i * 0.01, "GET", f"bench/missing{i}", 10) for i in range(3)])
     results = tmp_path / "r"
