@@ -641,6 +641,11 @@ class BackendConfig(StrictModel):
     )
 
 
+#: default `stall_timeout` of a run's stages and of a replay: longer than the 120 s request timeout, so one
+#: slow request that still answers in time never counts as a stall
+STALL_TIMEOUT_S = 180.0
+
+
 class WorkerMode(StrEnum):
     """How an agent runs its workload workers (engine/workload.py)."""
 
@@ -1108,7 +1113,7 @@ class Config(StrictModel):
         "interrupted (stall_timeout catches a hung mount).",
     )
     stall_timeout: Duration = Field(
-        180.0,
+        STALL_TIMEOUT_S,
         ge=0,
         description="sbench: a stage (preflight excepted) that makes no progress for this long fails as "
         "stalled: no op succeeded and no object was created, found or deleted. Longer than request_timeout "

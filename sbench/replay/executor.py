@@ -26,7 +26,9 @@ the op-log capture when one is active in this process, so a replay can log its o
 PUT data comes from sbench's payload generator (data.payload: random, different per op), sized as logged.
 
 Stops: without `--continue-on-error` the first failed op stops the replay (sai3's rule); a drain (too many
-mode switches) stops taking ops and gives those in flight `drain_timeout`; Ctrl-C (RunControl abort) ends
+mode switches) stops taking ops and gives those in flight `drain_timeout`; a stall (ops due or in flight and
+none succeeded for `stall_timeout`, engine.stall's rule: a store that stopped answering, or answers only
+errors) stops it as failed, checked by the interval thread; Ctrl-C (RunControl abort) ends
 the wait within engine.bounded.GRACE_S, ops still inside a storage call are abandoned and counted
 (`unfinished_ops`).
 """
@@ -49,6 +51,7 @@ from sbench.data.payload import PayloadGenerator
 from sbench.engine.bounded import GRACE_S
 from sbench.engine.codegen import compile_source, select, substitute
 from sbench.engine.opcalls import WORDS
+from sbench.engine.stall import StallWatch
 from sbench.errors import SbenchError
 from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS as SIZE_BOUNDS
 from sbench.metrics.buckets import NUM_BUCKETS
@@ -313,6 +316,8 @@ class ReplayExecutor:
         self._go = threading.Event()
         self.epoch_ns = 0
         self.first_lag_ns: int | None = None
+        #: why the replay stalled ("" while it has not)
+        self.stalled = ""
         #: wall-clock ns when the last op that ended normally ended (the replay's active time ends there)
         self.last_end_ns = 0
 
@@ -407,10 +412,27 @@ class ReplayExecutor:
         return snap
 
     def _sampler(self, done: threading.Event) -> None:
+        watch = StallWatch("replay", self.settings.stall_timeout)
+        started_before = 0
         while not done.wait(self.interval_s):
             snap = self._take_interval()
             if self.on_interval is not None:
                 self.on_interval(snap)
+            started_before = self._check_stall(watch, started_before)
+
+    def _check_stall(self, watch: StallWatch, started_before: int) -> int:
+        """Stop the replay as stalled once no op succeeded for stall_timeout while ops were being started or
+        were in flight; a gap in the log (nothing due, nothing running) is idle by design. Returns the count
+        of ops started, for the next check."""
+        started = sum(t[0] for t in self._tallies)
+        succeeded = sum(t[2] for t in self._tallies)
+        if started == started_before and started - succeeded - self.counts.failed <= 0:
+            watch.reset()
+        reason = watch.check(succeeded)
+        if reason is not None and not self.control.halted:
+            self.stalled = reason
+            self.control.stop(reason)
+        return started
 
     # -- the run --
 
@@ -498,6 +520,8 @@ class ReplayExecutor:
         counts, control = self.counts, self.control
         if control.aborted:
             status, reason = StageStatus.ABORTED, control.reason
+        elif self.stalled:
+            status, reason = StageStatus.FAILED, self.stalled
         elif self.mode.drain_reason or (counts.failed and not self.continue_on_error):
             status, reason = StageStatus.FAILED, control.reason
         elif counts.started and counts.succeeded == 0:

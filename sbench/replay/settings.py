@@ -14,9 +14,10 @@ an unknown key in a rule is named with the rule's keys as the did-you-mean candi
 
 Backpressure (sai3's config.rs, top-level keys, no `replay:` wrapper): `lag_threshold` (strict -> best
 effort), `recovery_threshold` (back to strict), `max_flaps_per_minute` (more transitions in a minute: drain
-and stop), `drain_timeout`, `max_concurrent`. Next to them, the replay's fleet: `distributed:`, the block of
-a workload file (the same model, rules and messages as `sbench run`; replay.fleetblock says which of its
-keys a replay honours), so a sai3-style config describes a replay's agents as it describes a run's.
+and stop), `drain_timeout`, `max_concurrent`; sbench adds `stall_timeout` (a run's rule: no op succeeded
+for that long while ops were due fails the replay). Next to them, the replay's fleet: `distributed:`, the
+block of a workload file (the same model, rules and messages as `sbench run`; replay.fleetblock says which
+of its keys a replay honours), so a sai3-style config describes a replay's agents as it describes a run's.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from sbench.config.loader import load_model_file, load_model_source
-from sbench.config.models import DistributedConfig, StrictModel
+from sbench.config.models import STALL_TIMEOUT_S, DistributedConfig, StrictModel
 from sbench.config.problems import config_error
 from sbench.config.units import Count, Duration
 from sbench.config.validation import check_distributed_block
@@ -129,6 +130,13 @@ class Backpressure(StrictModel):
     max_flaps_per_minute: Count = Field(3, ge=0, description="More transitions in a minute: drain and stop.")
     drain_timeout: Duration = Field(10.0, ge=0, description="How long a drain waits for ops in flight.")
     max_concurrent: Count = Field(1000, ge=1, le=100_000, description="Ops in flight at most.")
+    stall_timeout: Duration = Field(
+        STALL_TIMEOUT_S,
+        ge=0,
+        description="sbench: ops are due or in flight and none succeeded for this long: the replay stops and "
+        "fails as stalled (a store that stopped answering, or answers only errors); a gap in the log, with "
+        "nothing due, is not a stall; 0 turns it off. As a run's `stall_timeout`.",
+    )
     distributed: DistributedConfig | None = Field(
         None, description="sbench: replay over Ray agents placed as a run's (`sbench run`'s block)."
     )

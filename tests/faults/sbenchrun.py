@@ -85,7 +85,7 @@ class SbenchProcess:
         self.proc = subprocess.Popen(
             command,
             cwd=ROOT,
-            env={**_inherited(), **BASE_ENV, "RAY_TMPDIR": str(self.ray_tmp), **(env or {})},
+            env={**inherited_env(), **BASE_ENV, "RAY_TMPDIR": str(self.ray_tmp), **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -198,7 +198,7 @@ class SbenchProcess:
         shutil.rmtree(self.ray_tmp, ignore_errors=True)
 
 
-def _inherited() -> dict[str, str]:
+def inherited_env() -> dict[str, str]:
     """This process's environment without cloud settings: a scenario passes the credentials it means."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AZURE_", "GOOGLE_"))}
 

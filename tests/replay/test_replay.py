@@ -172,6 +172,19 @@ def test_an_op_raising_an_unexpected_exception_fails_it_and_keeps_the_verdict(tm
     assert "null byte" in _summary(results)["reason"]
 
 
+def test_a_gap_in_the_log_longer_than_stall_timeout_is_not_a_stall(tmp_path: Path) -> None:
+    """Nothing due and nothing in flight for 3 s with a 1 s stall_timeout: idle by design, the replay
+    succeeds (a store that stops answering is tests/faults/test_replay_faults.py)."""
+    log = write_log(tmp_path / "l.tsv", [(0.0, "PUT", "bench/a", 10), (3.0, "PUT", "bench/b", 10)])
+    config = tmp_path / "bp.yaml"
+    config.write_text("stall_timeout: 1s\n")
+    results = tmp_path / "r"
+    assert main(["replay", "--op-log", str(log), "--target", f"file://{tmp_path}/t/", "--config", str(config),
+                 "--results-dir", str(results)]) == 0
+    assert _status(results) == "SUCCESS"
+    assert _summary(results)["load_model"]["ops_succeeded"] == 2
+
+
 def test_every_op_failing_is_a_failure(tmp_path: Path) -> None:
     log = write_log(tmp_path / "l.tsv", [(i * 0.01, "GET", f"bench/missing{i}", 10) for i in range(3)])
     results = tmp_path / "r"
