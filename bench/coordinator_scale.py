@@ -66,28 +66,34 @@ class Sender:
         self.snapshots = snapshots
 
     def rounds(self, index: int, start_ms: int, count: int) -> list[float]:
-        """`count` rounds at 1 s; returns, per round, the wall time its last report was handed to Ray."""
+        """`count` rounds at 1 s; returns, per round, the wall time its last report was handed to Ray.
+
+        A round's reports are built before it is due, so at the tick the senders only hand them to Ray: on
+        this 2-core machine the senders share the CPU with the coordinator, and building 1,000 snapshots
+        during the burst would slow the coordinator by work that real agents do on their own machines."""
         last_sent = []
         for k in range(count):
+            reports = [self._report(index, start_ms, k, i, a) for i, a in enumerate(self.agent_ids)]
             due = start_ms / 1000 + k + 1
             time.sleep(max(0.0, due - time.time()))
             refs = []
-            for i, agent_id in enumerate(self.agent_ids):
-                snap = replace(
-                    self.snapshots[(i + k) % len(self.snapshots)],
-                    start_ms=start_ms + k * 1000,
-                    end_ms=start_ms + (k + 1) * 1000,
-                    progress={agent_id: ProgressCounters(objects_done=k, stage="execute")},
-                    cpu={agent_id: (40.0, 10.0, 0.0)},
-                    _cache={},
-                )
-                report = AgentReport(
-                    agent_id, index, [snap], started_ms=start_ms, sent_ms=int(time.time() * 1000)
-                )
+            for report in reports:
+                report.sent_ms = int(time.time() * 1000)
                 refs.append(self.coordinator.report.remote(report))
             last_sent.append(time.time())
             ray.get(refs)
         return last_sent
+
+    def _report(self, index: int, start_ms: int, k: int, i: int, agent_id: str) -> AgentReport:
+        snap = replace(
+            self.snapshots[(i + k) % len(self.snapshots)],
+            start_ms=start_ms + k * 1000,
+            end_ms=start_ms + (k + 1) * 1000,
+            progress={agent_id: ProgressCounters(objects_done=k, stage="execute")},
+            cpu={agent_id: (40.0, 10.0, 0.0)},
+            _cache={},
+        )
+        return AgentReport(agent_id, index, [snap], started_ms=start_ms)
 
     def arrive(self, index: int) -> float:
         ray.get([self.coordinator.arrive.remote(a, index, True) for a in self.agent_ids])

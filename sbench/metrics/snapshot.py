@@ -16,8 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hdrh.codec import PayloadHeader
+
 from sbench.metrics.buckets import NUM_BUCKETS, OpClass
 from sbench.metrics.counters import ProgressCounters
+from sbench.metrics.hdrwire import payload
 from sbench.metrics.histogram import LatencyHistogram
 from sbench.storage.base import ErrorClass
 
@@ -340,13 +343,18 @@ class SnapshotAccumulator:
             target[key] = target.get(key, 0) + n
 
     @staticmethod
-    def _add_hists(target: dict, source: dict) -> None:
+    def _add_hists(target: dict, source: dict, unwrapped: dict[bytes, tuple[PayloadHeader, bytes]]) -> None:
+        """Add `source`'s encoded histograms; `unwrapped` keeps the snapshot's decompressed payloads, so a
+        service histogram equal to a response histogram (closed loop, one size bucket) is unwrapped once."""
         for key, data in source.items():
             if data:
                 hist = target.get(key)
                 if hist is None:
                     hist = target[key] = LatencyHistogram()
-                hist.add_encoded(data)
+                found = unwrapped.get(data)
+                if found is None:
+                    found = unwrapped[data] = payload(data)
+                hist.add_decompressed(data, *found)
 
     def add(self, snap: Snapshot) -> None:
         if snap.start_ms and (not self.start_ms or snap.start_ms < self.start_ms):
@@ -354,8 +362,9 @@ class SnapshotAccumulator:
         self.end_ms = max(self.end_ms, snap.end_ms)
         self._add_counts(self.ops, snap.ops)
         self._add_counts(self.nbytes, snap.nbytes)
-        self._add_hists(self.hists, snap.hists)
-        self._add_hists(self.service, snap.service)
+        unwrapped: dict[bytes, tuple[PayloadHeader, bytes]] = {}
+        self._add_hists(self.hists, snap.hists, unwrapped)
+        self._add_hists(self.service, snap.service, unwrapped)
         self._add_counts(self.errors, snap.errors)
         for kind, first in snap.first_errors.items():
             mine_f = self.first_errors.get(kind)

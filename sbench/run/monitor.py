@@ -20,7 +20,7 @@ from typing import Any
 
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.progress import PhaseProgress, ProgressTracker
-from sbench.metrics.snapshot import Snapshot
+from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
 from sbench.plan.stages import PhaseBarrier
 from sbench.run.barrier import AgentStageState, BarrierStatus, StageBarrier, silence_limit_s
 from sbench.status import StageStatus
@@ -135,8 +135,9 @@ class StageMonitor:
         self._trackers = {a: ProgressTracker(stuck_intervals, source=a) for a in participants}
         self._last_counters: dict[str, ProgressCounters] = {}
         self._last_report_s = dict.fromkeys(participants, now_s)
-        #: interval number -> (first arrival, snapshots of that interval from each agent so far)
-        self._slots: dict[int, tuple[float, list[Snapshot]]] = {}
+        #: interval number -> (first arrival, running sum of the snapshots of that interval so far): a report
+        #: is added as it arrives, so once the last agent's is in, only the encode is left
+        self._slots: dict[int, tuple[float, SnapshotAccumulator]] = {}
         self._received = dict.fromkeys(participants, 0)
         #: interval number -> how many agents sent it (all of them: it is merged at once, not at the tick)
         self._senders: dict[int, int] = {}
@@ -183,13 +184,19 @@ class StageMonitor:
         slot = self._received[agent_id]
         self._received[agent_id] = slot + 1
         if slot >= self._next_slot:
-            self._slots.setdefault(slot, (now_s, []))[1].append(snap)
+            self._slot(slot, now_s).add(snap)
             self._senders[slot] = self._senders.get(slot, 0) + 1
         else:  # its slot was already written without it (it was late): fold into the oldest open one
-            self._slots.setdefault(self._next_slot, (now_s, []))[1].append(snap)
+            self._slot(self._next_slot, now_s).add(snap)
         self._update_progress(agent_id, snap, now_ms)
         if self._senders.get(self._next_slot) == len(self.views):  # every agent sent it: no need to wait
             self._emit_slots(now_s, final=False)
+
+    def _slot(self, slot: int, now_s: float) -> SnapshotAccumulator:
+        entry = self._slots.get(slot)
+        if entry is None:
+            entry = self._slots[slot] = (now_s, SnapshotAccumulator())
+        return entry[1]
 
     def on_contact(self, agent_id: str, now_s: float) -> None:
         """A liveness query answered: the agent is alive even if its reports are late."""
@@ -336,7 +343,7 @@ class StageMonitor:
         running has sent it, or two intervals after its first part arrived (a late or lost agent must not
         hold the perf log back)."""
         while self._next_slot in self._slots:
-            first_at, parts = self._slots[self._next_slot]
+            first_at, acc = self._slots[self._next_slot]
             waiting = [
                 a
                 for a, v in self.views.items()
@@ -344,7 +351,7 @@ class StageMonitor:
             ]
             if waiting and not final and now_s - first_at < 2 * self.interval_s:
                 return
-            self._aggregate_out.append(Snapshot.merge_all(parts))
+            self._aggregate_out.append(acc.snapshot())
             del self._slots[self._next_slot]
             self._senders.pop(self._next_slot, None)
             self._next_slot += 1
@@ -355,5 +362,5 @@ class StageMonitor:
         for agent_id in self._open:
             self._close(agent_id, now_s, now_ms)
         for slot in sorted(self._slots):
-            self._aggregate_out.append(Snapshot.merge_all(self._slots[slot][1]))
+            self._aggregate_out.append(self._slots[slot][1].snapshot())
         self._slots.clear()
