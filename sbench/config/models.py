@@ -644,11 +644,13 @@ class BackendConfig(StrictModel):
 class WorkerMode(StrEnum):
     """How an agent runs its workload workers (engine/workload.py)."""
 
-    #: asyncio tasks on one event loop when every op's backend has async calls (native drivers, null://),
-    #: threads otherwise
+    #: engine.workermode decides: threads, or asyncio tasks where every op's backend has async calls and
+    #: they measured cheaper (its docstring has the rule and the figures behind it)
     AUTO = "auto"
     #: one thread per worker on every backend (the native drivers' sync calls, which release the GIL)
     THREADS = "threads"
+    #: asyncio tasks on one event loop; every op's backend must have async calls (native drivers, null://)
+    ASYNCIO = "asyncio"
 
 
 class EventLoop(StrEnum):
