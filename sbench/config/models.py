@@ -665,8 +665,10 @@ class WorkersConfig(StrictModel):
 
     mode: WorkerMode = Field(
         WorkerMode.AUTO,
-        description="auto: asyncio tasks on the native cloud drivers and null://, threads elsewhere; "
-        "threads: threads everywhere (less client CPU per S3 op at moderate concurrency: bench/README.md).",
+        description="auto: threads, or asyncio tasks where every store has async calls and threads are not "
+        "measured cheaper (native S3: threads up to 256 workers and 1 MiB objects; engine/workermode.py); "
+        "threads: threads everywhere; asyncio: asyncio tasks (native cloud drivers, null:// with driver "
+        "native).",
     )
     event_loop: EventLoop = Field(
         EventLoop.ASYNCIO,

@@ -7,19 +7,21 @@ every op's backend has async calls, and among those it still picks threads when 
 - every backend's sync calls measured cheaper than its async ones (`Backend.threads_cheaper`: the native S3
   driver; the native Azure and GCS drivers and null:// keep asyncio tasks, unmeasured or measured better);
 - the agent runs at most `THREADS_MAX_WORKERS` workers;
-- the config knows the size of every object the workload moves, and none is larger than
-  `THREADS_MAX_OBJECT` (`largest_object`);
+- the run knows the size of every object the workload moves (PUT sizes and prepared sizes from the config,
+  GET sizes from the LIST that found the keys), and none is larger than `THREADS_MAX_OBJECT`
+  (`largest_object`);
 - the config does not ask for uvloop (`workers.event_loop` only matters to asyncio tasks).
 
-Why (bench/native_path.py against SeaweedFS on 2 cores, full `sbench run` per variant, bench/README.md
-§ "The native S3 path"): an async obstore call is a Rust future that a tokio thread completes by taking the
-interpreter lock and waking the event loop through its self-pipe; a sync call releases the lock, runs the
-request and returns. At 16 in flight threads cost 0.53x (4 KiB GET) to 0.59x (PUT) the client CPU per op of
-asyncio tasks at equal or better throughput; the gap narrows as more requests are in flight and the object
-grows (per concurrency and size: the crossover table in bench/README.md), and at 16 MiB GETs asyncio tasks
-are both cheaper and faster (7.1 against 8.6 ms of CPU per GET, x1.000 against x0.928 of the best bare
-loop's throughput). Above the limits, and where sizes are unknown, `auto` keeps asyncio tasks as before:
-they hold thousands of requests in flight in one process, where a thread per request stops scaling.
+Why (bench/native_path.py against SeaweedFS on the same 2 cores, a full `sbench run` per variant; the
+crossover table is in bench/README.md, § "The native S3 path"): an async obstore call is a Rust future that
+a tokio thread completes by taking the interpreter lock and waking the event loop through its self-pipe; a
+sync call releases the lock, runs the request and returns. Client CPU per op of threads over asyncio tasks,
+medians of 3 rounds: 4 KiB GET x0.53 (16 in flight), x0.50 (64), x0.58 (128), x0.41 (256); 4 KiB PUT
+x0.59, x0.56, x0.63, x0.67, with higher throughput at every count; 1 MiB GET x0.89 (16), x1.02 (64) at 1.5x
+and 1.08x the throughput, 1 MiB PUT x0.87 (16); 16 MiB GET x1.20 (16), x1.35 (64) at 0.93x and 0.73x the
+throughput. So threads up to 256 workers and 1 MiB objects, the largest measured values where they won;
+above either, and where sizes are unknown, `auto` keeps asyncio tasks as before: they hold thousands of
+requests in flight in one process, where a thread per request stops scaling.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from sbench.config.validation import largest_size
 from sbench.errors import ConfigError
 from sbench.storage.base import Backend
 
-#: `auto` picks threads up to this many workers per agent (measured: threads cheaper per op up to here)
-THREADS_MAX_WORKERS = 128
-#: ... and only when no object the workload moves is larger than this (measured: 16 MiB GETs are cheaper
-#: and faster on asyncio tasks)
+#: `auto` picks threads up to this many workers per agent (the most measured: threads cheaper there)
+THREADS_MAX_WORKERS = 256
+#: ... and only when no object the workload moves is larger than this (1 MiB: threads as cheap and faster;
+#: 16 MiB: asyncio tasks cheaper and faster)
 THREADS_MAX_OBJECT = 1024 * 1024
 
 
@@ -51,11 +53,15 @@ class WorkerChoice:
         return "asyncio" if self.asyncio else "threads"
 
 
-def largest_object(config: Config) -> int | None:
-    """The largest object the workload moves, as the config knows it: every PUT's size and, when it reads,
-    every prepared object's size; None when it reads objects no `prepare` block sizes."""
+def largest_object(config: Config, listed_reads: Sequence[int | None] = ()) -> int | None:
+    """The largest object the workload moves: every PUT's size from the config and, for the GETs, the
+    largest size LIST gave for each GET's keys (`listed_reads`, one per GET op, None for one whose keys
+    were not listed), or the config's prepared sizes where a GET was not listed; None when neither knows."""
     sizes = [largest_size(op.size_spec) for op in config.workload if isinstance(op, PutOp)]
-    if any(isinstance(op, GetOp) for op in config.workload):
+    gets = sum(isinstance(op, GetOp) for op in config.workload)
+    known = [size for size in listed_reads if size is not None]
+    sizes += known
+    if gets and len(known) < max(gets, len(listed_reads)):
         ensure = config.prepare.ensure_objects if config.prepare is not None else []
         if not ensure:
             return None
@@ -66,10 +72,15 @@ def largest_object(config: Config) -> int | None:
 
 
 def choose_workers(
-    config: Config, backends: Sequence[Backend], all_async: bool, workers: int
+    config: Config,
+    backends: Sequence[Backend],
+    all_async: bool,
+    workers: int,
+    listed_reads: Sequence[int | None] = (),
 ) -> WorkerChoice:
     """Threads or asyncio tasks for `workers` workers whose ops use `backends`; `all_async` is True when
-    every op has an async call. Raises ConfigError for `mode: asyncio` on a backend without async calls."""
+    every op has an async call; `listed_reads` as for largest_object. Raises ConfigError for
+    `mode: asyncio` on a backend without async calls."""
     mode = config.workers.mode
     if mode is WorkerMode.THREADS:
         return WorkerChoice(False, "workers.mode: threads")
@@ -89,9 +100,9 @@ def choose_workers(
         return WorkerChoice(True, "auto: not every backend measured cheaper on threads")
     if workers > THREADS_MAX_WORKERS:
         return WorkerChoice(True, f"auto: {workers} workers > {THREADS_MAX_WORKERS}")
-    largest = largest_object(config)
+    largest = largest_object(config, listed_reads)
     if largest is None:
-        return WorkerChoice(True, "auto: object sizes unknown to the config")
+        return WorkerChoice(True, "auto: object sizes unknown (GETs of keys not listed nor prepared)")
     if largest > THREADS_MAX_OBJECT:
         return WorkerChoice(True, f"auto: objects up to {largest:,} B > {THREADS_MAX_OBJECT:,} B")
     return WorkerChoice(

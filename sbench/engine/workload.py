@@ -371,6 +371,7 @@ class WorkloadRun:
             [o.backend for o in self.ops],
             all(o.acall is not None for o in self.ops),
             len(self.workers),
+            [o.pool.largest if o.pool is not None else None for o in self.ops if o.kind == "get"],
         )
         use_async = choice.asyncio
         start_ns = time.monotonic_ns()

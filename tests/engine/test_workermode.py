@@ -14,6 +14,7 @@ from sbench.engine.workermode import (
     largest_object,
 )
 from sbench.errors import ConfigError
+from sbench.layout.paths import resolve_pool
 from sbench.oplog.capture import Capture
 from sbench.storage.azure_native import AzureNativeBackend
 from sbench.storage.base import Backend
@@ -104,7 +105,7 @@ def test_auto_keeps_asyncio_where_threads_are_not_measured_cheaper() -> None:
         "asyncio", "auto: not every backend measured cheaper on threads")
     assert _choose(_config(workers="{event_loop: uvloop}"), _null(S3Like)) == (
         "asyncio", "auto: event_loop uvloop")
-    unknown = ("asyncio", "auto: object sizes unknown to the config")
+    unknown = ("asyncio", "auto: object sizes unknown (GETs of keys not listed nor prepared)")
     assert _choose(_config(get="none"), _null(S3Like)) == unknown
     mixed = MultiEndpointBackend([_null(S3Like), _null(NullAsyncBackend, "null:///wm2/")],
                                  ["null:///wm/", "null:///wm2/"])
@@ -142,6 +143,30 @@ def test_largest_object_as_the_config_knows_it() -> None:
     assert largest_object(_config(get="16MiB", put="4KiB")) == 16 << 20
     assert largest_object(_config(get=None, put="{type: uniform, min: 1KiB, max: 2MiB}")) == 2 << 20
     assert largest_object(_config(get="none", put="4KiB")) is None
+
+
+def test_listed_gets_give_their_sizes() -> None:
+    """GETs of keys found by LIST (no prepare): the listing's largest size decides; a GET whose keys were
+    not listed falls back to the prepared sizes, and without a prepare the size stays unknown."""
+    assert largest_object(_config(get="none", put="4KiB"), [8192]) == 8192
+    assert largest_object(_config(get="none", put="4KiB"), [None]) is None
+    assert largest_object(_config(get="16MiB", put="4KiB"), [None]) == 16 << 20
+    assert largest_object(_config(get="16MiB", put="4KiB"), [2 << 20]) == 2 << 20
+    backend = _null(S3Like)
+    listed = choose_workers(_config(get="none"), [backend], True, 16, [4096])  # type: ignore[arg-type]
+    assert listed.mode == "threads"
+    big = choose_workers(_config(get="none"), [backend], True, 16, [16 << 20])  # type: ignore[arg-type]
+    assert big.mode == "asyncio"
+
+
+def test_a_listed_pool_knows_its_largest_object() -> None:
+    """resolve_pool keeps the largest size the LIST reported (engine.workermode reads it)."""
+    backend = _null(NullAsyncBackend, "null:///wm-list/")
+    for name, size in (("d/a.dat", 100), ("d/b.dat", 5000), ("e/c.dat", 90000)):
+        backend.put(name, memoryview(bytes(size)))
+    assert resolve_pool(backend, "d/", op="get").largest == 5000
+    assert resolve_pool(backend, "**/*.dat", op="get").largest == 90000
+    assert resolve_pool(backend, "d/a.dat", op="get").largest is None  # an exact key is not listed
 
 
 @pytest.mark.parametrize(("target", "driver"), [
