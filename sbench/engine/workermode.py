@@ -15,13 +15,13 @@ every op's backend has async calls, and among those it still picks threads when 
 Why (bench/native_path.py against SeaweedFS on the same 2 cores, a full `sbench run` per variant; the
 crossover table is in bench/README.md, § "The native S3 path"): an async obstore call is a Rust future that
 a tokio thread completes by taking the interpreter lock and waking the event loop through its self-pipe; a
-sync call releases the lock, runs the request and returns. Client CPU per op of threads over asyncio tasks,
-medians of 3 rounds: 4 KiB GET x0.53 (16 in flight), x0.50 (64), x0.58 (128), x0.41 (256); 4 KiB PUT
-x0.59, x0.56, x0.63, x0.67, with higher throughput at every count; 1 MiB GET x0.89 (16), x1.02 (64) at 1.5x
-and 1.08x the throughput, 1 MiB PUT x0.87 (16); 16 MiB GET x1.20 (16), x1.35 (64) at 0.93x and 0.73x the
-throughput. So threads up to 256 workers and 1 MiB objects, the largest measured values where they won;
-above either, and where sizes are unknown, `auto` keeps asyncio tasks as before: they hold thousands of
-requests in flight in one process, where a thread per request stops scaling.
+sync call releases the lock, runs the request and returns. Client CPU per op of threads over asyncio tasks
+(median of 3 per-round ratios): 4 KiB GET x0.45 (16 in flight), x0.52 (64), x0.55 (128), x0.39 (256);
+4 KiB PUT x0.53, x0.59, x0.63, x0.67, at 1.1-1.8x the throughput everywhere; 1 MiB GET x0.95 (16), x0.99
+(64) at 1.56x and 1.07x the throughput, 1 MiB PUT x0.87 (16); 16 MiB GET x1.38 (16), x1.37 (64) at 0.67x
+and 0.84x the throughput. So threads up to 256 workers and 1 MiB objects, the largest values measured where
+they won; above either, and where sizes are unknown, `auto` keeps asyncio tasks as before: they hold
+thousands of requests in flight in one process, where a thread per request stops scaling.
 """
 
 from __future__ import annotations
