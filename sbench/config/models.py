@@ -666,7 +666,8 @@ class WorkersConfig(StrictModel):
     mode: WorkerMode = Field(
         WorkerMode.AUTO,
         description="auto: threads, or asyncio tasks where every store has async calls and threads are not "
-        "measured cheaper (native S3: threads up to 256 workers and 1 MiB objects; engine/workermode.py); "
+        "measured cheaper (native S3: up to 256 workers, 1 MiB objects, 64 MiB in flight: "
+        "engine/workermode.py); "
         "threads: threads everywhere; asyncio: asyncio tasks (native cloud drivers, null:// with driver "
         "native).",
     )

@@ -8,8 +8,8 @@ every op's backend has async calls, and among those it still picks threads when 
   driver; the native Azure and GCS drivers and null:// keep asyncio tasks, unmeasured or measured better);
 - the agent runs at most `THREADS_MAX_WORKERS` workers;
 - the run knows the size of every object the workload moves (PUT sizes and prepared sizes from the config,
-  GET sizes from the LIST that found the keys), and none is larger than `THREADS_MAX_OBJECT`
-  (`largest_object`);
+  GET sizes from the LIST that found the keys), none is larger than `THREADS_MAX_OBJECT` (`largest_object`),
+  and workers x that size is at most `THREADS_MAX_IN_FLIGHT` bytes;
 - the config does not ask for uvloop (`workers.event_loop` only matters to asyncio tasks).
 
 Why (bench/native_path.py against SeaweedFS on the same 2 cores, a full `sbench run` per variant; the
@@ -18,10 +18,12 @@ a tokio thread completes by taking the interpreter lock and waking the event loo
 sync call releases the lock, runs the request and returns. Client CPU per op of threads over asyncio tasks
 (median of 3 per-round ratios): 4 KiB GET x0.45 (16 in flight), x0.52 (64), x0.55 (128), x0.39 (256);
 4 KiB PUT x0.53, x0.59, x0.63, x0.67, at 1.1-1.8x the throughput everywhere; 1 MiB GET x0.95 (16), x0.99
-(64) at 1.56x and 1.07x the throughput, 1 MiB PUT x0.87 (16); 16 MiB GET x1.38 (16), x1.37 (64) at 0.67x
-and 0.84x the throughput. So threads up to 256 workers and 1 MiB objects, the largest values measured where
-they won; above either, and where sizes are unknown, `auto` keeps asyncio tasks as before: they hold
-thousands of requests in flight in one process, where a thread per request stops scaling.
+(64), x1.04 (256) at 1.56x, 1.07x and 1.00x the throughput, 1 MiB PUT x0.87 (16), x0.87 (256); 16 MiB GET
+x1.38 (16), x1.37 (64) at 0.67x and 0.84x the throughput. So threads up to 256 workers, 1 MiB objects and
+64 MiB in flight (1 MiB x 64, where threads still moved more bytes at the same CPU; at 1 MiB x 256 they
+no longer won), the largest values measured where they won; above any of these, and where sizes are
+unknown, `auto` keeps asyncio tasks as before: they hold thousands of requests in flight in one process,
+where a thread per request stops scaling.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ THREADS_MAX_WORKERS = 256
 #: ... and only when no object the workload moves is larger than this (1 MiB: threads as cheap and faster;
 #: 16 MiB: asyncio tasks cheaper and faster)
 THREADS_MAX_OBJECT = 1024 * 1024
+#: ... and workers x the largest object at most this (1 MiB GETs: threads won at 64 in flight, not at 256)
+THREADS_MAX_IN_FLIGHT = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,12 @@ def choose_workers(
         return WorkerChoice(True, "auto: object sizes unknown (GETs of keys not listed nor prepared)")
     if largest > THREADS_MAX_OBJECT:
         return WorkerChoice(True, f"auto: objects up to {largest:,} B > {THREADS_MAX_OBJECT:,} B")
+    if workers * largest > THREADS_MAX_IN_FLIGHT:
+        return WorkerChoice(
+            True, f"auto: {workers} workers x {largest:,} B > {THREADS_MAX_IN_FLIGHT:,} B in flight"
+        )
     return WorkerChoice(
-        False, f"auto: {workers} workers <= {THREADS_MAX_WORKERS}, objects <= {THREADS_MAX_OBJECT:,} B"
+        False,
+        f"auto: {workers} workers <= {THREADS_MAX_WORKERS}, objects <= {THREADS_MAX_OBJECT:,} B, "
+        f"<= {THREADS_MAX_IN_FLIGHT:,} B in flight",
     )

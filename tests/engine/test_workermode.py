@@ -1,5 +1,6 @@
 """`workers.mode`'s rule (engine.workermode): `auto` picks threads on the native S3 driver up to
-THREADS_MAX_WORKERS workers and objects of THREADS_MAX_OBJECT bytes, asyncio tasks above either limit,
+THREADS_MAX_WORKERS workers, objects of THREADS_MAX_OBJECT bytes and THREADS_MAX_IN_FLIGHT bytes in
+flight, asyncio tasks beyond any limit,
 for unknown sizes, with uvloop, and on every other async backend; `threads` and `asyncio` are followed as
 given, and `asyncio` where a store has no async calls is refused at load time."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from sbench.engine.workermode import (
+    THREADS_MAX_IN_FLIGHT,
     THREADS_MAX_OBJECT,
     THREADS_MAX_WORKERS,
     choose_workers,
@@ -82,14 +84,17 @@ def test_only_the_native_s3_driver_says_threads_are_cheaper() -> None:
 @pytest.mark.parametrize(("workers", "size", "mode"), [
     (1, "4KiB", "threads"),
     (16, "4KiB", "threads"),
-    (THREADS_MAX_WORKERS, str(THREADS_MAX_OBJECT), "threads"),
+    (THREADS_MAX_WORKERS, "4KiB", "threads"),
+    (THREADS_MAX_IN_FLIGHT // THREADS_MAX_OBJECT, str(THREADS_MAX_OBJECT), "threads"),
+    (THREADS_MAX_IN_FLIGHT // THREADS_MAX_OBJECT + 1, str(THREADS_MAX_OBJECT), "asyncio"),
+    (THREADS_MAX_WORKERS, str(THREADS_MAX_OBJECT), "asyncio"),
     (THREADS_MAX_WORKERS + 1, "4KiB", "asyncio"),
     (16, str(THREADS_MAX_OBJECT + 1), "asyncio"),
     (16, "16MiB", "asyncio"),
     (1000, "16MiB", "asyncio"),
 ])
 def test_auto_over_workers_and_sizes(workers: int, size: str, mode: str) -> None:
-    """At or below both limits threads, above either asyncio tasks; a larger GET or a larger PUT alike."""
+    """Within all three limits threads, beyond any asyncio tasks; a larger GET or a larger PUT alike."""
     backend = _null(S3Like)
     assert _choose(_config(get=size, put="4KiB"), backend, workers)[0] == mode
     assert _choose(_config(get="4KiB", put=size), backend, workers)[0] == mode
