@@ -1,13 +1,15 @@
 """The native S3 path against the bare libraries (issue 16 §3): full `sbench run` vs bare obstore vs s3dlio.
 
 What it does, in one invocation: starts its own SeaweedFS (tests/servers.py) on 127.0.0.1 (or uses
-`--endpoint`), prepares the GET objects once with `sbench run --prepare-only` (256 x 4 KiB and 8 x 16 MiB),
-then for every case (4 KiB GET, PUT and a 50/50 mix; 16 MiB GET and PUT; 16 in flight unless
-`--concurrency` says otherwise) runs every client in turn, `--rounds` interleaved rounds (the order rotates
-each round, so drifting background load falls on every client alike):
+`--endpoint`), prepares the GET objects once with `sbench run --prepare-only` (256 x 4 KiB, 32 x 1 MiB
+and 8 x 16 MiB), then for every case (4 KiB GET, PUT and a 50/50 mix; 1 and 16 MiB GET and PUT; 16 in
+flight unless `--concurrency` says otherwise) runs every client in turn, `--rounds` interleaved rounds
+(the order rotates each round, so drifting background load falls on every client alike):
 
 - `sbench ...`: the full `sbench run` of a YAML workload in a child process (`python -m sbench run`, native
-  driver, closed loop, `--skip-prepare --no-report`, 1 s warm-up then `--seconds` measured). Its client
+  driver, closed loop, `--skip-prepare --no-report`, 1 s warm-up then `--seconds` measured), in the
+  `--variants` asked for: the default (`workers.mode: auto`), asyncio tasks pinned (`mode: asyncio`), uvloop
+  and threads (`mode: threads`). Its client
   CPU is that child's own user + system time (psutil, polled every 20 ms, interpolated at the measured
   window's start and end from summary.json); its ops and bytes are the run's own totals;
 - `obstore asyncio` / `obstore uvloop`: a bare loop of 16 asyncio tasks on one event loop (`get_async` then
@@ -63,7 +65,9 @@ CONCURRENCY = 16
 KEYS_PER_WORKER = 32
 KiB, MiB = 1024, 1024 * 1024
 #: (objects prepared for GET, size) per object size
-GET_OBJECTS = {4 * KiB: 256, 16 * MiB: 8}
+GET_OBJECTS = {4 * KiB: 256, 1 * MiB: 32, 16 * MiB: 8}
+#: where the GET objects of each size live
+PREFIXES = {4 * KiB: "get4k", 1 * MiB: "get1m", 16 * MiB: "get16m"}
 POLL_S = 0.02
 WARMUP_S = 1.0
 
@@ -82,6 +86,8 @@ CASES = {
     "get4k": Case("4 KiB GET", 4 * KiB, 1.0, 0.0),
     "put4k": Case("4 KiB PUT", 4 * KiB, 0.0, 1.0),
     "mix4k": Case("4 KiB 50/50 GET/PUT", 4 * KiB, 0.5, 0.5),
+    "get1m": Case("1 MiB GET", 1 * MiB, 1.0, 0.0),
+    "put1m": Case("1 MiB PUT", 1 * MiB, 0.0, 1.0),
     "get16m": Case("16 MiB GET", 16 * MiB, 1.0, 0.0),
     "put16m": Case("16 MiB PUT", 16 * MiB, 0.0, 1.0),
 }
@@ -120,7 +126,7 @@ def _cpu_self() -> float:
 
 
 def _prefix(case: Case) -> str:
-    return "get4k/" if case.size == 4 * KiB else "get16m/"
+    return PREFIXES[case.size] + "/"
 
 
 # -- bare loops: each returns run(deadline) -> (ops, bytes); set up once per case, outside the window --------
@@ -263,11 +269,13 @@ class SbenchVariant:
     yaml: str = ""
 
 
-SBENCH_VARIANTS = [
-    SbenchVariant("sbench asyncio (default)"),
-    SbenchVariant("sbench uvloop", "workers: {event_loop: uvloop}\n"),
-    SbenchVariant("sbench threads", "workers: {mode: threads}\n"),
-]
+#: by `--variants` key: the default (`mode: auto`, whatever it picks), then each mode pinned
+SBENCH_VARIANTS = {
+    "default": SbenchVariant("sbench default (auto)"),
+    "asyncio": SbenchVariant("sbench asyncio", "workers: {mode: asyncio}\n"),
+    "uvloop": SbenchVariant("sbench uvloop", "workers: {event_loop: uvloop}\n"),
+    "threads": SbenchVariant("sbench threads", "workers: {mode: threads}\n"),
+}
 
 
 def _workload_yaml(case: Case, endpoint: str, variant: SbenchVariant, run: int) -> str:
@@ -285,7 +293,7 @@ def _workload_yaml(case: Case, endpoint: str, variant: SbenchVariant, run: int) 
 
 def _prepare_yaml(endpoint: str) -> str:
     host = endpoint.split("://", 1)[1]
-    lines = "".join(f"    - {{base_uri: 's3://{host}/{BUCKET}/{'get4k' if size == 4 * KiB else 'get16m'}/', "
+    lines = "".join(f"    - {{base_uri: 's3://{host}/{BUCKET}/{PREFIXES[size]}/', "
                     f"count: {count}, size_spec: {size}}}\n" for size, count in GET_OBJECTS.items())
     return (f"target: 's3://{host}/{BUCKET}/'\nduration: 1s\nconcurrency: 8\ndriver: native\n"
             f"prepare:\n  ensure_objects:\n{lines}  cleanup: false\n"
@@ -375,7 +383,7 @@ def run_case(case: Case, endpoint: str, clients: list[str], work: Path) -> dict[
     if "s3dlio" in clients and HAVE_S3DLIO:
         bare["s3dlio threads"] = lambda: s3dlio_threads(endpoint, case, Keys(case, "s3", get_keys), payload)
     runners = {name: make() for name, make in bare.items()}
-    variants = [v for v in SBENCH_VARIANTS if "sbench" in clients]
+    variants = [SBENCH_VARIANTS[k] for k in ARGS.variants.split(",")] if "sbench" in clients else []
     names = [v.label for v in variants] + list(runners)
     results = {n: Result(n) for n in names}
     run = 0
@@ -434,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {','.join(CASES)}")
     parser.add_argument("--clients", default="sbench,obstore,s3dlio", help="sbench, obstore, s3dlio")
+    parser.add_argument("--variants", default=",".join(SBENCH_VARIANTS),
+                        help=f"sbench variants, comma-separated, of {','.join(SBENCH_VARIANTS)}")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="requests in flight per client")
     parser.add_argument("--endpoint", help="use this running S3 endpoint instead of starting SeaweedFS")
     parser.add_argument("--no-uvloop", dest="uvloop", action="store_false", help="skip the uvloop bare loop")

@@ -649,11 +649,13 @@ STALL_TIMEOUT_S = 180.0
 class WorkerMode(StrEnum):
     """How an agent runs its workload workers (engine/workload.py)."""
 
-    #: asyncio tasks on one event loop when every op's backend has async calls (native drivers, null://),
-    #: threads otherwise
+    #: engine.workermode decides: threads, or asyncio tasks where every op's backend has async calls and
+    #: they measured cheaper (its docstring has the rule and the figures behind it)
     AUTO = "auto"
     #: one thread per worker on every backend (the native drivers' sync calls, which release the GIL)
     THREADS = "threads"
+    #: asyncio tasks on one event loop; every op's backend must have async calls (native drivers, null://)
+    ASYNCIO = "asyncio"
 
 
 class EventLoop(StrEnum):
@@ -668,8 +670,11 @@ class WorkersConfig(StrictModel):
 
     mode: WorkerMode = Field(
         WorkerMode.AUTO,
-        description="auto: asyncio tasks on the native cloud drivers and null://, threads elsewhere; "
-        "threads: threads everywhere (less client CPU per S3 op at moderate concurrency: bench/README.md).",
+        description="auto: threads, or asyncio tasks where every store has async calls and threads are not "
+        "measured cheaper (native S3: up to 256 workers, 1 MiB objects, 64 MiB in flight: "
+        "engine/workermode.py); "
+        "threads: threads everywhere; asyncio: asyncio tasks (native cloud drivers, null:// with driver "
+        "native).",
     )
     event_loop: EventLoop = Field(
         EventLoop.ASYNCIO,

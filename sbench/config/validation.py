@@ -12,6 +12,7 @@ from typing import Any
 
 import psutil
 
+from sbench.config.backend import backend_options
 from sbench.config.clientcheck import backend_problems
 from sbench.config.confinement import lexical_problems, symlink_problems
 from sbench.config.models import (
@@ -27,12 +28,14 @@ from sbench.config.models import (
     StageType,
     StatOp,
     UniformSize,
+    WorkerMode,
 )
 from sbench.config.problems import KeyPath, Problem
 from sbench.config.units import format_size
 from sbench.config.yamlsource import YamlSource
 from sbench.errors import ConfigError
 from sbench.layout.tree import TreeLayout
+from sbench.storage.options import Driver
 from sbench.storage.uri import LOCAL_SCHEMES, parse_uri
 
 
@@ -59,6 +62,7 @@ def cross_check(
     for path, message in backend_problems(config, _uri_fields(config)):
         out.error(path, message)
     _check_locations(config, out)
+    _check_worker_mode(config, out)
     _check_confinement(config, out)
     _check_tree(config, out)
     if workload_used:
@@ -119,6 +123,29 @@ def _check_uris(config: Config, out: _Collector) -> None:
             parse_uri(uri)
         except ConfigError as exc:
             out.error(path, str(exc).replace("\n  hint: ", " "))
+
+
+def _check_worker_mode(config: Config, out: _Collector) -> None:
+    """`workers.mode: asyncio` needs async calls on every store the workload opens (the native cloud drivers,
+    null:// with `driver: native`): refused here rather than when the execute stage starts after a prepare."""
+    if config.workers.mode is not WorkerMode.ASYNCIO:
+        return
+    for path, uri in _uri_fields(config):
+        if path[0] == "prepare":
+            continue  # prepare runs its own way, whatever the workers are
+        scheme = uri.split("://", 1)[0].lower()
+        try:
+            driver = backend_options(config, uri).driver
+        except ConfigError:
+            continue  # a URI that does not parse has its own error from _check_uris
+        native_null = scheme != "null" or driver is Driver.NATIVE
+        if scheme in LOCAL_SCHEMES or driver is Driver.SDK or not native_null:
+            out.error(
+                ("workers", "mode"),
+                f"asyncio needs async calls, which {uri} has not (driver {driver.value}); asyncio tasks run "
+                "on the native cloud drivers and on null:// with `driver: native`: use `auto` or `threads`",
+            )
+            return
 
 
 def _has_endpoints(config: Config) -> bool:
@@ -261,7 +288,7 @@ def _check_sizes(config: Config, out: _Collector) -> None:
                 out.warn(("prepare", "ensure_objects", i, "count"), "is 0: this entry creates no objects")
     memory = psutil.virtual_memory().total
     for path, spec in specs:
-        largest = _largest_size(spec)
+        largest = largest_size(spec)
         if config.distributed is None and largest is not None and largest > memory:
             out.error(
                 path,
@@ -277,7 +304,7 @@ def _check_sizes(config: Config, out: _Collector) -> None:
             )
 
 
-def _largest_size(spec: object) -> int | None:
+def largest_size(spec: object) -> int | None:
     """The largest object a size spec asks for: a lognormal's `max` only when given (its default, the 5 TiB
     bound, is a cut-off rather than a size anyone asks for), else its mean."""
     if isinstance(spec, FixedSize):

@@ -1,9 +1,9 @@
 """The workload loop of one agent: `concurrency` workers picking weighted ops until the stage ends.
 
-Workers are threads for sync backends (file, direct, SDK drivers) and asyncio tasks on one event-loop thread
-(asyncio's or uvloop's, `workers.event_loop`) when every backend the ops use is an AsyncBackend (native
-obstore drivers, null://), unless `workers.mode: threads` asks for threads there too (the native
-drivers' sync calls: less client CPU per op at moderate concurrency, bench/native_path.py). Each
+Workers are threads, or asyncio tasks on one event-loop thread (asyncio's or uvloop's, `workers.event_loop`)
+when every backend the ops use is an AsyncBackend (native obstore drivers, null://); engine.workermode
+decides from `workers.mode` (`auto`: threads where the native S3 driver's sync calls measured cheaper, at
+moderate concurrency and object sizes). Each
 iteration: pick an op by weight (cumulative weights + bisect on the worker's own `random.Random`), wait for
 its slot when the load is open loop, take the op's limiter when it has one, resolve its key, run it, record
 it in the worker's own Recorder. Nothing else is shared on the success path, so the engine's cost per op
@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sbench.config.models import Config, WorkerMode
+from sbench.config.models import Config
 from sbench.control import RunControl
 from sbench.data.sizes import index_hash, seed_for_uri
 from sbench.engine.backends import BackendSet
@@ -44,6 +44,7 @@ from sbench.engine.loops import LoopShape, loop_for
 from sbench.engine.ratecontrol import OpenLoopSchedule, schedule_from_config
 from sbench.engine.stall import StallWatch
 from sbench.engine.state import RunState
+from sbench.engine.workermode import choose_workers
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.cpu import CpuSampler
 from sbench.metrics.snapshot import Snapshot, SnapshotAccumulator
@@ -365,8 +366,14 @@ class WorkloadRun:
 
     def _run(self, backends: BackendSet, seed: int) -> WorkloadResult:
         self.workers = self._make_workers(self.ops, seed)
-        # asyncio tasks only where every op has an async call, and only when the config leaves the choice
-        use_async = self.config.workers.mode is WorkerMode.AUTO and all(o.acall is not None for o in self.ops)
+        choice = choose_workers(
+            self.config,
+            [o.backend for o in self.ops],
+            all(o.acall is not None for o in self.ops),
+            len(self.workers),
+            [o.pool.largest if o.pool is not None else None for o in self.ops if o.kind == "get"],
+        )
+        use_async = choice.asyncio
         start_ns = time.monotonic_ns()
         start_ms = time.time_ns() // 1_000_000
         warmup_ns = int(self.warmup_s * 1e9)
@@ -448,6 +455,8 @@ class WorkloadRun:
             open_loop=self.schedule is not None,
             extra={
                 "async": use_async,
+                "worker_mode": choice.mode,
+                "worker_mode_why": choice.why,
                 "retries": self.policy.retries,
                 "backoffs": self.policy.backoffs,
                 "unfinished_ops": unfinished,

@@ -53,6 +53,9 @@ class KeyPool:
         self._lock = threading.Lock()
         self.label = label
         self.taken = 0
+        #: the largest object LIST reported for the listed keys; None when the pool was not listed (a prepared
+        #: set, whose sizes the config's prepare gives); engine.workermode reads it
+        self.largest: int | None = None
 
     @classmethod
     def of_keys(cls, keys: Sequence[str], *, label: str) -> KeyPool:
@@ -252,28 +255,35 @@ class PreparedSet:
         its own shard directory (an untrusted sharded set)."""
         prefix = self.directory.strip("/") + "/" if self.directory.strip("/") else ""
         keys = []
-        for key, _size in backend.list(prefix, recursive=True):
+        largest = 0
+        for key, size in backend.list(prefix, recursive=True):
             parsed = parse_prepared_path(key[len(prefix):] if key.startswith(prefix) else key, self.shards)
             if parsed is not None and parsed[0] in pools and parsed[1] < self.count:
                 keys.append(key)
-        return KeyPool.of_keys(keys, label=label)
+                largest = max(largest, size)
+        pool = KeyPool.of_keys(keys, label=label)
+        pool.largest = largest
+        return pool
 
 
-def list_pattern(backend: Backend, pattern: Pattern) -> list[str]:
-    """Keys matching a pattern, streamed from one LIST (objects only, never directory entries)."""
+def list_pattern(backend: Backend, pattern: Pattern) -> tuple[list[str], int | None]:
+    """Keys matching a pattern, streamed from one LIST (objects only, never directory entries), and the
+    largest of their sizes (None for an exact key, which is not listed)."""
     if pattern.kind == "exact":
-        return [pattern.key]
+        return [pattern.key], None
     prefix = pattern.directory + "/" if pattern.directory else ""
     recursive = pattern.kind == "recursive"
     regex = pattern_regex(pattern.match) if pattern.kind in ("glob", "recursive") else None
     keys = []
-    for key, _size in backend.list(prefix, recursive=recursive):
+    largest = 0
+    for key, size in backend.list(prefix, recursive=recursive):
         if key.endswith("/"):
             continue
         rest = key[len(prefix):] if key.startswith(prefix) else key
         if regex is None or regex.match(rest):
             keys.append(key)
-    return keys
+            largest = max(largest, size)
+    return keys, largest
 
 
 _POOL_LISTING = threading.local()
@@ -306,7 +316,7 @@ def resolve_pool(backend: Backend, path: str, *, op: str, prepared: Sequence[Pre
             return ps.pool(pools, label=f"{op} {path}")
     _POOL_LISTING.active = True
     try:
-        keys = list_pattern(backend, pattern)
+        keys, largest = list_pattern(backend, pattern)
     finally:
         _POOL_LISTING.active = False
     if allowed is not None:
@@ -316,7 +326,9 @@ def resolve_pool(backend: Backend, path: str, *, op: str, prepared: Sequence[Pre
         raise ConfigError(
             f"workload {op.upper()} path {path!r} matches no object under {backend.root_uri} "
             f"(listed {pattern.directory or '/'!r}{only}). Run a prepare that creates them, or fix the path.")
-    return KeyPool.of_keys(keys, label=f"{op} {path}")
+    pool = KeyPool.of_keys(keys, label=f"{op} {path}")
+    pool.largest = largest  # of every listed key, those `allowed` leaves out too: an upper bound
+    return pool
 
 
 # -- tree selection ----------------------------------------------------------------------------------------

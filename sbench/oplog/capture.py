@@ -249,6 +249,7 @@ class CapturedBackend(Backend):
         self._get, self._put, self._stat, self._delete = inner.get, inner.put, inner.stat, inner.delete
         self.scheme = inner.scheme  # type: ignore[misc]
         self.has_directories = inner.has_directories  # type: ignore[misc]
+        self.threads_cheaper = inner.threads_cheaper
         self._site = capture.site(inner.root_uri)
         self._q = capture.rows
         self._ok: Callable[[tuple[Any, ...]], None] = capture.rows.append

@@ -446,7 +446,7 @@ class RunDriver:
             if snap.total_ops() or snap.errors_total():
                 wall = max((r.elapsed_s for r in run.results.values()), default=0.0)
                 agents = f"{len(run.results)} agents, " if self.many else ""
-                title = f"{self._stage_label(run.plan)} ({agents}{wall:.1f} s)"
+                title = f"{self._stage_label(run.plan)} ({agents}{wall:.1f} s{_workers_on(run)})"
                 open_loop = self.config.open_loop and run.plan.type in _WORKLOAD_TYPES
                 tables.append(phase_table(title, snap, wall, open_loop=open_loop))
         work = Snapshot.merge_all(run.merged for run in self._of(*_WORKLOAD_TYPES))
@@ -495,3 +495,10 @@ def _job_results_dir(config_path: Path) -> Path | None:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path.home() / "sbench-results" / f"sbench-{stamp}-{config_path.stem or 'run'}-{os.getpid()}"
+
+
+def _workers_on(run: StageRun) -> str:
+    """The end of a workload stage's table title naming its workers (threads, asyncio tasks, or both when
+    the agents differ), so what `workers.mode: auto` chose (engine.workermode) shows on the console too."""
+    modes = sorted({str(m) for r in run.results.values() if (m := r.extra.get("worker_mode"))})
+    return f", on {' and '.join('asyncio tasks' if m == 'asyncio' else m for m in modes)}" if modes else ""

@@ -83,6 +83,10 @@ class Backend(ABC):
     scheme: ClassVar[str]
     #: True when the backend also implements AsyncBackend and the engine should drive it with asyncio tasks.
     is_async: ClassVar[bool] = False
+    #: True when its sync calls cost less client CPU per op than its async ones (measured on the native S3
+    #: driver: bench/native_path.py), so `workers.mode: auto` may run threads on it (engine.workermode).
+    #: Wrappers (op-log capture, multi-endpoint router) set it per instance from what they wrap.
+    threads_cheaper: bool = False
     #: True when mkdir/rmdir act on real directories (file://, direct://); object stores treat them as no-ops.
     has_directories: ClassVar[bool] = False
 

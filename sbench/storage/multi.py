@@ -219,6 +219,7 @@ class MultiEndpointBackend(_CountedCalls):
         super().__init__(uris[0])
         self.strategy = parse_strategy(strategy)
         self.has_directories = all(b.has_directories for b in backends)  # type: ignore[misc]
+        self.threads_cheaper = all(b.threads_cheaper for b in backends)
         self._endpoints = [_Endpoint(b, u, i) for i, (b, u) in enumerate(zip(backends, uris, strict=True))]
         self._turn = itertools.count()  # next() on a count is atomic under the GIL
         least = self.strategy is Strategy.LEAST_CONNECTIONS

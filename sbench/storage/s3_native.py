@@ -124,6 +124,7 @@ class S3NativeBackend(AsyncBackend):
     """An S3 bucket/prefix through one obstore S3Store; sync calls for threads, async for asyncio tasks."""
 
     scheme = "s3"
+    threads_cheaper = True
 
     def __init__(self, settings: S3Settings, options: BackendOptions, credentials: Any) -> None:
         super().__init__(settings.root_uri)

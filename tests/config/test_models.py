@@ -237,7 +237,8 @@ def test_explicit_agents_and_agents_per_node_combine() -> None:
 
 
 def test_workers_setting_defaults_values_and_missing_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`workers` defaults to today's choice (asyncio on the native drivers, asyncio's loop); a missing
+    """`workers` defaults to `auto` (engine.workermode decides) on asyncio's loop; threads and asyncio tasks
+    can be pinned; a missing
     uvloop is refused at load time, naming the key and the install command, never at the run's start."""
     import importlib.util
 
@@ -249,6 +250,7 @@ def test_workers_setting_defaults_values_and_missing_uvloop(monkeypatch: pytest.
     assert (default.mode, default.event_loop) == (WorkerMode.AUTO, EventLoop.ASYNCIO)
     chosen = load(base + "workers: {mode: threads, event_loop: uvloop}\n").workers
     assert (chosen.mode, chosen.event_loop) == (WorkerMode.THREADS, EventLoop.UVLOOP)
+    assert load(base + "workers: {mode: asyncio}\n").workers.mode is WorkerMode.ASYNCIO
     with pytest.raises(ConfigError, match=r"workers\.mode"):
         load(base + "workers: {mode: processes}\n")
     real = importlib.util.find_spec

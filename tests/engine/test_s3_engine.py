@@ -1,5 +1,6 @@
-"""Prepare, workload and cleanup against SeaweedFS through both S3 drivers: native (obstore, asyncio tasks)
-and sdk (boto3, threads)."""
+"""Prepare, workload and cleanup against SeaweedFS through both S3 drivers: native (obstore, asyncio tasks
+pinned with `workers.mode: asyncio`, since `auto` picks threads for these small objects) and sdk (boto3,
+threads); then which path each `workers` setting takes on the native driver."""
 
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ def test_s3_round_trip(seaweedfs: servers.LocalServer, bucket: str, driver: str,
     root = f"s3://127.0.0.1:{seaweedfs.port}/{bucket}/{driver}"
     client = s3_admin_client(seaweedfs)
     client.put_object(Bucket=bucket, Key=f"{driver}/data/foreign.txt", Body=b"not ours")
+    workers = "workers: {mode: asyncio}\n" if driver == "native" else ""
     cfg = config_from(
-        f"target: {root}/\nconcurrency: 4\nduration: 1s\ndriver: {driver}\n"
+        f"target: {root}/\nconcurrency: 4\nduration: 1s\ndriver: {driver}\n{workers}"
         f"prepare:\n  ensure_objects:\n    - {{base_uri: '{root}/data/', count: 40, size_spec: 3000}}\n"
         "  cleanup: true\n"
         "workload:\n  - {op: get, path: 'data/prepared-*.dat', weight: 6}\n"
@@ -61,12 +63,16 @@ def test_s3_round_trip(seaweedfs: servers.LocalServer, bucket: str, driver: str,
     assert left == [f"{driver}/data/foreign.txt"]
 
 
-@pytest.mark.parametrize("workers", ["{mode: threads}", "{event_loop: uvloop}"])
-def test_s3_native_workers_setting(seaweedfs: servers.LocalServer, bucket: str, workers: str, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("workers", "path"), [
+    ("{mode: threads}", "sync"), ("{event_loop: uvloop}", "uvloop"), ("{mode: asyncio}", "asyncio"),
+    ("{mode: auto}", "sync"),
+])
+def test_s3_native_workers_setting(seaweedfs: servers.LocalServer, bucket: str, workers: str, path: str,
+                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`workers: {mode: threads}` runs the native driver's sync calls on threads; `{event_loop: uvloop}`
-    runs its async calls on uvloop's event loop. Every call still reaches SeaweedFS; the probe only notes
-    which path (and, for async calls, which event loop) served it."""
+    runs its async calls on uvloop's event loop, `{mode: asyncio}` on asyncio's; `auto` picks threads for
+    4 workers and objects of 3000 B (engine.workermode). Every call still reaches SeaweedFS; the probe only
+    notes which path (and, for async calls, which event loop) served it."""
     from sbench.storage.s3_native import S3NativeBackend
 
     hermetic_aws_env(monkeypatch, tmp_path)
@@ -96,7 +102,8 @@ def test_s3_native_workers_setting(seaweedfs: servers.LocalServer, bucket: str, 
     assert snap.errors_total() == 0, res.first_error
     gets = snap.total_ops(OpClass.GET)
     assert snap.total_ops(OpClass.PUT) > 0 and snap.total_bytes(OpClass.GET) == 3000 * gets
-    threads = "threads" in workers
+    threads = path == "sync"
     assert res.extra["async"] is not threads
+    assert res.extra["worker_mode"] == ("threads" if threads else "asyncio")
     assert len(seen) >= gets > 0  # an op cut off at the end is called but not counted
-    assert set(seen) == ({"sync"} if threads else {"uvloop"})
+    assert set(seen) == {path}

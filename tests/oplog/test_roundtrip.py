@@ -90,12 +90,14 @@ def test_the_global_flag_is_the_run_flag(tmp_path: Path, monkeypatch: pytest.Mon
 def test_seaweedfs_round_trip_native_driver(
     seaweedfs: servers.LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The native driver runs its workers as asyncio tasks: the async wrapper's calls are rows too."""
+    """The native driver's workers as asyncio tasks (pinned: `auto` picks threads for these small objects):
+    the async wrapper's calls are rows too."""
     hermetic_aws_env(monkeypatch, tmp_path)
     bucket = "sbench-oplog"
     ready_bucket(seaweedfs, bucket)
     target = f"s3://127.0.0.1:{seaweedfs.port}/{bucket}/rt/"
-    code, results = _run(tmp_path, mixed_config(target, "driver: native\n"), op_log=Path("ops.tsv.zst"))
+    code, results = _run(tmp_path, mixed_config(target, "driver: native\nworkers: {mode: asyncio}\n"),
+                         op_log=Path("ops.tsv.zst"))
     rows = check(results, results / "ops.tsv.zst", SETUP_LISTS)
     summary = json.loads((results / "summary.json").read_text())
     assert [s["details"].get("async") for s in summary["stages"] if s["type"] == "execute"] == [True]

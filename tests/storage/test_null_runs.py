@@ -120,6 +120,10 @@ def test_every_op_runs_on_null(tmp_path: Path, calls: Counter[str], workers: str
     assert summary["prepare"]["operations"]["PUT"]["ops"] == 200  # the prepared and the deletable pool
     (execute,) = [s for s in summary["stages"] if s["type"] == "execute"]
     assert execute["details"]["async"] is (workers == "asyncio")
+    # what `auto` chose is recorded and printed (null:// keeps asyncio tasks under `driver: native`)
+    assert execute["details"]["worker_mode"] == workers
+    on = "asyncio tasks" if workers == "asyncio" else "threads"
+    assert f"s, on {on})" in (results / "console_log.txt").read_text()
     assert execute["details"]["deleted"] > 0  # DELETE ran (in META with STAT and LIST)
     assert execute["details"]["open_loop"] is (load == "open")
     suffix = "_async" if workers == "asyncio" else ""
