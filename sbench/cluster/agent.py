@@ -1,12 +1,13 @@
 """The agent actor: one engine loop for its share of the work, reporting to the coordinator every interval.
 
-The engine runs in a worker thread of the actor, ticking every `FLUSH_S` (a whole number of ticks per
-perf-log interval); the actor's stage thread hands each tick's snapshot to the coordinator at once (a few
-calls per interval, never one per op), marking the ones that end a perf-log interval, so an agent that is
-killed loses at most its last tick. It also watches the stage deadline and turns the coordinator's answer
-into stop/abort. Its last report of a stage is confirmed before the stage call returns, so what the stage
-result counts is what the perf logs show. `ping`, `status`, `stop` and `abort` live in their own
-concurrency group, so a stage that keeps every worker busy can still be stopped within an interval.
+The engine runs in a worker thread of the actor, ticking every `FLUSH_S` (a whole number of ticks per perf-log
+interval; less often in a fleet too large for the coordinator to take that many calls); the actor's stage
+thread hands each tick's snapshot to the coordinator at once (a few calls per interval, never one per op),
+marking the ones that end a perf-log interval, so an agent that is killed loses at most its last tick. It also
+watches the stage deadline and turns the coordinator's answer into stop/abort. Its last report of a stage is
+confirmed before the stage call returns, so what the stage result counts is what the perf logs show. `ping`,
+`status`, `stop` and `abort` live in their own concurrency group, so a stage that keeps every worker busy can
+still be stopped within an interval.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ TIMEOUT_SLACK_S = 2.0
 CONTROL_GROUP = "control"
 #: Target time between an agent's reports within a perf-log interval: what a killed agent can lose.
 FLUSH_S = 0.25
+#: Reports a second the fleet may send the one coordinator actor: bench/coordinator_scale.py measured 0.7
+#: cores for 1,000 a second (Ray's per-call work is most of it), so a large fleet flushes less often
+#: than FLUSH_S (1,000 agents: once per 1 s interval, not 4,000 calls a second).
+COORDINATOR_REPORTS_PER_S = 1000
 #: How long an agent waits for the coordinator to take its last report of a stage.
 FINAL_REPORT_TIMEOUT_S = 10.0
 
@@ -65,10 +70,12 @@ class StageRequest:
     objects_total: int = 0
 
 
-def flush_ticks(interval_s: float) -> tuple[float, int]:
-    """(engine tick in seconds, ticks per perf-log interval): about FLUSH_S, dividing the interval evenly,
-    so every k-th tick ends an interval at the same instant as the in-process engine's would."""
-    ticks = max(1, round(interval_s / FLUSH_S))
+def flush_ticks(interval_s: float, agents: int = 1) -> tuple[float, int]:
+    """(engine tick in seconds, ticks per perf-log interval): about FLUSH_S, or longer when `agents` reports
+    of that period would exceed COORDINATOR_REPORTS_PER_S, dividing the interval evenly, so every k-th tick
+    ends an interval at the same instant as the in-process engine's would."""
+    period = max(FLUSH_S, agents / COORDINATOR_REPORTS_PER_S)
+    ticks = max(1, round(interval_s / period))
     return interval_s / ticks, ticks
 
 
@@ -153,7 +160,7 @@ class AgentActor:
             SBENCH_RUN_ID=identity.run_id,
         )
         self._interval_s = interval_s
-        tick_s, self._ticks_per_interval = flush_ticks(interval_s)
+        tick_s, self._ticks_per_interval = flush_ticks(interval_s, identity.count)
         self._engine_config = ticking_config(config, tick_s)
         self._clock_offset_ms = clock_offset_ms
         return identity.agent_id
