@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -21,7 +24,7 @@ from typing import Any, TextIO
 import ray
 from ray.job_submission import JobErrorType, JobStatus, JobSubmissionClient
 
-from sbench.errors import RunFailed
+from sbench.errors import EXIT_INTERRUPTED, RunFailed
 from sbench.submit import pack
 from sbench.submit.address import DEFAULT_ADDRESS
 from sbench.submit.jobspec import RESULTS_MARKER, JobSpec, RuntimeEnvMode, pack_job
@@ -111,12 +114,15 @@ class ClusterJobs:
                 out.flush()
                 printed += len(chunk)
 
-        try:
-            asyncio.run(stream())
-        except KeyboardInterrupt:
-            print(f"\nsbench submit: Ctrl-C, stopping job {job_id} (as `ray job stop`)", file=sys.stderr)
-            self.client.stop_job(job_id)
-        info = self.wait(job_id)
+        with _StopSignals() as signals:
+            try:
+                asyncio.run(stream())
+                info = self.wait(job_id)
+            except KeyboardInterrupt:
+                print(f"\nsbench submit: {signals.name}, stopping job {job_id} (as `ray job stop`; again to "
+                      "exit at once)", file=sys.stderr)
+                self.client.stop_job(job_id)
+                info = self.wait(job_id)
         rest = self.logs(job_id)[printed:]
         if rest:
             out.write(rest)
@@ -160,3 +166,33 @@ def environment_failure(info: Any) -> str | None:
     if info.error_type != JobErrorType.RUNTIME_ENV_SETUP_FAILURE:
         return None
     return f"its environment could not be built: {_tail(info.message or '', 2)}"
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM while a job is followed, whatever their inherited disposition (a CI job's timeout
+    sends SIGTERM; a shell's background job inherits SIGINT ignored): the first raises KeyboardInterrupt, so
+    the job is stopped and its partial results still come home; a second exits at once (130), leaving the
+    stopped job's results on the cluster."""
+
+    def __init__(self) -> None:
+        self.name = "Ctrl-C"
+        self._signalled = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self._signalled:
+            print(f"\nsbench submit: {signal.Signals(signum).name} again: exiting now", file=sys.stderr)
+            os._exit(EXIT_INTERRUPTED)
+        self._signalled = True
+        self.name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():  # not when embedded in another thread
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

@@ -279,9 +279,12 @@ def test_an_environment_that_cannot_be_built_is_one_message_and_exit_1(
     print(f"uv environment failure reported after {took:.1f} s")
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_in_sbench_submit_stops_the_job_and_brings_aborted_home(
-    head: HeadNode, tmp_path: Path
+    head: HeadNode, tmp_path: Path, sig: signal.Signals
 ) -> None:
+    """Ctrl-C, or SIGTERM (a CI job's timeout), stops the job and the partial results still come home,
+    whatever the inherited disposition of SIGINT (ignored in a non-interactive shell's background job)."""
     data = tmp_path / "data"
     data.mkdir()
     config = tmp_path / "two.yaml"
@@ -300,7 +303,7 @@ def test_ctrl_c_in_sbench_submit_stops_the_job_and_brings_aborted_home(
         if "stage execute (execute) started" in line:
             break
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     done = subprocess.CompletedProcess(argv, proc.returncode, "".join(seen) + out, err)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
