@@ -31,6 +31,10 @@ per-round ratios. `--counters` attaches `perf stat -p` to each side's process fo
 migrations and the syscalls made (openat, write, read, close, fstat, futex, everything), which shows
 whether both sides do the same work and where the time goes. Per-op counters divide by the side's mean rate
 over its whole run times the window, so they are estimates (±10 % on a disk whose rate varies).
+`--threads` (implies `--counters`) also prints them per thread of each side, for every round: user and
+system CPU (from /proc/PID/task/TID/stat), voluntary and involuntary context switches (its status) and the
+futex calls (`perf stat --per-thread`), so a GIL hand-off shows which thread waits and which one holds it
+(the main thread, tid = pid, is `main`: sbench's interval fold and driver; the others are the workers).
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ EVENTS = (
     ("cpu_ms", "task-clock"),
     ("ctx_switches", "context-switches"),
     ("migrations", "cpu-migrations"),
+    ("page_faults", "page-faults"),
     ("syscalls", "raw_syscalls:sys_enter"),
     ("openat", "syscalls:sys_enter_openat"),
     ("write", "syscalls:sys_enter_write"),
@@ -145,11 +150,63 @@ def _workload(root: Path, op: str, put_dir: str, seconds: float, workers: int) -
     return f"target: file://{root}/\nconcurrency: {workers}\nduration: {seconds}s\nworkload:\n{body}"
 
 
-def _perf_window(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
-    """perf stat attached to `pid` (all its threads) for `seconds`, CSV into `out`."""
+def _perf_window(pid: int, seconds: float, out: Path, per_thread: bool) -> subprocess.Popen[bytes]:
+    """perf stat attached to `pid` (all its threads; one row per thread with `per_thread`) for `seconds`, CSV
+    into `out`."""
     events = ",".join(event for _, event in EVENTS)
-    argv = ["perf", "stat", "-x,", "-o", str(out), "-e", events, "-p", str(pid), "--", "sleep", f"{seconds}"]
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = ["perf", "stat", "-x,", "-o", str(out), "-e", events, "-p", str(pid)]
+    argv += ["--per-thread"] if per_thread else []
+    return subprocess.Popen(
+        [*argv, "--", "sleep", f"{seconds}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def _thread_times(pid: int) -> dict[int, tuple[int, int, int, int]]:
+    """Per thread of `pid`: (user ticks, system ticks, voluntary, involuntary context switches)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[int, int, int, int]] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except OSError:  # the thread ended between listdir and read
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        switches = dict(line.split(":", 1) for line in status.splitlines() if "ctxt_switches" in line)
+        found[int(tid)] = (
+            int(fields[11]) * 1000 // tick,
+            int(fields[12]) * 1000 // tick,
+            int(switches["voluntary_ctxt_switches"]),
+            int(switches["nonvoluntary_ctxt_switches"]),
+        )
+    return found
+
+
+def _thread_deltas(
+    pid: int,
+    before: dict[int, tuple[int, int, int, int]],
+    after: dict[int, tuple[int, int, int, int]],
+    perf: dict[int, dict[str, float]],
+) -> dict[str, dict[str, float]]:
+    """Per thread over the window: user_ms, sys_ms, voluntary, involuntary, futex, ctx_switches (totals)."""
+    rows: dict[str, dict[str, float]] = {}
+    workers = 0
+    for tid in sorted(after):
+        if tid not in before:
+            continue
+        if tid == pid:
+            name = "main"
+        else:
+            workers += 1
+            name = f"thread{workers}"
+        b, a = before[tid], after[tid]
+        row = {
+            key: float(a[i] - b[i]) for i, key in enumerate(("user_ms", "sys_ms", "voluntary", "involuntary"))
+        }
+        row["futex"] = perf.get(tid, {}).get("futex", 0.0)
+        row["ctx_switches"] = perf.get(tid, {}).get("ctx_switches", 0.0)
+        rows[name] = row
+    return rows
 
 
 def _perf_record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
@@ -176,14 +233,22 @@ def _top_symbols(path: Path, count: int = 3) -> list[tuple[str, float]]:
     return top
 
 
-def _read_perf(path: Path) -> dict[str, float]:
+def _read_perf(path: Path) -> tuple[dict[str, float], dict[int, dict[str, float]]]:
+    """(totals by event name, and with `--per-thread` output the same per thread id)."""
     by_event = {event: name for name, event in EVENTS}
     values: dict[str, float] = {}
+    threads: dict[int, dict[str, float]] = {}
     for line in path.read_text().splitlines():
         parts = line.split(",")
-        if len(parts) > 2 and parts[2] in by_event and parts[0] not in ("<not counted>", "<not supported>"):
-            values[by_event[parts[2]]] = float(parts[0])
-    return values
+        per_thread = len(parts) > 3 and parts[3] in by_event and parts[0].rpartition("-")[2].isdigit()
+        value, event = (parts[1], parts[3]) if per_thread else (parts[0], parts[2] if len(parts) > 2 else "")
+        if event not in by_event or value in ("<not counted>", "<not supported>"):
+            continue
+        name = by_event[event]
+        values[name] = values.get(name, 0.0) + float(value)
+        if per_thread:
+            threads.setdefault(int(parts[0].rpartition("-")[2]), {})[name] = float(value)
+    return values, threads
 
 
 def run_side(
@@ -217,19 +282,28 @@ def run_side(
     record: subprocess.Popen[bytes] | None = None
     perf_out, record_out = work / "perf.csv", work / "perf.data"
     window = max(args.seconds - 1.5, 0.5)
+    times: list[dict[int, tuple[int, int, int, int]]] = []
+    timer: threading.Timer | None = None
     for line in child.stdout:
         output.append(line)
         if (args.counters or args.profile) and perf is None and line.startswith(start_line):
             time.sleep(0.5)
-            perf = _perf_window(child.pid, window, perf_out)
+            if args.threads:
+                times.append(_thread_times(child.pid))
+                timer = threading.Timer(window, lambda: times.append(_thread_times(child.pid)))
+                timer.start()
+            perf = _perf_window(child.pid, window, perf_out, args.threads)
             if args.profile:
                 record = _perf_record(child.pid, window, record_out)
     if child.wait() != 0:
         raise SystemExit(f"{side} side failed (exit {child.returncode}):\n{''.join(output)[-3000:]}")
     counters: dict[str, Any] = {}
+    per_thread: dict[int, dict[str, float]] = {}
     if perf is not None:
         perf.wait()
-        counters = _read_perf(perf_out)
+        counters, per_thread = _read_perf(perf_out)
+    if timer is not None:
+        timer.join()
     top = []
     if record is not None:
         record.wait()
@@ -245,6 +319,12 @@ def run_side(
         ops = rate * window
         counters = {k: (v * 1000 if k == "cpu_ms" else v) / ops for k, v in counters.items()}
         counters["cpu_us"] = counters.pop("cpu_ms")
+        if len(times) == 2:  # per op: µs of CPU, switches and futex calls
+            rows = _thread_deltas(child.pid, times[0], times[1], per_thread)
+            counters["threads"] = {
+                name: {k: (v * 1000 if k.endswith("_ms") else v) / ops for k, v in row.items()}
+                for name, row in rows.items()
+            }
     if top:
         counters["top"] = top
     return rate, counters
@@ -293,6 +373,14 @@ def measure_fs(
                 for side in sides if args.profile else ():
                     top = ", ".join(f"{sym} {share:.0f}%" for sym, share in got[side]["counters"]["top"])
                     print(f"    {side} hottest: {top}", flush=True)
+                for side in sides if args.threads else ():
+                    for name, row in got[side]["counters"].get("threads", {}).items():
+                        print(
+                            f"    {side:<10} {name:<8} per op: user {row['user_ms']:6.2f} µs  sys "
+                            f"{row['sys_ms']:6.2f} µs  voluntary {row['voluntary']:.3f}  involuntary "
+                            f"{row['involuntary']:.3f}  futex {row['futex']:.3f}",
+                            flush=True,
+                        )
             medians = {side: statistics.median(r["ratio"][side] for r in rounds) for side in sides[1:]}
             figures["ops"][op] = {"rounds": rounds, "median_ratio": medians}
             for side, median in medians.items():
@@ -347,6 +435,9 @@ def main() -> None:
     parser.add_argument("--ops", default="PUT,GET")
     parser.add_argument("--counters", action="store_true", help="perf stat counters per op for each side")
     parser.add_argument(
+        "--threads", action="store_true", help="--counters, and CPU, switches and futex calls per thread"
+    )
+    parser.add_argument(
         "--sides",
         default="bare,sbench",
         help="bare first, then the sides to compare with it; SIDE@S sets the GIL switch interval to S s "
@@ -370,6 +461,7 @@ def main() -> None:
     if args.make_xfs is not None:
         print(f"xfs mounted at {make_xfs(args.make_xfs)}")
         return
+    args.counters = args.counters or args.threads
     ops = [op.strip().upper() for op in args.ops.split(",") if op.strip()]
     if not ops or set(ops) - {"PUT", "GET"}:
         parser.error("--ops takes PUT, GET or PUT,GET")
