@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -54,6 +53,7 @@ from sbench.run.report import RunReport, stage_status, uncollected_text
 from sbench.run.stagerecord import StageRun
 from sbench.run.stageverdict import StageOutages, apply_verdict
 from sbench.status import RunStatus
+from sbench.stopsignals import SignalScope
 from sbench.storage.base import StorageError
 from sbench.ui.live import LiveProgress
 from sbench.ui.tables import describe_load, errors_line, first_error_lines, phase_table, print_report
@@ -63,15 +63,15 @@ RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 _WORKLOAD_TYPES = (StageType.EXECUTE, StageType.HYBRID)
 
 
-class StopSignals:
+class StopSignals(SignalScope):
     """First SIGINT/SIGTERM: abort the run (partial results get written). Second: `last_words` (STATUS.txt
     ABORTED, the fleet killed) and exit 130 at once. Installed until the last file is written."""
 
     def __init__(self, control: RunControl, say: Any, last_words: Any) -> None:
+        super().__init__()
         self.control = control
         self._say = say
         self._last_words = last_words
-        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
@@ -82,16 +82,6 @@ class StopSignals:
         how = " (Ctrl-C)" if signum == signal.SIGINT else ""
         self.control.abort(f"interrupted by {name}{how}")
         self._say(f"{name}: aborting the run, stopping every agent (press Ctrl-C again to exit at once)")
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():  # not when embedded in another thread
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class RunDriver:

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -25,6 +24,7 @@ import ray
 from ray.job_submission import JobErrorType, JobStatus, JobSubmissionClient
 
 from sbench.errors import EXIT_INTERRUPTED, RunFailed
+from sbench.stopsignals import SignalScope
 from sbench.submit import pack
 from sbench.submit.address import DEFAULT_ADDRESS
 from sbench.submit.jobspec import RESULTS_MARKER, JobSpec, RuntimeEnvMode, pack_job
@@ -168,16 +168,15 @@ def environment_failure(info: Any) -> str | None:
     return f"its environment could not be built: {_tail(info.message or '', 2)}"
 
 
-class _StopSignals:
-    """SIGINT and SIGTERM while a job is followed, whatever their inherited disposition (a CI job's timeout
-    sends SIGTERM; a shell's background job inherits SIGINT ignored): the first raises KeyboardInterrupt, so
-    the job is stopped and its partial results still come home; a second exits at once (130), leaving the
-    stopped job's results on the cluster."""
+class _StopSignals(SignalScope):
+    """SIGINT and SIGTERM while a job is followed: the first raises KeyboardInterrupt, so the job is stopped
+    and its partial results still come home; a second exits at once (130), leaving the stopped job's results
+    on the cluster."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.name = "Ctrl-C"
         self._signalled = False
-        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, _frame: object) -> None:
         if self._signalled:
@@ -186,13 +185,3 @@ class _StopSignals:
         self._signalled = True
         self.name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         raise KeyboardInterrupt
-
-    def __enter__(self) -> _StopSignals:
-        if threading.current_thread() is threading.main_thread():  # not when embedded in another thread
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
