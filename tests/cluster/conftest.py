@@ -243,9 +243,6 @@ def ray_head_node(
     ray_bin = VENV_BIN / "ray"
     if not ray_bin.exists():
         pytest.skip("the `ray` CLI is not installed next to this Python")
-    port, dashboard, client, agent_http, agent_grpc, runtime_env, metrics = (
-        servers.free_port() for _ in range(7)
-    )
     env = {
         **(os.environ if env is None else env),
         "RAY_AUTH_MODE": "disabled",
@@ -255,6 +252,43 @@ def ray_head_node(
         env["PATH"] = f"{VENV_BIN}:{os.environ.get('PATH', '')}"
     log_path = log_dir / "ray-head.log"
     log = log_path.open("wb")
+    for attempt in range(1, HEAD_START_ATTEMPTS + 1):
+        port, dashboard = servers.free_port(), servers.free_port()
+        log_start = log_path.stat().st_size
+        proc = subprocess.Popen(
+            _head_command(ray_bin, port, dashboard, temp_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{dashboard}"
+        try:
+            if _wait_for_dashboard(proc, url):
+                break
+        except BaseException:
+            _stop_head(proc)
+            raise
+        said = log_path.read_bytes()[log_start:].decode(errors="replace")
+        assert PORT_CLASH in said and attempt < HEAD_START_ATTEMPTS, said[-3000:]
+    try:
+        yield HeadNode(url, f"127.0.0.1:{port}", env, temp_dir)
+    finally:
+        _stop_head(proc)
+        log.close()
+        default_file = Path("/tmp/ray/ray_current_cluster")
+        if default_file.exists() and default_file.read_text().strip() == f"127.0.0.1:{port}":
+            default_file.unlink()  # ours, and now stale: later drivers must not try to join it
+
+
+HEAD_START_ATTEMPTS = 3
+PORT_CLASH = "that is used by other components"
+"""Ray picks some of its own ports at random after we chose ours, so one of its components can take a port we
+reserved before it is bound; `ray start` then refuses at once, and a fresh set of ports works."""
+
+
+def _head_command(ray_bin: Path, port: int, dashboard: int, temp_dir: Path | None) -> list[str]:
+    client, agent_http, agent_grpc, runtime_env, metrics = (servers.free_port() for _ in range(5))
     cmd = [
         str(ray_bin),
         "start",
@@ -274,31 +308,31 @@ def ray_head_node(
     ]
     if temp_dir is not None:
         cmd.append(f"--temp-dir={temp_dir}")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{dashboard}"
+    return cmd
+
+
+def _stop_head(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGINT)  # `ray start --block` stops its processes on Ctrl-C
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                urllib.request.urlopen(f"{url}/api/version", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield HeadNode(url, f"127.0.0.1:{port}", env, temp_dir)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)  # `ray start --block` stops its processes on Ctrl-C
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def _wait_for_dashboard(proc: subprocess.Popen, url: str) -> bool:
+    """True once the head's dashboard answers; False if `ray start` exited first (the caller reads why)."""
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            return False
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
-        default_file = Path("/tmp/ray/ray_current_cluster")
-        if default_file.exists() and default_file.read_text().strip() == f"127.0.0.1:{port}":
-            default_file.unlink()  # ours, and now stale: later drivers must not try to join it
+            urllib.request.urlopen(f"{url}/api/version", timeout=1).close()
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def submit_job(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
