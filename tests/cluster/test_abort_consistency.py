@@ -75,10 +75,11 @@ distributed:
     summary = json.loads((results / "summary.json").read_text())
     execute = next(s for s in summary["stages"] if s["type"] == "execute")
     window = execute["uncollected"]["k2"]
-    # At most one flush tick (0.25 s) plus the time Ray took to report the death; a whole 1 s interval
-    # was lost before.
-    assert 0 < window["seconds"] < 0.9, window
     assert window["from_ms"] <= killed_at[0] * 1000 <= window["to_ms"] + 50, (window, killed_at)
+    # What was lost before the kill is at most about one flush tick (0.25 s; a whole 1 s interval was lost
+    # before). After the kill, the window runs on until Ray reports the death, which takes what a loaded
+    # machine makes it take, so that part is not this test's business.
+    assert 0 < killed_at[0] * 1000 - window["from_ms"] < 900, (window, killed_at)
     assert "k1" not in execute["uncollected"]
     line = agent_lines(results)["k2"]
     assert "could not be collected" in line and f"({window['seconds']:.3f} s)" in line, line
