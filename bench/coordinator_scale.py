@@ -1,7 +1,7 @@
 """The coordinator under 1,000 simulated agents: its CPU, the live-stat merge delay, the barrier release.
 
 Run:  scripts/netns-run env RAY_AUTH_MODE=disabled .venv/bin/python bench/coordinator_scale.py \
-          [--agents 1000] [--baseline-agents 10] [--seconds 20]
+          [--agents 1000] [--baseline-agents 10] [--seconds 20] [--nodes 64]
 
 Goals (issue 16 §4): with 1,000 agents sending an interval report every second, the coordinator uses
 < 1 core, an interval's aggregate reaches the driver < 1 s after its last report was sent, and the barrier
@@ -12,6 +12,13 @@ The real `CoordinatorActor` runs on a local Ray instance; a few sender actors st
 simulated agent with a realistic snapshot (GET and PUT histograms of a few thousand ops, progress counters,
 CPU gauges); the driver polls like the real one (5 times a second). The coordinator's CPU is read from its
 process. The same measurement with --baseline-agents in the same invocation gives the per-agent ratio.
+
+The --agents fleet is measured twice: reporting directly (one `report` call per agent per interval), and
+through per-node relays (cluster.relay: the agents spread over --nodes nodes, each node's reports of a round
+reaching the coordinator as one `report_batch` call). For the second, the senders stand in for the relays:
+the agent -> relay hop happens on the agents' nodes, not the coordinator's, and a relay sends a node's batch
+as soon as every agent of the node has reported (at most `relay.RELAY_FLUSH_S` later), which this does not
+add.
 """
 
 from __future__ import annotations
@@ -65,8 +72,9 @@ class Sender:
         self.agent_ids = agent_ids
         self.snapshots = snapshots
 
-    def rounds(self, index: int, start_ms: int, count: int) -> list[float]:
-        """`count` rounds at 1 s; returns, per round, the wall time its last report was handed to Ray.
+    def rounds(self, index: int, start_ms: int, count: int, nodes: int) -> list[float]:
+        """`count` rounds at 1 s; returns, per round, the wall time its last report was handed to Ray
+        (`nodes` > 0: its agents spread over that many relays, one batch call per relay and round).
 
         A round's reports are built before it is due, so at the tick the senders only hand them to Ray: on
         this 2-core machine the senders share the CPU with the coordinator, and building 1,000 snapshots
@@ -79,7 +87,10 @@ class Sender:
             refs = []
             for report in reports:
                 report.sent_ms = int(time.time() * 1000)
-                refs.append(self.coordinator.report.remote(report))
+                if not nodes:
+                    refs.append(self.coordinator.report.remote(report))
+            for node in range(nodes):
+                refs.append(self.coordinator.report_batch.remote(reports[node::nodes]))
             last_sent.append(time.time())
             ray.get(refs)
         return last_sent
@@ -108,7 +119,9 @@ def _getpid(_actor: Any) -> int:
     return os.getpid()
 
 
-def measure(agents: int, seconds: int, snapshots: list[Snapshot], index: int) -> dict[str, float]:
+def measure(
+    agents: int, seconds: int, snapshots: list[Snapshot], index: int, nodes: int = 0
+) -> dict[str, float]:
     coordinator = create_coordinator(f"bench{index}", 1.0, 3)
     ray.get(coordinator.register.remote({}, {}))
     ids = [f"agent-{i:04d}" for i in range(agents)]
@@ -119,7 +132,8 @@ def measure(agents: int, seconds: int, snapshots: list[Snapshot], index: int) ->
     start_ms = ray.get(coordinator.begin_stage.remote(index, "execute", PhaseBarrier(), ids, True, 1.0))
     cpu0 = proc.cpu_times()
     t0 = time.monotonic()
-    sent = [s.rounds.remote(index, start_ms, seconds) for s in senders]
+    relays = [len(range(k, nodes, len(senders))) for k in range(len(senders))]  # each sender's share of nodes
+    sent = [s.rounds.remote(index, start_ms, seconds, n) for s, n in zip(senders, relays, strict=True)]
     seen: list[tuple[float, int]] = []  # per aggregate interval: when it reached the driver, agents in it
     # the driver polls all along, as the real one does (a pause would pile up a backlog for the next poll)
     while len(seen) < seconds - 1 or not _all_ready(sent):
@@ -161,27 +175,36 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--baseline-agents", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--nodes", type=int, default=64, help="nodes the --agents fleet's relays stand for")
     args = parser.parse_args()
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
         snapshots = sample_snapshots()
         base = measure(args.baseline_agents, args.seconds, snapshots, 1)
         big = measure(args.agents, args.seconds, snapshots, 2)
+        relayed = measure(args.agents, args.seconds, snapshots, 3, nodes=args.nodes)
     finally:
         ray.shutdown()
-    for label, res, n in (("baseline", base, args.baseline_agents), ("scaled", big, args.agents)):
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    rows = (
+        ("baseline", base, args.baseline_agents),
+        ("direct", big, args.agents),
+        (f"{args.nodes} relays", relayed, args.agents),
+    )
+    for label, res, n in rows:
         print(
-            f"{label:8s} {n:5,} agents: coordinator CPU {res['cpu']:.2f} cores, merge delay median "
+            f"{label:10s} {n:5,} agents: coordinator CPU {res['cpu']:.2f} cores, merge delay median "
             f"{res['merge_median_s']:.2f} s (max {res['merge_max_s']:.2f} s), barrier release "
             f"{res['release_s']:.2f} s after the last arrival; {res['complete']:.0%} of the intervals had "
             f"every agent (the senders ended {res['senders_behind_s']:.1f} s behind schedule)"
         )
-    per_agent = (big["cpu"] - base["cpu"]) / max(1, args.agents - args.baseline_agents)
-    print(
-        f"CPU per agent {per_agent * 1000:.2f} millicores; ratio to goals: CPU {big['cpu'] / GOAL_CPU:.2f}x, "
-        f"merge {big['merge_max_s'] / GOAL_MERGE_S:.2f}x, release {big['release_s'] / GOAL_RELEASE_S:.2f}x "
-        "(below 1 meets the goal)"
-    )
+    for label, res in (("direct", big), ("relays", relayed)):
+        per_agent = (res["cpu"] - base["cpu"]) / max(1, args.agents - args.baseline_agents)
+        print(
+            f"{label}: CPU per agent {per_agent * 1000:.2f} millicores; ratio to goals: CPU "
+            f"{res['cpu'] / GOAL_CPU:.2f}x, merge {res['merge_max_s'] / GOAL_MERGE_S:.2f}x, release "
+            f"{res['release_s'] / GOAL_RELEASE_S:.2f}x (below 1 meets the goal)"
+        )
 
 
 if __name__ == "__main__":
