@@ -2,7 +2,8 @@
 
 The engine runs in a worker thread of the actor, ticking every `FLUSH_S` (a whole number of ticks per perf-log
 interval; less often in a fleet too large for the coordinator to take that many calls); the actor's stage
-thread hands each tick's snapshot to the coordinator at once (a few calls per interval, never one per op),
+thread hands each tick's snapshot to the coordinator at once (a few calls per interval, never one per op;
+through its node's relay in a large fleet, cluster.relay),
 marking the ones that end a perf-log interval, so an agent that is killed loses at most its last tick. It also
 watches the stage deadline and turns the coordinator's answer into stop/abort. Its last report of a stage is
 confirmed before the stage call returns, so what the stage result counts is what the perf logs show. `ping`,
