@@ -81,12 +81,14 @@ class ReportRelay:
             answers = await self.coordinator.report_batch.remote([report for report, _ in batch])
         except Exception as exc:  # each agent sees the failure and sends its report again, directly
             for _, answer in batch:
-                answer.set_exception(exc)
+                if not answer.done():  # done: the agent's call was cancelled, nobody waits for it
+                    answer.set_exception(exc)
             return
         self._forwarded[0] += len(batch)
         self._forwarded[1] += 1
         for (_, answer), command in zip(batch, answers, strict=True):
-            answer.set_result(command)
+            if not answer.done():
+                answer.set_result(command)
 
 
 class ReportLink:

@@ -16,7 +16,8 @@ import pytest
 
 from sbench.cluster.actors import create_coordinator, create_relay
 from sbench.cluster.actorset import start_fleet
-from sbench.cluster.relay import ReportLink
+from sbench.cluster.agent import flush_ticks
+from sbench.cluster.relay import ReportLink, wants_relays
 from sbench.cluster.stagerun import run_agent_stage
 from sbench.control import RunControl
 from sbench.metrics.buckets import OpClass
@@ -123,6 +124,15 @@ def test_a_repeated_sequence_number_is_taken_once_in_any_order() -> None:
     mon.on_report(report, 0.6, 600)
     mon.flush(1.0, 1000)
     assert Snapshot.merge_all(mon.drain(1.0).aggregate).total_ops(OpClass.GET) == 30
+
+
+@pytest.mark.parametrize(
+    ("agents", "nodes", "relays"),
+    [(1000, 64, True), (1000, 1, True), (300, 20, True), (3, 1, False), (60, 4, False), (1000, 1000, False)],
+)
+def test_relays_are_used_when_the_direct_calls_would_load_the_coordinator(agents, nodes, relays) -> None:
+    tick_s, _ = flush_ticks(1.0, agents)
+    assert wants_relays(agents / tick_s, agents, nodes) is relays
 
 
 def _fleet_stage(kill_relay_after_s: float | None):
