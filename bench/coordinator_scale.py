@@ -1,7 +1,7 @@
 """The coordinator under 1,000 simulated agents: its CPU, the live-stat merge delay, the barrier release.
 
 Run:  scripts/netns-run env RAY_AUTH_MODE=disabled .venv/bin/python bench/coordinator_scale.py \
-          [--agents 1000] [--baseline-agents 10] [--seconds 20]
+          [--agents 1000] [--baseline-agents 10] [--seconds 20] [--nodes 64]
 
 Goals (issue 16 §4): with 1,000 agents sending an interval report every second, the coordinator uses
 < 1 core, an interval's aggregate reaches the driver < 1 s after its last report was sent, and the barrier
@@ -12,6 +12,15 @@ The real `CoordinatorActor` runs on a local Ray instance; a few sender actors st
 simulated agent with a realistic snapshot (GET and PUT histograms of a few thousand ops, progress counters,
 CPU gauges); the driver polls like the real one (5 times a second). The coordinator's CPU is read from its
 process. The same measurement with --baseline-agents in the same invocation gives the per-agent ratio.
+
+The --agents fleet is measured twice: reporting directly (one `report` call per agent per interval), and
+through per-node relays (cluster.relay: the agents spread over --nodes nodes, each node's reports of a round
+reaching the coordinator as one `report_batch` call). For that row the senders stand in for the relays: the
+agent -> relay hop happens on the agents' nodes, not the coordinator's, and a relay sends a node's batch as
+soon as every agent of the node has reported (at most `relay.RELAY_FLUSH_S` later), which this does not add.
+A last row puts the real `ReportRelay` actors in the path, one per sender (4 "nodes" of 250 agents): it
+includes the hop and the relay's batching, but the relays' own CPU (1,000 calls a second, on the agents'
+nodes in a real fleet) here shares this machine with the coordinator, so it is a pessimistic bound.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from typing import Any
 import psutil
 import ray
 
-from sbench.cluster.actors import create_coordinator
+from sbench.cluster.actors import create_coordinator, create_relay
 from sbench.metrics.buckets import OpClass
 from sbench.metrics.counters import ProgressCounters
 from sbench.metrics.recorder import Recorder
@@ -60,13 +69,18 @@ def sample_snapshots(n: int = 16) -> list[Snapshot]:
 class Sender:
     """Sends the reports of many simulated agents, one round per interval."""
 
-    def __init__(self, coordinator: Any, agent_ids: list[str], snapshots: list[Snapshot]) -> None:
+    def __init__(
+        self, coordinator: Any, agent_ids: list[str], snapshots: list[Snapshot], relay: Any = None
+    ) -> None:
         self.coordinator = coordinator
+        #: a real ReportRelay the reports go through, or None
+        self.relay = relay
         self.agent_ids = agent_ids
         self.snapshots = snapshots
 
-    def rounds(self, index: int, start_ms: int, count: int) -> list[float]:
-        """`count` rounds at 1 s; returns, per round, the wall time its last report was handed to Ray.
+    def rounds(self, index: int, start_ms: int, count: int, nodes: int) -> list[float]:
+        """`count` rounds at 1 s; returns, per round, the wall time its last report was handed to Ray
+        (`nodes` > 0: its agents spread over that many relays, one batch call per relay and round).
 
         A round's reports are built before it is due, so at the tick the senders only hand them to Ray: on
         this 2-core machine the senders share the CPU with the coordinator, and building 1,000 snapshots
@@ -79,7 +93,10 @@ class Sender:
             refs = []
             for report in reports:
                 report.sent_ms = int(time.time() * 1000)
-                refs.append(self.coordinator.report.remote(report))
+                if not nodes:
+                    refs.append((self.relay or self.coordinator).report.remote(report))
+            for node in range(nodes):
+                refs.append(self.coordinator.report_batch.remote(reports[node::nodes]))
             last_sent.append(time.time())
             ray.get(refs)
         return last_sent
@@ -108,18 +125,35 @@ def _getpid(_actor: Any) -> int:
     return os.getpid()
 
 
-def measure(agents: int, seconds: int, snapshots: list[Snapshot], index: int) -> dict[str, float]:
+def measure(
+    agents: int,
+    seconds: int,
+    snapshots: list[Snapshot],
+    index: int,
+    nodes: int = 0,
+    real_relays: bool = False,
+) -> dict[str, float]:
+    """One stage of `agents` reporting for `seconds`: directly, through `nodes` simulated relays (the senders
+    send one batch per node and round), or through one real relay per sender."""
     coordinator = create_coordinator(f"bench{index}", 1.0, 3)
     ray.get(coordinator.register.remote({}, {}))
     ids = [f"agent-{i:04d}" for i in range(agents)]
     groups = [ids[i::SENDERS] for i in range(SENDERS)]
-    senders = [Sender.remote(coordinator, g, snapshots) for g in groups if g]
+    node_id = ray.get_runtime_context().get_node_id()
+    relays = [
+        create_relay(f"bench{index}-{k}", node_id, coordinator, len(g)) if real_relays else None
+        for k, g in enumerate(groups)
+    ]
+    senders = [Sender.remote(coordinator, g, snapshots, r) for g, r in zip(groups, relays, strict=True) if g]
     ray.get([s.__ray_ready__.remote() for s in senders])
     proc = psutil.Process(ray.get(coordinator.__ray_call__.remote(_getpid)))
+    relay_procs = [psutil.Process(ray.get(r.__ray_call__.remote(_getpid))) for r in relays if r is not None]
     start_ms = ray.get(coordinator.begin_stage.remote(index, "execute", PhaseBarrier(), ids, True, 1.0))
     cpu0 = proc.cpu_times()
+    relay0 = sum(sum(p.cpu_times()[:2]) for p in relay_procs)
     t0 = time.monotonic()
-    sent = [s.rounds.remote(index, start_ms, seconds) for s in senders]
+    shares = [len(range(k, nodes, len(senders))) for k in range(len(senders))]  # each sender's share of nodes
+    sent = [s.rounds.remote(index, start_ms, seconds, n) for s, n in zip(senders, shares, strict=True)]
     seen: list[tuple[float, int]] = []  # per aggregate interval: when it reached the driver, agents in it
     # the driver polls all along, as the real one does (a pause would pile up a backlog for the next poll)
     while len(seen) < seconds - 1 or not _all_ready(sent):
@@ -131,6 +165,7 @@ def measure(agents: int, seconds: int, snapshots: list[Snapshot], index: int) ->
     cpu1 = proc.cpu_times()
     wall = time.monotonic() - t0
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall
+    relay_cpu = (sum(sum(p.cpu_times()[:2]) for p in relay_procs) - relay0) / wall
     # an interval merged before every agent's report arrived (the senders fell behind) has no merge delay
     delays = [got - at for (got, n), at in zip(seen, last_sent, strict=False) if n == agents]
     delays = delays or [float("nan")]
@@ -144,7 +179,7 @@ def measure(agents: int, seconds: int, snapshots: list[Snapshot], index: int) ->
         time.sleep(POLL_S)
     released = released_at - max(ray.get(arrivals))
     ray.get(coordinator.end_stage.remote(index))
-    for actor in [*senders, coordinator]:
+    for actor in [*senders, *(r for r in relays if r is not None), coordinator]:
         ray.kill(actor)
     return {
         "cpu": cpu,
@@ -153,6 +188,7 @@ def measure(agents: int, seconds: int, snapshots: list[Snapshot], index: int) ->
         "release_s": released,
         "complete": sum(1 for _, n in seen if n == agents) / len(seen),
         "senders_behind_s": behind,
+        "relay_cpu": relay_cpu,
     }
 
 
@@ -161,27 +197,39 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--baseline-agents", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--nodes", type=int, default=64, help="nodes the --agents fleet's relays stand for")
     args = parser.parse_args()
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
         snapshots = sample_snapshots()
         base = measure(args.baseline_agents, args.seconds, snapshots, 1)
         big = measure(args.agents, args.seconds, snapshots, 2)
+        relayed = measure(args.agents, args.seconds, snapshots, 3, nodes=args.nodes)
+        real = measure(args.agents, args.seconds, snapshots, 4, real_relays=True)
     finally:
         ray.shutdown()
-    for label, res, n in (("baseline", base, args.baseline_agents), ("scaled", big, args.agents)):
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    rows = (
+        ("baseline", base, args.baseline_agents),
+        ("direct", big, args.agents),
+        (f"{args.nodes} relays", relayed, args.agents),
+        (f"{SENDERS} real relays", real, args.agents),
+    )
+    for label, res, n in rows:
+        relay_cpu = f" (the relays: {res['relay_cpu']:.2f} cores)" if res["relay_cpu"] else ""
         print(
-            f"{label:8s} {n:5,} agents: coordinator CPU {res['cpu']:.2f} cores, merge delay median "
-            f"{res['merge_median_s']:.2f} s (max {res['merge_max_s']:.2f} s), barrier release "
+            f"{label:14s} {n:5,} agents: coordinator CPU {res['cpu']:.2f} cores{relay_cpu}, merge delay "
+            f"median {res['merge_median_s']:.2f} s (max {res['merge_max_s']:.2f} s), barrier release "
             f"{res['release_s']:.2f} s after the last arrival; {res['complete']:.0%} of the intervals had "
             f"every agent (the senders ended {res['senders_behind_s']:.1f} s behind schedule)"
         )
-    per_agent = (big["cpu"] - base["cpu"]) / max(1, args.agents - args.baseline_agents)
-    print(
-        f"CPU per agent {per_agent * 1000:.2f} millicores; ratio to goals: CPU {big['cpu'] / GOAL_CPU:.2f}x, "
-        f"merge {big['merge_max_s'] / GOAL_MERGE_S:.2f}x, release {big['release_s'] / GOAL_RELEASE_S:.2f}x "
-        "(below 1 meets the goal)"
-    )
+    for label, res in (("direct", big), ("relays", relayed), ("real relays", real)):
+        per_agent = (res["cpu"] - base["cpu"]) / max(1, args.agents - args.baseline_agents)
+        print(
+            f"{label}: CPU per agent {per_agent * 1000:.2f} millicores; ratio to goals: CPU "
+            f"{res['cpu'] / GOAL_CPU:.2f}x, merge {res['merge_max_s'] / GOAL_MERGE_S:.2f}x, release "
+            f"{res['release_s'] / GOAL_RELEASE_S:.2f}x (below 1 meets the goal)"
+        )
 
 
 if __name__ == "__main__":

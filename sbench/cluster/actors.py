@@ -16,6 +16,7 @@ from sbench.cluster.agent import CONTROL_GROUP, AgentActor, StageFn
 from sbench.cluster.coordinator import CoordinatorActor
 from sbench.cluster.metadata_cache import MetadataCacheActor
 from sbench.cluster.oplogs import OPLOG_GROUP
+from sbench.cluster.relay import ReportRelay
 
 NAMESPACE = "sbench"
 
@@ -49,6 +50,19 @@ def create_coordinator(run_id: str, interval_s: float, stuck_intervals: int) -> 
     """The coordinator: async (one event loop for every report and poll), on the driver's node."""
     coordinator = _driver_side(CoordinatorActor, "coordinator", run_id, 1000)
     return coordinator.remote(run_id, interval_s, stuck_intervals)
+
+
+def create_relay(run_id: str, node_id: str, coordinator: Any, agents: int) -> Any:
+    """The report relay of one node (cluster.relay): on that node, next to its `agents` agents, taking no
+    CPU; not restarted (its agents then report directly)."""
+    cls = ray.remote(ReportRelay).options(
+        name=actor_name("relay", run_id, node_id[:12]),
+        namespace=NAMESPACE,
+        num_cpus=0,
+        max_restarts=0,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
+    )
+    return cls.remote(coordinator, agents)
 
 
 def create_agent(run_id: str, position: int, strategy: Any, num_cpus: float, stage_fn: StageFn | None) -> Any:

@@ -8,16 +8,18 @@ the engine, the result folders and STATUS.txt all use).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError
 
-from sbench.cluster.actors import create_agent
-from sbench.cluster.agent import StageFn
+from sbench.cluster.actors import create_agent, create_relay
+from sbench.cluster.agent import StageFn, flush_ticks
 from sbench.cluster.env import ForwardedEnv, agent_env
 from sbench.cluster.placement import Placement, plan_placement
+from sbench.cluster.relay import wants_relays
 from sbench.cluster.stagerun import AgentRef
 from sbench.config.models import Config
 from sbench.errors import RunFailed
@@ -32,7 +34,10 @@ class AgentActors:
     placement: Placement
     configs: dict[str, Config] = field(default_factory=dict)
     clock_offsets_ms: dict[str, int] = field(default_factory=dict)
+    #: every actor of the fleet (agents and relays), for teardown
     actors: list[Any] = field(default_factory=list)
+    #: node id -> the report relay of that node (cluster.relay), empty when agents report directly
+    relays: dict[str, Any] = field(default_factory=dict)
     #: each agent's environment (cluster.env.agent_env), for the shard tasks that work for it
     envs: dict[str, ForwardedEnv] = field(default_factory=dict)
 
@@ -73,10 +78,12 @@ def start_fleet(
     stage_fn: StageFn | None = None,
     cache: Any = None,
     env: ForwardedEnv | None = None,
+    relays: bool | None = None,
 ) -> AgentActors:
     """Place, create, identify and configure every agent (`env`: the driver's storage variables, set in
     each agent's process by `configure` with the config's own for that agent over them, see
-    cluster.env.agent_env); register them with the coordinator."""
+    cluster.env.agent_env); register them with the coordinator. `relays`: whether agents report through a
+    relay per node (None: as `relay.wants_relays` decides for this fleet)."""
     env = env if env is not None else ForwardedEnv({})
     dist = config.distributed
     ready_timeout = dist.agent_ready_timeout if dist is not None else 120.0
@@ -101,6 +108,13 @@ def start_fleet(
         driver_node = ray.get_runtime_context().get_node_id()
         offsets = _clock_offsets(actors, [p["node_id"] for p in probes], driver_node)
         count = len(actors)
+        per_node = Counter(p["node_id"] for p in probes)
+        if relays is None:
+            tick_s, _ = flush_ticks(interval_s, count)
+            relays = wants_relays(count / tick_s, count, len(per_node))
+        if relays:
+            fleet.relays = {n: create_relay(run_id, n, coordinator, k) for n, k in per_node.items()}
+            fleet.actors = [*actors, *fleet.relays.values()]
         owns = share_io_rate(
             [
                 agent_config(config, placed.slot, agent_id, index)
@@ -116,7 +130,16 @@ def start_fleet(
             identity = AgentIdentity(agent_id=agent_id, index=index, count=count, run_id=run_id)
             own_env = fleet.envs[agent_id] = agent_env(env, config, placed.slot.entry)
             refs.append(
-                actor.configure.remote(identity, own, coordinator, interval_s, offsets[index], cache, own_env)
+                actor.configure.remote(
+                    identity,
+                    own,
+                    coordinator,
+                    interval_s,
+                    offsets[index],
+                    cache,
+                    own_env,
+                    fleet.relays.get(probe["node_id"]),
+                )
             )
             fleet.agents.append(AgentRef(agent_id, index, actor, probe["node_id"], placed.node_ip))
         ray.get(refs)

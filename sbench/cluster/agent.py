@@ -2,7 +2,8 @@
 
 The engine runs in a worker thread of the actor, ticking every `FLUSH_S` (a whole number of ticks per perf-log
 interval; less often in a fleet too large for the coordinator to take that many calls); the actor's stage
-thread hands each tick's snapshot to the coordinator at once (a few calls per interval, never one per op),
+thread hands each tick's snapshot to the coordinator at once (a few calls per interval, never one per op;
+through its node's relay in a large fleet, cluster.relay),
 marking the ones that end a perf-log interval, so an agent that is killed loses at most its last tick. It also
 watches the stage deadline and turns the coordinator's answer into stop/abort. Its last report of a stage is
 confirmed before the stage call returns, so what the stage result counts is what the perf logs show. `ping`,
@@ -25,6 +26,7 @@ import ray
 from sbench.cluster.env import ForwardedEnv
 from sbench.cluster.listing import ShareStats, listing_scope, shared_backends
 from sbench.cluster.oplogs import OPLOG_GROUP, NodeLog
+from sbench.cluster.relay import ReportLink
 from sbench.config.models import Config, StageType
 from sbench.control import RunControl
 from sbench.engine.state import PreparedRecord, RunState
@@ -105,6 +107,8 @@ class AgentActor:
         #: ticks received in the current stage (every `_ticks_per_interval`-th ends an interval)
         self._ticks = 0
         self._coordinator: Any = None
+        #: how reports reach the coordinator (through the node's relay in a large fleet)
+        self._link: ReportLink | None = None
         self._cache: Any = None
         self._interval_s = 1.0
         self._clock_offset_ms = 0
@@ -143,14 +147,17 @@ class AgentActor:
         clock_offset_ms: int,
         cache: Any = None,
         env: ForwardedEnv | None = None,
+        relay: Any = None,
     ) -> str:
         """Who this agent is and what it runs; `env` (the driver's storage variables) is set in this
-        process before any stage builds a storage client, and custom commands inherit it."""
+        process before any stage builds a storage client, and custom commands inherit it; `relay`: its
+        node's report relay (cluster.relay), None to report to the coordinator directly."""
         if env is not None:
             env.apply()
         self.identity = identity
         self.config = config
         self._coordinator = coordinator
+        self._link = ReportLink(coordinator, relay) if coordinator is not None else None
         self._cache = cache
         # Custom stage commands run as children of this process: they learn who they run for from these.
         os.environ.update(
@@ -247,6 +254,8 @@ class AgentActor:
         self._ticks = 0
         self._seen = SnapshotAccumulator()
         self._wake.clear()
+        if self._link is not None:
+            self._link.begin_stage()
         try:
             wait_s = (request.start_at_ms + self._clock_offset_ms) / 1000 - time.time()
             if wait_s > 0 and control.wait(wait_s):
@@ -274,7 +283,6 @@ class AgentActor:
         deadline = self._deadline(request, start)
         worker.start()
         counters = _Counters(self.identity.agent_id, plan, request.objects_total, started_ms)
-        pending_ref = None
         abandon_at: float | None = None
         heartbeat_at = start + self._interval_s
         while worker.is_alive():
@@ -294,10 +302,10 @@ class AgentActor:
                 has_data = bool(self._pending)
             if has_data or now >= heartbeat_at:
                 heartbeat_at = now + self._interval_s
-                pending_ref = self._report(plan.index, counters, started_ms, pending_ref, control)
-        last = self._report(plan.index, counters, started_ms, pending_ref, control, final=True)
+                self._report(plan.index, counters, started_ms, control)
+        self._report(plan.index, counters, started_ms, control, final=True)
         result = self._result(plan, box, control, start)
-        if self._coordinator is not None and not self._confirmed(last):
+        if self._link is not None and not self._link.confirm(FINAL_REPORT_TIMEOUT_S):
             # The coordinator may not have this stage's last parts: the driver then takes the stage's
             # figures from what the coordinator has, so the result and the perf logs still agree.
             result.extra["final_report"] = "unconfirmed"
@@ -355,26 +363,21 @@ class AgentActor:
         index: int,
         counters: _Counters,
         started_ms: int,
-        previous: Any,
         control: RunControl,
         final: bool = False,
-    ) -> Any:
-        """Send what the engine produced since the last report; act on the coordinator's last answer."""
-        if self._coordinator is None:
-            return None
-        if previous is not None:
-            ready, _ = ray.wait([previous], timeout=0)
-            if ready:
-                try:
-                    command = ray.get(ready[0])
-                except Exception:  # the coordinator is gone: keep running, the driver decides
-                    command = "continue"
-                if command == "abort":
-                    self._run_control.abort("aborted by the coordinator")
-                elif command == "stop":
-                    control.stop("released from the stage by its barrier")
-            elif not final:
-                return previous  # the coordinator is behind: never queue more than one report
+    ) -> None:
+        """Send what the engine produced since the last report; act on the coordinator's answers so far (a
+        coordinator that is gone answers nothing: the agent keeps running, the driver decides)."""
+        link = self._link
+        if link is None:
+            return
+        commands, _ = link.answers()
+        if "abort" in commands:
+            self._run_control.abort("aborted by the coordinator")
+        elif "stop" in commands:
+            control.stop("released from the stage by its barrier")
+        if link.waiting and not final:
+            return  # the coordinator is behind: never queue more than one report
         with self._lock:
             snaps, self._pending = self._pending, []
         now_ms = time.time_ns() // 1_000_000
@@ -388,18 +391,7 @@ class AgentActor:
         report = AgentReport(
             self.identity.agent_id, index, snaps, started_ms, now_ms, ends=ends, final=final
         )
-        return self._coordinator.report.remote(report)
-
-    @staticmethod
-    def _confirmed(ref: Any) -> bool:
-        """Wait (bounded) until the coordinator has taken the stage's last report."""
-        if ref is None:
-            return False
-        try:
-            ray.get(ref, timeout=FINAL_REPORT_TIMEOUT_S)
-        except Exception:  # timed out, or the coordinator is gone
-            return False
-        return True
+        link.send(report)
 
     def _result(
         self, plan: StagePlan, box: dict[str, Any], control: RunControl, start: float

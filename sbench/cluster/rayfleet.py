@@ -110,9 +110,12 @@ class RayFleet:
         self.extra["agent_env"] = {agent_id: env.names for agent_id, env in self.actors.envs.items()}
         self.extra["clock_offsets_ms"] = dict(self.actors.clock_offsets_ms)
         nodes = sorted({a.node_id for a in agents})
+        relays = len(self.actors.relays)
+        self.extra["report_relays"] = relays
         say(
             f"agents: {len(agents)} on {len(nodes)} Ray nodes "
             f"({', '.join(f'{a.agent_id}@{a.node_ip}' for a in agents)})"
+            + (f"; they report through {relays} per-node relay(s)" if relays else "")
         )
         return [AgentInfo(a.agent_id, a.node_ip) for a in agents]
 

@@ -41,6 +41,30 @@ class AgentReport:
     ends: list[bool] | None = None
     #: the agent's last report of the stage: what it left open is its last (short) interval
     final: bool = False
+    #: the agent's number for this report within the stage (1, 2, ...; 0: unnumbered, always taken): a report
+    #: sent again after its relay died (cluster.relay) is recognised and taken once
+    seq: int = 0
+
+
+class SeqWindow:
+    """The sequence numbers taken from one agent: every number up to `floor`, and the few above it that
+    came early. Reports normally arrive in order, so this stays a single integer."""
+
+    __slots__ = ("above", "floor")
+
+    def __init__(self) -> None:
+        self.floor = 0
+        self.above: set[int] = set()
+
+    def take(self, seq: int) -> bool:
+        """True the first time `seq` is seen, False for a report already taken."""
+        if seq <= self.floor or seq in self.above:
+            return False
+        self.above.add(seq)
+        while self.floor + 1 in self.above:
+            self.floor += 1
+            self.above.discard(self.floor)
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +159,7 @@ class StageMonitor:
         self._trackers = {a: ProgressTracker(stuck_intervals, source=a) for a in participants}
         self._last_counters: dict[str, ProgressCounters] = {}
         self._last_report_s = dict.fromkeys(participants, now_s)
+        self._seqs = {a: SeqWindow() for a in participants}
         #: interval number -> (first arrival, running sum of the snapshots of that interval so far): a report
         #: is added as it arrives, so once the last agent's is in, only the encode is left
         self._slots: dict[int, tuple[float, SnapshotAccumulator]] = {}
@@ -158,6 +183,8 @@ class StageMonitor:
         view = self.views.get(report.agent_id)
         if view is None:
             return
+        if report.seq and not self._seqs[report.agent_id].take(report.seq):
+            return  # sent again after its relay died, but the relay had already handed it over
         view.last_contact_s = now_s
         view.queries_failed = 0
         if report.started_ms and not view.started_ms:
