@@ -7,9 +7,10 @@ A relay batches, it does not merge: the coordinator takes every report of a batc
 direct one, so per-agent progress, stuck detection and every figure stay what they are.
 
 Failure: an agent (`ReportLink`) numbers its reports within a stage and keeps each until it is answered. If
-a relay call fails (the relay died, with or without having handed the report over), the agent stops using
-the relay and sends every unanswered report again, directly; the coordinator ignores a number it already
-took (`run.monitor.SeqWindow`), so no report is lost or counted twice.
+a relay call fails (the relay died, with or without having handed the report over) or stays unanswered for
+RELAY_ANSWER_TIMEOUT_S (the relay hangs), the agent stops using the relay and sends every unanswered report
+again, directly; the coordinator ignores a number it already took (`run.monitor.SeqWindow`), so no report is
+lost or counted twice.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ RELAY_FLUSH_S = 0.1
 #: ~0.7 ms per call (bench/coordinator_scale.py, 0.7 core at 1,000 calls a second), so at this rate its
 #: calls alone cost about a fifth of a core.
 RELAY_ABOVE_CALLS_PER_S = 250
+#: A relay call unanswered this long counts as failed (a hung relay, not one that is merely behind): well
+#: above a batch's wait plus a loaded coordinator's answer, and under `agent.FINAL_REPORT_TIMEOUT_S`, so a
+#: stage's last report still reaches the coordinator directly before the agent gives up on it.
+RELAY_ANSWER_TIMEOUT_S = 5.0
 
 
 def wants_relays(calls_per_s: float, agents: int, nodes: int) -> bool:
@@ -101,12 +106,15 @@ class ReportLink:
         self._seq = 0
         #: sent and not yet answered: (report, its call, whether the call went through the relay)
         self._unanswered: list[tuple[AgentReport, Any, bool]] = []
+        #: when the oldest unanswered relay call gives up (monotonic s), None while none is owed
+        self._relay_deadline: float | None = None
 
     def begin_stage(self) -> None:
         """Numbers start again at 1 (the coordinator keeps them per stage); nothing of the last stage is
         owed."""
         self._seq = 0
         self._unanswered = []
+        self._relay_deadline = None
 
     @property
     def waiting(self) -> bool:
@@ -122,11 +130,14 @@ class ReportLink:
         via_relay = self.relay is not None
         target = self.relay if via_relay else self.coordinator
         self._unanswered.append((report, target.report.remote(report), via_relay))
+        if via_relay and self._relay_deadline is None:
+            self._relay_deadline = time.monotonic() + RELAY_ANSWER_TIMEOUT_S
 
     def answers(self, timeout: float = 0.0) -> tuple[list[str], bool]:
         """The coordinator's answers that came in within `timeout`, in order, and whether a direct call
-        failed (the coordinator is gone). A failed relay call drops the relay: every report still owed is
-        sent again directly (the coordinator ignores the ones it already took)."""
+        failed (the coordinator is gone). A failed relay call, or one unanswered past its deadline, drops the
+        relay: every report still owed is sent again directly (the coordinator ignores the ones it already
+        took)."""
         if not self._unanswered:
             return [], False
         refs = [ref for _, ref, _ in self._unanswered]
@@ -147,8 +158,15 @@ class ReportLink:
                 else:
                     failed = True
         self._unanswered = still
+        if not any(via_relay for _, _, via_relay in still):
+            self._relay_deadline = None
+        elif self._relay_deadline is not None and time.monotonic() >= self._relay_deadline:
+            relay_failed = True  # a hung relay: the reports it holds go directly
+        elif commands:
+            self._relay_deadline = time.monotonic() + RELAY_ANSWER_TIMEOUT_S  # it answers: not hung
         if relay_failed:
             self.relay = None
+            self._relay_deadline = None
             owed = sorted((report for report, _, via_relay in still if via_relay), key=lambda r: r.seq)
             self._unanswered = [entry for entry in still if not entry[2]]
             for report in owed:
@@ -163,6 +181,8 @@ class ReportLink:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
+            if self._relay_deadline is not None:  # wake up in time to go around a hung relay
+                left = min(left, max(0.0, self._relay_deadline - time.monotonic()) + 0.01)
             _, failed = self.answers(timeout=left)
             if failed:
                 return False

@@ -7,6 +7,7 @@ twice (the agent sends it again directly, the coordinator ignores a sequence num
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -14,9 +15,10 @@ import uuid
 
 import pytest
 
+from sbench.cluster import relay as relay_module
 from sbench.cluster.actors import create_coordinator, create_relay
 from sbench.cluster.actorset import start_fleet
-from sbench.cluster.agent import flush_ticks
+from sbench.cluster.agent import FINAL_REPORT_TIMEOUT_S, flush_ticks
 from sbench.cluster.relay import ReportLink, wants_relays
 from sbench.cluster.stagerun import run_agent_stage
 from sbench.control import RunControl
@@ -113,12 +115,44 @@ def test_a_report_owed_by_a_dead_relay_is_sent_again_and_counted_once(ray_sessio
     ray.kill(coordinator)
 
 
+@ray.remote(num_cpus=0, max_restarts=0)
+class _HungRelay:
+    """A relay that takes reports and never answers (its node overloaded, its event loop stuck)."""
+
+    async def report(self, report: AgentReport) -> str:
+        await asyncio.sleep(3600)
+        return "continue"
+
+
+def test_a_hung_relay_is_gone_around_and_the_last_report_still_arrives(ray_session, monkeypatch) -> None:
+    assert relay_module.RELAY_ANSWER_TIMEOUT_S < FINAL_REPORT_TIMEOUT_S  # a final report is not given up
+    monkeypatch.setattr(relay_module, "RELAY_ANSWER_TIMEOUT_S", 1.0)
+    coordinator = _open_stage(["a1"])
+    link = ReportLink(coordinator, _HungRelay.remote())
+    link.begin_stage()
+    link.send(AgentReport("a1", 1, [_interval(0, 20)], started_ms=1))
+    link.send(AgentReport("a1", 1, [_interval(1, 15)], started_ms=1, final=True))
+    assert link.confirm(30)
+    assert link.relay is None
+    aggregate, per_agent = _stage_totals(coordinator)
+    assert aggregate.total_ops(OpClass.GET) == per_agent["a1"].total_ops(OpClass.GET) == 35
+    ray.kill(coordinator)
+
+
 def test_a_repeated_sequence_number_is_taken_once_in_any_order() -> None:
     window = SeqWindow()
     assert [window.take(s) for s in (1, 3, 3, 2, 1, 4, 2)] == [True, True, False, True, False, True, False]
     assert (window.floor, window.above) == (4, set())
-    mon = StageMonitor(1, "execute", PhaseBarrier(), ["a1"], interval_s=1.0, stuck_intervals=3,
-                       watch_progress=True, now_s=0.0)
+    mon = StageMonitor(
+        1,
+        "execute",
+        PhaseBarrier(),
+        ["a1"],
+        interval_s=1.0,
+        stuck_intervals=3,
+        watch_progress=True,
+        now_s=0.0,
+    )
     report = AgentReport("a1", 1, [_interval(0, 30)], started_ms=1, seq=1)
     mon.on_report(report, 0.5, 500)
     mon.on_report(report, 0.6, 600)
