@@ -111,7 +111,8 @@ def test_static_get_buckets_each_op_by_its_own_size(tmp_path: Path) -> None:
     small = [n for n in sizes_read if n <= 8192]
     large = [n for n in sizes_read if n > 8192]
     assert small and large and len(set(small)) == 2
-    assert res.snapshot.bucket_counts(OpClass.GET) == [(1, len(small), sum(small)), (2, len(large), sum(large))]
+    buckets = [(1, len(small), sum(small)), (2, len(large), sum(large))]
+    assert res.snapshot.bucket_counts(OpClass.GET) == buckets
 
 
 def test_fixed_size_puts_are_counted_named_and_written_exactly(tmp_path: Path) -> None:
