@@ -2,8 +2,8 @@
 
 Run (under the shared quiet lock; no Ray, so no network namespace needed):
 
-    flock /tmp/sbench-quiet.lock .venv/bin/python bench/file_op_cost.py [--dir /tmp] [--rounds 5]
-        [--ops 100000] [--seconds 1.5] [--only GET,PUT]
+    flock /tmp/sbench-quiet.lock .venv/bin/python bench/file_op_cost.py [--dir /tmp] [--put-dir /dev/shm]
+        [--rounds 5] [--ops 100000] [--seconds 1.5] [--only GET,PUT]
 
 Issue 16 §1: two sbench workers on a page-cache GET are CPU bound, so every microsecond sbench adds to an
 op on top of the syscalls is lost rate. This script measures that cost without the GIL hand-offs of two
@@ -21,8 +21,10 @@ a few hundred ticks, the sum is exact). Three sides per op, in interleaved round
   `loop_for`) only to read the worker thread's CPU at its start and end.
 
 Printed per op and side: µs of user, system and total CPU (median over the rounds) and what the driver and
-the engine add to the os loop. PUT files go into a new directory per side and round and are deleted only at
-the end (on a journal-less ext4 a create after a bulk delete is slower, README "Real file systems").
+the engine add to the os loop. GETs read files under `--dir`; PUTs create theirs under `--put-dir` (tmpfs by
+default), in a new directory per side and round, deleted only at the end: on a journal-less ext4 (this
+machine's /tmp) a create after a bulk delete costs up to 10x more kernel CPU for a few minutes, for every
+user of the disk (README, "Real file systems"), which buries the microseconds measured here.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def _ring() -> list[Any]:
 
 def os_put(root: Path, ops: int) -> Cpu:
     ring, mask = _ring(), PAYLOAD_RING - 1
-    directory = Path(tempfile.mkdtemp(prefix="os-", dir=root / "put"))
+    directory = Path(tempfile.mkdtemp(prefix="os-", dir=root))
     head = f"{directory}/{put_key_prefix(new_run_id(), 'standalone')}0_"
     open_, write, close = os.open, os.write, os.close
     before = thread_cpu()
@@ -113,9 +115,9 @@ def os_put(root: Path, ops: int) -> Cpu:
 
 def driver_put(root: Path, ops: int) -> Cpu:
     ring, mask = _ring(), PAYLOAD_RING - 1
-    directory = Path(tempfile.mkdtemp(prefix="driver-", dir=root / "put"))
+    directory = Path(tempfile.mkdtemp(prefix="driver-", dir=root))
     head = f"{directory.name}/{put_key_prefix(new_run_id(), 'standalone')}0_"
-    put = open_backend(f"file://{root}/put/").put
+    put = open_backend(f"file://{root}/").put
     before = thread_cpu()
     for n in range(ops):
         put(f"{head}{n}.dat", ring[n & mask])
@@ -153,8 +155,8 @@ def engine_side(root: Path, op: str, seconds: float) -> Cpu:
     if op == "GET":
         body = "  - {op: get, path: 'getdata/', weight: 1}\n"
     else:
-        directory = Path(tempfile.mkdtemp(prefix="engine-", dir=root / "put")).name
-        body = f"  - {{op: put, path: 'put/{directory}/', weight: 1, object_size: {SIZE}}}\n"
+        directory = Path(tempfile.mkdtemp(prefix="engine-", dir=root)).name
+        body = f"  - {{op: put, path: '{directory}/', weight: 1, object_size: {SIZE}}}\n"
     text = f"target: file://{root}/\nconcurrency: 1\nduration: {seconds}s\nworkload:\n{body}"
     cfg = load_config_text(text).config
     with WorkerCpu() as cpu:
@@ -167,6 +169,7 @@ def engine_side(root: Path, op: str, seconds: float) -> Cpu:
 
 
 def measure(root: Path, op: str, side: str, ops: int, seconds: float) -> Cpu:
+    """One side's CPU per op; `root` holds getdata/ for a GET and the PUT directories for a PUT."""
     if side == "engine":
         return engine_side(root, op, seconds)
     runners = {"GET": {"os": os_get, "driver": driver_get}, "PUT": {"os": os_put, "driver": driver_put}}
@@ -177,7 +180,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="file system to measure on")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="file system for the GETs")
+    parser.add_argument("--put-dir", type=Path, default=Path("/dev/shm"), help="file system for the PUTs")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ops", type=int, default=100_000, help="ops per os/driver side and round")
     parser.add_argument("--seconds", type=float, default=1.5, help="length of an engine side")
@@ -187,9 +191,9 @@ def main() -> None:
     if not ops or set(ops) - {"GET", "PUT"}:
         parser.error("--only takes GET, PUT or GET,PUT")
     root = Path(tempfile.mkdtemp(prefix="sbench-opcost-", dir=args.dir))
+    put_root = Path(tempfile.mkdtemp(prefix="sbench-opcost-", dir=args.put_dir))
     try:
         (root / "getdata").mkdir()
-        (root / "put").mkdir()
         for i in range(GET_OBJECTS):
             (root / "getdata" / f"obj-{i:05d}.dat").write_bytes(os.urandom(SIZE))
         load = os.getloadavg()[0]
@@ -198,10 +202,11 @@ def main() -> None:
             order = SIDES[n % len(SIDES) :] + SIDES[: n % len(SIDES)]
             for op in ops:
                 for side in order:
-                    cost[op, side].append(measure(root, op, side, args.ops, args.seconds))
+                    where = root if op == "GET" else put_root
+                    cost[op, side].append(measure(where, op, side, args.ops, args.seconds))
         print(
-            f"{args.dir}: 4 KiB, one thread, {args.rounds} rounds (load average {load:.2f} at the start, "
-            f"{os.getloadavg()[0]:.2f} at the end); CPU µs per op, median of the rounds"
+            f"{args.dir} (GET), {args.put_dir} (PUT): 4 KiB, one thread, {args.rounds} rounds (load "
+            f"average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end); CPU µs per op, median"
         )
         print(f"{'op':<5}{'side':<8}{'user':>7}{'system':>8}{'total':>8}{'adds':>7}   total per round")
         for op in ops:
@@ -217,6 +222,7 @@ def main() -> None:
                 )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(put_root, ignore_errors=True)
 
 
 if __name__ == "__main__":
