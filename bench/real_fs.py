@@ -56,9 +56,11 @@ SIZE = 4096
 GET_OBJECTS = 2000
 #: distinct payload slices the bare PUT loop cycles through (a 4 MiB random buffer, 4 KiB apart)
 PAYLOAD_RING = 1024
-#: the default sides; `--sides` adds variants, e.g. `bare@5e-5` (the bare loop with a 50 µs GIL switch
-#: interval) or `sbench@0.005` (sbench with its worker switch interval set to 5 ms)
-SIDES = ("bare", "sbench")
+#: the sides `--sides` may name: `bare` and `sbench` (threads in one process), `bare-procs` and
+#: `sbench-procs` (`--workers` processes of one thread each: bare children, or `sbench run` with
+#: `processes: --workers` through a local Ray instance, so under scripts/netns-run); `SIDE@S` sets the GIL
+#: switch interval: `bare@5e-5` (the bare loop with 50 µs), `sbench@0.005` (sbench's workers with 5 ms)
+SIDES = ("bare", "sbench", "bare-procs", "sbench-procs")
 #: sbench run with its worker switch interval replaced (a diagnostic: argv follows the -c program)
 SBENCH_WITH_INTERVAL = (
     "import sys, sbench.engine.gil as g; g.WORKER_SWITCH_INTERVAL_S = float(sys.argv.pop(1)); "
@@ -90,12 +92,19 @@ READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
 def bare_child(
-    root: Path, op: str, put_dir: str, seconds: float, workers: int, switch_interval: float | None
+    root: Path,
+    op: str,
+    put_dir: str,
+    seconds: float,
+    workers: int,
+    switch_interval: float | None,
+    first: int = 0,
 ) -> None:
-    """The bare loop: print BARE_START, run `workers` threads for `seconds`, print {"ops", "elapsed"}."""
+    """The bare loop: print BARE_START, run `workers` threads for `seconds`, print {"ops", "elapsed"}. The
+    threads are numbered from `first` (one child per process of `bare-procs`: each starts its GETs elsewhere
+    and names its PUT keys apart)."""
     if switch_interval is not None:
         sys.setswitchinterval(switch_interval)
-    counts = [0] * workers
     if op == "PUT":
         buffer = memoryview(os.urandom(PAYLOAD_RING * SIZE))
         ring = [buffer[i * SIZE : (i + 1) * SIZE] for i in range(PAYLOAD_RING)]
@@ -127,7 +136,8 @@ def bare_child(
         counts[t] = n
 
     loop = put_loop if op == "PUT" else get_loop
-    threads = [threading.Thread(target=loop, args=(t,)) for t in range(workers)]
+    counts = [0] * (first + workers)
+    threads = [threading.Thread(target=loop, args=(t,)) for t in range(first, first + workers)]
     print(BARE_START, flush=True)
     t0 = time.monotonic()
     deadline = t0 + seconds
@@ -141,13 +151,15 @@ def bare_child(
 # -- the parent: sides as child processes, counters, rounds ------------------------------------------------
 
 
-def _workload(root: Path, op: str, put_dir: str, seconds: float, workers: int) -> str:
+def _workload(root: Path, op: str, put_dir: str, seconds: float, workers: int, processes: int = 1) -> str:
     body = (
         f"  - {{op: put, path: '{put_dir}/', weight: 1, object_size: {SIZE}}}\n"
         if op == "PUT"
         else "  - {op: get, path: 'getdata/', weight: 1}\n"
     )
-    return f"target: file://{root}/\nconcurrency: {workers}\nduration: {seconds}s\nworkload:\n{body}"
+    head = f"target: file://{root}/\nconcurrency: {workers}\nduration: {seconds}s\n"
+    extra = f"processes: {processes}\n" if processes > 1 else ""
+    return f"{head}{extra}workload:\n{body}"
 
 
 def _perf_window(pid: int, seconds: float, out: Path, per_thread: bool) -> subprocess.Popen[bytes]:
@@ -259,6 +271,8 @@ def run_side(
     results = work / "results"
     shutil.rmtree(results, ignore_errors=True)
     kind, _, interval = side.partition("@")
+    if kind == "bare-procs":
+        return _bare_processes(root, op, put_dir, args, env), {}
     if kind == "bare":
         argv = [sys.executable, __file__, "--bare-child", str(root), "--op", op, "--put-dir", put_dir]
         argv += ["--seconds", str(args.seconds), "--workers", str(args.workers)]
@@ -267,7 +281,8 @@ def run_side(
         start_line = BARE_START
     else:
         config = work / "w.yaml"
-        config.write_text(_workload(root, op, put_dir, args.seconds, args.workers))
+        processes = args.workers if kind == "sbench-procs" else 1
+        config.write_text(_workload(root, op, put_dir, args.seconds, args.workers, processes))
         head = (
             [sys.executable, "-c", SBENCH_WITH_INTERVAL, interval]
             if interval
@@ -297,6 +312,8 @@ def run_side(
                 record = _perf_record(child.pid, window, record_out)
     if child.wait() != 0:
         raise SystemExit(f"{side} side failed (exit {child.returncode}):\n{''.join(output)[-3000:]}")
+    if kind == "sbench-procs":
+        _wait_for_ray_exit()
     counters: dict[str, Any] = {}
     per_thread: dict[int, dict[str, float]] = {}
     if perf is not None:
@@ -328,6 +345,36 @@ def run_side(
     if top:
         counters["top"] = top
     return rate, counters
+
+
+def _wait_for_ray_exit() -> None:
+    """Ray's processes outlive `sbench run` for a few seconds; the next side must not pay for them (imported
+    here, not at the top: the bare child must not load sbench)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.engine_overhead import _wait_for_ray_exit as wait
+
+    wait()
+
+
+def _bare_processes(
+    root: Path, op: str, put_dir: str, args: argparse.Namespace, env: dict[str, str]
+) -> float:
+    """`--workers` bare children of one thread each, at once: the sum of their rates. No counters (they
+    attach to one process)."""
+    argv = [sys.executable, __file__, "--bare-child", str(root), "--op", op, "--put-dir", put_dir]
+    argv += ["--seconds", str(args.seconds), "--workers", "1"]
+    children = [
+        subprocess.Popen([*argv, "--bare-first", str(t)], env=env, stdout=subprocess.PIPE, text=True)
+        for t in range(args.workers)
+    ]
+    rate = 0.0
+    for child in children:
+        out, _ = child.communicate()
+        if child.returncode != 0:
+            raise SystemExit(f"bare-procs child failed (exit {child.returncode}):\n{out[-3000:]}")
+        done = json.loads(out.splitlines()[-1])
+        rate += done["ops"] / done["elapsed"]
+    return rate
 
 
 def _fs_type(path: Path) -> str:
@@ -371,7 +418,9 @@ def measure_fs(
                     flush=True,
                 )
                 for side in sides if args.profile else ():
-                    top = ", ".join(f"{sym} {share:.0f}%" for sym, share in got[side]["counters"]["top"])
+                    top = ", ".join(
+                        f"{sym} {share:.0f}%" for sym, share in got[side]["counters"].get("top", [])
+                    )
                     print(f"    {side} hottest: {top}", flush=True)
                 for side in sides if args.threads else ():
                     for name, row in got[side]["counters"].get("threads", {}).items():
@@ -444,6 +493,7 @@ def main() -> None:
         "(bare: sys.setswitchinterval, default 5 ms; sbench: its worker interval, default 50 µs)",
     )
     parser.add_argument("--bare-switch-interval", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--bare-first", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument(
         "--profile", action="store_true", help="each side's three hottest symbols (perf record)"
     )
@@ -455,7 +505,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.bare_child is not None:
         bare_child(
-            args.bare_child, args.op, args.put_dir, args.seconds, args.workers, args.bare_switch_interval
+            args.bare_child,
+            args.op,
+            args.put_dir,
+            args.seconds,
+            args.workers,
+            args.bare_switch_interval,
+            args.bare_first,
         )
         return
     if args.make_xfs is not None:
@@ -472,7 +528,10 @@ def main() -> None:
     )
     sides = [side.strip() for side in args.sides.split(",") if side.strip()]
     if len(sides) < 2 or sides[0] != "bare" or any(s.partition("@")[0] not in SIDES for s in sides):
-        parser.error("--sides: `bare` first, then one or more of bare@INTERVAL, sbench, sbench@INTERVAL")
+        parser.error(
+            "--sides: `bare` first, then one or more of bare@INTERVAL, sbench, sbench@INTERVAL, bare-procs, "
+            "sbench-procs"
+        )
     figures = [measure_fs(label, Path(path), args, ops, sides) for label, _, path in targets]
     print(f"\nsummary (load average {_load()}):")
     for fs in figures:

@@ -106,6 +106,7 @@ async def LOOP(run, w, sems):  @async
     op = w.ops[0]  @static_get
     source = op.inline  @static_get
     get, key_of, count, base_slot = source.get, source.key_of, source.count, op.base_slot  @static_get
+    last = -1  @closed @static_get
     try:  @fixed_put
         while not control.halted:
             op = single or ops[bisect_right(cum, rnd() * total)]  @mixed
@@ -159,7 +160,8 @@ async def LOOP(run, w, sems):  @async
                 slot = op.slot  @closed @mixed
                 if slot is None:  @closed @mixed
                     slot = op.base_slot + bisect_left(bounds, nbytes)  @closed @mixed
-                slot = base_slot + bisect_left(bounds, nbytes)  @closed @static_get
+                if nbytes != last:  @closed @static_get
+                    slot, last = base_slot + bisect_left(bounds, nbytes), nbytes  @closed @static_get
                 append((t1 - t0) // 1000 << bits | slot)  @closed
                 bytes_by_slot[slot] += nbytes  @closed
                 record(op.cls, nbytes, (t1 - intended) // 1000, (t1 - t0) // 1000)  @open

@@ -96,6 +96,25 @@ def test_closed_loop_service_equals_response(tmp_path: Path) -> None:
     assert snap.total_bytes(OpClass.GET) == 1024 * snap.total_ops(OpClass.GET)
 
 
+def test_static_get_buckets_each_op_by_its_own_size(tmp_path: Path) -> None:
+    """The inline GET works a size bucket out again only when the size differs from the op before: with
+    objects of three sizes in two buckets, every op still lands in its own bucket with its own bytes."""
+    sizes = {"a": 100, "b": 5000, "c": 20_000}  # buckets 1, 1 and 2
+    for prefix, size in sizes.items():
+        make_files(tmp_path / "d", [f"{prefix}{name}" for name in NAMES[:10]], size=size)
+    cfg = _cfg(tmp_path, '  - {op: get, path: "d/*", weight: 1}\n', concurrency=2)
+    probe = ProbeBackend(f"file://{tmp_path}/")
+    sizes_read: list[int] = []
+    get = probe.get
+    probe.get = lambda key: sizes_read.append(len(data := get(key))) or data  # type: ignore[method-assign]
+    res = _run_probed(cfg, tmp_path, probe, "buckets", duration_s=0.5)
+    small = [n for n in sizes_read if n <= 8192]
+    large = [n for n in sizes_read if n > 8192]
+    assert small and large and len(set(small)) == 2
+    buckets = [(1, len(small), sum(small)), (2, len(large), sum(large))]
+    assert res.snapshot.bucket_counts(OpClass.GET) == buckets
+
+
 def test_fixed_size_puts_are_counted_named_and_written_exactly(tmp_path: Path) -> None:
     """The fixed-size PUT fast path: every op reported is a file on disk with a parseable key, the size
     bucket and bytes are right, and no two objects carry the same bytes."""

@@ -30,6 +30,27 @@ def test_page_cache_modes_read_correct_bytes(tmp_path: Path, mode: PageCacheMode
     assert bytes(backend.get_range("f", 4000, 5000)) == DATA[4000:9000]
 
 
+@pytest.mark.parametrize("entries", [1, 400])
+def test_get_of_a_directory_is_eisdir(tmp_path: Path, entries: int) -> None:
+    """GET finds a file's size with lseek(SEEK_END), which a directory answers with a block size, an error
+    (tmpfs) or 2**63 - 1 (an ext4 directory grown into an htree): each must fail as reading it does."""
+    backend = open_backend(f"file://{tmp_path}/")
+    for i in range(entries):
+        backend.put(f"d/{'n' * 120}{i}", b"1")
+    with pytest.raises(StorageError) as excinfo:
+        backend.get("d")
+    assert excinfo.value.kind is ErrorClass.OTHER and "directory" in str(excinfo.value)
+
+
+def test_get_keeps_reading_after_a_short_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network file system may return fewer bytes than asked: GET reads on until it has the whole file."""
+    backend = open_backend(f"file://{tmp_path}/")
+    backend.put("f", DATA[:MIB])
+    pread = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, offset: pread(fd, min(n, 1000), offset))
+    assert bytes(backend.get("f")) == DATA[:MIB]
+
+
 @pytest.mark.parametrize("size", [1, 4095, 4096, 4097, 8 * MIB, 8 * MIB + 1, 21 * MIB + 5])
 def test_direct_alignment_and_chunking(tmp_path: Path, size: int) -> None:
     """Sizes around the 4 KiB alignment and the 8 MiB chunking threshold; the padding never leaks."""
