@@ -8,6 +8,7 @@ twice (the agent sends it again directly, the coordinator ignores a sequence num
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -28,6 +29,7 @@ from sbench.metrics.snapshot import Snapshot
 from sbench.plan.stages import PhaseBarrier
 from sbench.run.barrier import BarrierStatus
 from sbench.run.monitor import AgentReport, SeqWindow, StageMonitor
+from tests.cluster.conftest import assert_files_agree, results_tsv_all, run_driver, status_of
 from tests.cluster.fakes import fake_stage
 from tests.cluster.test_coordinator import INTERVAL, _config, _execute_plan
 
@@ -214,3 +216,39 @@ def test_a_fleet_through_relays_counts_every_op_once(ray_session, kill_after_s) 
     assert aggregate.total_ops(OpClass.GET) == per_agent.total_ops(OpClass.GET) == gets
     assert aggregate.histogram(OpClass.GET).count == gets
     assert not any(r.extra.get("final_report") for r in run.results.values())
+
+
+def test_a_whole_run_through_relays_writes_files_that_agree(ray_session, tmp_path, monkeypatch) -> None:
+    """The real driver, engine and result writers with relays forced on for a 3-agent fleet (the rule picks
+    them only past 250 report calls a second): SUCCESS, the console says so, the metadata counts the relay,
+    and the aggregate and per-agent files agree op for op."""
+    monkeypatch.setattr(relay_module, "RELAY_ABOVE_CALLS_PER_S", 0)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(50):
+        (data / f"f{i:02d}").write_bytes(b"r" * 1024)
+    code, results = run_driver(
+        f"""
+target: "file://{data}/"
+duration: 2s
+concurrency: 2
+workload:
+  - {{op: get, path: "f*", weight: 3}}
+  - {{op: put, path: "up/", object_size: 1024, weight: 1}}
+prepare:
+  cleanup: true
+distributed:
+  shared_filesystem: true
+  agents:
+    - {{address: "localhost:7761", id: r1}}
+    - {{address: "localhost:7762", id: r2}}
+    - {{address: "localhost:7763", id: r3}}
+""",
+        tmp_path,
+        "relayed",
+    )
+    assert code == 0 and status_of(results) == "SUCCESS", (results / "STATUS.txt").read_text()
+    assert "they report through 1 per-node relay(s)" in (results / "console_log.txt").read_text()
+    assert json.loads((results / "metadata.json").read_text())["extra"]["report_relays"] == 1
+    assert_files_agree(results, "Workload", "workload", "workload_results.tsv")
+    assert results_tsv_all(results / "workload_results.tsv")["GET"] > 0
