@@ -146,30 +146,33 @@ def test_speed_2_halves_the_schedule(tmp_path: Path) -> None:
     assert wall < 4.0
 
 
-def test_without_continue_on_error_the_first_failure_stops_the_replay(tmp_path: Path) -> None:
-    log = write_log(tmp_path / "l.tsv", [(0.0, "GET", "bench/missing", 10)]
-                    + [(0.2 + i * 0.05, "PUT", f"bench/k{i}", 100) for i in range(5)])
+def _failed_replay(tmp_path: Path, entries: list[tuple[float, str, str, int]]) -> dict:
+    """Replay `entries` (without --continue-on-error) into file://tmp_path/t/; it must exit 1 with FAILURE:
+    its summary.json."""
+    log = write_log(tmp_path / "l.tsv", entries)
     results = tmp_path / "r"
     assert main(["replay", "--op-log", str(log), "--target", f"file://{tmp_path}/t/",
                  "--results-dir", str(results)]) == 1
     assert _status(results) == "FAILURE"
-    figures = _summary(results)["load_model"]
+    return _summary(results)
+
+
+def test_without_continue_on_error_the_first_failure_stops_the_replay(tmp_path: Path) -> None:
+    summary = _failed_replay(tmp_path, [(0.0, "GET", "bench/missing", 10)]
+                             + [(0.2 + i * 0.05, "PUT", f"bench/k{i}", 100) for i in range(5)])
+    figures = summary["load_model"]
     assert figures["ops_failed"] == 1 and figures["ops_not_replayed"] == 5
-    assert "--continue-on-error" in _summary(results)["reason"]
+    assert "--continue-on-error" in summary["reason"]
 
 
 def test_an_op_raising_an_unexpected_exception_fails_it_and_keeps_the_verdict(tmp_path: Path) -> None:
     """A logged key with a NUL byte makes os.open raise ValueError, not a storage error: the op is a failed
     op like any other (it once killed its worker thread, and the replay said SUCCESS)."""
-    log = write_log(tmp_path / "l.tsv", [(0.0, "PUT", "bench/first", 10), (0.1, "GET", "bench/a\x00b", 10)]
-                    + [(0.3 + i * 0.05, "PUT", f"bench/k{i}", 100) for i in range(3)])
-    results = tmp_path / "r"
-    assert main(["replay", "--op-log", str(log), "--target", f"file://{tmp_path}/t/",
-                 "--results-dir", str(results)]) == 1
-    assert _status(results) == "FAILURE"
-    figures = _summary(results)["load_model"]
+    summary = _failed_replay(tmp_path, [(0.0, "PUT", "bench/first", 10), (0.1, "GET", "bench/a\x00b", 10)]
+                             + [(0.3 + i * 0.05, "PUT", f"bench/k{i}", 100) for i in range(3)])
+    figures = summary["load_model"]
     assert figures["ops_failed"] == 1 and figures["ops_not_replayed"] == 3
-    assert "null byte" in _summary(results)["reason"]
+    assert "null byte" in summary["reason"]
 
 
 def test_a_gap_in_the_log_longer_than_stall_timeout_is_not_a_stall(tmp_path: Path) -> None:
