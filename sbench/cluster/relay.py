@@ -106,7 +106,8 @@ class ReportLink:
         self._seq = 0
         #: sent and not yet answered: (report, its call, whether the call went through the relay)
         self._unanswered: list[tuple[AgentReport, Any, bool]] = []
-        #: when the oldest unanswered relay call gives up (monotonic s), None while none is owed
+        #: when the relay counts as hung (monotonic s): RELAY_ANSWER_TIMEOUT_S after the first call it owes or
+        #: its last answer, None while it owes none
         self._relay_deadline: float | None = None
 
     def begin_stage(self) -> None:
