@@ -680,6 +680,12 @@ class WorkersConfig(StrictModel):
         EventLoop.ASYNCIO,
         description="Event loop of asyncio workers: asyncio, or uvloop (pip install 'sbench[uvloop]').",
     )
+    native_file_io: bool = Field(
+        True,
+        description="file:// workers whose one op is a GET of prepared objects or a fixed-size PUT make "
+        "their calls in native batches with the GIL released (storage/filebatch.py; closed loop, no per-op "
+        "concurrency limit or expected_tasks); false: the Python loop, as on every other store.",
+    )
 
     @field_validator("event_loop")
     @classmethod

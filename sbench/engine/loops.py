@@ -223,7 +223,7 @@ def _retry_path(asynchronous: bool) -> Callable[..., Any]:
     return compile_source(source, f"<sbench {name}>", name, _NAMESPACE)
 
 
-_NAMESPACE["retry_sync"] = _retry_path(asynchronous=False)
+_NAMESPACE["retry_sync"] = retry_sync = _retry_path(asynchronous=False)
 _NAMESPACE["retry_async"] = _retry_path(asynchronous=True)
 
 #: the first line of the worker's loop: where the lines move out one level when the loop needs no try/finally

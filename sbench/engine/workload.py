@@ -35,6 +35,7 @@ from sbench.config.models import Config
 from sbench.control import RunControl
 from sbench.data.sizes import index_hash, seed_for_uri
 from sbench.engine.backends import BackendSet
+from sbench.engine.batchloops import batch_loop, batch_refusal_for
 from sbench.engine.binding import WorkerState, WorkloadOp, build_ops
 from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
 from sbench.engine.errorpolicy import ErrorHandling, ErrorPolicy
@@ -238,12 +239,32 @@ class WorkloadRun:
             counted=bool(self.max_ops),
         )
 
+    def _file_loop(self, w: WorkerState) -> str:
+        """Why this thread worker runs the Python loop; "" when it runs native file:// batches
+        (engine.batchloops)."""
+        shape = self._shape(w, asynchronous=False)
+        return batch_refusal_for(shape, w.ops[0], self.config.workers.native_file_io)
+
+    def _file_loops(self, use_async: bool) -> str | None:
+        """Which loop the workers on file:// run, for the stage's details; None when no op is on file://."""
+        on_file = [w for w in self.workers if any(op.backend.scheme == "file" for op in w.ops)]
+        if not on_file:
+            return None
+        if use_async:
+            return "python: asyncio workers"
+        why = sorted({self._file_loop(w) for w in on_file})
+        if why == [""]:
+            return "native batches"
+        return "python: " + "; ".join(reason for reason in why if reason)
+
     def _sync_worker(self, w: WorkerState) -> None:
         if not self._first_op_ns:
             self._first_op_ns = time.monotonic_ns()
+        shape = self._shape(w, asynchronous=False)
+        loop = loop_for(shape) if self._file_loop(w) else batch_loop(shape)
         try:
             with worker_switch_interval():
-                loop_for(self._shape(w, asynchronous=False))(self, w)
+                loop(self, w)
         except BaseException as exc:
             self._crashed(f"worker {w.index}", exc)
             raise
@@ -457,6 +478,7 @@ class WorkloadRun:
                 "async": use_async,
                 "worker_mode": choice.mode,
                 "worker_mode_why": choice.why,
+                "file_loop": self._file_loops(use_async),
                 "retries": self.policy.retries,
                 "backoffs": self.policy.backoffs,
                 "unfinished_ops": unfinished,

@@ -117,6 +117,11 @@ class Recorder:
         comes from `slot_for`. Service time equals response time for these ops."""
         return self._raw.append, self._raw_bytes
 
+    def batch_sink(self) -> tuple[list[int], list[int]]:
+        """The lists behind `sink`, for a caller that appends a batch of sink values at once (the native
+        file:// batches of engine.batchloops, which append them in C while holding the GIL)."""
+        return self._raw, self._raw_bytes
+
     def record(self, op: OpClass, nbytes: int, latency_us: int, service_us: int | None = None) -> None:
         """One completed op. GET buckets by bytes returned, PUT by object size; META always uses bucket 0."""
         slot = slot_for(op, nbytes)

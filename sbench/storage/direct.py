@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from sbench.errors import ConfigError
 from sbench.storage.base import Buffer
-from sbench.storage.file import FileBackend
+from sbench.storage.file import FILE_MODE, FileBackend
 from sbench.storage.options import BackendOptions
 from sbench.storage.uri import StorageUri
 
@@ -66,7 +66,7 @@ class DirectBackend(FileBackend):
         flags |= os.O_DIRECT | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
             try:
-                return os.open(path, flags, 0o644)
+                return os.open(path, flags, FILE_MODE)
             except OSError as exc:
                 return self._reopen(exc, key, path, flags, action)
         except OSError as exc:

@@ -41,8 +41,10 @@ _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 0)
 #: lseek(SEEK_END) at or above this is no file's size (an ext4 htree directory reports 2**63 - 1)
 _NOT_A_SIZE = 1 << 56
 #: O_NOFOLLOW: a final component that is a symlink fails with ELOOP, and `_reopen` decides (never blindly)
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
-_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+#: permissions of a file a PUT creates (before the umask)
+FILE_MODE = 0o644
 
 
 class FileBackend(Backend):
@@ -89,11 +91,11 @@ class FileBackend(Backend):
         rel = key.lstrip("/")
         if exc.errno == errno.ELOOP:
             real = self._guard.check_path(rel, action, self.uri_of(key))
-            return os.open(real, flags & ~os.O_NOFOLLOW, 0o644)
+            return os.open(real, flags & ~os.O_NOFOLLOW, FILE_MODE)
         if exc.errno == errno.ENOENT and flags & os.O_CREAT:
             self._guard.check_path(rel.rpartition("/")[0], action, self.uri_of(key))
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            return os.open(path, flags, 0o644)
+            return os.open(path, flags, FILE_MODE)
         raise exc
 
     def _error(self, exc: OSError, key: str, action: str) -> StorageError:
@@ -105,9 +107,9 @@ class FileBackend(Backend):
         path = self.path_of(key, "get")
         try:
             try:
-                fd = os.open(path, _READ_FLAGS)
+                fd = os.open(path, READ_FLAGS)
             except OSError as exc:
-                fd = self._reopen(exc, key, path, _READ_FLAGS, "get")
+                fd = self._reopen(exc, key, path, READ_FLAGS, "get")
         except OSError as exc:
             raise self._error(exc, key, "get") from exc
         try:
@@ -128,9 +130,9 @@ class FileBackend(Backend):
         path = self.path_of(key, "get_range")
         try:
             try:
-                fd = os.open(path, _READ_FLAGS)
+                fd = os.open(path, READ_FLAGS)
             except OSError as exc:
-                fd = self._reopen(exc, key, path, _READ_FLAGS, "get_range")
+                fd = self._reopen(exc, key, path, READ_FLAGS, "get_range")
         except OSError as exc:
             raise self._error(exc, key, "get_range") from exc
         try:
@@ -174,9 +176,9 @@ class FileBackend(Backend):
         path = self.path_of(key, "put")
         try:
             try:
-                fd = os.open(path, _WRITE_FLAGS, 0o644)
+                fd = os.open(path, WRITE_FLAGS, FILE_MODE)
             except OSError as exc:
-                fd = self._reopen(exc, key, path, _WRITE_FLAGS, "put")
+                fd = self._reopen(exc, key, path, WRITE_FLAGS, "put")
             try:
                 written = os.write(fd, data)
                 if written != len(data):  # a short write, or a buffer whose items are not bytes

@@ -1,0 +1,204 @@
+"""Worker loops for file:// GETs and PUTs in native batches (storage.filebatch says why).
+
+They are engine.loops' inline static GET and fixed-size PUT with the calls moved out of Python: the same keys
+from the same random draws and sequence numbers, the same payload bytes, the same records in the same sink.
+Per batch, this loop makes the keys of up to BATCH ops and their confined paths (`FileBackend.path_of`),
+and filebatch.c opens, reads or writes and closes each with the GIL released, times it with the clock the
+inline loops read, and appends its record. An op the batch hands back (an error, a symlink, a missing
+parent directory, a directory) and a key whose path is refused run here, one at a time, through
+FileBackend and the retry path, exactly as in the inline loop.
+
+What differs from the inline loops: a stop is seen between batches, which return after BUDGET_NS, so within
+2 ms plus one op; keys are drawn up to a batch ahead, so the draws a retry's jitter takes from the worker's
+random stream come after that batch's keys instead of between two keys.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable
+from typing import Any
+
+from sbench.data.payload import WEYL_STEP
+from sbench.data.sizes import MASK64
+from sbench.engine.binding import WorkerState, WorkloadOp
+from sbench.engine.loops import LoopShape, retry_sync
+from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS
+from sbench.metrics.recorder import SLOT_BITS
+from sbench.storage.filebatch import FILE_MODE, READ_FLAGS, WRITE_FLAGS, batch_refusal, native
+
+#: ops per batch: enough that the Python per batch is a small share, few enough that keys drawn ahead are few
+BATCH = 64
+#: a batch returns after the op that ends this long after it began, so a stop is seen within it plus one op
+BUDGET_NS = 2_000_000
+#: the buffer a GET reads into, in chunks for larger objects (what fio does with its block size)
+SCRATCH_BYTES = 1 << 20
+
+_BOUNDS = array("q", BUCKET_UPPER_BOUNDS)
+
+Loop = Callable[[Any, WorkerState], None]
+
+
+def batch_refusal_for(shape: LoopShape, op: WorkloadOp, enabled: bool) -> str:
+    """Why a worker of `shape` whose one op is `op` runs the inline Python loop; "" when it runs batches.
+    Only the closed-loop inline GET and PUT without a per-op limiter or a task budget have batches: an open
+    loop waits for each op's slot, and a limiter or budget is taken per op."""
+    if not enabled:
+        return "workers.native_file_io: false"
+    if shape.pick == "mixed":
+        return "more than one op, or an op without an inline form"
+    if shape.asynchronous or shape.open_loop or shape.limited or shape.counted:
+        return f"a {shape.name} loop (batches are closed-loop, without limiter or task budget)"
+    return batch_refusal(op.backend)
+
+
+def batch_loop(shape: LoopShape) -> Loop:
+    """The batch loop of a shape `batch_refusal_for` accepted."""
+    return batch_get_loop if shape.pick == "static_get" else batch_put_loop
+
+
+def _one_op(
+    run: Any, op: WorkloadOp, w: WorkerState, slot: int | None, call: Callable[..., Any], *args: Any
+) -> int:
+    """One op through the driver and the retry path, recorded as the inline loops record it (`slot` None:
+    by the bytes a GET returned); returns the clock at its end. `w.key` (and a PUT's `w.data`, `w.seq`) are
+    the op's, for the retry."""
+    t0 = time.monotonic_ns()
+    try:
+        result = call(*args)
+        nbytes = len(result) if slot is None else op.inline.size
+    except Exception as exc:
+        nbytes = retry_sync(run, op, w, exc)
+    t1 = time.monotonic_ns()
+    if nbytes is not None:
+        if slot is None:
+            slot = op.base_slot + bisect_left(BUCKET_UPPER_BOUNDS, nbytes)
+        raw, bytes_by_slot = w.recorder.batch_sink()
+        raw.append((t1 - t0) // 1000 << SLOT_BITS | slot)
+        bytes_by_slot[slot] += nbytes
+    return t1
+
+
+def batch_get_loop(run: Any, w: WorkerState) -> None:
+    op = w.ops[0]
+    source = op.inline
+    get, key_of, count, base_slot = source.get, source.key_of, source.count, op.base_slot
+    path_of = op.backend.path_of
+    rnd = w.rng.random
+    raw, bytes_by_slot = w.recorder.batch_sink()
+    control, deadline, policy = run.control, run.deadline_ns, run.policy
+    scratch = bytearray(SCRATCH_BYTES)
+    keys: list[str] = []
+    paths: list[str] = []
+    refused: str | None = None  # a key path_of refused: it ends its batch and runs through `get`
+    i = 0
+    while not control.halted:
+        if policy.backoff_until:
+            policy.pause_if_backing_off()
+        if i < len(paths):
+            i, status = native.get_batch(
+                paths,
+                i,
+                READ_FLAGS,
+                scratch,
+                _BOUNDS,
+                base_slot,
+                SLOT_BITS,
+                raw,
+                bytes_by_slot,
+                deadline,
+                BUDGET_NS,
+            )
+            if status == native.DEADLINE:
+                return
+            if status != native.FALLBACK:
+                continue
+            key = keys[i]
+            i += 1
+        elif refused is not None:
+            key, refused = refused, None
+        else:
+            keys, paths, i = [], [], 0
+            for _ in range(BATCH):
+                key = key_of(int(rnd() * count))
+                try:
+                    paths.append(path_of(key, "get"))
+                except Exception:
+                    refused = key
+                    break
+                keys.append(key)
+            continue
+        w.key = key
+        if _one_op(run, op, w, None, get, key) >= deadline:
+            return
+
+
+def batch_put_loop(run: Any, w: WorkerState) -> None:
+    op = w.ops[0]
+    fixed = op.inline
+    put, size, slot = fixed.put, fixed.size, op.slot
+    path_of = op.backend.path_of
+    head = f"{fixed.head}{w.tag}"
+    view, positions, seed_mix = fixed.window
+    raw, bytes_by_slot = w.recorder.batch_sink()
+    control, deadline, policy = run.control, run.deadline_ns, run.policy
+    seq = first = w.seq  # seq: the next key to make; first: the sequence number of keys[0]
+    weyl = ((((w.index << 40) | seq) * WEYL_STEP) + seed_mix) & MASK64
+    keys: list[str] = []
+    paths: list[str] = []
+    offsets = array("q")
+    refused: tuple[str, int] | None = None
+    i = 0
+    try:
+        while not control.halted:
+            if policy.backoff_until:
+                policy.pause_if_backing_off()
+            if i < len(paths):
+                i, status = native.put_batch(
+                    paths,
+                    i,
+                    WRITE_FLAGS,
+                    FILE_MODE,
+                    view,
+                    offsets,
+                    size,
+                    slot,
+                    SLOT_BITS,
+                    raw,
+                    bytes_by_slot,
+                    deadline,
+                    BUDGET_NS,
+                )
+                if status == native.DEADLINE:
+                    return
+                if status != native.FALLBACK:
+                    continue
+                key, offset, done = keys[i], offsets[i], first + i + 1
+                i += 1
+            elif refused is not None:
+                (key, offset), refused = refused, None
+                done = seq
+            else:
+                keys, paths, offsets, i, first = [], [], array("q"), 0, seq
+                for _ in range(BATCH):
+                    key = f"{head}{seq}.dat"
+                    offset = (weyl * positions) >> 64
+                    weyl = (weyl + WEYL_STEP) & MASK64
+                    seq += 1
+                    try:
+                        paths.append(path_of(key, "put"))
+                    except Exception:
+                        refused = key, offset
+                        break
+                    keys.append(key)
+                    offsets.append(offset)
+                continue
+            data = view[offset : offset + size]
+            w.key, w.data, w.seq = key, data, done
+            if _one_op(run, op, w, slot, put, key, data) >= deadline:
+                return
+    finally:
+        # the sequence number after the last key used: a stop leaves the rest of a batch's keys unused
+        w.seq = first + i if i < len(paths) or refused is not None else seq
