@@ -63,7 +63,7 @@ def _one_op(
     run: Any, op: WorkloadOp, w: WorkerState, slot: int | None, call: Callable[..., Any], *args: Any
 ) -> int:
     """One op through the driver and the retry path, recorded as the inline loops record it (`slot` None:
-    by the bytes a GET returned); returns the clock at its end. `w.key` (and a PUT's `w.data`, `w.seq`) are
+    by the bytes a GET returned); returns the clock at its end. `w.key` (and a PUT's `w.data`) are
     the op's, for the retry."""
     t0 = time.monotonic_ns()
     try:
@@ -99,18 +99,9 @@ def batch_get_loop(run: Any, w: WorkerState) -> None:
             policy.pause_if_backing_off()
         if i < len(paths):
             i, status = native.get_batch(
-                paths,
-                i,
-                READ_FLAGS,
-                scratch,
-                _BOUNDS,
-                base_slot,
-                SLOT_BITS,
-                raw,
-                bytes_by_slot,
-                deadline,
+                paths, i, READ_FLAGS, scratch, _BOUNDS, base_slot, SLOT_BITS, raw, bytes_by_slot, deadline,
                 BUDGET_NS,
-            )
+            )  # fmt: skip
             if status == native.DEADLINE:
                 return
             if status != native.FALLBACK:
@@ -144,61 +135,45 @@ def batch_put_loop(run: Any, w: WorkerState) -> None:
     view, positions, seed_mix = fixed.window
     raw, bytes_by_slot = w.recorder.batch_sink()
     control, deadline, policy = run.control, run.deadline_ns, run.policy
-    seq = first = w.seq  # seq: the next key to make; first: the sequence number of keys[0]
+    seq = w.seq
     weyl = ((((w.index << 40) | seq) * WEYL_STEP) + seed_mix) & MASK64
     keys: list[str] = []
     paths: list[str] = []
     offsets = array("q")
-    refused: tuple[str, int] | None = None
+    refused: tuple[str, int] | None = None  # a key path_of refused, and its payload offset
     i = 0
-    try:
-        while not control.halted:
-            if policy.backoff_until:
-                policy.pause_if_backing_off()
-            if i < len(paths):
-                i, status = native.put_batch(
-                    paths,
-                    i,
-                    WRITE_FLAGS,
-                    FILE_MODE,
-                    view,
-                    offsets,
-                    size,
-                    slot,
-                    SLOT_BITS,
-                    raw,
-                    bytes_by_slot,
-                    deadline,
-                    BUDGET_NS,
-                )
-                if status == native.DEADLINE:
-                    return
-                if status != native.FALLBACK:
-                    continue
-                key, offset, done = keys[i], offsets[i], first + i + 1
-                i += 1
-            elif refused is not None:
-                (key, offset), refused = refused, None
-                done = seq
-            else:
-                keys, paths, offsets, i, first = [], [], array("q"), 0, seq
-                for _ in range(BATCH):
-                    key = f"{head}{seq}.dat"
-                    offset = (weyl * positions) >> 64
-                    weyl = (weyl + WEYL_STEP) & MASK64
-                    seq += 1
-                    try:
-                        paths.append(path_of(key, "put"))
-                    except Exception:
-                        refused = key, offset
-                        break
-                    keys.append(key)
-                    offsets.append(offset)
-                continue
-            data = view[offset : offset + size]
-            w.key, w.data, w.seq = key, data, done
-            if _one_op(run, op, w, slot, put, key, data) >= deadline:
+    while not control.halted:
+        if policy.backoff_until:
+            policy.pause_if_backing_off()
+        if i < len(paths):
+            i, status = native.put_batch(
+                paths, i, WRITE_FLAGS, FILE_MODE, view, offsets, size, slot, SLOT_BITS, raw, bytes_by_slot,
+                deadline, BUDGET_NS,
+            )  # fmt: skip
+            if status == native.DEADLINE:
                 return
-    finally:
-        # the sequence number after the last key used: a stop leaves the rest of a batch's keys unused
-        w.seq = first + i if i < len(paths) or refused is not None else seq
+            if status != native.FALLBACK:
+                continue
+            key, offset = keys[i], offsets[i]
+            i += 1
+        elif refused is not None:
+            (key, offset), refused = refused, None
+        else:
+            keys, paths, offsets, i = [], [], array("q"), 0
+            for _ in range(BATCH):
+                key = f"{head}{seq}.dat"
+                offset = (weyl * positions) >> 64
+                weyl = (weyl + WEYL_STEP) & MASK64
+                seq += 1
+                try:
+                    paths.append(path_of(key, "put"))
+                except Exception:
+                    refused = key, offset
+                    break
+                keys.append(key)
+                offsets.append(offset)
+            continue
+        data = view[offset : offset + size]
+        w.key, w.data = key, data
+        if _one_op(run, op, w, slot, put, key, data) >= deadline:
+            return
