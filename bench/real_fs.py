@@ -60,8 +60,10 @@ PAYLOAD_RING = 1024
 #: the sides `--sides` may name: `bare` and `sbench` (threads in one process), `bare-procs` and
 #: `sbench-procs` (`--workers` processes of one thread each: bare children, or `sbench run` with
 #: `processes: --workers` through a local Ray instance, so under scripts/netns-run); `SIDE@S` sets the GIL
-#: switch interval: `bare@5e-5` (the bare loop with 50 µs), `sbench@0.005` (sbench's workers with 5 ms)
-SIDES = ("bare", "sbench", "bare-procs", "sbench-procs")
+#: switch interval: `bare@5e-5` (the bare loop with 50 µs), `sbench@0.005` (sbench's workers with 5 ms);
+#: `sbench-py` is sbench with `workers: {native_file_io: false}`, its Python loop (the only one before the
+#: native batches of storage/filebatch.c)
+SIDES = ("bare", "sbench", "sbench-py", "bare-procs", "sbench-procs")
 #: sbench run with its worker switch interval replaced (a diagnostic: argv follows the -c program)
 SBENCH_WITH_INTERVAL = (
     "import sys, sbench.engine.gil as g; g.WORKER_SWITCH_INTERVAL_S = float(sys.argv.pop(1)); "
@@ -154,7 +156,15 @@ def bare_child(
 # -- the parent: sides as child processes, counters, rounds ------------------------------------------------
 
 
-def _workload(root: Path, op: str, put_dir: str, seconds: float, workers: int, processes: int = 1) -> str:
+def _workload(
+    root: Path,
+    op: str,
+    put_dir: str,
+    seconds: float,
+    workers: int,
+    processes: int = 1,
+    native_io: bool = True,
+) -> str:
     body = (
         f"  - {{op: put, path: '{put_dir}/', weight: 1, object_size: {SIZE}}}\n"
         if op == "PUT"
@@ -162,6 +172,7 @@ def _workload(root: Path, op: str, put_dir: str, seconds: float, workers: int, p
     )
     head = f"target: file://{root}/\nconcurrency: {workers}\nduration: {seconds}s\n"
     extra = f"processes: {processes}\n" if processes > 1 else ""
+    extra += "" if native_io else "workers: {native_file_io: false}\n"
     return f"{head}{extra}workload:\n{body}"
 
 
@@ -285,7 +296,8 @@ def run_side(
     else:
         config = work / "w.yaml"
         processes = args.workers if kind == "sbench-procs" else 1
-        config.write_text(_workload(root, op, put_dir, args.seconds, args.workers, processes))
+        native_io = kind != "sbench-py"
+        config.write_text(_workload(root, op, put_dir, args.seconds, args.workers, processes, native_io))
         head = (
             [sys.executable, "-c", SBENCH_WITH_INTERVAL, interval]
             if interval
@@ -532,8 +544,8 @@ def main() -> None:
     sides = [side.strip() for side in args.sides.split(",") if side.strip()]
     if len(sides) < 2 or sides[0] != "bare" or any(s.partition("@")[0] not in SIDES for s in sides):
         parser.error(
-            "--sides: `bare` first, then one or more of bare@INTERVAL, sbench, sbench@INTERVAL, bare-procs, "
-            "sbench-procs"
+            "--sides: `bare` first, then one or more of bare@INTERVAL, sbench, sbench@INTERVAL, sbench-py, "
+            "bare-procs, sbench-procs"
         )
     figures = [measure_fs(label, Path(path), args, ops, sides) for label, _, path in targets]
     print(f"\nsummary (load average {_load()}):")

@@ -63,8 +63,8 @@ def _one_op(
     run: Any, op: WorkloadOp, w: WorkerState, slot: int | None, call: Callable[..., Any], *args: Any
 ) -> int:
     """One op through the driver and the retry path, recorded as the inline loops record it (`slot` None:
-    by the bytes a GET returned); returns the clock at its end. `w.key` (and a PUT's `w.data`) are
-    the op's, for the retry."""
+    by the bytes a GET returned); returns the clock at its end. `w.key` (and a PUT's `w.data`) are the
+    op's, for the retry."""
     t0 = time.monotonic_ns()
     try:
         result = call(*args)
@@ -81,6 +81,42 @@ def _one_op(
     return t1
 
 
+#: makes the next batch: (one item per path, the paths, the item of a key path_of refused, which ends it)
+Make = Callable[[], tuple[list[Any], list[str], Any]]
+
+
+def _run_batches(
+    run: Any, make: Make, call: Callable[[list[str], int], tuple[int, int]], one: Callable[[Any], int]
+) -> None:
+    """What both batch loops do: make a batch, run it natively from where it stopped (`call`), run each op
+    it hands back and each refused key through the driver (`one`, which returns the clock at the op's
+    end), until the stage stops or an op ends at or after its deadline."""
+    control, deadline, policy = run.control, run.deadline_ns, run.policy
+    items: list[Any] = []
+    paths: list[str] = []
+    refused: Any = None
+    i = 0
+    while not control.halted:
+        if policy.backoff_until:
+            policy.pause_if_backing_off()
+        if i < len(paths):
+            i, status = call(paths, i)
+            if status == native.DEADLINE:
+                return
+            if status != native.FALLBACK:
+                continue
+            item = items[i]
+            i += 1
+        elif refused is not None:
+            item, refused = refused, None
+        else:
+            items, paths, refused = make()
+            i = 0
+            continue
+        if one(item) >= deadline:
+            return
+
+
 def batch_get_loop(run: Any, w: WorkerState) -> None:
     op = w.ops[0]
     source = op.inline
@@ -88,42 +124,31 @@ def batch_get_loop(run: Any, w: WorkerState) -> None:
     path_of = op.backend.path_of
     rnd = w.rng.random
     raw, bytes_by_slot = w.recorder.batch_sink()
-    control, deadline, policy = run.control, run.deadline_ns, run.policy
     scratch = bytearray(SCRATCH_BYTES)
-    keys: list[str] = []
-    paths: list[str] = []
-    refused: str | None = None  # a key path_of refused: it ends its batch and runs through `get`
-    i = 0
-    while not control.halted:
-        if policy.backoff_until:
-            policy.pause_if_backing_off()
-        if i < len(paths):
-            i, status = native.get_batch(
-                paths, i, READ_FLAGS, scratch, _BOUNDS, base_slot, SLOT_BITS, raw, bytes_by_slot, deadline,
-                BUDGET_NS,
-            )  # fmt: skip
-            if status == native.DEADLINE:
-                return
-            if status != native.FALLBACK:
-                continue
-            key = keys[i]
-            i += 1
-        elif refused is not None:
-            key, refused = refused, None
-        else:
-            keys, paths, i = [], [], 0
-            for _ in range(BATCH):
-                key = key_of(int(rnd() * count))
-                try:
-                    paths.append(path_of(key, "get"))
-                except Exception:
-                    refused = key
-                    break
-                keys.append(key)
-            continue
+
+    def make() -> tuple[list[str], list[str], str | None]:
+        keys: list[str] = []
+        paths: list[str] = []
+        for _ in range(BATCH):
+            key = key_of(int(rnd() * count))
+            try:
+                paths.append(path_of(key, "get"))
+            except Exception:
+                return keys, paths, key
+            keys.append(key)
+        return keys, paths, None
+
+    def call(paths: list[str], i: int) -> tuple[int, int]:
+        return native.get_batch(
+            paths, i, READ_FLAGS, scratch, _BOUNDS, base_slot, SLOT_BITS, raw, bytes_by_slot, run.deadline_ns,
+            BUDGET_NS,
+        )  # fmt: skip
+
+    def one(key: str) -> int:
         w.key = key
-        if _one_op(run, op, w, None, get, key) >= deadline:
-            return
+        return _one_op(run, op, w, None, get, key)
+
+    _run_batches(run, make, call, one)
 
 
 def batch_put_loop(run: Any, w: WorkerState) -> None:
@@ -134,46 +159,38 @@ def batch_put_loop(run: Any, w: WorkerState) -> None:
     head = f"{fixed.head}{w.tag}"
     view, positions, seed_mix = fixed.window
     raw, bytes_by_slot = w.recorder.batch_sink()
-    control, deadline, policy = run.control, run.deadline_ns, run.policy
     seq = w.seq
     weyl = ((((w.index << 40) | seq) * WEYL_STEP) + seed_mix) & MASK64
-    keys: list[str] = []
-    paths: list[str] = []
-    offsets = array("q")
-    refused: tuple[str, int] | None = None  # a key path_of refused, and its payload offset
-    i = 0
-    while not control.halted:
-        if policy.backoff_until:
-            policy.pause_if_backing_off()
-        if i < len(paths):
-            i, status = native.put_batch(
-                paths, i, WRITE_FLAGS, FILE_MODE, view, offsets, size, slot, SLOT_BITS, raw, bytes_by_slot,
-                deadline, BUDGET_NS,
-            )  # fmt: skip
-            if status == native.DEADLINE:
-                return
-            if status != native.FALLBACK:
-                continue
-            key, offset = keys[i], offsets[i]
-            i += 1
-        elif refused is not None:
-            (key, offset), refused = refused, None
-        else:
-            keys, paths, offsets, i = [], [], array("q"), 0
-            for _ in range(BATCH):
-                key = f"{head}{seq}.dat"
-                offset = (weyl * positions) >> 64
-                weyl = (weyl + WEYL_STEP) & MASK64
-                seq += 1
-                try:
-                    paths.append(path_of(key, "put"))
-                except Exception:
-                    refused = key, offset
-                    break
-                keys.append(key)
-                offsets.append(offset)
-            continue
+    offsets = array("q")  # the payload offset of each path of the current batch
+
+    def make() -> tuple[list[tuple[str, int]], list[str], tuple[str, int] | None]:
+        nonlocal seq, weyl, offsets
+        items: list[tuple[str, int]] = []
+        paths: list[str] = []
+        offsets = array("q")
+        for _ in range(BATCH):
+            key = f"{head}{seq}.dat"
+            offset = (weyl * positions) >> 64
+            weyl = (weyl + WEYL_STEP) & MASK64
+            seq += 1
+            try:
+                paths.append(path_of(key, "put"))
+            except Exception:
+                return items, paths, (key, offset)
+            items.append((key, offset))
+            offsets.append(offset)
+        return items, paths, None
+
+    def call(paths: list[str], i: int) -> tuple[int, int]:
+        return native.put_batch(
+            paths, i, WRITE_FLAGS, FILE_MODE, view, offsets, size, slot, SLOT_BITS, raw, bytes_by_slot,
+            run.deadline_ns, BUDGET_NS,
+        )  # fmt: skip
+
+    def one(item: tuple[str, int]) -> int:
+        key, offset = item
         data = view[offset : offset + size]
         w.key, w.data = key, data
-        if _one_op(run, op, w, slot, put, key, data) >= deadline:
-            return
+        return _one_op(run, op, w, slot, put, key, data)
+
+    _run_batches(run, make, call, one)

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,19 +90,112 @@ static int hand_over(PyObject *raw, const int64_t *values, Py_ssize_t count, PyO
     return 0;
 }
 
-static int64_t read_all(int fd, char *buf, int64_t cap, int64_t size, int *failed) {
+/* One op of a batch, made without the GIL: its bytes (and, for a GET, its size bucket in *bucket), or -1
+   when it is not the common case and the caller must run it through FileBackend. */
+typedef int64_t (*OneOp)(void *how, Py_ssize_t i, const char *path, int64_t *bucket);
+
+/* What the two calls share: the UTF-8 of paths[start:], one sink value per op done, the bytes per bucket. */
+typedef struct {
+    const char **paths;
+    int64_t *values;
+    Py_ssize_t n;
+    int64_t bytes[MAX_BUCKETS];
+} Batch;
+
+static int batch_begin(Batch *b, PyObject *paths, Py_ssize_t start) {
+    Py_ssize_t total = PyList_GET_SIZE(paths);
+    memset(b, 0, sizeof(*b));
+    b->n = start >= 0 && start < total ? total - start : 0;
+    b->paths = utf8_paths(paths, start, b->n);
+    if (b->paths == NULL)
+        return -1;
+    b->values = PyMem_Malloc(sizeof(int64_t) * (size_t)(b->n > 0 ? b->n : 1));
+    if (b->values == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void batch_free(Batch *b) {
+    PyMem_Free(b->paths);
+    PyMem_Free(b->values);
+}
+
+/* Run the batch's ops in order with the GIL released, recording each op that `one` made; hand the records
+   over and return (index reached, status). */
+static PyObject *batch_run(Batch *b, OneOp one, void *how, Py_ssize_t start, Py_ssize_t base_slot, int bits,
+                           long long deadline, long long budget, PyObject *raw, PyObject *bytes_by_slot,
+                           Py_ssize_t nbuckets) {
+    Py_ssize_t i = 0;
+    int status = ALL_DONE;
+    Py_BEGIN_ALLOW_THREADS
+    int64_t began = now_ns();
+    for (; i < b->n; i++) {
+        int64_t bucket = 0;
+        int64_t t0 = now_ns();
+        int64_t nbytes = one(how, start + i, b->paths[i], &bucket);
+        if (nbytes < 0) {
+            status = FALLBACK;
+            break;
+        }
+        int64_t t1 = now_ns();
+        b->values[i] = ((t1 - t0) / 1000) << bits | (base_slot + bucket);
+        b->bytes[bucket] += nbytes;
+        status = t1 >= deadline ? DEADLINE : t1 - began >= budget ? BUDGET : ALL_DONE;
+        if (status != ALL_DONE) {
+            i++;
+            break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (hand_over(raw, b->values, i, bytes_by_slot, base_slot, b->bytes, nbuckets) < 0)
+        return NULL;
+    return Py_BuildValue("ni", start + i, status);
+}
+
+typedef struct {
+    int flags;
+    char *buf;
+    int64_t cap;
+    const int64_t *bounds;
+    Py_ssize_t nbounds;
+    int64_t last_size, last_bucket;
+} GetHow;
+
+static int64_t get_one(void *how_, Py_ssize_t i, const char *path, int64_t *bucket) {
+    GetHow *how = how_;
+    int fd = open(path, how->flags);
+    if (fd < 0)
+        return -1;
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size < 0 || size >= NOT_A_SIZE) {
+        close(fd);
+        return -1;
+    }
     int64_t got = 0;
+    int failed = 0;
     while (got < size) {
-        int64_t want = size - got < cap ? size - got : cap;
-        ssize_t r = pread(fd, buf, (size_t)want, got);
+        int64_t want = size - got < how->cap ? size - got : how->cap;
+        ssize_t r = pread(fd, how->buf, (size_t)want, got);
         if (r < 0) {
-            *failed = 1;
-            return got;
+            failed = 1;
+            break;
         }
         if (r == 0)
-            break; /* shorter than lseek said: the file shrank, as _pread_all stops */
+            break; /* shorter than lseek said: the file shrank, and _pread_all stops there too */
         got += r;
     }
+    if (close(fd) != 0 || failed)
+        return -1;
+    if (got != how->last_size) {
+        int64_t b = 0;
+        while (b < how->nbounds && how->bounds[b] < got)
+            b++;
+        how->last_size = got;
+        how->last_bucket = b;
+    }
+    *bucket = how->last_bucket;
     return got;
 }
 
@@ -125,78 +219,45 @@ static PyObject *get_batch(PyObject *self, PyObject *args) {
                           &budget))
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t total = PyList_GET_SIZE(paths);
-    Py_ssize_t n = start >= 0 && start < total ? total - start : 0;
-    Py_ssize_t nbounds = bounds.len / (Py_ssize_t)sizeof(int64_t);
-    const char **cpaths = NULL;
-    int64_t *values = NULL;
-    if (nbounds + 1 > MAX_BUCKETS || scratch.len < 1) {
+    GetHow how = {flags, scratch.buf, scratch.len, bounds.buf, bounds.len / (Py_ssize_t)sizeof(int64_t), -1, 0};
+    Batch b = {0};
+    if (how.nbounds + 1 > MAX_BUCKETS || how.cap < 1)
         PyErr_SetString(PyExc_ValueError, "too many size buckets or an empty scratch buffer");
-        goto done;
-    }
-    cpaths = utf8_paths(paths, start, n);
-    values = PyMem_Malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
-    if (cpaths == NULL || values == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_NoMemory();
-        goto done;
-    }
-    int64_t bytes[MAX_BUCKETS] = {0};
-    const int64_t *bound = bounds.buf;
-    char *buf = scratch.buf;
-    int64_t cap = scratch.len, last_size = -1, bucket = 0;
-    Py_ssize_t i = 0;
-    int status = ALL_DONE;
-    Py_BEGIN_ALLOW_THREADS
-    int64_t began = now_ns();
-    for (; i < n; i++) {
-        int64_t t0 = now_ns();
-        int fd = open(cpaths[i], flags);
-        if (fd < 0) {
-            status = FALLBACK;
-            break;
-        }
-        off_t size = lseek(fd, 0, SEEK_END);
-        if (size < 0 || size >= NOT_A_SIZE) {
-            close(fd);
-            status = FALLBACK;
-            break;
-        }
-        int failed = 0;
-        int64_t got = read_all(fd, buf, cap, size, &failed);
-        if (close(fd) != 0 || failed) {
-            status = FALLBACK;
-            break;
-        }
-        int64_t t1 = now_ns();
-        if (got != last_size) {
-            bucket = 0;
-            while (bucket < nbounds && bound[bucket] < got)
-                bucket++;
-            last_size = got;
-        }
-        values[i] = ((t1 - t0) / 1000) << bits | (base_slot + bucket);
-        bytes[bucket] += got;
-        if (t1 >= deadline) {
-            status = DEADLINE;
-            i++;
-            break;
-        }
-        if (t1 - began >= budget) {
-            status = BUDGET;
-            i++;
-            break;
-        }
-    }
-    Py_END_ALLOW_THREADS
-    if (hand_over(raw, values, i, bytes_by_slot, base_slot, bytes, nbounds + 1) == 0)
-        result = Py_BuildValue("ni", start + i, status);
-done:
-    PyMem_Free(cpaths);
-    PyMem_Free(values);
+    else if (batch_begin(&b, paths, start) == 0)
+        result = batch_run(&b, get_one, &how, start, base_slot, bits, deadline, budget, raw, bytes_by_slot,
+                           how.nbounds + 1);
+    batch_free(&b);
     PyBuffer_Release(&scratch);
     PyBuffer_Release(&bounds);
     return result;
+}
+
+typedef struct {
+    int flags, mode;
+    const char *data;
+    const int64_t *offsets;
+    int64_t size;
+} PutHow;
+
+static int64_t put_one(void *how_, Py_ssize_t i, const char *path, int64_t *bucket) {
+    PutHow *how = how_;
+    int fd = open(path, how->flags, (mode_t)how->mode);
+    if (fd < 0)
+        return -1;
+    const char *from = how->data + how->offsets[i];
+    int64_t written = 0;
+    int failed = 0;
+    while (written < how->size) {
+        ssize_t w = write(fd, from + written, (size_t)(how->size - written));
+        if (w <= 0) {
+            failed = 1;
+            break;
+        }
+        written += w;
+    }
+    if (close(fd) != 0 || failed)
+        return -1;
+    return how->size;
 }
 
 PyDoc_STRVAR(put_batch_doc,
@@ -217,76 +278,17 @@ static PyObject *put_batch(PyObject *self, PyObject *args) {
                           &deadline, &budget))
         return NULL;
     PyObject *result = NULL;
+    PutHow how = {flags, mode, payload.buf, offsets.buf, size};
     Py_ssize_t total = PyList_GET_SIZE(paths);
-    Py_ssize_t n = start >= 0 && start < total ? total - start : 0;
-    const char **cpaths = NULL;
-    int64_t *values = NULL;
-    const int64_t *offset = offsets.buf;
-    if (offsets.len / (Py_ssize_t)sizeof(int64_t) < total || size < 0) {
-        PyErr_SetString(PyExc_ValueError, "one offset per path, and a size >= 0");
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (offset[start + i] < 0 || offset[start + i] + size > payload.len) {
-            PyErr_SetString(PyExc_ValueError, "an offset puts the payload slice outside the payload");
-            goto done;
-        }
-    }
-    cpaths = utf8_paths(paths, start, n);
-    values = PyMem_Malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
-    if (cpaths == NULL || values == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_NoMemory();
-        goto done;
-    }
-    const char *data = payload.buf;
-    int64_t written_total = 0;
-    Py_ssize_t i = 0;
-    int status = ALL_DONE;
-    Py_BEGIN_ALLOW_THREADS
-    int64_t began = now_ns();
-    for (; i < n; i++) {
-        int64_t t0 = now_ns();
-        int fd = open(cpaths[i], flags, (mode_t)mode);
-        if (fd < 0) {
-            status = FALLBACK;
-            break;
-        }
-        const char *from = data + offset[start + i];
-        int64_t written = 0;
-        int failed = 0;
-        while (written < size) {
-            ssize_t w = write(fd, from + written, (size_t)(size - written));
-            if (w <= 0) {
-                failed = 1;
-                break;
-            }
-            written += w;
-        }
-        if (close(fd) != 0 || failed) {
-            status = FALLBACK;
-            break;
-        }
-        int64_t t1 = now_ns();
-        values[i] = ((t1 - t0) / 1000) << bits | slot;
-        written_total += size;
-        if (t1 >= deadline) {
-            status = DEADLINE;
-            i++;
-            break;
-        }
-        if (t1 - began >= budget) {
-            status = BUDGET;
-            i++;
-            break;
-        }
-    }
-    Py_END_ALLOW_THREADS
-    if (hand_over(raw, values, i, bytes_by_slot, slot, &written_total, 1) == 0)
-        result = Py_BuildValue("ni", start + i, status);
-done:
-    PyMem_Free(cpaths);
-    PyMem_Free(values);
+    int valid = offsets.len / (Py_ssize_t)sizeof(int64_t) >= total && size >= 0;
+    for (Py_ssize_t i = start; valid && i >= 0 && i < total; i++)
+        valid = how.offsets[i] >= 0 && how.offsets[i] + size <= payload.len;
+    Batch b = {0};
+    if (!valid)
+        PyErr_SetString(PyExc_ValueError, "one offset per path, each with its payload slice inside the payload");
+    else if (batch_begin(&b, paths, start) == 0)
+        result = batch_run(&b, put_one, &how, start, slot, bits, deadline, budget, raw, bytes_by_slot, 1);
+    batch_free(&b);
     PyBuffer_Release(&payload);
     PyBuffer_Release(&offsets);
     return result;
@@ -300,7 +302,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_filebatch", "file:// GETs and PUTs in batches, the GIL released (filebatch.c).",
-    -1, methods,
+    -1, methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__filebatch(void) {

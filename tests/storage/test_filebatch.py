@@ -156,7 +156,7 @@ def test_a_put_into_a_missing_directory_or_through_a_symlink_is_handed_back(tmp_
 
 
 def test_put_offsets_outside_the_payload_are_refused_before_any_write(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="outside the payload"):
+    with pytest.raises(ValueError, match="inside the payload"):
         native.put_batch(
             [str(tmp_path / "p")],
             0,
