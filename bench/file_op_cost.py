@@ -1,4 +1,4 @@
-"""CPU per 4 KiB GET and PUT on one thread: the raw `os` loop, `FileBackend`, and the engine's whole loop.
+"""CPU per 4 KiB GET and PUT on one thread: the raw `os` loop, `FileBackend`, and the engine's whole loops.
 
 Run (under the shared quiet lock; no Ray, so no network namespace needed):
 
@@ -9,16 +9,20 @@ Issue 16 §1: two sbench workers on a page-cache GET are CPU bound, so every mic
 op on top of the syscalls is lost rate. This script measures that cost without the GIL hand-offs of two
 threads, as CPU time of the one thread doing the ops (`getrusage(RUSAGE_THREAD)`: user and system separately;
 Linux splits a thread's exact run time into the two by its tick samples, so the split is an estimate over
-a few hundred ticks, the sum is exact). Three sides per op, in interleaved rounds (the order rotates):
+a few hundred ticks, the sum is exact). Four sides per op, in interleaved rounds (the order rotates):
 
-- os: `os.open/os.fstat/os.read/os.close` of one of 2,000 existing 4 KiB files (a large prime stride over a
-  list of absolute paths), or `os.open/os.write/os.close` of a new 4 KiB file (file.py's flags, a distinct
-  slice of one random buffer per op): what `bench/real_fs.py` calls the bare loop;
+- os: `os.open/os.lseek(SEEK_END)/os.pread/os.close` of one of 2,000 existing 4 KiB files (a large prime
+  stride over a list of absolute paths; `os.fstat/os.read` before the native batches), or
+  `os.open/os.write/os.close` of a new 4 KiB file (file.py's flags, a distinct slice of one random buffer
+  per op): what `bench/real_fs.py` calls the bare loop;
 - driver: the same loop calling `FileBackend.get(key)` / `FileBackend.put(key, data)` with relative keys;
-- engine: `run_workload` of one `get` (the same 2,000 files) or one 4 KiB `put` op, `concurrency: 1`, for
-  `--seconds`: the worker's CPU over its whole loop (key choice, clock reads, the driver call, the record,
-  the stop checks), divided by the ops the stage counted. The loop is wrapped (engine.workload's
-  `loop_for`) only to read the worker thread's CPU at its start and end.
+- engine: `run_workload` of one `get` (the same 2,000 files) or one 4 KiB `put` op, `concurrency: 1`,
+  `workers: {native_file_io: false}`, for `--seconds`: the worker's CPU over its whole Python loop (key
+  choice, clock reads, the driver call, the record, the stop checks), divided by the ops the stage counted.
+  The loop is wrapped (engine.workload's `loop_for` and `batch_loop`) only to read the worker thread's CPU
+  at its start and end;
+- native: the same with the default `native_file_io: true`, i.e. the native batches of
+  storage/filebatch.c (the worker's Python makes keys and paths, the C loop the calls and records).
 
 Printed per op and side: µs of user, system and total CPU (median over the rounds) and what the driver and
 the engine add to the os loop. GETs read files under `--dir`; PUTs create theirs under `--put-dir` (tmpfs by
@@ -52,7 +56,7 @@ SIZE = 4096
 GET_OBJECTS = 2000
 #: distinct payload slices the os and driver PUT loops cycle through
 PAYLOAD_RING = 1024
-SIDES = ("os", "driver", "engine")
+SIDES = ("os", "driver", "engine", "native")
 #: file.py's flags
 WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
 READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -75,11 +79,11 @@ def per_op_us(before: Cpu, after: Cpu, ops: int) -> Cpu:
 
 def os_get(root: Path, ops: int) -> Cpu:
     paths = [f"{root}/getdata/obj-{i:05d}.dat" for i in range(GET_OBJECTS)]
-    open_, fstat, read, close, i = os.open, os.fstat, os.read, os.close, 0
+    open_, lseek, pread, close, i = os.open, os.lseek, os.pread, os.close, 0
     before = thread_cpu()
     for _ in range(ops):
         fd = open_(paths[i % GET_OBJECTS], READ_FLAGS)
-        read(fd, fstat(fd).st_size)
+        pread(fd, lseek(fd, 0, os.SEEK_END), 0)
         close(fd)
         i += 104729
     return per_op_us(before, thread_cpu(), ops)
@@ -125,22 +129,24 @@ def driver_put(root: Path, ops: int) -> Cpu:
 
 
 class WorkerCpu:
-    """engine.workload's `loop_for`, wrapped to read the worker thread's CPU around its loop."""
+    """engine.workload's `loop_for` and `batch_loop`, wrapped to read the worker thread's CPU around its
+    loop."""
 
     def __init__(self) -> None:
         self.spans: list[tuple[Cpu, Cpu]] = []
         self._loop_for = workload_module.loop_for
+        self._batch_loop = workload_module.batch_loop
 
     def __enter__(self) -> WorkerCpu:
-        workload_module.loop_for = self._timed  # type: ignore[assignment]
+        workload_module.loop_for = lambda shape: self._timed(self._loop_for(shape))  # type: ignore[assignment]
+        workload_module.batch_loop = lambda shape: self._timed(self._batch_loop(shape))  # type: ignore[assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
         workload_module.loop_for = self._loop_for  # type: ignore[assignment]
+        workload_module.batch_loop = self._batch_loop  # type: ignore[assignment]
 
-    def _timed(self, shape: Any) -> Callable[..., Any]:
-        loop = self._loop_for(shape)
-
+    def _timed(self, loop: Callable[..., Any]) -> Callable[..., Any]:
         def timed(run: Any, w: Any) -> Any:
             before = thread_cpu()
             try:
@@ -151,13 +157,14 @@ class WorkerCpu:
         return timed
 
 
-def engine_side(root: Path, op: str, seconds: float) -> Cpu:
+def engine_side(root: Path, op: str, seconds: float, native_io: bool) -> Cpu:
     if op == "GET":
         body = "  - {op: get, path: 'getdata/', weight: 1}\n"
     else:
         directory = Path(tempfile.mkdtemp(prefix="engine-", dir=root)).name
         body = f"  - {{op: put, path: '{directory}/', weight: 1, object_size: {SIZE}}}\n"
-    text = f"target: file://{root}/\nconcurrency: 1\nduration: {seconds}s\nworkload:\n{body}"
+    loop = "" if native_io else "workers: {native_file_io: false}\n"
+    text = f"target: file://{root}/\nconcurrency: 1\nduration: {seconds}s\n{loop}workload:\n{body}"
     cfg = load_config_text(text).config
     with WorkerCpu() as cpu:
         res = run_workload(cfg, AgentIdentity(run_id=new_run_id()), RunControl(), duration_s=seconds)
@@ -170,8 +177,8 @@ def engine_side(root: Path, op: str, seconds: float) -> Cpu:
 
 def measure(root: Path, op: str, side: str, ops: int, seconds: float) -> Cpu:
     """One side's CPU per op; `root` holds getdata/ for a GET and the PUT directories for a PUT."""
-    if side == "engine":
-        return engine_side(root, op, seconds)
+    if side in ("engine", "native"):
+        return engine_side(root, op, seconds, native_io=side == "native")
     runners = {"GET": {"os": os_get, "driver": driver_get}, "PUT": {"os": os_put, "driver": driver_put}}
     return runners[op][side](root, ops)
 

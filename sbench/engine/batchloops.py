@@ -29,6 +29,8 @@ from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS
 from sbench.metrics.recorder import SLOT_BITS
 from sbench.storage.filebatch import FILE_MODE, READ_FLAGS, WRITE_FLAGS, batch_refusal, native
 
+#: the stage detail `file_loop` of workers that ran batches (otherwise "python: <why>")
+NATIVE_BATCHES = "native batches"
 #: ops per batch: enough that the Python per batch is a small share, few enough that keys drawn ahead are few
 BATCH = 64
 #: a batch returns after the op that ends this long after it began, so a stop is seen within it plus one op

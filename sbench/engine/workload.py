@@ -35,7 +35,7 @@ from sbench.config.models import Config
 from sbench.control import RunControl
 from sbench.data.sizes import index_hash, seed_for_uri
 from sbench.engine.backends import BackendSet
-from sbench.engine.batchloops import batch_loop, batch_refusal_for
+from sbench.engine.batchloops import NATIVE_BATCHES, batch_loop, batch_refusal_for
 from sbench.engine.binding import WorkerState, WorkloadOp, build_ops
 from sbench.engine.bounded import GRACE_S, POLL_S, Abandoned, call_bounded
 from sbench.engine.errorpolicy import ErrorHandling, ErrorPolicy
@@ -254,7 +254,7 @@ class WorkloadRun:
             return "python: asyncio workers"
         why = sorted({self._file_loop(w) for w in on_file})
         if why == [""]:
-            return "native batches"
+            return NATIVE_BATCHES
         return "python: " + "; ".join(reason for reason in why if reason)
 
     def _sync_worker(self, w: WorkerState) -> None:

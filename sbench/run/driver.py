@@ -35,6 +35,7 @@ from sbench.config.models import BarrierType, StageType
 from sbench.config.runoptions import RunOptions
 from sbench.control import RunControl
 from sbench.engine import leftovers
+from sbench.engine.batchloops import NATIVE_BATCHES
 from sbench.engine.uncleaned import uncleaned_report, why_not_cleaned, with_known_puts
 from sbench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, RunFailed, SbenchError
 from sbench.metrics.live.state import LiveMetrics
@@ -489,6 +490,12 @@ def _job_results_dir(config_path: Path) -> Path | None:
 
 def _workers_on(run: StageRun) -> str:
     """The end of a workload stage's table title naming its workers (threads, asyncio tasks, or both when
-    the agents differ), so what `workers.mode: auto` chose (engine.workermode) shows on the console too."""
+    the agents differ) and, on file://, whether they made their calls in native batches, so what
+    `workers.mode: auto` and `native_file_io` chose (engine.workermode, engine.batchloops) shows on the
+    console too."""
     modes = sorted({str(m) for r in run.results.values() if (m := r.extra.get("worker_mode"))})
-    return f", on {' and '.join('asyncio tasks' if m == 'asyncio' else m for m in modes)}" if modes else ""
+    if not modes:
+        return ""
+    batched = any(r.extra.get("file_loop") == NATIVE_BATCHES for r in run.results.values())
+    native = " with native file:// batches" if batched else ""
+    return f", on {' and '.join('asyncio tasks' if m == 'asyncio' else m for m in modes)}{native}"

@@ -4,6 +4,7 @@ FileBackend and the retry path, and the stage's details say which loop ran and w
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from sbench.cli import main
 from sbench.control import RunControl
 from sbench.data.payload import PayloadGenerator
+from sbench.engine.batchloops import NATIVE_BATCHES
 from sbench.engine.workload import WorkloadResult, run_workload
 from sbench.engine.workload import _seed as workload_seed
 from sbench.layout.naming import parse_put_key
@@ -28,7 +31,7 @@ pytestmark = pytest.mark.skipif(
     native is None, reason="sbench.storage._filebatch is not built (no C compiler)"
 )
 
-NATIVE = "native batches"
+NATIVE = NATIVE_BATCHES
 #: errors do not end the stage
 TOLERANT = "{min_success_ratio: 0, error_rate_threshold: 0, max_total_errors: 1000000000}"
 
@@ -186,3 +189,25 @@ def test_a_store_other_than_file_has_no_file_loop(tmp_path: Path) -> None:
     res = run_workload(cfg, AgentIdentity(run_id="batch"), RunControl(), duration_s=0.1)
     assert res.extra["file_loop"] is None
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_whole_run_says_which_file_loop_ran(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`sbench run` on file://: the workload table's title and summary.json say the workers made their
+    calls in native batches, and the figures written are the batch loop's records."""
+    root = tmp_path / "store"
+    root.mkdir()
+    cfg = tmp_path / "get.yaml"
+    cfg.write_text(
+        f"target: file://{root}/\nduration: 0.5s\nconcurrency: 2\n"
+        "prepare:\n  ensure_objects:\n"
+        f"    - {{base_uri: 'file://{root}/data/', count: 50, size_spec: 4096}}\n"
+        "workload:\n  - {op: get, path: 'data/', weight: 1}\n"
+    )
+    results = tmp_path / "results"
+    assert main(["run", str(cfg), "--no-report", "--results-dir", str(results)]) == 0
+    assert "on threads with native file:// batches" in capsys.readouterr().out
+    summary = json.loads((results / "summary.json").read_text())
+    execute = next(s for s in summary["stages"] if s["type"] == "execute")
+    assert execute["details"]["file_loop"] == NATIVE
+    totals = execute["totals"]
+    assert totals["ops"] > 1000 and totals["errors"] == 0 and totals["bytes"] == 4096 * totals["ops"]
