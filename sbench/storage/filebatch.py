@@ -25,8 +25,8 @@ try:
 except ImportError as exc:  # built only where a C compiler and Python headers were found (setup.py)
     native = None
     _NOT_BUILT = (
-        f"the native file loop (sbench.storage._filebatch) is not built ({exc}); "
-        "reinstall sbench where a C compiler and the Python headers are installed"
+        f"the native file loop (sbench.storage._filebatch) cannot be imported here ({exc}): it is built when "
+        "sbench is installed on a machine with a C compiler and the Python headers, for that Python"
     )
 else:
     _NOT_BUILT = ""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -211,3 +213,24 @@ def test_a_whole_run_says_which_file_loop_ran(tmp_path: Path, capsys: pytest.Cap
     assert execute["details"]["file_loop"] == NATIVE
     totals = execute["totals"]
     assert totals["ops"] > 1000 and totals["errors"] == 0 and totals["bytes"] == 4096 * totals["ops"]
+
+
+def test_without_the_extension_file_runs_the_python_loop_and_says_why(tmp_path: Path) -> None:
+    """Where the extension cannot be imported (no C compiler at install, another Python), a run still
+    works, on the Python loop, and its details say why."""
+    make_files(tmp_path / "d", [f"o{i:02d}" for i in range(5)])
+    script = (
+        "import sys; sys.modules['sbench.storage._filebatch'] = None\n"
+        "from sbench.config.loader import load_config_text\n"
+        "from sbench.control import RunControl\n"
+        "from sbench.engine.workload import run_workload\n"
+        "from sbench.plan.agents import AgentIdentity\n"
+        f"cfg = load_config_text('target: file://{tmp_path}/\\nduration: 1s\\nconcurrency: 2\\n"
+        "workload:\\n  - {op: get, path: d/, weight: 1}\\n').config\n"
+        "res = run_workload(cfg, AgentIdentity(run_id='nb'), RunControl(), duration_s=0.2)\n"
+        "print(res.extra['file_loop']); print(res.snapshot.total_ops())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    why, ops = out.strip().splitlines()
+    assert why.startswith("python: the native file loop (sbench.storage._filebatch) cannot be imported")
+    assert int(ops) > 100
