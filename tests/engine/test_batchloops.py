@@ -24,6 +24,7 @@ from sbench.engine.workload import WorkloadResult, run_workload
 from sbench.engine.workload import _seed as workload_seed
 from sbench.layout.naming import parse_put_key
 from sbench.metrics.buckets import OpClass
+from sbench.metrics.snapshot import Snapshot
 from sbench.plan.agents import AgentIdentity
 from sbench.storage.base import ErrorClass
 from sbench.storage.filebatch import native
@@ -152,12 +153,22 @@ def test_a_put_whose_directory_leads_out_of_the_root_writes_nothing_there(tmp_pa
 
 
 def test_a_stop_ends_batched_workers_within_the_stop_bound(tmp_path: Path) -> None:
+    """An abort once ops are flowing (the first interval that has some) ends the stage well within the 2 s
+    stop bound, with no op left in flight."""
     make_files(tmp_path / "d", [f"o{i:02d}" for i in range(20)])
     control = RunControl()
-    threading.Timer(0.3, control.abort, args=("test abort",)).start()
-    t0 = time.monotonic()
-    res = _run(tmp_path, '  - {op: get, path: "d/*", weight: 1}\n', duration_s=30.0, control=control)
-    assert time.monotonic() - t0 < 2.0
+    aborted_at: list[float] = []
+
+    def abort_once_busy(snapshot: Snapshot) -> None:
+        if snapshot.total_ops() and not aborted_at:
+            aborted_at.append(time.monotonic())
+            control.abort("test abort")
+
+    res = _run(
+        tmp_path, '  - {op: get, path: "d/*", weight: 1}\n', duration_s=30.0, control=control,
+        on_interval=abort_once_busy, interval_s=0.1,
+    )  # fmt: skip
+    assert aborted_at and time.monotonic() - aborted_at[0] < 2.0
     assert res.extra["file_loop"] == NATIVE
     assert res.ended_by == "aborted" and res.snapshot.total_ops() > 0 and res.extra["unfinished_ops"] == 0
 
