@@ -35,14 +35,16 @@ static inline int64_t now_ns(void) {
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/* The UTF-8 of paths[start:], borrowed from the str objects (which the caller's list keeps alive). */
-static const char **utf8_paths(PyObject *paths, Py_ssize_t start, Py_ssize_t n) {
-    const char **out = PyMem_Malloc(sizeof(char *) * (size_t)(n > 0 ? n : 1));
+/* The UTF-8 of paths[start:start + *n], borrowed from the str objects (which the caller's list keeps
+   alive). A path that has no UTF-8 form (a name os.fsdecode gave lone surrogates, i.e. not UTF-8 on disk)
+   ends the list there: *n becomes its index, and the batch hands that op back for os.open's surrogateescape. */
+static const char **utf8_paths(PyObject *paths, Py_ssize_t start, Py_ssize_t *n) {
+    const char **out = PyMem_Malloc(sizeof(char *) * (size_t)(*n > 0 ? *n : 1));
     if (out == NULL) {
         PyErr_NoMemory();
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0; i < *n; i++) {
         PyObject *item = PyList_GET_ITEM(paths, start + i);
         if (!PyUnicode_Check(item)) {
             PyErr_SetString(PyExc_TypeError, "paths must be str");
@@ -51,8 +53,13 @@ static const char **utf8_paths(PyObject *paths, Py_ssize_t start, Py_ssize_t n) 
         }
         out[i] = PyUnicode_AsUTF8(item);
         if (out[i] == NULL) {
-            PyMem_Free(out);
-            return NULL;
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+                PyMem_Free(out);
+                return NULL;
+            }
+            PyErr_Clear();
+            *n = i;
+            break;
         }
     }
     return out;
@@ -99,16 +106,19 @@ typedef struct {
     const char **paths;
     int64_t *values;
     Py_ssize_t n;
+    int cut; /* paths[start + n] has no UTF-8 form: the batch ends there, handing it back */
     int64_t bytes[MAX_BUCKETS];
 } Batch;
 
 static int batch_begin(Batch *b, PyObject *paths, Py_ssize_t start) {
     Py_ssize_t total = PyList_GET_SIZE(paths);
     memset(b, 0, sizeof(*b));
-    b->n = start >= 0 && start < total ? total - start : 0;
-    b->paths = utf8_paths(paths, start, b->n);
+    Py_ssize_t wanted = start >= 0 && start < total ? total - start : 0;
+    b->n = wanted;
+    b->paths = utf8_paths(paths, start, &b->n);
     if (b->paths == NULL)
         return -1;
+    b->cut = b->n < wanted;
     b->values = PyMem_Malloc(sizeof(int64_t) * (size_t)(b->n > 0 ? b->n : 1));
     if (b->values == NULL) {
         PyErr_NoMemory();
@@ -149,6 +159,8 @@ static PyObject *batch_run(Batch *b, OneOp one, void *how, Py_ssize_t start, Py_
         }
     }
     Py_END_ALLOW_THREADS
+    if (status == ALL_DONE && b->cut)
+        status = FALLBACK;
     if (hand_over(raw, b->values, i, bytes_by_slot, base_slot, b->bytes, nbuckets) < 0)
         return NULL;
     return Py_BuildValue("ni", start + i, status);

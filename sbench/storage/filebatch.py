@@ -17,6 +17,8 @@ no `page_cache_mode` (its posix_fadvise hints are the Python driver's), the exte
 
 from __future__ import annotations
 
+import sys
+
 from sbench.storage.base import Backend
 from sbench.storage.file import FILE_MODE, READ_FLAGS, WRITE_FLAGS, FileBackend
 
@@ -42,4 +44,6 @@ def batch_refusal(backend: Backend) -> str:
         return f"{backend.root_uri} is not a plain file:// store"
     if backend.page_cache_mode is not None:
         return "page_cache_mode is set (its posix_fadvise hints are the Python driver's)"
+    if sys.getfilesystemencoding() != "utf-8":  # filebatch.c hands the kernel a path's UTF-8
+        return f"the file system encoding is {sys.getfilesystemencoding()}, not utf-8"
     return ""

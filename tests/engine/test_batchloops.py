@@ -107,10 +107,13 @@ def test_batched_gets_bucket_each_op_by_its_own_size(tmp_path: Path) -> None:
 
 
 def test_gets_the_batch_hands_back_run_through_the_driver(tmp_path: Path) -> None:
-    """A symlink inside the root is read (through FileBackend, which checks where it leads); files deleted
-    or replaced by a directory mid-run fail with the driver's error classes; the workers go on."""
+    """A symlink inside the root and a name that is not UTF-8 on disk are read (through FileBackend, which
+    checks where the link leads and opens the name with surrogateescape); files deleted or replaced by a
+    directory mid-run fail with the driver's error classes; the workers go on."""
     make_files(tmp_path / "d", [f"o{i:02d}" for i in range(12)], size=4096)
     (tmp_path / "d" / "link").symlink_to(tmp_path / "d" / "o00")
+    with open(os.fsencode(tmp_path / "d") + b"/bad\xff", "wb") as f:
+        f.write(b"b" * 4096)
     res = _run(tmp_path, '  - {op: get, path: "d/*", weight: 1}\n', duration_s=0.3)
     assert res.extra["file_loop"] == NATIVE
     assert res.snapshot.errors_total() == 0 and res.snapshot.total_ops(OpClass.GET) > 500

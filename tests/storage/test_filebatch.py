@@ -91,6 +91,22 @@ def test_an_op_that_is_not_the_common_case_stops_the_batch_before_it(tmp_path: P
     assert (index, status, len(raw), sum(by_slot)) == (3, native.ALL_DONE, 1, 50)
 
 
+def test_a_name_that_is_not_utf8_on_disk_is_handed_back(tmp_path: Path) -> None:
+    """os.fsdecode gives a non-UTF-8 name lone surrogates, which have no UTF-8: the batch runs the paths
+    before it and hands that op back (FileBackend opens it with surrogateescape)."""
+    odd = os.fsdecode(os.fsencode(tmp_path) + b"/bad\xff")
+    with open(odd, "wb") as f:
+        f.write(b"w" * 20)
+    (tmp_path / "ok").write_bytes(b"v" * 30)
+    paths = [str(tmp_path / "ok"), odd, str(tmp_path / "ok")]
+    index, status, raw, by_slot = _get(paths)
+    assert (index, status, len(raw), sum(by_slot)) == (1, native.FALLBACK, 1, 30)
+    index, status, raw, _ = _get(paths, 1)  # it comes first: nothing run, handed back
+    assert (index, status, raw) == (1, native.FALLBACK, [])
+    index, status, raw, _ = _get(paths, 2)
+    assert (index, status, len(raw)) == (3, native.ALL_DONE, 1)
+
+
 def test_deadline_and_budget_end_a_batch_after_the_op_that_reached_them(tmp_path: Path) -> None:
     paths = [str(tmp_path / f"o{i}") for i in range(4)]
     for p in paths:
