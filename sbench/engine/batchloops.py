@@ -4,9 +4,11 @@ They are engine.loops' inline static GET and fixed-size PUT with the calls moved
 from the same random draws and sequence numbers, the same payload bytes, the same records in the same sink.
 Per batch, this loop makes the keys of up to BATCH ops and their confined paths (`FileBackend.path_of`),
 and filebatch.c opens, reads or writes and closes each with the GIL released, times it with the clock the
-inline loops read, and appends its record. An op the batch hands back (an error, a symlink, a missing
-parent directory, a directory) and a key whose path is refused run here, one at a time, through
-FileBackend and the retry path, exactly as in the inline loop.
+inline loops read, and appends its record. An op the batch hands back before making any change (a failed
+open, a symlink, a missing parent directory, a directory) and a key whose path is refused run here, one at
+a time, through FileBackend and the retry path, exactly as in the inline loop; an op whose read, write or
+close failed raises the error FileBackend would have raised into the same retry path, so it is neither
+made twice nor hidden.
 
 What differs from the inline loops: a stop is seen between batches, which return after BUDGET_NS, so within
 2 ms plus one op; keys are drawn up to a batch ahead, so the draws a retry's jitter takes from the worker's
@@ -15,11 +17,12 @@ random stream come after that batch's keys instead of between two keys.
 
 from __future__ import annotations
 
+import os
 import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from sbench.data.payload import WEYL_STEP
 from sbench.data.sizes import MASK64
@@ -27,6 +30,7 @@ from sbench.engine.binding import WorkerState, WorkloadOp
 from sbench.engine.loops import LoopShape, retry_sync
 from sbench.metrics.buckets import BUCKET_UPPER_BOUNDS
 from sbench.metrics.recorder import SLOT_BITS
+from sbench.storage.errors_map import storage_error_from_os
 from sbench.storage.filebatch import FILE_MODE, READ_FLAGS, WRITE_FLAGS, batch_refusal, native
 
 #: the stage detail `file_loop` of workers that ran batches (otherwise "python: <why>")
@@ -41,6 +45,8 @@ SCRATCH_BYTES = 1 << 20
 _BOUNDS = array("q", BUCKET_UPPER_BOUNDS)
 
 Loop = Callable[[Any, WorkerState], None]
+#: an op the batch made and saw fail after its open: (errno, monotonic ns when the op began)
+Failure = tuple[int, int]
 
 
 def batch_refusal_for(shape: LoopShape, op: WorkloadOp, enabled: bool) -> str:
@@ -62,12 +68,18 @@ def batch_loop(shape: LoopShape) -> Loop:
 
 
 def _one_op(
-    run: Any, op: WorkloadOp, w: WorkerState, slot: int | None, call: Callable[..., Any], *args: Any
+    run: Any,
+    op: WorkloadOp,
+    w: WorkerState,
+    slot: int | None,
+    call: Callable[..., Any],
+    *args: Any,
+    began: int | None = None,
 ) -> int:
     """One op through the driver and the retry path, recorded as the inline loops record it (`slot` None:
-    by the bytes a GET returned); returns the clock at its end. `w.key` (and a PUT's `w.data`) are the
-    op's, for the retry."""
-    t0 = time.monotonic_ns()
+    by the bytes a GET returned; `began`: when the op's first try began, if before this call); returns the
+    clock at its end. `w.key` (and a PUT's `w.data`) are the op's, for the retry."""
+    t0 = time.monotonic_ns() if began is None else began
     try:
         result = call(*args)
         nbytes = len(result) if slot is None else op.inline.size
@@ -83,16 +95,44 @@ def _one_op(
     return t1
 
 
+def _raise_failure(op: WorkloadOp, key: str, action: str, err: int) -> NoReturn:
+    """The error FileBackend raises for an OSError of `err` during `action` on `key`."""
+    exc = OSError(err, os.strerror(err))
+    raise storage_error_from_os(exc, op.backend.uri_of(key), action) from exc
+
+
+def _redo(
+    run: Any,
+    op: WorkloadOp,
+    w: WorkerState,
+    slot: int | None,
+    action: str,
+    call: Callable[..., Any],
+    key: str,
+    *args: Any,
+    failure: Failure | None,
+) -> int:
+    """An op the batch handed back (`failure` None: made here through the driver) or saw fail (raised as
+    the driver's error, into the retry path, timed from its first try)."""
+    if failure is None:
+        return _one_op(run, op, w, slot, call, key, *args)
+    err, began = failure
+    return _one_op(run, op, w, slot, _raise_failure, op, key, action, err, began=began)
+
+
 #: makes the next batch: (one item per path, the paths, the item of a key path_of refused, which ends it)
 Make = Callable[[], tuple[list[Any], list[str], Any]]
 
 
 def _run_batches(
-    run: Any, make: Make, call: Callable[[list[str], int], tuple[int, int]], one: Callable[[Any], int]
+    run: Any,
+    make: Make,
+    call: Callable[[list[str], int], tuple[int, int, int, int]],
+    one: Callable[[Any, Failure | None], int],
 ) -> None:
     """What both batch loops do: make a batch, run it natively from where it stopped (`call`), run each op
-    it hands back and each refused key through the driver (`one`, which returns the clock at the op's
-    end), until the stage stops or an op ends at or after its deadline."""
+    it hands back or saw fail, and each refused key, through the driver (`one`, which returns the clock at
+    the op's end), until the stage stops or an op ends at or after its deadline."""
     control, deadline, policy = run.control, run.deadline_ns, run.policy
     items: list[Any] = []
     paths: list[str] = []
@@ -101,11 +141,14 @@ def _run_batches(
     while not control.halted:
         if policy.backoff_until:
             policy.pause_if_backing_off()
+        failure: Failure | None = None
         if i < len(paths):
-            i, status = call(paths, i)
+            i, status, err, began = call(paths, i)
             if status == native.DEADLINE:
                 return
-            if status != native.FALLBACK:
+            if status == native.FAILED:
+                failure = err, began
+            elif status != native.FALLBACK:
                 continue
             item = items[i]
             i += 1
@@ -115,7 +158,7 @@ def _run_batches(
             items, paths, refused = make()
             i = 0
             continue
-        if one(item) >= deadline:
+        if one(item, failure) >= deadline:
             return
 
 
@@ -146,9 +189,9 @@ def batch_get_loop(run: Any, w: WorkerState) -> None:
             BUDGET_NS,
         )  # fmt: skip
 
-    def one(key: str) -> int:
+    def one(key: str, failure: Failure | None) -> int:
         w.key = key
-        return _one_op(run, op, w, None, get, key)
+        return _redo(run, op, w, None, "get", get, key, failure=failure)
 
     _run_batches(run, make, call, one)
 
@@ -189,10 +232,10 @@ def batch_put_loop(run: Any, w: WorkerState) -> None:
             run.deadline_ns, BUDGET_NS,
         )  # fmt: skip
 
-    def one(item: tuple[str, int]) -> int:
+    def one(item: tuple[str, int], failure: Failure | None) -> int:
         key, offset = item
         data = view[offset : offset + size]
         w.key, w.data = key, data
-        return _one_op(run, op, w, slot, put, key, data)
+        return _redo(run, op, w, slot, "put", put, key, data, failure=failure)
 
     _run_batches(run, make, call, one)

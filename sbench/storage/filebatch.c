@@ -8,10 +8,13 @@
    Python loop uses (CLOCK_MONOTONIC, as time.monotonic_ns), and hands back each op's record in the form
    of the engine's closed-loop sink (latency_us << bits | slot, and bytes per slot).
 
-   Anything but the common case is left to Python, so it has one implementation: an op whose open, seek,
-   read, write or close fails, or whose size no file has (a directory), stops the batch at that op and the
-   caller runs it through FileBackend (which retries EINTR, follows a symlink that stays inside the root,
-   creates a missing parent, classifies the error). Nothing is recorded for that op here. */
+   Anything but the common case is left to Python, so it has one implementation: an op whose open or seek
+   fails, or whose size no file has (a directory), stops the batch before it made any change (FALLBACK),
+   and the caller runs it through FileBackend, which follows a symlink that stays inside the root, creates
+   a missing parent, or raises the classified error. An op whose read, write or close fails after its open
+   stops the batch with that errno (FAILED): the caller raises the error FileBackend would have raised, and
+   its retry policy decides, so no op is made twice and no error is hidden. EINTR is retried, as Python
+   does (PEP 475). Nothing is recorded for either op here. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,7 +26,10 @@
 #include <unistd.h>
 
 /* What a batch call returns with the index it reached. */
-enum { ALL_DONE = 0, FALLBACK = 1, DEADLINE = 2, BUDGET = 3 };
+enum { ALL_DONE = 0, FALLBACK = 1, DEADLINE = 2, BUDGET = 3, FAILED = 4 };
+/* What one op returns instead of its bytes when it is not done: hand it back, or it failed (errno set) */
+#define NOT_COMMON (-1)
+#define OP_FAILED (-2)
 
 /* lseek(SEEK_END) at or above this is no file's size (file.py's _NOT_A_SIZE) */
 #define NOT_A_SIZE (INT64_C(1) << 56)
@@ -97,9 +103,26 @@ static int hand_over(PyObject *raw, const int64_t *values, Py_ssize_t count, PyO
     return 0;
 }
 
-/* One op of a batch, made without the GIL: its bytes (and, for a GET, its size bucket in *bucket), or -1
-   when it is not the common case and the caller must run it through FileBackend. */
+/* One op of a batch, made without the GIL: its bytes (and, for a GET, its size bucket in *bucket), or
+   NOT_COMMON before any change, or OP_FAILED with errno set. */
 typedef int64_t (*OneOp)(void *how, Py_ssize_t i, const char *path, int64_t *bucket);
+
+static int open_retrying(const char *path, int flags, mode_t mode) {
+    int fd;
+    do
+        fd = open(path, flags, mode);
+    while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+/* Close `fd` after an op: `result` unless the op or the close failed (then OP_FAILED, the first errno). */
+static int64_t close_after(int fd, int64_t result) {
+    int err = errno;
+    if (close(fd) != 0 && result != OP_FAILED)
+        return OP_FAILED;
+    errno = err;
+    return result;
+}
 
 /* What the two calls share: the UTF-8 of paths[start:], one sink value per op done, the bytes per bucket. */
 typedef struct {
@@ -107,6 +130,8 @@ typedef struct {
     int64_t *values;
     Py_ssize_t n;
     int cut; /* paths[start + n] has no UTF-8 form: the batch ends there, handing it back */
+    int err;            /* FAILED: the op's errno */
+    int64_t failed_t0;  /* FAILED: when the op began (its retry's response time starts there) */
     int64_t bytes[MAX_BUCKETS];
 } Batch;
 
@@ -145,6 +170,12 @@ static PyObject *batch_run(Batch *b, OneOp one, void *how, Py_ssize_t start, Py_
         int64_t bucket = 0;
         int64_t t0 = now_ns();
         int64_t nbytes = one(how, start + i, b->paths[i], &bucket);
+        if (nbytes == OP_FAILED) {
+            status = FAILED;
+            b->err = errno;
+            b->failed_t0 = t0;
+            break;
+        }
         if (nbytes < 0) {
             status = FALLBACK;
             break;
@@ -163,7 +194,7 @@ static PyObject *batch_run(Batch *b, OneOp one, void *how, Py_ssize_t start, Py_
         status = FALLBACK;
     if (hand_over(raw, b->values, i, bytes_by_slot, base_slot, b->bytes, nbuckets) < 0)
         return NULL;
-    return Py_BuildValue("ni", start + i, status);
+    return Py_BuildValue("niiL", start + i, status, b->err, (long long)b->failed_t0);
 }
 
 typedef struct {
@@ -177,29 +208,28 @@ typedef struct {
 
 static int64_t get_one(void *how_, Py_ssize_t i, const char *path, int64_t *bucket) {
     GetHow *how = how_;
-    int fd = open(path, how->flags);
+    int fd = open_retrying(path, how->flags, 0);
     if (fd < 0)
-        return -1;
+        return NOT_COMMON;
     off_t size = lseek(fd, 0, SEEK_END);
     if (size < 0 || size >= NOT_A_SIZE) {
         close(fd);
-        return -1;
+        return NOT_COMMON;
     }
     int64_t got = 0;
-    int failed = 0;
     while (got < size) {
         int64_t want = size - got < how->cap ? size - got : how->cap;
         ssize_t r = pread(fd, how->buf, (size_t)want, got);
-        if (r < 0) {
-            failed = 1;
-            break;
-        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return close_after(fd, OP_FAILED);
         if (r == 0)
             break; /* shorter than lseek said: the file shrank, and _pread_all stops there too */
         got += r;
     }
-    if (close(fd) != 0 || failed)
-        return -1;
+    if (close_after(fd, got) == OP_FAILED)
+        return OP_FAILED;
     if (got != how->last_size) {
         int64_t b = 0;
         while (b < how->nbounds && how->bounds[b] < got)
@@ -213,12 +243,13 @@ static int64_t get_one(void *how_, Py_ssize_t i, const char *path, int64_t *buck
 
 PyDoc_STRVAR(get_batch_doc,
 "get_batch(paths, start, flags, scratch, bounds, base_slot, bits, raw, bytes_by_slot, deadline_ns, budget_ns)\n"
-"-> (index, status)\n\n"
+"-> (index, status, errno, t0_ns)\n\n"
 "GET paths[start:] in order (open with `flags`, lseek(SEEK_END), pread into `scratch`, close), the GIL\n"
 "released. Per op, raw.append((t1 - t0) // 1000 << bits | slot) with slot = base_slot + bisect_left(bounds,\n"
 "nbytes) (`bounds` an int64 buffer), and its bytes added to bytes_by_slot[slot]. Stops after the op that\n"
 "ends at or after deadline_ns (DEADLINE), after the op that ends budget_ns after the call began (BUDGET),\n"
-"before an op that fails or is no regular file (FALLBACK, index = that op), or at the end (ALL_DONE).");
+"before an op whose open or seek fails or that is no regular file (FALLBACK, index = that op), at an op\n"
+"whose read or close failed (FAILED, index = that op, with its errno and start), or at the end (ALL_DONE).");
 
 static PyObject *get_batch(PyObject *self, PyObject *args) {
     PyObject *paths, *raw, *bytes_by_slot;
@@ -253,31 +284,31 @@ typedef struct {
 
 static int64_t put_one(void *how_, Py_ssize_t i, const char *path, int64_t *bucket) {
     PutHow *how = how_;
-    int fd = open(path, how->flags, (mode_t)how->mode);
+    int fd = open_retrying(path, how->flags, (mode_t)how->mode);
     if (fd < 0)
-        return -1;
+        return NOT_COMMON;
     const char *from = how->data + how->offsets[i];
     int64_t written = 0;
-    int failed = 0;
     while (written < how->size) {
         ssize_t w = write(fd, from + written, (size_t)(how->size - written));
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0) {
-            failed = 1;
-            break;
+            if (w == 0)
+                errno = EIO; /* a write that takes nothing would never end */
+            return close_after(fd, OP_FAILED);
         }
         written += w;
     }
-    if (close(fd) != 0 || failed)
-        return -1;
-    return how->size;
+    return close_after(fd, how->size);
 }
 
 PyDoc_STRVAR(put_batch_doc,
 "put_batch(paths, start, flags, mode, payload, offsets, size, slot, bits, raw, bytes_by_slot, deadline_ns,\n"
-"          budget_ns) -> (index, status)\n\n"
+"          budget_ns) -> (index, status, errno, t0_ns)\n\n"
 "PUT paths[start:] in order: open with `flags` and `mode`, write payload[offsets[i] : offsets[i] + size]\n"
 "(offsets an int64 buffer, one per path), close; the GIL released. Per op, raw.append((t1 - t0) // 1000 <<\n"
-"bits | slot) and `size` added to bytes_by_slot[slot]. Stops as get_batch does.");
+"bits | slot) and `size` added to bytes_by_slot[slot]. Stops as get_batch does (FAILED: a write or close).");
 
 static PyObject *put_batch(PyObject *self, PyObject *args) {
     PyObject *paths, *raw, *bytes_by_slot;
@@ -322,6 +353,7 @@ PyMODINIT_FUNC PyInit__filebatch(void) {
     if (m == NULL)
         return NULL;
     if (PyModule_AddIntConstant(m, "ALL_DONE", ALL_DONE) < 0 || PyModule_AddIntConstant(m, "FALLBACK", FALLBACK) < 0 ||
+        PyModule_AddIntConstant(m, "FAILED", FAILED) < 0 ||
         PyModule_AddIntConstant(m, "DEADLINE", DEADLINE) < 0 || PyModule_AddIntConstant(m, "BUDGET", BUDGET) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -39,9 +40,9 @@ NATIVE = NATIVE_BATCHES
 TOLERANT = "{min_success_ratio: 0, error_rate_threshold: 0, max_total_errors: 1000000000}"
 
 
-def _cfg(root: Path, body: str, *, native_io: bool = True, extra: str = "") -> object:
+def _cfg(root: Path, body: str, *, native_io: bool = True, extra: str = "", concurrency: int = 2) -> object:
     return config_from(
-        f"duration: 5s\nconcurrency: 2\ntarget: file://{root}/\n"
+        f"duration: 5s\nconcurrency: {concurrency}\ntarget: file://{root}/\n"
         f"workers: {{native_file_io: {str(native_io).lower()}}}\n{extra}workload:\n{body}"
     )
 
@@ -53,9 +54,11 @@ def _run(
     native_io: bool = True,
     extra: str = "",
     duration_s: float = 0.5,
+    concurrency: int = 2,
     **kwargs: object,
 ) -> WorkloadResult:
-    cfg = kwargs.pop("cfg", None) or _cfg(root, body, native_io=native_io, extra=extra)
+    cfg = kwargs.pop("cfg", None)
+    cfg = cfg or _cfg(root, body, native_io=native_io, extra=extra, concurrency=concurrency)
     control = kwargs.pop("control", None) or RunControl()
     return run_workload(
         cfg, AgentIdentity(run_id="batch", agent_id="a1"), control, duration_s=duration_s, **kwargs
@@ -153,6 +156,30 @@ def test_a_put_whose_directory_leads_out_of_the_root_writes_nothing_there(tmp_pa
     assert list(outside.iterdir()) == []
     assert res.snapshot.total_ops() == 0
     assert res.snapshot.errors_by_class().get(ErrorClass.OUTSIDE_ROOT, 0) > 100
+
+
+def test_a_put_whose_write_fails_raises_the_drivers_error_once(tmp_path: Path) -> None:
+    """The first key of worker 0 is a device node like /dev/full, which opens and then fails the write with
+    ENOSPC: the batch reports it and the op fails with the driver's no_space error and message (no retry:
+    a full disk stays full); every other PUT succeeds."""
+    (tmp_path / "up").mkdir()
+    try:
+        os.mknod(tmp_path / "up" / "put_batch_a1_0_0.dat", 0o600 | stat.S_IFCHR, os.makedev(1, 7))
+    except PermissionError:
+        pytest.skip("mknod is not permitted here (it makes the /dev/full node the test writes to)")
+    res = _run(
+        tmp_path,
+        '  - {op: put, path: "up/", object_size: 100, weight: 1}\n',
+        extra="error_handling: {retry_on_error: true, max_retries: 3, max_total_errors: 1000}\n",
+        duration_s=0.3,
+        concurrency=1,
+    )
+    assert res.extra["file_loop"] == NATIVE
+    assert res.snapshot.errors_by_class() == {ErrorClass.NO_SPACE: 1}
+    assert res.extra["retries"] == 0
+    assert "[ENOSPC]" in res.first_error and "put_batch_a1_0_0.dat" in res.first_error
+    files = [f for f in (tmp_path / "up").iterdir() if f.is_file()]
+    assert res.snapshot.total_ops() == len(files) > 100
 
 
 def test_a_stop_ends_batched_workers_within_the_stop_bound(tmp_path: Path) -> None:

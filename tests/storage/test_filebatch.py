@@ -5,7 +5,9 @@ can run it."""
 
 from __future__ import annotations
 
+import errno
 import os
+import time
 from array import array
 from bisect import bisect_left
 from pathlib import Path
@@ -34,7 +36,7 @@ def _get(
 ):
     raw: list[int] = []
     by_slot = [0] * (BASE + NUM_BUCKETS)
-    index, status = native.get_batch(
+    index, status, _, _ = native.get_batch(
         paths, start, READ_FLAGS, bytearray(scratch), BOUNDS, BASE, SLOT_BITS, raw, by_slot, deadline, budget
     )
     return index, status, raw, by_slot
@@ -64,7 +66,7 @@ def test_a_batch_continues_from_its_start_and_adds_to_the_sink(tmp_path: Path) -
     raw = [12345]
     by_slot = [0] * (BASE + NUM_BUCKETS)
     by_slot[BASE + 1] = 7
-    index, status = native.get_batch(
+    index, status, _, _ = native.get_batch(
         paths, 2, READ_FLAGS, bytearray(64), BOUNDS, BASE, SLOT_BITS, raw, by_slot, NEVER, NEVER
     )
     assert (index, status) == (5, native.ALL_DONE)
@@ -123,7 +125,7 @@ def test_a_batch_of_puts_writes_each_payload_slice(tmp_path: Path) -> None:
     paths = [str(tmp_path / f"p{i}") for i in range(4)]
     raw: list[int] = []
     by_slot = [0] * (BASE + NUM_BUCKETS)
-    index, status = native.put_batch(
+    index, status, _, _ = native.put_batch(
         paths,
         0,
         WRITE_FLAGS,
@@ -152,7 +154,7 @@ def test_a_put_into_a_missing_directory_or_through_a_symlink_is_handed_back(tmp_
     payload = memoryview(b"n" * 100)
     for name in ("nodir/p", "link"):
         raw: list[int] = []
-        index, status = native.put_batch(
+        index, status, _, _ = native.put_batch(
             [str(tmp_path / name)],
             0,
             WRITE_FLAGS,
@@ -169,6 +171,27 @@ def test_a_put_into_a_missing_directory_or_through_a_symlink_is_handed_back(tmp_
         )
         assert (index, status, raw) == (0, native.FALLBACK, [])
     assert outside.read_bytes() == b"keep"  # O_NOFOLLOW: never written through
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full (it fails every write with ENOSPC)")
+def test_a_write_that_fails_after_the_open_stops_the_batch_with_its_errno(tmp_path: Path) -> None:
+    """/dev/full opens and then fails the write with ENOSPC: the batch stops at that op with FAILED, its
+    errno and when it began, records nothing for it, and the ops before it stay recorded."""
+    paths = [str(tmp_path / "p0"), "/dev/full", str(tmp_path / "p2")]
+    raw: list[int] = []
+    by_slot = [0] * (BASE + 1)
+    before = time.monotonic_ns()
+    index, status, err, began = native.put_batch(
+        paths, 0, WRITE_FLAGS, FILE_MODE, memoryview(b"f" * 10), array("q", [0, 0, 0]), 10, BASE, SLOT_BITS,
+        raw, by_slot, NEVER, NEVER,
+    )  # fmt: skip
+    assert (index, status, err) == (1, native.FAILED, errno.ENOSPC)
+    assert before <= began <= time.monotonic_ns()
+    assert len(raw) == 1 and by_slot[BASE] == 10
+    assert native.put_batch(
+        paths, 2, WRITE_FLAGS, FILE_MODE, memoryview(b"f" * 10), array("q", [0, 0, 0]), 10, BASE, SLOT_BITS,
+        raw, by_slot, NEVER, NEVER,
+    )[:2] == (3, native.ALL_DONE)  # fmt: skip
 
 
 def test_put_offsets_outside_the_payload_are_refused_before_any_write(tmp_path: Path) -> None:
