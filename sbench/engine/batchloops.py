@@ -183,7 +183,7 @@ def batch_get_loop(run: Any, w: WorkerState) -> None:
             keys.append(key)
         return keys, paths, None
 
-    def call(paths: list[str], i: int) -> tuple[int, int]:
+    def call(paths: list[str], i: int) -> tuple[int, int, int, int]:
         return native.get_batch(
             paths, i, READ_FLAGS, scratch, _BOUNDS, base_slot, SLOT_BITS, raw, bytes_by_slot, run.deadline_ns,
             BUDGET_NS,
@@ -226,7 +226,7 @@ def batch_put_loop(run: Any, w: WorkerState) -> None:
             offsets.append(offset)
         return items, paths, None
 
-    def call(paths: list[str], i: int) -> tuple[int, int]:
+    def call(paths: list[str], i: int) -> tuple[int, int, int, int]:
         return native.put_batch(
             paths, i, WRITE_FLAGS, FILE_MODE, view, offsets, size, slot, SLOT_BITS, raw, bytes_by_slot,
             run.deadline_ns, BUDGET_NS,
