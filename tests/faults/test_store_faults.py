@@ -35,7 +35,8 @@ def test_throttled_execute_fails_the_run(
             outcome,
             s3_target.count,
         )
-    assert proxy.counts["slowdown"] > 5
+    # max_total_errors=5 stops the stage at its fifth failed op; requests still in flight then may add more
+    assert proxy.counts["slowdown"] >= 5
 
 
 def test_cleanup_retries_throttled_deletes(
