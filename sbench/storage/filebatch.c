@@ -323,9 +323,9 @@ static PyObject *put_batch(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     PutHow how = {flags, mode, payload.buf, offsets.buf, size};
     Py_ssize_t total = PyList_GET_SIZE(paths);
-    int valid = offsets.len / (Py_ssize_t)sizeof(int64_t) >= total && size >= 0;
+    int valid = offsets.len / (Py_ssize_t)sizeof(int64_t) >= total && size >= 0 && size <= payload.len;
     for (Py_ssize_t i = start; valid && i >= 0 && i < total; i++)
-        valid = how.offsets[i] >= 0 && how.offsets[i] + size <= payload.len;
+        valid = how.offsets[i] >= 0 && how.offsets[i] <= payload.len - size; /* no overflow: size <= len */
     Batch b = {0};
     if (!valid)
         PyErr_SetString(PyExc_ValueError, "one offset per path, each with its payload slice inside the payload");

@@ -194,23 +194,17 @@ def test_a_write_that_fails_after_the_open_stops_the_batch_with_its_errno(tmp_pa
     )[:2] == (3, native.ALL_DONE)  # fmt: skip
 
 
-def test_put_offsets_outside_the_payload_are_refused_before_any_write(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("offset", "size"), [(5, 10), (-1, 4), (1, 2**63 - 1)], ids=["past-the-end", "negative", "size-overflows"]
+)
+def test_put_offsets_outside_the_payload_are_refused_before_any_write(
+    tmp_path: Path, offset: int, size: int
+) -> None:
     with pytest.raises(ValueError, match="inside the payload"):
         native.put_batch(
-            [str(tmp_path / "p")],
-            0,
-            WRITE_FLAGS,
-            FILE_MODE,
-            memoryview(b"x" * 10),
-            array("q", [5]),
-            10,
-            BASE,
-            SLOT_BITS,
-            [],
-            [0] * (BASE + 1),
-            NEVER,
-            NEVER,
-        )
+            [str(tmp_path / "p")], 0, WRITE_FLAGS, FILE_MODE, memoryview(b"x" * 10), array("q", [offset]),
+            size, BASE, SLOT_BITS, [], [0] * (BASE + 1), NEVER, NEVER,
+        )  # fmt: skip
     assert not (tmp_path / "p").exists()
 
 
