@@ -125,10 +125,13 @@ def test_the_unsorted_zstd_fixture_replays_with_its_own_op_log(
     own = list(read_rows(results / "own.tsv"))
     logged = sorted(read_rows(FIXTURE), key=lambda r: r.start_ns)
     assert [r.op for r in own] == [r.op for r in logged]  # replayed in start order
-    # relative timing kept: each op starts at its logged offset (within 30 ms on a busy machine)
+    # relative timing kept: each op starts at its logged offset from the first op (a replay that ignored
+    # the timestamps would start them all at once, up to 1 s early); on a busy 2-core machine a worker's
+    # wake-up, the first op's included, can come tens of ms late, so the bounds leave room for that
     for mine, theirs in zip(own, logged, strict=True):
         want = (theirs.start_ns - logged[0].start_ns) / NS
-        assert abs((mine.start_ns - own[0].start_ns) / NS - want) < 0.03
+        late = (mine.start_ns - own[0].start_ns) / NS - want
+        assert -0.1 < late < 0.5, (theirs.op, want, late)
     summary = _summary(results)
     assert summary["load_model"]["ops_failed"] == 4 and summary["load_model"]["ops_succeeded"] == 4
 
